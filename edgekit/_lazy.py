@@ -1,0 +1,42 @@
+"""Import optional heavy stacks only when a backend needs them, naming the extra when missing."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+from edgekit.errors import MissingDependencyError
+
+# importable module -> the extra that installs it
+EXTRAS = {
+    "torch": "torch",
+    "onnxscript": "torch",
+    "safetensors": "torch",
+    "tensorflow": "tensorflow",
+    "tf_keras": "tensorflow",
+    "tf2onnx": "tensorflow",
+    "keras": "tensorflow",
+    "transformers": "hf",
+    "tokenizers": "hf",
+    "ai_edge_litert": "tflite",
+    "sklearn": "data",
+}
+
+
+def require(module: str, purpose: str) -> ModuleType:
+    """Import `module`, or raise an error that says which extra installs it."""
+    top = module.split(".")[0]
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if e.name and e.name.split(".")[0] != top:
+            raise
+        raise MissingDependencyError(top, EXTRAS.get(top, "all"), purpose) from None
+
+
+def available(module: str) -> bool:
+    """True when `module` can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False

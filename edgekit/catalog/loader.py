@@ -1,0 +1,100 @@
+"""Load and validate the YAML catalog: targets/*.yaml, targets/schemes.yaml, targets/devices/*.yaml."""
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+from pydantic import ValidationError
+
+from edgekit.catalog.schema import Device, Scheme, Target
+from edgekit.errors import EdgekitError, unknown_name
+
+
+def catalog_dir() -> Path:
+    """The targets/ folder: beside the package in a checkout, inside it (edgekit._targets) when installed."""
+    checkout = Path(__file__).resolve().parents[2] / "targets"
+    if (checkout / "devices").is_dir():
+        return checkout
+    return Path(str(resources.files("edgekit._targets")))
+
+
+def _read(path: Path) -> dict:
+    with path.open() as f:
+        return yaml.safe_load(f) or {}
+
+
+def _validate(model: type, data: dict, path: Path):
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise EdgekitError(f"Invalid catalog file {path}:\n{e}") from None
+
+
+@functools.cache
+def targets() -> dict[str, Target]:
+    """Every target, by CLI name, in the order the YAML files sort."""
+    out: dict[str, Target] = {}
+    for path in sorted(catalog_dir().glob("*.yaml")):
+        if path.name == "schemes.yaml":
+            continue
+        target = _validate(Target, _read(path), path)
+        if target.name != path.stem:
+            raise EdgekitError(f"Catalog file {path} names target '{target.name}'; the file must be {target.name}.yaml")
+        out[target.name] = target
+    return dict(sorted(out.items(), key=lambda kv: _order(kv[1])))
+
+
+_RUNTIME_ORDER = ("litert", "onnxruntime", "tensorrt", "torch-lite", "executorch")
+_QUANT_ORDER = ("none", "fp16", "dynamic", "static", "full-integer", "int16x8")
+
+
+def _order(target: Target) -> tuple[int, int]:
+    """The order DESIGN.md lists targets in: by runtime, then by precision."""
+    return _RUNTIME_ORDER.index(target.runtime), _QUANT_ORDER.index(target.quantization)
+
+
+@functools.cache
+def schemes() -> dict[str, Scheme]:
+    path = catalog_dir() / "schemes.yaml"
+    return {name: _validate(Scheme, data, path) for name, data in _read(path).items()}
+
+
+@functools.cache
+def devices() -> dict[str, Device]:
+    out: dict[str, Device] = {}
+    known_schemes = schemes()
+    for path in sorted((catalog_dir() / "devices").glob("*.yaml")):
+        device = _validate(Device, _read(path), path)
+        for runtime, rule in device.runtimes.items():
+            if rule.scheme not in known_schemes:
+                raise EdgekitError(
+                    f"Device {device.name} ({path}) uses unknown scheme '{rule.scheme}' for {runtime}; "
+                    f"known: {', '.join(known_schemes)}"
+                )
+        out[device.name] = device
+    return out
+
+
+def get_target(name: str) -> Target:
+    known = targets()
+    if name not in known:
+        raise unknown_name("target", name, known)
+    return known[name]
+
+
+def get_device(name: str) -> Device:
+    known = devices()
+    if name not in known:
+        raise unknown_name("device profile", name, known)
+    return known[name]
+
+
+def target_names(runtime: str | None = None) -> list[str]:
+    return [t.name for t in targets().values() if runtime is None or t.runtime == runtime]
+
+
+def by_names(names: Iterable[str]) -> list[Target]:
+    return [get_target(n) for n in names]

@@ -1,0 +1,96 @@
+"""Typed, frozen views of the YAML in targets/: targets, quantization schemes, device profiles."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Runtime = Literal["onnxruntime", "litert", "tensorrt", "torch-lite", "executorch"]
+Format = Literal["onnx", "tflite", "tensorrt", "ptl", "pte"]
+Precision = Literal["fp32", "fp16", "int8", "int16x8"]
+Quantization = Literal["none", "fp16", "dynamic", "static", "full-integer", "int16x8"]
+IntType = Literal["int8", "uint8"]
+Hardware = Literal["nvidia-gpu"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Requirements(_Frozen):
+    modules: tuple[str, ...] = ()  # importable modules the runtime and converter need
+    hardware: tuple[Hardware, ...] = ()
+
+
+class Tolerance(_Frozen):
+    """Parity gate between the source model and the exported file, per output."""
+
+    cosine_min: float = Field(ge=0, le=1)
+    top1_min: float = Field(ge=0, le=1)  # applies to (batch, classes) outputs
+    max_abs: float | None = None  # optional absolute bound
+
+
+class Target(_Frozen):
+    name: str
+    runtime: Runtime
+    format: Format
+    suffix: str
+    precision: Precision
+    quantization: Quantization
+    needs_calibration: bool
+    description: str
+    requires: Requirements = Requirements()
+    parity: Tolerance
+
+
+class TensorQuant(_Frozen):
+    dtype: IntType
+    symmetric: bool
+    per_channel: bool = False
+
+
+class Scheme(_Frozen):
+    """A named int8 scheme (like NNCF's q8_w_sym), reused across device rows."""
+
+    description: str
+    activations: TensorQuant
+    weights: TensorQuant
+    reduce_range: bool = False
+
+
+class Detect(_Frozen):
+    """How to recognize the local machine as this device (CPU flags from /proc/cpuinfo)."""
+
+    arch: str
+    all_of: tuple[str, ...] = ()
+    any_of: tuple[str, ...] = ()
+    none_of: tuple[str, ...] = ()
+
+    def matches(self, arch: str, flags: set[str]) -> bool:
+        return (
+            arch == self.arch
+            and all(f in flags for f in self.all_of)
+            and (not self.any_of or any(f in flags for f in self.any_of))
+            and not any(f in flags for f in self.none_of)
+        )
+
+
+class RuntimeRule(_Frozen):
+    """What a device wants from one runtime: a scheme, and which ops run in int8."""
+
+    scheme: str
+    int8_ops: tuple[str, ...] = ()
+    dynamic_ops: tuple[str, ...] = ()
+    engine: str | None = None  # e.g. the torch quantized engine (qnnpack, x86)
+
+
+class Device(_Frozen):
+    name: str
+    description: str
+    arch: Literal["x86_64", "aarch64"]
+    os: Literal["linux", "android", "ios"]
+    features: tuple[str, ...] = ()
+    cuda_compute_capability: str | None = None
+    transport: Literal["local", "ssh", "adb"] = "local"
+    detect: Detect | None = None
+    runtimes: dict[Runtime, RuntimeRule]

@@ -1,0 +1,58 @@
+"""The edgekit command: a click group whose commands are thin layers over the Python API."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from edgekit import __version__
+from edgekit.errors import EXIT_USAGE, EdgekitError
+
+
+class _Group(click.Group):
+    """Registers commands lazily, so `edgekit --help` imports no framework."""
+
+    COMMANDS = {
+        "export": "edgekit.cli.export_cmd:export_cmd",
+        "targets": "edgekit.cli.targets_cmd:targets_cmd",
+        "demo": "edgekit.cli.demo_cmd:demo_cmd",
+    }
+
+    def list_commands(self, ctx):
+        return list(self.COMMANDS)
+
+    def get_command(self, ctx, name):
+        import importlib
+
+        spec = self.COMMANDS.get(name)
+        if spec is None:
+            return None
+        module, _, attr = spec.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgekit")
+def cli() -> None:
+    """Take trained models to edge devices and prove they still work there."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps EdgekitError to its exit code with a one-paragraph message, no traceback."""
+    try:
+        cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
+    except EdgekitError as e:
+        click.secho(f"error: {e.message}", err=True, fg="red")
+        if e.hint:
+            click.echo(e.hint, err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted; nothing half-written was left in place.", err=True)
+        sys.exit(130)
+    sys.exit(0)

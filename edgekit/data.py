@@ -1,0 +1,189 @@
+"""Read DATA (npz, or CSV/JSONL text through the model's tokenizer) into arrays named after model inputs.
+
+Calibration, parity and evaluation all read data through here, so the same checks apply everywhere.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from edgekit.errors import DataError
+from edgekit.spec import Signature, TensorSpec, np_dtype
+
+TEXT_SUFFIXES = (".csv", ".jsonl")
+
+
+@dataclass
+class Dataset:
+    """Input arrays (axis 0 = samples) plus optional labels, with where they came from."""
+
+    arrays: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    source: str
+    sha256: str
+
+    def __len__(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def batches(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+        for start in range(0, len(self), batch_size):
+            yield {k: v[start:start + batch_size] for k, v in self.arrays.items()}
+
+    def head(self, n: int) -> "Dataset":
+        labels = self.labels[:n] if self.labels is not None else None
+        return Dataset({k: v[:n] for k, v in self.arrays.items()}, labels, self.source, self.sha256)
+
+
+def batch_size_for(signature: Signature, default: int = 32) -> int:
+    """The batch a feed must have: the static batch dim when all inputs fix one, else `default`."""
+    firsts = {s.shape[0] for s in signature.inputs if s.shape}
+    static = [d for d in firsts if isinstance(d, int)]
+    return static[0] if static else default
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_data(path: str | Path, signature: Signature, tokenizer_dir: Path | None = None,
+              limit: int | None = None) -> Dataset:
+    """Read a dataset file and check it against the model's inputs."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Data file {path} does not exist.",
+                        hint="DATA is a .npz with arrays named after the model inputs, or a CSV/JSONL with a 'text' column.")
+    if path.suffix == ".npz":
+        dataset = _read_npz(path, signature)
+    elif path.suffix in TEXT_SUFFIXES:
+        dataset = _read_text(path, signature, tokenizer_dir)
+    else:
+        raise DataError(f"Unknown data file type '{path.suffix}' ({path}).", hint="Use .npz, .csv or .jsonl.")
+    if len(dataset) == 0:
+        raise DataError(f"Data file {path} holds no samples.")
+    return dataset.head(limit) if limit else dataset
+
+
+def _read_npz(path: Path, signature: Signature) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            stored = {k: npz[k] for k in npz.files}
+    except Exception as e:
+        raise DataError(f"Cannot read {path} as .npz: {e}") from None
+    missing = [s.name for s in signature.inputs if s.name not in stored]
+    if missing:
+        raise DataError(
+            f"{path} has no array for input(s) {', '.join(missing)}.",
+            hint=f"Arrays must be named after the model inputs ({', '.join(signature.input_names)}); "
+            f"the file has: {', '.join(stored) or 'none'}.",
+        )
+    arrays = {s.name: conform(s, stored[s.name], str(path)) for s in signature.inputs}
+    counts = {k: len(v) for k, v in arrays.items()}
+    if len(set(counts.values())) > 1:
+        raise DataError(f"Arrays in {path} have different sample counts: {counts}.")
+    labels = stored.get("labels")
+    if labels is not None and len(labels) != len(next(iter(arrays.values()))):
+        raise DataError(f"'labels' in {path} has {len(labels)} rows; the inputs have {len(next(iter(arrays.values())))}.")
+    return Dataset(arrays, labels, str(path), _file_hash(path))
+
+
+def conform(spec: TensorSpec, array: np.ndarray, where: str) -> np.ndarray:
+    """Check an array against a spec (rank, static dims past the batch); cast within a dtype kind."""
+    want = np_dtype(spec.dtype)
+    if array.dtype != want:
+        if array.dtype.kind == want.kind or (array.dtype.kind in "iu" and want.kind in "iu"):
+            array = array.astype(want)
+        else:
+            raise DataError(f"Array '{spec.name}' in {where} is {array.dtype}; the model wants {spec.dtype}.")
+    if array.ndim != len(spec.shape):
+        raise DataError(
+            f"Array '{spec.name}' in {where} has shape {array.shape}; the model input is "
+            f"{'x'.join(map(str, spec.shape))} ({len(spec.shape)} dims, samples on axis 0)."
+        )
+    for i, (got, want_dim) in enumerate(zip(array.shape[1:], spec.shape[1:]), start=1):
+        if isinstance(want_dim, int) and got != want_dim:
+            raise DataError(f"Array '{spec.name}' in {where} has shape {array.shape}; dim {i} must be {want_dim} "
+                            f"(model input {'x'.join(map(str, spec.shape))}).")
+    return array
+
+
+def read_text_rows(path: Path) -> tuple[list[str], list]:
+    """The 'text' and 'label' columns of a CSV or JSONL file."""
+    texts, labels = [], []
+    try:
+        if path.suffix == ".csv":
+            with path.open(newline="", encoding="utf-8", errors="replace") as f:
+                rows = list(csv.DictReader(f))
+        else:
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, json.JSONDecodeError, csv.Error) as e:
+        raise DataError(f"Cannot read {path}: {e}") from None
+    if rows and "text" not in rows[0]:
+        raise DataError(f"{path} has no 'text' column.", hint=f"Its columns: {', '.join(rows[0])}.")
+    for row in rows:
+        texts.append(str(row["text"]))
+        labels.append(row.get("label"))
+    return texts, labels
+
+
+def tokenize(texts: list[str], signature: Signature, tokenizer_dir: Path) -> dict[str, np.ndarray]:
+    """Tokenize with the model's own tokenizer, padded to the model's (or 128) sequence length."""
+    from edgekit._lazy import require
+
+    transformers = require("transformers", "Tokenizing text data")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    seq_dims = [s.shape[1] for s in signature.inputs if len(s.shape) > 1 and isinstance(s.shape[1], int)]
+    length = seq_dims[0] if seq_dims else 128
+    encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=length, return_tensors="np")
+    arrays = {}
+    for spec in signature.inputs:
+        if spec.name not in encoded:
+            raise DataError(f"The tokenizer gives {', '.join(encoded)}, not the model input '{spec.name}'.")
+        arrays[spec.name] = encoded[spec.name].astype(np_dtype(spec.dtype))
+    return arrays
+
+
+def _read_text(path: Path, signature: Signature, tokenizer_dir: Path | None) -> Dataset:
+    if tokenizer_dir is None:
+        raise DataError(
+            f"{path} holds text, but this model has no tokenizer.",
+            hint="Text data needs a Hugging Face model folder with its tokenizer, or pass --tokenizer DIR; "
+            "otherwise give a .npz with arrays named after the model inputs.",
+        )
+    texts, raw_labels = read_text_rows(path)
+    if not texts:
+        raise DataError(f"Data file {path} holds no samples.")
+    arrays = tokenize(texts, signature, tokenizer_dir)
+    labels = None
+    if all(label is not None and str(label).strip() != "" for label in raw_labels):
+        try:
+            labels = np.array([int(label) for label in raw_labels])
+        except ValueError:
+            names = sorted({str(label) for label in raw_labels})
+            labels = np.array([names.index(str(label)) for label in raw_labels])
+    return Dataset(arrays, labels, str(path), _file_hash(path))
+
+
+def generated_inputs(signature: Signature, n: int = 8, vocab_size: int | None = None, seed: int = 0) -> Dataset:
+    """Synthetic inputs for when no data is given (parity then says it used generated inputs)."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for spec in signature.inputs:
+        shape = (n, *spec.concrete_shape({}, default=16)[1:]) if spec.shape else (n,)
+        dtype = np_dtype(spec.dtype)
+        if dtype.kind == "f":
+            arrays[spec.name] = rng.standard_normal(shape).astype(dtype)
+        elif "mask" in spec.name:
+            arrays[spec.name] = np.ones(shape, dtype)
+        elif "type" in spec.name:
+            arrays[spec.name] = np.zeros(shape, dtype)
+        elif dtype.kind == "b":
+            arrays[spec.name] = rng.random(shape) > 0.5
+        else:
+            arrays[spec.name] = rng.integers(0, min(vocab_size or 100, 1000), shape).astype(dtype)
+    return Dataset(arrays, None, "generated", "")

@@ -1,0 +1,74 @@
+"""One exception family for edgekit, and the exit codes the CLI maps them to.
+
+Every user-facing failure says what was wrong, what is available, and what to do.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the job ran and failed, or a quality gate was missed
+EXIT_USAGE = 2  # bad usage or bad input: nothing was written
+
+
+class EdgekitError(Exception):
+    """Base of every error edgekit raises on purpose."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n{self.hint}" if self.hint else self.message
+
+
+class UsageError(EdgekitError):
+    """The user asked for something malformed or impossible (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ModelLoadError(UsageError):
+    """A model file or folder is missing, corrupt or of an unknown kind."""
+
+
+class UnknownNameError(UsageError):
+    """A target, device or dataset name that does not exist."""
+
+
+class DataError(UsageError):
+    """Calibration or evaluation data that does not fit the model."""
+
+
+class NoRouteError(UsageError):
+    """No chain of converters leads from the source format to the target."""
+
+
+class MissingDependencyError(UsageError):
+    """An optional stack is not installed; names the extra to install."""
+
+    def __init__(self, module: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the Python package '{module}', which is not installed.",
+            hint=f"Install it with: pip install 'edgekit[{extra}]'",
+        )
+
+
+class ConversionError(EdgekitError):
+    """A converter ran and failed (exit 1): the message names the step and the cause."""
+
+
+class ParityError(EdgekitError):
+    """The exported file disagrees with its source beyond the target's tolerance (exit 1)."""
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError:
+    """Build an error for an unknown name, suggesting the nearest known ones."""
+    known = sorted(known)
+    near = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"Did you mean {', '.join(near)}? " if near else ""
+    return UnknownNameError(f"Unknown {kind} '{name}'.", hint=f"{hint}Known: {', '.join(known)}.")

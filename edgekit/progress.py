@@ -1,0 +1,35 @@
+"""Progress for long work: rich status lines on stderr, silent with quiet=True or off a TTY."""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+
+class Progress:
+    def __init__(self, quiet: bool = False) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.quiet = quiet
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(message, highlight=False)
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+    @contextmanager
+    def step(self, message: str) -> Iterator[None]:
+        """Show a spinner while a step runs (TTY only), then one line with its duration."""
+        start = time.perf_counter()
+        if self.quiet or not self.console.is_terminal:
+            yield
+        else:
+            with self.console.status(message):
+                yield
+        self.info(f"  {message} [dim]({time.perf_counter() - start:.1f}s)[/]")
+
+
+SILENT = Progress(quiet=True)

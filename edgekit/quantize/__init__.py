@@ -1,0 +1,11 @@
+"""Quantizers: one per runtime. The table maps (artifact format, target quantization) to the function.
+
+Each function is quantize(src_float_file, dst_file, recipe, calibration_dataset) -> dict of notes.
+"""
+from __future__ import annotations
+
+QUANTIZERS: dict[tuple[str, str], str] = {
+    ("onnx", "fp16"): "edgekit.quantize.onnx_quant:to_fp16",
+    ("onnx", "dynamic"): "edgekit.quantize.onnx_quant:dynamic_int8",
+    ("onnx", "static"): "edgekit.quantize.onnx_quant:static_int8",
+}

@@ -1,0 +1,184 @@
+"""ONNX Runtime quantization: fp16, dynamic int8 and static QDQ int8, driven by a resolved Recipe."""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from edgekit.catalog.resolve import Recipe
+from edgekit.data import Dataset
+from edgekit.errors import ConversionError, DataError
+
+
+def op_types(path: Path) -> Counter:
+    import onnx
+
+    return Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
+
+
+def _split(present: Counter, wanted: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    quantized = sorted(op for op in present if op in wanted)
+    return quantized, sorted(op for op in present if op not in wanted)
+
+
+_INTEGER_OPS = {"MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul", "QLinearConv", "QLinearMatMul",
+                "QGemm", "QAttention", "DynamicQuantizeLSTM"}
+_QDQ = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+
+
+def quantized_ops(path: Path) -> dict[str, int]:
+    """What the written file really runs in int8: integer ops, and ops fed by DequantizeLinear (QDQ)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    producer = {out: node.op_type for node in graph.node for out in node.output}
+    found: Counter = Counter()
+    for node in graph.node:
+        if node.op_type in _INTEGER_OPS:
+            found[node.op_type] += 1
+        elif node.op_type not in _QDQ and any(producer.get(i) == "DequantizeLinear" for i in node.input):
+            found[node.op_type] += 1
+    return dict(sorted(found.items()))
+
+
+def gemm_to_matmul(model) -> int:
+    """Rewrite plain Gemm (alpha=beta=1, constant B) as MatMul + Add, in place.
+
+    ONNX Runtime's dynamic quantizer has no Gemm kernel, and torch exports every 2-D Linear
+    as Gemm: without this, dynamic int8 would leave Linear layers in float.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    rewritten, nodes = 0, []
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        plain = (node.op_type == "Gemm" and attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0
+                 and not attrs.get("transA", 0) and len(node.input) >= 2 and node.input[1] in inits)
+        if not plain:
+            nodes.append(node)
+            continue
+        weight = numpy_helper.to_array(inits[node.input[1]])
+        if attrs.get("transB", 0):
+            weight = np.ascontiguousarray(weight.T)
+        w_name = f"{node.input[1]}_matmul"
+        model.graph.initializer.append(numpy_helper.from_array(weight, w_name))
+        has_bias = len(node.input) > 2 and node.input[2]
+        mm_out = f"{node.output[0]}_matmul" if has_bias else node.output[0]
+        nodes.append(helper.make_node("MatMul", [node.input[0], w_name], [mm_out], name=f"{node.name}_matmul"))
+        if has_bias:
+            nodes.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=f"{node.name}_bias"))
+        rewritten += 1
+    if rewritten:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+        used = {i for n in model.graph.node for i in n.input}
+        kept = [i for i in model.graph.initializer if i.name in used]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(kept)
+    return rewritten
+
+
+def to_fp16(src: Path, dst: Path, recipe: Recipe, data: Dataset | None) -> dict:
+    """fp16 weights and compute, float32 I/O (onnxruntime.transformers.float16 keeps transformer graphs valid)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(src))
+    with contextlib.redirect_stdout(io.StringIO()):
+        converted = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+    onnx.save(converted, str(dst))
+    return {"method": "onnxruntime.transformers.float16", "keep_io_types": True}
+
+
+def _quant_types(recipe: Recipe):
+    from onnxruntime.quantization import QuantType
+
+    to_type = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+    return to_type[recipe.scheme.activations.dtype], to_type[recipe.scheme.weights.dtype]
+
+
+def dynamic_int8(src: Path, dst: Path, recipe: Recipe, data: Dataset | None) -> dict:
+    """int8 weights; activations quantized at run time, only on the device's dynamic_ops."""
+    import onnx
+    from onnxruntime.quantization import quantize_dynamic
+
+    model = onnx.load(str(src))
+    rewritten = gemm_to_matmul(model) if "MatMul" in recipe.int8_ops else 0
+    prepared = dst.with_name("prepared-" + dst.name)
+    onnx.save(model, str(prepared))
+    present = op_types(prepared)
+    wanted, kept = _split(present, recipe.int8_ops)
+    _, weight_type = _quant_types(recipe)
+    _quiet()
+    if wanted:
+        quantize_dynamic(str(prepared), str(dst), weight_type=weight_type, per_channel=recipe.scheme.weights.per_channel,
+                         reduce_range=recipe.scheme.reduce_range, op_types_to_quantize=wanted)
+    prepared.unlink()
+    done = quantized_ops(dst) if dst.exists() else {}
+    if not done:
+        dst.unlink(missing_ok=True)
+        raise ConversionError(
+            f"Dynamic int8 quantized nothing on {recipe.device}: the model has none of {', '.join(recipe.int8_ops)}.",
+            hint=f"Its ops: {', '.join(sorted(present))}. Use onnx-int8 (static, calibrated) or onnx-fp16.",
+        )
+    return {"method": "onnxruntime.quantization.quantize_dynamic", "gemm_rewritten_as_matmul": rewritten,
+            "quantized_ops": done, "float_op_types": kept, "activations": "uint8, quantized at run time",
+            "weights": f"{recipe.scheme.weights.dtype} per_channel={recipe.scheme.weights.per_channel}",
+            "reduce_range": recipe.scheme.reduce_range}
+
+
+class _Reader:
+    """CalibrationDataReader over a Dataset, one batch per call."""
+
+    def __init__(self, data: Dataset, batch_size: int) -> None:
+        self.batches = iter(list(data.batches(batch_size)))
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+def static_int8(src: Path, dst: Path, recipe: Recipe, data: Dataset | None, batch_size: int = 1) -> dict:
+    """Static QDQ int8 calibrated on `data`; ops outside the device's int8 list stay float."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if data is None:
+        raise DataError(f"Target {recipe.target} quantizes activations statically and needs calibration data.",
+                        hint="Pass --calib DATA: a .npz with arrays named after the model inputs, or a CSV/JSONL "
+                        "with a 'text' column for models with a tokenizer (a few hundred real samples).")
+    present = op_types(src)
+    quantized, kept = _split(present, recipe.int8_ops)
+    act_type, weight_type = _quant_types(recipe)
+    scheme = recipe.scheme
+    _quiet()
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        try:
+            quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        except Exception:  # pre-processing is an optimization; quantize the original when it fails
+            prepared = src
+        try:
+            quantize_static(
+                str(prepared), str(dst), _Reader(data, batch_size), quant_format=QuantFormat.QDQ,
+                activation_type=act_type, weight_type=weight_type, per_channel=scheme.weights.per_channel,
+                reduce_range=scheme.reduce_range, op_types_to_quantize=quantized,
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={"ActivationSymmetric": scheme.activations.symmetric,
+                               "WeightSymmetric": scheme.weights.symmetric},
+            )
+        except Exception as e:
+            raise ConversionError(f"ONNX Runtime static quantization failed: {str(e).strip().splitlines()[0][:400]}") from None
+    return {"method": "onnxruntime.quantization.quantize_static", "format": "QDQ", "calibration": "MinMax",
+            "calibration_samples": len(data), "quantized_ops": quantized_ops(dst), "float_op_types": kept,
+            "activations": f"{scheme.activations.dtype} symmetric={scheme.activations.symmetric}",
+            "weights": f"{scheme.weights.dtype} symmetric={scheme.weights.symmetric} per_channel={scheme.weights.per_channel}",
+            "reduce_range": scheme.reduce_range}
+
+
+def _quiet() -> None:
+    logging.getLogger().setLevel(logging.ERROR)

@@ -1,0 +1,69 @@
+"""The route graph: converters are edges between formats; export searches it.
+
+This table imports nothing: each edge names its implementation as "module:function" and the
+module that implementation needs, so listing routes stays cheap.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from edgekit._lazy import available
+from edgekit.errors import NoRouteError
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: str
+    dst: str
+    impl: str  # "module:function"; function(model, out_path, ctx) -> dict of notes
+    needs: tuple[str, ...]  # importable modules the converter uses
+    tool: str  # what does the work, for the sidecar
+
+    @property
+    def ready(self) -> bool:
+        return all(available(m) for m in self.needs)
+
+
+EDGES: tuple[Edge, ...] = (
+    Edge("torch", "onnx", "edgekit.route.torch_to_onnx:convert", ("torch", "onnxscript"), "torch.onnx"),
+    Edge("keras", "onnx", "edgekit.route.keras_to_onnx:convert", ("tensorflow", "tf2onnx"), "tf2onnx"),
+)
+
+
+def find_route(src: str, dst: str) -> list[Edge]:
+    """Shortest chain of edges from format `src` to format `dst` (empty when they are equal)."""
+    if src == dst:
+        return []
+    queue: deque[tuple[str, list[Edge]]] = deque([(src, [])])
+    seen = {src}
+    while queue:
+        node, path = queue.popleft()
+        for edge in EDGES:
+            if edge.src == node and edge.dst not in seen:
+                if edge.dst == dst:
+                    return path + [edge]
+                seen.add(edge.dst)
+                queue.append((edge.dst, path + [edge]))
+    reachable = sorted(reachable_formats(src))
+    raise NoRouteError(
+        f"No converter route from a {src} model to {dst} in this version of edgekit.",
+        hint=f"From {src}, edgekit can produce: {', '.join(reachable) or 'nothing'}. "
+        f"Routes: {', '.join(f'{e.src}->{e.dst}' for e in EDGES)}.",
+    )
+
+
+def reachable_formats(src: str) -> set[str]:
+    out, frontier = {src}, [src]
+    while frontier:
+        node = frontier.pop()
+        for edge in EDGES:
+            if edge.src == node and edge.dst not in out:
+                out.add(edge.dst)
+                frontier.append(edge.dst)
+    return out
+
+
+def sources_for(dst: str) -> set[str]:
+    """Source formats from which `dst` is reachable."""
+    return {src for src in ("torch", "keras", "onnx") if dst in reachable_formats(src)}

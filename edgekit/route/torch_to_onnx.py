@@ -1,0 +1,79 @@
+"""torch -> ONNX: the dynamo exporter (one file, no external data), falling back to the TorchScript exporter."""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+from edgekit.errors import ConversionError
+from edgekit.models.base import Model
+from edgekit.spec import np_dtype
+
+OPSET = 18
+
+
+def example_args(model: Model):
+    """Example tensors for tracing: dynamic dims get size 2 (size 1 would be specialized away)."""
+    import torch
+
+    args = []
+    for spec in model.signature.inputs:
+        shape = spec.concrete_shape(default=2)
+        dtype = np_dtype(spec.dtype)
+        if dtype.kind == "f":
+            args.append(torch.randn(*shape, dtype=getattr(torch, spec.dtype)))
+        elif "mask" in spec.name:
+            args.append(torch.ones(*shape, dtype=getattr(torch, spec.dtype)))
+        else:
+            args.append(torch.zeros(*shape, dtype=getattr(torch, spec.dtype)))
+    return tuple(args)
+
+
+def _dynamic_axes(model: Model, output_names: list[str]) -> dict:
+    axes = {s.name: dict(s.dynamic_axes) for s in model.signature.inputs if s.dynamic_axes}
+    batch_dynamic = any(s.shape and isinstance(s.shape[0], str) for s in model.signature.inputs)
+    if batch_dynamic:
+        for name in output_names:
+            axes[name] = {0: "batch"}
+    return axes
+
+
+def _output_names(model: Model, args) -> list[str]:
+    if model.signature.outputs:
+        return [o.name for o in model.signature.outputs]
+    import torch
+
+    from edgekit.runners.source import _flatten
+
+    module = model.obj.module() if hasattr(model.obj, "graph_signature") else model.obj
+    with torch.inference_mode():
+        n = len(_flatten(module(*args)))
+    return ["output"] if n == 1 else [f"output_{i}" for i in range(n)]
+
+
+def convert(model: Model, out_path: Path, ctx) -> dict:
+    import torch
+
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    args = example_args(model)
+    output_names = _output_names(model, args)
+    input_names = model.signature.input_names
+    dynamic_axes = _dynamic_axes(model, output_names)
+    scripted = isinstance(model.obj, torch.jit.ScriptModule)
+    errors = []
+    for dynamo in ([False] if scripted else [True, False]):
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                kwargs = dict(input_names=input_names, output_names=output_names, opset_version=OPSET,
+                              dynamic_axes=dynamic_axes or None, dynamo=dynamo)
+                if dynamo:
+                    kwargs["external_data"] = False
+                torch.onnx.export(model.obj, args, str(out_path), **kwargs)
+            return {"exporter": "dynamo" if dynamo else "torchscript", "opset": OPSET, "fallback_reasons": errors}
+        except Exception as e:  # the exporters raise many types; keep the first line of each
+            errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {str(e).strip().splitlines()[0][:300]}")
+    raise ConversionError(f"torch.onnx.export failed for {model.source}.", hint="\n".join(errors))
+

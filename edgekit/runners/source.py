@@ -1,0 +1,88 @@
+"""Runners for source models (torch modules, Keras/TF functions), so parity compares like with like."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from edgekit.models.base import Model
+from edgekit.runners.base import Runner
+from edgekit.spec import TensorSpec
+
+
+class TorchRunner(Runner):
+    """Runs an nn.Module, ScriptModule or ExportedProgram on CPU, positional inputs in signature order."""
+
+    name = "torch"
+
+    def __init__(self, model: Model) -> None:
+        super().__init__()
+        self.model = model
+        self.module = None
+
+    def activate_impl(self) -> None:
+        obj = self.model.obj
+        self.module = obj.module() if hasattr(obj, "graph_signature") else obj
+
+    def input_specs_impl(self) -> tuple[TensorSpec, ...]:
+        return self.model.signature.inputs
+
+    def output_names_impl(self) -> list[str]:
+        return [o.name for o in self.model.signature.outputs]
+
+    def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        args = [torch.from_numpy(np.ascontiguousarray(feed[s.name])) for s in self.model.signature.inputs]
+        with torch.inference_mode():
+            out = self.module(*args)
+        tensors = _flatten(out)
+        names = self.output_names_impl() or [f"output_{i}" for i in range(len(tensors))]
+        return {n: t.detach().float().numpy() if t.is_floating_point() else t.numpy() for n, t in zip(names, tensors)}
+
+
+def _flatten(out) -> list:
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _flatten(o)]
+    if isinstance(out, dict):
+        return [t for o in out.values() for t in _flatten(o)]
+    if hasattr(out, "to_tuple"):  # transformers ModelOutput
+        return _flatten(out.to_tuple())
+    return [out]
+
+
+class KerasRunner(Runner):
+    """Runs the traced tf.function that the Keras loader built."""
+
+    name = "tensorflow"
+
+    def __init__(self, model: Model) -> None:
+        super().__init__()
+        self.model = model
+
+    def activate_impl(self) -> None:
+        pass
+
+    def input_specs_impl(self) -> tuple[TensorSpec, ...]:
+        return self.model.signature.inputs
+
+    def output_names_impl(self) -> list[str]:
+        return [o.name for o in self.model.signature.outputs]
+
+    def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        args = [tf.constant(feed[s.name]) for s in self.model.signature.inputs]
+        outs = self.model.obj(*args)
+        return {n: np.asarray(o) for n, o in zip(self.output_names_impl(), outs)}
+
+
+def source_runner(model: Model) -> Runner:
+    """The runner that executes a loaded source model in its own framework."""
+    if model.format == "torch":
+        return TorchRunner(model)
+    if model.format == "keras":
+        return KerasRunner(model)
+    from edgekit.runners.onnxrt import OnnxRuntimeRunner
+
+    return OnnxRuntimeRunner(model.obj.SerializeToString())
