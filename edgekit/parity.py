@@ -1,6 +1,7 @@
 """Compare two runners on the same real inputs, output by output (a Polygraphy-style comparator)."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -53,14 +54,24 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (na * nb)) if na and nb else 0.0
 
 
-def compare_outputs(name: str, ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> OutputParity:
+_EMBEDDING = re.compile(r"hidden|pool|embed|feature|state", re.IGNORECASE)
+
+
+def is_class_scores(name: str, array: np.ndarray) -> bool:
+    """Top-1 agreement means something for (batch, classes) outputs, not for embeddings."""
+    return array.ndim == 2 and array.shape[-1] > 1 and not _EMBEDDING.search(name)
+
+
+def compare_outputs(name: str, ref: np.ndarray, got: np.ndarray, tol: Tolerance, classes: bool | None = None) -> OutputParity:
+    """Errors of `got` against `ref`; `classes` says whether top-1 applies (default: judged from name and shape)."""
+    classes = is_class_scores(name, ref) if classes is None else classes
     ref, got = ref.astype(np.float64), got.astype(np.float64)
     if ref.shape != got.shape:
         return OutputParity(name, float("inf"), float("inf"), 0.0, None, False,
                             [f"shape {got.shape} differs from the source's {ref.shape}"])
     diff = np.abs(ref - got)
     cos = cosine(ref, got)
-    top1 = float(np.mean(ref.argmax(-1) == got.argmax(-1))) if ref.ndim == 2 and ref.shape[-1] > 1 else None
+    top1 = float(np.mean(ref.argmax(-1) == got.argmax(-1))) if classes else None
     failures = []
     if cos < tol.cosine_min:
         failures.append(f"cosine {cos:.5f} < {tol.cosine_min} (short by {tol.cosine_min - cos:.5f})")
@@ -72,18 +83,24 @@ def compare_outputs(name: str, ref: np.ndarray, got: np.ndarray, tol: Tolerance)
 
 
 def check_parity(reference: Runner, candidate: Runner, data: Dataset, batch_size: int, tol: Tolerance) -> ParityResult:
-    """Run both runners on every batch of `data`; compare concatenated outputs by position."""
+    """Run both runners on every batch of `data`; compare concatenated outputs by position.
+
+    Token outputs (batch, sequence, ...) are compared on real tokens only when the feed has an
+    attention_mask: padded positions are ignored by every consumer and would only add noise.
+    """
     ref_out: list[list[np.ndarray]] = []
     got_out: list[list[np.ndarray]] = []
     for feed in data.batches(batch_size):
         ref_out.append(list(reference.infer(feed, check=False).values()))
         got_out.append(list(candidate.infer(feed).values()))
+    mask = data.arrays.get("attention_mask")
     names = candidate.output_names()
     results = []
-    for i, name in enumerate(names):
-        if i >= len(ref_out[0]):
-            break
+    for i, name in enumerate(names[:len(ref_out[0])]):
         ref = np.concatenate([r[i] for r in ref_out])
         got = np.concatenate([g[i] for g in got_out])
-        results.append(compare_outputs(name, ref, got, tol))
+        classes = is_class_scores(name, ref)
+        if mask is not None and ref.shape[:2] == mask.shape and got.shape == ref.shape:
+            ref, got = ref[mask.astype(bool)], got[mask.astype(bool)]
+        results.append(compare_outputs(name, ref, got, tol, classes))
     return ParityResult(results, len(data), data.source, tol.model_dump())

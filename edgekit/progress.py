@@ -10,7 +10,7 @@ class Progress:
     def __init__(self, quiet: bool = False) -> None:
         from rich.console import Console
 
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, soft_wrap=True)
         self.quiet = quiet
 
     def info(self, message: str) -> None:

@@ -19,6 +19,7 @@ class Recipe:
     scheme: Scheme | None
     int8_ops: tuple[str, ...]
     engine: str | None
+    quantize_activation_products: bool = False
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -38,4 +39,5 @@ def resolve(target: Target, device: Device) -> Recipe:
             hint=f"It has rules for: {', '.join(device.runtimes)}.",
         )
     ops = rule.dynamic_ops if target.quantization == "dynamic" else rule.int8_ops
-    return Recipe(target.name, device.name, target.quantization, rule.scheme, schemes()[rule.scheme], ops, rule.engine)
+    return Recipe(target.name, device.name, target.quantization, rule.scheme, schemes()[rule.scheme], ops, rule.engine,
+                  rule.quantize_activation_products)

@@ -56,6 +56,8 @@ class Scheme(_Frozen):
     activations: TensorQuant
     weights: TensorQuant
     reduce_range: bool = False
+    # Keep a node float when its input's max|x| / p99.9|x| on the calibration data exceeds this.
+    max_outlier_ratio: float | None = Field(default=None, gt=1)
 
 
 class Detect(_Frozen):
@@ -82,6 +84,8 @@ class RuntimeRule(_Frozen):
     int8_ops: tuple[str, ...] = ()
     dynamic_ops: tuple[str, ...] = ()
     engine: str | None = None  # e.g. the torch quantized engine (qnnpack, x86)
+    # MatMul of two activations (attention): quantize it too, or keep it (and the Softmax between) float
+    quantize_activation_products: bool = False
 
 
 class Device(_Frozen):

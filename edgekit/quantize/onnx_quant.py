@@ -26,11 +26,10 @@ def _split(present: Counter, wanted: tuple[str, ...]) -> tuple[list[str], list[s
 
 _INTEGER_OPS = {"MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul", "QLinearConv", "QLinearMatMul",
                 "QGemm", "QAttention", "DynamicQuantizeLSTM"}
-_QDQ = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 
 
-def quantized_ops(path: Path) -> dict[str, int]:
-    """What the written file really runs in int8: integer ops, and ops fed by DequantizeLinear (QDQ)."""
+def quantized_ops(path: Path, requested: tuple[str, ...]) -> dict[str, int]:
+    """What the written file runs in int8: integer ops, and requested ops whose data input is dequantized (QDQ)."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
@@ -39,7 +38,7 @@ def quantized_ops(path: Path) -> dict[str, int]:
     for node in graph.node:
         if node.op_type in _INTEGER_OPS:
             found[node.op_type] += 1
-        elif node.op_type not in _QDQ and any(producer.get(i) == "DequantizeLinear" for i in node.input):
+        elif node.op_type in requested and node.input and producer.get(node.input[0]) == "DequantizeLinear":
             found[node.op_type] += 1
     return dict(sorted(found.items()))
 
@@ -119,7 +118,7 @@ def dynamic_int8(src: Path, dst: Path, recipe: Recipe, data: Dataset | None) -> 
         quantize_dynamic(str(prepared), str(dst), weight_type=weight_type, per_channel=recipe.scheme.weights.per_channel,
                          reduce_range=recipe.scheme.reduce_range, op_types_to_quantize=wanted)
     prepared.unlink()
-    done = quantized_ops(dst) if dst.exists() else {}
+    done = quantized_ops(dst, recipe.int8_ops) if dst.exists() else {}
     if not done:
         dst.unlink(missing_ok=True)
         raise ConversionError(
@@ -130,6 +129,51 @@ def dynamic_int8(src: Path, dst: Path, recipe: Recipe, data: Dataset | None) -> 
             "quantized_ops": done, "float_op_types": kept, "activations": "uint8, quantized at run time",
             "weights": f"{recipe.scheme.weights.dtype} per_channel={recipe.scheme.weights.per_channel}",
             "reduce_range": recipe.scheme.reduce_range}
+
+
+def outlier_nodes(src: Path, data: Dataset, op_types: list[str], max_ratio: float, batch_size: int,
+                  samples: int = 32) -> dict[str, float]:
+    """Nodes whose input activations have outliers: max|x| / p99.9|x| above `max_ratio`.
+
+    A min-max int8 range stretched over rare outliers leaves the bulk of the values a few levels
+    (BERT's FFN output after GELU is the classic case): those nodes are kept float.
+    """
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(src))
+    constants = {i.name for i in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    nodes = [n for n in model.graph.node if n.op_type in op_types and len(n.input) > 1
+             and n.input[0] not in constants and n.input[1] in constants]
+    tensors = sorted({n.input[0] for n in nodes} - {o.name for o in model.graph.output})
+    if not tensors:
+        return {}
+    model.graph.output.extend(onnx.ValueInfoProto(name=t) for t in tensors)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    values: dict[str, list] = {t: [] for t in tensors}
+    for feed in data.head(samples).batches(batch_size):
+        for name, out in zip(tensors, session.run(tensors, feed)):
+            values[name].append(np.abs(out).ravel())
+    ratios = {}
+    for name in tensors:
+        a = np.concatenate(values[name])
+        p999 = float(np.percentile(a, 99.9))
+        ratios[name] = float(a.max()) / p999 if p999 > 0 else 1.0
+    return {n.name: round(ratios[n.input[0]], 1) for n in nodes
+            if n.input[0] in ratios and ratios[n.input[0]] > max_ratio}
+
+
+def activation_products(src: Path) -> list[str]:
+    """MatMul nodes multiplying two activations (attention scores and context): no weight to quantize,
+    and quantizing them would wrap the Softmax between them in Q/DQ."""
+    import onnx
+
+    model = onnx.load(str(src), load_external_data=False)
+    constants = {i.name for i in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and not any(i in constants for i in n.input)]
 
 
 class _Reader:
@@ -156,6 +200,9 @@ def static_int8(src: Path, dst: Path, recipe: Recipe, data: Dataset | None, batc
     act_type, weight_type = _quant_types(recipe)
     scheme = recipe.scheme
     _quiet()
+    outliers = outlier_nodes(src, data, quantized, scheme.max_outlier_ratio, batch_size) \
+        if scheme.max_outlier_ratio else {}
+    products = [] if recipe.quantize_activation_products else activation_products(src)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         try:
@@ -167,14 +214,15 @@ def static_int8(src: Path, dst: Path, recipe: Recipe, data: Dataset | None, batc
                 str(prepared), str(dst), _Reader(data, batch_size), quant_format=QuantFormat.QDQ,
                 activation_type=act_type, weight_type=weight_type, per_channel=scheme.weights.per_channel,
                 reduce_range=scheme.reduce_range, op_types_to_quantize=quantized,
-                calibrate_method=CalibrationMethod.MinMax,
+                calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=list(outliers) + products,
                 extra_options={"ActivationSymmetric": scheme.activations.symmetric,
                                "WeightSymmetric": scheme.weights.symmetric},
             )
         except Exception as e:
             raise ConversionError(f"ONNX Runtime static quantization failed: {str(e).strip().splitlines()[0][:400]}") from None
     return {"method": "onnxruntime.quantization.quantize_static", "format": "QDQ", "calibration": "MinMax",
-            "calibration_samples": len(data), "quantized_ops": quantized_ops(dst), "float_op_types": kept,
+            "calibration_samples": len(data), "quantized_ops": quantized_ops(dst, recipe.int8_ops), "float_op_types": kept,
+            "float_nodes_outliers": outliers, "float_nodes_activation_products": len(products), "max_outlier_ratio": scheme.max_outlier_ratio,
             "activations": f"{scheme.activations.dtype} symmetric={scheme.activations.symmetric}",
             "weights": f"{scheme.weights.dtype} symmetric={scheme.weights.symmetric} per_channel={scheme.weights.per_channel}",
             "reduce_range": scheme.reduce_range}

@@ -1,0 +1,69 @@
+"""Shared fixtures: real digits data and small models trained on it (seconds), built once per session."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from edgekit import zoo
+
+    return zoo.digits_split()
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def calib_npz(digits, workdir) -> Path:
+    """256 real training images, NCHW, named after the torch models' input."""
+    x_train, y_train, _, _ = digits
+    path = workdir / "calib.npz"
+    np.savez(path, image=x_train[:256], labels=y_train[:256])
+    return path
+
+
+@pytest.fixture(scope="session")
+def test_npz(digits, workdir) -> Path:
+    _, _, x_test, y_test = digits
+    path = workdir / "test.npz"
+    np.savez(path, image=x_test, labels=y_test)
+    return path
+
+
+def _trained(factory_name: str, digits, workdir: Path, epochs: int):
+    from edgekit import zoo
+
+    import torch
+
+    x_train, y_train, x_test, y_test = digits
+    torch.manual_seed(0)  # the same initial weights whatever ran before
+    model = zoo.train(getattr(zoo, factory_name)(), x_train, y_train, epochs=epochs)
+    weights = zoo.save_weights(model, workdir / f"{factory_name}.pt")
+    return model, weights
+
+
+@pytest.fixture(scope="session")
+def mlp(digits, workdir):
+    return _trained("digits_mlp", digits, workdir, epochs=6)
+
+
+@pytest.fixture(scope="session")
+def cnn(digits, workdir):
+    return _trained("digits_cnn", digits, workdir, epochs=4)
+
+
+@pytest.fixture(scope="session")
+def transformer(digits, workdir):
+    return _trained("tiny_transformer", digits, workdir, epochs=10)

@@ -1,0 +1,162 @@
+"""User mistakes: a one-paragraph error, exit code 2, no traceback, nothing half-written."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgekit import zoo
+from helpers import run_cli, run_cli_process
+
+
+def _no_outputs(folder):
+    return not folder.exists() or not [p for p in folder.iterdir()]
+
+
+def _assert_clean_failure(code, output, out_dir, *phrases):
+    assert code == 2, output
+    assert "Traceback" not in output
+    assert output.startswith("error:") or "error:" in output
+    for phrase in phrases:
+        assert phrase in output, output
+    assert _no_outputs(out_dir), list(out_dir.iterdir())
+
+
+def test_missing_model_file(capsys, tmp_path):
+    code, out = run_cli(capsys, "export", tmp_path / "nope.onnx", "-t", "onnx-fp32", "-o", tmp_path / "out")
+    _assert_clean_failure(code, out, tmp_path / "out", "does not exist", "SOURCE is one of")
+
+
+def test_corrupt_onnx_file(capsys, tmp_path):
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"\x08\x07this is not a protobuf at all" * 10)
+    code, out = run_cli(capsys, "export", bad, "-t", "onnx-fp32", "-o", tmp_path / "out")
+    _assert_clean_failure(code, out, tmp_path / "out", "not a valid ONNX model")
+
+
+def test_truncated_onnx_file(capsys, cnn, calib_npz, tmp_path):
+    from edgekit.exporter import export
+
+    good = export("edgekit.zoo:digits_cnn", "onnx-fp32", tmp_path / "a", weights=cnn[1], calib=calib_npz,
+                  inputs=(zoo_input(),)).artifact
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    code, out = run_cli(capsys, "export", cut, "-t", "onnx-fp32", "-o", tmp_path / "out")
+    _assert_clean_failure(code, out, tmp_path / "out", "not a valid ONNX model")
+
+
+def zoo_input():
+    from edgekit.spec import parse_input_spec
+
+    return parse_input_spec(zoo.DIGITS_INPUT)
+
+
+def test_unknown_target_suggests_names(capsys, tmp_path):
+    code, out = run_cli(capsys, "export", "x.onnx", "-t", "tflite-int9", "-o", tmp_path / "out")
+    _assert_clean_failure(code, out, tmp_path / "out", "Unknown target 'tflite-int9'", "tflite-int8")
+
+
+def test_wrong_input_spec(capsys, cnn, tmp_path):
+    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-fp32",
+                        "--input", "image:float32", "-o", tmp_path / "out")
+    _assert_clean_failure(code, out, tmp_path / "out", "NAME:DTYPE:SHAPE")
+
+
+def test_calibration_arrays_named_wrong(capsys, cnn, digits, tmp_path):
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, pixels=digits[0][:16])
+    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-int8",
+                        "--input", zoo.DIGITS_INPUT, "--calib", calib, "-o", tmp_path / "out")
+    _assert_clean_failure(code, out, tmp_path / "out", "no array for input(s) image", "pixels")
+
+
+def test_calibration_arrays_of_wrong_shape(capsys, cnn, digits, tmp_path):
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, image=digits[0][:16, :, :4, :])
+    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-int8",
+                        "--input", zoo.DIGITS_INPUT, "--calib", calib, "-o", tmp_path / "out")
+    _assert_clean_failure(code, out, tmp_path / "out", "dim 2 must be 8")
+
+
+def test_int8_without_calibration_says_what_to_pass(capsys, cnn, tmp_path):
+    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-int8",
+                        "--input", zoo.DIGITS_INPUT, "-o", tmp_path / "out")
+    assert code == 2 and "--calib" in out and "Traceback" not in out
+
+
+def test_output_folder_is_a_file(capsys, cnn, tmp_path):
+    out_file = tmp_path / "out"
+    out_file.write_text("keep me")
+    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-fp32",
+                        "--input", zoo.DIGITS_INPUT, "-o", out_file)
+    assert code == 2 and "is a file" in out
+    assert out_file.read_text() == "keep me"
+
+
+def test_weights_that_do_not_fit(capsys, mlp, tmp_path):
+    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", mlp[1], "-t", "onnx-fp32",
+                        "--input", zoo.DIGITS_INPUT, "-o", tmp_path / "out")
+    _assert_clean_failure(code, out, tmp_path / "out", "do not fit")
+
+
+def test_text_data_for_a_model_without_tokenizer(capsys, cnn, tmp_path):
+    data = tmp_path / "t.csv"
+    data.write_text("text,label\nhello,1\n")
+    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-int8",
+                        "--input", zoo.DIGITS_INPUT, "--calib", data, "-o", tmp_path / "out")
+    _assert_clean_failure(code, out, tmp_path / "out", "no tokenizer")
+
+
+def test_no_route_names_what_exists(capsys, cnn, tmp_path):
+    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "tensorrt-fp16",
+                        "--input", zoo.DIGITS_INPUT, "-o", tmp_path / "out")
+    assert code == 2 and "Traceback" not in out
+    assert "edgekit targets" in out or "onnx" in out
+
+
+def test_parity_failure_exits_1_and_keeps_nothing_at_the_final_name(capsys, cnn, calib_npz, tmp_path, monkeypatch):
+    """A tolerance no int8 file can meet: the export must fail loudly and say by how much."""
+    import edgekit.exporter as exporter
+    from edgekit.catalog import get_target
+    from edgekit.catalog.schema import Tolerance
+
+    strict = get_target("onnx-int8").model_copy(update={"parity": Tolerance(cosine_min=1.0, top1_min=1.0, max_abs=1e-9)})
+    monkeypatch.setattr(exporter, "get_target", lambda name: strict)
+    out_dir = tmp_path / "out"
+    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-int8",
+                        "--input", zoo.DIGITS_INPUT, "--calib", calib_npz, "-o", out_dir)
+    assert code == 1, out
+    assert "Parity failed" in out and "max abs error" in out and "short by" in out
+    assert not (out_dir / "digits_cnn-onnx-int8.onnx").exists()
+    assert (out_dir / "digits_cnn-onnx-int8.rejected.onnx").exists()
+    assert not [p for p in out_dir.iterdir() if p.name.startswith(".edgekit-tmp")]
+
+
+def test_help_does_not_import_frameworks():
+    import subprocess
+    import sys
+
+    code = ("import sys; from edgekit.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'tensorflow', 'onnxruntime', 'transformers') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in result.stdout, result.stdout + result.stderr
+    assert "export" in result.stdout and "targets" in result.stdout
+
+
+def test_targets_command_lists_all_16_without_frameworks():
+    result = run_cli_process("targets", "--json")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    rows = json.loads(result.stdout)
+    assert len(rows) == 16
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["onnx-int8"]["runs_here"] and by_name["onnx-int8"]["exports_here"]
+    assert not by_name["tensorrt-int8"]["runs_here"] and "NVIDIA GPU" in by_name["tensorrt-int8"]["why_not"]
+
+
+@pytest.mark.parametrize("args", [["export"], ["export", "x.onnx"], ["nosuchcommand"]])
+def test_click_usage_errors_exit_2(capsys, args):
+    code, out = run_cli(capsys, *args)
+    assert code == 2 and "Traceback" not in out

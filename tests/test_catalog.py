@@ -1,0 +1,75 @@
+"""The YAML catalog: every file validates, every DESIGN.md target is there, resolve() reads device rules."""
+from __future__ import annotations
+
+import pytest
+
+from edgekit.catalog import devices, get_device, get_target, resolve, schemes, targets
+from edgekit.catalog.availability import availability
+from edgekit.catalog.detect import cpu_flags, local_device
+from edgekit.errors import UnknownNameError
+
+DESIGN_TARGETS = {
+    "tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int16x8",
+    "onnx-fp32", "onnx-fp16", "onnx-int8-dynamic", "onnx-int8",
+    "tensorrt-fp32", "tensorrt-fp16", "tensorrt-int8",
+    "pytorch-mobile", "pytorch-mobile-int8", "executorch-fp32", "executorch-int8",
+}
+
+
+def test_every_design_target_is_in_the_catalog():
+    assert set(targets()) == DESIGN_TARGETS
+
+
+def test_every_device_uses_known_schemes_and_runtimes():
+    assert devices(), "no device profiles loaded"
+    for device in devices().values():
+        assert "onnxruntime" in device.runtimes or device.os == "ios"
+        for rule in device.runtimes.values():
+            assert rule.scheme in schemes()
+
+
+def test_unknown_target_suggests_nearest_names():
+    with pytest.raises(UnknownNameError) as e:
+        get_target("onnx-int9")
+    assert "onnx-int8" in str(e.value)
+
+
+def test_hardware_aware_schemes_differ_by_device():
+    target = get_target("onnx-int8")
+    avx2 = resolve(target, get_device("x86-avx2"))
+    vnni = resolve(target, get_device("x86-vnni"))
+    arm = resolve(target, get_device("arm64"))
+    assert avx2.scheme.reduce_range and avx2.scheme.activations.dtype == "uint8"
+    assert not vnni.scheme.reduce_range and vnni.scheme.activations.dtype == "uint8"
+    assert arm.scheme.activations.dtype == "int8"
+    # ops without int8 kernels stay float: LayerNorm and Softmax are never in the int8 list
+    for recipe in (avx2, vnni, arm):
+        assert "Conv" in recipe.int8_ops and "Softmax" not in recipe.int8_ops
+        assert "LayerNormalization" not in recipe.int8_ops
+
+
+def test_dynamic_int8_leaves_convolutions_float_on_x86():
+    recipe = resolve(get_target("onnx-int8-dynamic"), get_device("x86-avx2"))
+    assert "MatMul" in recipe.int8_ops and "Conv" not in recipe.int8_ops
+
+
+def test_tensorrt_uses_symmetric_activations():
+    recipe = resolve(get_target("tensorrt-int8"), get_device("jetson-orin"))
+    assert recipe.scheme.activations.symmetric and recipe.scheme.weights.symmetric
+
+
+def test_local_device_matches_cpu_flags():
+    device = local_device()
+    flags = cpu_flags()
+    if "avx512_vnni" in flags or "avx_vnni" in flags:
+        assert device.name == "x86-vnni"
+    elif "avx2" in flags:
+        assert device.name == "x86-avx2"
+
+
+def test_availability_explains_what_is_missing():
+    onnx = availability(get_target("onnx-int8"))
+    assert onnx.runs_here and onnx.exports_here and onnx.reason == ""
+    trt = availability(get_target("tensorrt-fp16"))
+    assert not trt.runs_here
+    assert "tensorrt" in trt.reason

@@ -1,0 +1,116 @@
+"""Real exports of trained models to every ONNX target: parity, accuracy, size, sidecar."""
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+
+from edgekit import zoo
+from edgekit.exporter import export
+from edgekit.spec import parse_input_spec
+from helpers import artifact_accuracy
+
+ONNX_TARGETS = ["onnx-fp32", "onnx-fp16", "onnx-int8-dynamic", "onnx-int8"]
+IMAGE = (parse_input_spec(zoo.DIGITS_INPUT),)
+
+
+@pytest.fixture(scope="module")
+def exported(request, tmp_path_factory, cnn, mlp, transformer, calib_npz):
+    """Every built-in model exported to every ONNX target once for this module."""
+    out = tmp_path_factory.mktemp("onnx")
+    results = {}
+    for name, (model, weights) in {"digits_mlp": mlp, "digits_cnn": cnn, "tiny_transformer": transformer}.items():
+        for target in ONNX_TARGETS:
+            results[name, target] = export(f"edgekit.zoo:{name}", target, out / name, calib=calib_npz,
+                                           weights=weights, inputs=IMAGE)
+    return results
+
+
+@pytest.mark.parametrize("model", ["digits_mlp", "digits_cnn", "tiny_transformer"])
+@pytest.mark.parametrize("target", ONNX_TARGETS)
+def test_export_passes_parity_and_keeps_accuracy(exported, digits, model, target):
+    _, _, x_test, y_test = digits
+    result = exported[model, target]
+    assert result.artifact.exists() and result.parity.passed
+    assert result.parity.inputs.endswith("calib.npz"), "parity must run on the real calibration data"
+    assert result.parity.samples == 256
+    out = result.parity.outputs[0]
+    assert out.top1 is not None and out.top1 >= 0.9
+    float_acc = artifact_accuracy(exported[model, "onnx-fp32"].artifact, x_test, y_test)
+    assert float_acc > 0.85, "the trained model should be a real classifier"
+    assert artifact_accuracy(result.artifact, x_test, y_test) >= float_acc - 0.015
+
+
+@pytest.mark.parametrize("model", ["digits_cnn"])  # the MLP's 5k weights are too few: graph overhead dominates
+def test_int8_files_are_smaller(exported, model):
+    fp32 = exported[model, "onnx-fp32"].sidecar["size_bytes"]
+    assert exported[model, "onnx-int8"].sidecar["size_bytes"] < 0.4 * fp32
+    assert exported[model, "onnx-int8-dynamic"].sidecar["size_bytes"] < 0.5 * fp32
+    assert exported[model, "onnx-fp16"].sidecar["size_bytes"] < 0.6 * fp32
+
+
+def test_sidecar_records_provenance(exported, calib_npz):
+    result = exported["digits_cnn", "onnx-int8"]
+    sidecar = json.loads(result.artifact.with_name(result.artifact.stem + ".edgekit.json").read_text())
+    assert sidecar["target"] == "onnx-int8"
+    assert sidecar["device"]["name"]
+    assert sidecar["route"][0]["step"] == "torch->onnx"
+    assert sidecar["tools"]["onnxruntime"] and sidecar["tools"]["torch"]
+    assert sidecar["tensors"]["inputs"][0]["name"] == "image"
+    assert sidecar["tensors"]["inputs"][0]["shape"][1:] == [1, 8, 8]
+    assert len(sidecar["source"]["sha256"]) == 64
+    assert sidecar["calibration"]["path"] == str(calib_npz) and len(sidecar["calibration"]["sha256"]) == 64
+    assert sidecar["parity"]["passed"] is True
+    assert sidecar["quantization"]["scheme_name"] == "u8s8_reduce_range" or sidecar["device"]["name"] != "x86-avx2"
+    assert sidecar["quantization"]["quantized_ops"].get("Conv", 0) == 2
+
+
+def test_static_int8_keeps_float_ops_float(exported):
+    """Softmax and LayerNorm have no int8 kernel on this runtime: they must not sit between DQ and Q."""
+    quant = exported["tiny_transformer", "onnx-int8"].sidecar["quantization"]
+    assert quant["quantized_ops"].get("MatMul", 0) + quant["quantized_ops"].get("Gemm", 0) > 0
+    assert "Softmax" in quant["float_op_types"]
+    model = onnx.load(str(exported["tiny_transformer", "onnx-int8"].artifact))
+    producer = {o: n.op_type for n in model.graph.node for o in n.output}
+    consumers: dict[str, set[str]] = {}
+    for node in model.graph.node:
+        for i in node.input:
+            consumers.setdefault(i, set()).add(node.op_type)
+    checked = 0
+    for node in model.graph.node:
+        if node.op_type in ("Softmax", "LayerNormalization"):
+            checked += 1
+            wrapped = producer.get(node.input[0]) == "DequantizeLinear" and consumers.get(node.output[0]) == {"QuantizeLinear"}
+            assert not wrapped, f"{node.op_type} {node.name} was quantized"
+    assert checked >= 1
+
+
+def test_dynamic_int8_quantizes_linear_layers(exported):
+    quant = exported["digits_mlp", "onnx-int8-dynamic"].sidecar["quantization"]
+    assert quant["gemm_rewritten_as_matmul"] == 2
+    assert quant["quantized_ops"] == {"MatMulInteger": 2}
+
+
+def test_fp16_keeps_float32_io(exported):
+    model = onnx.load(str(exported["digits_cnn", "onnx-fp16"].artifact))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+
+
+@pytest.mark.parametrize("device,act_dtype,reduce_range", [
+    ("arm64", onnx.TensorProto.INT8, False),
+    ("x86-vnni", onnx.TensorProto.UINT8, False),
+    ("x86-avx2", onnx.TensorProto.UINT8, True),
+])
+def test_device_profile_changes_the_int8_recipe(tmp_path, cnn, calib_npz, device, act_dtype, reduce_range):
+    _, weights = cnn
+    result = export("edgekit.zoo:digits_cnn", "onnx-int8", tmp_path, calib=calib_npz, weights=weights,
+                    inputs=IMAGE, device=device)
+    assert result.sidecar["device"]["name"] == device
+    assert result.sidecar["quantization"]["reduce_range"] is reduce_range
+    model = onnx.load(str(result.artifact))
+    inits = {i.name: i for i in model.graph.initializer}
+    # the zero point of the first activation QuantizeLinear carries the activation dtype
+    q = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "image")
+    assert inits[q.input[2]].data_type == act_dtype
