@@ -53,8 +53,10 @@ def _file_hash(path: Path) -> str:
 
 def read_data(path: str | Path, signature: Signature, tokenizer_dir: Path | None = None,
               limit: int | None = None) -> Dataset:
-    """Read a dataset file and check it against the model's inputs."""
-    path = Path(path)
+    """Read a dataset file (or a `builtin:NAME:SPLIT`) and check it against the model's inputs."""
+    from edgekit.datasets import resolve_data
+
+    path = resolve_data(path, signature)
     if not path.is_file():
         raise DataError(f"Data file {path} does not exist.",
                         hint="DATA is a .npz with arrays named after the model inputs, or a CSV/JSONL with a 'text' column.")

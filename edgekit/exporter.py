@@ -155,6 +155,7 @@ def _sidecar(model, tgt, dev, recipe, data, parity, steps, quant_notes, artifact
         "device": {"name": dev.name, "description": dev.description},
         "tools": tool_versions(),
         "source": model.describe(),
+        "tokenizer": str(model.tokenizer_dir) if model.tokenizer_dir else None,
         "tensors": _artifact_io(artifact),
         "quantization": {**recipe.to_json(), **quant_notes},
         "calibration": {"path": data.source, "sha256": data.sha256, "samples": len(data)} if data else None,

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
 
 
 class Progress:
@@ -30,6 +32,16 @@ class Progress:
             with self.console.status(message):
                 yield
         self.info(f"  {message} [dim]({time.perf_counter() - start:.1f}s)[/]")
+
+
+    def track(self, items: Iterable[T], total: int, label: str) -> Iterator[T]:
+        """Iterate with a progress bar on a TTY; plain iteration otherwise."""
+        if self.quiet or not self.console.is_terminal:
+            yield from items
+            return
+        from rich.progress import track
+
+        yield from track(items, total=total, description=label, console=self.console, transient=True)
 
 
 SILENT = Progress(quiet=True)

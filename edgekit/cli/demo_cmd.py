@@ -9,7 +9,7 @@ import click
               help="Folder for the exported files and results.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def demo_cmd(out_dir: str, quiet: bool) -> None:
-    """Train a small CNN on scikit-learn digits, export it to every ONNX target, and compare them."""
+    """MiniLM sentiment classifier and a tiny LM, exported to every target that runs here, evaluated and timed."""
     from edgekit.demo import run_demo
     from edgekit.progress import Progress
 

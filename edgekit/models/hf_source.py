@@ -31,6 +31,8 @@ def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     torch = require("torch", "Loading a Hugging Face model")
     transformers = require("transformers", "Loading a Hugging Face model")
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
     try:
         config = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as e:

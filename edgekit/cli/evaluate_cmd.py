@@ -1,0 +1,74 @@
+"""`edgekit evaluate`: thin layer over edgekit.evaluate.evaluate."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+@click.command("evaluate")
+@click.argument("artifact", type=click.Path())
+@click.option("--data", required=True, help="DATA: .npz, CSV/JSONL text, or builtin:NAME:SPLIT (see `edgekit datasets`).")
+@click.option("--metric", "metric", default=None, help="Comma-separated: accuracy,f1 (default) or perplexity.")
+@click.option("--reference", help="The SOURCE model, to compute the same metrics and the drop.")
+@click.option("--input", "inputs", multiple=True, metavar="NAME:DTYPE:SHAPE", help="Input spec for a reference that needs one.")
+@click.option("--weights", type=click.Path(), help="Weights for a package.module:factory reference.")
+@click.option("--max-drop", type=float, help="Gate: fail (exit 1) if accuracy or macro-F1 drop more points than this "
+              "(perplexity: more percent increase).")
+@click.option("--tokenizer", type=click.Path(), help="Tokenizer folder for text data (default: from the sidecar).")
+@click.option("--limit", type=int, help="Evaluate the first N samples only.")
+@click.option("--json", "json_path", type=click.Path(), help="Write the report as JSON here.")
+@click.option("--quiet", "-q", is_flag=True)
+def evaluate_cmd(artifact, data, metric, reference, inputs, weights, max_drop, tokenizer, limit, json_path, quiet) -> None:
+    """Run ARTIFACT in its own runtime over DATA and report task metrics (and the drop vs --reference)."""
+    from edgekit.artifact import write_json_atomic
+    from edgekit.evaluate import evaluate, parse_metrics
+    from edgekit.progress import Progress
+    from edgekit.spec import parse_input_specs
+
+    progress = Progress(quiet=quiet)
+    report = evaluate(artifact, data, metrics=parse_metrics(metric), reference=reference, max_drop=max_drop,
+                      tokenizer=tokenizer, limit=limit, reference_inputs=parse_input_specs(inputs),
+                      reference_weights=weights, progress=progress)
+    _print(report)
+    if json_path:
+        from pathlib import Path
+
+        write_json_atomic(Path(json_path), report.to_json())
+    if not report.passed:
+        for failure in report.failures:
+            click.secho(f"gate failed: {failure}", err=True, fg="red")
+        sys.exit(1)
+
+
+def _print(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = [k for k in ("accuracy", "f1_macro", "f1_micro", "f1_binary", "perplexity") if k in report.metrics]
+    table = Table(title=f"{report.artifact} on {report.data}")
+    table.add_column("metric")
+    table.add_column("artifact", justify="right")
+    if report.reference:
+        table.add_column("reference", justify="right")
+        table.add_column("drop", justify="right")
+    for key in keys:
+        row = [key, f"{report.metrics[key]:.4f}"]
+        if report.reference:
+            unit = "%" if key == "perplexity" else " pts"
+            row += [f"{report.reference[key]:.4f}", f"{report.drop.get(key, 0):+.2f}{unit}"]
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    if "per_class" in report.metrics:
+        per = Table(title="per class (artifact)")
+        for col in ("class", "precision", "recall", "f1", "support"):
+            per.add_column(col, justify="right")
+        for name, m in report.metrics["per_class"].items():
+            per.add_row(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+        console.print(per)
+        console.print(f"confusion matrix (rows true, columns predicted): {report.metrics['confusion_matrix']}")
+    if "perplexity" in report.metrics:
+        m = report.metrics
+        console.print(f"perplexity over {m['tokens']} tokens, context length {m['context_length']}, stride {m['stride']}")

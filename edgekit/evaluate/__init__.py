@@ -1,0 +1,173 @@
+"""evaluate(): task metrics of an exported file, run in its own runtime, against its source, with a gate."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.artifact import read_sidecar
+from edgekit.data import Dataset, batch_size_for, read_data
+from edgekit.errors import DataError, UsageError
+from edgekit.progress import SILENT, Progress
+from edgekit.runners import Runner, open_runner
+from edgekit.spec import Signature
+
+METRICS = ("accuracy", "f1", "perplexity")
+# what each metric name reports, and which way is better
+_REPORTED = {"accuracy": ("accuracy",), "f1": ("f1_macro", "f1_micro", "f1_binary"), "perplexity": ("perplexity",)}
+
+
+@dataclass
+class EvalReport:
+    artifact: str
+    target: str | None
+    data: str
+    metrics: dict[str, Any]
+    reference: dict[str, Any] | None = None
+    drop: dict[str, float] = field(default_factory=dict)  # points for accuracy/F1; % increase for perplexity
+    max_drop: float | None = None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_json(self) -> dict[str, Any]:
+        return {"artifact": self.artifact, "target": self.target, "data": self.data, "metrics": self.metrics,
+                "reference": self.reference, "drop": self.drop, "max_drop": self.max_drop,
+                "passed": self.passed, "failures": self.failures}
+
+
+def parse_metrics(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    names = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise UsageError(f"Unknown metric(s) {', '.join(unknown)}.", hint=f"Metrics: {', '.join(METRICS)}.")
+    return names
+
+
+def tokenizer_for(artifact: Path, given: str | Path | None) -> Path | None:
+    """The tokenizer folder: given, or recorded in the artifact's sidecar at export."""
+    if given:
+        return Path(given)
+    sidecar = read_sidecar(artifact) or {}
+    recorded = sidecar.get("tokenizer")
+    return Path(recorded) if recorded and Path(recorded).is_dir() else None
+
+
+def _task(metrics: tuple[str, ...]) -> str:
+    if "perplexity" in metrics:
+        if {"accuracy", "f1"} & set(metrics):
+            raise UsageError("Perplexity is for language models, accuracy/F1 for classifiers: ask for one kind per run.")
+        return "lm"
+    return "classification"
+
+
+def run_classifier(runner: Runner, data: Dataset, batch: int, progress: Progress) -> np.ndarray:
+    """First output of `runner` over every batch of `data`, concatenated."""
+    outputs = []
+    for feed in progress.track(data.batches(batch), total=-(-len(data) // batch), label=f"{runner.name} inference"):
+        outputs.append(next(iter(runner.infer(feed).values())))
+    return np.concatenate(outputs)
+
+
+def _metrics_for(task: str, runner: Runner, data: Dataset, text_ids: np.ndarray | None, signature: Signature,
+                 progress: Progress) -> dict[str, Any]:
+    from edgekit.evaluate.metrics import classification_metrics
+    from edgekit.evaluate.perplexity import evaluate_perplexity
+
+    if task == "lm":
+        ids_spec = next((s for s in signature.inputs if s.name == "input_ids"), None)
+        if ids_spec is None or text_ids is None:
+            raise DataError("Perplexity needs a language model with an input_ids input and text data.")
+        context = ids_spec.shape[1] if isinstance(ids_spec.shape[1], int) else 128
+        return evaluate_perplexity(runner, text_ids, context)
+    if data.labels is None:
+        raise DataError(f"{data.source} has no labels: accuracy and F1 need a 'labels' array or 'label' column.")
+    logits = run_classifier(runner, data, batch_size_for(signature), progress)
+    if logits.ndim != 2:
+        raise UsageError(f"The model's first output has shape {logits.shape}; accuracy/F1 need (batch, classes) scores.",
+                         hint="For a language model, ask for --metric perplexity.")
+    return classification_metrics(logits, data.labels)
+
+
+def evaluate(artifact: str | Path, data: str | Path, *, metrics: tuple[str, ...] = (), reference: str | Path | None = None,
+             max_drop: float | None = None, tokenizer: str | Path | None = None, limit: int | None = None,
+             reference_inputs: tuple = (), reference_weights: str | Path | None = None,
+             progress: Progress = SILENT) -> EvalReport:
+    """Run `artifact` in its runtime over `data`; with `reference`, compare with the source and gate on `max_drop`."""
+    artifact = Path(artifact)
+    metrics = metrics or ("accuracy", "f1")
+    if max_drop is not None and reference is None:
+        raise UsageError("--max-drop needs --reference SOURCE to compare against.")
+    tok_dir = tokenizer_for(artifact, tokenizer)
+    with open_runner(artifact) as runner:
+        signature = Signature(runner.input_specs())
+        values, loaded = score(runner, signature, data, metrics, tok_dir, limit, progress, artifact.name)
+    sidecar = read_sidecar(artifact) or {}
+    report = EvalReport(str(artifact), sidecar.get("target"), str(data), values, max_drop=max_drop)
+    if reference is not None:
+        from edgekit.models import load
+        from edgekit.runners.source import source_runner
+
+        model = load(reference, reference_inputs or signature.inputs, reference_weights)
+        with source_runner(model) as ref_runner:
+            report.reference, _ = score(ref_runner, signature, data, metrics, tok_dir, limit, progress,
+                                        f"the reference {reference}", loaded)
+        _gate(report, metrics)
+    return report
+
+
+def score(runner: Runner, signature: Signature, data: str | Path, metrics: tuple[str, ...], tokenizer_dir: Path | None,
+          limit: int | None = None, progress: Progress = SILENT, label: str = "", loaded=None):
+    """Metrics of an active runner over DATA; returns (metrics, loaded data) so a second runner can reuse the data."""
+    from edgekit.datasets import resolve_data
+
+    task = _task(metrics)
+    if loaded is None:
+        loaded = _load(resolve_data(data, signature), signature, tokenizer_dir, task, limit)
+    dataset, text_ids = loaded
+    size = f"{len(dataset)} samples" if dataset is not None else f"{len(text_ids)} tokens"
+    with progress.step(f"evaluate {label or runner.name} on {size}"):
+        return _metrics_for(task, runner, dataset, text_ids, signature, progress), loaded
+
+
+def _load(path: Path, signature: Signature, tok_dir: Path | None, task: str, limit: int | None):
+    if task == "lm":
+        from edgekit.data import read_text_rows
+
+        if tok_dir is None:
+            raise DataError("Perplexity needs text and the model's tokenizer.",
+                            hint="Pass --tokenizer DIR (a Hugging Face tokenizer folder), or export with one.")
+        from edgekit._lazy import require
+
+        texts, _ = read_text_rows(path)
+        texts = texts[:limit] if limit else texts
+        tok = require("transformers", "Tokenizing text").AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+        sep = [tok.eos_token_id] if tok.eos_token_id is not None else []
+        ids = [i for t in texts for i in tok(t, add_special_tokens=False)["input_ids"] + sep]
+        if len(ids) < 2:
+            raise DataError(f"{path} holds too little text to score.")
+        return None, np.array(ids, dtype=np.int64)
+    return read_data(path, signature, tok_dir, limit), None
+
+
+def _gate(report: EvalReport, metrics: tuple[str, ...]) -> None:
+    for metric in metrics:
+        for key in _REPORTED[metric]:
+            if key not in report.metrics or key not in report.reference:
+                continue
+            ref, got = report.reference[key], report.metrics[key]
+            if key == "perplexity":
+                drop = (got / ref - 1) * 100  # % increase
+                what = f"perplexity {got:.3f} vs {ref:.3f} (+{drop:.2f}%)"
+            else:
+                drop = (ref - got) * 100  # points
+                what = f"{key} {got:.4f} vs {ref:.4f} (drop {drop:.2f} pts)"
+            report.drop[key] = round(drop, 4)
+            if report.max_drop is not None and drop > report.max_drop and key in ("accuracy", "f1_macro", "perplexity"):
+                report.failures.append(f"{what} exceeds --max-drop {report.max_drop}")

@@ -1,0 +1,50 @@
+"""Sliding-window perplexity of a causal language model run through any Runner.
+
+The texts are joined into one token stream; windows of the model's context length move by
+`stride`, and each window scores only the tokens no earlier window scored, so every token is
+predicted once with up to (context - stride) tokens of left context.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgekit.evaluate.metrics import perplexity, token_nll
+from edgekit.runners.base import Runner
+
+
+def stream_windows(ids: np.ndarray, context: int, stride: int):
+    """Yield (window ids, first scored position) over the stream; positions before it are context only."""
+    scored_until = 0
+    for begin in range(0, max(len(ids) - 1, 1), stride):
+        end = min(begin + context, len(ids))
+        window = ids[begin:end]
+        first = max(scored_until - begin, 1)  # position 0 has nothing to the left to predict it from
+        yield window, first
+        scored_until = end
+        if end == len(ids):
+            break
+
+
+def evaluate_perplexity(runner: Runner, token_ids: np.ndarray, context: int, stride: int | None = None,
+                        pad_id: int = 0) -> dict[str, Any]:
+    """Perplexity of `runner` (inputs input_ids [+ attention_mask], output logits) on a token stream."""
+    stride = stride or context // 2
+    names = {s.name for s in runner.input_specs()}
+    total, count = 0.0, 0
+    for window, first in stream_windows(token_ids, context, stride):
+        n = len(window)
+        ids = np.full((1, context), pad_id, dtype=np.int64)
+        ids[0, :n] = window
+        feed = {"input_ids": ids}
+        if "attention_mask" in names:
+            mask = np.zeros((1, context), dtype=np.int64)
+            mask[0, :n] = 1
+            feed["attention_mask"] = mask
+        logits = next(iter(runner.infer(feed).values()))[0]
+        # logits at position t predict the token at t+1
+        nll = token_nll(logits[first - 1:n - 1], window[first:n])
+        total += float(nll.sum())
+        count += n - first
+    return {"perplexity": perplexity(total, count), "tokens": count, "context_length": context, "stride": stride}
