@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all clean
+.PHONY: demo test test-slow test-all clean sshd
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/edgekit demo -o demo-out
 
-test: $(STAMP)
+test: $(STAMP) sshd
 	$(PY) -m pytest
+
+# The ssh benchmark tests start a real OpenSSH server on 127.0.0.1; install it where we can.
+sshd:
+	@test -x /usr/sbin/sshd || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null) ; } || \
+		echo "openssh-server not installed: the ssh tests will be skipped"
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow

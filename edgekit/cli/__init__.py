@@ -15,6 +15,7 @@ class _Group(click.Group):
     COMMANDS = {
         "export": "edgekit.cli.export_cmd:export_cmd",
         "evaluate": "edgekit.cli.evaluate_cmd:evaluate_cmd",
+        "benchmark": "edgekit.cli.benchmark_cmd:benchmark_cmd",
         "targets": "edgekit.cli.targets_cmd:targets_cmd",
         "datasets": "edgekit.cli.datasets_cmd:datasets_cmd",
         "demo": "edgekit.cli.demo_cmd:demo_cmd",

@@ -65,7 +65,7 @@ def convert(model: Model, out_path: Path, ctx) -> dict:
     errors = []
     for dynamo in ([False] if scripted else [True, False]):
         try:
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 warnings.simplefilter("ignore")
                 kwargs = dict(input_names=input_names, output_names=output_names, opset_version=OPSET,
                               dynamic_axes=dynamic_axes or None, dynamo=dynamo)

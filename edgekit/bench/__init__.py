@@ -1,0 +1,1 @@
+"""Benchmarks: worker (runs on the device), harness (fresh processes, interleaving), stats."""

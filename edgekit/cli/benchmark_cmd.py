@@ -1,0 +1,64 @@
+"""`edgekit benchmark`: thin layer over edgekit.bench.harness.benchmark."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+def _ints(ctx, param, value: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a comma-separated list of integers") from None
+    if not values or min(values) < 1:
+        raise click.BadParameter("give positive integers, e.g. 1,2,4")
+    return values
+
+
+@click.command("benchmark")
+@click.argument("artifacts", nargs=-1, required=True, type=click.Path())
+@click.option("--device", default="local", show_default=True, help="local, ssh://user@host[:port] or adb://SERIAL.")
+@click.option("--threads", default="1", callback=_ints, show_default=True, help="Thread counts, comma-separated.")
+@click.option("--batch", default="1", callback=_ints, show_default=True, help="Batch sizes, comma-separated.")
+@click.option("--warmup", default=10, show_default=True, help="Untimed inferences after the first.")
+@click.option("--min-runs", default=50, show_default=True, help="Timed inferences per process, at least.")
+@click.option("--min-time", default=1.0, show_default=True, help="Seconds of timed inference per process, at least.")
+@click.option("--processes", default=3, show_default=True, help="Fresh processes per artifact and setting.")
+@click.option("--baseline", type=click.Path(exists=True), help="An earlier --json: fail (exit 1) on a regression.")
+@click.option("--threshold", default=5.0, show_default=True, help="Regression threshold in percent (with --baseline).")
+@click.option("--python", "python", help="Python on the device (ssh: default python3; local: this one).")
+@click.option("--identity", type=click.Path(), help="ssh private key.")
+@click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE", help="Extra ssh -o option; repeatable.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds before a device command counts as hung.")
+@click.option("--json", "json_path", type=click.Path(), help="Write the runs as JSON here.")
+@click.option("--quiet", "-q", is_flag=True)
+def benchmark_cmd(artifacts, device, threads, batch, warmup, min_runs, min_time, processes, baseline, threshold,
+                  python, identity, ssh_options, timeout, json_path, quiet) -> None:
+    """Latency, init time, first inference, peak memory, throughput and size, each repetition in a fresh process."""
+    from edgekit.artifact import write_json_atomic
+    from edgekit.bench.harness import Settings, benchmark, compare_baseline
+    from edgekit.bench.report import print_runs
+    from edgekit.progress import Progress
+
+    options = {"timeout": timeout}
+    if python:
+        options["python"] = python
+    if identity:
+        options["identity"] = identity
+    if ssh_options:
+        options["options"] = tuple(ssh_options)
+    settings = Settings(threads, batch, warmup, min_runs, min_time, processes)
+    runs, error = benchmark(list(artifacts), device, settings, Progress(quiet=quiet), **options)
+    failures = compare_baseline(runs, json.loads(Path(baseline).read_text()), threshold / 100) if baseline else []
+    print_runs(runs)
+    if json_path:
+        write_json_atomic(Path(json_path), runs)
+    for failure in failures:
+        click.secho(f"regression: {failure}", err=True, fg="red")
+    if error:
+        click.secho(f"error: {error}\nThe runs above were completed before it and are kept.", err=True, fg="red")
+    if failures or error:
+        sys.exit(1)

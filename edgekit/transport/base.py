@@ -1,0 +1,64 @@
+"""The Transport interface: a scratch folder on the device, push, run (with a timeout), cleanup."""
+from __future__ import annotations
+
+import abc
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.errors import EdgekitError
+
+
+class DeviceError(EdgekitError):
+    """The device is unreachable, timed out, or lacks what the benchmark needs (exit 1)."""
+
+
+@dataclass
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Transport(abc.ABC):
+    name = "device"
+
+    def __init__(self, timeout: float = 600.0) -> None:
+        self.timeout = timeout
+        self.workdir: str | None = None
+
+    def __enter__(self) -> "Transport":
+        self.workdir = self.make_workdir()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.workdir:
+            self.remove_workdir(self.workdir)
+
+    @abc.abstractmethod
+    def make_workdir(self) -> str: ...
+
+    @abc.abstractmethod
+    def remove_workdir(self, path: str) -> None: ...
+
+    @abc.abstractmethod
+    def push(self, local: Path) -> str:
+        """Copy a file into the work folder; return its path on the device."""
+
+    @abc.abstractmethod
+    def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:
+        """Run a command (argument list, quoted for the device's shell) on the device."""
+
+    def python(self) -> str:
+        return "python3"
+
+    def _exec(self, cmd: list[str], timeout: float | None, what: str) -> CommandResult:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout or self.timeout,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise DeviceError(f"{what} on {self.name} did not answer within {timeout or self.timeout:.0f}s.",
+                              hint="Is the device hung or asleep? Results already taken are kept.") from None
+        except FileNotFoundError as e:
+            raise DeviceError(f"Cannot run {cmd[0]}: {e.strerror}.", hint=f"Install {cmd[0]} or put it on PATH.") from None
+        return CommandResult(proc.returncode, proc.stdout, proc.stderr)

@@ -1,0 +1,32 @@
+"""This machine: a temporary folder, files used in place, the current Python."""
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from edgekit.transport.base import CommandResult, Transport
+
+
+class LocalTransport(Transport):
+    name = "local"
+
+    def __init__(self, python: str | None = None, timeout: float = 600.0) -> None:
+        super().__init__(timeout)
+        self._python = python or sys.executable
+
+    def make_workdir(self) -> str:
+        return tempfile.mkdtemp(prefix="edgekit-bench-")
+
+    def remove_workdir(self, path: str) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    def push(self, local: Path) -> str:
+        return str(Path(local).resolve())
+
+    def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:
+        return self._exec(argv, timeout, "the command")
+
+    def python(self) -> str:
+        return self._python

@@ -1,0 +1,166 @@
+"""The benchmark harness, run for real: fresh worker processes, statistics, JSON contract, baseline gate, ssh."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit import zoo
+from edgekit.bench import stats
+from edgekit.bench.harness import Settings, benchmark, compare_baseline
+from edgekit.exporter import export
+from edgekit.spec import parse_input_spec
+from edgekit.transport.base import DeviceError
+from helpers import run_cli
+from sshd import SSHD, LoopbackSshd
+
+QUICK = Settings(threads=(1,), batches=(1, 4), warmup=3, min_runs=20, min_time=0.05, processes=3)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, cnn, calib_npz):
+    out = tmp_path_factory.mktemp("bench")
+    return [export("edgekit.zoo:digits_cnn", t, out, calib=calib_npz, weights=cnn[1],
+                   inputs=(parse_input_spec(zoo.DIGITS_INPUT),)).artifact for t in ("onnx-fp32", "onnx-int8")]
+
+
+@pytest.fixture(scope="module")
+def local_runs(files):
+    runs, error = benchmark(files, "local", QUICK)
+    assert error is None
+    return runs
+
+
+def test_runs_follow_the_json_contract(local_runs, files):
+    assert len(local_runs) == 4  # 2 artifacts x 2 batch sizes
+    for run in local_runs:
+        assert {"artifact", "target", "device", "latency_ms", "init_ms", "first_inference_ms", "peak_rss_mb",
+                "throughput_per_s", "size_bytes", "samples_ms", "environment"} <= set(run)
+        lat = run["latency_ms"]
+        assert {"p50", "p90", "p99", "mean", "std"} <= set(lat)
+        assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"]
+        assert len(run["samples_ms"]) >= 3 * 20
+        assert run["target"] in ("onnx-fp32", "onnx-int8")
+        assert run["init_ms"] > 0 and run["first_inference_ms"] > 0
+        assert run["memory_method"].startswith("VmHWM")
+        assert run["peak_rss_mb"] >= run["peak_rss_after_load_mb"] > 10
+        assert run["size_gzip_bytes"] < run["size_bytes"] == Path(run["artifact"]).stat().st_size
+        assert run["throughput_per_s"] == pytest.approx(run["batch"] * 1000 / lat["mean"])
+        assert run["environment"]["cpu_count"] >= 1 and run["environment"]["onnxruntime"]
+        assert run["inputs"]["image"][0] == run["batch"]
+
+
+def test_each_repetition_is_a_fresh_process(local_runs):
+    for run in local_runs:
+        assert len(run["processes"]) == 3
+    # distinct processes: each repetition reports its own init and first inference
+    assert len({p["init_ms"] for run in local_runs for p in run["processes"]}) == 3 * len(local_runs)
+
+
+def test_median_ci_brackets_the_process_medians(local_runs):
+    for run in local_runs:
+        lo, hi = run["latency_ms"]["median_ci95"]
+        medians = [p["p50_ms"] for p in run["processes"]]
+        assert min(medians) <= lo <= hi <= max(medians)
+
+
+def test_baseline_gate_names_a_real_slowdown(local_runs):
+    faster_past = json.loads(json.dumps(local_runs))
+    for run in faster_past:
+        run["samples_ms"] = [x * 0.5 for x in run["samples_ms"]]  # the past was twice as fast
+    failures = compare_baseline(local_runs, faster_past, threshold=0.05)
+    assert len(failures) == len(local_runs)
+    assert all("latency p50" in f and "%" in f for f in failures)
+    assert compare_baseline(local_runs, json.loads(json.dumps(local_runs)), threshold=0.05) == []
+
+
+def test_regression_needs_significance_and_size():
+    rng = np.random.default_rng(0)
+    old = rng.normal(10, 0.5, 300).tolist()
+    assert not stats.regression(old, rng.normal(10, 0.5, 300).tolist(), 0.05)["regressed"]
+    assert not stats.regression(old, rng.normal(10.2, 0.5, 300).tolist(), 0.05)["regressed"]  # 2%: below threshold
+    assert stats.regression(old, rng.normal(11, 0.5, 300).tolist(), 0.05)["regressed"]
+
+
+def test_noise_and_drift_flags():
+    assert stats.noisy([10.0, 10.1, 9.9]) is False
+    assert stats.noisy([10.0, 13.0, 8.0]) is True
+    assert stats.drift([list(np.linspace(10, 15, 90))]) > stats.DRIFT
+    assert abs(stats.drift([[10.0] * 90])) < 1e-9
+
+
+def test_cli_writes_json_and_fails_on_regression(capsys, files, tmp_path):
+    out = tmp_path / "b.json"
+    args = ["benchmark", *files, "--min-runs", "20", "--min-time", "0.05", "--processes", "3", "--warmup", "2"]
+    code, text = run_cli(capsys, *args, "--json", out)
+    assert code == 0, text
+    runs = json.loads(out.read_text())
+    assert [Path(r["artifact"]).name for r in runs] == [f.name for f in files]
+    assert "speed-up" in text
+    past = json.loads(out.read_text())
+    for run in past:
+        run["samples_ms"] = [x * 0.4 for x in run["samples_ms"]]
+    baseline = tmp_path / "old.json"
+    baseline.write_text(json.dumps(past))
+    code, text = run_cli(capsys, *args, "--baseline", baseline)
+    assert code == 1 and "regression:" in text and "latency p50" in text
+
+
+@pytest.mark.parametrize("args,phrase", [(["--threads", "0"], "positive"), (["--batch", "a"], "integers")])
+def test_bad_benchmark_options_exit_2(capsys, files, args, phrase):
+    code, text = run_cli(capsys, "benchmark", files[0], *args)
+    assert code == 2 and phrase in text
+
+
+def test_missing_artifact_exits_2(capsys, tmp_path):
+    code, text = run_cli(capsys, "benchmark", tmp_path / "none.onnx")
+    assert code == 2 and "does not exist" in text
+
+
+def test_hung_device_times_out_with_a_clear_error(files):
+    """A worker that never finishes: the harness stops at the timeout and says so instead of hanging."""
+    endless = Settings(batches=(64,), min_runs=10 ** 9, min_time=600, processes=1)
+    runs, error = benchmark(files[:1], "local", endless, timeout=3)
+    assert runs == [] and "did not answer within 3s" in error
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    if not Path(SSHD).exists():
+        pytest.skip("openssh-server is not installed (make test installs it where it can)")
+    server = LoopbackSshd(tmp_path_factory.mktemp("sshd")).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.ssh
+def test_benchmark_over_ssh_on_loopback(sshd, files, tmp_path, capsys):
+    out = tmp_path / "ssh.json"
+    code, text = run_cli(capsys, "benchmark", *files, "--device", sshd.url, "--identity", sshd.key,
+                         "--python", sys.executable, *sum((["--ssh-option", o] for o in sshd.ssh_options), []),
+                         "--min-runs", "20", "--min-time", "0.05", "--processes", "2", "--json", out)
+    assert code == 0, text
+    runs = json.loads(out.read_text())
+    assert len(runs) == 2 and all(r["device"] == f"ssh://{sshd.user}@127.0.0.1:{sshd.port}" for r in runs)
+    assert all(len(r["samples_ms"]) >= 40 and r["peak_rss_mb"] for r in runs)
+
+
+@pytest.mark.ssh
+def test_ssh_host_without_runtime_says_what_is_missing(sshd, files, tmp_path):
+    fake_python = tmp_path / "python-without-ort"
+    fake_python.write_text("#!/bin/sh\nexec /usr/bin/env -i PATH=/usr/bin:/bin python3 -I \"$@\"\n")
+    fake_python.chmod(0o755)
+    with pytest.raises(DeviceError, match="onnxruntime"):
+        benchmark(files[:1], sshd.url, QUICK, identity=str(sshd.key), python=str(fake_python),
+                  options=sshd.ssh_options)
+
+
+@pytest.mark.ssh
+def test_unreachable_ssh_device(files, tmp_path):
+    from sshd import free_port
+
+    with pytest.raises(DeviceError, match="Cannot reach"):
+        benchmark(files[:1], f"ssh://nobody@127.0.0.1:{free_port()}", QUICK, options=("ConnectTimeout=5",))
