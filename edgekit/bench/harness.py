@@ -93,14 +93,22 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
 
 
 def benchmark(artifacts: list[str | Path], device: str = "local", settings: Settings = Settings(),
-              progress: Progress = SILENT, **transport_options) -> tuple[list[dict[str, Any]], str | None]:
-    """Benchmark every artifact for each (threads, batch); returns (runs, error that stopped it early or None)."""
+              progress: Progress = SILENT, tool: str | None = None,
+              **transport_options) -> tuple[list[dict[str, Any]], str | None]:
+    """Benchmark every artifact for each (threads, batch); returns (runs, error that stopped it early or None).
+
+    Over adb the runtime's own native `tool` runs on the device instead of the Python worker.
+    """
     paths = [Path(a) for a in artifacts]
     for p in paths:
         if not p.is_file():
             raise UsageError(f"Artifact {p} does not exist.")
         if p.suffix not in RUNTIME_MODULES:
             raise UsageError(f"No benchmark runtime for '{p.suffix}' files.", hint=f"Supported: {', '.join(RUNTIME_MODULES)}.")
+    if device.startswith("adb://"):
+        from edgekit.bench.adb_runs import benchmark_adb
+
+        return benchmark_adb(paths, device, tool, settings, progress, **transport_options)
     taken: dict[tuple[int, int, int], list[dict]] = {}
     error = None
     with open_transport(device, **transport_options) as transport:

@@ -16,13 +16,17 @@ def print_runs(runs: list[dict]) -> None:
     for run in runs:
         lat = run["latency_ms"]
         key = (run["threads"], run["batch"])
-        first_p50.setdefault(key, lat["p50"])
         ci = lat.get("median_ci95")
         flags = ", ".join(f for f, on in (("noisy", run["noisy"]), ("drift", run["drift_flag"])) if on)
-        table.add_row(Path(run["artifact"]).name, str(run["threads"]), str(run["batch"]), f"{lat['p50']:.3f}",
-                      f"{lat['p90']:.3f}", f"{lat['p99']:.3f}", f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-",
-                      f"{run['init_ms']:.1f}", f"{run['first_inference_ms']:.2f}",
-                      f"{run['peak_rss_mb']:.0f}" if run["peak_rss_mb"] else "-", f"{run['throughput_per_s']:.0f}",
-                      f"{run['size_bytes'] / 1e6:.2f}", f"{run['size_gzip_bytes'] / 1e6:.2f}",
-                      f"{first_p50[key] / lat['p50']:.2f}x", flags)
+        central = lat["p50"] if lat.get("p50") is not None else lat["mean"]  # native tools may give only a mean
+        first_p50.setdefault(key, central)
+        table.add_row(Path(run["artifact"]).name, str(run["threads"]), str(run["batch"]), _f(lat.get("p50"), 3),
+                      _f(lat.get("p90"), 3), _f(lat.get("p99"), 3), f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-",
+                      _f(run["init_ms"], 1), _f(run["first_inference_ms"], 2), _f(run["peak_rss_mb"], 0),
+                      _f(run["throughput_per_s"], 0), f"{run['size_bytes'] / 1e6:.2f}",
+                      f"{run['size_gzip_bytes'] / 1e6:.2f}", f"{first_p50[key] / central:.2f}x", flags)
     Console(width=max(150, Console().width)).print(table)
+
+
+def _f(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"

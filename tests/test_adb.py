@@ -1,0 +1,121 @@
+"""adb benchmarks. There is no Android device here, so:
+- the output parsers are tested on real outputs of TFLite's benchmark_model and onnxruntime_perf_test
+  (tests/fixtures/, each citing the public issue it was posted in);
+- the command sequence runs against a stand-in `adb` (tests/fixtures/stand_in_adb.py) that executes the
+  shell commands in a temporary folder standing for the device, with a stand-in tool printing a real
+  benchmark_model output. The edgekit code under test is the real adb transport and harness.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgekit.bench.harness import Settings, benchmark
+from edgekit.bench.native import parse_ort_perf_test, parse_tflite_benchmark
+from helpers import run_cli
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _fixture(name: str) -> str:
+    return "\n".join(line for line in (FIXTURES / name).read_text().splitlines() if not line.startswith("# "))
+
+
+def test_parse_tflite_benchmark_model_output():
+    out = parse_tflite_benchmark(_fixture("tflite_benchmark_model.txt"))
+    assert out["init_ms"] == pytest.approx(0.855)
+    assert out["first_inference_ms"] == pytest.approx(49.060)
+    assert out["latency_ms"]["mean"] == pytest.approx(33.2094)
+    assert out["latency_ms"]["std"] == pytest.approx(0.450)  # from the timed-runs line, not the warm-up one
+    assert out["latency_ms"]["n"] == 50 and out["latency_ms"]["min"] == pytest.approx(32.641)
+    assert out["tool_memory_mb"] == {"init": 0.0, "overall": pytest.approx(12.8672), "kind": "peak"}
+
+
+def test_parse_newer_tflite_memory_line():
+    out = parse_tflite_benchmark(_fixture("tflite_benchmark_model_rpi.txt"))
+    assert out["latency_ms"]["mean"] == pytest.approx(55.0432)
+    assert out["tool_memory_mb"]["kind"] == "delta from tool start"
+    assert out["tool_memory_mb"]["overall"] == pytest.approx(18.7227)
+
+
+def test_parse_onnxruntime_perf_test_output():
+    out = parse_ort_perf_test(_fixture("onnxruntime_perf_test.txt"))
+    assert out["init_ms"] == pytest.approx(127.918)
+    assert out["latency_ms"]["mean"] == pytest.approx(144.871)
+    assert out["latency_ms"]["n"] == 10
+    assert out["tool_memory_mb"]["overall"] == pytest.approx(158171136 / 2**20)
+
+
+def test_parse_onnxruntime_perf_test_percentiles():
+    out = parse_ort_perf_test(_fixture("onnxruntime_perf_test_percentiles.txt"))
+    assert out["latency_ms"]["p50"] == pytest.approx(58.7108)
+    assert out["latency_ms"]["p99"] == pytest.approx(61.9517)
+    assert out["latency_ms"]["n"] == 1000
+
+
+def test_truncated_tool_output_is_an_error():
+    from edgekit.errors import EdgekitError
+
+    with pytest.raises(EdgekitError, match="no 'Inference timings'"):
+        parse_tflite_benchmark("STARTING!\nLoaded model x.tflite\n")
+
+
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch):
+    """A stand-in adb on PATH and a stand-in benchmark_model that prints a real output after 0.3 s."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    adb = bin_dir / "adb"
+    adb.write_text(f"#!{sys.executable}\n" + (FIXTURES / "stand_in_adb.py").read_text())
+    adb.chmod(0o755)
+    tool = tmp_path / "benchmark_model"
+    tool.write_text("#!/bin/sh\nsleep 0.3\ncat <<'OUT'\n" + _fixture("tflite_benchmark_model.txt") + "\nOUT\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("STAND_IN_ADB_ROOT", str(tmp_path / "device"))
+    monkeypatch.setenv("STAND_IN_ADB_LOG", str(tmp_path / "adb.log"))
+    return adb, tool, tmp_path
+
+
+def test_adb_command_sequence_and_results(stand_in, capsys):
+    adb, tool, tmp = stand_in
+    model = tmp / "model.tflite"
+    model.write_bytes(b"\x00" * 1000)  # the stand-in tool does not read it
+    out = tmp / "adb.json"
+    code, text = run_cli(capsys, "benchmark", model, "--device", "adb://emulator-5554", "--adb", adb, "--tool", tool,
+                         "--processes", "2", "--min-runs", "50", "--warmup", "1", "--json", out)
+    assert code == 0, text
+    calls = [json.loads(line) for line in (tmp / "adb.log").read_text().splitlines()]
+    assert all(c["serial"] == "emulator-5554" for c in calls)
+    kinds = [c["args"][0] for c in calls]
+    assert kinds[0] == "shell" and "mktemp" in calls[0]["args"][1]
+    assert kinds[1:4] == ["push", "push", "shell"]  # tool, VmHWM poller, chmod
+    runs = [c for c in calls if c["args"][0] == "shell" and "--graph=" in c["args"][1]]
+    assert len(runs) == 2 and "--num_threads=1" in runs[0]["args"][1] and "--num_runs=50" in runs[0]["args"][1]
+    assert calls[-1]["args"][0] == "shell" and calls[-1]["args"][1].startswith("rm -rf /data/local/tmp/edgekit-")
+    result = json.loads(out.read_text())[0]
+    assert result["device"] == "adb://emulator-5554"
+    assert result["latency_ms"]["mean"] == pytest.approx(33.2094)
+    assert result["init_ms"] == pytest.approx(0.855)
+    assert result["peak_rss_mb"] and result["peak_rss_mb"] > 0  # VmHWM read from /proc/<pid>/status while it ran
+    assert not list((tmp / "device" / "data" / "local" / "tmp").iterdir())  # the device was cleaned up
+
+
+def test_adb_without_tool_says_what_to_pass(stand_in, capsys):
+    adb, _, tmp = stand_in
+    model = tmp / "model.tflite"
+    model.write_bytes(b"\x00")
+    code, text = run_cli(capsys, "benchmark", model, "--device", "adb://X", "--adb", adb)
+    assert code == 2 and "--tool" in text
+
+
+def test_unreachable_adb_device(stand_in):
+    adb, tool, tmp = stand_in
+    model = tmp / "model.tflite"
+    model.write_bytes(b"\x00")
+    from edgekit.transport.base import DeviceError
+
+    with pytest.raises(DeviceError, match="Cannot reach adb://offline-device"):
+        benchmark([model], "adb://offline-device", Settings(processes=1), tool=str(tool), adb=str(adb))
