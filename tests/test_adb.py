@@ -56,6 +56,13 @@ def test_parse_onnxruntime_perf_test_percentiles():
     assert out["latency_ms"]["n"] == 1000
 
 
+def test_parse_executorch_executor_runner_output():
+    from edgekit.bench.native import parse_executor_runner
+
+    out = parse_executor_runner(_fixture("executorch_executor_runner.txt"))
+    assert out["latency_ms"]["mean"] == pytest.approx(15.013292) and out["latency_ms"]["n"] == 1
+
+
 def test_truncated_tool_output_is_an_error():
     from edgekit.errors import EdgekitError
 

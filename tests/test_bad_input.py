@@ -8,6 +8,12 @@ from edgekit import zoo
 from helpers import run_cli, run_cli_process
 
 
+def _export_cnn(capsys, weights, target, out, *extra):
+    """`edgekit export` of the built-in digits CNN with `weights`, as a user would type it."""
+    return run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", weights, "-t", target,
+                   "--input", zoo.DIGITS_INPUT, *extra, "-o", out)
+
+
 def _no_outputs(folder):
     return not folder.exists() or not [p for p in folder.iterdir()]
 
@@ -64,51 +70,44 @@ def test_wrong_input_spec(capsys, cnn, tmp_path):
 def test_calibration_arrays_named_wrong(capsys, cnn, digits, tmp_path):
     calib = tmp_path / "calib.npz"
     np.savez(calib, pixels=digits[0][:16])
-    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-int8",
-                        "--input", zoo.DIGITS_INPUT, "--calib", calib, "-o", tmp_path / "out")
+    code, out = _export_cnn(capsys, cnn[1], "onnx-int8", tmp_path / "out", "--calib", calib)
     _assert_clean_failure(code, out, tmp_path / "out", "no array for input(s) image", "pixels")
 
 
 def test_calibration_arrays_of_wrong_shape(capsys, cnn, digits, tmp_path):
     calib = tmp_path / "calib.npz"
     np.savez(calib, image=digits[0][:16, :, :4, :])
-    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-int8",
-                        "--input", zoo.DIGITS_INPUT, "--calib", calib, "-o", tmp_path / "out")
+    code, out = _export_cnn(capsys, cnn[1], "onnx-int8", tmp_path / "out", "--calib", calib)
     _assert_clean_failure(code, out, tmp_path / "out", "dim 2 must be 8")
 
 
 def test_int8_without_calibration_says_what_to_pass(capsys, cnn, tmp_path):
-    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-int8",
-                        "--input", zoo.DIGITS_INPUT, "-o", tmp_path / "out")
+    code, out = _export_cnn(capsys, cnn[1], "onnx-int8", tmp_path / "out")
     assert code == 2 and "--calib" in out and "Traceback" not in out
 
 
 def test_output_folder_is_a_file(capsys, cnn, tmp_path):
     out_file = tmp_path / "out"
     out_file.write_text("keep me")
-    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-fp32",
-                        "--input", zoo.DIGITS_INPUT, "-o", out_file)
+    code, out = _export_cnn(capsys, cnn[1], "onnx-fp32", out_file)
     assert code == 2 and "is a file" in out
     assert out_file.read_text() == "keep me"
 
 
 def test_weights_that_do_not_fit(capsys, mlp, tmp_path):
-    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", mlp[1], "-t", "onnx-fp32",
-                        "--input", zoo.DIGITS_INPUT, "-o", tmp_path / "out")
+    code, out = _export_cnn(capsys, mlp[1], "onnx-fp32", tmp_path / "out")
     _assert_clean_failure(code, out, tmp_path / "out", "do not fit")
 
 
 def test_text_data_for_a_model_without_tokenizer(capsys, cnn, tmp_path):
     data = tmp_path / "t.csv"
     data.write_text("text,label\nhello,1\n")
-    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-int8",
-                        "--input", zoo.DIGITS_INPUT, "--calib", data, "-o", tmp_path / "out")
+    code, out = _export_cnn(capsys, cnn[1], "onnx-int8", tmp_path / "out", "--calib", data)
     _assert_clean_failure(code, out, tmp_path / "out", "no tokenizer")
 
 
 def test_no_route_names_what_exists(capsys, cnn, tmp_path):
-    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "tensorrt-fp16",
-                        "--input", zoo.DIGITS_INPUT, "-o", tmp_path / "out")
+    code, out = _export_cnn(capsys, cnn[1], "tensorrt-fp16", tmp_path / "out")
     assert code == 2 and "Traceback" not in out
     assert "edgekit targets" in out or "onnx" in out
 
@@ -122,8 +121,7 @@ def test_parity_failure_exits_1_and_keeps_nothing_at_the_final_name(capsys, cnn,
     strict = get_target("onnx-int8").model_copy(update={"parity": Tolerance(cosine_min=1.0, top1_min=1.0, max_abs=1e-9)})
     monkeypatch.setattr(exporter, "get_target", lambda name: strict)
     out_dir = tmp_path / "out"
-    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-int8",
-                        "--input", zoo.DIGITS_INPUT, "--calib", calib_npz, "-o", out_dir)
+    code, out = _export_cnn(capsys, cnn[1], "onnx-int8", out_dir, "--calib", calib_npz)
     assert code == 1, out
     assert "Parity failed" in out and "max abs error" in out and "short by" in out
     assert not (out_dir / "digits_cnn-onnx-int8.onnx").exists()

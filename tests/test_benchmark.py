@@ -127,6 +127,16 @@ def test_hung_device_times_out_with_a_clear_error(files):
     assert runs == [] and "did not answer within 3s" in error
 
 
+def test_a_failure_mid_run_keeps_the_runs_already_taken(files, tmp_path):
+    """The second artifact breaks the worker: the first one's repetition is still reported."""
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx file")
+    runs, error = benchmark([files[0], broken], "local", Settings(min_runs=10, min_time=0.01, processes=2))
+    assert [Path(r["artifact"]).name for r in runs] == [files[0].name]
+    assert len(runs[0]["processes"]) == 1 and len(runs[0]["samples_ms"]) >= 10
+    assert "broken.onnx" in error
+
+
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
     if not Path(SSHD).exists():

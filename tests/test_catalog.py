@@ -73,3 +73,24 @@ def test_availability_explains_what_is_missing():
     trt = availability(get_target("tensorrt-fp16"))
     assert not trt.runs_here
     assert "tensorrt" in trt.reason
+
+
+def test_built_wheel_ships_the_catalog(tmp_path):
+    """targets/ lives beside the package in the checkout; an installed wheel must carry it inside."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "wheel"), str(root)], check=True, capture_output=True)
+    wheel = next((tmp_path / "wheel").glob("edgekit-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"),
+                    str(wheel)], check=True, capture_output=True)
+    code = ("import edgekit.catalog.loader as l; print(l.catalog_dir()); "
+            "print(len(l.targets()), len(l.devices()), len(l.schemes()))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                            env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
+    lines = result.stdout.split()
+    assert result.returncode == 0, result.stderr
+    assert str(tmp_path / "site") in lines[0] and lines[1:] == ["16", str(len(devices())), str(len(schemes()))]

@@ -103,12 +103,13 @@ def benchmark(artifacts: list[str | Path], device: str = "local", settings: Sett
     for p in paths:
         if not p.is_file():
             raise UsageError(f"Artifact {p} does not exist.")
-        if p.suffix not in RUNTIME_MODULES:
-            raise UsageError(f"No benchmark runtime for '{p.suffix}' files.", hint=f"Supported: {', '.join(RUNTIME_MODULES)}.")
     if device.startswith("adb://"):
         from edgekit.bench.adb_runs import benchmark_adb
 
         return benchmark_adb(paths, device, tool, settings, progress, **transport_options)
+    for p in paths:
+        if p.suffix not in RUNTIME_MODULES:
+            raise UsageError(f"No benchmark runtime for '{p.suffix}' files.", hint=f"Supported: {', '.join(RUNTIME_MODULES)}.")
     taken: dict[tuple[int, int, int], list[dict]] = {}
     error = None
     with open_transport(device, **transport_options) as transport:

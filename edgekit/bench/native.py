@@ -1,5 +1,7 @@
 """Parsers for the runtimes' own benchmark tools (run on adb devices): into edgekit's run fields.
 
+TFLite `benchmark_model`, `onnxruntime_perf_test` and ExecuTorch's `executor_runner`.
+
 TFLite `benchmark_model` prints averages in microseconds; `onnxruntime_perf_test` prints
 seconds and milliseconds, and percentiles in newer versions. Neither gives raw samples.
 """
@@ -65,6 +67,21 @@ def parse_ort_perf_test(text: str) -> dict[str, Any]:
     }
 
 
+def parse_executor_runner(text: str) -> dict[str, Any]:
+    """Fields from ExecuTorch's executor_runner: total time of N executions (mean only), load time if printed."""
+    match = re.search(r"Model executed successfully (\d+) time\(s\) in " + _NUM + r" ms", text)
+    if not match:
+        raise EdgekitError("executor_runner printed no 'Model executed successfully' line; it failed or was interrupted.",
+                           hint=text.strip()[-500:])
+    count, total = int(match.group(1)), float(match.group(2))
+    return {
+        "init_ms": _find(r"Model loaded in " + _NUM + r" ms", text), "first_inference_ms": None,
+        "latency_ms": {"mean": total / count, "std": None, "n": count, "min": None, "max": None,
+                       "p50": None, "p90": None, "p99": None},
+        "tool_memory_mb": None, "tool": "executor_runner",
+    }
+
+
 def _s_to_ms(value: float | None) -> float | None:
     return value * 1e3 if value is not None else None
 
@@ -75,7 +92,9 @@ def tool_command(suffix: str, tool: str, model: str, threads: int, runs: int, wa
         return [tool, f"--graph={model}", f"--num_threads={threads}", f"--num_runs={runs}", f"--warmup_runs={warmup}"]
     if suffix == ".onnx":
         return [tool, "-m", "times", "-r", str(runs), "-x", str(threads), "-I", model, "/dev/null"]
+    if suffix == ".pte":
+        return [tool, f"--model_path={model}", f"--num_executions={runs}", f"--cpu_threads={threads}"]
     raise EdgekitError(f"No native benchmark tool is known for '{suffix}' files.")
 
 
-PARSERS = {".tflite": parse_tflite_benchmark, ".onnx": parse_ort_perf_test}
+PARSERS = {".tflite": parse_tflite_benchmark, ".onnx": parse_ort_perf_test, ".pte": parse_executor_runner}

@@ -79,7 +79,12 @@ def load_onnxruntime(ort, path, threads):
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     specs = [(i.name, _ORT_TYPES.get(i.type, "float32"), list(i.shape)) for i in session.get_inputs()]
     names = [o.name for o in session.get_outputs()]
-    return specs, lambda feed: session.run(names, feed), {"onnxruntime": ort.__version__}
+
+    def infer(feed):
+        return session.run(names, feed)
+
+    infer.session = session
+    return specs, infer, {"onnxruntime": ort.__version__}
 
 
 def import_litert():

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from importlib import resources
+import importlib.util
 from pathlib import Path
 from typing import Iterable
 
@@ -18,7 +18,10 @@ def catalog_dir() -> Path:
     checkout = Path(__file__).resolve().parents[2] / "targets"
     if (checkout / "devices").is_dir():
         return checkout
-    return Path(str(resources.files("edgekit._targets")))
+    spec = importlib.util.find_spec("edgekit._targets")  # a namespace package: data files only
+    if spec is None or not spec.submodule_search_locations:
+        raise EdgekitError("The target catalog (edgekit._targets) is missing from this installation.")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _read(path: Path) -> dict:

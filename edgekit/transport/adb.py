@@ -5,12 +5,14 @@ import shlex
 from pathlib import Path
 
 from edgekit.errors import UsageError
-from edgekit.transport.base import CommandResult, DeviceError, Transport
+from edgekit.transport.base import CommandResult, DeviceError, RemoteTransport
 
 DEVICE_TMP = "/data/local/tmp"
 
 
-class AdbTransport(Transport):
+class AdbTransport(RemoteTransport):
+    tmp_root = DEVICE_TMP
+
     def __init__(self, serial: str, adb: str = "adb", timeout: float = 600.0) -> None:
         super().__init__(timeout)
         self.serial, self.adb = serial, adb
@@ -33,18 +35,6 @@ class AdbTransport(Transport):
 
     def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:
         return self._adb("shell", " ".join(shlex.quote(a) for a in argv), timeout=timeout, what="the command")
-
-    def make_workdir(self) -> str:
-        result = self.run(["mktemp", "-d", f"{DEVICE_TMP}/edgekit-XXXXXX"], timeout=60)
-        if result.returncode != 0 or not result.stdout.strip():
-            raise DeviceError(f"Cannot create a work folder on {self.name}: {result.stderr.strip()}")
-        return result.stdout.strip()
-
-    def remove_workdir(self, path: str) -> None:
-        try:
-            self.run(["rm", "-rf", path], timeout=60)
-        except DeviceError:
-            pass
 
     def push(self, local: Path) -> str:
         remote = f"{self.workdir}/{Path(local).name}"

@@ -62,3 +62,21 @@ class Transport(abc.ABC):
         except FileNotFoundError as e:
             raise DeviceError(f"Cannot run {cmd[0]}: {e.strerror}.", hint=f"Install {cmd[0]} or put it on PATH.") from None
         return CommandResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+class RemoteTransport(Transport):
+    """A device reached through a remote shell: a `mktemp -d` work folder under tmp_root, removed at the end."""
+
+    tmp_root = "/tmp"
+
+    def make_workdir(self) -> str:
+        result = self.run(["mktemp", "-d", f"{self.tmp_root}/edgekit-XXXXXX"], timeout=60)
+        if result.returncode != 0 or not result.stdout.strip():
+            raise DeviceError(f"Cannot create a work folder on {self.name}: {result.stderr.strip()}")
+        return result.stdout.strip()
+
+    def remove_workdir(self, path: str) -> None:
+        try:
+            self.run(["rm", "-rf", path], timeout=60)
+        except DeviceError:
+            pass  # the device went away; nothing more to clean

@@ -6,12 +6,12 @@ import shlex
 from pathlib import Path
 
 from edgekit.errors import UsageError
-from edgekit.transport.base import CommandResult, DeviceError, Transport
+from edgekit.transport.base import CommandResult, DeviceError, RemoteTransport
 
 _URL = re.compile(r"^ssh://(?:(?P<user>[^@/]+)@)?(?P<host>[^:/]+)(?::(?P<port>\d+))?/?$")
 
 
-class SshTransport(Transport):
+class SshTransport(RemoteTransport):
     def __init__(self, host: str, user: str | None = None, port: int = 22, identity: str | None = None,
                  python: str | None = None, timeout: float = 600.0, connect_timeout: int = 10,
                  options: tuple[str, ...] = ()) -> None:
@@ -44,18 +44,6 @@ class SshTransport(Transport):
             raise DeviceError(f"Cannot reach {self.name}: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'ssh failed'}",
                               hint="Check the host, port, user and key (ssh must log in without a password: BatchMode).")
         return result
-
-    def make_workdir(self) -> str:
-        result = self.run(["mktemp", "-d", "/tmp/edgekit-bench-XXXXXX"], timeout=60)
-        if result.returncode != 0:
-            raise DeviceError(f"Cannot create a work folder on {self.name}: {result.stderr.strip()}")
-        return result.stdout.strip()
-
-    def remove_workdir(self, path: str) -> None:
-        try:
-            self.run(["rm", "-rf", path], timeout=60)
-        except DeviceError:
-            pass  # the device went away; nothing more to clean
 
     def push(self, local: Path) -> str:
         remote = f"{self.workdir}/{Path(local).name}"
