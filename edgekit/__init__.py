@@ -15,6 +15,20 @@ def export(*args, **kwargs):
     return _export(*args, **kwargs)
 
 
+def evaluate(*args, **kwargs):
+    """Task metrics of an exported file run in its own runtime; see edgekit.evaluate.evaluate."""
+    from edgekit.evaluate import evaluate as _evaluate
+
+    return _evaluate(*args, **kwargs)
+
+
+def benchmark(*args, **kwargs):
+    """Latency, memory and throughput in fresh processes; see edgekit.bench.harness.benchmark."""
+    from edgekit.bench.harness import benchmark as _benchmark
+
+    return _benchmark(*args, **kwargs)
+
+
 def targets():
     """Every target in the catalog, by name."""
     from edgekit.catalog import targets as _targets
@@ -29,4 +43,4 @@ def load(*args, **kwargs):
     return _load(*args, **kwargs)
 
 
-__all__ = ["__version__", "export", "load", "targets"]
+__all__ = ["__version__", "benchmark", "evaluate", "export", "load", "targets"]

@@ -85,16 +85,15 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
         for edge in route:
             with progress.step(f"convert {edge.src} -> {edge.dst} ({edge.tool})"):
                 t0 = time.perf_counter()
-                notes = _call(edge.impl, model, current, None)
+                notes = _call(edge.impl, model, current)
             steps.append({"step": f"{edge.src}->{edge.dst}", "tool": edge.tool, "seconds": round(time.perf_counter() - t0, 2), **notes})
         quant_notes: dict[str, Any] = {}
         if quantizer:
             final = tmp / f"final{tgt.suffix}"
             with progress.step(f"quantize for {tgt.name} on {dev.name}" + (f" ({recipe.scheme_name})" if recipe.scheme_name else "")):
                 t0 = time.perf_counter()
-                batch = batch_size_for(model.signature, default=8)
-                quant_notes = _call(quantizer, current, final, recipe, data) if tgt.quantization != "static" \
-                    else _call(quantizer, current, final, recipe, data, batch_size=batch)
+                quant_notes = _call(quantizer, current, final, recipe, data,
+                                    batch_size=batch_size_for(model.signature, default=8))
             steps.append({"step": tgt.quantization, "tool": quant_notes.get("method"), "seconds": round(time.perf_counter() - t0, 2)})
             current = final
 
@@ -117,6 +116,9 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
                 hint=f"The file was kept for inspection as {rejected}, not as {artifact.name}.",
             )
         publish(current, artifact, sidecar)
+        for stale in (artifact.with_name(f"{artifact.stem}.rejected{artifact.suffix}"),
+                      artifact.with_name(f"{artifact.stem}.rejected.edgekit.json")):
+            stale.unlink(missing_ok=True)  # an earlier failed attempt no longer describes this export
     return ExportResult(artifact, sidecar, parity, warnings)
 
 

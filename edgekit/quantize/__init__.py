@@ -1,6 +1,7 @@
 """Quantizers: one per runtime. The table maps (artifact format, target quantization) to the function.
 
-Each function is quantize(src_float_file, dst_file, recipe, calibration_dataset) -> dict of notes.
+Each function is quantize(src_float_file, dst_file, recipe, calibration_dataset, batch_size) -> dict of notes
+(batch_size: the batch each calibration feed must have).
 """
 from __future__ import annotations
 

@@ -82,7 +82,7 @@ def gemm_to_matmul(model) -> int:
     return rewritten
 
 
-def to_fp16(src: Path, dst: Path, recipe: Recipe, data: Dataset | None) -> dict:
+def to_fp16(src: Path, dst: Path, recipe: Recipe, data: Dataset | None, batch_size: int = 1) -> dict:
     """fp16 weights and compute, float32 I/O (onnxruntime.transformers.float16 keeps transformer graphs valid)."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -101,7 +101,7 @@ def _quant_types(recipe: Recipe):
     return to_type[recipe.scheme.activations.dtype], to_type[recipe.scheme.weights.dtype]
 
 
-def dynamic_int8(src: Path, dst: Path, recipe: Recipe, data: Dataset | None) -> dict:
+def dynamic_int8(src: Path, dst: Path, recipe: Recipe, data: Dataset | None, batch_size: int = 1) -> dict:
     """int8 weights; activations quantized at run time, only on the device's dynamic_ops."""
     import onnx
     from onnxruntime.quantization import quantize_dynamic

@@ -16,7 +16,7 @@ from edgekit.errors import NoRouteError
 class Edge:
     src: str
     dst: str
-    impl: str  # "module:function"; function(model, out_path, ctx) -> dict of notes
+    impl: str  # "module:function"; function(model, out_path) -> dict of notes
     needs: tuple[str, ...]  # importable modules the converter uses
     tool: str  # what does the work, for the sidecar
 

@@ -53,10 +53,11 @@ def _output_names(model: Model, args) -> list[str]:
     return ["output"] if n == 1 else [f"output_{i}" for i in range(n)]
 
 
-def convert(model: Model, out_path: Path, ctx) -> dict:
+def convert(model: Model, out_path: Path) -> dict:
     import torch
 
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    for name in ("torch.onnx", "torch.fx", "torch._dynamo", "torch.export"):  # exporter chatter, not errors
+        logging.getLogger(name).setLevel(logging.ERROR)
     args = example_args(model)
     output_names = _output_names(model, args)
     input_names = model.signature.input_names
