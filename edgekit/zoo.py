@@ -78,10 +78,6 @@ def train(model, x: np.ndarray, y: np.ndarray, epochs: int = 8, lr: float = 3e-3
     return model.eval()
 
 
-def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((logits.argmax(-1) == labels).mean())
-
-
 def save_weights(model, path: Path) -> Path:
     torch = require("torch", "Saving weights")
     torch.save(model.state_dict(), path)

@@ -11,7 +11,8 @@ def print_runs(runs: list[dict]) -> None:
     table = Table(title="edgekit benchmark (latency in ms; each process fresh)")
     for col in ("artifact", "thr", "batch", "p50", "p90", "p99", "p50 95% CI", "init", "first", "peak MB",
                 "per s", "size MB", "gzip MB", "speed-up", "flags"):
-        table.add_column(col, justify="left" if col in ("artifact", "flags") else "right")
+        table.add_column(col, justify="left" if col in ("artifact", "flags") else "right",
+                         overflow="fold", min_width=18 if col == "artifact" else None)
     first_p50: dict[tuple[int, int], float] = {}
     for run in runs:
         lat = run["latency_ms"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 from pathlib import Path
-from typing import Iterable
 
 import yaml
 from pydantic import ValidationError
@@ -93,11 +92,3 @@ def get_device(name: str) -> Device:
     if name not in known:
         raise unknown_name("device profile", name, known)
     return known[name]
-
-
-def target_names(runtime: str | None = None) -> list[str]:
-    return [t.name for t in targets().values() if runtime is None or t.runtime == runtime]
-
-
-def by_names(names: Iterable[str]) -> list[Target]:
-    return [get_target(n) for n in names]

@@ -8,10 +8,6 @@ from typing import Any
 
 from edgekit.spec import Signature
 
-# Source formats a route starts from: every loader maps its kind onto one of these.
-SOURCE_FORMATS = ("torch", "keras", "onnx")
-
-
 @dataclass
 class Model:
     """A loaded source model.

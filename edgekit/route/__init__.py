@@ -25,6 +25,9 @@ class Edge:
         return all(available(m) for m in self.needs)
 
 
+# Formats a route starts from: every model loader maps its source kind onto one of these.
+SOURCE_FORMATS = ("torch", "keras", "onnx")
+
 EDGES: tuple[Edge, ...] = (
     Edge("torch", "onnx", "edgekit.route.torch_to_onnx:convert", ("torch", "onnxscript"), "torch.onnx"),
     Edge("keras", "onnx", "edgekit.route.keras_to_onnx:convert", ("tensorflow", "tf2onnx"), "tf2onnx"),
@@ -66,4 +69,4 @@ def reachable_formats(src: str) -> set[str]:
 
 def sources_for(dst: str) -> set[str]:
     """Source formats from which `dst` is reachable."""
-    return {src for src in ("torch", "keras", "onnx") if dst in reachable_formats(src)}
+    return {src for src in SOURCE_FORMATS if dst in reachable_formats(src)}

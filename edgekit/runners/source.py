@@ -36,18 +36,18 @@ class TorchRunner(Runner):
         args = [torch.from_numpy(np.ascontiguousarray(feed[s.name])) for s in self.model.signature.inputs]
         with torch.inference_mode():
             out = self.module(*args)
-        tensors = _flatten(out)
+        tensors = flatten_outputs(out)
         names = self.output_names_impl() or [f"output_{i}" for i in range(len(tensors))]
         return {n: t.detach().float().numpy() if t.is_floating_point() else t.numpy() for n, t in zip(names, tensors)}
 
 
-def _flatten(out) -> list:
+def flatten_outputs(out) -> list:
     if isinstance(out, (list, tuple)):
-        return [t for o in out for t in _flatten(o)]
+        return [t for o in out for t in flatten_outputs(o)]
     if isinstance(out, dict):
-        return [t for o in out.values() for t in _flatten(o)]
+        return [t for o in out.values() for t in flatten_outputs(o)]
     if hasattr(out, "to_tuple"):  # transformers ModelOutput
-        return _flatten(out.to_tuple())
+        return flatten_outputs(out.to_tuple())
     return [out]
 
 
