@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
-from edgekit.artifact import prepare_out_dir, publish, staging
+from edgekit.artifact import prepare_out_dir, publish, sidecar_path, staging, write_json_atomic
 from edgekit.catalog import get_device, get_target, local_device, resolve
 from edgekit.data import Dataset, batch_size_for, generated_inputs, read_data
 from edgekit.errors import NoRouteError, ParityError, UsageError
@@ -18,7 +18,7 @@ from edgekit.models import Model, load
 from edgekit.parity import ParityResult, check_parity
 from edgekit.progress import SILENT, Progress
 from edgekit.quantize import QUANTIZERS
-from edgekit.route import find_route
+from edgekit.route import find_route, quantized_in_route
 from edgekit.runners import open_runner
 from edgekit.runners.source import source_runner
 from edgekit.spec import TensorSpec
@@ -58,8 +58,9 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
     """Export `source` to `target` in folder `out_dir`; raise ParityError if the file disagrees with its source."""
     tgt = get_target(target)
     dev = get_device(device) if device else local_device()
-    quantizer = QUANTIZERS.get((tgt.format, tgt.quantization)) if tgt.quantization != "none" else None
-    if tgt.quantization != "none" and quantizer is None:
+    in_route = quantized_in_route(tgt.format, tgt.quantization)
+    quantizer = QUANTIZERS.get((tgt.format, tgt.quantization)) if tgt.quantization != "none" and not in_route else None
+    if tgt.quantization != "none" and quantizer is None and not in_route:
         raise NoRouteError(f"Target '{tgt.name}' ({tgt.description}) has no exporter in this version of edgekit.",
                            hint="Run `edgekit targets` to see which targets export here.")
     out = prepare_out_dir(out_dir)
@@ -85,7 +86,7 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
         for edge in route:
             with progress.step(f"convert {edge.src} -> {edge.dst} ({edge.tool})"):
                 t0 = time.perf_counter()
-                notes = _call(edge.impl, model, current)
+                notes = _call(edge.impl, model, current, recipe)
             steps.append({"step": f"{edge.src}->{edge.dst}", "tool": edge.tool, "seconds": round(time.perf_counter() - t0, 2), **notes})
         quant_notes: dict[str, Any] = {}
         if quantizer:
@@ -103,11 +104,13 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
             warnings.append("parity was checked on generated random inputs, not real data: pass --calib DATA "
                             "for a check that means something")
             progress.warn(warnings[-1])
+        tensors = _artifact_io(current, model)
+        write_json_atomic(sidecar_path(current), {"tensors": tensors})  # runners of signature-less files read it
         with progress.step(f"parity on {len(parity_data)} samples ({parity_data.source})"):
             parity = _parity(model, current, parity_data, tgt)
 
         artifact = out / f"{model.name}-{tgt.name}{tgt.suffix}"
-        sidecar = _sidecar(model, tgt, dev, recipe, data, parity, steps, quant_notes, current, warnings)
+        sidecar = _sidecar(model, tgt, dev, recipe, data, parity, steps, quant_notes, tensors, warnings)
         if not parity.passed:
             rejected = artifact.with_name(f"{artifact.stem}.rejected{artifact.suffix}")
             publish(current, rejected, sidecar)
@@ -134,19 +137,21 @@ def _parity(model: Model, artifact: Path, data: Dataset, tgt) -> ParityResult:
         return check_parity(ref, got, data, batch, tgt.parity)
 
 
-def _artifact_io(path: Path) -> dict[str, Any]:
-    """The artifact's own input/output tensors, read from the file."""
+def _artifact_io(path: Path, model: Model) -> dict[str, Any]:
+    """The artifact's input/output tensors: read from an ONNX file; otherwise the source's signature."""
     if path.suffix == ".onnx":
         import onnx
 
         from edgekit.models.onnx_source import onnx_signature
 
         return onnx_signature(onnx.load(str(path), load_external_data=False)).to_json()
-    with open_runner(path) as runner:
-        return {"inputs": [s.to_json() for s in runner.input_specs()], "outputs": runner.output_names()}
+    from edgekit.route.torch_to_onnx import example_args, output_names
+
+    names = output_names(model, example_args(model))
+    return {"inputs": [s.to_json() for s in model.signature.inputs], "outputs": [{"name": n} for n in names]}
 
 
-def _sidecar(model, tgt, dev, recipe, data, parity, steps, quant_notes, artifact, warnings) -> dict[str, Any]:
+def _sidecar(model, tgt, dev, recipe, data, parity, steps, quant_notes, tensors, warnings) -> dict[str, Any]:
     return {
         "edgekit_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -158,7 +163,7 @@ def _sidecar(model, tgt, dev, recipe, data, parity, steps, quant_notes, artifact
         "tools": tool_versions(),
         "source": model.describe(),
         "tokenizer": str(model.tokenizer_dir) if model.tokenizer_dir else None,
-        "tensors": _artifact_io(artifact),
+        "tensors": tensors,
         "quantization": {**recipe.to_json(), **quant_notes},
         "calibration": {"path": data.source, "sha256": data.sha256, "samples": len(data)} if data else None,
         "parity": parity.to_json(),

@@ -16,9 +16,10 @@ from edgekit.errors import NoRouteError
 class Edge:
     src: str
     dst: str
-    impl: str  # "module:function"; function(model, out_path) -> dict of notes
+    impl: str  # "module:function"; function(model, out_path, recipe) -> dict of notes
     needs: tuple[str, ...]  # importable modules the converter uses
     tool: str  # what does the work, for the sidecar
+    quantizes: tuple[str, ...] = ()  # target quantizations the converter applies itself (before conversion)
 
     @property
     def ready(self) -> bool:
@@ -31,7 +32,14 @@ SOURCE_FORMATS = ("torch", "keras", "onnx")
 EDGES: tuple[Edge, ...] = (
     Edge("torch", "onnx", "edgekit.route.torch_to_onnx:convert", ("torch", "onnxscript"), "torch.onnx"),
     Edge("keras", "onnx", "edgekit.route.keras_to_onnx:convert", ("tensorflow", "tf2onnx"), "tf2onnx"),
+    Edge("torch", "ptl", "edgekit.route.torch_to_ptl:convert", ("torch",), "torch.jit (lite interpreter)",
+         quantizes=("dynamic",)),
 )
+
+
+def quantized_in_route(fmt: str, quantization: str) -> bool:
+    """Whether a converter into `fmt` applies `quantization` itself (PyTorch Mobile quantizes the module)."""
+    return any(e.dst == fmt and quantization in e.quantizes for e in EDGES)
 
 
 def find_route(src: str, dst: str) -> list[Edge]:

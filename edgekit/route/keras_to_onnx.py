@@ -12,7 +12,7 @@ from edgekit.models.base import Model
 OPSET = 17
 
 
-def convert(model: Model, out_path: Path) -> dict:
+def convert(model: Model, out_path: Path, recipe=None) -> dict:
     import tensorflow as tf
     import tf2onnx
 

@@ -31,16 +31,17 @@ def example_args(model: Model):
     return tuple(args)
 
 
-def _dynamic_axes(model: Model, output_names: list[str]) -> dict:
+def _dynamic_axes(model: Model, outputs: list[str]) -> dict:
     axes = {s.name: dict(s.dynamic_axes) for s in model.signature.inputs if s.dynamic_axes}
     batch_dynamic = any(s.shape and isinstance(s.shape[0], str) for s in model.signature.inputs)
     if batch_dynamic:
-        for name in output_names:
+        for name in outputs:
             axes[name] = {0: "batch"}
     return axes
 
 
-def _output_names(model: Model, args) -> list[str]:
+def output_names(model: Model, args) -> list[str]:
+    """The signature's output names, or output / output_i after one run of the module."""
     if model.signature.outputs:
         return [o.name for o in model.signature.outputs]
     import torch
@@ -53,22 +54,22 @@ def _output_names(model: Model, args) -> list[str]:
     return ["output"] if n == 1 else [f"output_{i}" for i in range(n)]
 
 
-def convert(model: Model, out_path: Path) -> dict:
+def convert(model: Model, out_path: Path, recipe=None) -> dict:
     import torch
 
     for name in ("torch.onnx", "torch.fx", "torch._dynamo", "torch.export"):  # exporter chatter, not errors
         logging.getLogger(name).setLevel(logging.ERROR)
     args = example_args(model)
-    output_names = _output_names(model, args)
+    names = output_names(model, args)
     input_names = model.signature.input_names
-    dynamic_axes = _dynamic_axes(model, output_names)
+    dynamic_axes = _dynamic_axes(model, names)
     scripted = isinstance(model.obj, torch.jit.ScriptModule)
     errors = []
     for dynamo in ([False] if scripted else [True, False]):
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 warnings.simplefilter("ignore")
-                kwargs = dict(input_names=input_names, output_names=output_names, opset_version=OPSET,
+                kwargs = dict(input_names=input_names, output_names=names, opset_version=OPSET,
                               dynamic_axes=dynamic_axes or None, dynamo=dynamo)
                 if dynamo:
                     kwargs["external_data"] = False

@@ -9,6 +9,7 @@ from edgekit.runners.base import Runner
 # artifact suffix -> "module:class"; the module is imported only when that runtime is used
 RUNNERS = {
     ".onnx": "edgekit.runners.onnxrt:OnnxRuntimeRunner",
+    ".ptl": "edgekit.runners.ptl:LiteInterpreterRunner",
 }
 
 

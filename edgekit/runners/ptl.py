@@ -1,0 +1,58 @@
+"""PyTorch Mobile lite-interpreter runner (.ptl); input specs come from the sidecar (the file has none)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from edgekit.artifact import read_sidecar
+from edgekit.errors import ModelLoadError
+from edgekit.runners.base import Runner
+from edgekit.spec import TensorSpec
+
+
+class LiteInterpreterRunner(Runner):
+    name = "torch-lite"
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        super().__init__()
+        self.path, self.threads = Path(path), threads
+        sidecar = read_sidecar(self.path) or {}
+        tensors = sidecar.get("tensors", {})
+        self.specs = tuple(TensorSpec.from_json(t) for t in tensors.get("inputs", []))
+        self.outputs = [o["name"] for o in tensors.get("outputs", [])]
+        self.module = None
+
+    def activate_impl(self) -> None:
+        import torch
+        from torch.jit.mobile import _load_for_lite_interpreter
+
+        if not self.specs:
+            raise ModelLoadError(f"{self.path} has no sidecar with its input tensors; export it with edgekit.")
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            self.module = _load_for_lite_interpreter(str(self.path))
+        except Exception as e:
+            raise ModelLoadError(f"The lite interpreter cannot load {self.path}: {str(e).splitlines()[0][:300]}") from None
+
+    def deactivate_impl(self) -> None:
+        self.module = None
+
+    def input_specs_impl(self) -> tuple[TensorSpec, ...]:
+        return self.specs
+
+    def output_names_impl(self) -> list[str]:
+        return self.outputs
+
+    def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        from edgekit.runners.source import flatten_outputs
+
+        with torch.inference_mode():
+            out = self.module(*[torch.from_numpy(np.ascontiguousarray(feed[s.name])) for s in self.specs])
+        tensors = flatten_outputs(out)
+        names = self.outputs or [f"output_{i}" for i in range(len(tensors))]
+        return {n: t.float().numpy() if t.is_floating_point() else t.numpy() for n, t in zip(names, tensors)}
