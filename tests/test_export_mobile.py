@@ -63,3 +63,13 @@ def test_keras_source_has_no_route_to_pytorch_mobile(tmp_path):
     keras.Model(inp, keras.layers.Dense(2)(inp)).save(path)
     with pytest.raises(NoRouteError, match="From keras, edgekit can produce"):
         export(path, "pytorch-mobile", tmp_path / "out")
+
+
+def test_benchmark_runs_lite_interpreter_files(mobile):
+    from edgekit.bench.harness import Settings, benchmark
+
+    files = [mobile["digits_cnn", t].artifact for t in ("pytorch-mobile", "pytorch-mobile-int8")]
+    runs, error = benchmark(files, "local", Settings(batches=(4,), min_runs=20, min_time=0.05, processes=2))
+    assert error is None and len(runs) == 2
+    assert all(r["inputs"]["image"] == [4, 1, 8, 8] and len(r["samples_ms"]) >= 40 for r in runs)
+    assert runs[0]["environment"]["runtime_versions"]["torch"].startswith("2.13")

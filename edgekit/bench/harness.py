@@ -15,7 +15,7 @@ from edgekit.transport import open_transport
 from edgekit.transport.base import DeviceError, Transport
 
 WORKER = Path(__file__).with_name("worker.py")
-RUNTIME_MODULES = {".onnx": "onnxruntime", ".tflite": "ai_edge_litert"}
+RUNTIME_MODULES = {".onnx": "onnxruntime", ".tflite": "ai_edge_litert", ".ptl": "torch"}
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,22 @@ def check_device(transport: Transport, suffixes: set[str]) -> dict[str, Any]:
     return json.loads(transport.run([transport.python(), transport.push(WORKER), "--env"], timeout=120).stdout)
 
 
-def _run_worker(transport: Transport, worker: str, model: str, threads: int, batch: int, s: Settings, rep: int) -> dict:
+def _worker_inputs(artifact: Path) -> list[str]:
+    """`--inputs` for files that record no signature (.ptl): the tensors from the sidecar."""
+    if artifact.suffix != ".ptl":
+        return []
+    tensors = (read_sidecar(artifact) or {}).get("tensors", {}).get("inputs")
+    if not tensors:
+        raise UsageError(f"{artifact} has no sidecar with its input tensors; export it with edgekit.")
+    specs = [[t["name"], t["dtype"], [d if isinstance(d, int) else -1 for d in t["shape"]]] for t in tensors]
+    return ["--inputs", json.dumps(specs)]
+
+
+def _run_worker(transport: Transport, worker: str, model: str, threads: int, batch: int, s: Settings, rep: int,
+                extra: list[str]) -> dict:
     argv = [transport.python(), worker, model, "--threads", str(threads), "--batch", str(batch),
             "--warmup", str(s.warmup), "--min-runs", str(s.min_runs), "--min-time", str(s.min_time),
-            "--seed", str(s.seed + rep)]
+            "--seed", str(s.seed + rep), *extra]
     result = transport.run(argv)
     try:
         out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -116,6 +128,7 @@ def benchmark(artifacts: list[str | Path], device: str = "local", settings: Sett
         env = check_device(transport, {p.suffix for p in paths})
         worker = transport.push(WORKER)
         remote = [transport.push(p) for p in paths]
+        extras = [_worker_inputs(p) for p in paths]
         try:
             for threads in settings.threads:
                 for batch in settings.batches:
@@ -125,7 +138,7 @@ def benchmark(artifacts: list[str | Path], device: str = "local", settings: Sett
                             order.reverse()  # alternate the order so neither artifact always runs first
                         for i in order:
                             with progress.step(f"{paths[i].name} threads={threads} batch={batch} process {rep + 1}/{settings.processes}"):
-                                out = _run_worker(transport, worker, remote[i], threads, batch, settings, rep)
+                                out = _run_worker(transport, worker, remote[i], threads, batch, settings, rep, extras[i])
                             taken.setdefault((i, threads, batch), []).append(out)
         except DeviceError as e:  # keep every repetition already taken
             error = str(e)

@@ -118,6 +118,28 @@ def load_litert(imported, path, threads):
     return specs, infer, version
 
 
+def import_torch_lite():
+    import torch
+    from torch.jit.mobile import _load_for_lite_interpreter
+
+    return torch, _load_for_lite_interpreter
+
+
+def load_torch_lite(imported, path, threads, specs=None):
+    """PyTorch Mobile lite interpreter; the file records no inputs, so they come from --inputs."""
+    torch, load = imported
+    if not specs:
+        raise ValueError("a .ptl file needs --inputs (the harness passes them from the sidecar)")
+    torch.set_num_threads(threads)
+    module = load(path)
+
+    def infer(feed):
+        with torch.inference_mode():
+            return module(*[torch.from_numpy(feed[name]) for name, _, _ in specs])
+
+    return specs, infer, {"torch": torch.__version__}
+
+
 def _version(dist):
     try:
         from importlib.metadata import version
@@ -127,7 +149,8 @@ def _version(dist):
 
 
 # suffix -> (import the runtime, load a model with it); import time is kept apart from init time
-LOADERS = {".onnx": (import_onnxruntime, load_onnxruntime), ".tflite": (import_litert, load_litert)}
+LOADERS = {".onnx": (import_onnxruntime, load_onnxruntime), ".tflite": (import_litert, load_litert),
+           ".ptl": (import_torch_lite, load_torch_lite)}
 
 
 def environment():
@@ -180,6 +203,7 @@ def main(argv=None):
     parser.add_argument("--min-time", type=float, default=1.0)
     parser.add_argument("--max-runs", type=int, default=100000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--inputs", help="JSON list of [name, dtype, shape] for files that do not record them")
     args = parser.parse_args(argv)
     suffix = os.path.splitext(args.model)[1]
     if suffix not in LOADERS:
@@ -196,7 +220,8 @@ def main(argv=None):
     import_ms = (clock() - start) * 1e3
     baseline_kb = read_status_kb("VmHWM")
     start = clock()
-    specs, infer, versions = load(imported, args.model, args.threads)
+    given = [tuple(x) for x in json.loads(args.inputs)] if args.inputs else None
+    specs, infer, versions = load(imported, args.model, args.threads, *([given] if given else []))
     init_ms = (clock() - start) * 1e3
     after_load_kb = read_status_kb("VmHWM")
     feed = make_inputs(specs, args.batch, args.seed)
