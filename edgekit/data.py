@@ -17,6 +17,8 @@ from edgekit.errors import DataError
 from edgekit.spec import Signature, TensorSpec, np_dtype
 
 TEXT_SUFFIXES = (".csv", ".jsonl")
+CALIB_HINT = ("Pass --calib DATA: a .npz with arrays named after the model inputs, or a CSV/JSONL with a 'text' "
+              "column for models with a tokenizer (a few hundred real samples).")
 
 
 @dataclass
@@ -133,12 +135,17 @@ def read_text_rows(path: Path) -> tuple[list[str], list]:
     return texts, labels
 
 
-def tokenize(texts: list[str], signature: Signature, tokenizer_dir: Path) -> dict[str, np.ndarray]:
-    """Tokenize with the model's own tokenizer, padded to the model's (or 128) sequence length."""
+def load_tokenizer(folder: Path):
+    """A Hugging Face tokenizer from a local folder (never the hub)."""
     from edgekit._lazy import require
 
     transformers = require("transformers", "Tokenizing text data")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    return transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+
+
+def tokenize(texts: list[str], signature: Signature, tokenizer_dir: Path) -> dict[str, np.ndarray]:
+    """Tokenize with the model's own tokenizer, padded to the model's (or 128) sequence length."""
+    tokenizer = load_tokenizer(tokenizer_dir)
     seq_dims = [s.shape[1] for s in signature.inputs if len(s.shape) > 1 and isinstance(s.shape[1], int)]
     length = seq_dims[0] if seq_dims else 128
     encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=length, return_tensors="np")

@@ -12,13 +12,13 @@ from typing import Any
 from edgekit import __version__
 from edgekit.artifact import prepare_out_dir, publish, sidecar_path, staging, write_json_atomic
 from edgekit.catalog import get_device, get_target, local_device, resolve
-from edgekit.data import Dataset, batch_size_for, generated_inputs, read_data
+from edgekit.data import CALIB_HINT, Dataset, batch_size_for, generated_inputs, read_data
 from edgekit.errors import NoRouteError, ParityError, UsageError
 from edgekit.models import Model, load
 from edgekit.parity import ParityResult, check_parity
 from edgekit.progress import SILENT, Progress
-from edgekit.quantize import QUANTIZERS
-from edgekit.route import find_route, quantized_in_route
+from edgekit.quantize import QUANTIZERS, supports
+from edgekit.route import find_route
 from edgekit.runners import open_runner
 from edgekit.runners.source import source_runner
 from edgekit.spec import TensorSpec
@@ -58,16 +58,13 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
     """Export `source` to `target` in folder `out_dir`; raise ParityError if the file disagrees with its source."""
     tgt = get_target(target)
     dev = get_device(device) if device else local_device()
-    in_route = quantized_in_route(tgt.format, tgt.quantization)
-    quantizer = QUANTIZERS.get((tgt.format, tgt.quantization)) if tgt.quantization != "none" and not in_route else None
-    if tgt.quantization != "none" and quantizer is None and not in_route:
+    if not supports(tgt.format, tgt.quantization):
         raise NoRouteError(f"Target '{tgt.name}' ({tgt.description}) has no exporter in this version of edgekit.",
                            hint="Run `edgekit targets` to see which targets export here.")
+    quantizer = QUANTIZERS.get((tgt.format, tgt.quantization))  # None: nothing after conversion
     out = prepare_out_dir(out_dir)
     if calib is None and tgt.needs_calibration:
-        raise UsageError(f"Target '{tgt.name}' needs calibration data to set its int8 ranges.",
-                         hint="Pass --calib DATA: a .npz with arrays named after the model inputs, or a CSV/JSONL "
-                         "with a 'text' column for models with a tokenizer (a few hundred real samples).")
+        raise UsageError(f"Target '{tgt.name}' needs calibration data to set its int8 ranges.", hint=CALIB_HINT)
 
     with progress.step(f"load {source}"):
         model = load(source, inputs, weights)
@@ -110,17 +107,16 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
             parity = _parity(model, current, parity_data, tgt)
 
         artifact = out / f"{model.name}-{tgt.name}{tgt.suffix}"
+        rejected = artifact.with_name(f"{artifact.stem}.rejected{artifact.suffix}")
         sidecar = _sidecar(model, tgt, dev, recipe, data, parity, steps, quant_notes, tensors, warnings)
         if not parity.passed:
-            rejected = artifact.with_name(f"{artifact.stem}.rejected{artifact.suffix}")
             publish(current, rejected, sidecar)
             raise ParityError(
                 f"Parity failed for {tgt.name}: " + "; ".join(parity.failures()),
                 hint=f"The file was kept for inspection as {rejected}, not as {artifact.name}.",
             )
         publish(current, artifact, sidecar)
-        for stale in (artifact.with_name(f"{artifact.stem}.rejected{artifact.suffix}"),
-                      artifact.with_name(f"{artifact.stem}.rejected.edgekit.json")):
+        for stale in (rejected, sidecar_path(rejected)):
             stale.unlink(missing_ok=True)  # an earlier failed attempt no longer describes this export
     return ExportResult(artifact, sidecar, parity, warnings)
 

@@ -63,11 +63,11 @@ def train_sentiment(n_train: int = 3000, batch: int = 64, progress=None):
     """Fit the head on mean-pooled MiniLM embeddings of real tweets (logistic regression); returns the model."""
     torch = require("torch", "Training the sentiment head")
     linear_model = require("sklearn.linear_model", "Training the sentiment head")
-    transformers = require("transformers", "Tokenizing tweets")
+    from edgekit.data import load_tokenizer
     from edgekit.datasets import tweets
 
     texts, labels = tweets("train", n_train)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
+    tokenizer = load_tokenizer(minilm_dir())
     model = minilm_sentiment()
     chunks = []
     with torch.inference_mode():
@@ -126,10 +126,10 @@ def train_lm_tokenizer(folder: Path, n_texts: int = 20000) -> Path:
 def train_lm(tokenizer_dir: Path, n_texts: int = 8000, epochs: int = 2, seed: int = 0):
     """Train the tiny LM on the tweet training split (next-token cross-entropy on 32-token windows)."""
     torch = require("torch", "Training the tiny LM")
-    transformers = require("transformers", "Tokenizing tweets")
+    from edgekit.data import load_tokenizer
     from edgekit.datasets import tweets
 
-    tok = transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    tok = load_tokenizer(tokenizer_dir)
     texts, _ = tweets("train", n_texts)
     stream = [i for t in texts for i in tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]]
     n = (len(stream) - 1) // LM_CONTEXT * LM_CONTEXT

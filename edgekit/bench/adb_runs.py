@@ -7,6 +7,7 @@ from typing import Any
 
 from edgekit.artifact import read_sidecar
 from edgekit.bench.harness import Settings, gzip_size
+from edgekit.bench.stats import middle
 from edgekit.bench.native import PARSERS, tool_command
 from edgekit.errors import UsageError
 from edgekit.progress import SILENT, Progress
@@ -58,19 +59,14 @@ def benchmark_adb(artifacts: list[Path], device: str, tool: str | None, settings
     return [_summarize(artifacts[i], transport.name, t, reps) for (i, t), reps in taken.items()], error
 
 
-def _median(values: list[float | None]) -> float | None:
-    present = sorted(v for v in values if v is not None)
-    return present[len(present) // 2] if present else None
-
-
 def _summarize(artifact: Path, device: str, threads: int, reps: list[dict]) -> dict[str, Any]:
     keys = ("p50", "p90", "p99", "mean", "std", "min", "max")
-    latency = {k: _median([r["latency_ms"].get(k) for r in reps]) for k in keys}
-    peak = _median([r["peak_rss_kb"] for r in reps])
+    latency = {k: middle([r["latency_ms"].get(k) for r in reps]) for k in keys}
+    peak = middle([r["peak_rss_kb"] for r in reps])
     return {
         "artifact": str(artifact), "target": (read_sidecar(artifact) or {}).get("target"), "device": device,
         "threads": threads, "batch": 1, "latency_ms": latency,
-        "init_ms": _median([r["init_ms"] for r in reps]), "first_inference_ms": _median([r["first_inference_ms"] for r in reps]),
+        "init_ms": middle([r["init_ms"] for r in reps]), "first_inference_ms": middle([r["first_inference_ms"] for r in reps]),
         "peak_rss_mb": peak / 1024 if peak else None, "memory_method": "VmHWM from /proc/<pid>/status on the device",
         "tool_memory_mb": reps[0].get("tool_memory_mb"),
         "throughput_per_s": 1000.0 / latency["mean"] if latency["mean"] else None,

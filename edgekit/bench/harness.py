@@ -89,8 +89,8 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
     return {
         "artifact": str(artifact), "target": sidecar.get("target"), "device": device, "threads": threads, "batch": batch,
         "latency_ms": latency,
-        "init_ms": sorted(r["init_ms"] for r in reps)[len(reps) // 2],
-        "first_inference_ms": sorted(r["first_inference_ms"] for r in reps)[len(reps) // 2],
+        "init_ms": stats.middle([r["init_ms"] for r in reps]),
+        "first_inference_ms": stats.middle([r["first_inference_ms"] for r in reps]),
         "peak_rss_mb": kb("peak_rss_kb") / 1024 if kb("peak_rss_kb") else None,
         "peak_rss_after_load_mb": kb("peak_rss_after_load_kb") / 1024 if kb("peak_rss_after_load_kb") else None,
         "memory_method": reps[0]["memory_method"],

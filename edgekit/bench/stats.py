@@ -10,6 +10,12 @@ NOISE_CV = 0.03  # process medians spread more than 3% (coefficient of variation
 DRIFT = 0.10  # last third of a process's samples differs from its first third by more than 10%: flagged drift
 
 
+def middle(values: list[float | None]) -> float | None:
+    """The middle of the values present (upper middle for an even count); None when there are none."""
+    present = sorted(v for v in values if v is not None)
+    return present[len(present) // 2] if present else None
+
+
 def latency_summary(samples: list[float]) -> dict[str, float]:
     a = np.asarray(samples, dtype=np.float64)
     p50, p90, p99 = np.percentile(a, [50, 90, 99])

@@ -18,16 +18,14 @@ class Availability:
 
 
 def availability(target: Target) -> Availability:
-    from edgekit.quantize import QUANTIZERS
-    from edgekit.route import quantized_in_route, sources_for
+    from edgekit.quantize import supports
+    from edgekit.route import sources_for
     from edgekit.runners import RUNNERS
 
     missing = [m for m in target.requires.modules if not available(m)]
     no_hardware = [label for hw in target.requires.hardware for check, label in [_HARDWARE[hw]] if not check()]
     has_runner = target.suffix in RUNNERS
-    has_route = bool(sources_for(target.format)) and (
-        target.quantization == "none" or (target.format, target.quantization) in QUANTIZERS
-        or quantized_in_route(target.format, target.quantization))
+    has_route = bool(sources_for(target.format)) and supports(target.format, target.quantization)
     reasons = [f"needs {label}" for label in no_hardware]
     if missing:
         extras = sorted({EXTRAS[m] for m in missing if m in EXTRAS})

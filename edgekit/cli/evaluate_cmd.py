@@ -1,7 +1,6 @@
 """`edgekit evaluate`: thin layer over edgekit.evaluate.evaluate."""
 from __future__ import annotations
 
-import json
 import sys
 
 import click

@@ -143,11 +143,11 @@ def _load(path: Path, signature: Signature, tok_dir: Path | None, task: str, lim
         if tok_dir is None:
             raise DataError("Perplexity needs text and the model's tokenizer.",
                             hint="Pass --tokenizer DIR (a Hugging Face tokenizer folder), or export with one.")
-        from edgekit._lazy import require
+        from edgekit.data import load_tokenizer
 
         texts, _ = read_text_rows(path)
         texts = texts[:limit] if limit else texts
-        tok = require("transformers", "Tokenizing text").AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+        tok = load_tokenizer(tok_dir)
         sep = [tok.eos_token_id] if tok.eos_token_id is not None else []
         ids = [i for t in texts for i in tok(t, add_special_tokens=False)["input_ids"] + sep]
         if len(ids) < 2:

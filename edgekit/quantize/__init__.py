@@ -10,3 +10,11 @@ QUANTIZERS: dict[tuple[str, str], str] = {
     ("onnx", "dynamic"): "edgekit.quantize.onnx_quant:dynamic_int8",
     ("onnx", "static"): "edgekit.quantize.onnx_quant:static_int8",
 }
+
+
+def supports(fmt: str, quantization: str) -> bool:
+    """Whether edgekit can apply `quantization` to `fmt`: nothing to do, a quantizer after conversion,
+    or a converter that quantizes before converting (PyTorch Mobile)."""
+    from edgekit.route import quantized_in_route
+
+    return quantization == "none" or (fmt, quantization) in QUANTIZERS or quantized_in_route(fmt, quantization)

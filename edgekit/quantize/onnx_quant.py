@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from edgekit.catalog.resolve import Recipe
-from edgekit.data import Dataset
+from edgekit.data import CALIB_HINT, Dataset
 from edgekit.errors import ConversionError, DataError
 
 
@@ -17,6 +17,11 @@ def op_types(path: Path) -> Counter:
     import onnx
 
     return Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
+
+
+def _constants(graph) -> set[str]:
+    """Tensor names that are weights: initializers and Constant outputs."""
+    return {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
 
 
 def _split(present: Counter, wanted: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -131,7 +136,7 @@ def dynamic_int8(src: Path, dst: Path, recipe: Recipe, data: Dataset | None, bat
             "reduce_range": recipe.scheme.reduce_range}
 
 
-def outlier_nodes(src: Path, data: Dataset, op_types: list[str], max_ratio: float, batch_size: int,
+def outlier_nodes(float_model, data: Dataset, op_types: list[str], max_ratio: float, batch_size: int,
                   samples: int = 32) -> dict[str, float]:
     """Nodes whose input activations have outliers: max|x| / p99.9|x| above `max_ratio`.
 
@@ -142,9 +147,9 @@ def outlier_nodes(src: Path, data: Dataset, op_types: list[str], max_ratio: floa
     import onnx
     import onnxruntime as ort
 
-    model = onnx.load(str(src))
-    constants = {i.name for i in model.graph.initializer}
-    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    model = onnx.ModelProto()
+    model.CopyFrom(float_model)  # the probe outputs added below must not leak into the caller's model
+    constants = _constants(model.graph)
     nodes = [n for n in model.graph.node if n.op_type in op_types and len(n.input) > 1
              and n.input[0] not in constants and n.input[1] in constants]
     tensors = sorted({n.input[0] for n in nodes} - {o.name for o in model.graph.output})
@@ -165,14 +170,10 @@ def outlier_nodes(src: Path, data: Dataset, op_types: list[str], max_ratio: floa
             if n.input[0] in ratios and ratios[n.input[0]] > max_ratio}
 
 
-def activation_products(src: Path) -> list[str]:
+def activation_products(model) -> list[str]:
     """MatMul nodes multiplying two activations (attention scores and context): no weight to quantize,
     and quantizing them would wrap the Softmax between them in Q/DQ."""
-    import onnx
-
-    model = onnx.load(str(src), load_external_data=False)
-    constants = {i.name for i in model.graph.initializer}
-    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    constants = _constants(model.graph)
     return [n.name for n in model.graph.node if n.op_type == "MatMul" and not any(i in constants for i in n.input)]
 
 
@@ -191,18 +192,19 @@ def static_int8(src: Path, dst: Path, recipe: Recipe, data: Dataset | None, batc
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    import onnx
+
     if data is None:
         raise DataError(f"Target {recipe.target} quantizes activations statically and needs calibration data.",
-                        hint="Pass --calib DATA: a .npz with arrays named after the model inputs, or a CSV/JSONL "
-                        "with a 'text' column for models with a tokenizer (a few hundred real samples).")
-    present = op_types(src)
-    quantized, kept = _split(present, recipe.int8_ops)
+                        hint=CALIB_HINT)
+    float_model = onnx.load(str(src))
+    quantized, kept = _split(Counter(n.op_type for n in float_model.graph.node), recipe.int8_ops)
     act_type, weight_type = _quant_types(recipe)
     scheme = recipe.scheme
     _quiet()
-    outliers = outlier_nodes(src, data, quantized, scheme.max_outlier_ratio, batch_size) \
+    outliers = outlier_nodes(float_model, data, quantized, scheme.max_outlier_ratio, batch_size) \
         if scheme.max_outlier_ratio else {}
-    products = [] if recipe.quantize_activation_products else activation_products(src)
+    products = [] if recipe.quantize_activation_products else activation_products(float_model)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         try:
