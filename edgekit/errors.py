@@ -51,11 +51,10 @@ class NoRouteError(UsageError):
 class MissingDependencyError(UsageError):
     """An optional stack is not installed; names the extra to install."""
 
-    def __init__(self, module: str, extra: str, purpose: str) -> None:
-        super().__init__(
-            f"{purpose} needs the Python package '{module}', which is not installed.",
-            hint=f"Install it with: pip install 'edgekit[{extra}]'",
-        )
+    def __init__(self, module: str, extra: str, purpose: str, command: str | None = None) -> None:
+        command = command or f"pip install 'edgekit[{extra}]'"
+        super().__init__(f"{purpose} needs the Python package '{module}', which is not installed.",
+                         hint=f"Install it with: {command}")
 
 
 class ConversionError(EdgekitError):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -12,7 +12,7 @@ from typing import Any
 from edgekit import __version__
 from edgekit.artifact import prepare_out_dir, publish, sidecar_path, staging, write_json_atomic
 from edgekit.catalog import get_device, get_target, local_device, resolve
-from edgekit.data import CALIB_HINT, Dataset, batch_size_for, generated_inputs, read_data
+from edgekit.data import CALIB_HINT, Dataset, batch_size_for, generated_inputs, read_data, static_shapes
 from edgekit.errors import NoRouteError, ParityError, UsageError
 from edgekit.models import Model, load
 from edgekit.parity import ParityResult, check_parity
@@ -21,11 +21,11 @@ from edgekit.quantize import QUANTIZERS, supports
 from edgekit.route import find_route
 from edgekit.runners import open_runner
 from edgekit.runners.source import source_runner
-from edgekit.spec import TensorSpec
+from edgekit.spec import Signature, TensorSpec
 
 CALIB_LIMIT = 256
 _VERSIONED = ("onnx", "onnxruntime", "torch", "onnxscript", "tensorflow", "tf2onnx", "tf_keras", "keras",
-              "transformers", "numpy")
+              "transformers", "numpy", "onnx2tf", "ai-edge-litert")
 
 
 @dataclass
@@ -53,9 +53,13 @@ def tool_versions() -> dict[str, str]:
 
 def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str | Path | None = None,
            device: str | None = None, inputs: tuple[TensorSpec, ...] = (), weights: str | Path | None = None,
-           tokenizer: str | Path | None = None, calib_limit: int = CALIB_LIMIT,
+           tokenizer: str | Path | None = None, calib_limit: int = CALIB_LIMIT, allow_float_fallback: bool = False,
            progress: Progress = SILENT) -> ExportResult:
-    """Export `source` to `target` in folder `out_dir`; raise ParityError if the file disagrees with its source."""
+    """Export `source` to `target` in folder `out_dir`; raise ParityError if the file disagrees with its source.
+
+    allow_float_fallback: an integer target may keep ops without integer kernels in float (they are
+    listed in the sidecar); without it such a file is refused.
+    """
     tgt = get_target(target)
     dev = get_device(device) if device else local_device()
     if not supports(tgt.format, tgt.quantization):
@@ -71,20 +75,25 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
     if tokenizer:
         model.tokenizer_dir = Path(tokenizer)
     route = find_route(model.format, tgt.format)
-    recipe = resolve(tgt, dev)
+    recipe = replace(resolve(tgt, dev), allow_float_fallback=allow_float_fallback)
     data = read_data(calib, model.signature, model.tokenizer_dir, calib_limit) if calib else None
     warnings: list[str] = []
     steps: list[dict[str, Any]] = []
 
     with staging(out) as tmp:
-        current = tmp / f"float{tgt.suffix}"
+        current: Path | None = None  # the latest step's file; None while the model is only in memory
         if not route:
+            current = tmp / f"float{tgt.suffix}"
             _save_source_copy(model, current)
-        for edge in route:
+        # onnx2tf gives wrong or no output on graphs exported with a dynamic batch: fix shapes from the start
+        edge_model = _with_static_shapes(model, data) if any(e.static_shapes for e in route) else model
+        for i, edge in enumerate(route):
+            step_file = tmp / f"step{i}{tgt.suffix if i == len(route) - 1 else '.' + edge.dst}"
             with progress.step(f"convert {edge.src} -> {edge.dst} ({edge.tool})"):
                 t0 = time.perf_counter()
-                notes = _call(edge.impl, model, current, recipe)
+                notes = _call(edge.impl, edge_model, current, step_file, recipe, data)
             steps.append({"step": f"{edge.src}->{edge.dst}", "tool": edge.tool, "seconds": round(time.perf_counter() - t0, 2), **notes})
+            current = step_file
         quant_notes: dict[str, Any] = {}
         if quantizer:
             final = tmp / f"final{tgt.suffix}"
@@ -121,6 +130,12 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
     return ExportResult(artifact, sidecar, parity, warnings)
 
 
+def _with_static_shapes(model: Model, data: Dataset | None) -> Model:
+    shapes = static_shapes(model.signature.inputs, data)
+    inputs = tuple(replace(s, shape=shapes[s.name]) for s in model.signature.inputs)
+    return replace(model, signature=Signature(inputs, model.signature.outputs))
+
+
 def _save_source_copy(model: Model, dst: Path) -> None:
     import onnx
 
@@ -141,6 +156,10 @@ def _artifact_io(path: Path, model: Model) -> dict[str, Any]:
         from edgekit.models.onnx_source import onnx_signature
 
         return onnx_signature(onnx.load(str(path), load_external_data=False)).to_json()
+    if path.suffix == ".tflite":
+        from edgekit.runners.litert import tflite_io
+
+        return tflite_io(path, model.signature)
     from edgekit.route.torch_to_onnx import example_args, output_names
 
     names = output_names(model, example_args(model))

@@ -82,3 +82,21 @@ def save_weights(model, path: Path) -> Path:
     torch = require("torch", "Saving weights")
     torch.save(model.state_dict(), path)
     return path
+
+
+def keras_digits_cnn(x_train: np.ndarray, y_train: np.ndarray, epochs: int = 5, seed: int = 0):
+    """The Keras twin of digits_cnn, trained here: NHWC input 'image' (Keras' layout), logits out.
+
+    x_train is digits_split()'s NCHW array; the model takes it transposed to (N, 8, 8, 1).
+    """
+    keras = require("keras", "The built-in Keras model")
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((8, 8, 1), name="image")
+    h = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(h)
+    h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.Dense(64, activation="relu")(keras.layers.Flatten()(h))
+    model = keras.Model(inp, keras.layers.Dense(10)(h), name="keras_digits_cnn")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x_train.transpose(0, 2, 3, 1), y_train, epochs=epochs, batch_size=32, verbose=0)
+    return model

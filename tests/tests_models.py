@@ -19,3 +19,24 @@ class Unscriptable(torch.nn.Module):
 def unscriptable():
     torch.manual_seed(0)
     return Unscriptable()
+
+
+def python_branch_keras():
+    """A subclassed Keras model with a Python `if` on a tensor value: runs eagerly, cannot be traced."""
+    import keras
+    import numpy as np
+
+    @keras.saving.register_keras_serializable("edgekit_tests")
+    class PythonBranch(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(3)
+
+        def call(self, x):
+            if float(keras.ops.max(x)) > 100:  # needs the value: fine eagerly, impossible in a graph
+                x = x / 100
+            return self.dense(x)
+
+    model = PythonBranch()
+    model(np.zeros((1, 8), np.float32))
+    return model

@@ -86,6 +86,10 @@ class RuntimeRule(_Frozen):
     engine: str | None = None  # e.g. the torch quantized engine (qnnpack, x86)
     # MatMul of two activations (attention): quantize it too, or keep it (and the Softmax between) float
     quantize_activation_products: bool = False
+    # Accelerators (NPU/DSP) that run only some files and ops: the target quantizations the device
+    # accepts (None: any) and the runtime's op names it runs (None: all; TFLite builtin names for litert).
+    quantizations: tuple[Quantization, ...] | None = None
+    supported_ops: tuple[str, ...] | None = None
 
 
 class Device(_Frozen):

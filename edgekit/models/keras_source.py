@@ -40,9 +40,15 @@ def _load_keras_object(path: Path):
 
 
 def _keras_function(tf, model, overrides: dict[str, TensorSpec]):
-    inputs = model.inputs
-    specs = []
-    for i, t in enumerate(inputs):
+    try:
+        inputs = model.inputs
+    except AttributeError:  # a subclassed model records no inputs: the user names them
+        if not overrides:
+            raise UsageError(f"The Keras model {model.name} ({type(model).__name__}) is subclassed and records no inputs.",
+                             hint="Pass --input NAME:DTYPE:SHAPE for each input of its call(), e.g. x:float32:batchx8.") from None
+        inputs = None
+    specs = list(overrides.values()) if inputs is None else []
+    for i, t in enumerate(inputs or ()):
         name = (getattr(t, "name", None) or f"input_{i}").split(":")[0]
         spec = overrides.get(name) or _spec_from_tf(name, tf.TensorSpec(t.shape, t.dtype))
         specs.append(spec)
@@ -91,7 +97,11 @@ def load_keras(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
     else:
         keras_model, kind = _load_keras_object(path)
         fn, specs = _keras_function(tf, keras_model, overrides)
-        out_names = [f"output_{i}" for i in range(len(keras_model.outputs))]
+        try:
+            n_outputs = len(keras_model.outputs)
+        except AttributeError:  # subclassed: outputs are known only after a call; most have one
+            n_outputs = 1
+        out_names = [f"output_{i}" for i in range(n_outputs)]
     unknown = set(overrides) - {s.name for s in specs}
     if unknown:
         raise UsageError(f"--input names {', '.join(sorted(unknown))} are not inputs of {path}.",

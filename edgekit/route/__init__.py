@@ -16,10 +16,13 @@ from edgekit.errors import NoRouteError
 class Edge:
     src: str
     dst: str
-    impl: str  # "module:function"; function(model, out_path, recipe) -> dict of notes
+    # "module:function"; function(model, src, out_path, recipe, data) -> dict of notes, where src is the
+    # previous step's file (None when the edge starts from the loaded source) and data the calibration set
+    impl: str
     needs: tuple[str, ...]  # importable modules the converter uses
     tool: str  # what does the work, for the sidecar
-    quantizes: tuple[str, ...] = ()  # target quantizations the converter applies itself (before conversion)
+    quantizes: tuple[str, ...] = ()  # target quantizations the converter applies itself (while converting)
+    static_shapes: bool = False  # needs every input dim fixed: the steps before it export with fixed shapes
 
     @property
     def ready(self) -> bool:
@@ -29,11 +32,18 @@ class Edge:
 # Formats a route starts from: every model loader maps its source kind onto one of these.
 SOURCE_FORMATS = ("torch", "keras", "onnx")
 
+_TFLITE_QUANTIZATIONS = ("fp16", "dynamic", "full-integer", "int16x8")
+
 EDGES: tuple[Edge, ...] = (
     Edge("torch", "onnx", "edgekit.route.torch_to_onnx:convert", ("torch", "onnxscript"), "torch.onnx"),
     Edge("keras", "onnx", "edgekit.route.keras_to_onnx:convert", ("tensorflow", "tf2onnx"), "tf2onnx"),
     Edge("torch", "ptl", "edgekit.route.torch_to_ptl:convert", ("torch",), "torch.jit (lite interpreter)",
          quantizes=("dynamic",)),
+    # TFLite quantizes inside its converter; the onnx edge also serves PyTorch sources (torch -> onnx -> tflite)
+    Edge("keras", "tflite", "edgekit.route.to_tflite:from_keras", ("tensorflow", "ai_edge_litert"),
+         "tf.lite.TFLiteConverter", quantizes=_TFLITE_QUANTIZATIONS),
+    Edge("onnx", "tflite", "edgekit.route.to_tflite:from_onnx", ("onnx2tf", "tensorflow", "ai_edge_litert"),
+         "onnx2tf + tf.lite.TFLiteConverter", quantizes=_TFLITE_QUANTIZATIONS, static_shapes=True),
 )
 
 

@@ -1,18 +1,17 @@
 """Keras / TensorFlow -> ONNX through tf2onnx, from the traced tf.function the loader built."""
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 from pathlib import Path
 
 from edgekit.errors import ConversionError
 from edgekit.models.base import Model
+from edgekit.quiet import quiet
 
 OPSET = 17
 
 
-def convert(model: Model, out_path: Path, recipe=None) -> dict:
+def convert(model: Model, src: Path | None, out_path: Path, recipe=None, data=None) -> dict:
     import tensorflow as tf
     import tf2onnx
 
@@ -21,7 +20,7 @@ def convert(model: Model, out_path: Path, recipe=None) -> dict:
              for s in model.signature.inputs]
     output_names = [o.name for o in model.signature.outputs]
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with quiet():
             proto, _ = tf2onnx.convert.from_function(model.obj, input_signature=specs, opset=OPSET)
     except Exception as e:
         raise ConversionError(f"tf2onnx could not convert {model.source}: {str(e).strip().splitlines()[0][:400]}") from None

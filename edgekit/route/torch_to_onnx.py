@@ -1,14 +1,13 @@
 """torch -> ONNX: the dynamo exporter (one file, no external data), falling back to the TorchScript exporter."""
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import warnings
 from pathlib import Path
 
 from edgekit.errors import ConversionError
 from edgekit.models.base import Model
+from edgekit.quiet import quiet
 from edgekit.spec import np_dtype
 
 OPSET = 18
@@ -54,7 +53,7 @@ def output_names(model: Model, args) -> list[str]:
     return ["output"] if n == 1 else [f"output_{i}" for i in range(n)]
 
 
-def convert(model: Model, out_path: Path, recipe=None) -> dict:
+def convert(model: Model, src: Path | None, out_path: Path, recipe=None, data=None) -> dict:
     import torch
 
     for name in ("torch.onnx", "torch.fx", "torch._dynamo", "torch.export"):  # exporter chatter, not errors
@@ -67,7 +66,7 @@ def convert(model: Model, out_path: Path, recipe=None) -> dict:
     errors = []
     for dynamo in ([False] if scripted else [True, False]):
         try:
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            with warnings.catch_warnings(), quiet():
                 warnings.simplefilter("ignore")
                 kwargs = dict(input_names=input_names, output_names=names, opset_version=OPSET,
                               dynamic_axes=dynamic_axes or None, dynamo=dynamo)

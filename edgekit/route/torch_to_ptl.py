@@ -7,6 +7,8 @@ sidecar says so.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import contextlib
 import io
 import warnings
@@ -63,7 +65,7 @@ def _script_or_trace(torch, module, args) -> tuple[object, dict]:
                     "note": "traced: control flow was recorded for the example inputs only"}
 
 
-def convert(model: Model, out_path, recipe: Recipe) -> dict:
+def convert(model: Model, src: Path | None, out_path, recipe: Recipe, data=None) -> dict:
     import torch
 
     module, notes = _module(model), {}

@@ -10,6 +10,7 @@ from edgekit.runners.base import Runner
 RUNNERS = {
     ".onnx": "edgekit.runners.onnxrt:OnnxRuntimeRunner",
     ".ptl": "edgekit.runners.ptl:LiteInterpreterRunner",
+    ".tflite": "edgekit.runners.litert:LiteRTRunner",
 }
 
 

@@ -1,0 +1,249 @@
+"""Keras / ONNX -> .tflite: one TFLite converter call per target, after freezing the graph.
+
+Keras models arrive as the loader's traced tf.function; ONNX graphs (and PyTorch ones, through
+torch -> ONNX) go through onnx2tf to a SavedModel first, with every shape fixed, because onnx2tf
+gives silently wrong transformer outputs with a dynamic batch axis. Quantization is a converter
+option in TFLite, so it happens here, and the written file is then inspected, not trusted.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit._lazy import require
+from edgekit.catalog.resolve import Recipe
+from edgekit.data import Dataset, static_shapes
+from edgekit.errors import ConversionError, UsageError
+from edgekit.models.base import Model
+from edgekit.quiet import quiet
+from edgekit.spec import TensorSpec, np_dtype
+from edgekit.tflite_file import OpInfo, read_tflite
+
+
+class UnsupportedOpError(UsageError):
+    """The model uses an op that the target runtime or device has no kernel for (exit 2)."""
+
+
+@dataclass(frozen=True)
+class ConverterSettings:
+    """TFLiteConverter options for one target quantization."""
+
+    optimize: bool = False
+    float16: bool = False
+    calibrate: bool = False
+    ops: str = "TFLITE_BUILTINS"  # tf.lite.OpsSet member the kernels must come from
+    integer_io: bool = False  # int8 input and output tensors (full integer)
+
+
+SETTINGS = {
+    "none": ConverterSettings(),
+    "fp16": ConverterSettings(optimize=True, float16=True),
+    "dynamic": ConverterSettings(optimize=True),
+    "full-integer": ConverterSettings(optimize=True, calibrate=True, ops="TFLITE_BUILTINS_INT8", integer_io=True),
+    "int16x8": ConverterSettings(optimize=True, calibrate=True,
+                                 ops="EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8"),
+}
+CALIB_SAMPLES = 200  # the converter's calibrator runs one sample at a time
+
+
+def from_keras(model: Model, src: Path | None, out_path: Path, recipe: Recipe, data: Dataset | None) -> dict:
+    """The Keras loader already traced the model into a tf.function with its input signature."""
+    return _convert(model.obj, model.signature.inputs, out_path, recipe, data, source=model.source)
+
+
+def from_onnx(model: Model, src: Path | None, out_path: Path, recipe: Recipe, data: Dataset | None) -> dict:
+    """ONNX -> SavedModel (onnx2tf, static shapes, source layout kept) -> .tflite."""
+    tf = _tf()
+    onnx2tf = require("onnx2tf", "Converting ONNX to TFLite")
+    onnx_file = src or Path(model.source)
+    shapes = static_shapes(model.signature.inputs, data)
+    with tempfile.TemporaryDirectory(prefix="edgekit-onnx2tf-") as tmp:
+        try:
+            with quiet():
+                onnx2tf.convert(
+                    input_onnx_file_path=str(onnx_file), output_folder_path=tmp, non_verbose=True,
+                    overwrite_input_shape=[f"{n}:{','.join(map(str, s))}" for n, s in shapes.items()],
+                    # keep the source's NCHW layout so feeds, parity and the app code stay the same
+                    keep_ncw_or_nchw_or_ncdhw_input_names=[n for n, s in shapes.items() if 3 <= len(s) <= 5],
+                    not_use_onnxsim=True,
+                )
+        except SystemExit as e:  # onnx2tf exits on ops it cannot convert, after logging which
+            raise ConversionError(f"onnx2tf could not convert {onnx_file} (exit {e.code}).",
+                                  hint="Run onnx2tf on the file by hand to see the op it stopped at.") from None
+        except Exception as e:
+            raise ConversionError(f"onnx2tf could not convert {onnx_file}: {_first_line(e)}") from None
+        loaded = tf.saved_model.load(tmp)
+        signature = loaded.signatures["serving_default"]
+        out_keys = [o.name for o in model.signature.outputs if o.name in signature.structured_outputs] \
+            or sorted(signature.structured_outputs)
+        specs = [TensorSpec(s.name, s.dtype, shapes[s.name]) for s in model.signature.inputs]
+        arg_names = list(signature.structured_input_signature[1])
+
+        @tf.function(input_signature=[tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs])
+        def fn(*args):
+            result = signature(**dict(zip(arg_names, args)))
+            return [result[k] for k in out_keys]
+
+        notes = _convert(fn, tuple(specs), out_path, recipe, data, source=model.source)
+    return {"converter_from_onnx": "onnx2tf", "static_shapes": {n: list(s) for n, s in shapes.items()}, **notes}
+
+
+def _tf():
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    return require("tensorflow", "Converting to TFLite")
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(e).__name__)[:400]
+
+
+def _freeze(fn, source: str):
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    try:
+        with quiet():
+            return convert_variables_to_constants_v2(fn.get_concrete_function())
+    except Exception as e:  # tracing runs the model's Python: any error type can come out
+        raise UsageError(
+            f"{source} cannot be traced into a TensorFlow graph: {_tracing_cause(e)}",
+            hint="The model's call() must work on symbolic tensors: no .numpy(), no Python `if`/`for` on tensor "
+            "values (use tf.cond / tf.while_loop or keras.ops), no Python-side state.",
+        ) from None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\w+)')
+
+
+def _tracing_cause(e: Exception) -> str:
+    """The user's frame and the error from TensorFlow's 'in user code:' report."""
+    lines = [ln.strip() for ln in _ANSI.sub("", str(e)).splitlines() if ln.strip()]
+    frames = [m for ln in lines if (m := _FRAME.search(ln)) and "site-packages" not in m.group(1)
+              and "/edgekit/" not in m.group(1)]
+    errors = [i for i, ln in enumerate(lines) if re.match(r"\w+(Error|Exception): ", ln)]
+    cause = lines[errors[-1]:errors[-1] + 2] if errors else lines[:1]
+    cause = [ln for ln in cause if not ln.startswith("Arguments received")]
+    where = f" (in {frames[-1].group(3)}(), line {frames[-1].group(2)})" if frames else ""
+    return " ".join(cause)[:400] + where
+
+
+def _representative(data: Dataset, specs: tuple[TensorSpec, ...]):
+    def samples():
+        for i in range(min(len(data), CALIB_SAMPLES)):
+            yield [data.arrays[s.name][i:i + 1].astype(np_dtype(s.dtype)) for s in specs]
+
+    return samples
+
+
+def _run_converter(tf, frozen, settings: ConverterSettings, data: Dataset | None, specs, fallback: bool) -> bytes:
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    if settings.optimize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if settings.float16:
+        converter.target_spec.supported_types = [tf.float16]
+    if settings.calibrate:
+        converter.representative_dataset = _representative(data, specs)
+    ops = [getattr(tf.lite.OpsSet, settings.ops)]
+    if fallback and settings.ops != "TFLITE_BUILTINS":
+        ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)  # float kernels where no integer one exists
+    converter.target_spec.supported_ops = ops
+    if settings.integer_io:
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    with quiet():
+        return converter.convert()
+
+
+_TF_OP = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op")
+_TFL_OP = re.compile(r"'tfl\.(\w+)' op (?:is not supported|.*quantiz)", re.IGNORECASE)
+
+
+def _layer(tensor_name: str) -> str:
+    """A graph name without the call wrappers tf.function adds: what is left is the layer path."""
+    return re.sub(r"^((Stateful)?PartitionedCall(_\d+)?/)+", "", tensor_name)
+
+
+def _graph_nodes(frozen, op_types: set[str]) -> list[str]:
+    """Names of the frozen graph's nodes of these TF op types (they carry the Keras layer path)."""
+    return [_layer(n.name) for n in frozen.graph.as_graph_def().node if n.op in op_types]
+
+
+def _explain_failure(e: Exception, frozen, source: str, settings: ConverterSettings, fallback: bool) -> Exception:
+    text = str(e)
+    tf_ops = sorted(set(_TF_OP.findall(text)))
+    if tf_ops:
+        nodes = _graph_nodes(frozen, set(tf_ops))
+        return UnsupportedOpError(
+            f"{source} uses TensorFlow op(s) with no TFLite kernel: {', '.join(tf_ops)}"
+            + (f" (in {', '.join(nodes[:5])})" if nodes else "") + ".",
+            hint="Replace the layer with TFLite builtin ops (see the TFLite op list), or export to an ONNX target.",
+        )
+    tfl_ops = sorted(set(_TFL_OP.findall(text)))
+    if settings.ops != "TFLITE_BUILTINS" and not fallback:
+        return UnsupportedOpError(
+            f"{source} cannot be converted with integer kernels only"
+            + (f": no integer kernel for {', '.join(tfl_ops)}" if tfl_ops else f": {_first_line(e)}") + ".",
+            hint="Pass --allow-float-fallback to keep those ops in float (listed in the sidecar), "
+            "or use tflite-dynamic.",
+        )
+    return ConversionError(f"The TFLite converter failed on {source}: {_first_line(e)}")
+
+
+def _describe(op: OpInfo) -> dict[str, Any]:
+    return {"op": op.op, "index": op.index, "layer": _layer(op.outputs[0].name) if op.outputs else None}
+
+
+def _check_device_ops(tf, frozen, recipe: Recipe, source: str, specs, data) -> None:
+    """Before the calibrated conversion: every op of a float conversion must be one the device runs."""
+    if recipe.supported_ops is None:
+        return
+    probe = read_tflite(_run_converter(tf, frozen, SETTINGS["none"], data, specs, fallback=False))
+    missing = [op for op in probe.ops if op.op not in recipe.supported_ops]
+    if missing:
+        names = sorted({op.op for op in missing})
+        where = ", ".join(f"{op.op} at {_layer(op.outputs[0].name)}" for op in missing[:5] if op.outputs)
+        raise UnsupportedOpError(
+            f"Device profile '{recipe.device}' does not run {', '.join(names)} ({where}); "
+            f"{source} cannot run whole on it.",
+            hint=f"It runs: {', '.join(recipe.supported_ops)}. Change those layers or pick another --device.",
+        )
+
+
+def _convert(fn, specs: tuple[TensorSpec, ...], out_path: Path, recipe: Recipe, data: Dataset | None,
+             source: str) -> dict:
+    tf = _tf()
+    settings = SETTINGS[recipe.quantization]
+    fallback = recipe.allow_float_fallback
+    frozen = _freeze(fn, source)
+    _check_device_ops(tf, frozen, recipe, source, specs, data)
+    try:
+        flatbuffer = _run_converter(tf, frozen, settings, data, specs, fallback)
+    except Exception as e:  # ConverterError and friends; translate into what the user can act on
+        raise _explain_failure(e, frozen, source, settings, fallback) from None
+    info = read_tflite(flatbuffer)
+    float_ops = info.float_ops() if settings.calibrate else []
+    if float_ops and not fallback:
+        listed = ", ".join(f"{o.op} ({_layer(o.outputs[0].name)})" for o in float_ops[:8])
+        raise UnsupportedOpError(
+            f"The converted file is not integer-only: {len(float_ops)} op(s) compute in float: {listed}.",
+            hint="edgekit does not call such a file int8. Pass --allow-float-fallback to accept them "
+            "(they are listed in the sidecar), or use tflite-dynamic.",
+        )
+    out_path.write_bytes(flatbuffer)
+    return {
+        "converter": f"tf.lite.TFLiteConverter {tf.__version__}",
+        "ops_set": settings.ops,
+        "op_types": info.op_types(),
+        "float_fallback_ops": [_describe(o) for o in float_ops],
+        "calibration_samples": min(len(data), CALIB_SAMPLES) if settings.calibrate and data is not None else 0,
+    }

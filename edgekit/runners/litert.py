@@ -1,0 +1,130 @@
+"""LiteRT runner (.tflite, ai_edge_litert): takes and returns float arrays like the source model.
+
+Integer I/O tensors are quantized on the way in and dequantized on the way out with the scale and
+zero point recorded in the file, so parity and evaluation compare like with like. Files with a
+fixed batch (the ONNX route fixes every shape) run a larger feed in slices of that batch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from edgekit._lazy import require
+from edgekit.artifact import read_sidecar
+from edgekit.errors import ModelLoadError
+from edgekit.quiet import quiet
+from edgekit.runners.base import Runner
+from edgekit.spec import Signature, TensorSpec
+from edgekit.tflite_file import TensorInfo, read_tflite
+
+
+def tflite_io(path: Path, signature: Signature) -> dict[str, Any]:
+    """Sidecar tensors: the source's names and dtypes, each with the file tensor it maps to
+    (its own name, dtype, shape, and scale/zero point where quantized)."""
+    info = read_tflite(path)
+    inputs = [{**spec.to_json(), "file_tensor": t.to_json()}
+              for spec, t in zip(_by_name(signature.inputs, info.inputs), info.inputs)]
+    out_names = [o.name for o in signature.outputs] or ["output"]
+    if len(out_names) != len(info.outputs):
+        out_names = [f"output_{i}" for i in range(len(info.outputs))] if len(info.outputs) > 1 else ["output"]
+    outputs = [{"name": n, "file_tensor": t.to_json()} for n, t in zip(out_names, info.outputs)]
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def _by_name(specs: tuple[TensorSpec, ...], tensors: tuple[TensorInfo, ...]) -> list[TensorSpec]:
+    """Source specs in the file's input order: by name where the names match, else by position."""
+    named = {s.name: s for s in specs}
+    if all(t.name in named for t in tensors):
+        return [named[t.name] for t in tensors]
+    return list(specs)
+
+
+def _public_dtype(detail: dict) -> str:
+    quantized = detail["quantization"][0] != 0.0
+    return "float32" if quantized else np.dtype(detail["dtype"]).name
+
+
+class LiteRTRunner(Runner):
+    name = "litert"
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        super().__init__()
+        self.path, self.threads = Path(path), threads
+        tensors = (read_sidecar(self.path) or {}).get("tensors", {})
+        self.sidecar_inputs = [TensorSpec.from_json(t) for t in tensors.get("inputs", [])]
+        self.sidecar_outputs = [o["name"] for o in tensors.get("outputs", [])]
+        self.interpreter = None
+
+    def activate_impl(self) -> None:
+        litert = require("ai_edge_litert.interpreter", "Running a .tflite file")
+        try:
+            with quiet():  # LiteRT announces its default XNNPACK delegate on stderr
+                self.interpreter = litert.Interpreter(model_path=str(self.path), num_threads=self.threads)
+                self.interpreter.allocate_tensors()
+        except Exception as e:  # a corrupt flatbuffer or a missing kernel
+            raise ModelLoadError(f"LiteRT cannot load {self.path}: {str(e).strip().splitlines()[0][:300]}") from None
+        self.inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
+        use_sidecar = len(self.sidecar_inputs) == len(self.inputs)
+        self.specs = tuple(
+            TensorSpec(self.sidecar_inputs[i].name if use_sidecar else d["name"],
+                       self.sidecar_inputs[i].dtype if use_sidecar else _public_dtype(d),
+                       ("batch", *(int(x) for x in d["shape_signature"][1:])) if len(d["shape"]) else ())
+            for i, d in enumerate(self.inputs))
+        self.out_names = self.sidecar_outputs if len(self.sidecar_outputs) == len(self.outputs) \
+            else [d["name"] for d in self.outputs]
+        fixed = [int(d["shape_signature"][0]) for d in self.inputs if len(d["shape"]) and d["shape_signature"][0] > 0]
+        self.fixed_batch = fixed[0] if fixed else None
+
+    def deactivate_impl(self) -> None:
+        self.interpreter = None
+
+    def input_specs_impl(self) -> tuple[TensorSpec, ...]:
+        return self.specs
+
+    def output_names_impl(self) -> list[str]:
+        return self.out_names
+
+    def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = [np.asarray(feed[s.name]) for s in self.specs]
+        n = len(arrays[0]) if arrays and arrays[0].ndim else 1
+        step = self.fixed_batch or n
+        if n % step:
+            raise ModelLoadError(f"{self.path} has a fixed batch of {step}; a batch of {n} does not split into it.")
+        parts = [self._invoke([a[i:i + step] for a in arrays]) for i in range(0, n, step)]
+        return {name: np.concatenate([p[k] for p in parts]) for k, name in enumerate(self.out_names)}
+
+    def _invoke(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        interp = self.interpreter
+        resized = False
+        for detail, array in zip(self.inputs, arrays):
+            if tuple(detail["shape"]) != array.shape:
+                interp.resize_tensor_input(detail["index"], array.shape)
+                resized = True
+        if resized:
+            interp.allocate_tensors()
+            self.inputs = interp.get_input_details()
+            self.outputs = interp.get_output_details()
+        for detail, array in zip(self.inputs, arrays):
+            interp.set_tensor(detail["index"], quantize(array, detail))
+        interp.invoke()
+        return [dequantize(interp.get_tensor(d["index"]), d) for d in self.outputs]
+
+
+def quantize(array: np.ndarray, detail: dict) -> np.ndarray:
+    """float -> the tensor's integer type with its scale and zero point (no-op for float tensors)."""
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = detail["quantization"]
+    if scale == 0.0 or array.dtype == dtype:
+        return array.astype(dtype, copy=False)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(array / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(array: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    if scale == 0.0:
+        return array.copy()
+    return ((array.astype(np.float32) - zero_point) * scale).astype(np.float32)

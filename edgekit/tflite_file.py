@@ -1,0 +1,100 @@
+"""Read a .tflite flatbuffer (LiteRT's schema): its operators with their tensor types, and its I/O.
+
+The full-integer check and the sidecar read the file itself, not the converter's settings, so a
+file is called int8 only when its operators are.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgekit._lazy import require
+from edgekit.errors import ModelLoadError
+
+# Operators that only move data between float and integer domains, or reshape it: not compute.
+# A full-integer file may quantize float inputs and dequantize float outputs at its edges only.
+CONVERSION_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
+FLOAT_TYPES = frozenset({"FLOAT32", "FLOAT16", "FLOAT64"})
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str  # the schema's TensorType name: FLOAT32, INT8, INT16, INT32, INT64, ...
+    shape: tuple[int, ...]  # -1 where the signature leaves a dim free
+    scale: float | None = None
+    zero_point: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "dtype": self.dtype.lower(), "shape": list(self.shape)}
+        if self.scale is not None:
+            out["quantization"] = {"scale": self.scale, "zero_point": self.zero_point}
+        return out
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    index: int
+    op: str  # builtin operator name, e.g. CONV_2D, or the custom code
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+
+    @property
+    def computes_in_float(self) -> bool:
+        """A compute op with a float activation input or output (weights alone do not count: fp16 or
+        dynamic-range files keep float weights that get dequantized)."""
+        if self.op in CONVERSION_OPS:
+            return False
+        return any(t.dtype in FLOAT_TYPES for t in self.outputs)
+
+
+@dataclass(frozen=True)
+class TFLiteFile:
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    ops: tuple[OpInfo, ...]
+
+    def op_types(self) -> list[str]:
+        return sorted({o.op for o in self.ops})
+
+    def float_ops(self) -> list[OpInfo]:
+        return [o for o in self.ops if o.computes_in_float]
+
+
+def _names(enum_cls) -> dict[int, str]:
+    return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def read_tflite(path: str | Path | bytes) -> TFLiteFile:
+    """Parse the main subgraph of a .tflite file (a path or its bytes)."""
+    schema = require("ai_edge_litert.schema_py_generated", "Reading a .tflite file")
+    data = path if isinstance(path, bytes) else Path(path).read_bytes()
+    try:
+        model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+        graph = model.subgraphs[0]
+    except Exception as e:  # the flatbuffer reader raises struct/index errors on garbage
+        raise ModelLoadError(f"{path if not isinstance(path, bytes) else 'The data'} is not a valid .tflite "
+                             f"flatbuffer ({type(e).__name__}).") from None
+    tensor_types, builtin = _names(schema.TensorType), _names(schema.BuiltinOperator)
+
+    def tensor(i: int) -> TensorInfo:
+        t = graph.tensors[i]
+        shape = t.shapeSignature if t.shapeSignature is not None and len(t.shapeSignature) else t.shape
+        q = t.quantization
+        scale = zero = None
+        if q is not None and q.scale is not None and len(q.scale) == 1:  # per-tensor: what I/O uses
+            scale, zero = float(q.scale[0]), int(q.zeroPoint[0])
+        name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+        return TensorInfo(name, tensor_types.get(t.type, str(t.type)),
+                          tuple(int(d) for d in (shape if shape is not None else ())), scale, zero)
+
+    ops = []
+    for index, op in enumerate(graph.operators or []):
+        code = model.operatorCodes[op.opcodeIndex]
+        kind = max(code.builtinCode, code.deprecatedBuiltinCode)
+        name = (code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode) \
+            if kind == schema.BuiltinOperator.CUSTOM else builtin.get(kind, str(kind))
+        ops.append(OpInfo(index, name, tuple(tensor(i) for i in op.inputs if i >= 0),
+                          tuple(tensor(i) for i in op.outputs if i >= 0)))
+    return TFLiteFile(tuple(tensor(i) for i in graph.inputs), tuple(tensor(i) for i in graph.outputs), tuple(ops))

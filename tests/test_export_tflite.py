@@ -1,0 +1,190 @@
+"""TFLite / LiteRT targets: a digits CNN trained in Keras and in PyTorch through every tflite target,
+run in LiteRT; the tiny transformer through the int8 targets; the integer-only check; device rules."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgekit import zoo
+from edgekit.exporter import export
+from edgekit.spec import parse_input_spec
+from edgekit.tflite_file import read_tflite
+from helpers import artifact_accuracy, run_cli
+
+TFLITE = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int16x8")
+IMAGE = (parse_input_spec(zoo.DIGITS_INPUT),)
+
+
+@pytest.fixture(scope="module")
+def keras_cnn(digits, workdir):
+    x_train, y_train, _, _ = digits
+    path = workdir / "keras_digits_cnn.keras"
+    zoo.keras_digits_cnn(x_train, y_train).save(path)
+    calib = workdir / "calib_nhwc.npz"
+    np.savez(calib, image=x_train[:256].transpose(0, 2, 3, 1))
+    return path, calib
+
+
+@pytest.fixture(scope="module")
+def tflite(tmp_path_factory, keras_cnn, cnn, calib_npz):
+    """{(framework, target): ExportResult} for the Keras and the PyTorch digits CNN."""
+    out = tmp_path_factory.mktemp("tflite")
+    keras_path, keras_calib = keras_cnn
+    results = {}
+    for target in TFLITE:
+        results["keras", target] = export(keras_path, target, out / "keras", calib=keras_calib)
+        results["torch", target] = export("edgekit.zoo:digits_cnn", target, out / "torch", calib=calib_npz,
+                                          weights=cnn[1], inputs=IMAGE)
+    return results
+
+
+def _test_images(digits, framework):
+    _, _, x_test, y_test = digits
+    return (x_test.transpose(0, 2, 3, 1) if framework == "keras" else x_test), y_test
+
+
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+def test_every_tflite_target_runs_in_litert_and_keeps_accuracy(tflite, digits, framework):
+    x, y = _test_images(digits, framework)
+    fp32 = artifact_accuracy(tflite[framework, "tflite-fp32"].artifact, x, y)
+    assert fp32 > 0.9
+    for target in TFLITE:
+        result = tflite[framework, target]
+        assert result.artifact.suffix == ".tflite" and result.parity.passed, target
+        assert artifact_accuracy(result.artifact, x, y) >= fp32 - 0.015, target
+
+
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+def test_int8_file_is_integer_only_with_int8_io(tflite, framework):
+    result = tflite[framework, "tflite-int8"]
+    info = read_tflite(result.artifact)
+    assert [t.dtype for t in info.inputs] == ["INT8"] and [t.dtype for t in info.outputs] == ["INT8"]
+    assert info.float_ops() == []
+    assert "CONV_2D" in info.op_types() and "FULLY_CONNECTED" in info.op_types()
+    file_input = result.sidecar["tensors"]["inputs"][0]
+    assert file_input["dtype"] == "float32"  # what the app feeds; the runner quantizes with:
+    q = file_input["file_tensor"]["quantization"]
+    assert q["scale"] == pytest.approx(1 / 255, rel=1e-3) and q["zero_point"] == -128  # inputs span [0, 1]
+    assert "quantization" in result.sidecar["tensors"]["outputs"][0]["file_tensor"]
+    assert result.sidecar["route"][-1]["float_fallback_ops"] == []
+
+
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+def test_sizes_shrink_as_expected(tflite, framework):
+    size = {t: tflite[framework, t].sidecar["size_bytes"] for t in TFLITE}
+    assert 0.45 < size["tflite-fp16"] / size["tflite-fp32"] < 0.6
+    for target in ("tflite-dynamic", "tflite-int8", "tflite-int16x8"):
+        assert size[target] / size["tflite-fp32"] < 0.33, target  # int8 weights: about a quarter
+    # fp32 and fp16 files compute in float; the quantized ones record their scheme
+    assert read_tflite(tflite[framework, "tflite-fp32"].artifact).float_ops()
+    assert tflite[framework, "tflite-int8"].sidecar["quantization"]["scheme_name"] == "tflite_int8"
+
+
+def test_routes_in_the_sidecar(tflite):
+    keras_route = [s["step"] for s in tflite["keras", "tflite-int8"].sidecar["route"]]
+    torch_route = tflite["torch", "tflite-int8"].sidecar["route"]
+    assert keras_route == ["keras->tflite"]
+    assert [s["step"] for s in torch_route] == ["torch->onnx", "onnx->tflite"]
+    assert torch_route[1]["static_shapes"] == {"image": [1, 1, 8, 8]}  # onnx2tf with every shape fixed
+    assert torch_route[1]["calibration_samples"] == 200
+
+
+def test_transformer_encoder_dynamic_and_int8(tmp_path, transformer, digits, calib_npz):
+    _, _, x_test, y_test = digits
+    model, weights = transformer
+    import torch
+
+    with torch.inference_mode():
+        float_acc = float((model(torch.from_numpy(x_test)).argmax(-1).numpy() == y_test).mean())
+    for target in ("tflite-dynamic", "tflite-int8"):
+        result = export("edgekit.zoo:tiny_transformer", target, tmp_path, calib=calib_npz, weights=weights,
+                        inputs=IMAGE)
+        assert result.parity.passed
+        assert artifact_accuracy(result.artifact, x_test, y_test) >= float_acc - 0.015, target
+    ops = read_tflite(result.artifact).op_types()
+    assert "BATCH_MATMUL" in ops and "SOFTMAX" in ops  # attention survived conversion, in int8
+    assert read_tflite(result.artifact).float_ops() == []
+
+
+def test_float_ops_are_refused_unless_allowed(tmp_path, capsys):
+    """The TFLite converter leaves SIN in float even with integer-only kernels requested; edgekit reads
+    the written file and refuses to call it int8, unless the user allows the fallback."""
+    import tensorflow as tf
+
+    class Periodic(tf.Module):
+        def __init__(self):
+            self.w = tf.Variable(tf.random.stateless_normal([8, 16], seed=[1, 2]))
+            self.v = tf.Variable(tf.random.stateless_normal([16, 3], seed=[3, 4]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32, name="x")])
+        def __call__(self, x):
+            return {"y": tf.matmul(tf.sin(tf.matmul(x, self.w), name="periodic"), self.v)}
+
+    module = Periodic()
+    tf.saved_model.save(module, str(tmp_path / "periodic"), signatures={"serving_default": module.__call__})
+    np.savez(tmp_path / "x.npz", x=np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32))
+    args = (tmp_path / "periodic", "-t", "tflite-int8", "--calib", tmp_path / "x.npz", "-o", tmp_path / "out")
+    code, out = run_cli(capsys, "export", *args)
+    assert code == 2 and "not integer-only" in out and "SIN (periodic)" in out
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    code, out = run_cli(capsys, "export", *args, "--allow-float-fallback")
+    assert code == 0, out
+    sidecar = __import__("json").loads((tmp_path / "out" / "periodic-tflite-int8.edgekit.json").read_text())
+    assert [o["op"] for o in sidecar["route"][-1]["float_fallback_ops"]] == ["SIN"]
+    assert sidecar["quantization"]["allow_float_fallback"] is True
+
+
+def test_npu_profile_wants_full_integer_and_its_ops(tmp_path, cnn, transformer, calib_npz):
+    from edgekit.errors import UsageError
+
+    result = export("edgekit.zoo:digits_cnn", "tflite-int8", tmp_path, calib=calib_npz, weights=cnn[1],
+                    inputs=IMAGE, device="android-npu")
+    assert result.parity.passed and result.sidecar["device"]["name"] == "android-npu"
+    with pytest.raises(UsageError, match="runs only full-integer litert files"):
+        export("edgekit.zoo:digits_cnn", "tflite-fp32", tmp_path, weights=cnn[1], inputs=IMAGE, device="android-npu")
+    with pytest.raises(UsageError, match="does not run BATCH_MATMUL.*GATHER") as info:
+        export("edgekit.zoo:tiny_transformer", "tflite-int8", tmp_path / "t", calib=calib_npz, weights=transformer[1],
+               inputs=IMAGE, device="android-npu")
+    assert "It runs: CONV_2D" in info.value.hint
+    assert not (tmp_path / "t").exists() or not list((tmp_path / "t").iterdir())
+
+
+def test_bad_input_for_tflite(tmp_path, capsys, keras_cnn, calib_npz):
+    keras_path, _ = keras_cnn
+    code, out = run_cli(capsys, "export", keras_path, "-t", "tflite-int8", "-o", tmp_path / "a")
+    assert code == 2 and "needs calibration data" in out
+    code, out = run_cli(capsys, "export", keras_path, "-t", "tflite-int8", "--calib", calib_npz, "-o", tmp_path / "b")
+    assert code == 2 and "dim 1 must be 8" in out  # NCHW calibration data for an NHWC model
+    bad_dtype = tmp_path / "ints.npz"
+    np.savez(bad_dtype, image=np.zeros((4, 8, 8, 1), np.int64))
+    code, out = run_cli(capsys, "export", keras_path, "-t", "tflite-int8", "--calib", bad_dtype, "-o", tmp_path / "c")
+    assert code == 2 and "int64" in out
+    for folder in "abc":
+        assert not (tmp_path / folder).exists() or not list((tmp_path / folder).iterdir())
+
+
+def test_op_without_tflite_kernel_is_named(tmp_path, capsys):
+    import tensorflow as tf
+
+    class Determinant(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4, 4], tf.float32, name="x")])
+        def __call__(self, x):
+            return {"det": tf.linalg.det(x, name="determinant")}
+
+    module = Determinant()
+    tf.saved_model.save(module, str(tmp_path / "det"), signatures={"serving_default": module.__call__})
+    code, out = run_cli(capsys, "export", tmp_path / "det", "-t", "tflite-fp32", "-o", tmp_path / "out")
+    assert code == 2 and "no TFLite kernel: MatrixDeterminant (in determinant)" in out
+    assert "Traceback" not in out
+
+
+def test_untraceable_keras_model(tmp_path, capsys):
+    import tests_models
+
+    model = tests_models.python_branch_keras()
+    path = tmp_path / "branch.keras"
+    model.save(path)
+    code, out = run_cli(capsys, "export", path, "-t", "tflite-fp32", "--input", "x:float32:batchx8", "-o", tmp_path / "o")
+    assert code == 2 and "cannot be traced" in out and "SymbolicTensor" in out and "in call()" in out
+    code, out = run_cli(capsys, "export", path, "-t", "tflite-fp32", "-o", tmp_path / "o")
+    assert code == 2 and "records no inputs" in out and "--input" in out
