@@ -22,7 +22,9 @@ EXTRAS = {
     "sklearn": "data",
 }
 # importable module -> packages installed with --no-deps (their metadata pins would break the stack)
-NO_DEPS = {"onnx2tf": "onnx2tf==1.29.24 onnx-graphsurgeon==0.6.1 sng4onnx==2.0.1"}
+_EXECUTORCH = "executorch==1.5.1 torchao==0.18.0 ruamel.yaml==0.19.1 tabulate==0.10.0"
+NO_DEPS = {"onnx2tf": "onnx2tf==1.29.24 onnx-graphsurgeon==0.6.1 sng4onnx==2.0.1",
+           "executorch": _EXECUTORCH, "torchao": _EXECUTORCH}
 
 
 def require(module: str, purpose: str) -> ModuleType:

@@ -25,7 +25,7 @@ from edgekit.spec import Signature, TensorSpec
 
 CALIB_LIMIT = 256
 _VERSIONED = ("onnx", "onnxruntime", "torch", "onnxscript", "tensorflow", "tf2onnx", "tf_keras", "keras",
-              "transformers", "numpy", "onnx2tf", "ai-edge-litert")
+              "transformers", "numpy", "onnx2tf", "ai-edge-litert", "executorch", "torchao")
 
 
 @dataclass

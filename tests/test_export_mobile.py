@@ -1,10 +1,11 @@
-"""PyTorch Mobile (lite interpreter) targets: real exports of the trained models, run in the lite interpreter."""
+"""PyTorch Mobile (lite interpreter) and ExecuTorch targets: real exports of the trained models, run in
+the lite interpreter and the ExecuTorch runtime."""
 from __future__ import annotations
 
 import pytest
 
 from edgekit import zoo
-from edgekit.errors import NoRouteError
+from edgekit.errors import NoRouteError, UsageError
 from edgekit.exporter import export
 from edgekit.spec import parse_input_spec
 from helpers import artifact_accuracy
@@ -55,14 +56,15 @@ def test_quantized_engine_follows_the_device(tmp_path, cnn, calib_npz):
     assert result.sidecar["route"][0]["quantization"]["engine"] == "qnnpack"
 
 
-def test_keras_source_has_no_route_to_pytorch_mobile(tmp_path):
+@pytest.mark.parametrize("target", ["pytorch-mobile", "executorch-fp32"])
+def test_keras_source_has_no_route_to_torch_runtimes(tmp_path, target):
     import keras
 
     inp = keras.Input((4,), name="x")
     path = tmp_path / "k.keras"
     keras.Model(inp, keras.layers.Dense(2)(inp)).save(path)
     with pytest.raises(NoRouteError, match="From keras, edgekit can produce"):
-        export(path, "pytorch-mobile", tmp_path / "out")
+        export(path, target, tmp_path / "out")
 
 
 def test_benchmark_runs_lite_interpreter_files(mobile):
@@ -73,3 +75,63 @@ def test_benchmark_runs_lite_interpreter_files(mobile):
     assert error is None and len(runs) == 2
     assert all(r["inputs"]["image"] == [4, 1, 8, 8] and len(r["samples_ms"]) >= 40 for r in runs)
     assert runs[0]["environment"]["runtime_versions"]["torch"].startswith("2.13")
+
+
+EXECUTORCH = ("executorch-fp32", "executorch-int8")
+
+
+@pytest.fixture(scope="module")
+def pte(tmp_path_factory, cnn, transformer, calib_npz):
+    out = tmp_path_factory.mktemp("pte")
+    models = {"digits_cnn": cnn, "tiny_transformer": transformer}
+    return {(name, t): export(f"edgekit.zoo:{name}", t, out, calib=calib_npz, weights=weights, inputs=IMAGE)
+            for name, (_, weights) in models.items() for t in EXECUTORCH}
+
+
+@pytest.mark.parametrize("model", ["digits_cnn", "tiny_transformer"])
+def test_executorch_files_keep_accuracy(pte, digits, model):
+    _, _, x_test, y_test = digits
+    fp32, int8 = pte[model, "executorch-fp32"], pte[model, "executorch-int8"]
+    assert fp32.artifact.suffix == ".pte" and fp32.parity.passed and int8.parity.passed
+    acc = artifact_accuracy(fp32.artifact, x_test, y_test)
+    assert acc > 0.8
+    assert artifact_accuracy(int8.artifact, x_test, y_test) >= acc - 0.015
+    assert int8.sidecar["size_bytes"] < 0.75 * fp32.sidecar["size_bytes"]
+
+
+def test_xnnpack_takes_the_convolutions_and_linears(pte):
+    fp32 = pte["digits_cnn", "executorch-fp32"].sidecar["route"][0]["delegation"]
+    assert fp32["delegated_ops"]["aten.convolution.default"] == 2
+    assert fp32["delegated_ops"]["aten.linear.default"] == 2
+    assert fp32["non_delegated_nodes"] == 0  # the whole CNN runs in XNNPACK
+    int8 = pte["digits_cnn", "executorch-int8"].sidecar["route"][0]
+    assert int8["quantization"]["quantizer"] == "XNNPACKQuantizer" and int8["quantization"]["per_channel_weights"]
+    assert int8["delegation"]["delegated_ops"]["quantized_decomposed.dequantize_per_channel.default"] == 4
+    # the transformer's LayerNorm stays on ExecuTorch's portable kernels, and the sidecar says so
+    transformer = pte["tiny_transformer", "executorch-fp32"].sidecar["route"][0]["delegation"]
+    assert transformer["delegated_ops"]["aten.linear.default"] >= 4
+    assert "native_layer_norm.out" in transformer["non_delegated_ops"]
+
+
+def test_sources_executorch_cannot_read(tmp_path, cnn, calib_npz):
+    import torch
+
+    from edgekit.zoo import digits_cnn
+
+    scripted = tmp_path / "cnn.pt"
+    torch.jit.script(digits_cnn().eval()).save(str(scripted))
+    with pytest.raises(UsageError, match="TorchScript, which torch.export"):
+        export(scripted, "executorch-fp32", tmp_path / "a", inputs=IMAGE)
+    with pytest.raises(UsageError, match=r"at tests_models.py:\d+ in forward: `if x.sum\(\) > 0:`"):
+        export("tests_models:data_dependent", "executorch-fp32", tmp_path / "b", calib=calib_npz, inputs=IMAGE)
+    assert not (tmp_path / "b").exists() or not list((tmp_path / "b").iterdir())
+
+
+def test_benchmark_runs_executorch_files(pte):
+    from edgekit.bench.harness import Settings, benchmark
+
+    files = [pte["digits_cnn", t].artifact for t in EXECUTORCH]
+    runs, error = benchmark(files, "local", Settings(min_runs=20, min_time=0.05, processes=2))
+    assert error is None and len(runs) == 2
+    assert all(r["inputs"]["image"] == [1, 1, 8, 8] and len(r["samples_ms"]) >= 40 for r in runs)
+    assert runs[0]["environment"]["runtime_versions"]["executorch"] == "1.5.1"

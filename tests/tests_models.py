@@ -40,3 +40,22 @@ def python_branch_keras():
     model = PythonBranch()
     model(np.zeros((1, 8), np.float32))
     return model
+
+
+class DataDependent(torch.nn.Module):
+    """Branches on a tensor's value: torch.export cannot capture it (tracing would record one path)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(64, 10)
+
+    def forward(self, image):
+        x = torch.flatten(image, 1)
+        if x.sum() > 0:
+            x = x * 2
+        return self.linear(x)
+
+
+def data_dependent():
+    torch.manual_seed(0)
+    return DataDependent()

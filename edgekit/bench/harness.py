@@ -15,7 +15,7 @@ from edgekit.transport import open_transport
 from edgekit.transport.base import DeviceError, Transport
 
 WORKER = Path(__file__).with_name("worker.py")
-RUNTIME_MODULES = {".onnx": "onnxruntime", ".tflite": "ai_edge_litert", ".ptl": "torch"}
+RUNTIME_MODULES = {".onnx": "onnxruntime", ".tflite": "ai_edge_litert", ".ptl": "torch", ".pte": "executorch"}
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ def check_device(transport: Transport, suffixes: set[str]) -> dict[str, Any]:
 
 
 def _worker_inputs(artifact: Path) -> list[str]:
-    """`--inputs` for files that record no signature (.ptl): the tensors from the sidecar."""
-    if artifact.suffix != ".ptl":
+    """`--inputs` for files that record no input names (.ptl, .pte): the tensors from the sidecar."""
+    if artifact.suffix not in (".ptl", ".pte"):
         return []
     tensors = (read_sidecar(artifact) or {}).get("tensors", {}).get("inputs")
     if not tensors:

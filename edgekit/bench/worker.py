@@ -140,6 +140,28 @@ def load_torch_lite(imported, path, threads, specs=None):
     return specs, infer, {"torch": torch.__version__}
 
 
+def import_executorch():
+    import torch
+    from executorch.runtime import Runtime
+
+    return torch, Runtime
+
+
+def load_executorch(imported, path, threads, specs=None):
+    """ExecuTorch program: names from --inputs, shapes as the program fixed them (exported at batch 1)."""
+    torch, Runtime = imported
+    if not specs:
+        raise ValueError("a .pte file needs --inputs (the harness passes them from the sidecar)")
+    method = Runtime.get().load_program(path).load_method("forward")
+    meta = method.metadata
+    specs = [(name, dtype, list(meta.input_tensor_meta(i).sizes())) for i, (name, dtype, _) in enumerate(specs)]
+
+    def infer(feed):
+        return method.execute([torch.from_numpy(feed[name]) for name, _, _ in specs])
+
+    return specs, infer, {"executorch": _version("executorch"), "torch": torch.__version__}
+
+
 def _version(dist):
     try:
         from importlib.metadata import version
@@ -150,7 +172,7 @@ def _version(dist):
 
 # suffix -> (import the runtime, load a model with it); import time is kept apart from init time
 LOADERS = {".onnx": (import_onnxruntime, load_onnxruntime), ".tflite": (import_litert, load_litert),
-           ".ptl": (import_torch_lite, load_torch_lite)}
+           ".ptl": (import_torch_lite, load_torch_lite), ".pte": (import_executorch, load_executorch)}
 
 
 def environment():

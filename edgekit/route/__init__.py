@@ -39,6 +39,8 @@ EDGES: tuple[Edge, ...] = (
     Edge("keras", "onnx", "edgekit.route.keras_to_onnx:convert", ("tensorflow", "tf2onnx"), "tf2onnx"),
     Edge("torch", "ptl", "edgekit.route.torch_to_ptl:convert", ("torch",), "torch.jit (lite interpreter)",
          quantizes=("dynamic",)),
+    Edge("torch", "pte", "edgekit.route.torch_to_pte:convert", ("torch", "executorch", "torchao"),
+         "torch.export + ExecuTorch (XNNPACK)", quantizes=("static",), static_shapes=True),
     # TFLite quantizes inside its converter; the onnx edge also serves PyTorch sources (torch -> onnx -> tflite)
     Edge("keras", "tflite", "edgekit.route.to_tflite:from_keras", ("tensorflow", "ai_edge_litert"),
          "tf.lite.TFLiteConverter", quantizes=_TFLITE_QUANTIZATIONS),

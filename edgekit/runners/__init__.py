@@ -11,6 +11,7 @@ RUNNERS = {
     ".onnx": "edgekit.runners.onnxrt:OnnxRuntimeRunner",
     ".ptl": "edgekit.runners.ptl:LiteInterpreterRunner",
     ".tflite": "edgekit.runners.litert:LiteRTRunner",
+    ".pte": "edgekit.runners.pte:ExecuTorchRunner",
 }
 
 
