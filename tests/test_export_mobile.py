@@ -37,9 +37,18 @@ def test_sidecar_says_how_the_file_was_made(mobile):
     assert route["step"] == "torch->ptl" and route["torchscript"] == "script"
     assert route["optimize_for_mobile"] in ("applied", "skipped: this torch build has no XNNPACK")
     int8 = mobile["digits_cnn", "pytorch-mobile-int8"].sidecar
-    assert int8["route"][0]["quantization"]["quantized_layer_types"] == ["Linear"]
-    assert int8["quantization"]["scheme_name"] == "torch_dynamic_qint8"
+    # with --calib and a model FX can trace, int8 is static: convolutions too, fused with their ReLU
+    assert int8["route"][0]["quantization"]["method"].endswith("(static, calibrated)")
+    assert {"ConvReLU2d", "LinearReLU", "Linear"} <= set(int8["route"][0]["quantization"]["quantized_module_types"])
     assert int8["size_bytes"] < 0.6 * mobile["digits_cnn", "pytorch-mobile"].sidecar["size_bytes"]
+
+
+def test_dynamic_int8_without_calibration_data(tmp_path, cnn):
+    result = export("edgekit.zoo:digits_cnn", "pytorch-mobile-int8", tmp_path, weights=cnn[1], inputs=IMAGE)
+    quantization = result.sidecar["route"][0]["quantization"]
+    assert quantization["quantized_layer_types"] == ["Linear"]
+    assert "no --calib data" in quantization["static_skipped"]
+    assert result.sidecar["quantization"]["scheme_name"] == "torch_dynamic_qint8"
 
 
 def test_tracing_when_scripting_fails(tmp_path, calib_npz):

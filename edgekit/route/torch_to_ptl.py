@@ -1,22 +1,25 @@
 """torch -> PyTorch Mobile lite interpreter (.ptl): script (trace where scripting fails), int8 if asked.
 
-pytorch-mobile-int8 quantizes before scripting: dynamic int8 on Linear/LSTM/GRU with the quantized
-engine the device profile names (qnnpack on arm64, x86 on x86). optimize_for_mobile needs a torch
+pytorch-mobile-int8 quantizes before scripting, with the quantized engine the device profile names
+(qnnpack on arm64, x86 on x86): static int8 (FX graph mode, calibrated) when --calib is given and the
+model traces, else dynamic int8 on Linear/LSTM/GRU; the sidecar says which and why. optimize_for_mobile needs a torch
 build with XNNPACK; where it is missing (the CPU wheel here) the file is saved without it, and the
 sidecar says so.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import contextlib
+import copy
 import io
 import warnings
+from pathlib import Path
 
 from edgekit.catalog.resolve import Recipe
 from edgekit.errors import ConversionError
 from edgekit.models.base import Model
 from edgekit.route.torch_to_onnx import example_args
+
+CALIB_SAMPLES = 256
 
 
 def _module(model: Model):
@@ -25,11 +28,7 @@ def _module(model: Model):
 
 
 def _quantize_dynamic(torch, module, recipe: Recipe) -> dict:
-    engine = recipe.engine or "x86"
-    if engine not in torch.backends.quantized.supported_engines:
-        raise ConversionError(f"This torch build has no '{engine}' quantized engine (device {recipe.device}).",
-                              hint=f"Engines here: {', '.join(torch.backends.quantized.supported_engines)}.")
-    torch.backends.quantized.engine = engine
+    engine = _set_engine(torch, recipe)
     layers = (torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU)
     # nn.Transformer*Layer reads its Linear weights as tensors (fast-path checks), which a dynamically
     # quantized Linear no longer has: layers inside them stay float.
@@ -47,6 +46,42 @@ def _quantize_dynamic(torch, module, recipe: Recipe) -> dict:
     return quantized, {"method": "torch.ao.quantization.quantize_dynamic", "engine": engine,
                        "quantized_layer_types": sorted({t.__name__ for t in chosen.values()}),
                        "quantized_layers": len(chosen), "float_layers_in_transformer_blocks": kept}
+
+
+def _set_engine(torch, recipe: Recipe) -> str:
+    engine = recipe.engine or "x86"
+    if engine not in torch.backends.quantized.supported_engines:
+        raise ConversionError(f"This torch build has no '{engine}' quantized engine (device {recipe.device}).",
+                              hint=f"Engines here: {', '.join(torch.backends.quantized.supported_engines)}.")
+    torch.backends.quantized.engine = engine
+    return engine
+
+
+def _quantize_static(torch, module, model: Model, recipe: Recipe, data) -> tuple | str:
+    """Static int8 (FX graph mode) calibrated on --calib: convolutions and linears with int8 activations.
+    Returns (module, notes), or why the model does not allow it (dynamic int8 is used instead)."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    engine = _set_engine(torch, recipe)
+    args = example_args(model)
+    names = model.signature.input_names
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prepared = prepare_fx(copy.deepcopy(module).eval(), get_default_qconfig_mapping(engine), args)
+            with torch.inference_mode():
+                for batch in data.head(CALIB_SAMPLES).batches(32):
+                    prepared(*[torch.from_numpy(batch[n]) for n in names])
+            quantized = convert_fx(prepared)
+            quantized(*args)  # a graph FX traced but cannot run quantized fails here, not on the phone
+    except Exception as e:  # symbolic tracing rejects data-dependent Python; some ops have no int8 kernel
+        return f"static int8 not possible: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
+    kinds = sorted({type(m).__name__ for m in quantized.modules()
+                    if ".quantized" in type(m).__module__ and "PackedParams" not in type(m).__name__})
+    return quantized, {"method": "torch.ao.quantization.quantize_fx (static, calibrated)", "engine": engine,
+                       "qconfig": f"get_default_qconfig_mapping('{engine}')", "quantized_module_types": kinds,
+                       "calibration_samples": min(len(data), CALIB_SAMPLES)}
 
 
 def _script_or_trace(torch, module, args) -> tuple[object, dict]:
@@ -70,7 +105,12 @@ def convert(model: Model, src: Path | None, out_path, recipe: Recipe, data=None)
 
     module, notes = _module(model), {}
     if recipe.quantization == "dynamic":
-        module, notes = _quantize_dynamic(torch, module, recipe)
+        static = _quantize_static(torch, module, model, recipe, data) if data is not None else None
+        if isinstance(static, tuple):
+            module, notes = static
+        else:
+            module, notes = _quantize_dynamic(torch, module, recipe)
+            notes["static_skipped"] = static or "no --calib data: static int8 needs calibration"
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         scripted, how = _script_or_trace(torch, module.eval(), example_args(model))
