@@ -20,4 +20,13 @@ done
 .venv/bin/edgekit benchmark "$work"/out/*.onnx "$work"/out/*.tflite "$work"/out/*.ptl "$work"/out/*.pte \
     --processes 5 --min-runs 200 --min-time 1 --json benchmarks/results/digits-targets.json \
     | tee benchmarks/results/digits-targets.txt
+# keep the summaries, not the ~10^5 raw samples per file (22 MB)
+.venv/bin/python - <<'PY'
+import json
+path = "benchmarks/results/digits-targets.json"
+data = json.load(open(path))
+for run in data:
+    run.pop("samples_ms", None)
+json.dump(data, open(path, "w"), indent=1)
+PY
 rm -rf "$work"

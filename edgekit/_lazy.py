@@ -23,6 +23,9 @@ EXTRAS = {
 }
 # importable module -> packages installed with --no-deps (their metadata pins would break the stack)
 _EXECUTORCH = "executorch==1.5.1 torchao==0.18.0 ruamel.yaml==0.19.1 tabulate==0.10.0"
+# module -> an optional dependency it imports when installed, which prints on import (torchao reports
+# each CUDA kernel library it cannot load on a CPU machine): imported first, silenced
+IMPORTS_NOISY_DEPENDENCY = {"transformers": "torchao", "executorch": "torchao"}
 NO_DEPS = {"onnx2tf": "onnx2tf==1.29.24 onnx-graphsurgeon==0.6.1 sng4onnx==2.0.1",
            "executorch": _EXECUTORCH, "torchao": _EXECUTORCH}
 
@@ -30,6 +33,11 @@ NO_DEPS = {"onnx2tf": "onnx2tf==1.29.24 onnx-graphsurgeon==0.6.1 sng4onnx==2.0.1
 def require(module: str, purpose: str) -> ModuleType:
     """Import `module`, or raise an error that says which extra installs it."""
     top = module.split(".")[0]
+    if top in IMPORTS_NOISY_DEPENDENCY and available(IMPORTS_NOISY_DEPENDENCY[top]):
+        from edgekit.quiet import quiet
+
+        with quiet():
+            importlib.import_module(IMPORTS_NOISY_DEPENDENCY[top])
     try:
         return importlib.import_module(module)
     except ImportError as e:

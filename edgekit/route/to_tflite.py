@@ -19,7 +19,7 @@ import numpy as np
 from edgekit._lazy import require
 from edgekit.catalog.resolve import Recipe
 from edgekit.data import Dataset, static_shapes
-from edgekit.errors import ConversionError, UsageError
+from edgekit.errors import ConversionError, UsageError, first_line
 from edgekit.models.base import Model
 from edgekit.quiet import quiet
 from edgekit.spec import TensorSpec, np_dtype
@@ -77,7 +77,7 @@ def from_onnx(model: Model, src: Path | None, out_path: Path, recipe: Recipe, da
             raise ConversionError(f"onnx2tf could not convert {onnx_file} (exit {e.code}).",
                                   hint="Run onnx2tf on the file by hand to see the op it stopped at.") from None
         except Exception as e:
-            raise ConversionError(f"onnx2tf could not convert {onnx_file}: {_first_line(e)}") from None
+            raise ConversionError(f"onnx2tf could not convert {onnx_file}: {first_line(e)}") from None
         loaded = tf.saved_model.load(tmp)
         signature = loaded.signatures["serving_default"]
         out_keys = [o.name for o in model.signature.outputs if o.name in signature.structured_outputs] \
@@ -100,11 +100,6 @@ def _tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("absl").setLevel(logging.ERROR)
     return require("tensorflow", "Converting to TFLite")
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return (lines[0] if lines else type(e).__name__)[:400]
 
 
 def _freeze(fn, source: str):
@@ -192,11 +187,11 @@ def _explain_failure(e: Exception, frozen, source: str, settings: ConverterSetti
     if settings.ops != "TFLITE_BUILTINS" and not fallback:
         return UnsupportedOpError(
             f"{source} cannot be converted with integer kernels only"
-            + (f": no integer kernel for {', '.join(tfl_ops)}" if tfl_ops else f": {_first_line(e)}") + ".",
+            + (f": no integer kernel for {', '.join(tfl_ops)}" if tfl_ops else f": {first_line(e)}") + ".",
             hint="Pass --allow-float-fallback to keep those ops in float (listed in the sidecar), "
             "or use tflite-dynamic.",
         )
-    return ConversionError(f"The TFLite converter failed on {source}: {_first_line(e)}")
+    return ConversionError(f"The TFLite converter failed on {source}: {first_line(e)}")
 
 
 def _describe(op: OpInfo) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from edgekit._lazy import require
 from edgekit.catalog.resolve import Recipe
 from edgekit.data import Dataset
-from edgekit.errors import ConversionError, UsageError
+from edgekit.errors import ConversionError, UsageError, first_line
 from edgekit.models.base import Model
 from edgekit.quiet import quiet
 from edgekit.route.torch_to_onnx import example_args
@@ -80,11 +80,17 @@ def _quantize_pt2e(torch, module, args, recipe: Recipe, data: Dataset, names: li
     with quiet():
         prepared = prepare_pt2e(_export(torch, module, args, "the model").module(), quantizer)
     n = min(len(data), CALIB_SAMPLES)
-    with torch.inference_mode():
-        for i in range(n):
-            prepared(*[torch.from_numpy(data.arrays[name][i:i + 1]).contiguous() for name in names])
-    with quiet():
-        converted = convert_pt2e(prepared)
+    try:
+        with torch.inference_mode():
+            for i in range(n):
+                prepared(*[torch.from_numpy(data.arrays[name][i:i + 1]).contiguous() for name in names])
+        with quiet():
+            converted = convert_pt2e(prepared)
+    except Exception as e:  # the annotated graph fails to run: a quantizer/model mismatch, not bad data
+        raise ConversionError(
+            f"PT2E calibration of the XNNPACK-annotated graph failed: {type(e).__name__}: {first_line(e)}",
+            hint="The quantizer annotated an op it cannot observe in this model (seen on Hugging Face attention-"
+                 "mask code). Use executorch-fp32, or pytorch-mobile-int8 / onnx-int8 for int8.") from None
     return converted, {"method": "PT2E (torchao prepare_pt2e/convert_pt2e)", "quantizer": "XNNPACKQuantizer",
                        "per_channel_weights": per_channel, "calibration_samples": n}
 
