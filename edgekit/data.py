@@ -50,12 +50,12 @@ def batch_size_for(signature: Signature, default: int = 32) -> int:
 
 
 def static_shapes(specs: tuple[TensorSpec, ...], data: Dataset | None) -> dict[str, tuple[int, ...]]:
-    """Every dim fixed, for converters that need static graphs: batch 1, other free dims from the
-    data's arrays (or 1)."""
+    """Every dim fixed, for converters that need static graphs: a free batch becomes 1, other free dims
+    take the data's sizes (or 1); dims the model already fixes stay."""
     shapes = {}
     for spec in specs:
         sample = data.arrays[spec.name].shape if data is not None and spec.name in data.arrays else None
-        shapes[spec.name] = tuple(1 if i == 0 else (d if isinstance(d, int) else (sample[i] if sample else 1))
+        shapes[spec.name] = tuple(d if isinstance(d, int) else (1 if i == 0 or not sample else sample[i])
                                   for i, d in enumerate(spec.shape))
     return shapes
 

@@ -85,7 +85,7 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
         if not route:
             current = tmp / f"float{tgt.suffix}"
             _save_source_copy(model, current)
-        # onnx2tf gives wrong or no output on graphs exported with a dynamic batch: fix shapes from the start
+        # converters that need fixed shapes (onnx2tf, ExecuTorch): the whole route then exports with them
         edge_model = _with_static_shapes(model, data) if any(e.static_shapes for e in route) else model
         for i, edge in enumerate(route):
             step_file = tmp / f"step{i}{tgt.suffix if i == len(route) - 1 else '.' + edge.dst}"

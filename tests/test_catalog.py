@@ -94,3 +94,15 @@ def test_built_wheel_ships_the_catalog(tmp_path):
     lines = result.stdout.split()
     assert result.returncode == 0, result.stderr
     assert str(tmp_path / "site") in lines[0] and lines[1:] == ["16", str(len(devices())), str(len(schemes()))]
+
+
+def test_no_deps_hints_match_requirements_nodeps():
+    """The install command an error prints for a --no-deps package pins what the Makefile installs."""
+    from pathlib import Path
+
+    from edgekit._lazy import NO_DEPS
+
+    pinned = {line.strip() for line in (Path(__file__).parents[1] / "requirements-nodeps.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    for packages in NO_DEPS.values():
+        assert set(packages.split()) <= pinned, packages

@@ -188,3 +188,40 @@ def test_untraceable_keras_model(tmp_path, capsys):
     assert code == 2 and "cannot be traced" in out and "SymbolicTensor" in out and "in call()" in out
     code, out = run_cli(capsys, "export", path, "-t", "tflite-fp32", "-o", tmp_path / "o")
     assert code == 2 and "records no inputs" in out and "--input" in out
+
+
+def test_other_source_kinds_reach_tflite(tmp_path, mlp, digits, calib_npz):
+    """tf_keras .h5, TorchScript and ExportedProgram sources take the same routes as their framework."""
+    import tf_keras
+    import torch
+
+    x_train, y_train, x_test, y_test = digits
+    h5 = tf_keras.Sequential([tf_keras.layers.Input((64,), name="pixels"), tf_keras.layers.Dense(32, activation="relu"),
+                              tf_keras.layers.Dense(10)])
+    h5.compile("adam", tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    h5.fit(x_train.reshape(-1, 64), y_train, epochs=3, verbose=0)
+    h5.save(tmp_path / "mlp.h5")
+    np.savez(tmp_path / "pixels.npz", pixels=x_train[:128].reshape(-1, 64))
+    result = export(tmp_path / "mlp.h5", "tflite-int8", tmp_path / "h5", calib=tmp_path / "pixels.npz")
+    assert result.parity.passed and result.sidecar["source"]["kind"] == "tf-keras"
+
+    module = mlp[0].eval()
+    torch.jit.trace(module, torch.from_numpy(x_train[:2])).save(str(tmp_path / "mlp.pt"))
+    batch = {"input": {0: torch.export.Dim("batch")}}
+    torch.export.save(torch.export.export(module, (torch.from_numpy(x_train[:2]),), dynamic_shapes=batch),
+                      str(tmp_path / "mlp.pt2"))
+    np.savez(tmp_path / "input.npz", input=x_train[:128])  # nn.Sequential's forward argument is `input`
+    for source, calib, name in (("mlp.pt", calib_npz, "image"), ("mlp.pt2", tmp_path / "input.npz", "input")):
+        result = export(tmp_path / source, "tflite-dynamic", tmp_path / source.replace(".", "_"), calib=calib,
+                        inputs=IMAGE if source.endswith(".pt") else ())
+        assert result.parity.passed and [s["step"] for s in result.sidecar["route"]] == ["torch->onnx", "onnx->tflite"]
+        assert artifact_accuracy(result.artifact, x_test, y_test, input_name=name) > 0.85
+
+
+def test_onnx_source_to_tflite_int8(tmp_path, cnn, digits, calib_npz):
+    _, _, x_test, y_test = digits
+    onnx_file = export("edgekit.zoo:digits_cnn", "onnx-fp32", tmp_path, weights=cnn[1], inputs=IMAGE).artifact
+    result = export(onnx_file, "tflite-int8", tmp_path / "t", calib=calib_npz)
+    assert result.parity.passed and [s["step"] for s in result.sidecar["route"]] == ["onnx->tflite"]
+    assert read_tflite(result.artifact).float_ops() == []
+    assert artifact_accuracy(result.artifact, x_test, y_test) >= artifact_accuracy(onnx_file, x_test, y_test) - 0.015
