@@ -144,3 +144,24 @@ def test_benchmark_runs_executorch_files(pte):
     assert error is None and len(runs) == 2
     assert all(r["inputs"]["image"] == [1, 1, 8, 8] and len(r["samples_ms"]) >= 40 for r in runs)
     assert runs[0]["environment"]["runtime_versions"]["executorch"] == "1.5.1"
+
+
+def test_exported_program_sources(tmp_path, mlp, digits, calib_npz):
+    import numpy as np
+    import torch
+
+    x_train, _, x_test, y_test = digits
+    batch = {"input": {0: torch.export.Dim("batch")}}
+    program = torch.export.export(mlp[0].eval(), (torch.from_numpy(x_train[:2]),), dynamic_shapes=batch)
+    torch.export.save(program, str(tmp_path / "mlp.pt2"))
+    np.savez(tmp_path / "input.npz", input=x_train[:64])
+    result = export(tmp_path / "mlp.pt2", "executorch-int8", tmp_path / "pte", calib=tmp_path / "input.npz")
+    assert result.parity.passed and result.sidecar["route"][0]["delegation"]["non_delegated_nodes"] == 0
+    assert artifact_accuracy(result.artifact, x_test, y_test, input_name="input") > 0.85
+    lite = export(tmp_path / "mlp.pt2", "pytorch-mobile", tmp_path / "ptl", calib=tmp_path / "input.npz")
+    assert lite.parity.passed
+    with pytest.raises(UsageError, match="ExportedProgram: a graph of aten ops"):
+        export(tmp_path / "mlp.pt2", "pytorch-mobile-int8", tmp_path / "ptl8", calib=tmp_path / "input.npz")
+    onnx_file = export(tmp_path / "mlp.pt2", "onnx-fp32", tmp_path / "onnx").artifact
+    with pytest.raises(NoRouteError, match="From onnx, edgekit can produce"):
+        export(onnx_file, "executorch-fp32", tmp_path / "none")

@@ -37,7 +37,8 @@ def _source_module(torch, model: Model):
                          hint="Export from the Python model instead: a package.module:factory with --weights, "
                               "or an ExportedProgram (.pt2).")
     obj = model.obj
-    return (obj.module() if hasattr(obj, "graph_signature") else obj).eval()
+    # an ExportedProgram's module keeps the train/eval behaviour it was exported with (and rejects .eval())
+    return obj.module() if hasattr(obj, "graph_signature") else obj.eval()
 
 
 def _export(torch, module, args, source: str):

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from edgekit.catalog.resolve import Recipe
-from edgekit.errors import ConversionError
+from edgekit.errors import ConversionError, UsageError
 from edgekit.models.base import Model
 from edgekit.route.torch_to_onnx import example_args
 
@@ -24,7 +24,8 @@ CALIB_SAMPLES = 256
 
 def _module(model: Model):
     obj = model.obj
-    return obj.module() if hasattr(obj, "graph_signature") else obj
+    # an ExportedProgram's module keeps the train/eval behaviour it was exported with (and rejects .eval())
+    return obj.module() if hasattr(obj, "graph_signature") else obj.eval()
 
 
 def _quantize_dynamic(torch, module, recipe: Recipe) -> dict:
@@ -79,6 +80,8 @@ def _quantize_static(torch, module, model: Model, recipe: Recipe, data) -> tuple
         return f"static int8 not possible: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
     kinds = sorted({type(m).__name__ for m in quantized.modules()
                     if ".quantized" in type(m).__module__ and "PackedParams" not in type(m).__name__})
+    if not kinds:
+        return "static int8 quantized no layer (no Conv/Linear modules FX recognizes)"
     return quantized, {"method": "torch.ao.quantization.quantize_fx (static, calibrated)", "engine": engine,
                        "qconfig": f"get_default_qconfig_mapping('{engine}')", "quantized_module_types": kinds,
                        "calibration_samples": min(len(data), CALIB_SAMPLES)}
@@ -104,6 +107,11 @@ def convert(model: Model, src: Path | None, out_path, recipe: Recipe, data=None)
     import torch
 
     module, notes = _module(model), {}
+    if recipe.quantization == "dynamic" and hasattr(model.obj, "graph_signature"):
+        raise UsageError(f"{model.source} is an ExportedProgram: a graph of aten ops with no nn.Linear/nn.Conv "
+                         "modules, which is what PyTorch Mobile's int8 flows quantize.",
+                         hint="Export from the Python model (package.module:factory with --weights), or use "
+                              "executorch-int8, which quantizes ExportedPrograms.")
     if recipe.quantization == "dynamic":
         static = _quantize_static(torch, module, model, recipe, data) if data is not None else None
         if isinstance(static, tuple):
@@ -113,7 +121,7 @@ def convert(model: Model, src: Path | None, out_path, recipe: Recipe, data=None)
             notes["static_skipped"] = static or "no --calib data: static int8 needs calibration"
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
-        scripted, how = _script_or_trace(torch, module.eval(), example_args(model))
+        scripted, how = _script_or_trace(torch, module, example_args(model))
         xnnpack = bool(getattr(torch._C, "_is_xnnpack_enabled", lambda: False)())
         if xnnpack:
             from torch.utils.mobile_optimizer import optimize_for_mobile
