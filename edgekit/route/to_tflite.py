@@ -84,6 +84,8 @@ def from_onnx(model: Model, src: Path | None, out_path: Path, recipe: Recipe, da
             or sorted(signature.structured_outputs)
         specs = [TensorSpec(s.name, s.dtype, shapes[s.name]) for s in model.signature.inputs]
         arg_names = list(signature.structured_input_signature[1])
+        if set(arg_names) == {s.name for s in specs}:  # onnx2tf kept the ONNX names: match by name, not order
+            arg_names = [s.name for s in specs]
 
         @tf.function(input_signature=[tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs])
         def fn(*args):
