@@ -225,3 +225,15 @@ def test_onnx_source_to_tflite_int8(tmp_path, cnn, digits, calib_npz):
     assert result.parity.passed and [s["step"] for s in result.sidecar["route"]] == ["onnx->tflite"]
     assert read_tflite(result.artifact).float_ops() == []
     assert artifact_accuracy(result.artifact, x_test, y_test) >= artifact_accuracy(onnx_file, x_test, y_test) - 0.015
+
+
+def test_converter_failure_is_reported_and_leaves_nothing(tmp_path, capsys):
+    """onnx2tf cannot convert the tiny causal LM (a Keras functional-model error inside it): exit 1, the
+    cause in one paragraph, no file."""
+    from edgekit.zoo_text import LM_INPUTS
+
+    code, out = run_cli(capsys, "export", "edgekit.zoo_text:tiny_causal_lm", "-t", "tflite-fp32",
+                        *[a for spec in LM_INPUTS for a in ("--input", spec)], "-o", tmp_path / "o")
+    assert code == 1 and "onnx2tf could not convert the ONNX export of edgekit.zoo_text:tiny_causal_lm" in out
+    assert "Traceback" not in out
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())

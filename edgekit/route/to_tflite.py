@@ -62,6 +62,7 @@ def from_onnx(model: Model, src: Path | None, out_path: Path, recipe: Recipe, da
     tf = _tf()
     onnx2tf = require("onnx2tf", "Converting ONNX to TFLite")
     onnx_file = src or Path(model.source)
+    what = f"the ONNX export of {model.source}" if src else model.source
     shapes = static_shapes(model.signature.inputs, data)
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx2tf-") as tmp:
         try:
@@ -74,10 +75,11 @@ def from_onnx(model: Model, src: Path | None, out_path: Path, recipe: Recipe, da
                     not_use_onnxsim=True,
                 )
         except SystemExit as e:  # onnx2tf exits on ops it cannot convert, after logging which
-            raise ConversionError(f"onnx2tf could not convert {onnx_file} (exit {e.code}).",
+            raise ConversionError(f"onnx2tf could not convert {what} (exit {e.code}).",
                                   hint="Run onnx2tf on the file by hand to see the op it stopped at.") from None
         except Exception as e:
-            raise ConversionError(f"onnx2tf could not convert {onnx_file}: {first_line(e)}") from None
+            raise ConversionError(f"onnx2tf could not convert {what}: {first_line(e)}",
+                                  hint="Export it to an ONNX Runtime target, or simplify the graph.") from None
         loaded = tf.saved_model.load(tmp)
         signature = loaded.signatures["serving_default"]
         out_keys = [o.name for o in model.signature.outputs if o.name in signature.structured_outputs] \
