@@ -140,9 +140,13 @@ def test_benchmark_runs_executorch_files(pte):
     from edgekit.bench.harness import Settings, benchmark
 
     files = [pte["digits_cnn", t].artifact for t in EXECUTORCH]
-    runs, error = benchmark(files, "local", Settings(min_runs=20, min_time=0.05, processes=2))
-    assert error is None and len(runs) == 2
+    runs, error = benchmark(files, "local", Settings(batches=(1, 4), min_runs=20, min_time=0.05, processes=2))
+    assert error is None and len(runs) == 4
     assert all(r["inputs"]["image"] == [1, 1, 8, 8] and len(r["samples_ms"]) >= 40 for r in runs)
+    # the program fixes batch 1: a batch-4 request runs batch 1, and throughput counts what ran
+    asked_4 = [r for r in runs if r["batch"] == 4]
+    assert len(asked_4) == 2 and all(r["batch_fed"] == 1 for r in asked_4)
+    assert all(r["throughput_per_s"] < 2000.0 / r["latency_ms"]["mean"] for r in asked_4)
     assert runs[0]["environment"]["runtime_versions"]["executorch"] == "1.5.1"
 
 

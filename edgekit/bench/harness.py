@@ -86,6 +86,9 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
     sidecar = read_sidecar(artifact) or {}
     kb = lambda key: max((r[key] for r in reps if r.get(key) is not None), default=None)  # noqa: E731
     drift = stats.drift([r["samples_ms"] for r in reps])
+    # files with a fixed batch (.pte, .tflite through onnx2tf) run the batch they fix, whatever was asked
+    fed = [shape[0] for shape in reps[0].get("inputs", {}).values() if shape]
+    batch_fed = fed[0] if fed else batch
     return {
         "artifact": str(artifact), "target": sidecar.get("target"), "device": device, "threads": threads, "batch": batch,
         "latency_ms": latency,
@@ -94,7 +97,8 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
         "peak_rss_mb": kb("peak_rss_kb") / 1024 if kb("peak_rss_kb") else None,
         "peak_rss_after_load_mb": kb("peak_rss_after_load_kb") / 1024 if kb("peak_rss_after_load_kb") else None,
         "memory_method": reps[0]["memory_method"],
-        "throughput_per_s": batch * 1000.0 / latency["mean"],
+        "batch_fed": batch_fed,
+        "throughput_per_s": batch_fed * 1000.0 / latency["mean"],
         "size_bytes": artifact.stat().st_size, "size_gzip_bytes": gzip_size(artifact),
         "processes": [{"p50_ms": m, "init_ms": r["init_ms"], "first_inference_ms": r["first_inference_ms"],
                        "peak_rss_kb": r["peak_rss_kb"], "runs": len(r["samples_ms"])} for m, r in zip(medians, reps)],

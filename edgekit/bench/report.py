@@ -21,7 +21,9 @@ def print_runs(runs: list[dict]) -> None:
         flags = ", ".join(f for f, on in (("noisy", run["noisy"]), ("drift", run["drift_flag"])) if on)
         central = lat["p50"] if lat.get("p50") is not None else lat["mean"]  # native tools may give only a mean
         first_p50.setdefault(key, central)
-        table.add_row(Path(run["artifact"]).name, str(run["threads"]), str(run["batch"]), _f(lat.get("p50"), 3),
+        fed = run.get("batch_fed", run["batch"])
+        batch = str(run["batch"]) if fed == run["batch"] else f"{fed} (asked {run['batch']})"
+        table.add_row(Path(run["artifact"]).name, str(run["threads"]), batch, _f(lat.get("p50"), 3),
                       _f(lat.get("p90"), 3), _f(lat.get("p99"), 3), f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-",
                       _f(run["init_ms"], 1), _f(run["first_inference_ms"], 2), _f(run["peak_rss_mb"], 0),
                       _f(run["throughput_per_s"], 0), f"{run['size_bytes'] / 1e6:.2f}",
