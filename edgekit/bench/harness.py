@@ -86,7 +86,7 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
     sidecar = read_sidecar(artifact) or {}
     kb = lambda key: max((r[key] for r in reps if r.get(key) is not None), default=None)  # noqa: E731
     drift = stats.drift([r["samples_ms"] for r in reps])
-    # files with a fixed batch (.pte, .tflite through onnx2tf) run the batch they fix, whatever was asked
+    # programs that fix their batch (.pte) run it whatever was asked: count what ran
     fed = [shape[0] for shape in reps[0].get("inputs", {}).values() if shape]
     batch_fed = fed[0] if fed else batch
     return {
