@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,9 @@ def _run_converter(tf, frozen, settings: ConverterSettings, data: Dataset | None
     if settings.integer_io:
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    with quiet():
+    with quiet(), warnings.catch_warnings():
+        # "Statistics for quantized inputs were expected": int8 I/O gets its ranges from calibration
+        warnings.simplefilter("ignore", UserWarning)
         return converter.convert()
 
 
