@@ -17,6 +17,12 @@ _TORCH_DTYPES = {"float32": "float32", "float16": "float16", "float64": "float64
                  "int32": "int32", "int8": "int8", "uint8": "uint8", "bool": "bool"}
 
 
+def torch_module(obj):
+    """The callable nn.Module of a loaded torch source. An ExportedProgram's module keeps the train/eval
+    mode it was exported with (and rejects .eval()); the loaders already put the other kinds in eval."""
+    return obj.module() if hasattr(obj, "graph_signature") else obj
+
+
 def _torch():
     return require("torch", "Loading a PyTorch model")
 

@@ -45,11 +45,11 @@ def output_names(model: Model, args) -> list[str]:
         return [o.name for o in model.signature.outputs]
     import torch
 
+    from edgekit.models.torch_source import torch_module
     from edgekit.runners.source import flatten_outputs
 
-    module = model.obj.module() if hasattr(model.obj, "graph_signature") else model.obj
     with torch.inference_mode():
-        n = len(flatten_outputs(module(*args)))
+        n = len(flatten_outputs(torch_module(model.obj)(*args)))
     return ["output"] if n == 1 else [f"output_{i}" for i in range(n)]
 
 

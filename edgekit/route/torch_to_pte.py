@@ -17,6 +17,7 @@ from edgekit.catalog.resolve import Recipe
 from edgekit.data import Dataset
 from edgekit.errors import ConversionError, UsageError, first_line
 from edgekit.models.base import Model
+from edgekit.models.torch_source import torch_module
 from edgekit.quiet import quiet
 from edgekit.route.torch_to_onnx import example_args
 
@@ -36,9 +37,7 @@ def _source_module(torch, model: Model):
         raise UsageError(f"{model.source} is TorchScript, which torch.export (and so ExecuTorch) cannot read.",
                          hint="Export from the Python model instead: a package.module:factory with --weights, "
                               "or an ExportedProgram (.pt2).")
-    obj = model.obj
-    # an ExportedProgram's module keeps the train/eval behaviour it was exported with (and rejects .eval())
-    return obj.module() if hasattr(obj, "graph_signature") else obj.eval()
+    return torch_module(model.obj)
 
 
 def _export(torch, module, args, source: str):

@@ -17,15 +17,10 @@ from pathlib import Path
 from edgekit.catalog.resolve import Recipe
 from edgekit.errors import ConversionError, UsageError
 from edgekit.models.base import Model
+from edgekit.models.torch_source import torch_module
 from edgekit.route.torch_to_onnx import example_args
 
 CALIB_SAMPLES = 256
-
-
-def _module(model: Model):
-    obj = model.obj
-    # an ExportedProgram's module keeps the train/eval behaviour it was exported with (and rejects .eval())
-    return obj.module() if hasattr(obj, "graph_signature") else obj.eval()
 
 
 def _quantize_dynamic(torch, module, recipe: Recipe) -> dict:
@@ -106,8 +101,8 @@ def _script_or_trace(torch, module, args) -> tuple[object, dict]:
 def convert(model: Model, src: Path | None, out_path, recipe: Recipe, data=None) -> dict:
     import torch
 
-    module, notes = _module(model), {}
-    if recipe.quantization == "dynamic" and hasattr(model.obj, "graph_signature"):
+    module, notes = torch_module(model.obj), {}
+    if recipe.quantization == "dynamic" and model.kind == "exported-program":
         raise UsageError(f"{model.source} is an ExportedProgram: a graph of aten ops with no nn.Linear/nn.Conv "
                          "modules, which is what PyTorch Mobile's int8 flows quantize.",
                          hint="Export from the Python model (package.module:factory with --weights), or use "

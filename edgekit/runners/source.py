@@ -21,8 +21,9 @@ class TorchRunner(Runner):
         self.module = None
 
     def activate_impl(self) -> None:
-        obj = self.model.obj
-        self.module = obj.module() if hasattr(obj, "graph_signature") else obj
+        from edgekit.models.torch_source import torch_module
+
+        self.module = torch_module(self.model.obj)
 
     def input_specs_impl(self) -> tuple[TensorSpec, ...]:
         return self.model.signature.inputs
