@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from edgekit.errors import UsageError
+from edgekit.errors import ModelLoadError, UsageError
+from edgekit.spec import TensorSpec
 
 SIDECAR_SUFFIX = ".edgekit.json"
 
@@ -22,6 +23,16 @@ def sidecar_path(artifact: str | Path) -> Path:
 def read_sidecar(artifact: str | Path) -> dict[str, Any] | None:
     path = sidecar_path(artifact)
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def sidecar_tensors(artifact: str | Path, required: bool = True) -> tuple[tuple[TensorSpec, ...], list[str]]:
+    """The input specs and output names an artifact's sidecar records. `required`: the file cannot say
+    its inputs itself (.ptl, .pte), so a missing sidecar is a ModelLoadError."""
+    tensors = (read_sidecar(artifact) or {}).get("tensors", {})
+    specs = tuple(TensorSpec.from_json(t) for t in tensors.get("inputs", []))
+    if required and not specs:
+        raise ModelLoadError(f"{artifact} has no sidecar with its input tensors; export it with edgekit.")
+    return specs, [o["name"] for o in tensors.get("outputs", [])]
 
 
 def sha256_file(path: Path) -> str:

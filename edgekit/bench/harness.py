@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.artifact import read_sidecar
+from edgekit.artifact import read_sidecar, sidecar_tensors
 from edgekit.bench import stats
 from edgekit.errors import UsageError
 from edgekit.progress import SILENT, Progress
@@ -54,10 +54,7 @@ def _worker_inputs(artifact: Path) -> list[str]:
     """`--inputs` for files that record no input names (.ptl, .pte): the tensors from the sidecar."""
     if artifact.suffix not in (".ptl", ".pte"):
         return []
-    tensors = (read_sidecar(artifact) or {}).get("tensors", {}).get("inputs")
-    if not tensors:
-        raise UsageError(f"{artifact} has no sidecar with its input tensors; export it with edgekit.")
-    specs = [[t["name"], t["dtype"], [d if isinstance(d, int) else -1 for d in t["shape"]]] for t in tensors]
+    specs = [[s.name, s.dtype, [d if isinstance(d, int) else -1 for d in s.shape]] for s in sidecar_tensors(artifact)[0]]
     return ["--inputs", json.dumps(specs)]
 
 

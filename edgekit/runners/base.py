@@ -11,7 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
-from edgekit.errors import DataError, EdgekitError
+from edgekit.errors import DataError, EdgekitError, ModelLoadError
 from edgekit.spec import TensorSpec, np_dtype
 
 
@@ -101,3 +101,14 @@ def check_array(spec: TensorSpec, array: np.ndarray) -> None:
         if isinstance(want, int) and got != want:
             raise DataError(f"Input '{spec.name}' has shape {tuple(array.shape)}; the model wants "
                             f"{'x'.join(map(str, spec.shape))} (dim {i} must be {want}).")
+
+
+def run_in_slices(path, arrays: list[np.ndarray], step: int | None, run) -> list[np.ndarray]:
+    """Outputs of `run` over `arrays` for a program that fixes its batch at `step` (None: any batch):
+    run it on slices of that size and concatenate, so callers feed any batch that splits into it."""
+    n = len(arrays[0]) if arrays and arrays[0].ndim else 1
+    step = step or n
+    if n % step:
+        raise ModelLoadError(f"{path} has a fixed batch of {step}; a batch of {n} does not split into it.")
+    parts = [run([a[i:i + step] for a in arrays]) for i in range(0, n, step)]
+    return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]

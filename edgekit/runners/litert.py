@@ -12,10 +12,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from edgekit._lazy import require
-from edgekit.artifact import read_sidecar
+from edgekit.artifact import sidecar_tensors
 from edgekit.errors import ModelLoadError
 from edgekit.quiet import quiet
-from edgekit.runners.base import Runner
+from edgekit.runners.base import Runner, run_in_slices
 from edgekit.spec import Signature, TensorSpec
 from edgekit.tflite_file import TensorInfo, read_tflite
 
@@ -52,9 +52,7 @@ class LiteRTRunner(Runner):
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         super().__init__()
         self.path, self.threads = Path(path), threads
-        tensors = (read_sidecar(self.path) or {}).get("tensors", {})
-        self.sidecar_inputs = [TensorSpec.from_json(t) for t in tensors.get("inputs", [])]
-        self.sidecar_outputs = [o["name"] for o in tensors.get("outputs", [])]
+        self.sidecar_inputs, self.sidecar_outputs = sidecar_tensors(self.path, required=False)
         self.interpreter = None
 
     def activate_impl(self) -> None:
@@ -89,12 +87,7 @@ class LiteRTRunner(Runner):
 
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         arrays = [np.asarray(feed[s.name]) for s in self.specs]
-        n = len(arrays[0]) if arrays and arrays[0].ndim else 1
-        step = self.fixed_batch or n
-        if n % step:
-            raise ModelLoadError(f"{self.path} has a fixed batch of {step}; a batch of {n} does not split into it.")
-        parts = [self._invoke([a[i:i + step] for a in arrays]) for i in range(0, n, step)]
-        return {name: np.concatenate([p[k] for p in parts]) for k, name in enumerate(self.out_names)}
+        return dict(zip(self.out_names, run_in_slices(self.path, arrays, self.fixed_batch, self._invoke)))
 
     def _invoke(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         interp = self.interpreter

@@ -11,10 +11,10 @@ from typing import Mapping
 import numpy as np
 
 from edgekit._lazy import require
-from edgekit.artifact import read_sidecar
+from edgekit.artifact import sidecar_tensors
 from edgekit.errors import ModelLoadError
 from edgekit.quiet import quiet
-from edgekit.runners.base import Runner
+from edgekit.runners.base import Runner, run_in_slices
 from edgekit.spec import TensorSpec
 
 
@@ -24,14 +24,10 @@ class ExecuTorchRunner(Runner):
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         super().__init__()
         self.path = Path(path)
-        tensors = (read_sidecar(self.path) or {}).get("tensors", {})
-        self.specs = tuple(TensorSpec.from_json(t) for t in tensors.get("inputs", []))
-        self.outputs = [o["name"] for o in tensors.get("outputs", [])]
         self.method = None
 
     def activate_impl(self) -> None:
-        if not self.specs:
-            raise ModelLoadError(f"{self.path} has no sidecar with its input tensors; export it with edgekit.")
+        self.specs, self.outputs = sidecar_tensors(self.path)
         with quiet():
             runtime = require("executorch.runtime", "Running a .pte file")
             try:
@@ -54,13 +50,11 @@ class ExecuTorchRunner(Runner):
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        arrays = [np.ascontiguousarray(feed[s.name]) for s in self.specs]
-        n, step = len(arrays[0]), self.fixed_batch
-        if n % step:
-            raise ModelLoadError(f"{self.path} has a fixed batch of {step}; a batch of {n} does not split into it.")
-        parts = []
-        for i in range(0, n, step):
-            out = self.method.execute([torch.from_numpy(a[i:i + step]).contiguous() for a in arrays])
-            parts.append([t.float().numpy() if t.is_floating_point() else t.numpy() for t in out])
-        names = self.outputs if len(self.outputs) == len(parts[0]) else [f"output_{k}" for k in range(len(parts[0]))]
-        return {name: np.concatenate([p[k] for p in parts]) for k, name in enumerate(names)}
+        from edgekit.runners.source import to_numpy
+
+        def execute(arrays: list[np.ndarray]) -> list[np.ndarray]:
+            return [to_numpy(t) for t in self.method.execute([torch.from_numpy(a).contiguous() for a in arrays])]
+
+        outputs = run_in_slices(self.path, [np.asarray(feed[s.name]) for s in self.specs], self.fixed_batch, execute)
+        names = self.outputs if len(self.outputs) == len(outputs) else [f"output_{k}" for k in range(len(outputs))]
+        return dict(zip(names, outputs))

@@ -6,7 +6,7 @@ from typing import Mapping
 
 import numpy as np
 
-from edgekit.artifact import read_sidecar
+from edgekit.artifact import sidecar_tensors
 from edgekit.errors import ModelLoadError
 from edgekit.runners.base import Runner
 from edgekit.spec import TensorSpec
@@ -18,18 +18,13 @@ class LiteInterpreterRunner(Runner):
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         super().__init__()
         self.path, self.threads = Path(path), threads
-        sidecar = read_sidecar(self.path) or {}
-        tensors = sidecar.get("tensors", {})
-        self.specs = tuple(TensorSpec.from_json(t) for t in tensors.get("inputs", []))
-        self.outputs = [o["name"] for o in tensors.get("outputs", [])]
         self.module = None
 
     def activate_impl(self) -> None:
         import torch
         from torch.jit.mobile import _load_for_lite_interpreter
 
-        if not self.specs:
-            raise ModelLoadError(f"{self.path} has no sidecar with its input tensors; export it with edgekit.")
+        self.specs, self.outputs = sidecar_tensors(self.path)
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
@@ -49,10 +44,10 @@ class LiteInterpreterRunner(Runner):
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        from edgekit.runners.source import flatten_outputs
+        from edgekit.runners.source import flatten_outputs, to_numpy
 
         with torch.inference_mode():
             out = self.module(*[torch.from_numpy(np.ascontiguousarray(feed[s.name])) for s in self.specs])
         tensors = flatten_outputs(out)
         names = self.outputs or [f"output_{i}" for i in range(len(tensors))]
-        return {n: t.float().numpy() if t.is_floating_point() else t.numpy() for n, t in zip(names, tensors)}
+        return {n: to_numpy(t) for n, t in zip(names, tensors)}

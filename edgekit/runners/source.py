@@ -39,7 +39,12 @@ class TorchRunner(Runner):
             out = self.module(*args)
         tensors = flatten_outputs(out)
         names = self.output_names_impl() or [f"output_{i}" for i in range(len(tensors))]
-        return {n: t.detach().float().numpy() if t.is_floating_point() else t.numpy() for n, t in zip(names, tensors)}
+        return {n: to_numpy(t) for n, t in zip(names, tensors)}
+
+
+def to_numpy(tensor) -> np.ndarray:
+    """A torch output as numpy: floating types as float32, others as they are."""
+    return tensor.detach().float().numpy() if tensor.is_floating_point() else tensor.numpy()
 
 
 def flatten_outputs(out) -> list:
