@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from edgekit._lazy import require
-from edgekit.errors import ModelLoadError
+from edgekit.errors import ModelLoadError, first_line
 from edgekit.models.base import Model, sha256_path
 from edgekit.spec import Signature, TensorSpec
 
@@ -44,7 +44,7 @@ def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
     try:
         model = auto.from_pretrained(str(path), local_files_only=True).eval()
     except Exception as e:
-        raise ModelLoadError(f"Cannot load the Hugging Face model in {path}: {str(e).splitlines()[0][:300]}") from None
+        raise ModelLoadError(f"Cannot load the Hugging Face model in {path}: {first_line(e)}") from None
     tokenizer_dir = path if (path / "tokenizer.json").exists() or (path / "vocab.txt").exists() else None
     import inspect
 

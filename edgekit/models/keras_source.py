@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from edgekit._lazy import require
-from edgekit.errors import ModelLoadError, UsageError
+from edgekit.errors import ModelLoadError, UsageError, first_line
 from edgekit.models.base import Model, sha256_path
 from edgekit.spec import Signature, TensorSpec
 
@@ -35,7 +35,7 @@ def _load_keras_object(path: Path):
         try:
             return module.models.load_model(str(path), compile=False), ("keras3" if flavour == "keras" else "tf-keras")
         except Exception as e:  # each flavour raises its own types
-            errors.append(f"{flavour}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}")
+            errors.append(f"{flavour}: {first_line(e, 200)}")
     raise ModelLoadError(f"Cannot load {path} as a Keras model.", hint="\n".join(errors))
 
 
@@ -92,7 +92,7 @@ def load_keras(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
         except ModelLoadError:
             raise
         except Exception as e:
-            raise ModelLoadError(f"Cannot load the SavedModel {path}: {str(e).splitlines()[0][:300]}") from None
+            raise ModelLoadError(f"Cannot load the SavedModel {path}: {first_line(e)}") from None
         kind, keras_model = "savedmodel", None
     else:
         keras_model, kind = _load_keras_object(path)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.errors import ModelLoadError
+from edgekit.errors import ModelLoadError, first_line
 from edgekit.models.base import Model, sha256_path
 from edgekit.spec import Signature, TensorSpec
 
@@ -37,7 +37,7 @@ def load_onnx(path: Path) -> Model:
         onnx.checker.check_model(proto)
     except Exception as e:  # onnx raises DecodeError, ValidationError, OSError...
         raise ModelLoadError(
-            f"{path} is not a valid ONNX model: {str(e).splitlines()[0][:300]}",
+            f"{path} is not a valid ONNX model: {first_line(e)}",
             hint="Check that the file is complete (not truncated) and was saved by an ONNX exporter.",
         ) from None
     return Model("onnx", "onnx", str(path), proto, onnx_signature(proto), sha256_path(path), path.stem)

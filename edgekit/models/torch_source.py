@@ -9,7 +9,7 @@ import importlib
 from pathlib import Path
 
 from edgekit._lazy import require
-from edgekit.errors import ModelLoadError, UsageError
+from edgekit.errors import ModelLoadError, UsageError, first_line
 from edgekit.models.base import Model, sha256_path
 from edgekit.spec import Signature, TensorSpec
 
@@ -41,7 +41,7 @@ def load_torchscript(path: Path, inputs: tuple[TensorSpec, ...]) -> Model:
     try:
         module = torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as e:
-        raise ModelLoadError(f"{path} is not a TorchScript file: {str(e).splitlines()[0][:300]}",
+        raise ModelLoadError(f"{path} is not a TorchScript file: {first_line(e)}",
                              hint="Save it with torch.jit.save(torch.jit.script(model), path).") from None
     return Model("torch", "torchscript", str(path), module, Signature(inputs), sha256_path(path), path.stem)
 
@@ -51,7 +51,7 @@ def load_exported_program(path: Path, inputs: tuple[TensorSpec, ...]) -> Model:
     try:
         program = torch.export.load(str(path))
     except Exception as e:
-        raise ModelLoadError(f"{path} is not an ExportedProgram: {str(e).splitlines()[0][:300]}",
+        raise ModelLoadError(f"{path} is not an ExportedProgram: {first_line(e)}",
                              hint="Save it with torch.export.save(torch.export.export(model, args), path).") from None
     user_inputs = list(program.graph_signature.user_inputs)
     specs = []
@@ -76,7 +76,7 @@ def load_state_dict(path: Path) -> dict:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ModelLoadError(f"Cannot read weights from {path}: {str(e).splitlines()[0][:300]}",
+        raise ModelLoadError(f"Cannot read weights from {path}: {first_line(e)}",
                              hint="Weights must be a state dict saved with torch.save or a .safetensors file.") from None
     if not isinstance(state, dict):
         raise ModelLoadError(f"{path} holds a {type(state).__name__}, not a state dict.")
@@ -102,7 +102,7 @@ def load_factory(spec: str, inputs: tuple[TensorSpec, ...], weights: Path | None
         try:
             model.load_state_dict(load_state_dict(weights))
         except RuntimeError as e:
-            raise ModelLoadError(f"The weights in {weights} do not fit '{spec}': {str(e).splitlines()[0][:400]}") from None
+            raise ModelLoadError(f"The weights in {weights} do not fit '{spec}': {first_line(e, 400)}") from None
         digest.update(sha256_path(weights).encode())
     name = (weights.stem if weights else attr) or "model"
     return Model("torch", "factory", spec, model.eval(), Signature(inputs), digest.hexdigest(), name)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgekit.catalog.resolve import Recipe
 from edgekit.data import CALIB_HINT, Dataset
-from edgekit.errors import ConversionError, DataError
+from edgekit.errors import ConversionError, DataError, first_line
 
 
 def op_types(path: Path) -> Counter:
@@ -221,7 +221,7 @@ def static_int8(src: Path, dst: Path, recipe: Recipe, data: Dataset | None, batc
                                "WeightSymmetric": scheme.weights.symmetric},
             )
         except Exception as e:
-            raise ConversionError(f"ONNX Runtime static quantization failed: {str(e).strip().splitlines()[0][:400]}") from None
+            raise ConversionError(f"ONNX Runtime static quantization failed: {first_line(e, 400)}") from None
     return {"method": "onnxruntime.quantization.quantize_static", "format": "QDQ", "calibration": "MinMax",
             "calibration_samples": len(data), "quantized_ops": quantized_ops(dst, recipe.int8_ops), "float_op_types": kept,
             "float_nodes_outliers": outliers, "float_nodes_activation_products": len(products), "max_outlier_ratio": scheme.max_outlier_ratio,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edgekit.errors import ConversionError
+from edgekit.errors import ConversionError, first_line
 from edgekit.models.base import Model
 from edgekit.quiet import quiet
 
@@ -23,7 +23,7 @@ def convert(model: Model, src: Path | None, out_path: Path, recipe=None, data=No
         with quiet():
             proto, _ = tf2onnx.convert.from_function(model.obj, input_signature=specs, opset=OPSET)
     except Exception as e:
-        raise ConversionError(f"tf2onnx could not convert {model.source}: {str(e).strip().splitlines()[0][:400]}") from None
+        raise ConversionError(f"tf2onnx could not convert {model.source}: {first_line(e, 400)}") from None
     # tf2onnx names outputs after TF tensors; rename them to the signature's names.
     renames = dict(zip([o.name for o in proto.graph.output], output_names))
     for node in proto.graph.node:

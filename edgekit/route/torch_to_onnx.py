@@ -5,7 +5,7 @@ import logging
 import warnings
 from pathlib import Path
 
-from edgekit.errors import ConversionError
+from edgekit.errors import ConversionError, first_line
 from edgekit.models.base import Model
 from edgekit.quiet import quiet
 from edgekit.spec import np_dtype
@@ -75,6 +75,6 @@ def convert(model: Model, src: Path | None, out_path: Path, recipe=None, data=No
                 torch.onnx.export(model.obj, args, str(out_path), **kwargs)
             return {"exporter": "dynamo" if dynamo else "torchscript", "opset": OPSET, "fallback_reasons": errors}
         except Exception as e:  # the exporters raise many types; keep the first line of each
-            errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {str(e).strip().splitlines()[0][:300]}")
+            errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {first_line(e)}")
     raise ConversionError(f"torch.onnx.export failed for {model.source}.", hint="\n".join(errors))
 

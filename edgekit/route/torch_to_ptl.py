@@ -8,16 +8,15 @@ sidecar says so.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import warnings
 from pathlib import Path
 
 from edgekit.catalog.resolve import Recipe
-from edgekit.errors import ConversionError, UsageError
+from edgekit.errors import ConversionError, UsageError, first_line
 from edgekit.models.base import Model
 from edgekit.models.torch_source import torch_module
+from edgekit.quiet import quiet
 from edgekit.route.torch_to_onnx import example_args
 
 CALIB_SAMPLES = 256
@@ -72,7 +71,7 @@ def _quantize_static(torch, module, model: Model, recipe: Recipe, data) -> tuple
             quantized = convert_fx(prepared)
             quantized(*args)  # a graph FX traced but cannot run quantized fails here, not on the phone
     except Exception as e:  # symbolic tracing rejects data-dependent Python; some ops have no int8 kernel
-        return f"static int8 not possible: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
+        return f"static int8 not possible: {type(e).__name__}: {first_line(e, 200)}"
     kinds = sorted({type(m).__name__ for m in quantized.modules()
                     if ".quantized" in type(m).__module__ and "PackedParams" not in type(m).__name__})
     if not kinds:
@@ -86,12 +85,12 @@ def _script_or_trace(torch, module, args) -> tuple[object, dict]:
     try:
         return torch.jit.script(module), {"torchscript": "script"}
     except Exception as e:  # scripting rejects many Python constructs; tracing records one path
-        reason = str(e).strip().splitlines()[0][:200]
+        reason = first_line(e, 200)
     try:
         traced = torch.jit.trace(module, args, strict=False, check_trace=False)
     except Exception as e:
         raise ConversionError(
-            f"Neither torch.jit.script nor torch.jit.trace could convert the model: {str(e).strip().splitlines()[0][:300]}",
+            f"Neither torch.jit.script nor torch.jit.trace could convert the model: {first_line(e)}",
             hint="Data-dependent control flow cannot be traced: make it tensor operations, or fix the input shape "
                  "with --input.") from None
     return traced, {"torchscript": "trace", "script_failed": reason,
@@ -114,7 +113,7 @@ def convert(model: Model, src: Path | None, out_path, recipe: Recipe, data=None)
         else:
             module, notes = _quantize_dynamic(torch, module, recipe)
             notes["static_skipped"] = static or "no --calib data: static int8 needs calibration"
-    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+    with warnings.catch_warnings(), quiet():
         warnings.simplefilter("ignore")
         scripted, how = _script_or_trace(torch, module, example_args(model))
         xnnpack = bool(getattr(torch._C, "_is_xnnpack_enabled", lambda: False)())

@@ -13,7 +13,7 @@ import numpy as np
 
 from edgekit._lazy import require
 from edgekit.artifact import sidecar_tensors
-from edgekit.errors import ModelLoadError
+from edgekit.errors import ModelLoadError, first_line
 from edgekit.quiet import quiet
 from edgekit.runners.base import Runner, run_in_slices
 from edgekit.spec import Signature, TensorSpec
@@ -62,7 +62,7 @@ class LiteRTRunner(Runner):
                 self.interpreter = litert.Interpreter(model_path=str(self.path), num_threads=self.threads)
                 self.interpreter.allocate_tensors()
         except Exception as e:  # a corrupt flatbuffer or a missing kernel
-            raise ModelLoadError(f"LiteRT cannot load {self.path}: {str(e).strip().splitlines()[0][:300]}") from None
+            raise ModelLoadError(f"LiteRT cannot load {self.path}: {first_line(e)}") from None
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
         use_sidecar = len(self.sidecar_inputs) == len(self.inputs)

@@ -6,7 +6,7 @@ from typing import Mapping
 
 import numpy as np
 
-from edgekit.errors import ModelLoadError
+from edgekit.errors import ModelLoadError, first_line
 from edgekit.runners.base import Runner
 from edgekit.spec import TensorSpec
 
@@ -37,7 +37,7 @@ class OnnxRuntimeRunner(Runner):
             self.session = ort.InferenceSession(source, options, providers=list(self.providers))
         except Exception as e:
             raise ModelLoadError(f"ONNX Runtime cannot load {self.path if not isinstance(self.path, bytes) else 'the model'}: "
-                                 f"{str(e).splitlines()[0][:400]}") from None
+                                 f"{first_line(e, 400)}") from None
 
     def deactivate_impl(self) -> None:
         self.session = None

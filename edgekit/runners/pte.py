@@ -12,7 +12,7 @@ import numpy as np
 
 from edgekit._lazy import require
 from edgekit.artifact import sidecar_tensors
-from edgekit.errors import ModelLoadError
+from edgekit.errors import ModelLoadError, first_line
 from edgekit.quiet import quiet
 from edgekit.runners.base import Runner, run_in_slices
 from edgekit.spec import TensorSpec
@@ -34,7 +34,7 @@ class ExecuTorchRunner(Runner):
                 program = runtime.Runtime.get().load_program(str(self.path))
                 self.method = program.load_method("forward")
             except Exception as e:
-                raise ModelLoadError(f"ExecuTorch cannot load {self.path}: {str(e).splitlines()[0][:300]}") from None
+                raise ModelLoadError(f"ExecuTorch cannot load {self.path}: {first_line(e)}") from None
         meta = self.method.metadata
         self.fixed_batch = int(meta.input_tensor_meta(0).sizes()[0]) if meta.num_inputs() else 1
 

@@ -7,7 +7,7 @@ from typing import Mapping
 import numpy as np
 
 from edgekit.artifact import sidecar_tensors
-from edgekit.errors import ModelLoadError
+from edgekit.errors import ModelLoadError, first_line
 from edgekit.runners.base import Runner
 from edgekit.spec import TensorSpec
 
@@ -30,7 +30,7 @@ class LiteInterpreterRunner(Runner):
         try:
             self.module = _load_for_lite_interpreter(str(self.path))
         except Exception as e:
-            raise ModelLoadError(f"The lite interpreter cannot load {self.path}: {str(e).splitlines()[0][:300]}") from None
+            raise ModelLoadError(f"The lite interpreter cannot load {self.path}: {first_line(e)}") from None
 
     def deactivate_impl(self) -> None:
         self.module = None
