@@ -14,10 +14,11 @@ from edgekit.models.base import Model, sha256_path
 from edgekit.spec import Signature, TensorSpec
 
 
-def _quiet_tf():
+def quiet_tf(purpose: str = "Loading a Keras or TensorFlow model"):
+    """TensorFlow, imported with its C++ logging off (set before the first import to take effect)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    return require("tensorflow", "Loading a Keras or TensorFlow model")
+    return require("tensorflow", purpose)
 
 
 def _spec_from_tf(name: str, tf_spec) -> TensorSpec:
@@ -84,7 +85,7 @@ def _savedmodel_function(tf, path: Path):
 
 
 def load_keras(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
-    tf = _quiet_tf()
+    tf = quiet_tf()
     overrides = {s.name: s for s in inputs}
     if path.is_dir():
         try:

@@ -19,9 +19,10 @@ import numpy as np
 
 from edgekit._lazy import require
 from edgekit.catalog.resolve import Recipe
-from edgekit.data import Dataset, static_shapes
+from edgekit.data import Dataset
 from edgekit.errors import ConversionError, UsageError, first_line
 from edgekit.models.base import Model
+from edgekit.models.keras_source import quiet_tf
 from edgekit.quiet import quiet
 from edgekit.spec import TensorSpec, np_dtype
 from edgekit.tflite_file import OpInfo, read_tflite
@@ -64,7 +65,7 @@ def from_onnx(model: Model, src: Path | None, out_path: Path, recipe: Recipe, da
     onnx2tf = require("onnx2tf", "Converting ONNX to TFLite")
     onnx_file = src or Path(model.source)
     what = f"the ONNX export of {model.source}" if src else model.source
-    shapes = static_shapes(model.signature.inputs, data)
+    shapes = {s.name: s.shape for s in model.signature.inputs}  # fixed by the exporter (Edge.static_shapes)
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx2tf-") as tmp:
         try:
             with quiet():
@@ -85,7 +86,7 @@ def from_onnx(model: Model, src: Path | None, out_path: Path, recipe: Recipe, da
         signature = loaded.signatures["serving_default"]
         out_keys = [o.name for o in model.signature.outputs if o.name in signature.structured_outputs] \
             or sorted(signature.structured_outputs)
-        specs = [TensorSpec(s.name, s.dtype, shapes[s.name]) for s in model.signature.inputs]
+        specs = model.signature.inputs
         arg_names = list(signature.structured_input_signature[1])
         if set(arg_names) == {s.name for s in specs}:  # onnx2tf kept the ONNX names: match by name, not order
             arg_names = [s.name for s in specs]
@@ -95,16 +96,13 @@ def from_onnx(model: Model, src: Path | None, out_path: Path, recipe: Recipe, da
             result = signature(**dict(zip(arg_names, args)))
             return [result[k] for k in out_keys]
 
-        notes = _convert(fn, tuple(specs), out_path, recipe, data, source=model.source)
+        notes = _convert(fn, specs, out_path, recipe, data, source=model.source)
     return {"converter_from_onnx": "onnx2tf", "static_shapes": {n: list(s) for n, s in shapes.items()}, **notes}
 
 
 def _tf():
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    return require("tensorflow", "Converting to TFLite")
+    logging.getLogger("absl").setLevel(logging.ERROR)  # the converter's deprecation chatter
+    return quiet_tf("Converting to TFLite")
 
 
 def _freeze(fn, source: str):
