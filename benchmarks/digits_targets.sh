@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 .venv/bin/python - "$work" <<'PY'
 import sys, numpy as np, torch
-from edgekit import zoo
+from edgekit_demo import zoo
 x, y, _, _ = zoo.digits_split()
 torch.manual_seed(0)
 zoo.save_weights(zoo.train(zoo.digits_cnn(), x, y, epochs=4), f"{sys.argv[1]}/cnn.pt")
@@ -14,7 +14,7 @@ np.savez(f"{sys.argv[1]}/calib.npz", image=x[:256])
 PY
 targets="onnx-fp32 onnx-int8 tflite-fp32 tflite-int8 pytorch-mobile pytorch-mobile-int8 executorch-fp32 executorch-int8"
 for t in $targets; do
-  .venv/bin/edgekit export edgekit.zoo:digits_cnn --weights "$work/cnn.pt" --input image:float32:batchx1x8x8 \
+  .venv/bin/edgekit export edgekit_demo.zoo:digits_cnn --weights "$work/cnn.pt" --input image:float32:batchx1x8x8 \
       --calib "$work/calib.npz" --target "$t" -o "$work/out" -q
 done
 .venv/bin/edgekit benchmark "$work"/out/*.onnx "$work"/out/*.tflite "$work"/out/*.ptl "$work"/out/*.pte \

@@ -24,11 +24,11 @@ import numpy as np
 
 
 def minilm_fp32(folder: Path) -> Path:
-    from edgekit import zoo_text
+    from edgekit_demo import zoo_text
     from edgekit.exporter import export
     from edgekit.spec import parse_input_specs
 
-    return export("edgekit.zoo_text:minilm_sentiment", "onnx-fp32", folder,
+    return export("edgekit_demo.zoo_text:minilm_sentiment", "onnx-fp32", folder,
                   inputs=parse_input_specs(zoo_text.SENTIMENT_INPUTS)).artifact
 
 
@@ -56,12 +56,14 @@ def repeatability(model: Path, invocations: int = 5) -> dict:
 
 def overhead(model: Path, blocks: int = 40, runs: int = 50) -> dict:
     """Per-inference time of the worker's loop body vs a bare loop, alternating blocks."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "edgekit" / "bench"))
+    root = Path(__file__).resolve().parents[1] / "edgekit"
+    sys.path.insert(0, str(root / "bench"))
     import worker  # the exact code the harness runs on the device
 
-    ort = worker.import_onnxruntime()
-    specs, infer, _ = worker.load_onnxruntime(ort, str(model), 1)
-    feed = worker.make_inputs(specs, 1, 0)
+    loader = worker.import_file(root / "backends" / "onnxruntime" / "worker_loader.py", "loader")
+    synthetic = worker.import_file(root / "synthetic.py", "synthetic")
+    specs, infer, _ = loader.load(loader.import_runtime(), str(model), 1)
+    feed = worker.make_inputs(specs, 1, 0, synthetic.synthetic_array)
     session = infer.session  # the same session the worker's loop calls
     names = [o.name for o in session.get_outputs()]
     clock = time.perf_counter

@@ -5,18 +5,19 @@ Calibration, parity and evaluation all read data through here, so the same check
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
+from edgekit.checksum import sha256_path
 from edgekit.errors import DataError
 from edgekit.spec import Signature, TensorSpec, np_dtype
 
 TEXT_SUFFIXES = (".csv", ".jsonl")
+CALIB_LIMIT = 256  # calibration samples used at most, whatever the runtime (export --calib-limit changes it)
 CALIB_HINT = ("Pass --calib DATA: a .npz with arrays named after the model inputs, or a CSV/JSONL with a 'text' "
               "column for models with a tokenizer (a few hundred real samples).")
 
@@ -60,15 +61,54 @@ def static_shapes(specs: tuple[TensorSpec, ...], data: Dataset | None) -> dict[s
     return shapes
 
 
-def _file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+@dataclass(frozen=True)
+class BuiltinDataset:
+    """A dataset that ships with an installed package: `builtin:NAME:SPLIT` becomes a file through `materialize`."""
+
+    name: str
+    description: str
+    materialize: Callable[[str, Signature], Path]  # (split, the model's signature) -> a DATA file
+
+
+_BUILTIN: dict[str, BuiltinDataset] = {}
+ENTRY_POINT_GROUP = "edgekit.datasets"  # packages register their datasets here (a callable taking no argument)
+
+
+def register_dataset(dataset: BuiltinDataset) -> None:
+    _BUILTIN[dataset.name] = dataset
+
+
+def builtin_datasets() -> dict[str, BuiltinDataset]:
+    """Every registered built-in dataset; installed packages register theirs through the entry point group."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name not in _LOADED_ENTRY_POINTS:
+            _LOADED_ENTRY_POINTS.add(entry.name)
+            entry.load()()
+    return dict(_BUILTIN)
+
+
+_LOADED_ENTRY_POINTS: set[str] = set()
+
+
+def resolve_data(data: str | Path, signature: Signature) -> Path:
+    """A DATA argument as a file: `builtin:NAME:SPLIT` is materialized by its dataset, anything else is a path."""
+    text = str(data)
+    if not text.startswith("builtin:"):
+        return Path(text)
+    parts = text.split(":")
+    known = builtin_datasets()
+    if len(parts) != 3 or parts[1] not in known:
+        raise DataError(f"Cannot read the dataset name '{text}'.",
+                        hint=f"Write builtin:NAME:SPLIT with NAME one of {', '.join(known) or '(none installed)'} "
+                             "(see `edgekit datasets`).")
+    return known[parts[1]].materialize(parts[2], signature)
 
 
 def read_data(path: str | Path, signature: Signature, tokenizer_dir: Path | None = None,
               limit: int | None = None) -> Dataset:
     """Read a dataset file (or a `builtin:NAME:SPLIT`) and check it against the model's inputs."""
-    from edgekit.datasets import resolve_data
-
     path = resolve_data(path, signature)
     if not path.is_file():
         raise DataError(f"Data file {path} does not exist.",
@@ -104,7 +144,7 @@ def _read_npz(path: Path, signature: Signature) -> Dataset:
     labels = stored.get("labels")
     if labels is not None and len(labels) != len(next(iter(arrays.values()))):
         raise DataError(f"'labels' in {path} has {len(labels)} rows; the inputs have {len(next(iter(arrays.values())))}.")
-    return Dataset(arrays, labels, str(path), _file_hash(path))
+    return Dataset(arrays, labels, str(path), sha256_path(path))
 
 
 def conform(spec: TensorSpec, array: np.ndarray, where: str) -> np.ndarray:
@@ -148,9 +188,9 @@ def read_text_rows(path: Path) -> tuple[list[str], list]:
 
 def load_tokenizer(folder: Path):
     """A Hugging Face tokenizer from a local folder (never the hub)."""
-    from edgekit._lazy import require
+    from edgekit.sources.hf_source import transformers_offline
 
-    transformers = require("transformers", "Tokenizing text data")
+    transformers = transformers_offline("Tokenizing text data")
     return transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
 
 
@@ -186,24 +226,16 @@ def _read_text(path: Path, signature: Signature, tokenizer_dir: Path | None) -> 
         except ValueError:
             names = sorted({str(label) for label in raw_labels})
             labels = np.array([names.index(str(label)) for label in raw_labels])
-    return Dataset(arrays, labels, str(path), _file_hash(path))
+    return Dataset(arrays, labels, str(path), sha256_path(path))
 
 
 def generated_inputs(signature: Signature, n: int = 8, vocab_size: int | None = None, seed: int = 0) -> Dataset:
     """Synthetic inputs for when no data is given (parity then says it used generated inputs)."""
+    from edgekit.synthetic import synthetic_array
+
     rng = np.random.default_rng(seed)
     arrays = {}
     for spec in signature.inputs:
         shape = (n, *spec.concrete_shape({}, default=16)[1:]) if spec.shape else (n,)
-        dtype = np_dtype(spec.dtype)
-        if dtype.kind == "f":
-            arrays[spec.name] = rng.standard_normal(shape).astype(dtype)
-        elif "mask" in spec.name:
-            arrays[spec.name] = np.ones(shape, dtype)
-        elif "type" in spec.name:
-            arrays[spec.name] = np.zeros(shape, dtype)
-        elif dtype.kind == "b":
-            arrays[spec.name] = rng.random(shape) > 0.5
-        else:
-            arrays[spec.name] = rng.integers(0, min(vocab_size or 100, 1000), shape).astype(dtype)
+        arrays[spec.name] = synthetic_array(spec.name, np_dtype(spec.dtype), shape, rng, vocab_size)
     return Dataset(arrays, None, "generated", "")

@@ -1,7 +1,6 @@
-"""export(): load -> route -> quantize -> parity -> publish, with one place for the bookkeeping."""
+"""export(): load -> plan -> steps (converters, then a quantizer) -> parity -> publish, bookkeeping in one place."""
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -10,20 +9,22 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
-from edgekit.artifact import prepare_out_dir, publish, sidecar_path, staging, write_json_atomic
+from edgekit.artifact import prepare_out_dir, publish, staging
+from edgekit.backends.base import Backend, StepContext, StepFn, StepNotes
+from edgekit.backends.registry import backend_for_runtime, find_route, supports
 from edgekit.catalog import get_device, get_target, local_device, resolve
-from edgekit.data import CALIB_HINT, Dataset, batch_size_for, generated_inputs, read_data, static_shapes
+from edgekit.catalog.schema import Device, Target
+from edgekit.data import CALIB_HINT, CALIB_LIMIT, Dataset, batch_size_for, generated_inputs, read_data, static_shapes
 from edgekit.errors import NoRouteError, ParityError, UsageError
-from edgekit.models import Model, load
 from edgekit.parity import ParityResult, check_parity
 from edgekit.progress import SILENT, Progress
-from edgekit.quantize import QUANTIZERS, supports
-from edgekit.route import find_route
 from edgekit.runners import open_runner
 from edgekit.runners.source import source_runner
+from edgekit.sidecar import ArtifactIO, Sidecar, sidecar_path
+from edgekit.sources import Model, load
+from edgekit.checksum import sha256_path
 from edgekit.spec import Signature, TensorSpec
 
-CALIB_LIMIT = 256
 _VERSIONED = ("onnx", "onnxruntime", "torch", "onnxscript", "tensorflow", "tf2onnx", "tf_keras", "keras",
               "transformers", "numpy", "onnx2tf", "ai-edge-litert", "executorch", "torchao")
 
@@ -31,14 +32,9 @@ _VERSIONED = ("onnx", "onnxruntime", "torch", "onnxscript", "tensorflow", "tf2on
 @dataclass
 class ExportResult:
     artifact: Path
-    sidecar: dict[str, Any]
+    sidecar: dict[str, Any]  # the sidecar as written (edgekit.sidecar.Sidecar, dumped to JSON)
     parity: ParityResult
     warnings: list[str] = field(default_factory=list)
-
-
-def _call(spec: str, *args, **kwargs):
-    module, _, fn = spec.partition(":")
-    return getattr(importlib.import_module(module), fn)(*args, **kwargs)
 
 
 def tool_versions() -> dict[str, str]:
@@ -51,21 +47,27 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
+def _backend(tgt: Target) -> Backend:
+    backend = backend_for_runtime(tgt.runtime)
+    if backend is None or not supports(tgt.runtime, tgt.quantization):
+        raise NoRouteError(f"Target '{tgt.name}' ({tgt.description}) has no exporter in this version of edgekit.",
+                           hint="Run `edgekit targets` to see which targets export here.")
+    return backend
+
+
 def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str | Path | None = None,
            device: str | None = None, inputs: tuple[TensorSpec, ...] = (), weights: str | Path | None = None,
            tokenizer: str | Path | None = None, calib_limit: int = CALIB_LIMIT, allow_float_fallback: bool = False,
            progress: Progress = SILENT) -> ExportResult:
     """Export `source` to `target` in folder `out_dir`; raise ParityError if the file disagrees with its source.
 
+    calib: calibration and parity data (DATA); calib_limit: use at most this many samples of it.
     allow_float_fallback: an integer target may keep ops without integer kernels in float (they are
     listed in the sidecar); without it such a file is refused.
     """
     tgt = get_target(target)
     dev = get_device(device) if device else local_device()
-    if not supports(tgt.format, tgt.quantization):
-        raise NoRouteError(f"Target '{tgt.name}' ({tgt.description}) has no exporter in this version of edgekit.",
-                           hint="Run `edgekit targets` to see which targets export here.")
-    quantizer = QUANTIZERS.get((tgt.format, tgt.quantization))  # None: nothing after conversion
+    backend = _backend(tgt)
     out = prepare_out_dir(out_dir)
     if calib is None and tgt.needs_calibration:
         raise UsageError(f"Target '{tgt.name}' needs calibration data to set its int8 ranges.", hint=CALIB_HINT)
@@ -74,11 +76,25 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
         model = load(source, inputs, weights)
     if tokenizer:
         model.tokenizer_dir = Path(tokenizer)
-    route = find_route(model.format, tgt.format)
+    route = find_route(model.format, backend.format)
     recipe = replace(resolve(tgt, dev), allow_float_fallback=allow_float_fallback)
+    plan = backend.plan(recipe)
     data = read_data(calib, model.signature, model.tokenizer_dir, calib_limit) if calib else None
     warnings: list[str] = []
     steps: list[dict[str, Any]] = []
+    applied = "none"
+
+    def run_step(name: str, tool: str | None, fn: StepFn, ctx: StepContext, label: str) -> StepNotes:
+        """Run one step with its timing and progress line; its notes go into the route record."""
+        nonlocal applied
+        with progress.step(label):
+            t0 = time.perf_counter()
+            notes = fn(ctx)
+        applied = notes.applied or applied
+        steps.append({"step": name, "tool": tool or notes.details.get("method"),
+                      "seconds": round(time.perf_counter() - t0, 2),
+                      **({"applied": notes.applied} if notes.applied else {})})
+        return notes
 
     with staging(out) as tmp:
         current: Path | None = None  # the latest step's file; None while the model is only in memory
@@ -89,20 +105,21 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
         edge_model = _with_static_shapes(model, data) if any(e.static_shapes for e in route) else model
         for i, edge in enumerate(route):
             step_file = tmp / f"step{i}{tgt.suffix if i == len(route) - 1 else '.' + edge.dst}"
-            with progress.step(f"convert {edge.src} -> {edge.dst} ({edge.tool})"):
-                t0 = time.perf_counter()
-                notes = _call(edge.impl, edge_model, current, step_file, recipe, data)
-            steps.append({"step": f"{edge.src}->{edge.dst}", "tool": edge.tool, "seconds": round(time.perf_counter() - t0, 2), **notes})
+            notes = run_step(f"{edge.src}->{edge.dst}", edge.tool, edge.run,
+                             StepContext(edge_model, current, recipe, plan, data, step_file),
+                             f"convert {edge.src} -> {edge.dst} ({edge.tool})")
+            steps[-1].update(notes.details)
             current = step_file
-        quant_notes: dict[str, Any] = {}
+        quantized: dict[str, Any] = {}  # a quantizer's notes are the sidecar's quantization facts
+        quantizer = backend.quantizer(tgt.quantization)
         if quantizer:
             final = tmp / f"final{tgt.suffix}"
-            with progress.step(f"quantize for {tgt.name} on {dev.name}" + (f" ({recipe.scheme_name})" if recipe.scheme_name else "")):
-                t0 = time.perf_counter()
-                quant_notes = _call(quantizer, current, final, recipe, data,
-                                    batch_size=batch_size_for(model.signature, default=8))
-            steps.append({"step": tgt.quantization, "tool": quant_notes.get("method"), "seconds": round(time.perf_counter() - t0, 2)})
+            ctx = StepContext(model, current, recipe, plan, data, final, batch_size_for(model.signature, default=8))
+            scheme = f" ({recipe.scheme_name})" if recipe.scheme_name else ""
+            quantized = run_step(tgt.quantization, None, quantizer.run, ctx,
+                                 f"quantize for {tgt.name} on {dev.name}{scheme}").details
             current = final
+        assert current is not None
 
         parity_data = data
         if parity_data is None:
@@ -110,14 +127,16 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
             warnings.append("parity was checked on generated random inputs, not real data: pass --calib DATA "
                             "for a check that means something")
             progress.warn(warnings[-1])
-        tensors = _artifact_io(current, model)
-        write_json_atomic(sidecar_path(current), {"tensors": tensors})  # runners of signature-less files read it
+        io = backend.describe_io(current, model)
         with progress.step(f"parity on {len(parity_data)} samples ({parity_data.source})"):
-            parity = _parity(model, current, parity_data, tgt)
+            parity = _parity(model, current, io, parity_data, tgt)
+        warnings.extend(parity.warnings)
 
         artifact = out / f"{model.name}-{tgt.name}{tgt.suffix}"
         rejected = artifact.with_name(f"{artifact.stem}.rejected{artifact.suffix}")
-        sidecar = _sidecar(model, tgt, dev, recipe, data, parity, steps, quant_notes, tensors, warnings)
+        final_name = artifact if parity.passed else rejected
+        sidecar = _sidecar(model, tgt, dev, {**recipe.to_json(), **quantized, "applied": applied}, data, parity,
+                           steps, io, warnings, current, final_name)
         if not parity.passed:
             publish(current, rejected, sidecar)
             raise ParityError(
@@ -127,7 +146,7 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
         publish(current, artifact, sidecar)
         for stale in (rejected, sidecar_path(rejected)):
             stale.unlink(missing_ok=True)  # an earlier failed attempt no longer describes this export
-    return ExportResult(artifact, sidecar, parity, warnings)
+    return ExportResult(artifact, sidecar.to_json(), parity, warnings)
 
 
 def _with_static_shapes(model: Model, data: Dataset | None) -> Model:
@@ -142,46 +161,34 @@ def _save_source_copy(model: Model, dst: Path) -> None:
     onnx.save(model.obj, str(dst))
 
 
-def _parity(model: Model, artifact: Path, data: Dataset, tgt) -> ParityResult:
+def _parity(model: Model, artifact: Path, io: ArtifactIO, data: Dataset, tgt: Target) -> ParityResult:
     batch = batch_size_for(model.signature, default=32)
-    with source_runner(model) as ref, open_runner(artifact) as got:
-        return check_parity(ref, got, data, batch, tgt.parity)
+    with source_runner(model) as ref, open_runner(artifact, io) as got:
+        return check_parity(ref, got, data, batch, tgt.parity, roles=io.roles())
 
 
-def _artifact_io(path: Path, model: Model) -> dict[str, Any]:
-    """The artifact's input/output tensors: read from an ONNX file; otherwise the source's signature."""
-    if path.suffix == ".onnx":
-        import onnx
-
-        from edgekit.models.onnx_source import onnx_signature
-
-        return onnx_signature(onnx.load(str(path), load_external_data=False)).to_json()
-    if path.suffix == ".tflite":
-        from edgekit.runners.litert import tflite_io
-
-        return tflite_io(path, model.signature)
-    from edgekit.route.torch_to_onnx import example_args, output_names
-
-    names = output_names(model, example_args(model))
-    return {"inputs": [s.to_json() for s in model.signature.inputs], "outputs": [{"name": n} for n in names]}
-
-
-def _sidecar(model, tgt, dev, recipe, data, parity, steps, quant_notes, tensors, warnings) -> dict[str, Any]:
-    return {
+def _sidecar(model: Model, tgt: Target, dev: Device, quantization: dict[str, Any], data: Dataset | None,
+             parity: ParityResult, steps: list[dict[str, Any]], io: ArtifactIO, warnings: list[str], staged: Path,
+             final: Path) -> Sidecar:
+    return Sidecar.model_validate({
         "edgekit_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "target": tgt.name,
         "runtime": tgt.runtime,
         "precision": tgt.precision,
+        "file": final.name,
+        "size_bytes": staged.stat().st_size,
+        "sha256": sha256_path(staged),
         "route": steps,
         "device": {"name": dev.name, "description": dev.description},
         "tools": tool_versions(),
         "source": model.describe(),
         "tokenizer": str(model.tokenizer_dir) if model.tokenizer_dir else None,
-        "tensors": tensors,
-        "quantization": {**recipe.to_json(), **quant_notes},
+        "tensors": io,
+        "quantization": quantization,
         "calibration": {"path": data.source, "sha256": data.sha256, "samples": len(data)} if data else None,
         "parity": parity.to_json(),
         "notes": model.notes,
         "warnings": warnings,
-    }
+    })
+

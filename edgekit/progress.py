@@ -20,7 +20,9 @@ class Progress:
             self.console.print(message, highlight=False)
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        """A warning on stderr, unless quiet (warnings that matter are also kept in the sidecar or the JSON)."""
+        if not self.quiet:
+            self.console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
     @contextmanager
     def step(self, message: str) -> Iterator[None]:

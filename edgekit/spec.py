@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -25,6 +25,7 @@ class TensorSpec:
     shape: tuple[Dim, ...]
     scale: float | None = None
     zero_point: int | None = None
+    role: str | None = None  # outputs: "scores" (top-1 applies) or "features"; None: judged from the shape
 
     @property
     def dynamic_axes(self) -> dict[int, str]:
@@ -44,7 +45,7 @@ class TensorSpec:
     def from_json(cls, data: dict[str, Any]) -> "TensorSpec":
         return cls(
             name=data["name"], dtype=data["dtype"], shape=tuple(data["shape"]),
-            scale=data.get("scale"), zero_point=data.get("zero_point"),
+            scale=data.get("scale"), zero_point=data.get("zero_point"), role=data.get("role"),
         )
 
     def __str__(self) -> str:
@@ -64,6 +65,12 @@ class Signature:
 
     def to_json(self) -> dict[str, Any]:
         return {"inputs": [t.to_json() for t in self.inputs], "outputs": [t.to_json() for t in self.outputs]}
+
+    def with_roles(self, source: "Signature") -> "Signature":
+        """These outputs with the roles `source` declares for outputs of the same name."""
+        roles = {o.name: o.role for o in source.outputs if o.role}
+        outputs = tuple(replace(o, role=roles.get(o.name, o.role)) for o in self.outputs)
+        return Signature(self.inputs, outputs)
 
 
 _SPEC_RE = re.compile(r"^(?P<name>[^:]+):(?P<dtype>[a-z0-9]+):(?P<shape>[A-Za-z0-9_x]*)$")
@@ -104,6 +111,11 @@ def parse_input_specs(texts: Sequence[str]) -> tuple[TensorSpec, ...]:
     if dupes:
         raise UsageError(f"Input spec names repeat: {', '.join(sorted(dupes))}.")
     return specs
+
+
+def default_output_names(n: int) -> list[str]:
+    """Names for outputs a model does not name: `output`, or `output_0`, `output_1`, ..."""
+    return ["output"] if n == 1 else [f"output_{i}" for i in range(n)]
 
 
 def np_dtype(dtype: str) -> np.dtype:

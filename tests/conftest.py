@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 @pytest.fixture(scope="session")
 def digits():
-    from edgekit import zoo
+    from edgekit_demo import zoo
 
     return zoo.digits_split()
 
@@ -43,7 +43,7 @@ def test_npz(digits, workdir) -> Path:
 
 
 def _trained(factory_name: str, digits, workdir: Path, epochs: int):
-    from edgekit import zoo
+    from edgekit_demo import zoo
 
     import torch
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from edgekit.bench.harness import Settings, benchmark
-from edgekit.bench.native import parse_ort_perf_test, parse_tflite_benchmark
+from edgekit.backends.litert.native import parse_tflite_benchmark
+from edgekit.backends.onnxruntime.native import parse_ort_perf_test
 from helpers import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -57,7 +58,7 @@ def test_parse_onnxruntime_perf_test_percentiles():
 
 
 def test_parse_executorch_executor_runner_output():
-    from edgekit.bench.native import parse_executor_runner
+    from edgekit.backends.executorch.native import parse_executor_runner
 
     out = parse_executor_runner(_fixture("executorch_executor_runner.txt"))
     assert out["latency_ms"]["mean"] == pytest.approx(15.013292) and out["latency_ms"]["n"] == 1

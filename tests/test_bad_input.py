@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit import zoo
+from edgekit_demo import zoo
 from helpers import run_cli, run_cli_process
 
 
 def _export_cnn(capsys, weights, target, out, *extra):
     """`edgekit export` of the built-in digits CNN with `weights`, as a user would type it."""
-    return run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", weights, "-t", target,
+    return run_cli(capsys, "export", "edgekit_demo.zoo:digits_cnn", "--weights", weights, "-t", target,
                    "--input", zoo.DIGITS_INPUT, *extra, "-o", out)
 
 
@@ -42,7 +42,7 @@ def test_corrupt_onnx_file(capsys, tmp_path):
 def test_truncated_onnx_file(capsys, cnn, calib_npz, tmp_path):
     from edgekit.exporter import export
 
-    good = export("edgekit.zoo:digits_cnn", "onnx-fp32", tmp_path / "a", weights=cnn[1], calib=calib_npz,
+    good = export("edgekit_demo.zoo:digits_cnn", "onnx-fp32", tmp_path / "a", weights=cnn[1], calib=calib_npz,
                   inputs=(zoo_input(),)).artifact
     cut = tmp_path / "cut.onnx"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
@@ -62,7 +62,7 @@ def test_unknown_target_suggests_names(capsys, tmp_path):
 
 
 def test_wrong_input_spec(capsys, cnn, tmp_path):
-    code, out = run_cli(capsys, "export", "edgekit.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-fp32",
+    code, out = run_cli(capsys, "export", "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-fp32",
                         "--input", "image:float32", "-o", tmp_path / "out")
     _assert_clean_failure(code, out, tmp_path / "out", "NAME:DTYPE:SHAPE")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit import zoo
+from edgekit_demo import zoo
 from edgekit.bench import stats
 from edgekit.bench.harness import Settings, benchmark, compare_baseline
 from edgekit.exporter import export
@@ -23,7 +23,7 @@ QUICK = Settings(threads=(1,), batches=(1, 4), warmup=3, min_runs=20, min_time=0
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, cnn, calib_npz):
     out = tmp_path_factory.mktemp("bench")
-    return [export("edgekit.zoo:digits_cnn", t, out, calib=calib_npz, weights=cnn[1],
+    return [export("edgekit_demo.zoo:digits_cnn", t, out, calib=calib_npz, weights=cnn[1],
                    inputs=(parse_input_spec(zoo.DIGITS_INPUT),)).artifact for t in ("onnx-fp32", "onnx-int8")]
 
 

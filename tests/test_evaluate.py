@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from edgekit import zoo
+from edgekit_demo import zoo
 from edgekit.errors import DataError, UsageError
 from edgekit.evaluate import evaluate
 from edgekit.evaluate.metrics import classification_metrics, token_nll
@@ -98,12 +98,12 @@ def test_token_nll_is_stable_for_large_logits():
 @pytest.fixture(scope="module")
 def cnn_files(tmp_path_factory, cnn, calib_npz):
     out = tmp_path_factory.mktemp("eval")
-    return {t: export("edgekit.zoo:digits_cnn", t, out, calib=calib_npz, weights=cnn[1], inputs=IMAGE).artifact
+    return {t: export("edgekit_demo.zoo:digits_cnn", t, out, calib=calib_npz, weights=cnn[1], inputs=IMAGE).artifact
             for t in ("onnx-fp32", "onnx-int8")}
 
 
 def test_evaluate_int8_against_source_with_a_gate_that_passes(cnn_files, cnn, test_npz):
-    report = evaluate(cnn_files["onnx-int8"], test_npz, reference="edgekit.zoo:digits_cnn",
+    report = evaluate(cnn_files["onnx-int8"], test_npz, reference="edgekit_demo.zoo:digits_cnn",
                       reference_weights=cnn[1], max_drop=1.5)
     assert report.passed, report.failures
     assert report.metrics["accuracy"] > 0.85
@@ -113,15 +113,15 @@ def test_evaluate_int8_against_source_with_a_gate_that_passes(cnn_files, cnn, te
 
 def test_gate_that_fails_exits_1_with_the_numbers(capsys, cnn_files, cnn, tmp_path):
     """fp32 file vs a reference of *other* weights: the drop is real and large, so the gate must fail."""
-    from edgekit import zoo as z
+    from edgekit_demo import zoo as z
 
     x_train, y_train, _, _ = z.digits_split()
     weak = z.save_weights(z.train(z.digits_cnn(), x_train[:40], y_train[:40], epochs=1), tmp_path / "weak.pt")
     # the artifact is the weak model; the reference is the well-trained one
-    weak_file = export("edgekit.zoo:digits_cnn", "onnx-fp32", tmp_path / "w", weights=weak, inputs=IMAGE).artifact
+    weak_file = export("edgekit_demo.zoo:digits_cnn", "onnx-fp32", tmp_path / "w", weights=weak, inputs=IMAGE).artifact
     out_json = tmp_path / "report.json"
     code, out = run_cli(capsys, "evaluate", weak_file, "--data", "builtin:digits:test", "--reference",
-                        "edgekit.zoo:digits_cnn", "--weights", cnn[1], "--max-drop", "1", "--json", out_json)
+                        "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1], "--max-drop", "1", "--json", out_json)
     assert code == 1, out
     assert "gate failed" in out and "exceeds --max-drop 1.0" in out
     report = json.loads(out_json.read_text())
@@ -133,7 +133,7 @@ def test_gate_that_fails_exits_1_with_the_numbers(capsys, cnn_files, cnn, tmp_pa
 def test_evaluate_cli_json_contract(capsys, cnn_files, cnn, tmp_path):
     out_json = tmp_path / "r.json"
     code, out = run_cli(capsys, "evaluate", cnn_files["onnx-fp32"], "--data", "builtin:digits:test",
-                        "--metric", "accuracy,f1", "--reference", "edgekit.zoo:digits_cnn", "--weights", cnn[1],
+                        "--metric", "accuracy,f1", "--reference", "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1],
                         "--max-drop", "0.5", "--json", out_json)
     assert code == 0, out
     report = json.loads(out_json.read_text())
@@ -174,7 +174,7 @@ def test_perplexity_on_a_classifier_is_refused(cnn_files):
 
 
 def test_builtin_tweets_splits_are_fixed_and_disjoint():
-    from edgekit.datasets import tweets
+    from edgekit_demo.datasets import tweets
 
     test_a, labels_a = tweets("test")
     test_b, _ = tweets("test")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgekit import zoo
+from edgekit_demo import zoo
 from edgekit.errors import NoRouteError, UsageError
 from edgekit.exporter import export
 from edgekit.spec import parse_input_spec
@@ -17,7 +17,7 @@ IMAGE = (parse_input_spec(zoo.DIGITS_INPUT),)
 def mobile(tmp_path_factory, cnn, mlp, transformer, calib_npz):
     out = tmp_path_factory.mktemp("mobile")
     models = {"digits_mlp": mlp, "digits_cnn": cnn, "tiny_transformer": transformer}
-    return {(name, t): export(f"edgekit.zoo:{name}", t, out, calib=calib_npz, weights=weights, inputs=IMAGE)
+    return {(name, t): export(f"edgekit_demo.zoo:{name}", t, out, calib=calib_npz, weights=weights, inputs=IMAGE)
             for name, (_, weights) in models.items() for t in ("pytorch-mobile", "pytorch-mobile-int8")}
 
 
@@ -44,7 +44,7 @@ def test_sidecar_says_how_the_file_was_made(mobile):
 
 
 def test_dynamic_int8_without_calibration_data(tmp_path, cnn):
-    result = export("edgekit.zoo:digits_cnn", "pytorch-mobile-int8", tmp_path, weights=cnn[1], inputs=IMAGE)
+    result = export("edgekit_demo.zoo:digits_cnn", "pytorch-mobile-int8", tmp_path, weights=cnn[1], inputs=IMAGE)
     quantization = result.sidecar["route"][0]["quantization"]
     assert quantization["quantized_layer_types"] == ["Linear"]
     assert "no --calib data" in quantization["static_skipped"]
@@ -60,7 +60,7 @@ def test_tracing_when_scripting_fails(tmp_path, calib_npz):
 
 
 def test_quantized_engine_follows_the_device(tmp_path, cnn, calib_npz):
-    result = export("edgekit.zoo:digits_cnn", "pytorch-mobile-int8", tmp_path, calib=calib_npz, weights=cnn[1],
+    result = export("edgekit_demo.zoo:digits_cnn", "pytorch-mobile-int8", tmp_path, calib=calib_npz, weights=cnn[1],
                     inputs=IMAGE, device="arm64")
     assert result.sidecar["route"][0]["quantization"]["engine"] == "qnnpack"
 
@@ -93,7 +93,7 @@ EXECUTORCH = ("executorch-fp32", "executorch-int8")
 def pte(tmp_path_factory, cnn, transformer, calib_npz):
     out = tmp_path_factory.mktemp("pte")
     models = {"digits_cnn": cnn, "tiny_transformer": transformer}
-    return {(name, t): export(f"edgekit.zoo:{name}", t, out, calib=calib_npz, weights=weights, inputs=IMAGE)
+    return {(name, t): export(f"edgekit_demo.zoo:{name}", t, out, calib=calib_npz, weights=weights, inputs=IMAGE)
             for name, (_, weights) in models.items() for t in EXECUTORCH}
 
 
@@ -125,7 +125,7 @@ def test_xnnpack_takes_the_convolutions_and_linears(pte):
 def test_sources_executorch_cannot_read(tmp_path, cnn, calib_npz):
     import torch
 
-    from edgekit.zoo import digits_cnn
+    from edgekit_demo.zoo import digits_cnn
 
     scripted = tmp_path / "cnn.pt"
     torch.jit.script(digits_cnn().eval()).save(str(scripted))

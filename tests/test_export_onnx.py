@@ -6,7 +6,7 @@ import json
 import onnx
 import pytest
 
-from edgekit import zoo
+from edgekit_demo import zoo
 from edgekit.exporter import export
 from edgekit.spec import parse_input_spec
 from helpers import artifact_accuracy
@@ -22,7 +22,7 @@ def exported(request, tmp_path_factory, cnn, mlp, transformer, calib_npz):
     results = {}
     for name, (model, weights) in {"digits_mlp": mlp, "digits_cnn": cnn, "tiny_transformer": transformer}.items():
         for target in ONNX_TARGETS:
-            results[name, target] = export(f"edgekit.zoo:{name}", target, out / name, calib=calib_npz,
+            results[name, target] = export(f"edgekit_demo.zoo:{name}", target, out / name, calib=calib_npz,
                                            weights=weights, inputs=IMAGE)
     return results
 
@@ -105,7 +105,7 @@ def test_fp16_keeps_float32_io(exported):
 ])
 def test_device_profile_changes_the_int8_recipe(tmp_path, cnn, calib_npz, device, act_dtype, reduce_range):
     _, weights = cnn
-    result = export("edgekit.zoo:digits_cnn", "onnx-int8", tmp_path, calib=calib_npz, weights=weights,
+    result = export("edgekit_demo.zoo:digits_cnn", "onnx-int8", tmp_path, calib=calib_npz, weights=weights,
                     inputs=IMAGE, device=device)
     assert result.sidecar["device"]["name"] == device
     assert result.sidecar["quantization"]["reduce_range"] is reduce_range

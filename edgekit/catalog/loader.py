@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from edgekit.catalog.schema import Device, Scheme, Target
+from edgekit.catalog.schema import Device, RuntimeRule, Scheme, Target
 from edgekit.errors import EdgekitError, unknown_name
 
 
@@ -50,12 +50,14 @@ def targets() -> dict[str, Target]:
 
 
 _RUNTIME_ORDER = ("litert", "onnxruntime", "tensorrt", "torch-lite", "executorch")
-_QUANT_ORDER = ("none", "fp16", "dynamic", "static", "full-integer", "int16x8")
+_QUANT_ORDER = ("none", "fp16", "dynamic", "static", "int8-auto", "full-integer", "int16x8")
 
 
-def _order(target: Target) -> tuple[int, int]:
-    """The order DESIGN.md lists targets in: by runtime, then by precision."""
-    return _RUNTIME_ORDER.index(target.runtime), _QUANT_ORDER.index(target.quantization)
+def _order(target: Target) -> tuple[int, str, int]:
+    """By runtime (the documented ones first, then any other by name), then by precision."""
+    known = target.runtime in _RUNTIME_ORDER
+    rank = _RUNTIME_ORDER.index(target.runtime) if known else len(_RUNTIME_ORDER)
+    return rank, "" if known else target.runtime, _QUANT_ORDER.index(target.quantization)
 
 
 @functools.cache
@@ -76,8 +78,21 @@ def devices() -> dict[str, Device]:
                     f"Device {device.name} ({path}) uses unknown scheme '{rule.scheme}' for {runtime}; "
                     f"known: {', '.join(known_schemes)}"
                 )
+            check_scheme(device.name, runtime, rule, known_schemes[rule.scheme], path)
         out[device.name] = device
     return out
+
+
+def check_scheme(device: str, runtime: str, rule: RuntimeRule, scheme: Scheme, where: Path) -> None:
+    """Refuse a device row whose scheme its runtime's backend cannot honour (never a silent ignore)."""
+    from edgekit.backends.registry import backend_for_runtime
+
+    backend = backend_for_runtime(runtime)
+    problems = backend.scheme_problems(scheme, rule) if backend else []
+    if problems:
+        raise EdgekitError(f"Device {device} ({where}) asks {runtime} for scheme '{rule.scheme}', which it cannot "
+                           f"honour: {'; '.join(problems)}.",
+                           hint=f"Pick a scheme from targets/schemes.yaml that {runtime} supports.")
 
 
 def get_target(name: str) -> Target:

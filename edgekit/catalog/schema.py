@@ -5,10 +5,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Runtime = Literal["onnxruntime", "litert", "tensorrt", "torch-lite", "executorch"]
-Format = Literal["onnx", "tflite", "tensorrt", "ptl", "pte"]
+# Runtimes and formats are open: a backend folder brings its own (edgekit.backends.registry).
+Runtime = str
+Format = str
 Precision = Literal["fp32", "fp16", "int8", "int16x8"]
-Quantization = Literal["none", "fp16", "dynamic", "static", "full-integer", "int16x8"]
+# int8-auto: static int8 where calibration data is given and the model allows it, else dynamic;
+# the sidecar's quantization.applied says which one the file holds.
+Quantization = Literal["none", "fp16", "dynamic", "static", "int8-auto", "full-integer", "int16x8"]
 IntType = Literal["int8", "uint8"]
 Hardware = Literal["nvidia-gpu"]
 
@@ -22,12 +25,21 @@ class Requirements(_Frozen):
     hardware: tuple[Hardware, ...] = ()
 
 
-class Tolerance(_Frozen):
-    """Parity gate between the source model and the exported file, per output."""
+class OutputTolerance(_Frozen):
+    """Parity bounds for one output (top1_min applies to class-score outputs only)."""
 
     cosine_min: float = Field(ge=0, le=1)
-    top1_min: float = Field(ge=0, le=1)  # applies to (batch, classes) outputs
+    top1_min: float = Field(ge=0, le=1)
     max_abs: float | None = None  # optional absolute bound
+
+
+class Tolerance(OutputTolerance):
+    """Parity gate between the source model and the exported file: a default, and overrides by output name."""
+
+    outputs: dict[str, OutputTolerance] = {}
+
+    def for_output(self, name: str) -> OutputTolerance:
+        return self.outputs.get(name, self)
 
 
 class Target(_Frozen):

@@ -10,7 +10,8 @@ from edgekit.errors import EXIT_USAGE, EdgekitError
 
 
 class _Group(click.Group):
-    """Registers commands lazily, so `edgekit --help` imports no framework."""
+    """Registers commands lazily, so `edgekit --help` imports no framework. Installed packages add
+    commands through the `edgekit.commands` entry point group (the demo package adds `demo`)."""
 
     COMMANDS = {
         "export": "edgekit.cli.export_cmd:export_cmd",
@@ -18,16 +19,22 @@ class _Group(click.Group):
         "benchmark": "edgekit.cli.benchmark_cmd:benchmark_cmd",
         "targets": "edgekit.cli.targets_cmd:targets_cmd",
         "datasets": "edgekit.cli.datasets_cmd:datasets_cmd",
-        "demo": "edgekit.cli.demo_cmd:demo_cmd",
     }
 
+    @staticmethod
+    def _commands() -> dict[str, str]:
+        from importlib.metadata import entry_points
+
+        plugins = {e.name: e.value for e in entry_points(group="edgekit.commands")}
+        return {**plugins, **_Group.COMMANDS}
+
     def list_commands(self, ctx):
-        return list(self.COMMANDS)
+        return list(self._commands())
 
     def get_command(self, ctx, name):
         import importlib
 
-        spec = self.COMMANDS.get(name)
+        spec = self._commands().get(name)
         if spec is None:
             return None
         module, _, attr = spec.partition(":")

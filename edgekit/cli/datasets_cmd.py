@@ -7,7 +7,10 @@ import click
 @click.command("datasets")
 def datasets_cmd() -> None:
     """List the built-in datasets (use them as --data builtin:NAME:SPLIT)."""
-    from edgekit.datasets import BUILTIN
+    from edgekit.data import builtin_datasets
 
-    for name, description in BUILTIN.items():
-        click.echo(f"builtin:{name}:SPLIT  {description}")
+    known = builtin_datasets()
+    if not known:
+        click.echo("No built-in datasets are installed (they come with the edgekit_demo package).")
+    for dataset in known.values():
+        click.echo(f"builtin:{dataset.name}:SPLIT  {dataset.description}")

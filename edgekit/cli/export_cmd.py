@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from edgekit.data import CALIB_LIMIT
+
 
 @click.command("export")
 @click.argument("source")
@@ -14,7 +16,7 @@ import click
               help="Input spec, dims joined by 'x' (image:float32:batchx1x8x8); repeat per input.")
 @click.option("--weights", type=click.Path(), help="State dict or .safetensors for a package.module:factory SOURCE.")
 @click.option("--tokenizer", type=click.Path(), help="Tokenizer folder for text data (default: the model's own).")
-@click.option("--calib-limit", default=256, show_default=True, help="Use at most this many calibration samples.")
+@click.option("--calib-limit", default=CALIB_LIMIT, show_default=True, help="Use at most this many calibration samples.")
 @click.option("--allow-float-fallback", is_flag=True,
               help="Integer targets (tflite-int8): keep ops without integer kernels in float, listed in the sidecar.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")

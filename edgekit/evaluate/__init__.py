@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.artifact import read_sidecar
+from edgekit.sidecar import read_sidecar
 from edgekit.data import Dataset, batch_size_for, read_data
 from edgekit.errors import DataError, UsageError
 from edgekit.progress import SILENT, Progress
@@ -54,8 +54,8 @@ def tokenizer_for(artifact: Path, given: str | Path | None) -> Path | None:
     """The tokenizer folder: given, or recorded in the artifact's sidecar at export."""
     if given:
         return Path(given)
-    sidecar = read_sidecar(artifact) or {}
-    recorded = sidecar.get("tokenizer")
+    sidecar = read_sidecar(artifact)
+    recorded = sidecar.tokenizer if sidecar else None
     return Path(recorded) if recorded and Path(recorded).is_dir() else None
 
 
@@ -108,10 +108,10 @@ def evaluate(artifact: str | Path, data: str | Path, *, metrics: tuple[str, ...]
     with open_runner(artifact) as runner:
         signature = Signature(runner.input_specs())
         values, loaded = score(runner, signature, data, metrics, tok_dir, limit, progress, artifact.name)
-    sidecar = read_sidecar(artifact) or {}
-    report = EvalReport(str(artifact), sidecar.get("target"), str(data), values, max_drop=max_drop)
+    sidecar = read_sidecar(artifact)
+    report = EvalReport(str(artifact), sidecar.target if sidecar else None, str(data), values, max_drop=max_drop)
     if reference is not None:
-        from edgekit.models import load
+        from edgekit.sources import load
         from edgekit.runners.source import source_runner
 
         model = load(reference, reference_inputs or signature.inputs, reference_weights)
@@ -125,7 +125,7 @@ def evaluate(artifact: str | Path, data: str | Path, *, metrics: tuple[str, ...]
 def score(runner: Runner, signature: Signature, data: str | Path, metrics: tuple[str, ...], tokenizer_dir: Path | None,
           limit: int | None = None, progress: Progress = SILENT, label: str = "", loaded=None):
     """Metrics of an active runner over DATA; returns (metrics, loaded data) so a second runner can reuse the data."""
-    from edgekit.datasets import resolve_data
+    from edgekit.data import resolve_data
 
     task = _task(metrics)
     if loaded is None:

@@ -1,33 +1,27 @@
-"""Runners: one interface for every runtime; open_runner picks one from an artifact's suffix."""
+"""Runners: one interface for every runtime. open_runner picks the backend that runs a file."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.errors import UsageError
+from edgekit.errors import ModelLoadError, UsageError
 from edgekit.runners.base import Runner
-
-# artifact suffix -> "module:class"; the module is imported only when that runtime is used
-RUNNERS = {
-    ".onnx": "edgekit.runners.onnxrt:OnnxRuntimeRunner",
-    ".ptl": "edgekit.runners.ptl:LiteInterpreterRunner",
-    ".tflite": "edgekit.runners.litert:LiteRTRunner",
-    ".pte": "edgekit.runners.pte:ExecuTorchRunner",
-}
+from edgekit.sidecar import ArtifactIO, read_io
 
 
-def open_runner(path: str | Path, **options) -> Runner:
-    """A (not yet activated) runner for an exported file, chosen by its suffix."""
-    import importlib
+def open_runner(path: str | Path, io: ArtifactIO | None = None, threads: int | None = None) -> Runner:
+    """A (not yet activated) runner for an exported file. `io` describes its tensors; by default it is
+    read from the file's sidecar, which files that cannot describe themselves (.ptl, .pte) need."""
+    from edgekit.backends.registry import backend_for_file
 
     path = Path(path)
     if not path.exists():
         raise UsageError(f"Artifact {path} does not exist.")
-    spec = RUNNERS.get(path.suffix)
-    if spec is None:
-        raise UsageError(f"No runner for '{path.suffix}' files in this version.",
-                         hint=f"Runners exist for: {', '.join(RUNNERS)}.")
-    module, _, cls = spec.partition(":")
-    return getattr(importlib.import_module(module), cls)(path, **options)
+    backend = backend_for_file(path)
+    io = io or read_io(path)
+    if io is None and backend.needs_sidecar_io:
+        raise ModelLoadError(f"{path} has no sidecar with its input tensors; export it with edgekit.",
+                             hint=f"{backend.runtime} files do not record their input names and shapes.")
+    return backend.runner(path, io, threads)
 
 
-__all__ = ["RUNNERS", "Runner", "open_runner"]
+__all__ = ["Runner", "open_runner"]

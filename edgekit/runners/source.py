@@ -5,9 +5,9 @@ from typing import Mapping
 
 import numpy as np
 
-from edgekit.models.base import Model
+from edgekit.sources.base import Model
 from edgekit.runners.base import Runner
-from edgekit.spec import TensorSpec
+from edgekit.spec import TensorSpec, default_output_names
 
 
 class TorchRunner(Runner):
@@ -21,7 +21,7 @@ class TorchRunner(Runner):
         self.module = None
 
     def activate_impl(self) -> None:
-        from edgekit.models.torch_source import torch_module
+        from edgekit.sources.torch_source import torch_module
 
         self.module = torch_module(self.model.obj)
 
@@ -34,27 +34,14 @@ class TorchRunner(Runner):
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
+        from edgekit.sources.torch_source import flatten_outputs, to_numpy
+
         args = [torch.from_numpy(np.ascontiguousarray(feed[s.name])) for s in self.model.signature.inputs]
         with torch.inference_mode():
             out = self.module(*args)
         tensors = flatten_outputs(out)
-        names = self.output_names_impl() or [f"output_{i}" for i in range(len(tensors))]
+        names = self.output_names_impl() or default_output_names(len(tensors))
         return {n: to_numpy(t) for n, t in zip(names, tensors)}
-
-
-def to_numpy(tensor) -> np.ndarray:
-    """A torch output as numpy: floating types as float32, others as they are."""
-    return tensor.detach().float().numpy() if tensor.is_floating_point() else tensor.numpy()
-
-
-def flatten_outputs(out) -> list:
-    if isinstance(out, (list, tuple)):
-        return [t for o in out for t in flatten_outputs(o)]
-    if isinstance(out, dict):
-        return [t for o in out.values() for t in flatten_outputs(o)]
-    if hasattr(out, "to_tuple"):  # transformers ModelOutput
-        return flatten_outputs(out.to_tuple())
-    return [out]
 
 
 class KerasRunner(Runner):
@@ -89,6 +76,6 @@ def source_runner(model: Model) -> Runner:
         return TorchRunner(model)
     if model.format == "keras":
         return KerasRunner(model)
-    from edgekit.runners.onnxrt import OnnxRuntimeRunner
+    from edgekit.backends.onnxruntime.runner import OnnxRuntimeRunner
 
-    return OnnxRuntimeRunner(model.obj.SerializeToString())
+    return OnnxRuntimeRunner(model.obj.SerializeToString(), None)

@@ -1,0 +1,118 @@
+"""The Backend interface: everything one runtime needs, declared in one object.
+
+A backend owns its converters (edges of the route graph into its format), its quantizers, its runner,
+the reading of its files' I/O description, the benchmark-worker loader and the native benchmark tool.
+Declaring a backend imports nothing heavy: every step body imports its framework when it runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+if TYPE_CHECKING:
+    from edgekit.catalog.resolve import Recipe
+    from edgekit.catalog.schema import RuntimeRule, Scheme
+    from edgekit.data import Dataset
+    from edgekit.runners.base import Runner
+    from edgekit.sidecar import ArtifactIO
+    from edgekit.sources.base import Model
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What every conversion or quantization step receives.
+
+    model: the loaded source; src: the previous step's file, or None when the step starts from the model
+    in memory; recipe: the catalog's resolved recipe; plan: the backend's own typed recipe built from it;
+    data: calibration data (None when not given); out: where the step writes its file.
+    """
+
+    model: Model
+    src: Path | None
+    recipe: Recipe
+    plan: Any
+    data: Dataset | None
+    out: Path
+    batch_size: int = 1  # the batch each calibration feed must have (fixed-batch models)
+
+
+@dataclass
+class StepNotes:
+    """What a step did, for the sidecar.
+
+    applied: the quantization the step actually applied ("none", "dynamic", "static", ...), when it
+    applied one; details: the facts worth keeping (tool settings, ops quantized, delegation...).
+    """
+
+    details: dict[str, Any] = field(default_factory=dict)
+    applied: str | None = None
+
+
+StepFn = Callable[[StepContext], StepNotes]
+
+
+@dataclass(frozen=True)
+class Converter:
+    """An edge of the route graph: a model in format `src` becomes a file in format `dst`."""
+
+    src: str
+    dst: str
+    run: StepFn
+    tool: str  # what does the work, for the sidecar
+    needs: tuple[str, ...] = ()  # importable modules the converter uses
+    quantizes: tuple[str, ...] = ()  # target quantizations the converter applies itself, while converting
+    static_shapes: bool = False  # needs every input dim fixed: the whole route then exports with fixed shapes
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    """A step after conversion that turns the float file into a quantized one."""
+
+    quantization: str
+    run: StepFn
+
+
+@dataclass(frozen=True)
+class NativeTool:
+    """The runtime's own benchmark program (run on adb and ssh devices with --tool)."""
+
+    name: str
+    command: Callable[[str, str, int, int, int], list[str]]  # (tool, model, threads, runs, warmup) -> argv
+    parse: Callable[[str], dict[str, Any]]  # its output -> edgekit's run fields
+
+
+class RunnerFactory(Protocol):
+    def __call__(self, path: Path, io: ArtifactIO | None, threads: int | None = None) -> Runner: ...
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One runtime. The registry holds one per runtime; routes, availability, runners and benchmark
+    dispatch are all derived from these objects."""
+
+    runtime: str  # the `runtime` of targets/*.yaml
+    format: str  # the route-graph node its files are (onnx, tflite, ptl, pte)
+    suffixes: tuple[str, ...]  # artifact file suffixes it runs
+    runner: RunnerFactory
+    describe_io: Callable[[Path, Model], ArtifactIO]  # the written file's inputs and outputs
+    worker_loader: Path  # self-contained loader file the benchmark worker imports on the device
+    runtime_modules: tuple[str, ...]  # what a device's Python needs to run its files
+    converters: tuple[Converter, ...] = ()
+    quantizers: tuple[Quantizer, ...] = ()
+    native_tool: NativeTool | None = None
+    extra: str | None = None  # the pip extra that installs its stack
+    # Build this backend's typed recipe from the catalog's, or raise UsageError when it cannot be honoured.
+    plan: Callable[[Recipe], Any] = lambda recipe: recipe
+    # What a device row's scheme asks that this runtime cannot do (empty: it fits); checked when devices load.
+    scheme_problems: Callable[[Scheme, RuntimeRule], list[str]] = lambda scheme, rule: []
+    # Files the runtime cannot describe itself (.ptl, .pte) need the sidecar's tensors to run.
+    needs_sidecar_io: bool = False
+
+    def quantizer(self, quantization: str) -> Quantizer | None:
+        return next((q for q in self.quantizers if q.quantization == quantization), None)
+
+    def quantizes(self, quantization: str) -> bool:
+        """Whether an export to this backend can apply `quantization` (in a converter or after it)."""
+        return (quantization == "none" or self.quantizer(quantization) is not None
+                or any(quantization in c.quantizes for c in self.converters))

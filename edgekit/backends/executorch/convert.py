@@ -1,0 +1,139 @@
+"""torch -> ExecuTorch program (.pte) lowered to the XNNPACK delegate; int8 through PT2E.
+
+torch.export traces the module at the source's shapes with every dim fixed (batch 1: what an app
+feeds); executorch-int8 annotates it with ExecuTorch's XNNPACKQuantizer, calibrates on --calib and
+converts before lowering. The sidecar records which ops XNNPACK took and which stayed on ExecuTorch's
+portable kernels.
+"""
+from __future__ import annotations
+
+import operator
+import re
+from collections import Counter
+from pathlib import Path
+
+from edgekit._lazy import require
+from edgekit.backends.base import StepContext, StepNotes
+from edgekit.backends.executorch.plan import ExecuTorchPlan
+from edgekit.data import Dataset
+from edgekit.errors import ConversionError, UsageError, first_line
+from edgekit.quiet import quiet
+from edgekit.sources.base import Model
+from edgekit.sources.torch_source import example_args, torch_module
+
+
+def _executorch():
+    with quiet():  # torchao announces the CUDA kernels it cannot load on a CPU machine
+        require("torchao", "Quantizing for ExecuTorch")
+        exir = require("executorch.exir", "Exporting to ExecuTorch")
+        partitioner = require("executorch.backends.xnnpack.partition.xnnpack_partitioner", "Exporting to ExecuTorch")
+    return exir, partitioner.XnnpackPartitioner
+
+
+def _source_module(torch, model: Model):
+    if isinstance(model.obj, torch.jit.ScriptModule):
+        raise UsageError(f"{model.source} is TorchScript, which torch.export (and so ExecuTorch) cannot read.",
+                         hint="Export from the Python model instead: a package.module:factory with --weights, "
+                              "or an ExportedProgram (.pt2).")
+    return torch_module(model.obj)
+
+
+def _export(torch, module, args, source: str):
+    try:
+        with quiet():
+            return torch.export.export(module, args, strict=False)
+    except Exception as e:  # torch.export raises UserError, GuardOnDataDependentSymNode, Unsupported...
+        text = str(e)
+        data_dependent = "data-dependent" in text or "GuardOnDataDependent" in type(e).__name__
+        raise UsageError(
+            f"torch.export cannot capture {source}: {type(e).__name__}: {_export_cause(text)}",
+            hint=("The forward branches on a tensor's value (data-dependent control flow): rewrite it with "
+                  "torch.where / torch.cond, or use pytorch-mobile, which traces one path."
+                  if data_dependent else
+                  "Fix the input shape with --input (every dim an integer), or simplify the forward "
+                  "until torch.export accepts it."),
+        ) from None
+
+
+_CALL = re.compile(r'File "([^"]+)", line (\d+), in (\w+)\n?[ \t]*([^\n]*)')
+
+
+def _export_cause(text: str) -> str:
+    """The error's headline and the user's line it names ("The following call raised this error")."""
+    headline = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    frames = [f for f in _CALL.findall(text) if "site-packages" not in f[0]]
+    if not frames:
+        return headline[:300]
+    path, line, fn, code = frames[-1]
+    return f"{headline[:240]} (at {Path(path).name}:{line} in {fn}" + (f": `{code.strip()}`)" if code.strip() else ")")
+
+
+def _quantize_pt2e(torch, module, args, plan: ExecuTorchPlan, data: Dataset, names: list[str]) -> tuple[object, dict]:
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer, get_symmetric_quantization_config)
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    per_channel = plan.per_channel_weights
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
+    with quiet():
+        prepared = prepare_pt2e(_export(torch, module, args, "the model").module(), quantizer)
+    n = len(data)
+    try:
+        with torch.inference_mode():
+            for i in range(n):
+                prepared(*[torch.from_numpy(data.arrays[name][i:i + 1]).contiguous() for name in names])
+        with quiet():
+            converted = convert_pt2e(prepared)
+    except Exception as e:  # the annotated graph fails to run: a quantizer/model mismatch, not bad data
+        raise ConversionError(
+            f"PT2E calibration of the XNNPACK-annotated graph failed: {type(e).__name__}: {first_line(e)}",
+            hint="The quantizer annotated an op it cannot observe in this model (seen on Hugging Face attention-"
+                 "mask code). Use executorch-fp32, or pytorch-mobile-int8 / onnx-int8 for int8.") from None
+    return converted, {"method": "PT2E (torchao prepare_pt2e/convert_pt2e)", "quantizer": "XNNPACKQuantizer",
+                       "per_channel_weights": per_channel, "calibration_samples": n}
+
+
+def _op_name(target) -> str:
+    name = getattr(target, "__name__", None) or str(target)
+    return name.split("::")[-1]
+
+
+def delegation(edge_program) -> dict:
+    """Which ops the XNNPACK delegate took (counted inside each lowered module) and which it left."""
+    gm = edge_program.exported_program().graph_module
+    delegated, left = Counter(), Counter()
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or node.target is operator.getitem or _op_name(node.target) == "alloc":
+            continue
+        if "call_delegate" in _op_name(node.target):
+            lowered = getattr(gm, node.args[0].target)
+            for inner in lowered.original_module.graph.nodes:
+                if inner.op == "call_function" and inner.target is not operator.getitem:
+                    delegated[_op_name(inner.target)] += 1
+        else:
+            left[_op_name(node.target)] += 1
+    return {"backend": "XnnpackBackend", "delegated_ops": dict(sorted(delegated.items())),
+            "non_delegated_ops": dict(sorted(left.items())),
+            "delegated_nodes": sum(delegated.values()), "non_delegated_nodes": sum(left.values())}
+
+
+def convert(ctx: StepContext) -> StepNotes:
+    torch = require("torch", "Exporting to ExecuTorch")
+    model, plan = ctx.model, ctx.plan
+    exir, XnnpackPartitioner = _executorch()
+    module = _source_module(torch, model)
+    args = tuple(a.contiguous() for a in example_args(model))  # canonical strides: ExecuTorch records dim order
+    names = model.signature.input_names
+    notes: dict = {"example_shapes": {n: list(a.shape) for n, a in zip(names, args)}}
+    if plan.quantize:
+        module, notes["quantization"] = _quantize_pt2e(torch, module, args, plan, ctx.data, names)
+    exported = _export(torch, module, args, model.source)
+    try:
+        with quiet():
+            edge = exir.to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+            program = edge.to_executorch()
+    except Exception as e:
+        raise ConversionError(f"ExecuTorch could not lower {model.source}: {' '.join(str(e).split())[:300]}") from None
+    notes["delegation"] = delegation(edge)
+    ctx.out.write_bytes(program.buffer)
+    return StepNotes(notes, applied="static" if plan.quantize else "none")

@@ -1,0 +1,58 @@
+"""TFLite / LiteRT: .tflite files for phones and boards; quantization happens inside the TFLite converter."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.backends.base import Backend, Converter, NativeTool, StepContext, StepNotes
+from edgekit.backends.litert import native
+from edgekit.backends.litert.plan import litert_plan, scheme_problems
+from edgekit.sidecar import ArtifactIO
+from edgekit.sources.base import Model
+
+_QUANTIZATIONS = ("fp16", "dynamic", "full-integer", "int16x8")
+
+
+def _from_keras(ctx: StepContext) -> StepNotes:
+    from edgekit.backends.litert.convert import from_keras
+
+    return from_keras(ctx)
+
+
+def _from_onnx(ctx: StepContext) -> StepNotes:
+    from edgekit.backends.litert.convert import from_onnx
+
+    return from_onnx(ctx)
+
+
+def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
+    from edgekit.backends.litert.runner import LiteRTRunner
+
+    return LiteRTRunner(path, io, threads)
+
+
+def _describe_io(path: Path, model: Model) -> ArtifactIO:
+    from edgekit.backends.litert.runner import tflite_io
+
+    return tflite_io(path, model)
+
+
+BACKEND = Backend(
+    runtime="litert",
+    format="tflite",
+    suffixes=(".tflite",),
+    runner=_runner,
+    describe_io=_describe_io,
+    worker_loader=Path(__file__).with_name("worker_loader.py"),
+    runtime_modules=("ai_edge_litert",),
+    # the onnx edge also serves PyTorch sources (torch -> onnx -> tflite)
+    converters=(
+        Converter("keras", "tflite", _from_keras, "tf.lite.TFLiteConverter", needs=("tensorflow", "ai_edge_litert"),
+                  quantizes=_QUANTIZATIONS),
+        Converter("onnx", "tflite", _from_onnx, "onnx2tf + tf.lite.TFLiteConverter",
+                  needs=("onnx2tf", "tensorflow", "ai_edge_litert"), quantizes=_QUANTIZATIONS, static_shapes=True),
+    ),
+    native_tool=NativeTool("benchmark_model", native.command, native.parse_tflite_benchmark),
+    extra="tflite",
+    plan=litert_plan,
+    scheme_problems=scheme_problems,
+)

@@ -1,0 +1,74 @@
+"""ONNX Runtime: .onnx files for CPUs and embedded Linux; fp16, dynamic int8 and static QDQ int8."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.backends.base import Backend, Converter, NativeTool, Quantizer, StepContext, StepNotes
+from edgekit.backends.onnxruntime import native
+from edgekit.backends.onnxruntime.plan import ort_plan
+from edgekit.sidecar import ArtifactIO
+from edgekit.sources.base import Model
+
+
+def _from_torch(ctx: StepContext) -> StepNotes:
+    from edgekit.backends.onnxruntime.from_torch import convert
+
+    return convert(ctx)
+
+
+def _from_keras(ctx: StepContext) -> StepNotes:
+    from edgekit.backends.onnxruntime.from_keras import convert
+
+    return convert(ctx)
+
+
+def _fp16(ctx: StepContext) -> StepNotes:
+    from edgekit.backends.onnxruntime.quantize import to_fp16
+
+    return to_fp16(ctx)
+
+
+def _dynamic(ctx: StepContext) -> StepNotes:
+    from edgekit.backends.onnxruntime.quantize import dynamic_int8
+
+    return dynamic_int8(ctx)
+
+
+def _static(ctx: StepContext) -> StepNotes:
+    from edgekit.backends.onnxruntime.quantize import static_int8
+
+    return static_int8(ctx)
+
+
+def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
+    from edgekit.backends.onnxruntime.runner import OnnxRuntimeRunner
+
+    return OnnxRuntimeRunner(path, io, threads)
+
+
+def describe_io(path: Path, model: Model) -> ArtifactIO:
+    """The file's own graph inputs and outputs; output roles as the source declared them."""
+    import onnx
+
+    from edgekit.sources.onnx_source import onnx_signature
+
+    return ArtifactIO.from_signature(onnx_signature(onnx.load(str(path), load_external_data=False)).with_roles(
+        model.signature))
+
+
+BACKEND = Backend(
+    runtime="onnxruntime",
+    format="onnx",
+    suffixes=(".onnx",),
+    runner=_runner,
+    describe_io=describe_io,
+    worker_loader=Path(__file__).with_name("worker_loader.py"),
+    runtime_modules=("onnxruntime",),
+    converters=(
+        Converter("torch", "onnx", _from_torch, "torch.onnx", needs=("torch", "onnxscript")),
+        Converter("keras", "onnx", _from_keras, "tf2onnx", needs=("tensorflow", "tf2onnx")),
+    ),
+    quantizers=(Quantizer("fp16", _fp16), Quantizer("dynamic", _dynamic), Quantizer("static", _static)),
+    native_tool=NativeTool("onnxruntime_perf_test", native.command, native.parse_ort_perf_test),
+    plan=ort_plan,
+)

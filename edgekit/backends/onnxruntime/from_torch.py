@@ -1,0 +1,49 @@
+"""torch -> ONNX: the dynamo exporter (one file, no external data), falling back to the TorchScript exporter."""
+from __future__ import annotations
+
+import logging
+import warnings
+
+from edgekit.backends.base import StepContext, StepNotes
+from edgekit.errors import ConversionError, first_line
+from edgekit.quiet import quiet
+from edgekit.sources.base import Model
+from edgekit.sources.torch_source import example_args, output_names
+
+OPSET = 18
+
+
+def _dynamic_axes(model: Model, outputs: list[str]) -> dict:
+    axes = {s.name: dict(s.dynamic_axes) for s in model.signature.inputs if s.dynamic_axes}
+    batch_dynamic = any(s.shape and isinstance(s.shape[0], str) for s in model.signature.inputs)
+    if batch_dynamic:
+        for name in outputs:
+            axes[name] = {0: "batch"}
+    return axes
+
+
+def convert(ctx: StepContext) -> StepNotes:
+    import torch
+
+    model = ctx.model
+    for name in ("torch.onnx", "torch.fx", "torch._dynamo", "torch.export"):  # exporter chatter, not errors
+        logging.getLogger(name).setLevel(logging.ERROR)
+    args = example_args(model)
+    names = output_names(model, args)
+    dynamic_axes = _dynamic_axes(model, names)
+    scripted = isinstance(model.obj, torch.jit.ScriptModule)
+    errors = []
+    for dynamo in ([False] if scripted else [True, False]):
+        try:
+            with warnings.catch_warnings(), quiet():
+                warnings.simplefilter("ignore")
+                kwargs = dict(input_names=model.signature.input_names, output_names=names, opset_version=OPSET,
+                              dynamic_axes=dynamic_axes or None, dynamo=dynamo)
+                if dynamo:
+                    kwargs["external_data"] = False
+                torch.onnx.export(model.obj, args, str(ctx.out), **kwargs)
+            return StepNotes({"exporter": "dynamo" if dynamo else "torchscript", "opset": OPSET,
+                              "fallback_reasons": errors})
+        except Exception as e:  # the exporters raise many types; keep the first line of each
+            errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {first_line(e)}")
+    raise ConversionError(f"torch.onnx.export failed for {model.source}.", hint="\n".join(errors))

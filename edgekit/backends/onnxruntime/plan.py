@@ -1,0 +1,33 @@
+"""The ONNX Runtime recipe: the catalog's scheme turned into the quantizer's settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgekit.catalog.resolve import Recipe
+
+
+@dataclass(frozen=True)
+class OrtPlan:
+    """What onnxruntime.quantization is told: types, symmetry, granularity, and which ops go int8."""
+
+    target: str
+    device: str
+    int8_ops: tuple[str, ...]
+    activation_type: str  # int8 | uint8
+    weight_type: str
+    activation_symmetric: bool
+    weight_symmetric: bool
+    per_channel: bool
+    reduce_range: bool
+    max_outlier_ratio: float | None
+    quantize_activation_products: bool
+
+
+def ort_plan(recipe: Recipe) -> OrtPlan | None:
+    """None for float targets; ONNX Runtime's QDQ and integer kernels honour every scheme the catalog can name."""
+    scheme = recipe.scheme
+    if scheme is None:
+        return None
+    return OrtPlan(recipe.target, recipe.device, recipe.int8_ops, scheme.activations.dtype, scheme.weights.dtype,
+                   scheme.activations.symmetric, scheme.weights.symmetric, scheme.weights.per_channel,
+                   scheme.reduce_range, scheme.max_outlier_ratio, recipe.quantize_activation_products)

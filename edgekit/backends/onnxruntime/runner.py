@@ -1,0 +1,59 @@
+"""ONNX Runtime runner (CPU provider unless told otherwise)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from edgekit._lazy import require
+from edgekit.errors import ModelLoadError, first_line
+from edgekit.runners.base import Runner
+from edgekit.sidecar import ArtifactIO
+from edgekit.spec import TensorSpec
+
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8",
+               "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+
+
+class OnnxRuntimeRunner(Runner):
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path | bytes, io: ArtifactIO | None = None, threads: int | None = None,
+                 providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> None:
+        super().__init__()
+        self.path, self.threads, self.providers = path, threads, providers
+        self.session = None  # the file describes its own tensors: `io` is not needed
+
+    def activate_impl(self) -> None:
+        ort = require("onnxruntime", "Running an .onnx file")
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+        source = self.path if isinstance(self.path, bytes) else str(self.path)
+        try:
+            self.session = ort.InferenceSession(source, options, providers=list(self.providers))
+        except Exception as e:
+            raise ModelLoadError(f"ONNX Runtime cannot load {self.path if not isinstance(self.path, bytes) else 'the model'}: "
+                                 f"{first_line(e, 400)}") from None
+
+    def deactivate_impl(self) -> None:
+        self.session = None
+
+    def input_specs_impl(self) -> tuple[TensorSpec, ...]:
+        return tuple(
+            TensorSpec(i.name, _ORT_DTYPES.get(i.type, i.type),
+                       tuple(d if isinstance(d, int) else (d or f"{i.name}_dim{k}") for k, d in enumerate(i.shape)))
+            for i in self.session.get_inputs()
+        )
+
+    def output_names_impl(self) -> list[str]:
+        return [o.name for o in self.session.get_outputs()]
+
+    def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = self.output_names_impl()
+        return dict(zip(names, self.session.run(names, dict(feed))))

@@ -1,0 +1,120 @@
+"""The one table of backends, and everything derived from it: the route graph, supports(), runners by suffix.
+
+Every sub-package of edgekit.backends that defines `BACKEND` is registered on first use; `register()`
+adds one from elsewhere (a plugin, a test). Nothing heavy is imported: backends declare, steps import.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from collections import deque
+from pathlib import Path
+
+from edgekit.backends.base import Backend, Converter
+from edgekit.errors import NoRouteError, UsageError
+
+# Formats a route starts from: every source loader maps its source kind onto one of these.
+SOURCE_FORMATS = ("torch", "keras", "onnx")
+
+_extra: dict[str, Backend] = {}
+
+
+@functools.cache
+def _builtin() -> tuple[Backend, ...]:
+    import edgekit.backends as package
+
+    found = []
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.ispkg:
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            if isinstance(getattr(module, "BACKEND", None), Backend):
+                found.append(module.BACKEND)
+    return tuple(found)
+
+
+def backends() -> dict[str, Backend]:
+    """Every registered backend, by runtime name."""
+    out = {b.runtime: b for b in _builtin()}
+    out.update(_extra)
+    return out
+
+
+def register(backend: Backend) -> None:
+    """Add (or replace) a backend; routes, availability and runners see it at once."""
+    _extra[backend.runtime] = backend
+
+
+def unregister(runtime: str) -> None:
+    _extra.pop(runtime, None)
+
+
+def backend_for_runtime(runtime: str) -> Backend | None:
+    return backends().get(runtime)
+
+
+def backend_for_format(fmt: str) -> Backend | None:
+    return next((b for b in backends().values() if b.format == fmt), None)
+
+
+def backend_for_file(path: str | Path) -> Backend:
+    """The backend that runs a file, by its suffix."""
+    suffix = Path(path).suffix
+    for backend in backends().values():
+        if suffix in backend.suffixes:
+            return backend
+    raise UsageError(f"No runtime for '{suffix}' files in this version.",
+                     hint=f"Files edgekit runs: {', '.join(known_suffixes())}.")
+
+
+def known_suffixes() -> list[str]:
+    return [s for b in backends().values() for s in b.suffixes]
+
+
+def converters() -> list[Converter]:
+    return [c for b in backends().values() for c in b.converters]
+
+
+def find_route(src: str, dst: str) -> list[Converter]:
+    """Shortest chain of converters from format `src` to format `dst` (empty when they are equal)."""
+    if src == dst:
+        return []
+    edges = converters()
+    queue: deque[tuple[str, list[Converter]]] = deque([(src, [])])
+    seen = {src}
+    while queue:
+        node, path = queue.popleft()
+        for edge in edges:
+            if edge.src == node and edge.dst not in seen:
+                if edge.dst == dst:
+                    return path + [edge]
+                seen.add(edge.dst)
+                queue.append((edge.dst, path + [edge]))
+    raise NoRouteError(
+        f"No converter route from a {src} model to {dst} in this version of edgekit.",
+        hint=f"From {src}, edgekit can produce: {', '.join(sorted(reachable_formats(src))) or 'nothing'}. "
+        f"Routes: {', '.join(f'{e.src}->{e.dst}' for e in edges)}.",
+    )
+
+
+def reachable_formats(src: str) -> set[str]:
+    edges = converters()
+    out, frontier = {src}, [src]
+    while frontier:
+        node = frontier.pop()
+        for edge in edges:
+            if edge.src == node and edge.dst not in out:
+                out.add(edge.dst)
+                frontier.append(edge.dst)
+    return out
+
+
+def sources_for(dst: str) -> set[str]:
+    """Source formats from which `dst` is reachable."""
+    return {src for src in SOURCE_FORMATS if dst in reachable_formats(src)}
+
+
+def supports(runtime: str, quantization: str) -> bool:
+    """Whether a backend exists for `runtime`, something reaches its format, and it can apply `quantization`."""
+    backend = backend_for_runtime(runtime)
+    return backend is not None and bool(sources_for(backend.format)) and backend.quantizes(quantization)

@@ -1,0 +1,45 @@
+"""PyTorch Mobile: .ptl files for the lite interpreter; int8 quantizes the module before scripting."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
+from edgekit.backends.torch_mobile.plan import scheme_problems, torch_lite_plan
+from edgekit.sidecar import ArtifactIO
+from edgekit.sources.base import Model
+
+
+def _from_torch(ctx: StepContext) -> StepNotes:
+    from edgekit.backends.torch_mobile.convert import convert
+
+    return convert(ctx)
+
+
+def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
+    from edgekit.backends.torch_mobile.runner import LiteInterpreterRunner
+
+    assert io is not None  # open_runner refuses a .ptl without its I/O description (needs_sidecar_io)
+    return LiteInterpreterRunner(path, io, threads)
+
+
+def _describe_io(path: Path, model: Model) -> ArtifactIO:
+    from edgekit.sources.torch_source import torch_io
+
+    return torch_io(model)
+
+
+BACKEND = Backend(
+    runtime="torch-lite",
+    format="ptl",
+    suffixes=(".ptl",),
+    runner=_runner,
+    describe_io=_describe_io,
+    worker_loader=Path(__file__).with_name("worker_loader.py"),
+    runtime_modules=("torch",),
+    converters=(Converter("torch", "ptl", _from_torch, "torch.jit (lite interpreter)", needs=("torch",),
+                          quantizes=("int8-auto",)),),
+    extra="torch",
+    plan=torch_lite_plan,
+    scheme_problems=scheme_problems,
+    needs_sidecar_io=True,
+)

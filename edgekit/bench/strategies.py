@@ -1,0 +1,123 @@
+"""How one benchmark repetition runs on a device: edgekit's Python worker, or the runtime's own native tool.
+
+Both return one record per repetition with the same fields, so one loop (harness.benchmark) drives
+either and one function (harness.summarize) turns the records into the JSON contract.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from edgekit.backends.base import Backend
+from edgekit.backends.registry import backend_for_file
+from edgekit.errors import UsageError
+from edgekit.sidecar import read_io
+from edgekit.transport.base import DeviceError, Transport
+
+BENCH_DIR = Path(__file__).parent
+WORKER = BENCH_DIR / "worker.py"
+SYNTHETIC = BENCH_DIR.parent / "synthetic.py"  # the worker invents its inputs with edgekit's one rule
+PEAK_SCRIPT = BENCH_DIR / "peak_rss.sh"
+
+
+class PythonWorker:
+    """A fresh Python process per repetition running worker.py with the artifact's backend loader."""
+
+    def __init__(self, transport: Transport, paths: list[Path], settings) -> None:
+        self.transport, self.paths, self.settings = transport, paths, settings
+        self.backends = [backend_for_file(p) for p in paths]
+        self.environment = check_device(transport, self.backends)
+        self.worker = transport.push(WORKER)
+        self.synthetic = transport.push(SYNTHETIC)
+        self.loaders = {b.runtime: transport.push(b.worker_loader) for b in self.backends}
+        self.remote = [transport.push(p) for p in paths]
+        self.extra = [_worker_inputs(p, b) for p, b in zip(paths, self.backends)]
+
+    def batches(self) -> tuple[int, ...]:
+        return self.settings.batches
+
+    def run(self, i: int, threads: int, batch: int, rep: int) -> dict[str, Any]:
+        s, t = self.settings, self.transport
+        argv = [t.python(), self.worker, self.remote[i], "--loader", self.loaders[self.backends[i].runtime],
+                "--synthetic", self.synthetic,
+                "--threads", str(threads), "--batch", str(batch), "--warmup", str(s.warmup),
+                "--min-runs", str(s.min_runs), "--min-time", str(s.min_time), "--seed", str(s.seed + rep),
+                *self.extra[i]]
+        result = t.run(argv)
+        name = self.paths[i].name
+        try:
+            out = json.loads(result.stdout.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            raise DeviceError(f"The benchmark worker failed on {t.name} for {name}: "
+                              f"{(result.stderr or result.stdout).strip()[-500:]}") from None
+        if "error" in out:
+            raise DeviceError(f"{name} on {t.name}: {out['error']}")
+        return out
+
+
+class NativeTool:
+    """The runtime's own benchmark program (benchmark_model, onnxruntime_perf_test, executor_runner),
+    run under a VmHWM poller; aggregates only, no raw samples."""
+
+    def __init__(self, transport: Transport, paths: list[Path], settings, tool: str) -> None:
+        self.transport, self.paths, self.settings = transport, paths, settings
+        self.backends = [backend_for_file(p) for p in paths]
+        lacking = sorted({p.suffix for p, b in zip(paths, self.backends) if b.native_tool is None})
+        if lacking:
+            known = [s for b in self.backends if b.native_tool for s in b.suffixes]
+            raise UsageError(f"No native benchmark tool is known for {', '.join(lacking)} files.",
+                             hint=f"Supported: {', '.join(sorted(set(known)))}.")
+        self.tool_name = Path(tool).name
+        self.tool = transport.push(Path(tool))
+        self.script = transport.push(PEAK_SCRIPT)
+        transport.run(["chmod", "755", self.tool, self.script])
+        self.remote = [transport.push(p) for p in paths]
+        self.environment: dict[str, Any] = {"device": transport.name}
+
+    def batches(self) -> tuple[int, ...]:
+        return (1,)  # the native tools feed the file's own input shapes
+
+    def run(self, i: int, threads: int, batch: int, rep: int) -> dict[str, Any]:
+        native = self.backends[i].native_tool
+        assert native is not None
+        argv = native.command(self.tool, self.remote[i], threads, self.settings.min_runs, self.settings.warmup)
+        result = self.transport.run(["sh", self.script, *argv])
+        if result.returncode != 0:
+            raise DeviceError(f"{self.tool_name} failed on {self.transport.name} for {self.paths[i].name} "
+                              f"(exit {result.returncode}): {result.stdout.strip()[-400:]}")
+        parsed = native.parse(result.stdout)
+        match = re.search(r"EDGEKIT_VMHWM_KB=(\d+)", result.stdout)
+        parsed["peak_rss_kb"] = int(match.group(1)) if match else None
+        parsed["memory_method"] = "VmHWM from /proc/<pid>/status on the device"
+        self.environment["tool"] = parsed["tool"]
+        return parsed
+
+
+def check_device(transport: Transport, backends: list[Backend]) -> dict[str, Any]:
+    """Fail early, naming what the device lacks: Python, numpy, the runtime for each artifact type."""
+    modules = ["numpy"] + sorted({m for b in backends for m in b.runtime_modules})
+    probe = ("import importlib.util,sys;m=[n for n in sys.argv[1:] if importlib.util.find_spec(n) is None];"
+             "print(','.join(m))")
+    result = transport.run([transport.python(), "-c", probe, *modules], timeout=120)
+    if result.returncode != 0:
+        raise DeviceError(f"Python '{transport.python()}' does not run on {transport.name}: "
+                          f"{(result.stderr or result.stdout).strip()[:300]}",
+                          hint="Point to a Python 3 interpreter on the device with --python.")
+    missing = [m for m in result.stdout.strip().split(",") if m]
+    if missing:
+        raise DeviceError(f"{transport.name} lacks the Python package(s) {', '.join(missing)} under {transport.python()}.",
+                          hint="Install them on the device (e.g. pip install onnxruntime numpy), or pass --python.")
+    return json.loads(transport.run([transport.python(), transport.push(WORKER), "--env"], timeout=120).stdout)
+
+
+def _worker_inputs(artifact: Path, backend: Backend) -> list[str]:
+    """`--inputs` for files that record no input names (.ptl, .pte): the tensors from the sidecar."""
+    if not backend.needs_sidecar_io:
+        return []
+    io = read_io(artifact)
+    if io is None:
+        raise UsageError(f"{artifact} has no sidecar with its input tensors; export it with edgekit.")
+    specs = [[s.name, s.dtype, [d if isinstance(d, int) else -1 for d in s.shape]] for s in io.input_specs()]
+    return ["--inputs", json.dumps(specs)]

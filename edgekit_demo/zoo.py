@@ -1,0 +1,102 @@
+"""Small models built in code and trained on real data (scikit-learn digits), for the demo and tests.
+
+Each factory is importable as a SOURCE (`edgekit_demo.zoo:digits_cnn`) with `--weights`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgekit._lazy import require
+
+DIGITS_INPUT = "image:float32:batchx1x8x8"
+
+
+def digits_split(seed: int = 0, test_fraction: float = 0.25):
+    """scikit-learn's 8x8 digits as float32 (N,1,8,8) in [0,1], split with a fixed seed."""
+    datasets = require("sklearn.datasets", "The digits dataset")
+    digits = datasets.load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
+    y = digits.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_test = int(len(x) * test_fraction)
+    test, train = order[:n_test], order[n_test:]
+    return x[train], y[train], x[test], y[test]
+
+
+def _nn():
+    return require("torch", "The built-in torch models").nn
+
+
+def digits_mlp():
+    nn = _nn()
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def digits_cnn():
+    nn = _nn()
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10),
+    )
+
+
+def tiny_transformer():
+    """A one-layer transformer encoder reading each image row as a token (8 tokens of 8 pixels)."""
+    torch = require("torch", "The built-in torch models")
+    nn = torch.nn
+
+    class TinyTransformer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Linear(8, 32)
+            self.pos = nn.Parameter(torch.zeros(1, 8, 32))
+            self.encoder = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+            self.head = nn.Linear(32, 10)
+
+        def forward(self, image):
+            tokens = self.embed(image.reshape(image.shape[0], 8, 8)) + self.pos
+            return self.head(self.encoder(tokens).mean(dim=1))
+
+    return TinyTransformer()
+
+
+def train(model, x: np.ndarray, y: np.ndarray, epochs: int = 8, lr: float = 3e-3, seed: int = 0):
+    """A few epochs of Adam on (x, y); returns the model in eval mode."""
+    torch = require("torch", "Training the built-in models")
+    torch.manual_seed(seed)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(xt)).split(64):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+            optimizer.step()
+    return model.eval()
+
+
+def save_weights(model, path: Path) -> Path:
+    torch = require("torch", "Saving weights")
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def keras_digits_cnn(x_train: np.ndarray, y_train: np.ndarray, epochs: int = 5, seed: int = 0):
+    """The Keras twin of digits_cnn, trained here: NHWC input 'image' (Keras' layout), logits out.
+
+    x_train is digits_split()'s NCHW array; the model takes it transposed to (N, 8, 8, 1).
+    """
+    keras = require("keras", "The built-in Keras model")
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((8, 8, 1), name="image")
+    h = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(h)
+    h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.Dense(64, activation="relu")(keras.layers.Flatten()(h))
+    model = keras.Model(inp, keras.layers.Dense(10)(h), name="keras_digits_cnn")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x_train.transpose(0, 2, 3, 1), y_train, epochs=epochs, batch_size=32, verbose=0)
+    return model

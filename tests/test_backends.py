@@ -1,0 +1,161 @@
+"""The backend registry: a new runtime is one Backend object plus its targets/*.yaml, and nothing else.
+
+The fake runtime here stores ONNX bytes in a `.fake` file and runs them with ONNX Runtime, so export,
+parity, `edgekit targets` and the benchmark all run for real through what the registry derives.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgekit.backends import registry
+from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
+from edgekit.catalog import loader
+from edgekit.errors import EdgekitError
+from edgekit.sidecar import ArtifactIO
+from helpers import run_cli
+from onnx_graphs import inputs_npz, linear_classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LOADER = '''
+def import_runtime():
+    import onnxruntime
+    return onnxruntime
+
+def load(ort, path, threads, specs=None):
+    session = ort.InferenceSession(open(path, "rb").read(), providers=["CPUExecutionProvider"])
+    specs = [(i.name, "float32", list(i.shape)) for i in session.get_inputs()]
+    return specs, lambda feed: session.run(None, feed), {"onnxruntime": ort.__version__}
+'''
+
+
+@dataclass(frozen=True)
+class FakePlan:
+    """The fake backend's own typed recipe."""
+
+    target: str
+    scale: float
+
+
+def _plan(recipe) -> FakePlan:
+    return FakePlan(recipe.target, 1.0)
+
+
+def _fake_backend(tmp_path: Path, seen: list[StepContext]) -> Backend:
+    def convert(ctx: StepContext) -> StepNotes:
+        seen.append(ctx)
+        data = ctx.src.read_bytes() if ctx.src else Path(ctx.model.source).read_bytes()
+        ctx.out.write_bytes(data)
+        return StepNotes({"copied_bytes": len(data)}, applied="none")
+
+    def runner(path, io, threads=None):
+        from edgekit.backends.onnxruntime.runner import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(Path(path).read_bytes(), io, threads)
+
+    def describe_io(path, model):
+        return ArtifactIO.from_signature(model.signature)
+
+    loader_file = tmp_path / "fake_loader.py"
+    loader_file.write_text(LOADER)
+    return Backend(runtime="fake", format="fakefmt", suffixes=(".fake",), runner=runner, describe_io=describe_io,
+                   worker_loader=loader_file, runtime_modules=("onnxruntime",),
+                   converters=(Converter("onnx", "fakefmt", convert, "copy"),), plan=_plan)
+
+
+@pytest.fixture
+def catalog(tmp_path, monkeypatch):
+    """A copy of the shipped catalog that tests may add YAML to; caches cleared before and after."""
+    folder = tmp_path / "targets"
+    shutil.copytree(ROOT / "targets", folder)
+    monkeypatch.setattr(loader, "catalog_dir", lambda: folder)
+    caches = (loader.targets, loader.devices, loader.schemes)
+    for cache in caches:
+        cache.cache_clear()
+    yield folder
+    for cache in caches:
+        cache.cache_clear()
+
+
+@pytest.fixture
+def fake(tmp_path, catalog):
+    seen: list[StepContext] = []
+    (catalog / "fake-fp32.yaml").write_text(yaml.safe_dump({
+        "name": "fake-fp32", "runtime": "fake", "format": "fakefmt", "suffix": ".fake", "precision": "fp32",
+        "quantization": "none", "needs_calibration": False, "description": "a test runtime",
+        "requires": {"modules": ["onnxruntime"]}, "parity": {"cosine_min": 0.9999, "top1_min": 0.99}}))
+    registry.register(_fake_backend(tmp_path, seen))
+    yield seen
+    registry.unregister("fake")
+
+
+def test_a_registered_backend_exports_runs_and_benchmarks(fake, tmp_path, capsys):
+    from edgekit.bench.harness import Settings, benchmark
+    from edgekit.exporter import export
+
+    source = linear_classifier(tmp_path / "linear.onnx")
+    result = export(source, "fake-fp32", tmp_path / "out", calib=inputs_npz(tmp_path / "x.npz"))
+    assert result.artifact.suffix == ".fake" and result.parity.passed
+    assert result.sidecar["route"] == [{"step": "onnx->fakefmt", "tool": "copy", "applied": "none",
+                                        "seconds": result.sidecar["route"][0]["seconds"], "copied_bytes":
+                                        source.stat().st_size}]
+    assert result.sidecar["runtime"] == "fake" and result.sidecar["quantization"]["applied"] == "none"
+    # the step contract: one typed context, with the backend's own plan
+    (ctx,) = fake
+    assert ctx.src is None and ctx.model.format == "onnx" and ctx.out.parent != result.artifact.parent
+    assert ctx.plan == FakePlan("fake-fp32", 1.0) and ctx.data is not None and len(ctx.data) == 64
+
+    code, text = run_cli(capsys, "targets", "--json")
+    row = next(r for r in __import__("json").loads(text) if r["name"] == "fake-fp32")
+    assert code == 0 and row["runs_here"] and row["exports_here"], row
+
+    runs, error = benchmark([result.artifact], "local", Settings(min_runs=5, min_time=0.01, processes=1))
+    assert error is None and runs[0]["target"] == "fake-fp32" and len(runs[0]["samples_ms"]) >= 5
+
+
+def test_without_the_backend_the_target_is_listed_but_not_built(catalog, tmp_path, capsys):
+    (catalog / "fake-fp32.yaml").write_text(yaml.safe_dump({
+        "name": "fake-fp32", "runtime": "fake", "format": "fakefmt", "suffix": ".fake", "precision": "fp32",
+        "quantization": "none", "needs_calibration": False, "description": "a test runtime",
+        "parity": {"cosine_min": 0.9999, "top1_min": 0.99}}))
+    code, text = run_cli(capsys, "export", linear_classifier(tmp_path / "l.onnx"), "-t", "fake-fp32", "-o", tmp_path)
+    assert code == 2 and "has no exporter in this version" in text
+    assert not list(tmp_path.glob("*.fake"))
+
+
+def test_a_scheme_its_runtime_cannot_honour_is_refused_at_load(catalog, capsys):
+    """TFLite's converter writes one int8 layout: a device row asking it for uint8 reduce_range is an error."""
+    (catalog / "devices" / "odd-phone.yaml").write_text(yaml.safe_dump({
+        "name": "odd-phone", "description": "a phone whose litert row asks for an x86 scheme", "arch": "aarch64",
+        "os": "android", "runtimes": {"litert": {"scheme": "u8s8_reduce_range"}}}))
+    with pytest.raises(EdgekitError, match="litert for scheme 'u8s8_reduce_range'.*asymmetric int8.*reduce_range"):
+        loader.devices()
+    code, text = run_cli(capsys, "targets")
+    assert code == 1 and "odd-phone" in text and "cannot honour" in text
+
+
+@pytest.mark.parametrize("runtime, scheme, phrase", [
+    ("torch-lite", "tflite_int8", "uint8 activations"),
+    ("executorch", "u8s8", "asymmetric int8"),
+    ("litert", "trt_symmetric", "asymmetric int8"),
+])
+def test_each_backend_checks_its_scheme(catalog, runtime, scheme, phrase):
+    (catalog / "devices" / "odd.yaml").write_text(yaml.safe_dump({
+        "name": "odd", "description": "mismatched", "arch": "aarch64", "os": "linux",
+        "runtimes": {runtime: {"scheme": scheme}}}))
+    with pytest.raises(EdgekitError, match=phrase):
+        loader.devices()
+
+
+def test_routes_and_runners_derive_from_the_registry():
+    assert {b.runtime for b in registry.backends().values()} >= {"onnxruntime", "litert", "torch-lite", "executorch"}
+    assert [e.dst for e in registry.find_route("torch", "tflite")] == ["onnx", "tflite"]
+    assert registry.backend_for_file("m.pte").runtime == "executorch"
+    assert registry.supports("torch-lite", "int8-auto") and not registry.supports("tensorrt", "none")
+    with pytest.raises(EdgekitError, match="No runtime for '.xyz' files"):
+        registry.backend_for_file("m.xyz")
