@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all clean sshd
+.PHONY: demo test lint test-slow test-all clean sshd
 
 $(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ $(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
 demo: $(STAMP)
 	$(VENV)/bin/edgekit demo -o demo-out
 
-test: $(STAMP) sshd
+test: $(STAMP) sshd lint
 	$(PY) -m pytest
+
+# Linter, formatter and type checker, configured in pyproject.toml; make test runs them first.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # The ssh benchmark tests start a real OpenSSH server on 127.0.0.1; install it where we can.
 sshd:

@@ -9,6 +9,7 @@
 
     python benchmarks/harness_self.py [--out benchmarks/results/harness_self.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,12 +25,16 @@ import numpy as np
 
 
 def minilm_fp32(folder: Path) -> Path:
-    from edgekit_demo import zoo_text
     from edgekit.exporter import export
     from edgekit.spec import parse_input_specs
+    from edgekit_demo import zoo_text
 
-    return export("edgekit_demo.zoo_text:minilm_sentiment", "onnx-fp32", folder,
-                  inputs=parse_input_specs(zoo_text.SENTIMENT_INPUTS)).artifact
+    return export(
+        "edgekit_demo.zoo_text:minilm_sentiment",
+        "onnx-fp32",
+        folder,
+        inputs=parse_input_specs(zoo_text.SENTIMENT_INPUTS),
+    ).artifact
 
 
 def repeatability(model: Path, invocations: int = 5) -> dict:
@@ -43,15 +48,38 @@ def repeatability(model: Path, invocations: int = 5) -> dict:
     medians, ratios = [], []
     for _ in range(invocations):
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            subprocess.run([sys.executable, "-m", "edgekit", "benchmark", str(model), str(copy), "--processes", "5",
-                            "--min-runs", "100", "--min-time", "2", "--json", out.name, "-q"],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "edgekit",
+                    "benchmark",
+                    str(model),
+                    str(copy),
+                    "--processes",
+                    "5",
+                    "--min-runs",
+                    "100",
+                    "--min-time",
+                    "2",
+                    "--json",
+                    out.name,
+                    "-q",
+                ],
+                check=True,
+                capture_output=True,
+            )
             runs = json.loads(Path(out.name).read_text())
         medians.append(runs[0]["latency_ms"]["p50"])
         ratios.append(runs[1]["latency_ms"]["p50"] / runs[0]["latency_ms"]["p50"])
     mid = statistics.median(medians)
-    return {"invocations": invocations, "p50_ms": medians, "spread_pct": (max(medians) - min(medians)) / mid * 100,
-            "aa_ratio": ratios, "aa_max_deviation_pct": max(abs(r - 1) for r in ratios) * 100}
+    return {
+        "invocations": invocations,
+        "p50_ms": medians,
+        "spread_pct": (max(medians) - min(medians)) / mid * 100,
+        "aa_ratio": ratios,
+        "aa_max_deviation_pct": max(abs(r - 1) for r in ratios) * 100,
+    }
 
 
 def overhead(model: Path, blocks: int = 40, runs: int = 50) -> dict:
@@ -71,7 +99,7 @@ def overhead(model: Path, blocks: int = 40, runs: int = 50) -> dict:
         infer(feed)
     harness, bare = [], []
     for block in range(blocks):
-        for kind in (("harness", "bare") if block % 2 == 0 else ("bare", "harness")):
+        for kind in ("harness", "bare") if block % 2 == 0 else ("bare", "harness"):
             samples = []
             if kind == "harness":  # the worker's loop: timed call through its infer closure
                 for _ in range(runs):
@@ -97,9 +125,13 @@ def main() -> None:
     model = minilm_fp32(work)
     from edgekit.bench.worker import environment
 
-    result = {"model": "MiniLM sentiment classifier, onnx-fp32, batch 1, 1 thread, seq 64",
-              "repeatability": repeatability(model), "overhead": overhead(model),
-              "environment": environment(), "date": time.strftime("%Y-%m-%d")}
+    result = {
+        "model": "MiniLM sentiment classifier, onnx-fp32, batch 1, 1 thread, seq 64",
+        "repeatability": repeatability(model),
+        "overhead": overhead(model),
+        "environment": environment(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("repeatability", "overhead")}, indent=2))
 

@@ -12,6 +12,7 @@ RUN apt-get update \
 WORKDIR /edgekit
 COPY pyproject.toml constraints.txt requirements-nodeps.txt README.md Makefile ./
 COPY edgekit ./edgekit
+COPY edgekit_demo ./edgekit_demo
 COPY targets ./targets
 # The CPU wheel of torch comes from PyTorch's CPU index, so the multi-GB CUDA build is never pulled.
 RUN python -m venv .venv \

@@ -3,6 +3,7 @@
 The public API mirrors the CLI, with the same names and options. Importing edgekit imports nothing
 heavy: each function imports its backend when called.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,10 +21,20 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str | Path | None = None,
-           device: str | None = None, inputs: tuple[TensorSpec, ...] = (), weights: str | Path | None = None,
-           tokenizer: str | Path | None = None, calib_limit: int | None = None, allow_float_fallback: bool = False,
-           progress: Progress | None = None) -> ExportResult:
+def export(
+    source: str | Path,
+    target: str,
+    out_dir: str | Path,
+    *,
+    calib: str | Path | None = None,
+    device: str | None = None,
+    inputs: tuple[TensorSpec, ...] = (),
+    weights: str | Path | None = None,
+    tokenizer: str | Path | None = None,
+    calib_limit: int | None = None,
+    allow_float_fallback: bool = False,
+    progress: Progress | None = None,
+) -> ExportResult:
     """Export `source` to `target` in folder `out_dir`, then check parity against the source on `calib` data.
 
     Raises ParityError (the file is kept as *.rejected.*) when the exported file disagrees with its source.
@@ -32,31 +43,65 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
     from edgekit.exporter import export as _export
     from edgekit.progress import SILENT
 
-    return _export(source, target, out_dir, calib=calib, device=device, inputs=inputs, weights=weights,
-                   tokenizer=tokenizer, calib_limit=calib_limit or CALIB_LIMIT,
-                   allow_float_fallback=allow_float_fallback, progress=progress or SILENT)
+    return _export(
+        source,
+        target,
+        out_dir,
+        calib=calib,
+        device=device,
+        inputs=inputs,
+        weights=weights,
+        tokenizer=tokenizer,
+        calib_limit=calib_limit or CALIB_LIMIT,
+        allow_float_fallback=allow_float_fallback,
+        progress=progress or SILENT,
+    )
 
 
-def evaluate(artifact: str | Path, data: str | Path, *, metrics: tuple[str, ...] = (),
-             reference: str | Path | None = None, max_drop: float | None = None,
-             tokenizer: str | Path | None = None, limit: int | None = None,
-             reference_inputs: tuple[TensorSpec, ...] = (), reference_weights: str | Path | None = None,
-             progress: Progress | None = None) -> EvalReport:
+def evaluate(
+    artifact: str | Path,
+    data: str | Path,
+    *,
+    metrics: tuple[str, ...] = (),
+    reference: str | Path | None = None,
+    max_drop: float | None = None,
+    tokenizer: str | Path | None = None,
+    limit: int | None = None,
+    reference_inputs: tuple[TensorSpec, ...] = (),
+    reference_weights: str | Path | None = None,
+    progress: Progress | None = None,
+) -> EvalReport:
     """Task metrics (accuracy, F1, perplexity) of an exported file run in its own runtime; with `reference`,
     compared with the source and gated on `max_drop`."""
     from edgekit.evaluate import evaluate as _evaluate
     from edgekit.progress import SILENT
 
-    return _evaluate(artifact, data, metrics=metrics, reference=reference, max_drop=max_drop, tokenizer=tokenizer,
-                     limit=limit, reference_inputs=reference_inputs, reference_weights=reference_weights,
-                     progress=progress or SILENT)
+    return _evaluate(
+        artifact,
+        data,
+        metrics=metrics,
+        reference=reference,
+        max_drop=max_drop,
+        tokenizer=tokenizer,
+        limit=limit,
+        reference_inputs=reference_inputs,
+        reference_weights=reference_weights,
+        progress=progress or SILENT,
+    )
 
 
-def benchmark(artifacts: list[str | Path], device: str = "local", settings: Settings | None = None, *,
-              tool: str | None = None, progress: Progress | None = None,
-              **transport_options: Any) -> tuple[list[dict[str, Any]], str | None]:
+def benchmark(
+    artifacts: list[str | Path],
+    device: str = "local",
+    settings: Settings | None = None,
+    *,
+    tool: str | None = None,
+    progress: Progress | None = None,
+    **transport_options: Any,
+) -> tuple[list[dict[str, Any]], str | None]:
     """Latency, memory and throughput, each repetition in a fresh process on `device`; returns (runs, error)."""
-    from edgekit.bench.harness import Settings, benchmark as _benchmark
+    from edgekit.bench.harness import Settings
+    from edgekit.bench.harness import benchmark as _benchmark
     from edgekit.progress import SILENT
 
     return _benchmark(artifacts, device, settings or Settings(), progress or SILENT, tool=tool, **transport_options)

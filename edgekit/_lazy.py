@@ -1,4 +1,5 @@
 """Import optional heavy stacks only when a backend needs them, naming the extra when missing."""
+
 from __future__ import annotations
 
 import importlib
@@ -26,8 +27,11 @@ _EXECUTORCH = "executorch==1.5.1 torchao==0.18.0 ruamel.yaml==0.19.1 tabulate==0
 # module -> an optional dependency it imports when installed, which prints on import (torchao reports
 # each CUDA kernel library it cannot load on a CPU machine): imported first, silenced
 IMPORTS_NOISY_DEPENDENCY = {"transformers": "torchao", "executorch": "torchao"}
-NO_DEPS = {"onnx2tf": "onnx2tf==1.29.24 onnx-graphsurgeon==0.6.1 sng4onnx==2.0.1",
-           "executorch": _EXECUTORCH, "torchao": _EXECUTORCH}
+NO_DEPS = {
+    "onnx2tf": "onnx2tf==1.29.24 onnx-graphsurgeon==0.6.1 sng4onnx==2.0.1",
+    "executorch": _EXECUTORCH,
+    "torchao": _EXECUTORCH,
+}
 
 
 def require(module: str, purpose: str) -> ModuleType:

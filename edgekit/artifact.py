@@ -1,13 +1,15 @@
 """Artifacts on disk: the output folder, a staging area beside it, and atomic publishing with the sidecar."""
+
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from edgekit.errors import UsageError
 from edgekit.sidecar import Sidecar, sidecar_path

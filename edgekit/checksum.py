@@ -1,4 +1,5 @@
 """sha256 of files and folders: the one hashing rule for sources, data, artifacts and bundles."""
+
 from __future__ import annotations
 
 import hashlib

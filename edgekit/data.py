@@ -2,13 +2,14 @@
 
 Calibration, parity and evaluation all read data through here, so the same checks apply everywhere.
 """
+
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -18,8 +19,10 @@ from edgekit.spec import Signature, TensorSpec, np_dtype
 
 TEXT_SUFFIXES = (".csv", ".jsonl")
 CALIB_LIMIT = 256  # calibration samples used at most, whatever the runtime (export --calib-limit changes it)
-CALIB_HINT = ("Pass --calib DATA: a .npz with arrays named after the model inputs, or a CSV/JSONL with a 'text' "
-              "column for models with a tokenizer (a few hundred real samples).")
+CALIB_HINT = (
+    "Pass --calib DATA: a .npz with arrays named after the model inputs, or a CSV/JSONL with a 'text' "
+    "column for models with a tokenizer (a few hundred real samples)."
+)
 
 
 @dataclass
@@ -36,9 +39,9 @@ class Dataset:
 
     def batches(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
         for start in range(0, len(self), batch_size):
-            yield {k: v[start:start + batch_size] for k, v in self.arrays.items()}
+            yield {k: v[start : start + batch_size] for k, v in self.arrays.items()}
 
-    def head(self, n: int) -> "Dataset":
+    def head(self, n: int) -> Dataset:
         labels = self.labels[:n] if self.labels is not None else None
         return Dataset({k: v[:n] for k, v in self.arrays.items()}, labels, self.source, self.sha256)
 
@@ -56,8 +59,9 @@ def static_shapes(specs: tuple[TensorSpec, ...], data: Dataset | None) -> dict[s
     shapes = {}
     for spec in specs:
         sample = data.arrays[spec.name].shape if data is not None and spec.name in data.arrays else None
-        shapes[spec.name] = tuple(d if isinstance(d, int) else (1 if i == 0 or not sample else sample[i])
-                                  for i, d in enumerate(spec.shape))
+        shapes[spec.name] = tuple(
+            d if isinstance(d, int) else (1 if i == 0 or not sample else sample[i]) for i, d in enumerate(spec.shape)
+        )
     return shapes
 
 
@@ -100,19 +104,24 @@ def resolve_data(data: str | Path, signature: Signature) -> Path:
     parts = text.split(":")
     known = builtin_datasets()
     if len(parts) != 3 or parts[1] not in known:
-        raise DataError(f"Cannot read the dataset name '{text}'.",
-                        hint=f"Write builtin:NAME:SPLIT with NAME one of {', '.join(known) or '(none installed)'} "
-                             "(see `edgekit datasets`).")
+        raise DataError(
+            f"Cannot read the dataset name '{text}'.",
+            hint=f"Write builtin:NAME:SPLIT with NAME one of {', '.join(known) or '(none installed)'} "
+            "(see `edgekit datasets`).",
+        )
     return known[parts[1]].materialize(parts[2], signature)
 
 
-def read_data(path: str | Path, signature: Signature, tokenizer_dir: Path | None = None,
-              limit: int | None = None) -> Dataset:
+def read_data(
+    path: str | Path, signature: Signature, tokenizer_dir: Path | None = None, limit: int | None = None
+) -> Dataset:
     """Read a dataset file (or a `builtin:NAME:SPLIT`) and check it against the model's inputs."""
     path = resolve_data(path, signature)
     if not path.is_file():
-        raise DataError(f"Data file {path} does not exist.",
-                        hint="DATA is a .npz with arrays named after the model inputs, or a CSV/JSONL with a 'text' column.")
+        raise DataError(
+            f"Data file {path} does not exist.",
+            hint="DATA is a .npz with arrays named after the model inputs, or a CSV/JSONL with a 'text' column.",
+        )
     if path.suffix == ".npz":
         dataset = _read_npz(path, signature)
     elif path.suffix in TEXT_SUFFIXES:
@@ -143,7 +152,9 @@ def _read_npz(path: Path, signature: Signature) -> Dataset:
         raise DataError(f"Arrays in {path} have different sample counts: {counts}.")
     labels = stored.get("labels")
     if labels is not None and len(labels) != len(next(iter(arrays.values()))):
-        raise DataError(f"'labels' in {path} has {len(labels)} rows; the inputs have {len(next(iter(arrays.values())))}.")
+        raise DataError(
+            f"'labels' in {path} has {len(labels)} rows; the inputs have {len(next(iter(arrays.values())))}."
+        )
     return Dataset(arrays, labels, str(path), sha256_path(path))
 
 
@@ -162,8 +173,10 @@ def conform(spec: TensorSpec, array: np.ndarray, where: str) -> np.ndarray:
         )
     for i, (got, want_dim) in enumerate(zip(array.shape[1:], spec.shape[1:]), start=1):
         if isinstance(want_dim, int) and got != want_dim:
-            raise DataError(f"Array '{spec.name}' in {where} has shape {array.shape}; dim {i} must be {want_dim} "
-                            f"(model input {'x'.join(map(str, spec.shape))}).")
+            raise DataError(
+                f"Array '{spec.name}' in {where} has shape {array.shape}; dim {i} must be {want_dim} "
+                f"(model input {'x'.join(map(str, spec.shape))})."
+            )
     return array
 
 

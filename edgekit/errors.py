@@ -2,10 +2,11 @@
 
 Every user-facing failure says what was wrong, what is available, and what to do.
 """
+
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job ran and failed, or a quality gate was missed
@@ -53,8 +54,10 @@ class MissingDependencyError(UsageError):
 
     def __init__(self, module: str, extra: str, purpose: str, command: str | None = None) -> None:
         command = command or f"pip install 'edgekit[{extra}]'"
-        super().__init__(f"{purpose} needs the Python package '{module}', which is not installed.",
-                         hint=f"Install it with: {command}")
+        super().__init__(
+            f"{purpose} needs the Python package '{module}', which is not installed.",
+            hint=f"Install it with: {command}",
+        )
 
 
 class ConversionError(EdgekitError):

@@ -1,4 +1,5 @@
 """export(): load -> plan -> steps (converters, then a quantizer) -> parity -> publish, bookkeeping in one place."""
+
 from __future__ import annotations
 
 import time
@@ -14,6 +15,7 @@ from edgekit.backends.base import Backend, StepContext, StepFn, StepNotes
 from edgekit.backends.registry import backend_for_runtime, find_route, supports
 from edgekit.catalog import get_device, get_target, local_device, resolve
 from edgekit.catalog.schema import Device, Target
+from edgekit.checksum import sha256_path
 from edgekit.data import CALIB_HINT, CALIB_LIMIT, Dataset, batch_size_for, generated_inputs, read_data, static_shapes
 from edgekit.errors import NoRouteError, ParityError, UsageError
 from edgekit.parity import ParityResult, check_parity
@@ -22,11 +24,24 @@ from edgekit.runners import open_runner
 from edgekit.runners.source import source_runner
 from edgekit.sidecar import ArtifactIO, Sidecar, sidecar_path
 from edgekit.sources import Model, load
-from edgekit.checksum import sha256_path
 from edgekit.spec import Signature, TensorSpec
 
-_VERSIONED = ("onnx", "onnxruntime", "torch", "onnxscript", "tensorflow", "tf2onnx", "tf_keras", "keras",
-              "transformers", "numpy", "onnx2tf", "ai-edge-litert", "executorch", "torchao")
+_VERSIONED = (
+    "onnx",
+    "onnxruntime",
+    "torch",
+    "onnxscript",
+    "tensorflow",
+    "tf2onnx",
+    "tf_keras",
+    "keras",
+    "transformers",
+    "numpy",
+    "onnx2tf",
+    "ai-edge-litert",
+    "executorch",
+    "torchao",
+)
 
 
 @dataclass
@@ -50,15 +65,27 @@ def tool_versions() -> dict[str, str]:
 def _backend(tgt: Target) -> Backend:
     backend = backend_for_runtime(tgt.runtime)
     if backend is None or not supports(tgt.runtime, tgt.quantization):
-        raise NoRouteError(f"Target '{tgt.name}' ({tgt.description}) has no exporter in this version of edgekit.",
-                           hint="Run `edgekit targets` to see which targets export here.")
+        raise NoRouteError(
+            f"Target '{tgt.name}' ({tgt.description}) has no exporter in this version of edgekit.",
+            hint="Run `edgekit targets` to see which targets export here.",
+        )
     return backend
 
 
-def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str | Path | None = None,
-           device: str | None = None, inputs: tuple[TensorSpec, ...] = (), weights: str | Path | None = None,
-           tokenizer: str | Path | None = None, calib_limit: int = CALIB_LIMIT, allow_float_fallback: bool = False,
-           progress: Progress = SILENT) -> ExportResult:
+def export(
+    source: str | Path,
+    target: str,
+    out_dir: str | Path,
+    *,
+    calib: str | Path | None = None,
+    device: str | None = None,
+    inputs: tuple[TensorSpec, ...] = (),
+    weights: str | Path | None = None,
+    tokenizer: str | Path | None = None,
+    calib_limit: int = CALIB_LIMIT,
+    allow_float_fallback: bool = False,
+    progress: Progress = SILENT,
+) -> ExportResult:
     """Export `source` to `target` in folder `out_dir`; raise ParityError if the file disagrees with its source.
 
     calib: calibration and parity data (DATA); calib_limit: use at most this many samples of it.
@@ -91,9 +118,14 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
             t0 = time.perf_counter()
             notes = fn(ctx)
         applied = notes.applied or applied
-        steps.append({"step": name, "tool": tool or notes.details.get("method"),
-                      "seconds": round(time.perf_counter() - t0, 2),
-                      **({"applied": notes.applied} if notes.applied else {})})
+        steps.append(
+            {
+                "step": name,
+                "tool": tool or notes.details.get("method"),
+                "seconds": round(time.perf_counter() - t0, 2),
+                **({"applied": notes.applied} if notes.applied else {}),
+            }
+        )
         return notes
 
     with staging(out) as tmp:
@@ -105,9 +137,13 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
         edge_model = _with_static_shapes(model, data) if any(e.static_shapes for e in route) else model
         for i, edge in enumerate(route):
             step_file = tmp / f"step{i}{tgt.suffix if i == len(route) - 1 else '.' + edge.dst}"
-            notes = run_step(f"{edge.src}->{edge.dst}", edge.tool, edge.run,
-                             StepContext(edge_model, current, recipe, plan, data, step_file),
-                             f"convert {edge.src} -> {edge.dst} ({edge.tool})")
+            notes = run_step(
+                f"{edge.src}->{edge.dst}",
+                edge.tool,
+                edge.run,
+                StepContext(edge_model, current, recipe, plan, data, step_file),
+                f"convert {edge.src} -> {edge.dst} ({edge.tool})",
+            )
             steps[-1].update(notes.details)
             current = step_file
         quantized: dict[str, Any] = {}  # a quantizer's notes are the sidecar's quantization facts
@@ -116,16 +152,19 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
             final = tmp / f"final{tgt.suffix}"
             ctx = StepContext(model, current, recipe, plan, data, final, batch_size_for(model.signature, default=8))
             scheme = f" ({recipe.scheme_name})" if recipe.scheme_name else ""
-            quantized = run_step(tgt.quantization, None, quantizer.run, ctx,
-                                 f"quantize for {tgt.name} on {dev.name}{scheme}").details
+            quantized = run_step(
+                tgt.quantization, None, quantizer.run, ctx, f"quantize for {tgt.name} on {dev.name}{scheme}"
+            ).details
             current = final
         assert current is not None
 
         parity_data = data
         if parity_data is None:
             parity_data = generated_inputs(model.signature, vocab_size=model.extra.get("vocab_size"))
-            warnings.append("parity was checked on generated random inputs, not real data: pass --calib DATA "
-                            "for a check that means something")
+            warnings.append(
+                "parity was checked on generated random inputs, not real data: pass --calib DATA "
+                "for a check that means something"
+            )
             progress.warn(warnings[-1])
         io = backend.describe_io(current, model)
         with progress.step(f"parity on {len(parity_data)} samples ({parity_data.source})"):
@@ -135,8 +174,19 @@ def export(source: str | Path, target: str, out_dir: str | Path, *, calib: str |
         artifact = out / f"{model.name}-{tgt.name}{tgt.suffix}"
         rejected = artifact.with_name(f"{artifact.stem}.rejected{artifact.suffix}")
         final_name = artifact if parity.passed else rejected
-        sidecar = _sidecar(model, tgt, dev, {**recipe.to_json(), **quantized, "applied": applied}, data, parity,
-                           steps, io, warnings, current, final_name)
+        sidecar = _sidecar(
+            model,
+            tgt,
+            dev,
+            {**recipe.to_json(), **quantized, "applied": applied},
+            data,
+            parity,
+            steps,
+            io,
+            warnings,
+            current,
+            final_name,
+        )
         if not parity.passed:
             publish(current, rejected, sidecar)
             raise ParityError(
@@ -167,28 +217,39 @@ def _parity(model: Model, artifact: Path, io: ArtifactIO, data: Dataset, tgt: Ta
         return check_parity(ref, got, data, batch, tgt.parity, roles=io.roles())
 
 
-def _sidecar(model: Model, tgt: Target, dev: Device, quantization: dict[str, Any], data: Dataset | None,
-             parity: ParityResult, steps: list[dict[str, Any]], io: ArtifactIO, warnings: list[str], staged: Path,
-             final: Path) -> Sidecar:
-    return Sidecar.model_validate({
-        "edgekit_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "target": tgt.name,
-        "runtime": tgt.runtime,
-        "precision": tgt.precision,
-        "file": final.name,
-        "size_bytes": staged.stat().st_size,
-        "sha256": sha256_path(staged),
-        "route": steps,
-        "device": {"name": dev.name, "description": dev.description},
-        "tools": tool_versions(),
-        "source": model.describe(),
-        "tokenizer": str(model.tokenizer_dir) if model.tokenizer_dir else None,
-        "tensors": io,
-        "quantization": quantization,
-        "calibration": {"path": data.source, "sha256": data.sha256, "samples": len(data)} if data else None,
-        "parity": parity.to_json(),
-        "notes": model.notes,
-        "warnings": warnings,
-    })
-
+def _sidecar(
+    model: Model,
+    tgt: Target,
+    dev: Device,
+    quantization: dict[str, Any],
+    data: Dataset | None,
+    parity: ParityResult,
+    steps: list[dict[str, Any]],
+    io: ArtifactIO,
+    warnings: list[str],
+    staged: Path,
+    final: Path,
+) -> Sidecar:
+    return Sidecar.model_validate(
+        {
+            "edgekit_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "target": tgt.name,
+            "runtime": tgt.runtime,
+            "precision": tgt.precision,
+            "file": final.name,
+            "size_bytes": staged.stat().st_size,
+            "sha256": sha256_path(staged),
+            "route": steps,
+            "device": {"name": dev.name, "description": dev.description},
+            "tools": tool_versions(),
+            "source": model.describe(),
+            "tokenizer": str(model.tokenizer_dir) if model.tokenizer_dir else None,
+            "tensors": io,
+            "quantization": quantization,
+            "calibration": {"path": data.source, "sha256": data.sha256, "samples": len(data)} if data else None,
+            "parity": parity.to_json(),
+            "notes": model.notes,
+            "warnings": warnings,
+        }
+    )

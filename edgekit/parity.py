@@ -1,4 +1,5 @@
 """Compare two runners on the same real inputs, output by output, matched by name (a Polygraphy-style comparator)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -42,8 +43,15 @@ class ParityResult:
         return self.passed
 
     def to_json(self) -> dict:
-        return {"passed": self.passed, "samples": self.samples, "inputs": self.inputs, "matched_by": self.matched_by,
-                "tolerance": self.tolerance, "outputs": [asdict(o) for o in self.outputs], "problems": self.problems}
+        return {
+            "passed": self.passed,
+            "samples": self.samples,
+            "inputs": self.inputs,
+            "matched_by": self.matched_by,
+            "tolerance": self.tolerance,
+            "outputs": [asdict(o) for o in self.outputs],
+            "problems": self.problems,
+        }
 
     def failures(self) -> list[str]:
         return self.problems + [f"{o.name}: {msg}" for o in self.outputs for msg in o.failures]
@@ -68,8 +76,15 @@ def compare_outputs(name: str, ref: np.ndarray, got: np.ndarray, tol: OutputTole
     """Errors of `got` against `ref`; `classes` says whether top-1 applies."""
     ref, got = ref.astype(np.float64), got.astype(np.float64)
     if ref.shape != got.shape:
-        return OutputParity(name, float("inf"), float("inf"), 0.0, None, False,
-                            [f"shape {got.shape} differs from the source's {ref.shape}"])
+        return OutputParity(
+            name,
+            float("inf"),
+            float("inf"),
+            0.0,
+            None,
+            False,
+            [f"shape {got.shape} differs from the source's {ref.shape}"],
+        )
     diff = np.abs(ref - got)
     cos = cosine(ref, got)
     top1 = float(np.mean(ref.argmax(-1) == got.argmax(-1))) if classes else None
@@ -89,17 +104,29 @@ def _pairs(ref_names: list[str], got_names: list[str]) -> tuple[list[tuple[str, 
     common = [n for n in got_names if n in ref_names]
     if common:
         missing = [n for n in ref_names if n not in got_names]
-        warnings = [f"parity: the exported file has no output named {', '.join(missing)}; compared "
-                    f"{', '.join(common)} only"] if missing else []
+        warnings = (
+            [f"parity: the exported file has no output named {', '.join(missing)}; compared {', '.join(common)} only"]
+            if missing
+            else []
+        )
         return [(n, n) for n in common], "name", warnings
     pairs = list(zip(ref_names, got_names))
-    warning = (f"parity: output names differ ({', '.join(ref_names)} vs {', '.join(got_names)}); "
-               "compared by position") if pairs else ""
+    warning = (
+        (f"parity: output names differ ({', '.join(ref_names)} vs {', '.join(got_names)}); compared by position")
+        if pairs
+        else ""
+    )
     return pairs, "position", [warning] if warning else []
 
 
-def check_parity(reference: Runner, candidate: Runner, data: Dataset, batch_size: int, tol: Tolerance,
-                 roles: dict[str, str] | None = None) -> ParityResult:
+def check_parity(
+    reference: Runner,
+    candidate: Runner,
+    data: Dataset,
+    batch_size: int,
+    tol: Tolerance,
+    roles: dict[str, str] | None = None,
+) -> ParityResult:
     """Run both runners on every batch of `data`; compare concatenated outputs matched by name.
 
     Token outputs (batch, sequence, ...) are compared on real tokens only when the feed has an
@@ -122,6 +149,12 @@ def check_parity(reference: Runner, candidate: Runner, data: Dataset, batch_size
         if mask is not None and ref.shape[:2] == mask.shape and got.shape == ref.shape:
             ref, got = ref[mask.astype(bool)], got[mask.astype(bool)]
         results.append(compare_outputs(got_name, ref, got, tol.for_output(got_name), classes))
-    problems = [] if results else [f"no output was compared (source: {', '.join(ref_out) or 'none'}; "
-                                   f"exported file: {', '.join(got_out) or 'none'})"]
+    problems = (
+        []
+        if results
+        else [
+            f"no output was compared (source: {', '.join(ref_out) or 'none'}; "
+            f"exported file: {', '.join(got_out) or 'none'})"
+        ]
+    )
     return ParityResult(results, len(data), data.source, tol.model_dump(), matched_by, warnings, problems)

@@ -1,9 +1,11 @@
 """Progress for long work: rich status lines on stderr, silent with quiet=True or off a TTY."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -34,7 +36,6 @@ class Progress:
             with self.console.status(message):
                 yield
         self.info(f"  {message} [dim]({time.perf_counter() - start:.1f}s)[/]")
-
 
     def track(self, items: Iterable[T], total: int, label: str) -> Iterator[T]:
         """Iterate with a progress bar on a TTY; plain iteration otherwise."""

@@ -1,4 +1,5 @@
 """Silence converter chatter: Python prints and what native libraries write straight to fds 1 and 2."""
+
 from __future__ import annotations
 
 import contextlib
@@ -6,7 +7,7 @@ import io
 import os
 import sys
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 
 @contextlib.contextmanager

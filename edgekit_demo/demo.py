@@ -5,6 +5,7 @@
    its own runtime on the held-out tweets and timed.
 2. A tiny causal LM trained on the tweet text: perplexity of the source, fp32 and int8 files.
 """
+
 from __future__ import annotations
 
 import time
@@ -73,22 +74,27 @@ def _feed(signature_inputs, dataset, n: int = 1) -> dict[str, np.ndarray]:
 
 
 def sentiment_rows(out: Path, progress: Progress) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from edgekit_demo import zoo_text
-    from edgekit_demo.datasets import write_tweets_csv
     from edgekit.evaluate import evaluate, score
     from edgekit.exporter import export
-    from edgekit.sources import load
     from edgekit.runners import open_runner
     from edgekit.runners.source import source_runner
+    from edgekit.sources import load
     from edgekit.spec import Signature, parse_input_specs
+    from edgekit_demo import zoo_text
+    from edgekit_demo.datasets import write_tweets_csv
 
     weights = _cached_sentiment_weights(progress)
-    source, inputs, tok = "edgekit_demo.zoo_text:minilm_sentiment", parse_input_specs(zoo_text.SENTIMENT_INPUTS), zoo_text.minilm_dir()
+    source, inputs, tok = (
+        "edgekit_demo.zoo_text:minilm_sentiment",
+        parse_input_specs(zoo_text.SENTIMENT_INPUTS),
+        zoo_text.minilm_dir(),
+    )
     calib = write_tweets_csv(out / "tweets-calib.csv", "validation", 256)
     model = load(source, inputs, weights)
     with source_runner(model) as runner:
-        reference, (dataset, _) = score(runner, Signature(inputs), TEST_DATA, ("accuracy", "f1"), tok, progress=progress,
-                                        label="the source (torch)")
+        reference, (dataset, _) = score(
+            runner, Signature(inputs), TEST_DATA, ("accuracy", "f1"), tok, progress=progress, label="the source (torch)"
+        )
         reference["p50_ms"] = _p50_ms(runner, _feed(inputs, dataset))
     rows = []
     for target in targets().values():
@@ -98,8 +104,9 @@ def sentiment_rows(out: Path, progress: Progress) -> tuple[dict[str, Any], list[
         progress.info(f"[bold]{target.name}[/]")
         row: dict[str, Any] = {"target": target.name}
         try:
-            result = export(source, target.name, out, calib=calib, weights=weights, inputs=inputs, tokenizer=tok,
-                            progress=progress)
+            result = export(
+                source, target.name, out, calib=calib, weights=weights, inputs=inputs, tokenizer=tok, progress=progress
+            )
             report = evaluate(result.artifact, TEST_DATA, tokenizer=tok, progress=progress)
             with open_runner(result.artifact) as runner:
                 row["p50_ms"] = _p50_ms(runner, _feed(inputs, dataset))
@@ -108,21 +115,25 @@ def sentiment_rows(out: Path, progress: Progress) -> tuple[dict[str, Any], list[
             progress.warn(f"{target.name}: {e.message}")
             rows.append(row)
             continue
-        row.update(file=result.artifact.name, size_bytes=result.sidecar["size_bytes"],
-                   scheme=result.sidecar["quantization"].get("scheme_name"),
-                   accuracy=report.metrics["accuracy"], f1_macro=report.metrics["f1_macro"],
-                   accuracy_drop_pts=(reference["accuracy"] - report.metrics["accuracy"]) * 100,
-                   speedup=reference["p50_ms"] / row["p50_ms"])
+        row.update(
+            file=result.artifact.name,
+            size_bytes=result.sidecar["size_bytes"],
+            scheme=result.sidecar["quantization"].get("scheme_name"),
+            accuracy=report.metrics["accuracy"],
+            f1_macro=report.metrics["f1_macro"],
+            accuracy_drop_pts=(reference["accuracy"] - report.metrics["accuracy"]) * 100,
+            speedup=reference["p50_ms"] / row["p50_ms"],
+        )
         rows.append(row)
     return reference, rows
 
 
 def lm_rows(out: Path, progress: Progress) -> list[dict[str, Any]]:
-    from edgekit_demo import zoo_text
-    from edgekit_demo.datasets import write_tweets_csv
     from edgekit.evaluate import evaluate
     from edgekit.exporter import export
     from edgekit.spec import parse_input_specs
+    from edgekit_demo import zoo_text
+    from edgekit_demo.datasets import write_tweets_csv
 
     tok_dir, weights = _cached_lm(progress)
     source, inputs = "edgekit_demo.zoo_text:tiny_causal_lm", parse_input_specs(zoo_text.LM_INPUTS)
@@ -131,11 +142,18 @@ def lm_rows(out: Path, progress: Progress) -> list[dict[str, Any]]:
     for target in ("onnx-fp32", "onnx-int8-dynamic", "onnx-int8"):
         progress.info(f"[bold]tiny LM {target}[/]")
         try:
-            result = export(source, target, out, calib=calib, weights=weights, inputs=inputs, tokenizer=tok_dir,
-                            progress=progress)
-            report = evaluate(result.artifact, TEST_DATA, metrics=("perplexity",), tokenizer=tok_dir,
-                              reference=source if target == "onnx-fp32" else None, reference_weights=weights,
-                              progress=progress)
+            result = export(
+                source, target, out, calib=calib, weights=weights, inputs=inputs, tokenizer=tok_dir, progress=progress
+            )
+            report = evaluate(
+                result.artifact,
+                TEST_DATA,
+                metrics=("perplexity",),
+                tokenizer=tok_dir,
+                reference=source if target == "onnx-fp32" else None,
+                reference_weights=weights,
+                progress=progress,
+            )
         except EdgekitError as e:
             rows.append({"target": target, "error": e.message})
             continue
@@ -150,11 +168,20 @@ def run_demo(out_dir: str | Path, progress: Progress) -> dict[str, Any]:
     start = time.perf_counter()
     reference, rows = sentiment_rows(out, progress)
     lm = lm_rows(out, progress)
-    results = {"classifier": {"model": "all-MiniLM-L6-v2 + mean pooling + 3-class head", "data": TEST_DATA,
-                              "source": reference, "targets": rows},
-               "language_model": {"model": "tiny causal LM (2 layers, 512 BPE tokens, context 32)", "data": TEST_DATA,
-                                  "rows": lm},
-               "seconds": round(time.perf_counter() - start, 1)}
+    results = {
+        "classifier": {
+            "model": "all-MiniLM-L6-v2 + mean pooling + 3-class head",
+            "data": TEST_DATA,
+            "source": reference,
+            "targets": rows,
+        },
+        "language_model": {
+            "model": "tiny causal LM (2 layers, 512 BPE tokens, context 32)",
+            "data": TEST_DATA,
+            "rows": lm,
+        },
+        "seconds": round(time.perf_counter() - start, 1),
+    }
     _print(results)
     write_json_atomic(out / "demo-results.json", results)
     progress.info(f"results: {out / 'demo-results.json'} ({results['seconds']}s)")
@@ -168,17 +195,26 @@ def _print(results: dict[str, Any]) -> None:
 
     console = Console(width=max(120, Console().width))
     src = results["classifier"]["source"]
-    table = Table(title=f"Sentiment (MiniLM) on {TEST_DATA}: source accuracy {src['accuracy']:.3f}, "
-                        f"macro-F1 {src['f1_macro']:.3f}, p50 {src['p50_ms']:.1f} ms (torch, batch 1)")
+    table = Table(
+        title=f"Sentiment (MiniLM) on {TEST_DATA}: source accuracy {src['accuracy']:.3f}, "
+        f"macro-F1 {src['f1_macro']:.3f}, p50 {src['p50_ms']:.1f} ms (torch, batch 1)"
+    )
     for col in ("target", "size", "scheme", "accuracy", "macro-F1", "drop", "p50 ms", "speed-up"):
         table.add_column(col, justify="left" if col in ("target", "scheme") else "right")
     for r in results["classifier"]["targets"]:
         if "error" in r:
             table.add_row(r["target"], "-", "-", "[red]failed[/]", "-", "-", "-", "-")
         else:
-            table.add_row(r["target"], f"{r['size_bytes'] / 1e6:.1f} MB", r["scheme"] or "-", f"{r['accuracy']:.3f}",
-                          f"{r['f1_macro']:.3f}", f"{r['accuracy_drop_pts']:+.1f} pts", f"{r['p50_ms']:.1f}",
-                          f"{r['speedup']:.2f}x")
+            table.add_row(
+                r["target"],
+                f"{r['size_bytes'] / 1e6:.1f} MB",
+                r["scheme"] or "-",
+                f"{r['accuracy']:.3f}",
+                f"{r['f1_macro']:.3f}",
+                f"{r['accuracy_drop_pts']:+.1f} pts",
+                f"{r['p50_ms']:.1f}",
+                f"{r['speedup']:.2f}x",
+            )
     lm = Table(title="Tiny causal LM: perplexity on held-out tweets (sliding window, context 32, stride 16)")
     for col in ("model", "size", "perplexity", "tokens"):
         lm.add_column(col, justify="left" if col == "model" else "right")
@@ -188,8 +224,10 @@ def _print(results: dict[str, Any]) -> None:
         else:
             size = f"{r['size_bytes'] / 1e6:.2f} MB" if "size_bytes" in r else "-"
             lm.add_row(r["target"], size, f"{r['perplexity']:.3f}", str(r["tokens"]))
-    for title, tbl, rows in (("", table, results["classifier"]["targets"]),
-                             ("tiny LM ", lm, results["language_model"]["rows"])):
+    for title, tbl, rows in (
+        ("", table, results["classifier"]["targets"]),
+        ("tiny LM ", lm, results["language_model"]["rows"]),
+    ):
         console.print(tbl)
         for r in rows:
             if "error" in r:

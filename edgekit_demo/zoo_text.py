@@ -2,6 +2,7 @@
 
 Both are factories usable as SOURCE (`edgekit_demo.zoo_text:minilm_sentiment --weights ...`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -69,7 +70,9 @@ def train_sentiment(n_train: int = 3000, batch: int = 64, progress=None):
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch):
-            enc = tokenizer(texts[start:start + batch], padding=True, truncation=True, max_length=SEQ_LEN, return_tensors="pt")
+            enc = tokenizer(
+                texts[start : start + batch], padding=True, truncation=True, max_length=SEQ_LEN, return_tensors="pt"
+            )
             chunks.append(model.embed(enc["input_ids"], enc["attention_mask"]).numpy())
     features = np.concatenate(chunks)
     clf = linear_model.LogisticRegression(max_iter=2000, C=10.0).fit(features, labels)
@@ -112,10 +115,15 @@ def train_lm_tokenizer(folder: Path, n_texts: int = 20000) -> Path:
     tok = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token="[UNK]"))
     tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = tokenizers.decoders.ByteLevel()
-    trainer = tokenizers.trainers.BpeTrainer(vocab_size=LM_VOCAB, special_tokens=["[PAD]", "[EOS]", "[UNK]"],
-                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+    trainer = tokenizers.trainers.BpeTrainer(
+        vocab_size=LM_VOCAB,
+        special_tokens=["[PAD]", "[EOS]", "[UNK]"],
+        initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(texts, trainer)
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]")
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]"
+    )
     fast.save_pretrained(str(folder))
     return folder
 
@@ -131,7 +139,7 @@ def train_lm(tokenizer_dir: Path, n_texts: int = 8000, epochs: int = 2, seed: in
     stream = [i for t in texts for i in tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]]
     n = (len(stream) - 1) // LM_CONTEXT * LM_CONTEXT
     x = torch.tensor(stream[:n]).view(-1, LM_CONTEXT)
-    y = torch.tensor(stream[1:n + 1]).view(-1, LM_CONTEXT)
+    y = torch.tensor(stream[1 : n + 1]).view(-1, LM_CONTEXT)
     torch.manual_seed(seed)
     model = tiny_causal_lm().train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)

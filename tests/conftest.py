@@ -1,4 +1,5 @@
 """Shared fixtures: real digits data and small models trained on it (seconds), built once per session."""
+
 from __future__ import annotations
 
 import os
@@ -43,11 +44,11 @@ def test_npz(digits, workdir) -> Path:
 
 
 def _trained(factory_name: str, digits, workdir: Path, epochs: int):
-    from edgekit_demo import zoo
-
     import torch
 
-    x_train, y_train, x_test, y_test = digits
+    from edgekit_demo import zoo
+
+    x_train, y_train, _x_test, _y_test = digits
     torch.manual_seed(0)  # the same initial weights whatever ran before
     model = zoo.train(getattr(zoo, factory_name)(), x_train, y_train, epochs=epochs)
     weights = zoo.save_weights(model, workdir / f"{factory_name}.pt")

@@ -1,4 +1,5 @@
 """Helpers for tests: run the CLI in-process, evaluate an artifact on held-out digits."""
+
 from __future__ import annotations
 
 import subprocess
@@ -20,14 +21,16 @@ def run_cli(capsys, *args: str) -> tuple[int, str]:
 
 def run_cli_process(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `edgekit ARGS` in a fresh interpreter (for what must hold of the real process)."""
-    return subprocess.run([sys.executable, "-m", "edgekit", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "edgekit", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def artifact_accuracy(path, x: np.ndarray, y: np.ndarray, input_name: str = "image") -> float:
     from edgekit.runners import open_runner
 
     with open_runner(path) as runner:
-        logits = np.concatenate([list(runner.infer({input_name: x[i:i + 128]}).values())[0]
-                                 for i in range(0, len(x), 128)])
+        logits = np.concatenate(
+            [next(iter(runner.infer({input_name: x[i : i + 128]}).values())) for i in range(0, len(x), 128)]
+        )
     return float((logits.argmax(-1) == y).mean())

@@ -1,4 +1,5 @@
 """A real OpenSSH server on 127.0.0.1 for the ssh tests: throwaway host and client keys, a free port."""
+
 from __future__ import annotations
 
 import getpass
@@ -26,22 +27,35 @@ class LoopbackSshd:
         self.known_hosts = folder / "known_hosts"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "LoopbackSshd":
+    def start(self) -> LoopbackSshd:
         f = self.folder
         for name in ("host_key", "client_key"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(f / name)], check=True)
         (f / "authorized_keys").write_text((f / "client_key.pub").read_text())
         os.chmod(f / "authorized_keys", 0o600)
         config = f / "sshd_config"
-        config.write_text("\n".join([
-            f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {f / 'host_key'}",
-            f"AuthorizedKeysFile {f / 'authorized_keys'}", "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no", "PubkeyAuthentication yes", "UsePAM no", "StrictModes no",
-            "PermitRootLogin yes", f"PidFile {f / 'sshd.pid'}", "Subsystem sftp internal-sftp", "",
-        ]))
+        config.write_text(
+            "\n".join(
+                [
+                    f"Port {self.port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {f / 'host_key'}",
+                    f"AuthorizedKeysFile {f / 'authorized_keys'}",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PubkeyAuthentication yes",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "PermitRootLogin yes",
+                    f"PidFile {f / 'sshd.pid'}",
+                    "Subsystem sftp internal-sftp",
+                    "",
+                ]
+            )
+        )
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege-separation folder sshd insists on
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
-                                     stderr=open(f / "sshd.log", "w"))
+        with open(f / "sshd.log", "w") as log:  # sshd keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with socket.socket() as s:

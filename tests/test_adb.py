@@ -5,6 +5,7 @@
   shell commands in a temporary folder standing for the device, with a stand-in tool printing a real
   benchmark_model output. The edgekit code under test is the real adb transport and harness.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
-from edgekit.bench.harness import Settings, benchmark
 from edgekit.backends.litert.native import parse_tflite_benchmark
 from edgekit.backends.onnxruntime.native import parse_ort_perf_test
-from helpers import run_cli
+from edgekit.bench.harness import Settings, benchmark
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -92,8 +93,25 @@ def test_adb_command_sequence_and_results(stand_in, capsys):
     model = tmp / "model.tflite"
     model.write_bytes(b"\x00" * 1000)  # the stand-in tool does not read it
     out = tmp / "adb.json"
-    code, text = run_cli(capsys, "benchmark", model, "--device", "adb://emulator-5554", "--adb", adb, "--tool", tool,
-                         "--processes", "2", "--min-runs", "50", "--warmup", "1", "--json", out)
+    code, text = run_cli(
+        capsys,
+        "benchmark",
+        model,
+        "--device",
+        "adb://emulator-5554",
+        "--adb",
+        adb,
+        "--tool",
+        tool,
+        "--processes",
+        "2",
+        "--min-runs",
+        "50",
+        "--warmup",
+        "1",
+        "--json",
+        out,
+    )
     assert code == 0, text
     calls = [json.loads(line) for line in (tmp / "adb.log").read_text().splitlines()]
     assert all(c["serial"] == "emulator-5554" for c in calls)

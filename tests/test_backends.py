@@ -3,6 +3,7 @@
 The fake runtime here stores ONNX bytes in a `.fake` file and runs them with ONNX Runtime, so export,
 parity, `edgekit targets` and the benchmark all run for real through what the registry derives.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -11,18 +12,18 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import run_cli
+from onnx_graphs import inputs_npz, linear_classifier
 
 from edgekit.backends import registry
 from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
 from edgekit.catalog import loader
 from edgekit.errors import EdgekitError
 from edgekit.sidecar import ArtifactIO
-from helpers import run_cli
-from onnx_graphs import inputs_npz, linear_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 
-LOADER = '''
+LOADER = """
 def import_runtime():
     import onnxruntime
     return onnxruntime
@@ -31,7 +32,7 @@ def load(ort, path, threads, specs=None):
     session = ort.InferenceSession(open(path, "rb").read(), providers=["CPUExecutionProvider"])
     specs = [(i.name, "float32", list(i.shape)) for i in session.get_inputs()]
     return specs, lambda feed: session.run(None, feed), {"onnxruntime": ort.__version__}
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,17 @@ def _fake_backend(tmp_path: Path, seen: list[StepContext]) -> Backend:
 
     loader_file = tmp_path / "fake_loader.py"
     loader_file.write_text(LOADER)
-    return Backend(runtime="fake", format="fakefmt", suffixes=(".fake",), runner=runner, describe_io=describe_io,
-                   worker_loader=loader_file, runtime_modules=("onnxruntime",),
-                   converters=(Converter("onnx", "fakefmt", convert, "copy"),), plan=_plan)
+    return Backend(
+        runtime="fake",
+        format="fakefmt",
+        suffixes=(".fake",),
+        runner=runner,
+        describe_io=describe_io,
+        worker_loader=loader_file,
+        runtime_modules=("onnxruntime",),
+        converters=(Converter("onnx", "fakefmt", convert, "copy"),),
+        plan=_plan,
+    )
 
 
 @pytest.fixture
@@ -82,13 +91,27 @@ def catalog(tmp_path, monkeypatch):
         cache.cache_clear()
 
 
+def _fake_target(catalog: Path, **extra) -> None:
+    """targets/fake-fp32.yaml: what a new runtime adds to the catalog."""
+    target = {
+        "name": "fake-fp32",
+        "runtime": "fake",
+        "format": "fakefmt",
+        "suffix": ".fake",
+        "precision": "fp32",
+        "quantization": "none",
+        "needs_calibration": False,
+        "description": "a test runtime",
+        "parity": {"cosine_min": 0.9999, "top1_min": 0.99},
+        **extra,
+    }
+    (catalog / "fake-fp32.yaml").write_text(yaml.safe_dump(target))
+
+
 @pytest.fixture
 def fake(tmp_path, catalog):
     seen: list[StepContext] = []
-    (catalog / "fake-fp32.yaml").write_text(yaml.safe_dump({
-        "name": "fake-fp32", "runtime": "fake", "format": "fakefmt", "suffix": ".fake", "precision": "fp32",
-        "quantization": "none", "needs_calibration": False, "description": "a test runtime",
-        "requires": {"modules": ["onnxruntime"]}, "parity": {"cosine_min": 0.9999, "top1_min": 0.99}}))
+    _fake_target(catalog, requires={"modules": ["onnxruntime"]})
     registry.register(_fake_backend(tmp_path, seen))
     yield seen
     registry.unregister("fake")
@@ -101,9 +124,15 @@ def test_a_registered_backend_exports_runs_and_benchmarks(fake, tmp_path, capsys
     source = linear_classifier(tmp_path / "linear.onnx")
     result = export(source, "fake-fp32", tmp_path / "out", calib=inputs_npz(tmp_path / "x.npz"))
     assert result.artifact.suffix == ".fake" and result.parity.passed
-    assert result.sidecar["route"] == [{"step": "onnx->fakefmt", "tool": "copy", "applied": "none",
-                                        "seconds": result.sidecar["route"][0]["seconds"], "copied_bytes":
-                                        source.stat().st_size}]
+    assert result.sidecar["route"] == [
+        {
+            "step": "onnx->fakefmt",
+            "tool": "copy",
+            "applied": "none",
+            "seconds": result.sidecar["route"][0]["seconds"],
+            "copied_bytes": source.stat().st_size,
+        }
+    ]
     assert result.sidecar["runtime"] == "fake" and result.sidecar["quantization"]["applied"] == "none"
     # the step contract: one typed context, with the backend's own plan
     (ctx,) = fake
@@ -119,10 +148,7 @@ def test_a_registered_backend_exports_runs_and_benchmarks(fake, tmp_path, capsys
 
 
 def test_without_the_backend_the_target_is_listed_but_not_built(catalog, tmp_path, capsys):
-    (catalog / "fake-fp32.yaml").write_text(yaml.safe_dump({
-        "name": "fake-fp32", "runtime": "fake", "format": "fakefmt", "suffix": ".fake", "precision": "fp32",
-        "quantization": "none", "needs_calibration": False, "description": "a test runtime",
-        "parity": {"cosine_min": 0.9999, "top1_min": 0.99}}))
+    _fake_target(catalog)
     code, text = run_cli(capsys, "export", linear_classifier(tmp_path / "l.onnx"), "-t", "fake-fp32", "-o", tmp_path)
     assert code == 2 and "has no exporter in this version" in text
     assert not list(tmp_path.glob("*.fake"))
@@ -130,24 +156,43 @@ def test_without_the_backend_the_target_is_listed_but_not_built(catalog, tmp_pat
 
 def test_a_scheme_its_runtime_cannot_honour_is_refused_at_load(catalog, capsys):
     """TFLite's converter writes one int8 layout: a device row asking it for uint8 reduce_range is an error."""
-    (catalog / "devices" / "odd-phone.yaml").write_text(yaml.safe_dump({
-        "name": "odd-phone", "description": "a phone whose litert row asks for an x86 scheme", "arch": "aarch64",
-        "os": "android", "runtimes": {"litert": {"scheme": "u8s8_reduce_range"}}}))
+    (catalog / "devices" / "odd-phone.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "odd-phone",
+                "description": "a phone whose litert row asks for an x86 scheme",
+                "arch": "aarch64",
+                "os": "android",
+                "runtimes": {"litert": {"scheme": "u8s8_reduce_range"}},
+            }
+        )
+    )
     with pytest.raises(EdgekitError, match="litert for scheme 'u8s8_reduce_range'.*asymmetric int8.*reduce_range"):
         loader.devices()
     code, text = run_cli(capsys, "targets")
     assert code == 1 and "odd-phone" in text and "cannot honour" in text
 
 
-@pytest.mark.parametrize("runtime, scheme, phrase", [
-    ("torch-lite", "tflite_int8", "uint8 activations"),
-    ("executorch", "u8s8", "asymmetric int8"),
-    ("litert", "trt_symmetric", "asymmetric int8"),
-])
+@pytest.mark.parametrize(
+    "runtime, scheme, phrase",
+    [
+        ("torch-lite", "tflite_int8", "uint8 activations"),
+        ("executorch", "u8s8", "asymmetric int8"),
+        ("litert", "trt_symmetric", "asymmetric int8"),
+    ],
+)
 def test_each_backend_checks_its_scheme(catalog, runtime, scheme, phrase):
-    (catalog / "devices" / "odd.yaml").write_text(yaml.safe_dump({
-        "name": "odd", "description": "mismatched", "arch": "aarch64", "os": "linux",
-        "runtimes": {runtime: {"scheme": scheme}}}))
+    (catalog / "devices" / "odd.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "odd",
+                "description": "mismatched",
+                "arch": "aarch64",
+                "os": "linux",
+                "runtimes": {runtime: {"scheme": scheme}},
+            }
+        )
+    )
     with pytest.raises(EdgekitError, match=phrase):
         loader.devices()
 

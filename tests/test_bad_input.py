@@ -1,17 +1,30 @@
 """User mistakes: a one-paragraph error, exit code 2, no traceback, nothing half-written."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import run_cli, run_cli_process
 
 from edgekit_demo import zoo
-from helpers import run_cli, run_cli_process
 
 
 def _export_cnn(capsys, weights, target, out, *extra):
     """`edgekit export` of the built-in digits CNN with `weights`, as a user would type it."""
-    return run_cli(capsys, "export", "edgekit_demo.zoo:digits_cnn", "--weights", weights, "-t", target,
-                   "--input", zoo.DIGITS_INPUT, *extra, "-o", out)
+    return run_cli(
+        capsys,
+        "export",
+        "edgekit_demo.zoo:digits_cnn",
+        "--weights",
+        weights,
+        "-t",
+        target,
+        "--input",
+        zoo.DIGITS_INPUT,
+        *extra,
+        "-o",
+        out,
+    )
 
 
 def _no_outputs(folder):
@@ -42,8 +55,14 @@ def test_corrupt_onnx_file(capsys, tmp_path):
 def test_truncated_onnx_file(capsys, cnn, calib_npz, tmp_path):
     from edgekit.exporter import export
 
-    good = export("edgekit_demo.zoo:digits_cnn", "onnx-fp32", tmp_path / "a", weights=cnn[1], calib=calib_npz,
-                  inputs=(zoo_input(),)).artifact
+    good = export(
+        "edgekit_demo.zoo:digits_cnn",
+        "onnx-fp32",
+        tmp_path / "a",
+        weights=cnn[1],
+        calib=calib_npz,
+        inputs=(zoo_input(),),
+    ).artifact
     cut = tmp_path / "cut.onnx"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     code, out = run_cli(capsys, "export", cut, "-t", "onnx-fp32", "-o", tmp_path / "out")
@@ -62,8 +81,19 @@ def test_unknown_target_suggests_names(capsys, tmp_path):
 
 
 def test_wrong_input_spec(capsys, cnn, tmp_path):
-    code, out = run_cli(capsys, "export", "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1], "-t", "onnx-fp32",
-                        "--input", "image:float32", "-o", tmp_path / "out")
+    code, out = run_cli(
+        capsys,
+        "export",
+        "edgekit_demo.zoo:digits_cnn",
+        "--weights",
+        cnn[1],
+        "-t",
+        "onnx-fp32",
+        "--input",
+        "image:float32",
+        "-o",
+        tmp_path / "out",
+    )
     _assert_clean_failure(code, out, tmp_path / "out", "NAME:DTYPE:SHAPE")
 
 
@@ -118,7 +148,9 @@ def test_parity_failure_exits_1_and_keeps_nothing_at_the_final_name(capsys, cnn,
     from edgekit.catalog import get_target
     from edgekit.catalog.schema import Tolerance
 
-    strict = get_target("onnx-int8").model_copy(update={"parity": Tolerance(cosine_min=1.0, top1_min=1.0, max_abs=1e-9)})
+    strict = get_target("onnx-int8").model_copy(
+        update={"parity": Tolerance(cosine_min=1.0, top1_min=1.0, max_abs=1e-9)}
+    )
     monkeypatch.setattr(exporter, "get_target", lambda name: strict)
     out_dir = tmp_path / "out"
     code, out = _export_cnn(capsys, cnn[1], "onnx-int8", out_dir, "--calib", calib_npz)
@@ -133,10 +165,12 @@ def test_help_does_not_import_frameworks():
     import subprocess
     import sys
 
-    code = ("import sys; from edgekit.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'tensorflow', 'onnxruntime', 'transformers') if m in sys.modules]\n"
-            "print('HEAVY', heavy)")
+    code = (
+        "import sys; from edgekit.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'tensorflow', 'onnxruntime', 'transformers') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in result.stdout, result.stdout + result.stderr
     assert "export" in result.stdout and "targets" in result.stdout

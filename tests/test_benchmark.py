@@ -1,4 +1,5 @@
 """The benchmark harness, run for real: fresh worker processes, statistics, JSON contract, baseline gate, ssh."""
+
 from __future__ import annotations
 
 import json
@@ -7,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_cli
+from sshd import SSHD, LoopbackSshd
 
-from edgekit_demo import zoo
 from edgekit.bench import stats
 from edgekit.bench.harness import Settings, benchmark, compare_baseline
 from edgekit.exporter import export
 from edgekit.spec import parse_input_spec
 from edgekit.transport.base import DeviceError
-from helpers import run_cli
-from sshd import SSHD, LoopbackSshd
+from edgekit_demo import zoo
 
 QUICK = Settings(threads=(1,), batches=(1, 4), warmup=3, min_runs=20, min_time=0.05, processes=3)
 
@@ -23,8 +24,17 @@ QUICK = Settings(threads=(1,), batches=(1, 4), warmup=3, min_runs=20, min_time=0
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, cnn, calib_npz):
     out = tmp_path_factory.mktemp("bench")
-    return [export("edgekit_demo.zoo:digits_cnn", t, out, calib=calib_npz, weights=cnn[1],
-                   inputs=(parse_input_spec(zoo.DIGITS_INPUT),)).artifact for t in ("onnx-fp32", "onnx-int8")]
+    return [
+        export(
+            "edgekit_demo.zoo:digits_cnn",
+            t,
+            out,
+            calib=calib_npz,
+            weights=cnn[1],
+            inputs=(parse_input_spec(zoo.DIGITS_INPUT),),
+        ).artifact
+        for t in ("onnx-fp32", "onnx-int8")
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +47,19 @@ def local_runs(files):
 def test_runs_follow_the_json_contract(local_runs, files):
     assert len(local_runs) == 4  # 2 artifacts x 2 batch sizes
     for run in local_runs:
-        assert {"artifact", "target", "device", "latency_ms", "init_ms", "first_inference_ms", "peak_rss_mb",
-                "throughput_per_s", "size_bytes", "samples_ms", "environment"} <= set(run)
+        assert {
+            "artifact",
+            "target",
+            "device",
+            "latency_ms",
+            "init_ms",
+            "first_inference_ms",
+            "peak_rss_mb",
+            "throughput_per_s",
+            "size_bytes",
+            "samples_ms",
+            "environment",
+        } <= set(run)
         lat = run["latency_ms"]
         assert {"p50", "p90", "p99", "mean", "std"} <= set(lat)
         assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"]
@@ -122,7 +143,7 @@ def test_missing_artifact_exits_2(capsys, tmp_path):
 
 def test_hung_device_times_out_with_a_clear_error(files):
     """A worker that never finishes: the harness stops at the timeout and says so instead of hanging."""
-    endless = Settings(batches=(64,), min_runs=10 ** 9, min_time=600, processes=1)
+    endless = Settings(batches=(64,), min_runs=10**9, min_time=600, processes=1)
     runs, error = benchmark(files[:1], "local", endless, timeout=3)
     assert runs == [] and "did not answer within 3s" in error
 
@@ -149,9 +170,26 @@ def sshd(tmp_path_factory):
 @pytest.mark.ssh
 def test_benchmark_over_ssh_on_loopback(sshd, files, tmp_path, capsys):
     out = tmp_path / "ssh.json"
-    code, text = run_cli(capsys, "benchmark", *files, "--device", sshd.url, "--identity", sshd.key,
-                         "--python", sys.executable, *sum((["--ssh-option", o] for o in sshd.ssh_options), []),
-                         "--min-runs", "20", "--min-time", "0.05", "--processes", "2", "--json", out)
+    code, text = run_cli(
+        capsys,
+        "benchmark",
+        *files,
+        "--device",
+        sshd.url,
+        "--identity",
+        sshd.key,
+        "--python",
+        sys.executable,
+        *[arg for o in sshd.ssh_options for arg in ("--ssh-option", o)],
+        "--min-runs",
+        "20",
+        "--min-time",
+        "0.05",
+        "--processes",
+        "2",
+        "--json",
+        out,
+    )
     assert code == 0, text
     runs = json.loads(out.read_text())
     assert len(runs) == 2 and all(r["device"] == f"ssh://{sshd.user}@127.0.0.1:{sshd.port}" for r in runs)
@@ -161,11 +199,10 @@ def test_benchmark_over_ssh_on_loopback(sshd, files, tmp_path, capsys):
 @pytest.mark.ssh
 def test_ssh_host_without_runtime_says_what_is_missing(sshd, files, tmp_path):
     fake_python = tmp_path / "python-without-ort"
-    fake_python.write_text("#!/bin/sh\nexec /usr/bin/env -i PATH=/usr/bin:/bin python3 -I \"$@\"\n")
+    fake_python.write_text('#!/bin/sh\nexec /usr/bin/env -i PATH=/usr/bin:/bin python3 -I "$@"\n')
     fake_python.chmod(0o755)
     with pytest.raises(DeviceError, match="onnxruntime"):
-        benchmark(files[:1], sshd.url, QUICK, identity=str(sshd.key), python=str(fake_python),
-                  options=sshd.ssh_options)
+        benchmark(files[:1], sshd.url, QUICK, identity=str(sshd.key), python=str(fake_python), options=sshd.ssh_options)
 
 
 @pytest.mark.ssh

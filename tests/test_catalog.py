@@ -1,4 +1,5 @@
 """The YAML catalog: every file validates, every DESIGN.md target is there, resolve() reads device rules."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,10 +10,22 @@ from edgekit.catalog.detect import cpu_flags, local_device
 from edgekit.errors import UnknownNameError
 
 DESIGN_TARGETS = {
-    "tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int16x8",
-    "onnx-fp32", "onnx-fp16", "onnx-int8-dynamic", "onnx-int8",
-    "tensorrt-fp32", "tensorrt-fp16", "tensorrt-int8",
-    "pytorch-mobile", "pytorch-mobile-int8", "executorch-fp32", "executorch-int8",
+    "tflite-fp32",
+    "tflite-fp16",
+    "tflite-dynamic",
+    "tflite-int8",
+    "tflite-int16x8",
+    "onnx-fp32",
+    "onnx-fp16",
+    "onnx-int8-dynamic",
+    "onnx-int8",
+    "tensorrt-fp32",
+    "tensorrt-fp16",
+    "tensorrt-int8",
+    "pytorch-mobile",
+    "pytorch-mobile-int8",
+    "executorch-fp32",
+    "executorch-int8",
 }
 
 
@@ -82,15 +95,39 @@ def test_built_wheel_ships_the_catalog(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path / "wheel"), str(root)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "wheel"),
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
+    )
     wheel = next((tmp_path / "wheel").glob("edgekit-*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"),
-                    str(wheel)], check=True, capture_output=True)
-    code = ("import edgekit.catalog.loader as l; print(l.catalog_dir()); "
-            "print(len(l.targets()), len(l.devices()), len(l.schemes()))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                            env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import edgekit.catalog.loader as l; print(l.catalog_dir()); "
+        "print(len(l.targets()), len(l.devices()), len(l.schemes()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
+    )
     lines = result.stdout.split()
     assert result.returncode == 0, result.stderr
     assert str(tmp_path / "site") in lines[0] and lines[1:] == ["16", str(len(devices())), str(len(schemes()))]
@@ -102,7 +139,10 @@ def test_no_deps_hints_match_requirements_nodeps():
 
     from edgekit._lazy import NO_DEPS
 
-    pinned = {line.strip() for line in (Path(__file__).parents[1] / "requirements-nodeps.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#")}
+    pinned = {
+        line.strip()
+        for line in (Path(__file__).parents[1] / "requirements-nodeps.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     for packages in NO_DEPS.values():
         assert set(packages.split()) <= pinned, packages

@@ -1,14 +1,16 @@
 """Evaluation through the exported file's runtime: metrics, perplexity, gates, bad input."""
+
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
 import numpy as np
 import pytest
+from helpers import run_cli
 from sklearn import metrics as skm
 
-from edgekit_demo import zoo
 from edgekit.errors import DataError, UsageError
 from edgekit.evaluate import evaluate
 from edgekit.evaluate.metrics import classification_metrics, token_nll
@@ -16,7 +18,7 @@ from edgekit.evaluate.perplexity import evaluate_perplexity, stream_windows
 from edgekit.exporter import export
 from edgekit.runners.base import Runner
 from edgekit.spec import TensorSpec, parse_input_spec
-from helpers import run_cli
+from edgekit_demo import zoo
 
 IMAGE = (parse_input_spec(zoo.DIGITS_INPUT),)
 
@@ -74,7 +76,7 @@ def test_perplexity_equals_hand_computed_value():
     table = rng.standard_normal((5, 5))
     ids = rng.integers(0, 5, 40)
     log_probs = table - np.log(np.exp(table).sum(-1, keepdims=True))
-    expected = math.exp(-np.mean([log_probs[a, b] for a, b in zip(ids[:-1], ids[1:])]))
+    expected = math.exp(-np.mean([log_probs[a, b] for a, b in itertools.pairwise(ids)]))
     with _Bigram(table, context=8) as runner:
         result = evaluate_perplexity(runner, ids, context=8, stride=4)
     assert result["tokens"] == len(ids) - 1  # every token but the first is scored exactly once
@@ -98,13 +100,20 @@ def test_token_nll_is_stable_for_large_logits():
 @pytest.fixture(scope="module")
 def cnn_files(tmp_path_factory, cnn, calib_npz):
     out = tmp_path_factory.mktemp("eval")
-    return {t: export("edgekit_demo.zoo:digits_cnn", t, out, calib=calib_npz, weights=cnn[1], inputs=IMAGE).artifact
-            for t in ("onnx-fp32", "onnx-int8")}
+    return {
+        t: export("edgekit_demo.zoo:digits_cnn", t, out, calib=calib_npz, weights=cnn[1], inputs=IMAGE).artifact
+        for t in ("onnx-fp32", "onnx-int8")
+    }
 
 
 def test_evaluate_int8_against_source_with_a_gate_that_passes(cnn_files, cnn, test_npz):
-    report = evaluate(cnn_files["onnx-int8"], test_npz, reference="edgekit_demo.zoo:digits_cnn",
-                      reference_weights=cnn[1], max_drop=1.5)
+    report = evaluate(
+        cnn_files["onnx-int8"],
+        test_npz,
+        reference="edgekit_demo.zoo:digits_cnn",
+        reference_weights=cnn[1],
+        max_drop=1.5,
+    )
     assert report.passed, report.failures
     assert report.metrics["accuracy"] > 0.85
     assert report.drop["accuracy"] == pytest.approx((report.reference["accuracy"] - report.metrics["accuracy"]) * 100)
@@ -120,8 +129,21 @@ def test_gate_that_fails_exits_1_with_the_numbers(capsys, cnn_files, cnn, tmp_pa
     # the artifact is the weak model; the reference is the well-trained one
     weak_file = export("edgekit_demo.zoo:digits_cnn", "onnx-fp32", tmp_path / "w", weights=weak, inputs=IMAGE).artifact
     out_json = tmp_path / "report.json"
-    code, out = run_cli(capsys, "evaluate", weak_file, "--data", "builtin:digits:test", "--reference",
-                        "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1], "--max-drop", "1", "--json", out_json)
+    code, out = run_cli(
+        capsys,
+        "evaluate",
+        weak_file,
+        "--data",
+        "builtin:digits:test",
+        "--reference",
+        "edgekit_demo.zoo:digits_cnn",
+        "--weights",
+        cnn[1],
+        "--max-drop",
+        "1",
+        "--json",
+        out_json,
+    )
     assert code == 1, out
     assert "gate failed" in out and "exceeds --max-drop 1.0" in out
     report = json.loads(out_json.read_text())
@@ -132,19 +154,36 @@ def test_gate_that_fails_exits_1_with_the_numbers(capsys, cnn_files, cnn, tmp_pa
 
 def test_evaluate_cli_json_contract(capsys, cnn_files, cnn, tmp_path):
     out_json = tmp_path / "r.json"
-    code, out = run_cli(capsys, "evaluate", cnn_files["onnx-fp32"], "--data", "builtin:digits:test",
-                        "--metric", "accuracy,f1", "--reference", "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1],
-                        "--max-drop", "0.5", "--json", out_json)
+    code, out = run_cli(
+        capsys,
+        "evaluate",
+        cnn_files["onnx-fp32"],
+        "--data",
+        "builtin:digits:test",
+        "--metric",
+        "accuracy,f1",
+        "--reference",
+        "edgekit_demo.zoo:digits_cnn",
+        "--weights",
+        cnn[1],
+        "--max-drop",
+        "0.5",
+        "--json",
+        out_json,
+    )
     assert code == 0, out
     report = json.loads(out_json.read_text())
     assert report["passed"] is True and report["drop"]["accuracy"] == pytest.approx(0.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("args,phrase", [
-    (["--metric", "bleu"], "Unknown metric"),
-    (["--metric", "accuracy,perplexity"], "one kind per run"),
-    (["--max-drop", "1"], "needs --reference"),
-])
+@pytest.mark.parametrize(
+    "args,phrase",
+    [
+        (["--metric", "bleu"], "Unknown metric"),
+        (["--metric", "accuracy,perplexity"], "one kind per run"),
+        (["--max-drop", "1"], "needs --reference"),
+    ],
+)
 def test_bad_evaluate_usage_exits_2(capsys, cnn_files, args, phrase):
     code, out = run_cli(capsys, "evaluate", cnn_files["onnx-fp32"], "--data", "builtin:digits:test", *args)
     assert code == 2 and phrase in out and "Traceback" not in out

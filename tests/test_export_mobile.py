@@ -1,14 +1,15 @@
 """PyTorch Mobile (lite interpreter) and ExecuTorch targets: real exports of the trained models, run in
 the lite interpreter and the ExecuTorch runtime."""
+
 from __future__ import annotations
 
 import pytest
+from helpers import artifact_accuracy
 
-from edgekit_demo import zoo
 from edgekit.errors import NoRouteError, UsageError
 from edgekit.exporter import export
 from edgekit.spec import parse_input_spec
-from helpers import artifact_accuracy
+from edgekit_demo import zoo
 
 IMAGE = (parse_input_spec(zoo.DIGITS_INPUT),)
 
@@ -17,8 +18,11 @@ IMAGE = (parse_input_spec(zoo.DIGITS_INPUT),)
 def mobile(tmp_path_factory, cnn, mlp, transformer, calib_npz):
     out = tmp_path_factory.mktemp("mobile")
     models = {"digits_mlp": mlp, "digits_cnn": cnn, "tiny_transformer": transformer}
-    return {(name, t): export(f"edgekit_demo.zoo:{name}", t, out, calib=calib_npz, weights=weights, inputs=IMAGE)
-            for name, (_, weights) in models.items() for t in ("pytorch-mobile", "pytorch-mobile-int8")}
+    return {
+        (name, t): export(f"edgekit_demo.zoo:{name}", t, out, calib=calib_npz, weights=weights, inputs=IMAGE)
+        for name, (_, weights) in models.items()
+        for t in ("pytorch-mobile", "pytorch-mobile-int8")
+    }
 
 
 @pytest.mark.parametrize("model", ["digits_mlp", "digits_cnn", "tiny_transformer"])
@@ -60,8 +64,15 @@ def test_tracing_when_scripting_fails(tmp_path, calib_npz):
 
 
 def test_quantized_engine_follows_the_device(tmp_path, cnn, calib_npz):
-    result = export("edgekit_demo.zoo:digits_cnn", "pytorch-mobile-int8", tmp_path, calib=calib_npz, weights=cnn[1],
-                    inputs=IMAGE, device="arm64")
+    result = export(
+        "edgekit_demo.zoo:digits_cnn",
+        "pytorch-mobile-int8",
+        tmp_path,
+        calib=calib_npz,
+        weights=cnn[1],
+        inputs=IMAGE,
+        device="arm64",
+    )
     assert result.sidecar["route"][0]["quantization"]["engine"] == "qnnpack"
 
 
@@ -93,8 +104,11 @@ EXECUTORCH = ("executorch-fp32", "executorch-int8")
 def pte(tmp_path_factory, cnn, transformer, calib_npz):
     out = tmp_path_factory.mktemp("pte")
     models = {"digits_cnn": cnn, "tiny_transformer": transformer}
-    return {(name, t): export(f"edgekit_demo.zoo:{name}", t, out, calib=calib_npz, weights=weights, inputs=IMAGE)
-            for name, (_, weights) in models.items() for t in EXECUTORCH}
+    return {
+        (name, t): export(f"edgekit_demo.zoo:{name}", t, out, calib=calib_npz, weights=weights, inputs=IMAGE)
+        for name, (_, weights) in models.items()
+        for t in EXECUTORCH
+    }
 
 
 @pytest.mark.parametrize("model", ["digits_cnn", "tiny_transformer"])

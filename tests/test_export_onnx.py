@@ -1,15 +1,16 @@
 """Real exports of trained models to every ONNX target: parity, accuracy, size, sidecar."""
+
 from __future__ import annotations
 
 import json
 
 import onnx
 import pytest
+from helpers import artifact_accuracy
 
-from edgekit_demo import zoo
 from edgekit.exporter import export
 from edgekit.spec import parse_input_spec
-from helpers import artifact_accuracy
+from edgekit_demo import zoo
 
 ONNX_TARGETS = ["onnx-fp32", "onnx-fp16", "onnx-int8-dynamic", "onnx-int8"]
 IMAGE = (parse_input_spec(zoo.DIGITS_INPUT),)
@@ -20,10 +21,11 @@ def exported(request, tmp_path_factory, cnn, mlp, transformer, calib_npz):
     """Every built-in model exported to every ONNX target once for this module."""
     out = tmp_path_factory.mktemp("onnx")
     results = {}
-    for name, (model, weights) in {"digits_mlp": mlp, "digits_cnn": cnn, "tiny_transformer": transformer}.items():
+    for name, (_model, weights) in {"digits_mlp": mlp, "digits_cnn": cnn, "tiny_transformer": transformer}.items():
         for target in ONNX_TARGETS:
-            results[name, target] = export(f"edgekit_demo.zoo:{name}", target, out / name, calib=calib_npz,
-                                           weights=weights, inputs=IMAGE)
+            results[name, target] = export(
+                f"edgekit_demo.zoo:{name}", target, out / name, calib=calib_npz, weights=weights, inputs=IMAGE
+            )
     return results
 
 
@@ -81,7 +83,9 @@ def test_static_int8_keeps_float_ops_float(exported):
     for node in model.graph.node:
         if node.op_type in ("Softmax", "LayerNormalization"):
             checked += 1
-            wrapped = producer.get(node.input[0]) == "DequantizeLinear" and consumers.get(node.output[0]) == {"QuantizeLinear"}
+            wrapped = producer.get(node.input[0]) == "DequantizeLinear" and consumers.get(node.output[0]) == {
+                "QuantizeLinear"
+            }
             assert not wrapped, f"{node.op_type} {node.name} was quantized"
     assert checked >= 1
 
@@ -98,15 +102,25 @@ def test_fp16_keeps_float32_io(exported):
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
 
 
-@pytest.mark.parametrize("device,act_dtype,reduce_range", [
-    ("arm64", onnx.TensorProto.INT8, False),
-    ("x86-vnni", onnx.TensorProto.UINT8, False),
-    ("x86-avx2", onnx.TensorProto.UINT8, True),
-])
+@pytest.mark.parametrize(
+    "device,act_dtype,reduce_range",
+    [
+        ("arm64", onnx.TensorProto.INT8, False),
+        ("x86-vnni", onnx.TensorProto.UINT8, False),
+        ("x86-avx2", onnx.TensorProto.UINT8, True),
+    ],
+)
 def test_device_profile_changes_the_int8_recipe(tmp_path, cnn, calib_npz, device, act_dtype, reduce_range):
     _, weights = cnn
-    result = export("edgekit_demo.zoo:digits_cnn", "onnx-int8", tmp_path, calib=calib_npz, weights=weights,
-                    inputs=IMAGE, device=device)
+    result = export(
+        "edgekit_demo.zoo:digits_cnn",
+        "onnx-int8",
+        tmp_path,
+        calib=calib_npz,
+        weights=weights,
+        inputs=IMAGE,
+        device=device,
+    )
     assert result.sidecar["device"]["name"] == device
     assert result.sidecar["quantization"]["reduce_range"] is reduce_range
     model = onnx.load(str(result.artifact))

@@ -1,15 +1,16 @@
 """TFLite / LiteRT targets: a digits CNN trained in Keras and in PyTorch through every tflite target,
 run in LiteRT; the tiny transformer through the int8 targets; the integer-only check; device rules."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import artifact_accuracy, run_cli
 
-from edgekit_demo import zoo
+from edgekit.backends.litert.tflite_file import read_tflite
 from edgekit.exporter import export
 from edgekit.spec import parse_input_spec
-from edgekit.backends.litert.tflite_file import read_tflite
-from helpers import artifact_accuracy, run_cli
+from edgekit_demo import zoo
 
 TFLITE = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int16x8")
 IMAGE = (parse_input_spec(zoo.DIGITS_INPUT),)
@@ -33,8 +34,9 @@ def tflite(tmp_path_factory, keras_cnn, cnn, calib_npz):
     results = {}
     for target in TFLITE:
         results["keras", target] = export(keras_path, target, out / "keras", calib=keras_calib)
-        results["torch", target] = export("edgekit_demo.zoo:digits_cnn", target, out / "torch", calib=calib_npz,
-                                          weights=cnn[1], inputs=IMAGE)
+        results["torch", target] = export(
+            "edgekit_demo.zoo:digits_cnn", target, out / "torch", calib=calib_npz, weights=cnn[1], inputs=IMAGE
+        )
     return results
 
 
@@ -87,7 +89,9 @@ def test_routes_in_the_sidecar(tflite):
     assert [s["step"] for s in torch_route] == ["torch->onnx", "onnx->tflite"]
     assert torch_route[1]["static_shapes"] == {"image": [1, 1, 8, 8]}  # onnx2tf with every shape fixed
     # one calibration cap for every runtime: the converter saw what export read (256 of --calib)
-    assert torch_route[1]["calibration_samples"] == tflite["torch", "tflite-int8"].sidecar["calibration"]["samples"] == 256
+    assert (
+        torch_route[1]["calibration_samples"] == tflite["torch", "tflite-int8"].sidecar["calibration"]["samples"] == 256
+    )
     assert torch_route[1]["applied"] == "full-integer"
 
 
@@ -99,8 +103,9 @@ def test_transformer_encoder_dynamic_and_int8(tmp_path, transformer, digits, cal
     with torch.inference_mode():
         float_acc = float((model(torch.from_numpy(x_test)).argmax(-1).numpy() == y_test).mean())
     for target in ("tflite-dynamic", "tflite-int8"):
-        result = export("edgekit_demo.zoo:tiny_transformer", target, tmp_path, calib=calib_npz, weights=weights,
-                        inputs=IMAGE)
+        result = export(
+            "edgekit_demo.zoo:tiny_transformer", target, tmp_path, calib=calib_npz, weights=weights, inputs=IMAGE
+        )
         assert result.parity.passed
         assert artifact_accuracy(result.artifact, x_test, y_test) >= float_acc - 0.015, target
     ops = read_tflite(result.artifact).op_types()
@@ -139,14 +144,30 @@ def test_float_ops_are_refused_unless_allowed(tmp_path, capsys):
 def test_npu_profile_wants_full_integer_and_its_ops(tmp_path, cnn, transformer, calib_npz):
     from edgekit.errors import UsageError
 
-    result = export("edgekit_demo.zoo:digits_cnn", "tflite-int8", tmp_path, calib=calib_npz, weights=cnn[1],
-                    inputs=IMAGE, device="android-npu")
+    result = export(
+        "edgekit_demo.zoo:digits_cnn",
+        "tflite-int8",
+        tmp_path,
+        calib=calib_npz,
+        weights=cnn[1],
+        inputs=IMAGE,
+        device="android-npu",
+    )
     assert result.parity.passed and result.sidecar["device"]["name"] == "android-npu"
     with pytest.raises(UsageError, match="runs only full-integer litert files"):
-        export("edgekit_demo.zoo:digits_cnn", "tflite-fp32", tmp_path, weights=cnn[1], inputs=IMAGE, device="android-npu")
+        export(
+            "edgekit_demo.zoo:digits_cnn", "tflite-fp32", tmp_path, weights=cnn[1], inputs=IMAGE, device="android-npu"
+        )
     with pytest.raises(UsageError, match="does not run BATCH_MATMUL.*GATHER") as info:
-        export("edgekit_demo.zoo:tiny_transformer", "tflite-int8", tmp_path / "t", calib=calib_npz, weights=transformer[1],
-               inputs=IMAGE, device="android-npu")
+        export(
+            "edgekit_demo.zoo:tiny_transformer",
+            "tflite-int8",
+            tmp_path / "t",
+            calib=calib_npz,
+            weights=transformer[1],
+            inputs=IMAGE,
+            device="android-npu",
+        )
     assert "It runs: CONV_2D" in info.value.hint
     assert not (tmp_path / "t").exists() or not list((tmp_path / "t").iterdir())
 
@@ -186,7 +207,9 @@ def test_untraceable_keras_model(tmp_path, capsys):
     model = tests_models.python_branch_keras()
     path = tmp_path / "branch.keras"
     model.save(path)
-    code, out = run_cli(capsys, "export", path, "-t", "tflite-fp32", "--input", "x:float32:batchx8", "-o", tmp_path / "o")
+    code, out = run_cli(
+        capsys, "export", path, "-t", "tflite-fp32", "--input", "x:float32:batchx8", "-o", tmp_path / "o"
+    )
     assert code == 2 and "cannot be traced" in out and "SymbolicTensor" in out and "in call()" in out
     code, out = run_cli(capsys, "export", path, "-t", "tflite-fp32", "-o", tmp_path / "o")
     assert code == 2 and "records no inputs" in out and "--input" in out
@@ -198,8 +221,13 @@ def test_other_source_kinds_reach_tflite(tmp_path, mlp, digits, calib_npz):
     import torch
 
     x_train, y_train, x_test, y_test = digits
-    h5 = tf_keras.Sequential([tf_keras.layers.Input((64,), name="pixels"), tf_keras.layers.Dense(32, activation="relu"),
-                              tf_keras.layers.Dense(10)])
+    h5 = tf_keras.Sequential(
+        [
+            tf_keras.layers.Input((64,), name="pixels"),
+            tf_keras.layers.Dense(32, activation="relu"),
+            tf_keras.layers.Dense(10),
+        ]
+    )
     h5.compile("adam", tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     h5.fit(x_train.reshape(-1, 64), y_train, epochs=3, verbose=0)
     h5.save(tmp_path / "mlp.h5")
@@ -210,12 +238,18 @@ def test_other_source_kinds_reach_tflite(tmp_path, mlp, digits, calib_npz):
     module = mlp[0].eval()
     torch.jit.trace(module, torch.from_numpy(x_train[:2])).save(str(tmp_path / "mlp.pt"))
     batch = {"input": {0: torch.export.Dim("batch")}}
-    torch.export.save(torch.export.export(module, (torch.from_numpy(x_train[:2]),), dynamic_shapes=batch),
-                      str(tmp_path / "mlp.pt2"))
+    torch.export.save(
+        torch.export.export(module, (torch.from_numpy(x_train[:2]),), dynamic_shapes=batch), str(tmp_path / "mlp.pt2")
+    )
     np.savez(tmp_path / "input.npz", input=x_train[:128])  # nn.Sequential's forward argument is `input`
     for source, calib, name in (("mlp.pt", calib_npz, "image"), ("mlp.pt2", tmp_path / "input.npz", "input")):
-        result = export(tmp_path / source, "tflite-dynamic", tmp_path / source.replace(".", "_"), calib=calib,
-                        inputs=IMAGE if source.endswith(".pt") else ())
+        result = export(
+            tmp_path / source,
+            "tflite-dynamic",
+            tmp_path / source.replace(".", "_"),
+            calib=calib,
+            inputs=IMAGE if source.endswith(".pt") else (),
+        )
         assert result.parity.passed and [s["step"] for s in result.sidecar["route"]] == ["torch->onnx", "onnx->tflite"]
         assert artifact_accuracy(result.artifact, x_test, y_test, input_name=name) > 0.85
 
@@ -234,8 +268,16 @@ def test_converter_failure_is_reported_and_leaves_nothing(tmp_path, capsys):
     cause in one paragraph, no file."""
     from edgekit_demo.zoo_text import LM_INPUTS
 
-    code, out = run_cli(capsys, "export", "edgekit_demo.zoo_text:tiny_causal_lm", "-t", "tflite-fp32",
-                        *[a for spec in LM_INPUTS for a in ("--input", spec)], "-o", tmp_path / "o")
+    code, out = run_cli(
+        capsys,
+        "export",
+        "edgekit_demo.zoo_text:tiny_causal_lm",
+        "-t",
+        "tflite-fp32",
+        *[a for spec in LM_INPUTS for a in ("--input", spec)],
+        "-o",
+        tmp_path / "o",
+    )
     assert code == 1 and "onnx2tf could not convert the ONNX export of edgekit_demo.zoo_text:tiny_causal_lm" in out
     assert "Traceback" not in out
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())

@@ -1,10 +1,13 @@
 """The sidecar as a versioned contract, and parity that matches outputs by name (real ONNX Runtime files)."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from helpers import run_cli
+from onnx_graphs import inputs_npz, linear_classifier
 
 from edgekit.backends.onnxruntime.runner import OnnxRuntimeRunner
 from edgekit.catalog.schema import OutputTolerance, Tolerance
@@ -14,8 +17,6 @@ from edgekit.exporter import export
 from edgekit.parity import check_parity
 from edgekit.runners import open_runner
 from edgekit.sidecar import SCHEMA_FILE, Sidecar, json_schema, read_sidecar, sidecar_path
-from helpers import run_cli
-from onnx_graphs import inputs_npz, linear_classifier
 
 LOOSE = Tolerance(cosine_min=0.9999, top1_min=0.99)
 
@@ -103,6 +104,8 @@ def test_per_output_tolerances(tmp_path):
     a = linear_classifier(tmp_path / "a.onnx")
     b = linear_classifier(tmp_path / "b.onnx", noise=0.3)  # scores differ, features are the same
     assert not _parity(a, b).passed
-    relaxed = Tolerance(cosine_min=0.9999, top1_min=0.99, outputs={"scores": OutputTolerance(cosine_min=0.5, top1_min=0)})
+    relaxed = Tolerance(
+        cosine_min=0.9999, top1_min=0.99, outputs={"scores": OutputTolerance(cosine_min=0.5, top1_min=0)}
+    )
     result = _parity(a, b, relaxed)
     assert result.passed and {o.name: o.passed for o in result.outputs} == {"scores": True, "features": True}

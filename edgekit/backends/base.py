@@ -4,15 +4,18 @@ A backend owns its converters (edges of the route graph into its format), its qu
 the reading of its files' I/O description, the benchmark-worker loader and the native benchmark tool.
 Declaring a backend imports nothing heavy: every step body imports its framework when it runs.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from edgekit.errors import ConversionError, DataError
 
 if TYPE_CHECKING:
-    from edgekit.catalog.resolve import Recipe
-    from edgekit.catalog.schema import RuntimeRule, Scheme
+    from edgekit.catalog.schema import Recipe, RuntimeRule, Scheme
     from edgekit.data import Dataset
     from edgekit.runners.base import Runner
     from edgekit.sidecar import ArtifactIO
@@ -35,6 +38,24 @@ class StepContext:
     data: Dataset | None
     out: Path
     batch_size: int = 1  # the batch each calibration feed must have (fixed-batch models)
+
+    @property
+    def src_file(self) -> Path:
+        """The previous step's file; quantizers always have one (the exporter saves an ONNX source first)."""
+        if self.src is None:
+            raise ConversionError(f"A step after conversion got no file to work on ({self.recipe.target}).")
+        return self.src
+
+    @property
+    def calibration(self) -> Dataset:
+        """The calibration data, for steps that cannot work without it."""
+        if self.data is None:
+            from edgekit.data import CALIB_HINT
+
+            raise DataError(
+                f"Target {self.recipe.target} quantizes activations and needs calibration data.", hint=CALIB_HINT
+            )
+        return self.data
 
 
 @dataclass
@@ -114,5 +135,8 @@ class Backend:
 
     def quantizes(self, quantization: str) -> bool:
         """Whether an export to this backend can apply `quantization` (in a converter or after it)."""
-        return (quantization == "none" or self.quantizer(quantization) is not None
-                or any(quantization in c.quantizes for c in self.converters))
+        return (
+            quantization == "none"
+            or self.quantizer(quantization) is not None
+            or any(quantization in c.quantizes for c in self.converters)
+        )

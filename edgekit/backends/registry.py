@@ -3,6 +3,7 @@
 Every sub-package of edgekit.backends that defines `BACKEND` is registered on first use; `register()`
 adds one from elsewhere (a plugin, a test). Nothing heavy is imported: backends declare, steps import.
 """
+
 from __future__ import annotations
 
 import functools
@@ -63,8 +64,9 @@ def backend_for_file(path: str | Path) -> Backend:
     for backend in backends().values():
         if suffix in backend.suffixes:
             return backend
-    raise UsageError(f"No runtime for '{suffix}' files in this version.",
-                     hint=f"Files edgekit runs: {', '.join(known_suffixes())}.")
+    raise UsageError(
+        f"No runtime for '{suffix}' files in this version.", hint=f"Files edgekit runs: {', '.join(known_suffixes())}."
+    )
 
 
 def known_suffixes() -> list[str]:
@@ -87,9 +89,9 @@ def find_route(src: str, dst: str) -> list[Converter]:
         for edge in edges:
             if edge.src == node and edge.dst not in seen:
                 if edge.dst == dst:
-                    return path + [edge]
+                    return [*path, edge]
                 seen.add(edge.dst)
-                queue.append((edge.dst, path + [edge]))
+                queue.append((edge.dst, [*path, edge]))
     raise NoRouteError(
         f"No converter route from a {src} model to {dst} in this version of edgekit.",
         hint=f"From {src}, edgekit can produce: {', '.join(sorted(reachable_formats(src))) or 'nothing'}. "

@@ -1,4 +1,5 @@
-"""benchmark(): fresh-process repetitions on a device, interleaved fairly across artifacts, summarised into the JSON contract."""
+"""benchmark(): fresh-process repetitions on a device, interleaved across artifacts, summarised as JSON runs."""
+
 from __future__ import annotations
 
 import gzip
@@ -14,6 +15,7 @@ from edgekit.progress import SILENT, Progress
 from edgekit.sidecar import read_sidecar
 from edgekit.transport import open_transport
 from edgekit.transport.base import DeviceError
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -35,7 +37,7 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
     kept them (the Python worker), else the middle of each repetition's aggregates (native tools)."""
     samples = [x for r in reps for x in r.get("samples_ms", [])]
     sidecar = read_sidecar(artifact)
-    peak = lambda key: max((r[key] for r in reps if r.get(key) is not None), default=None)  # noqa: E731
+    peak = lambda key: max((r[key] for r in reps if r.get(key) is not None), default=None)
     if samples:
         medians = [stats.latency_summary(r["samples_ms"])["p50"] for r in reps]
         latency = stats.latency_summary(samples)
@@ -43,15 +45,21 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
         drift = stats.drift([r["samples_ms"] for r in reps])
         noisy = stats.noisy(medians)
     else:
-        latency = {k: stats.middle([r["latency_ms"].get(k) for r in reps])
-                   for k in ("p50", "p90", "p99", "mean", "std", "min", "max")}
+        latency = {
+            k: stats.middle([r["latency_ms"].get(k) for r in reps])
+            for k in ("p50", "p90", "p99", "mean", "std", "min", "max")
+        }
         medians, drift, noisy = [], 0.0, False
     # programs that fix their batch (.pte) run it whatever was asked: count what ran
     fed = [shape[0] for shape in reps[0].get("inputs", {}).values() if shape]
     batch_fed = fed[0] if fed else batch
     run = {
-        "artifact": str(artifact), "target": sidecar.target if sidecar else None, "device": device,
-        "threads": threads, "batch": batch, "latency_ms": latency,
+        "artifact": str(artifact),
+        "target": sidecar.target if sidecar else None,
+        "device": device,
+        "threads": threads,
+        "batch": batch,
+        "latency_ms": latency,
         "init_ms": stats.middle([r["init_ms"] for r in reps]),
         "first_inference_ms": stats.middle([r["first_inference_ms"] for r in reps]),
         "peak_rss_mb": peak("peak_rss_kb") / 1024 if peak("peak_rss_kb") else None,
@@ -59,14 +67,26 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
         "memory_method": reps[0]["memory_method"],
         "batch_fed": batch_fed,
         "throughput_per_s": batch_fed * 1000.0 / latency["mean"] if latency["mean"] else None,
-        "size_bytes": artifact.stat().st_size, "size_gzip_bytes": gzip_size(artifact),
-        "noisy": noisy, "drift": round(drift, 4), "drift_flag": abs(drift) > stats.DRIFT,
-        "inputs": reps[0].get("inputs", {}), "samples_ms": samples,
+        "size_bytes": artifact.stat().st_size,
+        "size_gzip_bytes": gzip_size(artifact),
+        "noisy": noisy,
+        "drift": round(drift, 4),
+        "drift_flag": abs(drift) > stats.DRIFT,
+        "inputs": reps[0].get("inputs", {}),
+        "samples_ms": samples,
         "environment": {**env, "runtime_versions": reps[0].get("runtime_versions", {})},
     }
     if samples:
-        run["processes"] = [{"p50_ms": m, "init_ms": r["init_ms"], "first_inference_ms": r["first_inference_ms"],
-                             "peak_rss_kb": r["peak_rss_kb"], "runs": len(r["samples_ms"])} for m, r in zip(medians, reps)]
+        run["processes"] = [
+            {
+                "p50_ms": m,
+                "init_ms": r["init_ms"],
+                "first_inference_ms": r["first_inference_ms"],
+                "peak_rss_kb": r["peak_rss_kb"],
+                "runs": len(r["samples_ms"]),
+            }
+            for m, r in zip(medians, reps)
+        ]
     else:
         run["processes"] = reps
         run["tool_memory_mb"] = reps[0].get("tool_memory_mb")
@@ -74,9 +94,14 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
     return run
 
 
-def benchmark(artifacts: list[str | Path], device: str = "local", settings: Settings = Settings(),
-              progress: Progress = SILENT, tool: str | None = None,
-              **transport_options) -> tuple[list[dict[str, Any]], str | None]:
+def benchmark(
+    artifacts: list[str | Path],
+    device: str = "local",
+    settings: Settings = Settings(),
+    progress: Progress = SILENT,
+    tool: str | None = None,
+    **transport_options,
+) -> tuple[list[dict[str, Any]], str | None]:
     """Benchmark every artifact for each (threads, batch); returns (runs, error that stopped it early or None).
 
     Each repetition is a fresh process on the device, interleaved across artifacts. With `tool` (required
@@ -88,9 +113,10 @@ def benchmark(artifacts: list[str | Path], device: str = "local", settings: Sett
             raise UsageError(f"Artifact {p} does not exist.")
         backend_for_file(p)  # an unknown file type is a usage error before any device is touched
     if device.startswith("adb://") and not (tool and Path(tool).is_file()):
-        raise UsageError("Benchmarking over adb runs the runtime's own tool on the device: pass --tool PATH.",
-                         hint="e.g. --tool android_aarch64_benchmark_model (TFLite) or onnxruntime_perf_test built "
-                              "for Android.")
+        raise UsageError(
+            "Benchmarking over adb runs the runtime's own tool on the device: pass --tool PATH.",
+            hint="e.g. --tool android_aarch64_benchmark_model (TFLite) or onnxruntime_perf_test built for Android.",
+        )
     if tool and not Path(tool).is_file():
         raise UsageError(f"--tool {tool} does not exist.")
     taken: dict[tuple[int, int, int], list[dict]] = {}
@@ -105,8 +131,10 @@ def benchmark(artifacts: list[str | Path], device: str = "local", settings: Sett
                         if rep % 2:
                             order.reverse()  # alternate the order so neither artifact always runs first
                         for i in order:
-                            with progress.step(f"{paths[i].name} threads={threads} batch={batch} "
-                                               f"process {rep + 1}/{settings.processes}"):
+                            with progress.step(
+                                f"{paths[i].name} threads={threads} batch={batch} "
+                                f"process {rep + 1}/{settings.processes}"
+                            ):
                                 record = strategy.run(i, threads, batch, rep)
                             taken.setdefault((i, threads, batch), []).append(record)
         except DeviceError as e:  # keep every repetition already taken
@@ -118,7 +146,7 @@ def benchmark(artifacts: list[str | Path], device: str = "local", settings: Sett
 
 def compare_baseline(runs: list[dict], baseline: list[dict], threshold: float = 0.05) -> list[str]:
     """Regressions against an earlier JSON: matched by artifact file name, threads and batch."""
-    key = lambda r: (Path(r["artifact"]).name, r["threads"], r["batch"])  # noqa: E731
+    key = lambda r: (Path(r["artifact"]).name, r["threads"], r["batch"])
     old_runs = {key(r): r for r in baseline}
     failures = []
     for run in runs:
@@ -129,8 +157,10 @@ def compare_baseline(runs: list[dict], baseline: list[dict], threshold: float = 
         lat = stats.regression(old["samples_ms"], run["samples_ms"], threshold)
         run["baseline"] = {"latency_p50": lat}
         if lat["regressed"]:
-            failures.append(f"{name}: latency p50 {lat['old']:.3f} -> {lat['new']:.3f} ms "
-                            f"(+{lat['change'] * 100:.1f}%, p={lat['p_value']:.2g})")
+            failures.append(
+                f"{name}: latency p50 {lat['old']:.3f} -> {lat['new']:.3f} ms "
+                f"(+{lat['change'] * 100:.1f}%, p={lat['p_value']:.2g})"
+            )
         for figure in ("init_ms", "peak_rss_mb"):
             old_v = [p[figure if figure == "init_ms" else "peak_rss_kb"] for p in old.get("processes", [])]
             new_v = [p[figure if figure == "init_ms" else "peak_rss_kb"] for p in run.get("processes", [])]

@@ -1,4 +1,5 @@
 """The benchmark comparison table (speed-up against the first artifact)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,10 +10,29 @@ from rich.table import Table
 
 def print_runs(runs: list[dict]) -> None:
     table = Table(title="edgekit benchmark (latency in ms; each process fresh)")
-    for col in ("artifact", "thr", "batch", "p50", "p90", "p99", "p50 95% CI", "init", "first", "peak MB",
-                "per s", "size MB", "gzip MB", "speed-up", "flags"):
-        table.add_column(col, justify="left" if col in ("artifact", "flags") else "right",
-                         overflow="fold", min_width=18 if col == "artifact" else None)
+    for col in (
+        "artifact",
+        "thr",
+        "batch",
+        "p50",
+        "p90",
+        "p99",
+        "p50 95% CI",
+        "init",
+        "first",
+        "peak MB",
+        "per s",
+        "size MB",
+        "gzip MB",
+        "speed-up",
+        "flags",
+    ):
+        table.add_column(
+            col,
+            justify="left" if col in ("artifact", "flags") else "right",
+            overflow="fold",
+            min_width=18 if col == "artifact" else None,
+        )
     first_p50: dict[tuple[int, int], float] = {}
     for run in runs:
         lat = run["latency_ms"]
@@ -23,11 +43,23 @@ def print_runs(runs: list[dict]) -> None:
         first_p50.setdefault(key, central)
         fed = run.get("batch_fed", run["batch"])
         batch = str(run["batch"]) if fed == run["batch"] else f"{fed} (asked {run['batch']})"
-        table.add_row(Path(run["artifact"]).name, str(run["threads"]), batch, _f(lat.get("p50"), 3),
-                      _f(lat.get("p90"), 3), _f(lat.get("p99"), 3), f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-",
-                      _f(run["init_ms"], 1), _f(run["first_inference_ms"], 2), _f(run["peak_rss_mb"], 0),
-                      _f(run["throughput_per_s"], 0), f"{run['size_bytes'] / 1e6:.2f}",
-                      f"{run['size_gzip_bytes'] / 1e6:.2f}", f"{first_p50[key] / central:.2f}x", flags)
+        table.add_row(
+            Path(run["artifact"]).name,
+            str(run["threads"]),
+            batch,
+            _f(lat.get("p50"), 3),
+            _f(lat.get("p90"), 3),
+            _f(lat.get("p99"), 3),
+            f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-",
+            _f(run["init_ms"], 1),
+            _f(run["first_inference_ms"], 2),
+            _f(run["peak_rss_mb"], 0),
+            _f(run["throughput_per_s"], 0),
+            f"{run['size_bytes'] / 1e6:.2f}",
+            f"{run['size_gzip_bytes'] / 1e6:.2f}",
+            f"{first_p50[key] / central:.2f}x",
+            flags,
+        )
     Console(width=max(150, Console().width)).print(table)
 
 

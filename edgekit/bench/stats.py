@@ -1,5 +1,6 @@
 """Statistics for benchmark samples: percentiles, a CI for the median across processes, noise and drift flags,
 and the regression test used by --baseline."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,8 +20,15 @@ def middle(values: list[float | None]) -> float | None:
 def latency_summary(samples: list[float]) -> dict[str, float]:
     a = np.asarray(samples, dtype=np.float64)
     p50, p90, p99 = np.percentile(a, [50, 90, 99])
-    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(a.mean()),
-            "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "min": float(a.min()), "n": int(len(a))}
+    return {
+        "p50": float(p50),
+        "p90": float(p90),
+        "p99": float(p99),
+        "mean": float(a.mean()),
+        "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+        "min": float(a.min()),
+        "n": len(a),
+    }
 
 
 def median_ci(process_medians: list[float], confidence: float = 0.95, seed: int = 0) -> list[float] | None:
@@ -57,5 +65,10 @@ def regression(old: list[float], new: list[float], threshold: float, alpha: floa
     old_m, new_m = float(np.median(old)), float(np.median(new))
     change = new_m / old_m - 1 if old_m else 0.0
     p = float(mannwhitneyu(new, old, alternative="greater").pvalue) if len(old) >= 3 and len(new) >= 3 else 1.0
-    return {"old": old_m, "new": new_m, "change": change, "p_value": p,
-            "regressed": bool(change > threshold and p < alpha)}
+    return {
+        "old": old_m,
+        "new": new_m,
+        "change": change,
+        "p_value": p,
+        "regressed": bool(change > threshold and p < alpha),
+    }

@@ -3,6 +3,7 @@
 Both return one record per repetition with the same fields, so one loop (harness.benchmark) drives
 either and one function (harness.summarize) turns the records into the JSON contract.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,18 +41,36 @@ class PythonWorker:
 
     def run(self, i: int, threads: int, batch: int, rep: int) -> dict[str, Any]:
         s, t = self.settings, self.transport
-        argv = [t.python(), self.worker, self.remote[i], "--loader", self.loaders[self.backends[i].runtime],
-                "--synthetic", self.synthetic,
-                "--threads", str(threads), "--batch", str(batch), "--warmup", str(s.warmup),
-                "--min-runs", str(s.min_runs), "--min-time", str(s.min_time), "--seed", str(s.seed + rep),
-                *self.extra[i]]
+        argv = [
+            t.python(),
+            self.worker,
+            self.remote[i],
+            "--loader",
+            self.loaders[self.backends[i].runtime],
+            "--synthetic",
+            self.synthetic,
+            "--threads",
+            str(threads),
+            "--batch",
+            str(batch),
+            "--warmup",
+            str(s.warmup),
+            "--min-runs",
+            str(s.min_runs),
+            "--min-time",
+            str(s.min_time),
+            "--seed",
+            str(s.seed + rep),
+            *self.extra[i],
+        ]
         result = t.run(argv)
         name = self.paths[i].name
         try:
             out = json.loads(result.stdout.strip().splitlines()[-1])
         except (json.JSONDecodeError, IndexError):
-            raise DeviceError(f"The benchmark worker failed on {t.name} for {name}: "
-                              f"{(result.stderr or result.stdout).strip()[-500:]}") from None
+            raise DeviceError(
+                f"The benchmark worker failed on {t.name} for {name}: {(result.stderr or result.stdout).strip()[-500:]}"
+            ) from None
         if "error" in out:
             raise DeviceError(f"{name} on {t.name}: {out['error']}")
         return out
@@ -67,8 +86,10 @@ class NativeTool:
         lacking = sorted({p.suffix for p, b in zip(paths, self.backends) if b.native_tool is None})
         if lacking:
             known = [s for b in self.backends if b.native_tool for s in b.suffixes]
-            raise UsageError(f"No native benchmark tool is known for {', '.join(lacking)} files.",
-                             hint=f"Supported: {', '.join(sorted(set(known)))}.")
+            raise UsageError(
+                f"No native benchmark tool is known for {', '.join(lacking)} files.",
+                hint=f"Supported: {', '.join(sorted(set(known)))}.",
+            )
         self.tool_name = Path(tool).name
         self.tool = transport.push(Path(tool))
         self.script = transport.push(PEAK_SCRIPT)
@@ -85,8 +106,10 @@ class NativeTool:
         argv = native.command(self.tool, self.remote[i], threads, self.settings.min_runs, self.settings.warmup)
         result = self.transport.run(["sh", self.script, *argv])
         if result.returncode != 0:
-            raise DeviceError(f"{self.tool_name} failed on {self.transport.name} for {self.paths[i].name} "
-                              f"(exit {result.returncode}): {result.stdout.strip()[-400:]}")
+            raise DeviceError(
+                f"{self.tool_name} failed on {self.transport.name} for {self.paths[i].name} "
+                f"(exit {result.returncode}): {result.stdout.strip()[-400:]}"
+            )
         parsed = native.parse(result.stdout)
         match = re.search(r"EDGEKIT_VMHWM_KB=(\d+)", result.stdout)
         parsed["peak_rss_kb"] = int(match.group(1)) if match else None
@@ -97,18 +120,24 @@ class NativeTool:
 
 def check_device(transport: Transport, backends: list[Backend]) -> dict[str, Any]:
     """Fail early, naming what the device lacks: Python, numpy, the runtime for each artifact type."""
-    modules = ["numpy"] + sorted({m for b in backends for m in b.runtime_modules})
-    probe = ("import importlib.util,sys;m=[n for n in sys.argv[1:] if importlib.util.find_spec(n) is None];"
-             "print(','.join(m))")
+    modules = ["numpy", *sorted({m for b in backends for m in b.runtime_modules})]
+    probe = (
+        "import importlib.util,sys;m=[n for n in sys.argv[1:] if importlib.util.find_spec(n) is None];"
+        "print(','.join(m))"
+    )
     result = transport.run([transport.python(), "-c", probe, *modules], timeout=120)
     if result.returncode != 0:
-        raise DeviceError(f"Python '{transport.python()}' does not run on {transport.name}: "
-                          f"{(result.stderr or result.stdout).strip()[:300]}",
-                          hint="Point to a Python 3 interpreter on the device with --python.")
+        raise DeviceError(
+            f"Python '{transport.python()}' does not run on {transport.name}: "
+            f"{(result.stderr or result.stdout).strip()[:300]}",
+            hint="Point to a Python 3 interpreter on the device with --python.",
+        )
     missing = [m for m in result.stdout.strip().split(",") if m]
     if missing:
-        raise DeviceError(f"{transport.name} lacks the Python package(s) {', '.join(missing)} under {transport.python()}.",
-                          hint="Install them on the device (e.g. pip install onnxruntime numpy), or pass --python.")
+        raise DeviceError(
+            f"{transport.name} lacks the Python package(s) {', '.join(missing)} under {transport.python()}.",
+            hint="Install them on the device (e.g. pip install onnxruntime numpy), or pass --python.",
+        )
     return json.loads(transport.run([transport.python(), transport.push(WORKER), "--env"], timeout=120).stdout)
 
 

@@ -6,6 +6,7 @@ the device's own Python, so it must not import edgekit. Prints one JSON object o
 
     python worker.py MODEL --loader LOADER.py --synthetic synthetic.py --threads N --batch N ...
 """
+
 import argparse
 import json
 import os
@@ -66,8 +67,14 @@ def environment():
     """What the numbers were measured on: CPU, cores, governor, OS, Python and runtime versions."""
     import platform
 
-    env = {"machine": platform.machine(), "system": platform.system(), "release": platform.release(),
-           "python": sys.version.split()[0], "cpu_count": os.cpu_count(), "cpu_model": platform.processor()}
+    env = {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "cpu_model": platform.processor(),
+    }
     try:
         with open("/proc/cpuinfo") as f:
             text = f.read()
@@ -79,7 +86,9 @@ def environment():
         for line in text.splitlines():
             if line.startswith("flags") or line.startswith("Features"):
                 flags.update(line.split(":", 1)[1].split())
-        env["cpu_flags"] = sorted(flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "fma", "asimd", "asimddp", "i8mm", "sve"})
+        env["cpu_flags"] = sorted(
+            flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "fma", "asimd", "asimddp", "i8mm", "sve"}
+        )
     except OSError:
         pass
     try:
@@ -122,7 +131,7 @@ def main(argv=None):
     try:
         imported = loader.import_runtime()
     except ImportError as e:
-        print(json.dumps({"error": "missing runtime on this host: %s" % e}))
+        print(json.dumps({"error": f"missing runtime on this host: {e}"}))
         return 3
     import_ms = (clock() - start) * 1e3
     baseline_kb = read_status_kb("VmHWM")
@@ -146,12 +155,20 @@ def main(argv=None):
     import numpy
 
     result = {
-        "import_ms": import_ms, "init_ms": init_ms, "first_inference_ms": first_ms, "samples_ms": samples,
-        "peak_rss_kb": read_status_kb("VmHWM"), "peak_rss_after_load_kb": after_load_kb,
-        "baseline_rss_kb": baseline_kb, "smaps_rollup": read_smaps_rollup_kb(),
+        "import_ms": import_ms,
+        "init_ms": init_ms,
+        "first_inference_ms": first_ms,
+        "samples_ms": samples,
+        "peak_rss_kb": read_status_kb("VmHWM"),
+        "peak_rss_after_load_kb": after_load_kb,
+        "baseline_rss_kb": baseline_kb,
+        "smaps_rollup": read_smaps_rollup_kb(),
         "memory_method": "VmHWM from /proc/self/status" if after_load_kb is not None else "unavailable",
-        "inputs": {k: list(v.shape) for k, v in feed.items()}, "runtime_versions": versions,
-        "python": sys.version.split()[0], "numpy": numpy.__version__, "pid": os.getpid(),
+        "inputs": {k: list(v.shape) for k, v in feed.items()},
+        "runtime_versions": versions,
+        "python": sys.version.split()[0],
+        "numpy": numpy.__version__,
+        "pid": os.getpid(),
     }
     print(json.dumps(result))
     return 0

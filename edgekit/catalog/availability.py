@@ -1,4 +1,5 @@
 """Can a target be exported and run on this machine, and if not, why not (derived from the backend registry)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,8 +35,9 @@ def availability(target: Target) -> Availability:
 
 
 def _how_to_install(modules: list[str], backend_extra: str | None) -> str:
-    extras = sorted({EXTRAS.get(m) or backend_extra for m in modules if m not in NO_DEPS} - {None})
+    extras = sorted({extra for m in modules if m not in NO_DEPS if (extra := EXTRAS.get(m) or backend_extra)})
     no_deps = sorted({NO_DEPS[m] for m in modules if m in NO_DEPS})
-    how = ([f"pip install 'edgekit[{','.join(extras)}]'"] if extras else []) + \
-          [f"pip install --no-deps {packages}" for packages in no_deps]
+    how = ([f"pip install 'edgekit[{','.join(extras)}]'"] if extras else []) + [
+        f"pip install --no-deps {packages}" for packages in no_deps
+    ]
     return "; ".join(how) or "not installed"

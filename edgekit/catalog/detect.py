@@ -1,4 +1,5 @@
 """Recognize this machine as one of the device profiles, from its architecture and CPU flags."""
+
 from __future__ import annotations
 
 import functools

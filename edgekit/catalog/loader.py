@@ -1,15 +1,19 @@
 """Load and validate the YAML catalog: targets/*.yaml, targets/schemes.yaml, targets/devices/*.yaml."""
+
 from __future__ import annotations
 
 import functools
 import importlib.util
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from edgekit.catalog.schema import Device, RuntimeRule, Scheme, Target
 from edgekit.errors import EdgekitError, unknown_name
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def catalog_dir() -> Path:
@@ -28,7 +32,7 @@ def _read(path: Path) -> dict:
         return yaml.safe_load(f) or {}
 
 
-def _validate(model: type, data: dict, path: Path):
+def _validate(model: type[M], data: dict, path: Path) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -90,9 +94,11 @@ def check_scheme(device: str, runtime: str, rule: RuntimeRule, scheme: Scheme, w
     backend = backend_for_runtime(runtime)
     problems = backend.scheme_problems(scheme, rule) if backend else []
     if problems:
-        raise EdgekitError(f"Device {device} ({where}) asks {runtime} for scheme '{rule.scheme}', which it cannot "
-                           f"honour: {'; '.join(problems)}.",
-                           hint=f"Pick a scheme from targets/schemes.yaml that {runtime} supports.")
+        raise EdgekitError(
+            f"Device {device} ({where}) asks {runtime} for scheme '{rule.scheme}', which it cannot "
+            f"honour: {'; '.join(problems)}.",
+            hint=f"Pick a scheme from targets/schemes.yaml that {runtime} supports.",
+        )
 
 
 def get_target(name: str) -> Target:

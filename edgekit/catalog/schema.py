@@ -1,6 +1,8 @@
 """Typed, frozen views of the YAML in targets/: targets, quantization schemes, device profiles."""
+
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -114,3 +116,24 @@ class Device(_Frozen):
     transport: Literal["local", "ssh", "adb"] = "local"
     detect: Detect | None = None
     runtimes: dict[Runtime, RuntimeRule]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a quantizer needs: the target, the device, the named scheme and the ops to quantize."""
+
+    target: str
+    device: str
+    quantization: str
+    scheme_name: str | None
+    scheme: Scheme | None
+    int8_ops: tuple[str, ...]
+    engine: str | None
+    quantize_activation_products: bool = False
+    supported_ops: tuple[str, ...] | None = None  # the device runs only these ops (None: any)
+    allow_float_fallback: bool = False  # the user accepts float ops in an integer target (listed in the sidecar)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["scheme"] = self.scheme.model_dump() if self.scheme else None
+        return data

@@ -1,7 +1,9 @@
 """The edgekit command: a click group whose commands are thin layers over the Python API."""
+
 from __future__ import annotations
 
 import sys
+from typing import ClassVar
 
 import click
 
@@ -13,7 +15,7 @@ class _Group(click.Group):
     """Registers commands lazily, so `edgekit --help` imports no framework. Installed packages add
     commands through the `edgekit.commands` entry point group (the demo package adds `demo`)."""
 
-    COMMANDS = {
+    COMMANDS: ClassVar[dict[str, str]] = {
         "export": "edgekit.cli.export_cmd:export_cmd",
         "evaluate": "edgekit.cli.evaluate_cmd:evaluate_cmd",
         "benchmark": "edgekit.cli.benchmark_cmd:benchmark_cmd",

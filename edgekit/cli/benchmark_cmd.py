@@ -1,4 +1,5 @@
 """`edgekit benchmark`: thin layer over edgekit.bench.harness.benchmark."""
+
 from __future__ import annotations
 
 import json
@@ -31,15 +32,38 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--threshold", default=5.0, show_default=True, help="Regression threshold in percent (with --baseline).")
 @click.option("--python", "python", help="Python on the device (ssh: default python3; local: this one).")
 @click.option("--identity", type=click.Path(), help="ssh private key.")
-@click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE", help="Extra ssh -o option; repeatable.")
-@click.option("--tool", type=click.Path(), help="adb: the runtime's native benchmark binary to push and run "
-              "(TFLite benchmark_model, onnxruntime_perf_test).")
+@click.option(
+    "--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE", help="Extra ssh -o option; repeatable."
+)
+@click.option(
+    "--tool",
+    type=click.Path(),
+    help="adb: the runtime's native benchmark binary to push and run (TFLite benchmark_model, onnxruntime_perf_test).",
+)
 @click.option("--adb", "adb", default="adb", show_default=True, help="adb: the adb client to use.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds before a device command counts as hung.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the runs as JSON here.")
 @click.option("--quiet", "-q", is_flag=True)
-def benchmark_cmd(artifacts, device, threads, batch, warmup, min_runs, min_time, processes, baseline, threshold,
-                  python, identity, ssh_options, tool, adb, timeout, json_path, quiet) -> None:
+def benchmark_cmd(
+    artifacts,
+    device,
+    threads,
+    batch,
+    warmup,
+    min_runs,
+    min_time,
+    processes,
+    baseline,
+    threshold,
+    python,
+    identity,
+    ssh_options,
+    tool,
+    adb,
+    timeout,
+    json_path,
+    quiet,
+) -> None:
     """Latency, init time, first inference, peak memory, throughput and size, each repetition in a fresh process."""
     from edgekit.artifact import write_json_atomic
     from edgekit.bench.harness import Settings, benchmark, compare_baseline

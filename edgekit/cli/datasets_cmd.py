@@ -1,4 +1,5 @@
 """`edgekit datasets`: the built-in offline datasets, usable wherever DATA is taken."""
+
 from __future__ import annotations
 
 import click

@@ -1,4 +1,5 @@
 """`edgekit evaluate`: thin layer over edgekit.evaluate.evaluate."""
+
 from __future__ import annotations
 
 import sys
@@ -8,18 +9,27 @@ import click
 
 @click.command("evaluate")
 @click.argument("artifact", type=click.Path())
-@click.option("--data", required=True, help="DATA: .npz, CSV/JSONL text, or builtin:NAME:SPLIT (see `edgekit datasets`).")
+@click.option(
+    "--data", required=True, help="DATA: .npz, CSV/JSONL text, or builtin:NAME:SPLIT (see `edgekit datasets`)."
+)
 @click.option("--metric", "metric", default=None, help="Comma-separated: accuracy,f1 (default) or perplexity.")
 @click.option("--reference", help="The SOURCE model, to compute the same metrics and the drop.")
-@click.option("--input", "inputs", multiple=True, metavar="NAME:DTYPE:SHAPE", help="Input spec for a reference that needs one.")
+@click.option(
+    "--input", "inputs", multiple=True, metavar="NAME:DTYPE:SHAPE", help="Input spec for a reference that needs one."
+)
 @click.option("--weights", type=click.Path(), help="Weights for a package.module:factory reference.")
-@click.option("--max-drop", type=float, help="Gate: fail (exit 1) if accuracy or macro-F1 drop more points than this "
-              "(perplexity: more percent increase).")
+@click.option(
+    "--max-drop",
+    type=float,
+    help="Gate: fail (exit 1) if accuracy or macro-F1 drop more points than this (perplexity: more percent increase).",
+)
 @click.option("--tokenizer", type=click.Path(), help="Tokenizer folder for text data (default: from the sidecar).")
 @click.option("--limit", type=int, help="Evaluate the first N samples only.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the report as JSON here.")
 @click.option("--quiet", "-q", is_flag=True)
-def evaluate_cmd(artifact, data, metric, reference, inputs, weights, max_drop, tokenizer, limit, json_path, quiet) -> None:
+def evaluate_cmd(
+    artifact, data, metric, reference, inputs, weights, max_drop, tokenizer, limit, json_path, quiet
+) -> None:
     """Run ARTIFACT in its own runtime over DATA and report task metrics (and the drop vs --reference)."""
     from edgekit.artifact import write_json_atomic
     from edgekit.evaluate import evaluate, parse_metrics
@@ -27,9 +37,18 @@ def evaluate_cmd(artifact, data, metric, reference, inputs, weights, max_drop, t
     from edgekit.spec import parse_input_specs
 
     progress = Progress(quiet=quiet)
-    report = evaluate(artifact, data, metrics=parse_metrics(metric), reference=reference, max_drop=max_drop,
-                      tokenizer=tokenizer, limit=limit, reference_inputs=parse_input_specs(inputs),
-                      reference_weights=weights, progress=progress)
+    report = evaluate(
+        artifact,
+        data,
+        metrics=parse_metrics(metric),
+        reference=reference,
+        max_drop=max_drop,
+        tokenizer=tokenizer,
+        limit=limit,
+        reference_inputs=parse_input_specs(inputs),
+        reference_weights=weights,
+        progress=progress,
+    )
     _print(report)
     if json_path:
         from pathlib import Path
@@ -70,4 +89,6 @@ def _print(report) -> None:
         console.print(f"confusion matrix (rows true, columns predicted): {report.metrics['confusion_matrix']}")
     if "perplexity" in report.metrics:
         m = report.metrics
-        console.print(f"perplexity over {m['tokens']} tokens, context length {m['context_length']}, stride {m['stride']}")
+        console.print(
+            f"perplexity over {m['tokens']} tokens, context length {m['context_length']}, stride {m['stride']}"
+        )

@@ -1,4 +1,5 @@
 """`edgekit targets`: every target, what it produces, and whether it runs here (and why not)."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,23 @@ def targets_cmd(as_json: bool) -> None:
     devices()  # the whole catalog is checked, device schemes against their backends included
     rows = [(t, availability(t)) for t in targets().values()]
     if as_json:
-        click.echo(json.dumps([{"name": t.name, "runtime": t.runtime, "file": t.suffix, "description": t.description,
-                                "runs_here": a.runs_here, "exports_here": a.exports_here, "why_not": a.reason}
-                               for t, a in rows], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": t.name,
+                        "runtime": t.runtime,
+                        "file": t.suffix,
+                        "description": t.description,
+                        "runs_here": a.runs_here,
+                        "exports_here": a.exports_here,
+                        "why_not": a.reason,
+                    }
+                    for t, a in rows
+                ],
+                indent=2,
+            )
+        )
         return
     table = Table(title=f"edgekit targets (this machine: {local_device().name})")
     for col in ("target", "file", "what it is", "here", "why not"):

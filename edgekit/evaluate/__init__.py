@@ -1,4 +1,5 @@
 """evaluate(): task metrics of an exported file, run in its own runtime, against its source, with a gate."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.sidecar import read_sidecar
 from edgekit.data import Dataset, batch_size_for, read_data
 from edgekit.errors import DataError, UsageError
 from edgekit.progress import SILENT, Progress
 from edgekit.runners import Runner, open_runner
+from edgekit.sidecar import read_sidecar
 from edgekit.spec import Signature
 
 METRICS = ("accuracy", "f1", "perplexity")
@@ -35,9 +36,17 @@ class EvalReport:
         return not self.failures
 
     def to_json(self) -> dict[str, Any]:
-        return {"artifact": self.artifact, "target": self.target, "data": self.data, "metrics": self.metrics,
-                "reference": self.reference, "drop": self.drop, "max_drop": self.max_drop,
-                "passed": self.passed, "failures": self.failures}
+        return {
+            "artifact": self.artifact,
+            "target": self.target,
+            "data": self.data,
+            "metrics": self.metrics,
+            "reference": self.reference,
+            "drop": self.drop,
+            "max_drop": self.max_drop,
+            "passed": self.passed,
+            "failures": self.failures,
+        }
 
 
 def parse_metrics(text: str | None) -> tuple[str, ...]:
@@ -62,7 +71,9 @@ def tokenizer_for(artifact: Path, given: str | Path | None) -> Path | None:
 def _task(metrics: tuple[str, ...]) -> str:
     if "perplexity" in metrics:
         if {"accuracy", "f1"} & set(metrics):
-            raise UsageError("Perplexity is for language models, accuracy/F1 for classifiers: ask for one kind per run.")
+            raise UsageError(
+                "Perplexity is for language models, accuracy/F1 for classifiers: ask for one kind per run."
+            )
         return "lm"
     return "classification"
 
@@ -75,8 +86,9 @@ def run_classifier(runner: Runner, data: Dataset, batch: int, progress: Progress
     return np.concatenate(outputs)
 
 
-def _metrics_for(task: str, runner: Runner, data: Dataset, text_ids: np.ndarray | None, signature: Signature,
-                 progress: Progress) -> dict[str, Any]:
+def _metrics_for(
+    task: str, runner: Runner, data: Dataset, text_ids: np.ndarray | None, signature: Signature, progress: Progress
+) -> dict[str, Any]:
     from edgekit.evaluate.metrics import classification_metrics
     from edgekit.evaluate.perplexity import evaluate_perplexity
 
@@ -90,15 +102,26 @@ def _metrics_for(task: str, runner: Runner, data: Dataset, text_ids: np.ndarray 
         raise DataError(f"{data.source} has no labels: accuracy and F1 need a 'labels' array or 'label' column.")
     logits = run_classifier(runner, data, batch_size_for(signature), progress)
     if logits.ndim != 2:
-        raise UsageError(f"The model's first output has shape {logits.shape}; accuracy/F1 need (batch, classes) scores.",
-                         hint="For a language model, ask for --metric perplexity.")
+        raise UsageError(
+            f"The model's first output has shape {logits.shape}; accuracy/F1 need (batch, classes) scores.",
+            hint="For a language model, ask for --metric perplexity.",
+        )
     return classification_metrics(logits, data.labels)
 
 
-def evaluate(artifact: str | Path, data: str | Path, *, metrics: tuple[str, ...] = (), reference: str | Path | None = None,
-             max_drop: float | None = None, tokenizer: str | Path | None = None, limit: int | None = None,
-             reference_inputs: tuple = (), reference_weights: str | Path | None = None,
-             progress: Progress = SILENT) -> EvalReport:
+def evaluate(
+    artifact: str | Path,
+    data: str | Path,
+    *,
+    metrics: tuple[str, ...] = (),
+    reference: str | Path | None = None,
+    max_drop: float | None = None,
+    tokenizer: str | Path | None = None,
+    limit: int | None = None,
+    reference_inputs: tuple = (),
+    reference_weights: str | Path | None = None,
+    progress: Progress = SILENT,
+) -> EvalReport:
     """Run `artifact` in its runtime over `data`; with `reference`, compare with the source and gate on `max_drop`."""
     artifact = Path(artifact)
     metrics = metrics or ("accuracy", "f1")
@@ -111,19 +134,29 @@ def evaluate(artifact: str | Path, data: str | Path, *, metrics: tuple[str, ...]
     sidecar = read_sidecar(artifact)
     report = EvalReport(str(artifact), sidecar.target if sidecar else None, str(data), values, max_drop=max_drop)
     if reference is not None:
-        from edgekit.sources import load
         from edgekit.runners.source import source_runner
+        from edgekit.sources import load
 
         model = load(reference, reference_inputs or signature.inputs, reference_weights)
         with source_runner(model) as ref_runner:
-            report.reference, _ = score(ref_runner, signature, data, metrics, tok_dir, limit, progress,
-                                        f"the reference {reference}", loaded)
+            report.reference, _ = score(
+                ref_runner, signature, data, metrics, tok_dir, limit, progress, f"the reference {reference}", loaded
+            )
         _gate(report, metrics)
     return report
 
 
-def score(runner: Runner, signature: Signature, data: str | Path, metrics: tuple[str, ...], tokenizer_dir: Path | None,
-          limit: int | None = None, progress: Progress = SILENT, label: str = "", loaded=None):
+def score(
+    runner: Runner,
+    signature: Signature,
+    data: str | Path,
+    metrics: tuple[str, ...],
+    tokenizer_dir: Path | None,
+    limit: int | None = None,
+    progress: Progress = SILENT,
+    label: str = "",
+    loaded=None,
+):
     """Metrics of an active runner over DATA; returns (metrics, loaded data) so a second runner can reuse the data."""
     from edgekit.data import resolve_data
 
@@ -141,8 +174,10 @@ def _load(path: Path, signature: Signature, tok_dir: Path | None, task: str, lim
         from edgekit.data import read_text_rows
 
         if tok_dir is None:
-            raise DataError("Perplexity needs text and the model's tokenizer.",
-                            hint="Pass --tokenizer DIR (a Hugging Face tokenizer folder), or export with one.")
+            raise DataError(
+                "Perplexity needs text and the model's tokenizer.",
+                hint="Pass --tokenizer DIR (a Hugging Face tokenizer folder), or export with one.",
+            )
         from edgekit.data import load_tokenizer
 
         texts, _ = read_text_rows(path)

@@ -1,4 +1,5 @@
 """Task metrics, computed with scikit-learn (classification) and from token NLL (perplexity)."""
+
 from __future__ import annotations
 
 import math
@@ -10,7 +11,9 @@ from edgekit._lazy import require
 from edgekit.errors import DataError
 
 
-def classification_metrics(logits: np.ndarray, labels: np.ndarray, class_names: list[str] | None = None) -> dict[str, Any]:
+def classification_metrics(
+    logits: np.ndarray, labels: np.ndarray, class_names: list[str] | None = None
+) -> dict[str, Any]:
     """Accuracy, F1 (macro, micro, and binary for 2 classes), per-class precision/recall, confusion matrix."""
     metrics = require("sklearn.metrics", "Classification metrics")
     n_classes = logits.shape[-1]
@@ -23,16 +26,24 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, class_names: 
     predictions = logits.argmax(-1)
     classes = list(range(n_classes))
     precision, recall, f1, support = metrics.precision_recall_fscore_support(
-        labels, predictions, labels=classes, zero_division=0)
+        labels, predictions, labels=classes, zero_division=0
+    )
     names = class_names or [str(c) for c in classes]
     out: dict[str, Any] = {
         "accuracy": float(metrics.accuracy_score(labels, predictions)),
         "f1_macro": float(metrics.f1_score(labels, predictions, average="macro", labels=classes, zero_division=0)),
         "f1_micro": float(metrics.f1_score(labels, predictions, average="micro", labels=classes, zero_division=0)),
-        "per_class": {names[c]: {"precision": float(precision[c]), "recall": float(recall[c]),
-                                 "f1": float(f1[c]), "support": int(support[c])} for c in classes},
+        "per_class": {
+            names[c]: {
+                "precision": float(precision[c]),
+                "recall": float(recall[c]),
+                "f1": float(f1[c]),
+                "support": int(support[c]),
+            }
+            for c in classes
+        },
         "confusion_matrix": metrics.confusion_matrix(labels, predictions, labels=classes).tolist(),
-        "samples": int(len(labels)),
+        "samples": len(labels),
     }
     if n_classes == 2:
         out["f1_binary"] = float(metrics.f1_score(labels, predictions, average="binary", pos_label=1, zero_division=0))

@@ -4,6 +4,7 @@ The texts are joined into one token stream; windows of the model's context lengt
 `stride`, and each window scores only the tokens no earlier window scored, so every token is
 predicted once with up to (context - stride) tokens of left context.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,8 +28,9 @@ def stream_windows(ids: np.ndarray, context: int, stride: int):
             break
 
 
-def evaluate_perplexity(runner: Runner, token_ids: np.ndarray, context: int, stride: int | None = None,
-                        pad_id: int = 0) -> dict[str, Any]:
+def evaluate_perplexity(
+    runner: Runner, token_ids: np.ndarray, context: int, stride: int | None = None, pad_id: int = 0
+) -> dict[str, Any]:
     """Perplexity of `runner` (inputs input_ids [+ attention_mask], output logits) on a token stream."""
     stride = stride or context // 2
     names = {s.name for s in runner.input_specs()}
@@ -44,7 +46,7 @@ def evaluate_perplexity(runner: Runner, token_ids: np.ndarray, context: int, str
             feed["attention_mask"] = mask
         logits = next(iter(runner.infer(feed).values()))[0]
         # logits at position t predict the token at t+1
-        nll = token_nll(logits[first - 1:n - 1], window[first:n])
+        nll = token_nll(logits[first - 1 : n - 1], window[first:n])
         total += float(nll.sum())
         count += n - first
     return {"perplexity": perplexity(total, count), "tokens": count, "context_length": context, "stride": stride}

@@ -1,4 +1,5 @@
 """Runners: one interface for every runtime. open_runner picks the backend that runs a file."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,10 @@ def open_runner(path: str | Path, io: ArtifactIO | None = None, threads: int | N
     backend = backend_for_file(path)
     io = io or read_io(path)
     if io is None and backend.needs_sidecar_io:
-        raise ModelLoadError(f"{path} has no sidecar with its input tensors; export it with edgekit.",
-                             hint=f"{backend.runtime} files do not record their input names and shapes.")
+        raise ModelLoadError(
+            f"{path} has no sidecar with its input tensors; export it with edgekit.",
+            hint=f"{backend.runtime} files do not record their input names and shapes.",
+        )
     return backend.runner(path, io, threads)
 
 

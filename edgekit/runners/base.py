@@ -4,10 +4,11 @@ A runner is a context manager: activate loads the model, `infer(feed)` checks th
 the input metadata and returns outputs by name, deactivate frees it. Backends override the
 small `*_impl` methods only.
 """
+
 from __future__ import annotations
 
 import abc
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -23,7 +24,7 @@ class Runner(abc.ABC):
     def __init__(self) -> None:
         self.is_active = False
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         self.activate()
         return self
 
@@ -76,7 +77,7 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def activate_impl(self) -> None: ...
 
-    def deactivate_impl(self) -> None:
+    def deactivate_impl(self) -> None:  # noqa: B027 (optional hook: most runtimes free nothing)
         pass
 
     @abc.abstractmethod
@@ -92,15 +93,21 @@ class Runner(abc.ABC):
 def check_array(spec: TensorSpec, array: np.ndarray) -> None:
     """Raise DataError when `array` cannot feed `spec` (dtype, rank or a static dim differs)."""
     if array.dtype != np_dtype(spec.dtype) and not spec.dtype.startswith("onnx:"):
-        raise DataError(f"Input '{spec.name}' is {array.dtype}; the model wants {spec.dtype}.",
-                        hint="Convert the data to the model's dtype before saving it.")
+        raise DataError(
+            f"Input '{spec.name}' is {array.dtype}; the model wants {spec.dtype}.",
+            hint="Convert the data to the model's dtype before saving it.",
+        )
     if len(array.shape) != len(spec.shape):
-        raise DataError(f"Input '{spec.name}' has shape {tuple(array.shape)}; the model wants "
-                        f"{len(spec.shape)} dims ({'x'.join(map(str, spec.shape))}).")
+        raise DataError(
+            f"Input '{spec.name}' has shape {tuple(array.shape)}; the model wants "
+            f"{len(spec.shape)} dims ({'x'.join(map(str, spec.shape))})."
+        )
     for i, (got, want) in enumerate(zip(array.shape, spec.shape)):
         if isinstance(want, int) and got != want:
-            raise DataError(f"Input '{spec.name}' has shape {tuple(array.shape)}; the model wants "
-                            f"{'x'.join(map(str, spec.shape))} (dim {i} must be {want}).")
+            raise DataError(
+                f"Input '{spec.name}' has shape {tuple(array.shape)}; the model wants "
+                f"{'x'.join(map(str, spec.shape))} (dim {i} must be {want})."
+            )
 
 
 def run_in_slices(path, arrays: list[np.ndarray], step: int | None, run) -> list[np.ndarray]:
@@ -110,5 +117,5 @@ def run_in_slices(path, arrays: list[np.ndarray], step: int | None, run) -> list
     step = step or n
     if n % step:
         raise ModelLoadError(f"{path} has a fixed batch of {step}; a batch of {n} does not split into it.")
-    parts = [run([a[i:i + step] for a in arrays]) for i in range(0, n, step)]
+    parts = [run([a[i : i + step] for a in arrays]) for i in range(0, n, step)]
     return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]

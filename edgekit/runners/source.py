@@ -1,12 +1,13 @@
 """Runners for source models (torch modules, Keras/TF functions), so parity compares like with like."""
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-from edgekit.sources.base import Model
 from edgekit.runners.base import Runner
+from edgekit.sources.base import Model
 from edgekit.spec import TensorSpec, default_output_names
 
 

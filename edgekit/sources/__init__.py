@@ -1,4 +1,5 @@
 """load(source) -> Model: recognizes the source kind and dispatches to its loader."""
+
 from __future__ import annotations
 
 import re
@@ -34,7 +35,9 @@ def load(source: str | Path, inputs: tuple[TensorSpec, ...] = (), weights: str |
             from edgekit.sources.hf_source import load_hf
 
             return load_hf(path, inputs)
-        raise ModelLoadError(f"Folder {path} is neither a SavedModel (saved_model.pb) nor a Hugging Face model (config.json).")
+        raise ModelLoadError(
+            f"Folder {path} is neither a SavedModel (saved_model.pb) nor a Hugging Face model (config.json)."
+        )
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         from edgekit.sources.onnx_source import load_onnx

@@ -1,4 +1,5 @@
 """Model: a loaded source plus its signature, format and provenance."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from edgekit.checksum import sha256_path
 from edgekit.spec import Signature
 
 __all__ = ["Model", "sha256_path"]
+
 
 @dataclass
 class Model:

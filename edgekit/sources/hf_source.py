@@ -1,4 +1,5 @@
 """Load a local Hugging Face model folder (no hub access) as a torch module with named inputs."""
+
 from __future__ import annotations
 
 import json
@@ -64,6 +65,14 @@ def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
     out_names = tuple(k for k, v in out.items() if isinstance(v, torch.Tensor))
     # a head's logits are class scores (top-1 agreement applies); hidden states and pooled vectors are features
     outputs = tuple(TensorSpec(n, "float32", (), role="scores" if n == "logits" else "features") for n in out_names)
-    return Model("torch", "hf", str(path), _wrapper(torch, model, names), Signature(specs, outputs),
-                 sha256_path(path), path.name, tokenizer_dir=tokenizer_dir,
-                 extra={"config": config, "vocab_size": config.get("vocab_size")})
+    return Model(
+        "torch",
+        "hf",
+        str(path),
+        _wrapper(torch, model, names),
+        Signature(specs, outputs),
+        sha256_path(path),
+        path.name,
+        tokenizer_dir=tokenizer_dir,
+        extra={"config": config, "vocab_size": config.get("vocab_size")},
+    )

@@ -3,6 +3,7 @@
 tf2onnx's from_keras fails on Keras 3 models, so every Keras flavour is wrapped the same way:
 a tf.function with a fixed input signature, which both the converter and the parity runner call.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,9 @@ def quiet_tf(purpose: str = "Loading a Keras or TensorFlow model"):
 
 
 def _spec_from_tf(name: str, tf_spec) -> TensorSpec:
-    dims = tuple(d if d is not None else ("batch" if i == 0 else f"{name}_dim{i}")
-                 for i, d in enumerate(tf_spec.shape.as_list()))
+    dims = tuple(
+        d if d is not None else ("batch" if i == 0 else f"{name}_dim{i}") for i, d in enumerate(tf_spec.shape.as_list())
+    )
     return TensorSpec(name, tf_spec.dtype.name, dims)
 
 
@@ -45,16 +47,19 @@ def _keras_function(tf, model, overrides: dict[str, TensorSpec]):
         inputs = model.inputs
     except AttributeError:  # a subclassed model records no inputs: the user names them
         if not overrides:
-            raise UsageError(f"The Keras model {model.name} ({type(model).__name__}) is subclassed and records no inputs.",
-                             hint="Pass --input NAME:DTYPE:SHAPE for each input of its call(), e.g. x:float32:batchx8.") from None
+            raise UsageError(
+                f"The Keras model {model.name} ({type(model).__name__}) is subclassed and records no inputs.",
+                hint="Pass --input NAME:DTYPE:SHAPE for each input of its call(), e.g. x:float32:batchx8.",
+            ) from None
         inputs = None
     specs = list(overrides.values()) if inputs is None else []
     for i, t in enumerate(inputs or ()):
         name = (getattr(t, "name", None) or f"input_{i}").split(":")[0]
         spec = overrides.get(name) or _spec_from_tf(name, tf.TensorSpec(t.shape, t.dtype))
         specs.append(spec)
-    tf_specs = [tf.TensorSpec([d if isinstance(d, int) else None for d in s.shape], s.dtype, name=s.name)
-                for s in specs]
+    tf_specs = [
+        tf.TensorSpec([d if isinstance(d, int) else None for d in s.shape], s.dtype, name=s.name) for s in specs
+    ]
 
     @tf.function(input_signature=tf_specs)
     def fn(*args):
@@ -67,8 +72,10 @@ def _keras_function(tf, model, overrides: dict[str, TensorSpec]):
 def _savedmodel_function(tf, path: Path):
     loaded = tf.saved_model.load(str(path))
     if "serving_default" not in loaded.signatures:
-        raise ModelLoadError(f"SavedModel {path} has no 'serving_default' signature.",
-                             hint=f"Signatures found: {', '.join(loaded.signatures) or 'none'}.")
+        raise ModelLoadError(
+            f"SavedModel {path} has no 'serving_default' signature.",
+            hint=f"Signatures found: {', '.join(loaded.signatures) or 'none'}.",
+        )
     sig = loaded.signatures["serving_default"]
     named = sig.structured_input_signature[1]
     names = sorted(named)
@@ -105,8 +112,18 @@ def load_keras(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
         out_names = [f"output_{i}" for i in range(n_outputs)]
     unknown = set(overrides) - {s.name for s in specs}
     if unknown:
-        raise UsageError(f"--input names {', '.join(sorted(unknown))} are not inputs of {path}.",
-                         hint=f"Its inputs: {', '.join(s.name for s in specs)}.")
+        raise UsageError(
+            f"--input names {', '.join(sorted(unknown))} are not inputs of {path}.",
+            hint=f"Its inputs: {', '.join(s.name for s in specs)}.",
+        )
     outputs = tuple(TensorSpec(n, "float32", ()) for n in out_names)
-    return Model("keras", kind, str(path), fn, Signature(tuple(specs), outputs), sha256_path(path),
-                 path.stem if path.is_file() else path.name, extra={"keras_model": keras_model})
+    return Model(
+        "keras",
+        kind,
+        str(path),
+        fn,
+        Signature(tuple(specs), outputs),
+        sha256_path(path),
+        path.stem if path.is_file() else path.name,
+        extra={"keras_model": keras_model},
+    )

@@ -1,4 +1,5 @@
 """Load an ONNX file as a source model; its graph carries the signature."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,17 @@ from edgekit.errors import ModelLoadError, first_line
 from edgekit.sources.base import Model, sha256_path
 from edgekit.spec import Signature, TensorSpec
 
-_ONNX_DTYPES = {1: "float32", 10: "float16", 11: "float64", 7: "int64", 6: "int32", 5: "int16",
-                3: "int8", 2: "uint8", 9: "bool"}
+_ONNX_DTYPES = {
+    1: "float32",
+    10: "float16",
+    11: "float64",
+    7: "int64",
+    6: "int32",
+    5: "int16",
+    3: "int8",
+    2: "uint8",
+    9: "bool",
+}
 
 
 def value_info_spec(value) -> TensorSpec:

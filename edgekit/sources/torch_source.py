@@ -2,6 +2,7 @@
 
 Nothing here unpickles untrusted code: weights load with weights_only=True or from safetensors.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,16 @@ from edgekit.errors import ModelLoadError, UsageError, first_line
 from edgekit.sources.base import Model, sha256_path
 from edgekit.spec import Signature, TensorSpec, default_output_names, np_dtype
 
-_TORCH_DTYPES = {"float32": "float32", "float16": "float16", "float64": "float64", "int64": "int64",
-                 "int32": "int32", "int8": "int8", "uint8": "uint8", "bool": "bool"}
+_TORCH_DTYPES = {
+    "float32": "float32",
+    "float16": "float16",
+    "float64": "float64",
+    "int64": "int64",
+    "int32": "int32",
+    "int8": "int8",
+    "uint8": "uint8",
+    "bool": "bool",
+}
 
 
 def torch_module(obj):
@@ -31,9 +40,12 @@ def example_args(model: Model) -> tuple:
     from edgekit.synthetic import synthetic_array
 
     rng = np.random.default_rng(0)
-    return tuple(torch.from_numpy(synthetic_array(s.name, np_dtype(s.dtype), s.concrete_shape(default=2), rng,
-                                                  model.extra.get("vocab_size")))
-                 for s in model.signature.inputs)
+    return tuple(
+        torch.from_numpy(
+            synthetic_array(s.name, np_dtype(s.dtype), s.concrete_shape(default=2), rng, model.extra.get("vocab_size"))
+        )
+        for s in model.signature.inputs
+    )
 
 
 def to_numpy(tensor):
@@ -62,9 +74,9 @@ def output_names(model: Model, args) -> list[str]:
     return default_output_names(n)
 
 
-def torch_io(model: Model):
-    """The I/O description of a file the runtime cannot describe (.ptl, .pte): the source's inputs, and its
-    outputs named as the source names them (or output / output_i)."""
+def torch_io(path: Path, model: Model):
+    """The I/O description of a file its runtime cannot describe (.ptl, .pte at `path`): the source's inputs,
+    and its outputs named as the source names them (or output / output_i)."""
     from edgekit.sidecar import ArtifactIO
 
     names = output_names(model, example_args(model))
@@ -91,8 +103,10 @@ def load_torchscript(path: Path, inputs: tuple[TensorSpec, ...]) -> Model:
     try:
         module = torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as e:
-        raise ModelLoadError(f"{path} is not a TorchScript file: {first_line(e)}",
-                             hint="Save it with torch.jit.save(torch.jit.script(model), path).") from None
+        raise ModelLoadError(
+            f"{path} is not a TorchScript file: {first_line(e)}",
+            hint="Save it with torch.jit.save(torch.jit.script(model), path).",
+        ) from None
     return Model("torch", "torchscript", str(path), module, Signature(inputs), sha256_path(path), path.stem)
 
 
@@ -101,8 +115,10 @@ def load_exported_program(path: Path, inputs: tuple[TensorSpec, ...]) -> Model:
     try:
         program = torch.export.load(str(path))
     except Exception as e:
-        raise ModelLoadError(f"{path} is not an ExportedProgram: {first_line(e)}",
-                             hint="Save it with torch.export.save(torch.export.export(model, args), path).") from None
+        raise ModelLoadError(
+            f"{path} is not an ExportedProgram: {first_line(e)}",
+            hint="Save it with torch.export.save(torch.export.export(model, args), path).",
+        ) from None
     user_inputs = list(program.graph_signature.user_inputs)
     specs = []
     overrides = {s.name: s for s in inputs}
@@ -113,7 +129,9 @@ def load_exported_program(path: Path, inputs: tuple[TensorSpec, ...]) -> Model:
                 continue
             val = node.meta.get("val")
             dims = tuple(int(d) if str(d).isdigit() else str(d) for d in val.shape)
-            specs.append(TensorSpec(node.name, _TORCH_DTYPES.get(str(val.dtype).replace("torch.", ""), "float32"), dims))
+            specs.append(
+                TensorSpec(node.name, _TORCH_DTYPES.get(str(val.dtype).replace("torch.", ""), "float32"), dims)
+            )
     return Model("torch", "exported-program", str(path), program, Signature(tuple(specs)), sha256_path(path), path.stem)
 
 
@@ -126,8 +144,10 @@ def load_state_dict(path: Path) -> dict:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ModelLoadError(f"Cannot read weights from {path}: {first_line(e)}",
-                             hint="Weights must be a state dict saved with torch.save or a .safetensors file.") from None
+        raise ModelLoadError(
+            f"Cannot read weights from {path}: {first_line(e)}",
+            hint="Weights must be a state dict saved with torch.save or a .safetensors file.",
+        ) from None
     if not isinstance(state, dict):
         raise ModelLoadError(f"{path} holds a {type(state).__name__}, not a state dict.")
     return state.get("state_dict", state)
@@ -139,8 +159,10 @@ def load_factory(spec: str, inputs: tuple[TensorSpec, ...], weights: Path | None
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as e:
-        raise ModelLoadError(f"Cannot import the factory '{spec}': {e}",
-                             hint="SOURCE must be 'package.module:callable', importable from the current environment.") from None
+        raise ModelLoadError(
+            f"Cannot import the factory '{spec}': {e}",
+            hint="SOURCE must be 'package.module:callable', importable from the current environment.",
+        ) from None
     _need_inputs(spec, inputs)
     model = factory()
     if not isinstance(model, torch.nn.Module):

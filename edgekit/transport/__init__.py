@@ -2,6 +2,7 @@
 
 Timing is always measured on the device by the worker, never across the link.
 """
+
 from __future__ import annotations
 
 from edgekit.errors import UsageError

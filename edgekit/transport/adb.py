@@ -1,4 +1,5 @@
 """adb://SERIAL: an Android device through the adb client; every shell argument is quoted."""
+
 from __future__ import annotations
 
 import shlex
@@ -19,8 +20,8 @@ class AdbTransport(RemoteTransport):
         self.name = f"adb://{serial}"
 
     @classmethod
-    def from_url(cls, url: str, **options) -> "AdbTransport":
-        serial = url[len("adb://"):].strip("/")
+    def from_url(cls, url: str, **options) -> AdbTransport:
+        serial = url[len("adb://") :].strip("/")
         if not serial:
             raise UsageError(f"Cannot read the adb device '{url}'.", hint="Write adb://SERIAL (see `adb devices`).")
         return cls(serial, **options)
@@ -28,9 +29,13 @@ class AdbTransport(RemoteTransport):
     def _adb(self, *args: str, timeout: float | None = None, what: str = "adb") -> CommandResult:
         result = self._exec([self.adb, "-s", self.serial, *args], timeout, what)
         text = (result.stderr + result.stdout).lower()
-        if result.returncode != 0 and ("not found" in text and "device" in text or "no devices" in text or "offline" in text):
-            raise DeviceError(f"Cannot reach {self.name}: {(result.stderr or result.stdout).strip()[:300]}",
-                              hint="Check `adb devices`: the device must be listed as 'device' (authorized, online).")
+        if result.returncode != 0 and (
+            ("not found" in text and "device" in text) or "no devices" in text or "offline" in text
+        ):
+            raise DeviceError(
+                f"Cannot reach {self.name}: {(result.stderr or result.stdout).strip()[:300]}",
+                hint="Check `adb devices`: the device must be listed as 'device' (authorized, online).",
+            )
         return result
 
     def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:

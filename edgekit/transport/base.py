@@ -1,4 +1,5 @@
 """The Transport interface: a scratch folder on the device, push, run (with a timeout), cleanup."""
+
 from __future__ import annotations
 
 import abc
@@ -27,7 +28,7 @@ class Transport(abc.ABC):
         self.timeout = timeout
         self.workdir: str | None = None
 
-    def __enter__(self) -> "Transport":
+    def __enter__(self) -> Transport:
         self.workdir = self.make_workdir()
         return self
 
@@ -54,13 +55,18 @@ class Transport(abc.ABC):
 
     def _exec(self, cmd: list[str], timeout: float | None, what: str) -> CommandResult:
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout or self.timeout,
-                                  stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout or self.timeout, stdin=subprocess.DEVNULL
+            )
         except subprocess.TimeoutExpired:
-            raise DeviceError(f"{what} on {self.name} did not answer within {timeout or self.timeout:.0f}s.",
-                              hint="Is the device hung or asleep? Results already taken are kept.") from None
+            raise DeviceError(
+                f"{what} on {self.name} did not answer within {timeout or self.timeout:.0f}s.",
+                hint="Is the device hung or asleep? Results already taken are kept.",
+            ) from None
         except FileNotFoundError as e:
-            raise DeviceError(f"Cannot run {cmd[0]}: {e.strerror}.", hint=f"Install {cmd[0]} or put it on PATH.") from None
+            raise DeviceError(
+                f"Cannot run {cmd[0]}: {e.strerror}.", hint=f"Install {cmd[0]} or put it on PATH."
+            ) from None
         return CommandResult(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -1,4 +1,5 @@
 """This machine: a temporary folder, files used in place, the current Python."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,5 @@
 """ssh://user@host[:port] with the OpenSSH client: every remote argument is shell-quoted."""
+
 from __future__ import annotations
 
 import re
@@ -12,25 +13,45 @@ _URL = re.compile(r"^ssh://(?:(?P<user>[^@/]+)@)?(?P<host>[^:/]+)(?::(?P<port>\d
 
 
 class SshTransport(RemoteTransport):
-    def __init__(self, host: str, user: str | None = None, port: int = 22, identity: str | None = None,
-                 python: str | None = None, timeout: float = 600.0, connect_timeout: int = 10,
-                 options: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        host: str,
+        user: str | None = None,
+        port: int = 22,
+        identity: str | None = None,
+        python: str | None = None,
+        timeout: float = 600.0,
+        connect_timeout: int = 10,
+        options: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(timeout)
         self.host, self.user, self.port, self.identity = host, user, port, identity
         self._python = python or "python3"
         self.name = f"ssh://{user + '@' if user else ''}{host}:{port}"
-        self.base = ["-p", str(port), "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
-                     "-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=15"]
+        self.base = [
+            "-p",
+            str(port),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={connect_timeout}",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            "ServerAliveInterval=15",
+        ]
         for opt in options:
             self.base += ["-o", opt]
         if identity:
             self.base += ["-i", identity]
 
     @classmethod
-    def from_url(cls, url: str, **options) -> "SshTransport":
+    def from_url(cls, url: str, **options) -> SshTransport:
         match = _URL.match(url)
         if not match:
-            raise UsageError(f"Cannot read the ssh device '{url}'.", hint="Write ssh://user@host or ssh://user@host:port.")
+            raise UsageError(
+                f"Cannot read the ssh device '{url}'.", hint="Write ssh://user@host or ssh://user@host:port."
+            )
         return cls(match["host"], match["user"], int(match["port"] or 22), **options)
 
     @property
@@ -41,13 +62,20 @@ class SshTransport(RemoteTransport):
         remote = " ".join(shlex.quote(a) for a in argv)
         result = self._exec(["ssh", *self.base, self.target, remote], timeout, "the command")
         if result.returncode == 255:
-            raise DeviceError(f"Cannot reach {self.name}: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'ssh failed'}",
-                              hint="Check the host, port, user and key (ssh must log in without a password: BatchMode).")
+            reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "ssh failed"
+            raise DeviceError(
+                f"Cannot reach {self.name}: {reason}",
+                hint="Check the host, port, user and key (ssh must log in without a password: BatchMode).",
+            )
         return result
 
     def push(self, local: Path) -> str:
         remote = f"{self.workdir}/{Path(local).name}"
-        scp = ["scp", "-q", "-P", str(self.port)] + [a for a in self.base[2:]] + [str(local), f"{self.target}:{shlex.quote(remote)}"]
+        scp = (
+            ["scp", "-q", "-P", str(self.port)]
+            + [a for a in self.base[2:]]
+            + [str(local), f"{self.target}:{shlex.quote(remote)}"]
+        )
         result = self._exec(scp, None, f"copying {Path(local).name}")
         if result.returncode != 0:
             raise DeviceError(f"Cannot copy {local} to {self.name}: {result.stderr.strip()}")

@@ -1,4 +1,5 @@
 """ExecuTorch: .pte programs lowered to XNNPACK; int8 through PT2E before lowering."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ from edgekit.backends.base import Backend, Converter, NativeTool, StepContext, S
 from edgekit.backends.executorch import native
 from edgekit.backends.executorch.plan import executorch_plan, scheme_problems
 from edgekit.sidecar import ArtifactIO
-from edgekit.sources.base import Model
+from edgekit.sources.torch_source import torch_io
 
 
 def _from_torch(ctx: StepContext) -> StepNotes:
@@ -23,22 +24,25 @@ def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
     return ExecuTorchRunner(path, io, threads)
 
 
-def _describe_io(path: Path, model: Model) -> ArtifactIO:
-    from edgekit.sources.torch_source import torch_io
-
-    return torch_io(model)
-
-
 BACKEND = Backend(
     runtime="executorch",
     format="pte",
     suffixes=(".pte",),
     runner=_runner,
-    describe_io=_describe_io,
+    describe_io=torch_io,
     worker_loader=Path(__file__).with_name("worker_loader.py"),
     runtime_modules=("executorch",),
-    converters=(Converter("torch", "pte", _from_torch, "torch.export + ExecuTorch (XNNPACK)",
-                          needs=("torch", "executorch", "torchao"), quantizes=("static",), static_shapes=True),),
+    converters=(
+        Converter(
+            "torch",
+            "pte",
+            _from_torch,
+            "torch.export + ExecuTorch (XNNPACK)",
+            needs=("torch", "executorch", "torchao"),
+            quantizes=("static",),
+            static_shapes=True,
+        ),
+    ),
     native_tool=NativeTool("executor_runner", native.command, native.parse_executor_runner),
     plan=executorch_plan,
     scheme_problems=scheme_problems,

@@ -5,6 +5,7 @@ feeds); executorch-int8 annotates it with ExecuTorch's XNNPACKQuantizer, calibra
 converts before lowering. The sidecar records which ops XNNPACK took and which stayed on ExecuTorch's
 portable kernels.
 """
+
 from __future__ import annotations
 
 import operator
@@ -32,9 +33,11 @@ def _executorch():
 
 def _source_module(torch, model: Model):
     if isinstance(model.obj, torch.jit.ScriptModule):
-        raise UsageError(f"{model.source} is TorchScript, which torch.export (and so ExecuTorch) cannot read.",
-                         hint="Export from the Python model instead: a package.module:factory with --weights, "
-                              "or an ExportedProgram (.pt2).")
+        raise UsageError(
+            f"{model.source} is TorchScript, which torch.export (and so ExecuTorch) cannot read.",
+            hint="Export from the Python model instead: a package.module:factory with --weights, "
+            "or an ExportedProgram (.pt2).",
+        )
     return torch_module(model.obj)
 
 
@@ -47,11 +50,13 @@ def _export(torch, module, args, source: str):
         data_dependent = "data-dependent" in text or "GuardOnDataDependent" in type(e).__name__
         raise UsageError(
             f"torch.export cannot capture {source}: {type(e).__name__}: {_export_cause(text)}",
-            hint=("The forward branches on a tensor's value (data-dependent control flow): rewrite it with "
-                  "torch.where / torch.cond, or use pytorch-mobile, which traces one path."
-                  if data_dependent else
-                  "Fix the input shape with --input (every dim an integer), or simplify the forward "
-                  "until torch.export accepts it."),
+            hint=(
+                "The forward branches on a tensor's value (data-dependent control flow): rewrite it with "
+                "torch.where / torch.cond, or use pytorch-mobile, which traces one path."
+                if data_dependent
+                else "Fix the input shape with --input (every dim an integer), or simplify the forward "
+                "until torch.export accepts it."
+            ),
         ) from None
 
 
@@ -70,7 +75,9 @@ def _export_cause(text: str) -> str:
 
 def _quantize_pt2e(torch, module, args, plan: ExecuTorchPlan, data: Dataset, names: list[str]) -> tuple[object, dict]:
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer, get_symmetric_quantization_config)
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     per_channel = plan.per_channel_weights
@@ -81,16 +88,21 @@ def _quantize_pt2e(torch, module, args, plan: ExecuTorchPlan, data: Dataset, nam
     try:
         with torch.inference_mode():
             for i in range(n):
-                prepared(*[torch.from_numpy(data.arrays[name][i:i + 1]).contiguous() for name in names])
+                prepared(*[torch.from_numpy(data.arrays[name][i : i + 1]).contiguous() for name in names])
         with quiet():
             converted = convert_pt2e(prepared)
     except Exception as e:  # the annotated graph fails to run: a quantizer/model mismatch, not bad data
         raise ConversionError(
             f"PT2E calibration of the XNNPACK-annotated graph failed: {type(e).__name__}: {first_line(e)}",
             hint="The quantizer annotated an op it cannot observe in this model (seen on Hugging Face attention-"
-                 "mask code). Use executorch-fp32, or pytorch-mobile-int8 / onnx-int8 for int8.") from None
-    return converted, {"method": "PT2E (torchao prepare_pt2e/convert_pt2e)", "quantizer": "XNNPACKQuantizer",
-                       "per_channel_weights": per_channel, "calibration_samples": n}
+            "mask code). Use executorch-fp32, or pytorch-mobile-int8 / onnx-int8 for int8.",
+        ) from None
+    return converted, {
+        "method": "PT2E (torchao prepare_pt2e/convert_pt2e)",
+        "quantizer": "XNNPACKQuantizer",
+        "per_channel_weights": per_channel,
+        "calibration_samples": n,
+    }
 
 
 def _op_name(target) -> str:
@@ -101,7 +113,8 @@ def _op_name(target) -> str:
 def delegation(edge_program) -> dict:
     """Which ops the XNNPACK delegate took (counted inside each lowered module) and which it left."""
     gm = edge_program.exported_program().graph_module
-    delegated, left = Counter(), Counter()
+    delegated: Counter[str] = Counter()
+    left: Counter[str] = Counter()
     for node in gm.graph.nodes:
         if node.op != "call_function" or node.target is operator.getitem or _op_name(node.target) == "alloc":
             continue
@@ -112,9 +125,13 @@ def delegation(edge_program) -> dict:
                     delegated[_op_name(inner.target)] += 1
         else:
             left[_op_name(node.target)] += 1
-    return {"backend": "XnnpackBackend", "delegated_ops": dict(sorted(delegated.items())),
-            "non_delegated_ops": dict(sorted(left.items())),
-            "delegated_nodes": sum(delegated.values()), "non_delegated_nodes": sum(left.values())}
+    return {
+        "backend": "XnnpackBackend",
+        "delegated_ops": dict(sorted(delegated.items())),
+        "non_delegated_ops": dict(sorted(left.items())),
+        "delegated_nodes": sum(delegated.values()),
+        "non_delegated_nodes": sum(left.values()),
+    }
 
 
 def convert(ctx: StepContext) -> StepNotes:
@@ -126,7 +143,7 @@ def convert(ctx: StepContext) -> StepNotes:
     names = model.signature.input_names
     notes: dict = {"example_shapes": {n: list(a.shape) for n, a in zip(names, args)}}
     if plan.quantize:
-        module, notes["quantization"] = _quantize_pt2e(torch, module, args, plan, ctx.data, names)
+        module, notes["quantization"] = _quantize_pt2e(torch, module, args, plan, ctx.calibration, names)
     exported = _export(torch, module, args, model.source)
     try:
         with quiet():

@@ -1,10 +1,10 @@
 """The ExecuTorch recipe: what the XNNPACK quantizer is configured with, from the device's scheme."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgekit.catalog.resolve import Recipe
-from edgekit.catalog.schema import RuntimeRule, Scheme
+from edgekit.catalog.schema import Recipe, RuntimeRule, Scheme
 
 
 @dataclass(frozen=True)

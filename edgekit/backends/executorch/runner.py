@@ -3,10 +3,12 @@
 The program is exported at batch 1 (every shape fixed), so a larger feed runs in slices of the
 program's own input size.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +27,7 @@ class ExecuTorchRunner(Runner):
         super().__init__()
         self.path = Path(path)
         self.specs, self.outputs = io.input_specs(), io.output_names()
-        self.method = None
+        self.method: Any = None
 
     def activate_impl(self) -> None:
         with quiet():

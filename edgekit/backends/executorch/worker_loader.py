@@ -22,6 +22,7 @@ def load(imported, path, threads, specs=None):
 
     try:
         from importlib.metadata import version
+
         versions = {"executorch": version("executorch"), "torch": torch.__version__}
     except Exception:
         versions = {"executorch": "unknown", "torch": torch.__version__}

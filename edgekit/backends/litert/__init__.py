@@ -1,4 +1,5 @@
 """TFLite / LiteRT: .tflite files for phones and boards; quantization happens inside the TFLite converter."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,10 +47,23 @@ BACKEND = Backend(
     runtime_modules=("ai_edge_litert",),
     # the onnx edge also serves PyTorch sources (torch -> onnx -> tflite)
     converters=(
-        Converter("keras", "tflite", _from_keras, "tf.lite.TFLiteConverter", needs=("tensorflow", "ai_edge_litert"),
-                  quantizes=_QUANTIZATIONS),
-        Converter("onnx", "tflite", _from_onnx, "onnx2tf + tf.lite.TFLiteConverter",
-                  needs=("onnx2tf", "tensorflow", "ai_edge_litert"), quantizes=_QUANTIZATIONS, static_shapes=True),
+        Converter(
+            "keras",
+            "tflite",
+            _from_keras,
+            "tf.lite.TFLiteConverter",
+            needs=("tensorflow", "ai_edge_litert"),
+            quantizes=_QUANTIZATIONS,
+        ),
+        Converter(
+            "onnx",
+            "tflite",
+            _from_onnx,
+            "onnx2tf + tf.lite.TFLiteConverter",
+            needs=("onnx2tf", "tensorflow", "ai_edge_litert"),
+            quantizes=_QUANTIZATIONS,
+            static_shapes=True,
+        ),
     ),
     native_tool=NativeTool("benchmark_model", native.command, native.parse_tflite_benchmark),
     extra="tflite",

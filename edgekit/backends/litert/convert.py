@@ -5,6 +5,7 @@ torch -> ONNX) go through onnx2tf to a SavedModel first, with every shape fixed,
 gives silently wrong transformer outputs with a dynamic batch axis. Quantization is a converter
 option in TFLite, so it happens here, and the written file is then inspected, not trusted.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,14 +15,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgekit._lazy import require
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.litert.plan import FLOAT, ConverterSettings, LiteRTPlan, UnsupportedOpError
 from edgekit.backends.litert.tflite_file import OpInfo, read_tflite
-from edgekit.data import Dataset
-from edgekit.errors import ConversionError, UsageError, first_line
+from edgekit.data import CALIB_HINT, Dataset
+from edgekit.errors import ConversionError, DataError, UsageError, first_line
 from edgekit.quiet import quiet
 from edgekit.sources.keras_source import quiet_tf
 from edgekit.spec import TensorSpec, np_dtype
@@ -45,22 +44,29 @@ def from_onnx(ctx: StepContext) -> StepNotes:
         try:
             with quiet():
                 onnx2tf.convert(
-                    input_onnx_file_path=str(onnx_file), output_folder_path=tmp, non_verbose=True,
+                    input_onnx_file_path=str(onnx_file),
+                    output_folder_path=tmp,
+                    non_verbose=True,
                     overwrite_input_shape=[f"{n}:{','.join(map(str, s))}" for n, s in shapes.items()],
                     # keep the source's NCHW layout so feeds, parity and the app code stay the same
                     keep_ncw_or_nchw_or_ncdhw_input_names=[n for n, s in shapes.items() if 3 <= len(s) <= 5],
                     not_use_onnxsim=True,
                 )
         except SystemExit as e:  # onnx2tf exits on ops it cannot convert, after logging which
-            raise ConversionError(f"onnx2tf could not convert {what} (exit {e.code}).",
-                                  hint="Run onnx2tf on the file by hand to see the op it stopped at.") from None
+            raise ConversionError(
+                f"onnx2tf could not convert {what} (exit {e.code}).",
+                hint="Run onnx2tf on the file by hand to see the op it stopped at.",
+            ) from None
         except Exception as e:
-            raise ConversionError(f"onnx2tf could not convert {what}: {first_line(e)}",
-                                  hint="Export it to an ONNX Runtime target, or simplify the graph.") from None
+            raise ConversionError(
+                f"onnx2tf could not convert {what}: {first_line(e)}",
+                hint="Export it to an ONNX Runtime target, or simplify the graph.",
+            ) from None
         loaded = tf.saved_model.load(tmp)
         signature = loaded.signatures["serving_default"]
-        out_keys = [o.name for o in model.signature.outputs if o.name in signature.structured_outputs] \
-            or sorted(signature.structured_outputs)
+        out_keys = [o.name for o in model.signature.outputs if o.name in signature.structured_outputs] or sorted(
+            signature.structured_outputs
+        )
         specs = model.signature.inputs
         arg_names = list(signature.structured_input_signature[1])
         if set(arg_names) == {s.name for s in specs}:  # onnx2tf kept the ONNX names: match by name, not order
@@ -72,8 +78,11 @@ def from_onnx(ctx: StepContext) -> StepNotes:
             return [result[k] for k in out_keys]
 
         notes = _convert(fn, specs, ctx.out, ctx.plan, ctx.data, source=model.source)
-    notes.details = {"converter_from_onnx": "onnx2tf", "static_shapes": {n: list(s) for n, s in shapes.items()},
-                     **notes.details}
+    notes.details = {
+        "converter_from_onnx": "onnx2tf",
+        "static_shapes": {n: list(s) for n, s in shapes.items()},
+        **notes.details,
+    }
     return notes
 
 
@@ -103,10 +112,13 @@ _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\w+)')
 def _tracing_cause(e: Exception) -> str:
     """The user's frame and the error from TensorFlow's 'in user code:' report."""
     lines = [ln.strip() for ln in _ANSI.sub("", str(e)).splitlines() if ln.strip()]
-    frames = [m for ln in lines if (m := _FRAME.search(ln)) and "site-packages" not in m.group(1)
-              and "/edgekit/" not in m.group(1)]
+    frames = [
+        m
+        for ln in lines
+        if (m := _FRAME.search(ln)) and "site-packages" not in m.group(1) and "/edgekit/" not in m.group(1)
+    ]
     errors = [i for i, ln in enumerate(lines) if re.match(r"\w+(Error|Exception): ", ln)]
-    cause = lines[errors[-1]:errors[-1] + 2] if errors else lines[:1]
+    cause = lines[errors[-1] : errors[-1] + 2] if errors else lines[:1]
     cause = [ln for ln in cause if not ln.startswith("Arguments received")]
     where = f" (in {frames[-1].group(3)}(), line {frames[-1].group(2)})" if frames else ""
     return " ".join(cause)[:400] + where
@@ -115,7 +127,7 @@ def _tracing_cause(e: Exception) -> str:
 def _representative(data: Dataset, specs: tuple[TensorSpec, ...]):
     def samples():  # the converter's calibrator runs one sample at a time
         for i in range(len(data)):
-            yield [data.arrays[s.name][i:i + 1].astype(np_dtype(s.dtype)) for s in specs]
+            yield [data.arrays[s.name][i : i + 1].astype(np_dtype(s.dtype)) for s in specs]
 
     return samples
 
@@ -127,6 +139,10 @@ def _run_converter(tf, frozen, settings: ConverterSettings, data: Dataset | None
     if settings.float16:
         converter.target_spec.supported_types = [tf.float16]
     if settings.calibrate:
+        if data is None:
+            raise DataError(
+                "The TFLite converter calibrates int8 ranges on --calib data; none was given.", hint=CALIB_HINT
+            )
         converter.representative_dataset = _representative(data, specs)
     ops = [getattr(tf.lite.OpsSet, settings.ops)]
     if fallback and settings.ops != "TFLITE_BUILTINS":
@@ -162,14 +178,16 @@ def _explain_failure(e: Exception, frozen, source: str, settings: ConverterSetti
         nodes = _graph_nodes(frozen, set(tf_ops))
         return UnsupportedOpError(
             f"{source} uses TensorFlow op(s) with no TFLite kernel: {', '.join(tf_ops)}"
-            + (f" (in {', '.join(nodes[:5])})" if nodes else "") + ".",
+            + (f" (in {', '.join(nodes[:5])})" if nodes else "")
+            + ".",
             hint="Replace the layer with TFLite builtin ops (see the TFLite op list), or export to an ONNX target.",
         )
     tfl_ops = sorted(set(_TFL_OP.findall(text)))
     if settings.ops != "TFLITE_BUILTINS" and not fallback:
         return UnsupportedOpError(
             f"{source} cannot be converted with integer kernels only"
-            + (f": no integer kernel for {', '.join(tfl_ops)}" if tfl_ops else f": {first_line(e)}") + ".",
+            + (f": no integer kernel for {', '.join(tfl_ops)}" if tfl_ops else f": {first_line(e)}")
+            + ".",
             hint="Pass --allow-float-fallback to keep those ops in float (listed in the sidecar), "
             "or use tflite-dynamic.",
         )
@@ -196,8 +214,9 @@ def _check_device_ops(tf, frozen, plan: LiteRTPlan, source: str, specs, data) ->
         )
 
 
-def _convert(fn, specs: tuple[TensorSpec, ...], out_path: Path, plan: LiteRTPlan, data: Dataset | None,
-             source: str) -> StepNotes:
+def _convert(
+    fn, specs: tuple[TensorSpec, ...], out_path: Path, plan: LiteRTPlan, data: Dataset | None, source: str
+) -> StepNotes:
     tf = _tf()
     settings = plan.settings
     fallback = plan.allow_float_fallback
@@ -217,10 +236,13 @@ def _convert(fn, specs: tuple[TensorSpec, ...], out_path: Path, plan: LiteRTPlan
             "(they are listed in the sidecar), or use tflite-dynamic.",
         )
     out_path.write_bytes(flatbuffer)
-    return StepNotes({
-        "converter": f"tf.lite.TFLiteConverter {tf.__version__}",
-        "ops_set": settings.ops,
-        "op_types": info.op_types(),
-        "float_fallback_ops": [_describe(o) for o in float_ops],
-        "calibration_samples": len(data) if settings.calibrate and data is not None else 0,
-    }, applied=plan.quantization)
+    return StepNotes(
+        {
+            "converter": f"tf.lite.TFLiteConverter {tf.__version__}",
+            "ops_set": settings.ops,
+            "op_types": info.op_types(),
+            "float_fallback_ops": [_describe(o) for o in float_ops],
+            "calibration_samples": len(data) if settings.calibrate and data is not None else 0,
+        },
+        applied=plan.quantization,
+    )

@@ -1,10 +1,10 @@
 """The LiteRT recipe: the catalog's scheme checked against the TFLite int8 spec, turned into converter settings."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgekit.catalog.resolve import Recipe
-from edgekit.catalog.schema import RuntimeRule, Scheme
+from edgekit.catalog.schema import Recipe, RuntimeRule, Scheme
 from edgekit.errors import UsageError
 
 
@@ -24,8 +24,10 @@ class ConverterSettings:
 
 
 FLOAT = ConverterSettings()
-_OPS = {"full-integer": "TFLITE_BUILTINS_INT8",
-        "int16x8": "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8"}
+_OPS = {
+    "full-integer": "TFLITE_BUILTINS_INT8",
+    "int16x8": "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",
+}
 
 
 @dataclass(frozen=True)
@@ -42,12 +44,16 @@ def scheme_problems(scheme: Scheme, rule: RuntimeRule) -> list[str]:
     would be silently ignored, so it is refused."""
     problems = []
     if scheme.activations.dtype != "int8" or scheme.activations.symmetric:
-        problems.append("TFLite quantizes activations to asymmetric int8; the scheme asks for "
-                        f"{'symmetric ' if scheme.activations.symmetric else ''}{scheme.activations.dtype}")
+        problems.append(
+            "TFLite quantizes activations to asymmetric int8; the scheme asks for "
+            f"{'symmetric ' if scheme.activations.symmetric else ''}{scheme.activations.dtype}"
+        )
     w = scheme.weights
     if w.dtype != "int8" or not w.symmetric or not w.per_channel:
-        problems.append("TFLite quantizes weights to symmetric per-channel int8; the scheme asks for "
-                        f"{w.dtype} symmetric={w.symmetric} per_channel={w.per_channel}")
+        problems.append(
+            "TFLite quantizes weights to symmetric per-channel int8; the scheme asks for "
+            f"{w.dtype} symmetric={w.symmetric} per_channel={w.per_channel}"
+        )
     if scheme.reduce_range:
         problems.append("the TFLite converter has no reduce_range")
     return problems
@@ -56,6 +62,11 @@ def scheme_problems(scheme: Scheme, rule: RuntimeRule) -> list[str]:
 def litert_plan(recipe: Recipe) -> LiteRTPlan:
     """Converter settings for the target's quantization (the scheme was checked when the devices loaded)."""
     q = recipe.quantization
-    settings = ConverterSettings(optimize=q != "none", float16=q == "fp16", calibrate=q in _OPS,
-                                 ops=_OPS.get(q, "TFLITE_BUILTINS"), integer_io=q == "full-integer")
+    settings = ConverterSettings(
+        optimize=q != "none",
+        float16=q == "fp16",
+        calibrate=q in _OPS,
+        ops=_OPS.get(q, "TFLITE_BUILTINS"),
+        integer_io=q == "full-integer",
+    )
     return LiteRTPlan(q, recipe.device, settings, recipe.supported_ops, recipe.allow_float_fallback)

@@ -4,10 +4,12 @@ Integer I/O tensors are quantized on the way in and dequantized on the way out w
 zero point recorded in the file, so parity and evaluation compare like with like. Files with a
 fixed batch (the ONNX route fixes every shape) run a larger feed in slices of that batch.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -26,13 +28,17 @@ def tflite_io(path: Path, model: Model) -> ArtifactIO:
     and scale/zero point where quantized)."""
     info = read_tflite(path)
     signature = model.signature
-    inputs = [TensorEntry(**spec.to_json(), file_tensor=t.to_json())
-              for spec, t in zip(_by_name(signature.inputs, info.inputs), info.inputs)]
+    inputs = [
+        TensorEntry(**spec.to_json(), file_tensor=t.to_json())
+        for spec, t in zip(_by_name(signature.inputs, info.inputs), info.inputs)
+    ]
     outputs = list(signature.outputs)
     if len(outputs) != len(info.outputs):
         outputs = [TensorSpec(n, "float32", ()) for n in default_output_names(len(info.outputs))]
-    return ArtifactIO(inputs=inputs, outputs=[TensorEntry(name=o.name, role=o.role, file_tensor=t.to_json())
-                                              for o, t in zip(outputs, info.outputs)])
+    return ArtifactIO(
+        inputs=inputs,
+        outputs=[TensorEntry(name=o.name, role=o.role, file_tensor=t.to_json()) for o, t in zip(outputs, info.outputs)],
+    )
 
 
 def _by_name(specs: tuple[TensorSpec, ...], tensors: tuple[TensorInfo, ...]) -> list[TensorSpec]:
@@ -56,7 +62,7 @@ class LiteRTRunner(Runner):
         self.path, self.threads = Path(path), threads
         self.io_inputs = io.input_specs() if io else ()
         self.io_outputs = io.output_names() if io else []
-        self.interpreter = None
+        self.interpreter: Any = None
 
     def activate_impl(self) -> None:
         litert = require("ai_edge_litert.interpreter", "Running a .tflite file")
@@ -70,12 +76,16 @@ class LiteRTRunner(Runner):
         self.outputs = self.interpreter.get_output_details()
         named = len(self.io_inputs) == len(self.inputs)  # the source's names, from the I/O description
         self.specs = tuple(
-            TensorSpec(self.io_inputs[i].name if named else d["name"],
-                       self.io_inputs[i].dtype if named else _public_dtype(d),
-                       ("batch", *(int(x) for x in d["shape_signature"][1:])) if len(d["shape"]) else ())
-            for i, d in enumerate(self.inputs))
-        self.out_names = self.io_outputs if len(self.io_outputs) == len(self.outputs) \
-            else [d["name"] for d in self.outputs]
+            TensorSpec(
+                self.io_inputs[i].name if named else d["name"],
+                self.io_inputs[i].dtype if named else _public_dtype(d),
+                ("batch", *(int(x) for x in d["shape_signature"][1:])) if len(d["shape"]) else (),
+            )
+            for i, d in enumerate(self.inputs)
+        )
+        self.out_names = (
+            self.io_outputs if len(self.io_outputs) == len(self.outputs) else [d["name"] for d in self.outputs]
+        )
         fixed = [int(d["shape_signature"][0]) for d in self.inputs if len(d["shape"]) and d["shape_signature"][0] > 0]
         self.fixed_batch = fixed[0] if fixed else None
 

@@ -3,6 +3,7 @@
 The full-integer check and the sidecar read the file itself, not the converter's settings, so a
 file is called int8 only when its operators are.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -74,8 +75,10 @@ def read_tflite(path: str | Path | bytes) -> TFLiteFile:
         model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
         graph = model.subgraphs[0]
     except Exception as e:  # the flatbuffer reader raises struct/index errors on garbage
-        raise ModelLoadError(f"{path if not isinstance(path, bytes) else 'The data'} is not a valid .tflite "
-                             f"flatbuffer ({type(e).__name__}).") from None
+        raise ModelLoadError(
+            f"{path if not isinstance(path, bytes) else 'The data'} is not a valid .tflite "
+            f"flatbuffer ({type(e).__name__})."
+        ) from None
     tensor_types, builtin = _names(schema.TensorType), _names(schema.BuiltinOperator)
 
     def tensor(i: int) -> TensorInfo:
@@ -86,15 +89,29 @@ def read_tflite(path: str | Path | bytes) -> TFLiteFile:
         if q is not None and q.scale is not None and len(q.scale) == 1:  # per-tensor: what I/O uses
             scale, zero = float(q.scale[0]), int(q.zeroPoint[0])
         name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
-        return TensorInfo(name, tensor_types.get(t.type, str(t.type)),
-                          tuple(int(d) for d in (shape if shape is not None else ())), scale, zero)
+        return TensorInfo(
+            name,
+            tensor_types.get(t.type, str(t.type)),
+            tuple(int(d) for d in (shape if shape is not None else ())),
+            scale,
+            zero,
+        )
 
     ops = []
     for index, op in enumerate(graph.operators or []):
         code = model.operatorCodes[op.opcodeIndex]
         kind = max(code.builtinCode, code.deprecatedBuiltinCode)
-        name = (code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode) \
-            if kind == schema.BuiltinOperator.CUSTOM else builtin.get(kind, str(kind))
-        ops.append(OpInfo(index, name, tuple(tensor(i) for i in op.inputs if i >= 0),
-                          tuple(tensor(i) for i in op.outputs if i >= 0)))
+        name = (
+            (code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode)
+            if kind == schema.BuiltinOperator.CUSTOM
+            else builtin.get(kind, str(kind))
+        )
+        ops.append(
+            OpInfo(
+                index,
+                name,
+                tuple(tensor(i) for i in op.inputs if i >= 0),
+                tuple(tensor(i) for i in op.outputs if i >= 0),
+            )
+        )
     return TFLiteFile(tuple(tensor(i) for i in graph.inputs), tuple(tensor(i) for i in graph.outputs), tuple(ops))

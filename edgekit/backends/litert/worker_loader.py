@@ -4,6 +4,7 @@
 def _version(dist):
     try:
         from importlib.metadata import version
+
         return version(dist)
     except Exception:
         return "unknown"
@@ -12,9 +13,11 @@ def _version(dist):
 def import_runtime():
     try:
         from ai_edge_litert.interpreter import Interpreter
+
         return Interpreter, {"ai_edge_litert": _version("ai-edge-litert")}
     except ImportError:
         from tflite_runtime.interpreter import Interpreter
+
         return Interpreter, {"tflite_runtime": _version("tflite-runtime")}
 
 

@@ -1,4 +1,5 @@
 """ONNX Runtime: .onnx files for CPUs and embedded Linux; fp16, dynamic int8 and static QDQ int8."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,8 +53,9 @@ def describe_io(path: Path, model: Model) -> ArtifactIO:
 
     from edgekit.sources.onnx_source import onnx_signature
 
-    return ArtifactIO.from_signature(onnx_signature(onnx.load(str(path), load_external_data=False)).with_roles(
-        model.signature))
+    return ArtifactIO.from_signature(
+        onnx_signature(onnx.load(str(path), load_external_data=False)).with_roles(model.signature)
+    )
 
 
 BACKEND = Backend(

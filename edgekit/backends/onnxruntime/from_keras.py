@@ -1,7 +1,9 @@
 """Keras / TensorFlow -> ONNX through tf2onnx, from the traced tf.function the loader built."""
+
 from __future__ import annotations
 
 import logging
+
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.errors import ConversionError, first_line
 from edgekit.quiet import quiet
@@ -15,8 +17,10 @@ def convert(ctx: StepContext) -> StepNotes:
 
     model = ctx.model
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-    specs = [tf.TensorSpec([d if isinstance(d, int) else None for d in s.shape], s.dtype, name=s.name)
-             for s in model.signature.inputs]
+    specs = [
+        tf.TensorSpec([d if isinstance(d, int) else None for d in s.shape], s.dtype, name=s.name)
+        for s in model.signature.inputs
+    ]
     output_names = [o.name for o in model.signature.outputs]
     try:
         with quiet():

@@ -1,8 +1,10 @@
 """torch -> ONNX: the dynamo exporter (one file, no external data), falling back to the TorchScript exporter."""
+
 from __future__ import annotations
 
 import logging
 import warnings
+from typing import Any
 
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.errors import ConversionError, first_line
@@ -32,18 +34,24 @@ def convert(ctx: StepContext) -> StepNotes:
     names = output_names(model, args)
     dynamic_axes = _dynamic_axes(model, names)
     scripted = isinstance(model.obj, torch.jit.ScriptModule)
-    errors = []
-    for dynamo in ([False] if scripted else [True, False]):
+    errors: list[str] = []
+    for dynamo in [False] if scripted else [True, False]:
         try:
             with warnings.catch_warnings(), quiet():
                 warnings.simplefilter("ignore")
-                kwargs = dict(input_names=model.signature.input_names, output_names=names, opset_version=OPSET,
-                              dynamic_axes=dynamic_axes or None, dynamo=dynamo)
+                kwargs: dict[str, Any] = dict(
+                    input_names=model.signature.input_names,
+                    output_names=names,
+                    opset_version=OPSET,
+                    dynamic_axes=dynamic_axes or None,
+                    dynamo=dynamo,
+                )
                 if dynamo:
                     kwargs["external_data"] = False
                 torch.onnx.export(model.obj, args, str(ctx.out), **kwargs)
-            return StepNotes({"exporter": "dynamo" if dynamo else "torchscript", "opset": OPSET,
-                              "fallback_reasons": errors})
+            return StepNotes(
+                {"exporter": "dynamo" if dynamo else "torchscript", "opset": OPSET, "fallback_reasons": errors}
+            )
         except Exception as e:  # the exporters raise many types; keep the first line of each
             errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {first_line(e)}")
     raise ConversionError(f"torch.onnx.export failed for {model.source}.", hint="\n".join(errors))

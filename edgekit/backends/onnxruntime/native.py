@@ -2,6 +2,7 @@
 
 It prints seconds and milliseconds, percentiles in newer versions; no raw samples.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,20 +20,28 @@ def _find(pattern: str, text: str) -> float | None:
 
 def parse_ort_perf_test(text: str) -> dict[str, Any]:
     """Fields from onnxruntime_perf_test output."""
-    mean = _find(r"Average inference time cost:\s*" + _NUM + r"\s*ms", text) or _find(r"Average time cost:\s*" + _NUM + r"\s*ms", text)
+    mean = _find(r"Average inference time cost:\s*" + _NUM + r"\s*ms", text) or _find(
+        r"Average time cost:\s*" + _NUM + r"\s*ms", text
+    )
     if mean is None:
-        raise EdgekitError("onnxruntime_perf_test printed no average time; it failed or was interrupted.",
-                           hint=text.strip()[-500:])
+        raise EdgekitError(
+            "onnxruntime_perf_test printed no average time; it failed or was interrupted.", hint=text.strip()[-500:]
+        )
     session_s = _find(r"Session creation time cost:\s*" + _NUM + r"\s*s", text)
     pct = {p: _find(rf"P{p} Latency is\s*" + _NUM + r"\s*sec", text) for p in (50, 90, 99)}
     peak = _find(r"Peak working set size:\s*" + _NUM + r"\s*bytes", text)
     count = _find(r"Total inference requests:\s*" + _NUM, text) or _find(r"Total iterations:\s*" + _NUM, text)
     return {
-        "init_ms": session_s * 1e3 if session_s is not None else None, "first_inference_ms": None,
-        "latency_ms": {"mean": mean, "std": None, "n": int(count) if count else None,
-                       "min": _s_to_ms(_find(r"Min Latency is\s*" + _NUM, text)),
-                       "max": _s_to_ms(_find(r"Max Latency is\s*" + _NUM, text)),
-                       **{f"p{p}": _s_to_ms(v) for p, v in pct.items()}},
+        "init_ms": session_s * 1e3 if session_s is not None else None,
+        "first_inference_ms": None,
+        "latency_ms": {
+            "mean": mean,
+            "std": None,
+            "n": int(count) if count else None,
+            "min": _s_to_ms(_find(r"Min Latency is\s*" + _NUM, text)),
+            "max": _s_to_ms(_find(r"Max Latency is\s*" + _NUM, text)),
+            **{f"p{p}": _s_to_ms(v) for p, v in pct.items()},
+        },
         "tool_memory_mb": {"overall": peak / 2**20, "kind": "peak working set"} if peak else None,
         "tool": "onnxruntime_perf_test",
     }

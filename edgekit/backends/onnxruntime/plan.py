@@ -1,9 +1,10 @@
 """The ONNX Runtime recipe: the catalog's scheme turned into the quantizer's settings."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgekit.catalog.resolve import Recipe
+from edgekit.catalog.schema import Recipe
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,16 @@ def ort_plan(recipe: Recipe) -> OrtPlan | None:
     scheme = recipe.scheme
     if scheme is None:
         return None
-    return OrtPlan(recipe.target, recipe.device, recipe.int8_ops, scheme.activations.dtype, scheme.weights.dtype,
-                   scheme.activations.symmetric, scheme.weights.symmetric, scheme.weights.per_channel,
-                   scheme.reduce_range, scheme.max_outlier_ratio, recipe.quantize_activation_products)
+    return OrtPlan(
+        recipe.target,
+        recipe.device,
+        recipe.int8_ops,
+        scheme.activations.dtype,
+        scheme.weights.dtype,
+        scheme.activations.symmetric,
+        scheme.weights.symmetric,
+        scheme.weights.per_channel,
+        scheme.reduce_range,
+        scheme.max_outlier_ratio,
+        recipe.quantize_activation_products,
+    )

@@ -1,4 +1,5 @@
 """ONNX Runtime quantization: fp16, dynamic int8 and static QDQ int8, driven by the backend's OrtPlan."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,8 +11,8 @@ from pathlib import Path
 
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.onnxruntime.plan import OrtPlan
-from edgekit.data import CALIB_HINT, Dataset
-from edgekit.errors import ConversionError, DataError, first_line
+from edgekit.data import Dataset
+from edgekit.errors import ConversionError, first_line
 
 
 def op_types(path: Path) -> Counter:
@@ -30,8 +31,16 @@ def _split(present: Counter, wanted: tuple[str, ...]) -> tuple[list[str], list[s
     return quantized, sorted(op for op in present if op not in wanted)
 
 
-_INTEGER_OPS = {"MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul", "QLinearConv", "QLinearMatMul",
-                "QGemm", "QAttention", "DynamicQuantizeLSTM"}
+_INTEGER_OPS = {
+    "MatMulInteger",
+    "ConvInteger",
+    "DynamicQuantizeMatMul",
+    "QLinearConv",
+    "QLinearMatMul",
+    "QGemm",
+    "QAttention",
+    "DynamicQuantizeLSTM",
+}
 
 
 def quantized_ops(path: Path, requested: tuple[str, ...]) -> dict[str, int]:
@@ -42,9 +51,9 @@ def quantized_ops(path: Path, requested: tuple[str, ...]) -> dict[str, int]:
     producer = {out: node.op_type for node in graph.node for out in node.output}
     found: Counter = Counter()
     for node in graph.node:
-        if node.op_type in _INTEGER_OPS:
-            found[node.op_type] += 1
-        elif node.op_type in requested and node.input and producer.get(node.input[0]) == "DequantizeLinear":
+        if node.op_type in _INTEGER_OPS or (
+            node.op_type in requested and node.input and producer.get(node.input[0]) == "DequantizeLinear"
+        ):
             found[node.op_type] += 1
     return dict(sorted(found.items()))
 
@@ -62,8 +71,14 @@ def gemm_to_matmul(model) -> int:
     rewritten, nodes = 0, []
     for node in model.graph.node:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        plain = (node.op_type == "Gemm" and attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0
-                 and not attrs.get("transA", 0) and len(node.input) >= 2 and node.input[1] in inits)
+        plain = (
+            node.op_type == "Gemm"
+            and attrs.get("alpha", 1.0) == 1.0
+            and attrs.get("beta", 1.0) == 1.0
+            and not attrs.get("transA", 0)
+            and len(node.input) >= 2
+            and node.input[1] in inits
+        )
         if not plain:
             nodes.append(node)
             continue
@@ -93,7 +108,7 @@ def to_fp16(ctx: StepContext) -> StepNotes:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = onnx.load(str(ctx.src))
+    model = onnx.load(str(ctx.src_file))
     with contextlib.redirect_stdout(io.StringIO()):
         converted = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
     onnx.save(converted, str(ctx.out))
@@ -113,7 +128,7 @@ def dynamic_int8(ctx: StepContext) -> StepNotes:
     from onnxruntime.quantization import quantize_dynamic
 
     plan: OrtPlan = ctx.plan
-    src, dst = ctx.src, ctx.out
+    src, dst = ctx.src_file, ctx.out
     model = onnx.load(str(src))
     rewritten = gemm_to_matmul(model) if "MatMul" in plan.int8_ops else 0
     prepared = dst.with_name("prepared-" + dst.name)
@@ -123,8 +138,14 @@ def dynamic_int8(ctx: StepContext) -> StepNotes:
     _, weight_type = _quant_types(plan)
     _quiet()
     if wanted:
-        quantize_dynamic(str(prepared), str(dst), weight_type=weight_type, per_channel=plan.per_channel,
-                         reduce_range=plan.reduce_range, op_types_to_quantize=wanted)
+        quantize_dynamic(
+            str(prepared),
+            str(dst),
+            weight_type=weight_type,
+            per_channel=plan.per_channel,
+            reduce_range=plan.reduce_range,
+            op_types_to_quantize=wanted,
+        )
     prepared.unlink()
     done = quantized_ops(dst, plan.int8_ops) if dst.exists() else {}
     if not done:
@@ -133,14 +154,23 @@ def dynamic_int8(ctx: StepContext) -> StepNotes:
             f"Dynamic int8 quantized nothing on {plan.device}: the model has none of {', '.join(plan.int8_ops)}.",
             hint=f"Its ops: {', '.join(sorted(present))}. Use onnx-int8 (static, calibrated) or onnx-fp16.",
         )
-    return StepNotes({"method": "onnxruntime.quantization.quantize_dynamic", "gemm_rewritten_as_matmul": rewritten,
-                      "quantized_ops": done, "float_op_types": kept, "activations": "uint8, quantized at run time",
-                      "weights": f"{plan.weight_type} per_channel={plan.per_channel}",
-                      "reduce_range": plan.reduce_range}, applied="dynamic")
+    return StepNotes(
+        {
+            "method": "onnxruntime.quantization.quantize_dynamic",
+            "gemm_rewritten_as_matmul": rewritten,
+            "quantized_ops": done,
+            "float_op_types": kept,
+            "activations": "uint8, quantized at run time",
+            "weights": f"{plan.weight_type} per_channel={plan.per_channel}",
+            "reduce_range": plan.reduce_range,
+        },
+        applied="dynamic",
+    )
 
 
-def outlier_nodes(float_model, data: Dataset, op_types: list[str], max_ratio: float, batch_size: int,
-                  samples: int = 32) -> dict[str, float]:
+def outlier_nodes(
+    float_model, data: Dataset, op_types: list[str], max_ratio: float, batch_size: int, samples: int = 32
+) -> dict[str, float]:
     """Nodes whose input activations have outliers: max|x| / p99.9|x| above `max_ratio`.
 
     A min-max int8 range stretched over rare outliers leaves the bulk of the values a few levels
@@ -153,8 +183,11 @@ def outlier_nodes(float_model, data: Dataset, op_types: list[str], max_ratio: fl
     model = onnx.ModelProto()
     model.CopyFrom(float_model)  # the probe outputs added below must not leak into the caller's model
     constants = _constants(model.graph)
-    nodes = [n for n in model.graph.node if n.op_type in op_types and len(n.input) > 1
-             and n.input[0] not in constants and n.input[1] in constants]
+    nodes = [
+        n
+        for n in model.graph.node
+        if n.op_type in op_types and len(n.input) > 1 and n.input[0] not in constants and n.input[1] in constants
+    ]
     tensors = sorted({n.input[0] for n in nodes} - {o.name for o in model.graph.output})
     if not tensors:
         return {}
@@ -169,8 +202,9 @@ def outlier_nodes(float_model, data: Dataset, op_types: list[str], max_ratio: fl
         a = np.concatenate(values[name])
         p999 = float(np.percentile(a, 99.9))
         ratios[name] = float(a.max()) / p999 if p999 > 0 else 1.0
-    return {n.name: round(ratios[n.input[0]], 1) for n in nodes
-            if n.input[0] in ratios and ratios[n.input[0]] > max_ratio}
+    return {
+        n.name: round(ratios[n.input[0]], 1) for n in nodes if n.input[0] in ratios and ratios[n.input[0]] > max_ratio
+    }
 
 
 def activation_products(model) -> list[str]:
@@ -192,48 +226,65 @@ class _Reader:
 
 def static_int8(ctx: StepContext) -> StepNotes:
     """Static QDQ int8 calibrated on `data`; ops outside the device's int8 list stay float."""
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    import onnx
-
     plan: OrtPlan = ctx.plan
-    src, dst, data, batch_size = ctx.src, ctx.out, ctx.data, ctx.batch_size
-    if data is None:
-        raise DataError(f"Target {plan.target} quantizes activations statically and needs calibration data.",
-                        hint=CALIB_HINT)
+    src, dst, data, batch_size = ctx.src_file, ctx.out, ctx.calibration, ctx.batch_size
     float_model = onnx.load(str(src))
     quantized, kept = _split(Counter(n.op_type for n in float_model.graph.node), plan.int8_ops)
     act_type, weight_type = _quant_types(plan)
     _quiet()
-    outliers = outlier_nodes(float_model, data, quantized, plan.max_outlier_ratio, batch_size) \
-        if plan.max_outlier_ratio else {}
+    outliers = (
+        outlier_nodes(float_model, data, quantized, plan.max_outlier_ratio, batch_size)
+        if plan.max_outlier_ratio
+        else {}
+    )
     products = [] if plan.quantize_activation_products else activation_products(float_model)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         try:
             quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
         except Exception:  # pre-processing is an optimization; quantize the original when it fails
-            prepared = src
+            prepared = Path(src)
         try:
             quantize_static(
-                str(prepared), str(dst), _Reader(data, batch_size), quant_format=QuantFormat.QDQ,
-                activation_type=act_type, weight_type=weight_type, per_channel=plan.per_channel,
-                reduce_range=plan.reduce_range, op_types_to_quantize=quantized,
-                calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=list(outliers) + products,
-                extra_options={"ActivationSymmetric": plan.activation_symmetric,
-                               "WeightSymmetric": plan.weight_symmetric},
+                str(prepared),
+                str(dst),
+                _Reader(data, batch_size),
+                quant_format=QuantFormat.QDQ,
+                activation_type=act_type,
+                weight_type=weight_type,
+                per_channel=plan.per_channel,
+                reduce_range=plan.reduce_range,
+                op_types_to_quantize=quantized,
+                calibrate_method=CalibrationMethod.MinMax,
+                nodes_to_exclude=list(outliers) + products,
+                extra_options={
+                    "ActivationSymmetric": plan.activation_symmetric,
+                    "WeightSymmetric": plan.weight_symmetric,
+                },
             )
         except Exception as e:
             raise ConversionError(f"ONNX Runtime static quantization failed: {first_line(e, 400)}") from None
-    return StepNotes({
-        "method": "onnxruntime.quantization.quantize_static", "format": "QDQ", "calibration": "MinMax",
-        "calibration_samples": len(data), "quantized_ops": quantized_ops(dst, plan.int8_ops), "float_op_types": kept,
-        "float_nodes_outliers": outliers, "float_nodes_activation_products": len(products),
-        "max_outlier_ratio": plan.max_outlier_ratio,
-        "activations": f"{plan.activation_type} symmetric={plan.activation_symmetric}",
-        "weights": f"{plan.weight_type} symmetric={plan.weight_symmetric} per_channel={plan.per_channel}",
-        "reduce_range": plan.reduce_range}, applied="static")
+    return StepNotes(
+        {
+            "method": "onnxruntime.quantization.quantize_static",
+            "format": "QDQ",
+            "calibration": "MinMax",
+            "calibration_samples": len(data),
+            "quantized_ops": quantized_ops(dst, plan.int8_ops),
+            "float_op_types": kept,
+            "float_nodes_outliers": outliers,
+            "float_nodes_activation_products": len(products),
+            "max_outlier_ratio": plan.max_outlier_ratio,
+            "activations": f"{plan.activation_type} symmetric={plan.activation_symmetric}",
+            "weights": f"{plan.weight_type} symmetric={plan.weight_symmetric} per_channel={plan.per_channel}",
+            "reduce_range": plan.reduce_range,
+        },
+        applied="static",
+    )
 
 
 def _quiet() -> None:

@@ -1,8 +1,10 @@
 """ONNX Runtime runner (CPU provider unless told otherwise)."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -12,19 +14,31 @@ from edgekit.runners.base import Runner
 from edgekit.sidecar import ArtifactIO
 from edgekit.spec import TensorSpec
 
-_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8",
-               "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+_ORT_DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
+}
 
 
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path | bytes, io: ArtifactIO | None = None, threads: int | None = None,
-                 providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> None:
+    def __init__(
+        self,
+        path: str | Path | bytes,
+        io: ArtifactIO | None = None,
+        threads: int | None = None,
+        providers: tuple[str, ...] = ("CPUExecutionProvider",),
+    ) -> None:
         super().__init__()
         self.path, self.threads, self.providers = path, threads, providers
-        self.session = None  # the file describes its own tensors: `io` is not needed
+        self.session: Any = None  # the file describes its own tensors: `io` is not needed
 
     def activate_impl(self) -> None:
         ort = require("onnxruntime", "Running an .onnx file")
@@ -38,16 +52,21 @@ class OnnxRuntimeRunner(Runner):
         try:
             self.session = ort.InferenceSession(source, options, providers=list(self.providers))
         except Exception as e:
-            raise ModelLoadError(f"ONNX Runtime cannot load {self.path if not isinstance(self.path, bytes) else 'the model'}: "
-                                 f"{first_line(e, 400)}") from None
+            raise ModelLoadError(
+                f"ONNX Runtime cannot load {self.path if not isinstance(self.path, bytes) else 'the model'}: "
+                f"{first_line(e, 400)}"
+            ) from None
 
     def deactivate_impl(self) -> None:
         self.session = None
 
     def input_specs_impl(self) -> tuple[TensorSpec, ...]:
         return tuple(
-            TensorSpec(i.name, _ORT_DTYPES.get(i.type, i.type),
-                       tuple(d if isinstance(d, int) else (d or f"{i.name}_dim{k}") for k, d in enumerate(i.shape)))
+            TensorSpec(
+                i.name,
+                _ORT_DTYPES.get(i.type, i.type),
+                tuple(d if isinstance(d, int) else (d or f"{i.name}_dim{k}") for k, d in enumerate(i.shape)),
+            )
             for i in self.session.get_inputs()
         )
 

@@ -1,4 +1,5 @@
 """PyTorch Mobile: .ptl files for the lite interpreter; int8 quantizes the module before scripting."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
 from edgekit.backends.torch_mobile.plan import scheme_problems, torch_lite_plan
 from edgekit.sidecar import ArtifactIO
-from edgekit.sources.base import Model
+from edgekit.sources.torch_source import torch_io
 
 
 def _from_torch(ctx: StepContext) -> StepNotes:
@@ -22,22 +23,19 @@ def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
     return LiteInterpreterRunner(path, io, threads)
 
 
-def _describe_io(path: Path, model: Model) -> ArtifactIO:
-    from edgekit.sources.torch_source import torch_io
-
-    return torch_io(model)
-
-
 BACKEND = Backend(
     runtime="torch-lite",
     format="ptl",
     suffixes=(".ptl",),
     runner=_runner,
-    describe_io=_describe_io,
+    describe_io=torch_io,
     worker_loader=Path(__file__).with_name("worker_loader.py"),
     runtime_modules=("torch",),
-    converters=(Converter("torch", "ptl", _from_torch, "torch.jit (lite interpreter)", needs=("torch",),
-                          quantizes=("int8-auto",)),),
+    converters=(
+        Converter(
+            "torch", "ptl", _from_torch, "torch.jit (lite interpreter)", needs=("torch",), quantizes=("int8-auto",)
+        ),
+    ),
     extra="torch",
     plan=torch_lite_plan,
     scheme_problems=scheme_problems,

@@ -6,10 +6,12 @@ model traces, else dynamic int8 on Linear/LSTM/GRU; the sidecar says which and w
 build with XNNPACK; where it is missing (the CPU wheel here) the file is saved without it, and the
 sidecar says so.
 """
+
 from __future__ import annotations
 
 import copy
 import warnings
+from typing import Any
 
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.torch_mobile.plan import TorchLitePlan
@@ -24,30 +26,48 @@ def _quantize_dynamic(torch, module, plan: TorchLitePlan) -> tuple:
     layers = (torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU)
     # nn.Transformer*Layer reads its Linear weights as tensors (fast-path checks), which a dynamically
     # quantized Linear no longer has: layers inside them stay float.
-    keep_float = tuple(getattr(torch.nn, n) for n in ("TransformerEncoderLayer", "TransformerDecoderLayer",
-                                                      "MultiheadAttention"))
-    inside = {f"{owner}.{child}".lstrip(".") for owner, m in module.named_modules() if isinstance(m, keep_float)
-              for child, _ in m.named_modules() if child}
+    keep_float = tuple(
+        getattr(torch.nn, n) for n in ("TransformerEncoderLayer", "TransformerDecoderLayer", "MultiheadAttention")
+    )
+    inside = {
+        f"{owner}.{child}".lstrip(".")
+        for owner, m in module.named_modules()
+        if isinstance(m, keep_float)
+        for child, _ in m.named_modules()
+        if child
+    }
     chosen = {name: type(m) for name, m in module.named_modules() if type(m) in layers and name not in inside}
     if not chosen:
-        raise ConversionError("pytorch-mobile-int8 (dynamic) quantizes Linear/LSTM/GRU layers outside transformer "
-                              "blocks; this model has none.", hint="Use pytorch-mobile (fp32).")
+        raise ConversionError(
+            "pytorch-mobile-int8 (dynamic) quantizes Linear/LSTM/GRU layers outside transformer "
+            "blocks; this model has none.",
+            hint="Use pytorch-mobile (fp32).",
+        )
     # the scheme's weight granularity (per-tensor weights lose ~8 pts of top-1 on MiniLM)
-    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig if plan.per_channel_weights \
+    qconfig = (
+        torch.ao.quantization.per_channel_dynamic_qconfig
+        if plan.per_channel_weights
         else torch.ao.quantization.default_dynamic_qconfig
+    )
     quantized = torch.ao.quantization.quantize_dynamic(module, {name: qconfig for name in chosen}, dtype=torch.qint8)
     kept = sorted(name for name, m in module.named_modules() if type(m) in layers and name in inside)
-    return quantized, {"method": "torch.ao.quantization.quantize_dynamic", "engine": engine,
-                       "per_channel_weights": plan.per_channel_weights,
-                       "quantized_layer_types": sorted({t.__name__ for t in chosen.values()}),
-                       "quantized_layers": len(chosen), "float_layers_in_transformer_blocks": kept}
+    return quantized, {
+        "method": "torch.ao.quantization.quantize_dynamic",
+        "engine": engine,
+        "per_channel_weights": plan.per_channel_weights,
+        "quantized_layer_types": sorted({t.__name__ for t in chosen.values()}),
+        "quantized_layers": len(chosen),
+        "float_layers_in_transformer_blocks": kept,
+    }
 
 
 def _set_engine(torch, plan: TorchLitePlan) -> str:
     engine = plan.engine
     if engine not in torch.backends.quantized.supported_engines:
-        raise ConversionError(f"This torch build has no '{engine}' quantized engine (device {plan.device}).",
-                              hint=f"Engines here: {', '.join(torch.backends.quantized.supported_engines)}.")
+        raise ConversionError(
+            f"This torch build has no '{engine}' quantized engine (device {plan.device}).",
+            hint=f"Engines here: {', '.join(torch.backends.quantized.supported_engines)}.",
+        )
     torch.backends.quantized.engine = engine
     return engine
 
@@ -72,16 +92,25 @@ def _quantize_static(torch, module, model: Model, plan: TorchLitePlan, data) -> 
             quantized(*args)  # a graph FX traced but cannot run quantized fails here, not on the phone
     except Exception as e:  # symbolic tracing rejects data-dependent Python; some ops have no int8 kernel
         return f"static int8 not possible: {type(e).__name__}: {first_line(e, 200)}"
-    kinds = sorted({type(m).__name__ for m in quantized.modules()
-                    if ".quantized" in type(m).__module__ and "PackedParams" not in type(m).__name__})
+    kinds = sorted(
+        {
+            type(m).__name__
+            for m in quantized.modules()
+            if ".quantized" in type(m).__module__ and "PackedParams" not in type(m).__name__
+        }
+    )
     if not kinds:
         return "static int8 quantized no layer (no Conv/Linear modules FX recognizes)"
-    return quantized, {"method": "torch.ao.quantization.quantize_fx (static, calibrated)", "engine": engine,
-                       "qconfig": f"get_default_qconfig_mapping('{engine}')", "quantized_module_types": kinds,
-                       "calibration_samples": len(data)}
+    return quantized, {
+        "method": "torch.ao.quantization.quantize_fx (static, calibrated)",
+        "engine": engine,
+        "qconfig": f"get_default_qconfig_mapping('{engine}')",
+        "quantized_module_types": kinds,
+        "calibration_samples": len(data),
+    }
 
 
-def _script_or_trace(torch, module, args) -> tuple[object, dict]:
+def _script_or_trace(torch, module, args) -> tuple[Any, dict]:
     try:
         return torch.jit.script(module), {"torchscript": "script"}
     except Exception as e:  # scripting rejects many Python constructs; tracing records one path
@@ -92,9 +121,13 @@ def _script_or_trace(torch, module, args) -> tuple[object, dict]:
         raise ConversionError(
             f"Neither torch.jit.script nor torch.jit.trace could convert the model: {first_line(e)}",
             hint="Data-dependent control flow cannot be traced: make it tensor operations, or fix the input shape "
-                 "with --input.") from None
-    return traced, {"torchscript": "trace", "script_failed": reason,
-                    "note": "traced: control flow was recorded for the example inputs only"}
+            "with --input.",
+        ) from None
+    return traced, {
+        "torchscript": "trace",
+        "script_failed": reason,
+        "note": "traced: control flow was recorded for the example inputs only",
+    }
 
 
 def convert(ctx: StepContext) -> StepNotes:
@@ -103,10 +136,12 @@ def convert(ctx: StepContext) -> StepNotes:
     model, plan = ctx.model, ctx.plan
     module, notes, applied = torch_module(model.obj), {}, "none"
     if plan.quantize and model.kind == "exported-program":
-        raise UsageError(f"{model.source} is an ExportedProgram: a graph of aten ops with no nn.Linear/nn.Conv "
-                         "modules, which is what PyTorch Mobile's int8 flows quantize.",
-                         hint="Export from the Python model (package.module:factory with --weights), or use "
-                              "executorch-int8, which quantizes ExportedPrograms.")
+        raise UsageError(
+            f"{model.source} is an ExportedProgram: a graph of aten ops with no nn.Linear/nn.Conv "
+            "modules, which is what PyTorch Mobile's int8 flows quantize.",
+            hint="Export from the Python model (package.module:factory with --weights), or use "
+            "executorch-int8, which quantizes ExportedPrograms.",
+        )
     if plan.quantize:
         static = _quantize_static(torch, module, model, plan, ctx.data) if ctx.data is not None else None
         if isinstance(static, tuple):
@@ -123,6 +158,11 @@ def convert(ctx: StepContext) -> StepNotes:
 
             scripted = optimize_for_mobile(scripted)
         scripted._save_for_lite_interpreter(str(ctx.out))
-    return StepNotes({**how, **({"quantization": notes} if notes else {}),
-                      "optimize_for_mobile": "applied" if xnnpack else "skipped: this torch build has no XNNPACK"},
-                     applied=applied)
+    return StepNotes(
+        {
+            **how,
+            **({"quantization": notes} if notes else {}),
+            "optimize_for_mobile": "applied" if xnnpack else "skipped: this torch build has no XNNPACK",
+        },
+        applied=applied,
+    )

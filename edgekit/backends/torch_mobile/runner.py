@@ -1,8 +1,10 @@
 """PyTorch Mobile lite-interpreter runner (.ptl); input specs come from the I/O description (the file has none)."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +22,7 @@ class LiteInterpreterRunner(Runner):
         super().__init__()
         self.path, self.threads = Path(path), threads
         self.specs, self.outputs = io.input_specs(), io.output_names()
-        self.module = None
+        self.module: Any = None
 
     def activate_impl(self) -> None:
         torch = require("torch", "Running a .ptl file")
