@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job ran and failed, or a quality gate was missed
@@ -71,6 +72,20 @@ class ParityError(EdgekitError):
 def first_line(e: BaseException, limit: int = 300) -> str:
     """The first non-empty line of an exception's text (libraries put the cause there, details after)."""
     return next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)[:limit]
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+def is_user_frame(filename: str) -> bool:
+    """Whether a traceback frame is the user's code: not an installed library, not edgekit itself
+    (judged by edgekit's own folder, so a user's project under a folder named edgekit still counts)."""
+    if "site-packages" in filename or "dist-packages" in filename:
+        return False
+    try:
+        return not str(Path(filename).resolve()).startswith(_PACKAGE_DIR + "/")
+    except OSError:
+        return True
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError:

@@ -192,3 +192,13 @@ def test_targets_command_lists_all_16_without_frameworks():
 def test_click_usage_errors_exit_2(capsys, args):
     code, out = run_cli(capsys, *args)
     assert code == 2 and "Traceback" not in out
+
+
+def test_user_frames_are_told_from_edgekit_by_its_folder_not_its_name():
+    """A project that lives under a folder named edgekit is still the user's code in error messages."""
+    import edgekit.errors
+    from edgekit.errors import is_user_frame
+
+    assert is_user_frame("/home/ana/edgekit/models.py") and is_user_frame("/tmp/ci/edgekit/tests/tests_models.py")
+    assert not is_user_frame(edgekit.errors.__file__)
+    assert not is_user_frame("/usr/lib/python3/site-packages/keras/src/layers/layer.py")

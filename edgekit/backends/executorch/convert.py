@@ -17,7 +17,7 @@ from edgekit._lazy import require
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.executorch.plan import ExecuTorchPlan
 from edgekit.data import Dataset
-from edgekit.errors import ConversionError, UsageError, first_line
+from edgekit.errors import ConversionError, UsageError, first_line, is_user_frame
 from edgekit.quiet import quiet
 from edgekit.sources.base import Model
 from edgekit.sources.torch_source import example_args, torch_module
@@ -66,7 +66,7 @@ _CALL = re.compile(r'File "([^"]+)", line (\d+), in (\w+)\n?[ \t]*([^\n]*)')
 def _export_cause(text: str) -> str:
     """The error's headline and the user's line it names ("The following call raised this error")."""
     headline = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    frames = [f for f in _CALL.findall(text) if "site-packages" not in f[0]]
+    frames = [f for f in _CALL.findall(text) if is_user_frame(f[0])]
     if not frames:
         return headline[:300]
     path, line, fn, code = frames[-1]

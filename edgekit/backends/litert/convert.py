@@ -20,7 +20,7 @@ from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.litert.plan import FLOAT, ConverterSettings, LiteRTPlan, UnsupportedOpError
 from edgekit.backends.litert.tflite_file import OpInfo, read_tflite
 from edgekit.data import CALIB_HINT, Dataset
-from edgekit.errors import ConversionError, DataError, UsageError, first_line
+from edgekit.errors import ConversionError, DataError, UsageError, first_line, is_user_frame
 from edgekit.quiet import quiet
 from edgekit.sources.keras_source import quiet_tf
 from edgekit.spec import TensorSpec, np_dtype
@@ -112,11 +112,7 @@ _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\w+)')
 def _tracing_cause(e: Exception) -> str:
     """The user's frame and the error from TensorFlow's 'in user code:' report."""
     lines = [ln.strip() for ln in _ANSI.sub("", str(e)).splitlines() if ln.strip()]
-    frames = [
-        m
-        for ln in lines
-        if (m := _FRAME.search(ln)) and "site-packages" not in m.group(1) and "/edgekit/" not in m.group(1)
-    ]
+    frames = [m for ln in lines if (m := _FRAME.search(ln)) and is_user_frame(m.group(1))]
     errors = [i for i, ln in enumerate(lines) if re.match(r"\w+(Error|Exception): ", ln)]
     cause = lines[errors[-1] : errors[-1] + 2] if errors else lines[:1]
     cause = [ln for ln in cause if not ln.startswith("Arguments received")]
