@@ -21,6 +21,8 @@ EXTRAS = {
     "tokenizers": "hf",
     "ai_edge_litert": "tflite",
     "sklearn": "data",
+    "torch_pruning": "compress",
+    "tensorflow_model_optimization": "tensorflow",
 }
 # importable module -> packages installed with --no-deps (their metadata pins would break the stack)
 _EXECUTORCH = "executorch==1.5.1 torchao==0.18.0 ruamel.yaml==0.19.1 tabulate==0.10.0"

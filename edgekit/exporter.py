@@ -251,5 +251,6 @@ def _sidecar(
             "parity": parity.to_json(),
             "notes": model.notes,
             "warnings": warnings,
+            "compression": model.extra.get("compression"),
         }
     )

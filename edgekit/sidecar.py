@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgekit.errors import ModelLoadError
 from edgekit.spec import Role, Signature, TensorSpec
 
-SCHEMA_VERSION = "1.0"  # major.minor: a new major breaks readers, a new minor only adds optional fields
+SCHEMA_VERSION = "1.1"  # major.minor: a new major breaks readers, a new minor only adds optional fields
 SIDECAR_SUFFIX = ".edgekit.json"
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "sidecar-1.schema.json"
 
@@ -144,6 +144,8 @@ class Sidecar(BaseModel):
     parity: ParityRecord
     notes: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    # 1.1: how the source was compressed (its compress.json: method, settings, metrics, data hashes)
+    compression: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

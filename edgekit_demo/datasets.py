@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.cache import cache_dir
 from edgekit.data import BuiltinDataset, register_dataset
 from edgekit.errors import DataError, MissingDependencyError
 from edgekit.spec import Signature
@@ -60,16 +61,6 @@ def write_tweets_csv(path: str | Path, split: str = "train", n: int | None = Non
         writer = csv.writer(f)
         writer.writerow(["text", "label"])
         writer.writerows(zip(texts, labels.tolist()))
-    return path
-
-
-def cache_dir() -> Path:
-    """Where edgekit keeps built datasets and demo models: $EDGEKIT_CACHE, else ~/.cache/edgekit."""
-    root = (
-        os.environ.get("EDGEKIT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgekit"
-    )
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -39,8 +39,8 @@ def _p50_ms(runner, feed: dict[str, np.ndarray], runs: int = 30) -> float:
 
 
 def _cached_sentiment_weights(progress: Progress) -> Path:
+    from edgekit.cache import cache_dir
     from edgekit_demo import zoo_text
-    from edgekit_demo.datasets import cache_dir
 
     path = cache_dir() / "demo" / "minilm-sentiment.safetensors"
     if not path.exists():
@@ -56,8 +56,8 @@ def _cached_sentiment_weights(progress: Progress) -> Path:
 
 
 def _cached_lm(progress: Progress) -> tuple[Path, Path]:
+    from edgekit.cache import cache_dir
     from edgekit_demo import zoo, zoo_text
-    from edgekit_demo.datasets import cache_dir
 
     folder = cache_dir() / "demo"
     tok_dir, weights = folder / "lm-tokenizer", folder / "tiny-lm.pt"

@@ -52,6 +52,22 @@ def digits_cnn():
     )
 
 
+def digits_small_cnn():
+    """digits_cnn with a quarter of its channels and neurons: a student for distillation."""
+    nn = _nn()
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(8 * 4 * 4, 32),
+        nn.ReLU(),
+        nn.Linear(32, 10),
+    )
+
+
 def tiny_transformer():
     """A one-layer transformer encoder reading each image row as a token (8 tokens of 8 pixels)."""
     torch = require("torch", "The built-in torch models")
@@ -93,12 +109,13 @@ def save_weights(model, path: Path) -> Path:
     return path
 
 
-def keras_digits_cnn(x_train: np.ndarray, y_train: np.ndarray, epochs: int = 5, seed: int = 0):
+def keras_digits_cnn(x_train: np.ndarray, y_train: np.ndarray, epochs: int = 5, seed: int = 0, flavour: str = "keras"):
     """The Keras twin of digits_cnn, trained here: NHWC input 'image' (Keras' layout), logits out.
 
-    x_train is digits_split()'s NCHW array; the model takes it transposed to (N, 8, 8, 1).
+    x_train is digits_split()'s NCHW array; the model takes it transposed to (N, 8, 8, 1). flavour:
+    "keras" (Keras 3) or "tf_keras" (what tensorflow-model-optimization prunes and quantizes).
     """
-    keras = require("keras", "The built-in Keras model")
+    keras = require(flavour, "The built-in Keras model")
     keras.utils.set_random_seed(seed)
     inp = keras.Input((8, 8, 1), name="image")
     h = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inp)

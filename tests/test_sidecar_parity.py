@@ -16,7 +16,7 @@ from edgekit.errors import ModelLoadError
 from edgekit.exporter import export
 from edgekit.parity import check_parity
 from edgekit.runners import open_runner
-from edgekit.sidecar import SCHEMA_FILE, Sidecar, json_schema, read_sidecar, sidecar_path
+from edgekit.sidecar import SCHEMA_FILE, SCHEMA_VERSION, Sidecar, json_schema, read_sidecar, sidecar_path
 
 LOOSE = Tolerance(cosine_min=0.9999, top1_min=0.99)
 
@@ -30,7 +30,7 @@ def exported(tmp_path_factory):
 def test_sidecar_round_trip(exported):
     read = read_sidecar(exported.artifact)
     assert isinstance(read, Sidecar) and read.to_json() == exported.sidecar
-    assert read.schema_version == "1.0" and read.quantization.applied == "static"
+    assert read.schema_version == SCHEMA_VERSION == "1.1" and read.quantization.applied == "static"
     assert read.tensors.input_specs()[0].name == "x" and read.tensors.output_names() == ["scores", "features"]
     assert read.parity.matched_by == "name" and read.sha256 and read.size_bytes == exported.artifact.stat().st_size
 

@@ -21,6 +21,7 @@ class _Group(click.Group):
         "benchmark": "edgekit.cli.benchmark_cmd:benchmark_cmd",
         "targets": "edgekit.cli.targets_cmd:targets_cmd",
         "datasets": "edgekit.cli.datasets_cmd:datasets_cmd",
+        "compress": "edgekit.cli.compress_cmd:compress_cmd",
     }
 
     @staticmethod
@@ -58,7 +59,10 @@ def main(argv: list[str] | None = None) -> None:
         if e.hint:
             click.echo(e.hint, err=True)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):  # click turns Ctrl-C inside a command into Abort
+            click.echo("Interrupted; nothing half-written was left in place.", err=True)
+            sys.exit(130)
         click.echo("Aborted.", err=True)
         sys.exit(1)
     except click.ClickException as e:

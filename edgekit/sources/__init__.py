@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from edgekit.errors import ModelLoadError
 from edgekit.sources.base import Model, sha256_path
-from edgekit.spec import TensorSpec
+from edgekit.spec import Signature, TensorSpec, parse_input_spec
+
+COMPRESS_FILE = "compress.json"  # written by edgekit compress beside the model it names
 
 KINDS = (
     ".onnx file; Keras .keras/.h5 file or SavedModel folder; TorchScript .pt; ExportedProgram .pt2; "
-    "local Hugging Face folder (config.json); or package.module:factory"
+    "local Hugging Face folder (config.json); an edgekit compress output folder; or package.module:factory"
 )
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -26,6 +29,36 @@ def load(source: str | Path, inputs: tuple[TensorSpec, ...] = (), weights: str |
 
             return load_factory(text, inputs, Path(weights) if weights else None)
         raise ModelLoadError(f"Model source '{text}' does not exist.", hint=f"SOURCE is one of: {KINDS}.")
+    if path.is_dir() and (path / COMPRESS_FILE).is_file():
+        return _load_compressed(path, inputs)
+    return _load_path(path, inputs)
+
+
+def _load_compressed(folder: Path, inputs: tuple[TensorSpec, ...]) -> Model:
+    """An `edgekit compress` output: the model file its compress.json names (inside the folder), carrying
+    the compression record as provenance."""
+    try:
+        record = json.loads((folder / COMPRESS_FILE).read_text())
+        entry = (folder / record["source"]).resolve()
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelLoadError(f"{folder / COMPRESS_FILE} is unreadable: {e}") from None
+    if not entry.is_relative_to(folder.resolve()) or not entry.exists():
+        raise ModelLoadError(
+            f"{folder / COMPRESS_FILE} names a model file outside the folder or missing: {record['source']!r}."
+        )
+    model = _load_path(entry, inputs)
+    recorded = record.get("inputs") or []
+    if model.kind == "exported-program" and not inputs and len(recorded) == len(model.signature.inputs):
+        # torch.export names inputs after the forward's parameters (`input` for nn.Sequential): the
+        # source's own specs were recorded, and the program takes its inputs by position
+        specs = tuple(parse_input_spec(text) for text in recorded)
+        model.signature = Signature(specs, model.signature.outputs)
+    model.extra["compression"] = {k: v for k, v in record.items() if k not in ("source", "inputs")}
+    model.name = folder.name
+    return model
+
+
+def _load_path(path: Path, inputs: tuple[TensorSpec, ...]) -> Model:
     if path.is_dir():
         if (path / "saved_model.pb").exists():
             from edgekit.sources.keras_source import load_keras

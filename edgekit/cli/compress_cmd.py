@@ -1,0 +1,193 @@
+"""`edgekit compress distill|prune|qat`: thin layers over edgekit.compress."""
+
+from __future__ import annotations
+
+import click
+
+_SOURCE_HELP = "A SOURCE as for `edgekit export` (file, folder, or package.module:factory)."
+
+
+def _training_options(epochs: int | None, lr: float):
+    """The options every method shares (prune names its epochs --finetune-epochs, so epochs=None leaves it out)."""
+
+    def wrap(fn):
+        epochs_option = [click.option("--epochs", default=epochs, show_default=True, help="Training epochs.")]
+        for option in reversed(
+            [
+                click.option("--val", type=click.Path(), help="Validation DATA: metrics before and after."),
+                *(epochs_option if epochs is not None else []),
+                click.option("--lr", default=lr, show_default=True, help="Learning rate (AdamW / Adam)."),
+                click.option("--batch", default=32, show_default=True, help="Batch size."),
+                click.option("--seed", default=0, show_default=True, help="Seed: the same seed gives the same result."),
+                click.option(
+                    "--input",
+                    "inputs",
+                    multiple=True,
+                    metavar="NAME:DTYPE:SHAPE",
+                    help="Input spec, as for export (needed for factories).",
+                ),
+                click.option(
+                    "--output",
+                    "-o",
+                    "out",
+                    required=True,
+                    type=click.Path(),
+                    help="Output folder: itself a SOURCE for `edgekit export`.",
+                ),
+                click.option("--quiet", "-q", is_flag=True, help="No progress output."),
+            ]
+        ):
+            fn = option(fn)
+        return fn
+
+    return wrap
+
+
+def _report(result) -> None:
+    record = result.record
+    before = record.get("metrics_before")
+    after = record.get("metrics_after") or record.get("metrics_after_fake_quant")
+    if before or after:
+        click.echo(f"validation before: {before}  after: {after}")
+    click.echo(f"{result.out} (edgekit export {result.out} --target T)")
+
+
+@click.group("compress")
+def compress_cmd() -> None:
+    """Distill, prune or train with quantization in the loop; the output folder is a SOURCE for export."""
+
+
+@compress_cmd.command("distill")
+@click.option("--teacher", required=True, help=_SOURCE_HELP)
+@click.option("--teacher-weights", type=click.Path(), help="Weights for a factory teacher.")
+@click.option("--student", help="The student SOURCE (its outputs must match the teacher's classes).")
+@click.option("--student-weights", type=click.Path(), help="Weights for a factory student.")
+@click.option("--student-layers", type=int, help="Build the student from N of a Hugging Face teacher's layers.")
+@click.option("--data", required=True, type=click.Path(), help="Training DATA (labels needed unless --alpha 0).")
+@click.option("--alpha", default=0.5, show_default=True, help="Weight of the hard-label loss (0: soft targets only).")
+@click.option("--temperature", default=2.0, show_default=True, help="Softening temperature T.")
+@click.option("--tokenizer", type=click.Path(), help="Tokenizer folder for text data (default: the teacher's).")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
+@_training_options(epochs=3, lr=1e-3)
+def distill_cmd(
+    teacher,
+    teacher_weights,
+    student,
+    student_weights,
+    student_layers,
+    data,
+    alpha,
+    temperature,
+    tokenizer,
+    resume,
+    val,
+    epochs,
+    lr,
+    batch,
+    seed,
+    inputs,
+    out,
+    quiet,
+) -> None:
+    """Train a smaller student on a teacher's soft targets: α·CE(labels) + (1−α)·T²·KL(teacher ‖ student)."""
+    from edgekit.compress import TrainSettings, distill
+    from edgekit.progress import Progress
+    from edgekit.spec import parse_input_specs
+
+    result = distill(
+        teacher,
+        data,
+        out,
+        student=student,
+        student_layers=student_layers,
+        val=val,
+        alpha=alpha,
+        temperature=temperature,
+        settings=TrainSettings(epochs, lr, batch, seed),
+        inputs=parse_input_specs(inputs),
+        teacher_weights=teacher_weights,
+        student_weights=student_weights,
+        tokenizer=tokenizer,
+        resume=resume,
+        progress=Progress(quiet=quiet),
+    )
+    _report(result)
+
+
+@compress_cmd.command("prune")
+@click.option("--model", required=True, help=_SOURCE_HELP)
+@click.option("--weights", type=click.Path(), help="Weights for a factory model.")
+@click.option("--sparsity", required=True, type=float, help="Fraction of weights (or units) to remove, in (0, 1).")
+@click.option(
+    "--method",
+    type=click.Choice(["magnitude", "structured"]),
+    default="magnitude",
+    show_default=True,
+    help="magnitude: zero the smallest weights; structured: remove whole channels and neurons.",
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(["polynomial", "one-shot"]),
+    default="polynomial",
+    show_default=True,
+    help="Reach the sparsity gradually over the fine-tuning epochs, or at once.",
+)
+@click.option("--finetune-epochs", default=2, show_default=True, help="Fine-tuning epochs.")
+@click.option("--data", required=True, type=click.Path(), help="Fine-tuning DATA (with labels).")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run (PyTorch).")
+@_training_options(epochs=None, lr=1e-3)
+def prune_cmd(
+    model, weights, sparsity, method, schedule, finetune_epochs, data, resume, val, lr, batch, seed, inputs, out, quiet
+) -> None:
+    """Prune by magnitude or structure, then fine-tune; reports sparsity, parameters and size."""
+    from edgekit.compress import TrainSettings, prune
+    from edgekit.progress import Progress
+    from edgekit.spec import parse_input_specs
+
+    result = prune(
+        model,
+        data,
+        out,
+        sparsity=sparsity,
+        method=method,
+        schedule=schedule,
+        finetune_epochs=finetune_epochs,
+        val=val,
+        settings=TrainSettings(finetune_epochs, lr, batch, seed),
+        inputs=parse_input_specs(inputs),
+        weights=weights,
+        resume=resume,
+        progress=Progress(quiet=quiet),
+    )
+    r = result.record
+    if r["pruning"] == "structured":
+        reached = f"{r['parameters_removed']:.1%} of parameters removed (channel/neuron ratio {r['sparsity_target']})"
+    else:
+        reached = f"sparsity {r['sparsity_reached']:.3f} (asked {r['sparsity_target']})"
+    size = f", weights {r['size']['raw_bytes']} B raw, {r['size']['gzip_bytes']} B gzip" if "size" in r else ""
+    click.echo(f"{reached}, parameters {r['parameters_before']} -> {r['parameters_after']}{size}")
+    _report(result)
+
+
+@compress_cmd.command("qat")
+@click.option("--model", required=True, help=_SOURCE_HELP + " A tf_keras model in this version.")
+@click.option("--weights", type=click.Path(), help="Weights for a factory model.")
+@click.option("--data", required=True, type=click.Path(), help="Training DATA (with labels).")
+@_training_options(epochs=2, lr=1e-4)
+def qat_cmd(model, weights, data, val, epochs, lr, batch, seed, inputs, out, quiet) -> None:
+    """Quantization-aware training; export the output with tflite-int8."""
+    from edgekit.compress import TrainSettings, qat
+    from edgekit.progress import Progress
+    from edgekit.spec import parse_input_specs
+
+    result = qat(
+        model,
+        data,
+        out,
+        val=val,
+        settings=TrainSettings(epochs, lr, batch, seed),
+        inputs=parse_input_specs(inputs),
+        weights=weights,
+        progress=Progress(quiet=quiet),
+    )
+    _report(result)

@@ -1,0 +1,14 @@
+"""Compression before export: knowledge distillation, pruning, quantization-aware training.
+
+Each writes a folder that is itself a SOURCE (`edgekit export OUT --target T`), with a compress.json the
+export sidecar carries as provenance. Heavy frameworks are imported when a method runs.
+"""
+
+from __future__ import annotations
+
+from edgekit.compress.common import CompressResult, TrainSettings
+from edgekit.compress.distill import distill, distillation_loss
+from edgekit.compress.prune import prune
+from edgekit.compress.qat import qat
+
+__all__ = ["CompressResult", "TrainSettings", "distill", "distillation_loss", "prune", "qat"]

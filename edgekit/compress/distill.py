@@ -1,0 +1,249 @@
+"""Knowledge distillation: a student learns from a teacher's softened outputs and, with α > 0, the labels.
+
+loss = α·CE(student, labels) + (1−α)·T²·KL(softmax(teacher/T) ‖ softmax(student/T)), the KL averaged per
+sample (`batchmean`) and scaled by T² so the soft term keeps its weight whatever T is (Hinton et al.).
+Teacher logits are computed once per (teacher, data) and cached by their content hashes.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.cache import cache_dir
+from edgekit.compress.common import (
+    Checkpoints,
+    CompressResult,
+    TrainSettings,
+    publish,
+    read_training_data,
+    scores,
+    seed_everything,
+    torch_feed,
+    train_epochs,
+)
+from edgekit.compress.save import save_hf, save_keras, save_torch
+from edgekit.data import Dataset
+from edgekit.errors import UsageError
+from edgekit.progress import SILENT, Progress
+from edgekit.sources import load
+from edgekit.sources.base import Model
+from edgekit.spec import TensorSpec
+
+
+def distillation_loss(student, teacher, labels, alpha: float, temperature: float):
+    """The loss on torch tensors (student and teacher logits, integer labels or None when alpha is 0)."""
+    import torch.nn.functional as F
+
+    t = temperature
+    soft = F.kl_div(F.log_softmax(student / t, dim=-1), F.softmax(teacher / t, dim=-1), reduction="batchmean")
+    loss = (1 - alpha) * t * t * soft
+    if alpha > 0:
+        loss = loss + alpha * F.cross_entropy(student, labels)
+    return loss
+
+
+def teacher_logits(teacher: Model, data: Dataset, progress: Progress) -> tuple[np.ndarray, str]:
+    """The teacher's first output over `data`, from the cache when this (teacher, data) pair was seen;
+    returns (logits, "cached" | "computed")."""
+    from edgekit.runners.source import source_runner
+
+    key = hashlib.sha256(f"{teacher.source_hash}:{data.sha256}:{len(data)}".encode()).hexdigest()[:32]
+    path = cache_dir() / "teacher-logits" / f"{key}.npy"
+    if path.is_file():
+        return np.load(path, allow_pickle=False), "cached"
+    with progress.step(f"teacher logits on {len(data)} samples (cached for the next run)"), source_runner(teacher) as r:
+        logits = np.concatenate([next(iter(r.infer(feed, check=False).values())) for feed in data.batches(64)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, logits.astype(np.float32))
+    tmp.replace(path)
+    return logits, "computed"
+
+
+def _encoder_layers(hf_model):
+    """The ModuleList of a Hugging Face encoder's layers (BERT: encoder.layer, DistilBERT: transformer.layer)."""
+    import torch
+
+    count = getattr(hf_model.config, "num_hidden_layers", None)
+    for name, module in hf_model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == count:
+            return name, module
+    raise UsageError(
+        f"Cannot find the {count} encoder layers of this {type(hf_model).__name__} to build a student from.",
+        hint="Pass --student SOURCE instead of --student-layers.",
+    )
+
+
+def student_from_layers(teacher: Model, layers: int) -> tuple[Model, list[int]]:
+    """A student that keeps `layers` of the teacher's encoder layers, evenly spaced (as DistilBERT took every
+    other layer), with the embeddings and the head: its weights start as the teacher's."""
+    if teacher.kind != "hf":
+        raise UsageError(
+            "--student-layers builds a student from a Hugging Face teacher's own layers; "
+            f"{teacher.source} is a {teacher.kind} source.",
+            hint="Pass --student SOURCE.",
+        )
+    wrapper = copy.deepcopy(teacher.obj)
+    name, module = _encoder_layers(wrapper.model)
+    total = len(module)
+    if not 1 <= layers < total:
+        raise UsageError(f"--student-layers {layers}: the teacher has {total} layers; give 1 to {total - 1}.")
+    keep = sorted({round(i) for i in np.linspace(0, total - 1, layers)})
+    parent = wrapper.model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else wrapper.model
+    setattr(parent, name.rsplit(".", 1)[-1], type(module)([module[i] for i in keep]))
+    wrapper.model.config.num_hidden_layers = len(keep)
+    student = copy.copy(teacher)
+    student.obj, student.name = wrapper, f"{teacher.name}-{len(keep)}layers"
+    return student, keep
+
+
+def _logits(model: Model, data: Dataset) -> np.ndarray:
+    """A model's first output over `data`, in its own framework (PyTorch or Keras students alike)."""
+    from edgekit.runners.source import source_runner
+
+    with source_runner(model) as runner:
+        return np.concatenate([next(iter(runner.infer(feed, check=False).values())) for feed in data.batches(64)])
+
+
+def _check_classes(teacher_out: np.ndarray, student: Model, data: Dataset) -> None:
+    out = _logits(student, data.head(2))
+    if out.shape[-1] != teacher_out.shape[-1]:
+        raise UsageError(
+            f"The student gives {out.shape[-1]} outputs per sample and the teacher {teacher_out.shape[-1]}: "
+            "distillation needs the same classes.",
+            hint="Give the student a head with as many classes as the teacher.",
+        )
+
+
+def _train_torch(
+    student: Model,
+    soft: np.ndarray,
+    train: Dataset,
+    alpha: float,
+    temperature: float,
+    settings: TrainSettings,
+    checkpoints: Checkpoints,
+    resume: bool,
+    progress: Progress,
+) -> list:
+    import torch
+
+    from edgekit.sources.torch_source import flatten_outputs
+
+    module = student.obj
+    soft_t = torch.from_numpy(soft)
+    labels = torch.from_numpy(train.labels.astype(np.int64)) if train.labels is not None and alpha > 0 else None
+    torch.manual_seed(settings.seed)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=settings.lr)
+
+    def step(idx: np.ndarray):
+        logits = flatten_outputs(module(*torch_feed(train, idx, student)))[0]
+        return distillation_loss(logits, soft_t[idx], labels[idx] if labels is not None else None, alpha, temperature)
+
+    return train_epochs(module, optimizer, step, train, settings, checkpoints, resume, progress, "distill")
+
+
+def distill(
+    teacher: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    student: str | Path | None = None,
+    student_layers: int | None = None,
+    val: str | Path | None = None,
+    alpha: float = 0.5,
+    temperature: float = 2.0,
+    settings: TrainSettings = TrainSettings(),
+    inputs: tuple[TensorSpec, ...] = (),
+    teacher_weights: str | Path | None = None,
+    student_weights: str | Path | None = None,
+    tokenizer: str | Path | None = None,
+    resume: bool = False,
+    progress: Progress = SILENT,
+) -> CompressResult:
+    """Train `student` (or `student_layers` of the teacher's own layers) on the teacher's soft targets."""
+
+    if not 0 <= alpha <= 1 or temperature <= 0:
+        raise UsageError(f"--alpha must be in [0, 1] and --temperature > 0 (got {alpha}, {temperature}).")
+    if (student is None) == (student_layers is None):
+        raise UsageError("Give the student: --student SOURCE or --student-layers N (one of them).")
+    out = Path(out)
+    seed_everything(settings.seed)
+    with progress.step(f"load teacher {teacher}"):
+        teacher_model = load(teacher, inputs, teacher_weights)
+    if tokenizer:
+        teacher_model.tokenizer_dir = Path(tokenizer)
+    kept: list[int] | None = None
+    if student is not None:
+        with progress.step(f"load student {student}"):
+            student_model = load(student, inputs or teacher_model.signature.inputs, student_weights)
+    else:
+        assert student_layers is not None
+        student_model, kept = student_from_layers(teacher_model, student_layers)
+    if student_model.format not in ("torch", "keras"):
+        raise UsageError(
+            f"Distillation trains PyTorch and Keras students; {student_model.source} is {student_model.format}.",
+            hint="Give the student as the model it was built from.",
+        )
+    if resume and student_model.format == "keras":
+        raise UsageError("--resume continues PyTorch training; Keras students train without checkpoints.")
+    student_model.tokenizer_dir = student_model.tokenizer_dir or teacher_model.tokenizer_dir
+    train = read_training_data(data, teacher_model, need_labels=alpha > 0, what="distillation with --alpha > 0")
+    soft, cache = teacher_logits(teacher_model, train, progress)
+    _check_classes(soft, student_model, train)
+    validation = read_training_data(val, teacher_model, need_labels=True, what="validation") if val else None
+    before = scores(_logits(student_model, validation), validation.labels) if validation else None
+    teacher_val = (
+        scores(teacher_logits(teacher_model, validation, progress)[0], validation.labels) if validation else None
+    )
+
+    checkpoints = Checkpoints(out)
+    if student_model.format == "keras":
+        from edgekit.compress.keras_compress import distill_keras
+
+        trained, history = distill_keras(student_model, soft, train, alpha, temperature, settings, progress)
+        parameters = int(trained.count_params())
+    else:
+        history = _train_torch(student_model, soft, train, alpha, temperature, settings, checkpoints, resume, progress)
+        parameters = sum(p.numel() for p in student_model.obj.parameters())
+    after = scores(_logits(student_model, validation), validation.labels) if validation else None
+    record: dict[str, Any] = {
+        "method": "distill",
+        "inputs": [str(s) for s in student_model.signature.inputs],
+        "alpha": alpha,
+        "temperature": temperature,
+        "settings": settings.__dict__,
+        "teacher": {
+            "source": str(teacher),
+            "sha256": teacher_model.source_hash,
+            "metrics": teacher_val,
+            "parameters": _parameters(teacher_model),
+        },
+        "student": {"source": str(student) if student else None, "layers_kept": kept, "parameters": parameters},
+        "data": {"path": train.source, "sha256": train.sha256, "samples": len(train)},
+        "val": {"path": validation.source, "sha256": validation.sha256} if validation else None,
+        "teacher_logits": cache,
+        "metrics_before": before,
+        "metrics_after": after,
+        "history": history,
+    }
+    if student_model.format == "keras":
+        publish(out, lambda folder: save_keras(trained, folder), record)
+    elif student_model.kind == "hf":
+        publish(out, lambda folder: save_hf(student_model.obj.model, student_model.tokenizer_dir, folder), record)
+    else:
+        publish(out, lambda folder: save_torch(student_model.obj, student_model, folder), record)
+    checkpoints.remove()
+    return CompressResult(out, record, history)
+
+
+def _parameters(model: Model) -> int | None:
+    if model.format == "torch":
+        return sum(p.numel() for p in model.obj.parameters())
+    keras_model = model.extra.get("keras_model")
+    return int(keras_model.count_params()) if keras_model is not None else None

@@ -1,0 +1,221 @@
+"""Keras pruning and quantization-aware training through tensorflow-model-optimization (tf_keras models only)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit._lazy import require
+from edgekit.compress.common import CompressResult, TrainSettings, publish, read_training_data, scores
+from edgekit.compress.save import save_keras
+from edgekit.data import Dataset
+from edgekit.errors import UsageError, first_line
+from edgekit.progress import Progress
+from edgekit.sources.base import Model
+
+
+def _tf_keras_model(source: Model, what: str):
+    model = source.extra.get("keras_model")
+    if source.kind != "tf-keras" or model is None:
+        raise UsageError(
+            f"{what} uses tensorflow-model-optimization, which works on tf_keras models only; "
+            f"{source.source} is a {source.kind} model.",
+            hint="Build and save the model with tf_keras (import tf_keras as keras; model.save('m.h5')), "
+            "or compress a PyTorch model.",
+        )
+    return model
+
+
+def _xy(model: Model, data: Dataset):
+    names = model.signature.input_names
+    x = data.arrays[names[0]] if len(names) == 1 else [data.arrays[n] for n in names]
+    return x, data.labels
+
+
+def _from_logits(keras_model) -> bool:
+    activation = getattr(keras_model.layers[-1], "activation", None)
+    return getattr(activation, "__name__", "") != "softmax"
+
+
+def _compile(tf_keras, model, settings: TrainSettings, from_logits: bool) -> None:
+    model.compile(
+        optimizer=tf_keras.optimizers.Adam(settings.lr),
+        loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+    )
+
+
+def _scores(keras_model, source: Model, data: Dataset) -> dict[str, float] | None:
+    x, y = _xy(source, data)
+    return scores(np.asarray(keras_model.predict(x, batch_size=256, verbose=0)), y)
+
+
+def _fit(
+    model, source: Model, train: Dataset, settings: TrainSettings, progress: Progress, label: str, callbacks: list
+) -> list[dict[str, Any]]:
+    x, y = _xy(source, train)
+    history: list[dict[str, Any]] = []
+    for epoch in range(settings.epochs):
+        with progress.step(f"{label} epoch {epoch + 1}/{settings.epochs}"):
+            fit = model.fit(
+                x,
+                y,
+                batch_size=settings.batch,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                shuffle=True,
+                verbose=0,
+                callbacks=callbacks,
+            )
+        history.append({"epoch": epoch + 1, "loss": round(float(fit.history["loss"][-1]), 6)})
+        progress.info(f"  {label} epoch {epoch + 1}/{settings.epochs}: loss {history[-1]['loss']:.4f}")
+    return history
+
+
+def kernel_sparsity(keras_model) -> float:
+    """Fraction of zeros over the kernels of Dense and convolution layers."""
+    kernels = [w.numpy() for layer in keras_model.layers for w in layer.weights if "kernel" in w.name]
+    total = sum(k.size for k in kernels)
+    return float(sum(int((k == 0).sum()) for k in kernels) / total) if total else 0.0
+
+
+def prune_keras(
+    source: Model,
+    data,
+    out: Path,
+    sparsity: float,
+    method: str,
+    schedule: str,
+    val,
+    settings: TrainSettings,
+    progress: Progress,
+) -> CompressResult:
+    """Magnitude pruning with tfmot's prune_low_magnitude: the schedule's last pruning step falls on a step
+    that runs (so the target is reached, not approached), then strip_pruning before saving."""
+    if method != "magnitude":
+        raise UsageError(
+            "Structured pruning of Keras models is not available; use --method magnitude, "
+            "or prune the PyTorch version of the model."
+        )
+    tf_keras = require("tf_keras", "Pruning a Keras model")
+    tfmot = require("tensorflow_model_optimization", "Pruning a Keras model")
+    keras_model = _tf_keras_model(source, "Keras pruning")
+    train = read_training_data(data, source, need_labels=True, what="Fine-tuning after pruning")
+    validation = read_training_data(val, source, need_labels=True, what="validation") if val else train
+    tf_keras.utils.set_random_seed(settings.seed)
+    before = _scores(keras_model, source, validation)
+    steps = math.ceil(len(train) / settings.batch)
+    epochs = max(settings.epochs, 1)
+    if schedule == "one-shot" or epochs == 1:
+        sched = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=steps)
+    else:  # rise over every epoch but the last, pruning once per epoch, and reach the target at its start
+        sched = tfmot.sparsity.keras.PolynomialDecay(
+            0.0, sparsity, begin_step=0, end_step=steps * (epochs - 1), frequency=steps
+        )
+    try:
+        pruned = tfmot.sparsity.keras.prune_low_magnitude(keras_model, pruning_schedule=sched)
+    except Exception as e:  # tfmot names the layer it cannot wrap
+        raise UsageError(f"tensorflow-model-optimization cannot prune {source.source}: {first_line(e)}") from None
+    _compile(tf_keras, pruned, settings, _from_logits(keras_model))
+    fit_settings = TrainSettings(epochs, settings.lr, settings.batch, settings.seed)
+    history = _fit(pruned, source, train, fit_settings, progress, "prune", [tfmot.sparsity.keras.UpdatePruningStep()])
+    stripped = tfmot.sparsity.keras.strip_pruning(pruned)
+    record: dict[str, Any] = {
+        "method": "prune",
+        "pruning": "magnitude",
+        "schedule": schedule,
+        "sparsity_target": sparsity,
+        "sparsity_reached": round(kernel_sparsity(stripped), 4),
+        "settings": fit_settings.__dict__,
+        "tool": f"tensorflow-model-optimization {tfmot.__version__}",
+        "parameters_before": int(keras_model.count_params()),
+        "parameters_after": int(stripped.count_params()),
+        "source": {"path": source.source, "sha256": source.source_hash},
+        "data": {"path": train.source, "sha256": train.sha256, "samples": len(train)},
+        "metrics_before": before,
+        "metrics_after": _scores(stripped, source, validation),
+        "history": history,
+    }
+    publish(out, lambda folder: save_keras(stripped, folder), record)
+    return CompressResult(out, record, history)
+
+
+def qat_keras(source: Model, data, out: Path, val, settings: TrainSettings, progress: Progress) -> CompressResult:
+    """tfmot's quantize_model (fake quantization in training), then a SavedModel the TFLite converter turns
+    into int8 with the ranges learned in training."""
+    tf_keras = require("tf_keras", "Quantization-aware training of a Keras model")
+    tfmot = require("tensorflow_model_optimization", "Quantization-aware training of a Keras model")
+    keras_model = _tf_keras_model(source, "Keras quantization-aware training")
+    train = read_training_data(data, source, need_labels=True, what="Quantization-aware training")
+    validation = read_training_data(val, source, need_labels=True, what="validation") if val else train
+    tf_keras.utils.set_random_seed(settings.seed)
+    before = _scores(keras_model, source, validation)
+    try:
+        qat = tfmot.quantization.keras.quantize_model(keras_model)
+    except Exception as e:
+        raise UsageError(f"tensorflow-model-optimization cannot quantize {source.source}: {first_line(e)}") from None
+    _compile(tf_keras, qat, settings, _from_logits(keras_model))
+    history = _fit(qat, source, train, settings, progress, "qat", [])
+    record: dict[str, Any] = {
+        "method": "qat",
+        "tool": f"tensorflow-model-optimization {tfmot.__version__} quantize_model",
+        "settings": settings.__dict__,
+        "source": {"path": source.source, "sha256": source.source_hash},
+        "data": {"path": train.source, "sha256": train.sha256, "samples": len(train)},
+        "metrics_before": before,
+        "metrics_after_fake_quant": _scores(qat, source, validation),
+        "history": history,
+        "export_with": "tflite-int8 (the converter keeps the ranges learned in training)",
+    }
+    publish(out, lambda folder: save_keras(qat, folder), record)
+    return CompressResult(out, record, history)
+
+
+def distill_keras(
+    student: Model,
+    soft: np.ndarray,
+    train: Dataset,
+    alpha: float,
+    temperature: float,
+    settings: TrainSettings,
+    progress: Progress,
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Train a Keras student (Keras 3 or tf_keras) on the teacher's soft targets with a GradientTape loop,
+    the same loss and the same seeded batch order as the PyTorch loop."""
+    from edgekit.compress.common import epoch_batches
+    from edgekit.sources.keras_source import quiet_tf
+
+    tf = quiet_tf("Distilling into a Keras student")
+    keras_model = student.extra.get("keras_model")
+    if keras_model is None:
+        raise UsageError(
+            f"{student.source} is a SavedModel: its weights cannot be trained here.",
+            hint="Give the Keras student as a .keras or .h5 file.",
+        )
+    flavour = "tf_keras" if type(keras_model).__module__.startswith("tf_keras") else "keras"
+    keras = require(flavour, "Distilling into a Keras student")
+    keras.utils.set_random_seed(settings.seed)
+    optimizer = keras.optimizers.Adam(settings.lr)
+    x, labels = _xy(student, train)
+    t = temperature
+    history: list[dict[str, Any]] = []
+    for epoch in range(settings.epochs):
+        losses = []
+        for idx in epoch_batches(train, settings.batch, settings.seed, epoch):
+            with tf.GradientTape() as tape:
+                logits = keras_model(x[idx], training=True)
+                p_teacher = tf.nn.softmax(soft[idx] / t, axis=-1)
+                log_p_student = tf.nn.log_softmax(logits / t, axis=-1)
+                kl = tf.reduce_mean(tf.reduce_sum(p_teacher * (tf.math.log(p_teacher + 1e-12) - log_p_student), -1))
+                loss = (1 - alpha) * t * t * kl
+                if alpha > 0:
+                    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels[idx], logits=logits)
+                    loss = loss + alpha * tf.reduce_mean(ce)
+            variables = keras_model.trainable_variables
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            losses.append(float(loss))
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
+        progress.info(f"  distill epoch {epoch + 1}/{settings.epochs}: loss {history[-1]['loss']:.4f}")
+    return keras_model, history

@@ -1,0 +1,255 @@
+"""Pruning with fine-tuning: magnitude (unstructured, weights zeroed) or structured (units removed).
+
+Unstructured sparsity makes a file neither smaller nor faster by itself, only more compressible (its gzip
+size is reported); structured pruning removes whole channels or neurons, so the exported file is smaller
+and faster. PyTorch through torch.nn.utils.prune and Torch-Pruning; Keras (tf_keras) through
+tensorflow-model-optimization.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.compress.common import (
+    Checkpoints,
+    CompressResult,
+    TrainSettings,
+    publish,
+    read_training_data,
+    scores,
+    seed_everything,
+    torch_feed,
+    torch_logits,
+    train_epochs,
+)
+from edgekit.compress.save import save_hf, save_torch
+from edgekit.errors import UsageError
+from edgekit.progress import SILENT, Progress
+from edgekit.sources import load
+from edgekit.sources.base import Model
+from edgekit.spec import TensorSpec
+
+METHODS = ("magnitude", "structured")
+SCHEDULES = ("polynomial", "one-shot")
+
+
+def target_sparsity(final: float, schedule: str, epoch: int, epochs: int) -> float:
+    """The sparsity to reach by the end of `epoch` (0-based): all at once, or rising as 1 − (1 − t)³
+    (the polynomial decay of Zhu & Gupta) so that the last epoch reaches `final` exactly."""
+    if schedule == "one-shot" or epochs <= 1:
+        return final
+    t = (epoch + 1) / epochs
+    return final * (1 - (1 - t) ** 3)
+
+
+def _prunable_torch(module) -> list[tuple[Any, str]]:
+    import torch
+
+    return [
+        (m, "weight") for m in module.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d))
+    ]
+
+
+def torch_sparsity(module) -> float:
+    """Fraction of zeros over the weights of the Linear and convolution layers."""
+    weights = [m.weight.detach() for m, _ in _prunable_torch(module)]
+    total = sum(w.numel() for w in weights)
+    return float(sum(int((w == 0).sum()) for w in weights) / total) if total else 0.0
+
+
+def _mask_sparsity(params) -> float:
+    masks = [getattr(m, f"{name}_mask", None) for m, name in params]
+    total = sum(p.weight.numel() for p, _ in params)
+    return sum(int((mask == 0).sum()) for mask in masks if mask is not None) / total if total else 0.0
+
+
+def _magnitude_torch(module, sparsity: float) -> None:
+    """Global magnitude pruning of all Linear/convolution weights up to `sparsity`, on top of the masks already
+    there (the weights stay the parameters the optimizer trains; masks are made permanent at the end)."""
+    import torch
+    import torch.nn.utils.prune as tprune
+
+    params = _prunable_torch(module)
+    done = _mask_sparsity(params)
+    if sparsity <= done:
+        return
+    remaining = sum(p.weight.numel() for p, _ in params) * (1 - done)
+    amount = round((sparsity - done) / (1 - done) * remaining)  # of the weights not pruned yet
+    # magnitudes of the weights as they are now (`m.weight` is only refreshed by the next forward)
+    current = {
+        (m, name): getattr(m, f"{name}_orig") * getattr(m, f"{name}_mask") if tprune.is_pruned(m) else getattr(m, name)
+        for m, name in params
+    }
+    with torch.no_grad():
+        tprune.global_unstructured(
+            params,
+            pruning_method=tprune.L1Unstructured,
+            amount=int(amount),
+            importance_scores={k: v.detach() for k, v in current.items()},
+        )
+
+
+def _make_permanent(module) -> None:
+    import torch.nn.utils.prune as tprune
+
+    for m, name in _prunable_torch(module):
+        if tprune.is_pruned(m):
+            tprune.remove(m, name)
+
+
+def _output_layer(module, classes: int):
+    import torch
+
+    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear) and m.out_features == classes]
+    return linears[-1:] if linears else []
+
+
+def _structured_torch(module, model: Model, sparsity: float, classes: int) -> None:
+    """Remove channels / neurons by magnitude with Torch-Pruning, which follows the dependencies between layers."""
+    from edgekit._lazy import require
+    from edgekit.sources.torch_source import example_args
+
+    tp = require("torch_pruning", "Structured pruning")
+    example = tuple(a[:1] for a in example_args(model))
+    try:
+        pruner = tp.pruner.MetaPruner(
+            module,
+            example,
+            importance=tp.importance.MagnitudeImportance(p=2),
+            pruning_ratio=sparsity,
+            ignored_layers=_output_layer(module, classes),
+        )
+        pruner.step()
+    except Exception as e:  # Torch-Pruning raises on graphs it cannot follow; name what it stopped at
+        from edgekit.errors import first_line
+
+        raise UsageError(
+            f"Structured pruning cannot handle {model.source}: {type(e).__name__}: {first_line(e)}",
+            hint="Use --method magnitude, or prune a model built from Conv/Linear/Norm layers.",
+        ) from None
+
+
+def _parameters(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _sizes(folder: Path, name: str) -> dict[str, int]:
+    data = (folder / name).read_bytes()
+    return {"raw_bytes": len(data), "gzip_bytes": len(gzip.compress(data, compresslevel=6))}
+
+
+def prune(
+    model: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    sparsity: float,
+    method: str = "magnitude",
+    schedule: str = "polynomial",
+    finetune_epochs: int = 2,
+    val: str | Path | None = None,
+    settings: TrainSettings = TrainSettings(),
+    inputs: tuple[TensorSpec, ...] = (),
+    weights: str | Path | None = None,
+    resume: bool = False,
+    progress: Progress = SILENT,
+) -> CompressResult:
+    """Prune `model` to `sparsity` with `method`, fine-tuning on `data` for `finetune_epochs`."""
+    if not 0 < sparsity < 1:
+        raise UsageError(f"--sparsity {sparsity} is outside (0, 1): give the fraction of weights to remove, e.g. 0.5.")
+    if method not in METHODS or schedule not in SCHEDULES:
+        raise UsageError(f"--method is one of {', '.join(METHODS)} and --schedule one of {', '.join(SCHEDULES)}.")
+    settings = TrainSettings(finetune_epochs, settings.lr, settings.batch, settings.seed)
+    out = Path(out)
+    seed_everything(settings.seed)
+    with progress.step(f"load {model}"):
+        source = load(model, inputs, weights)
+    if source.format == "keras":
+        from edgekit.compress.keras_compress import prune_keras
+
+        return prune_keras(source, data, out, sparsity, method, schedule, val, settings, progress)
+    if source.format != "torch":
+        raise UsageError(f"Pruning takes PyTorch or Keras sources; {model} is {source.format}.")
+    return _prune_torch(source, data, out, sparsity, method, schedule, val, settings, resume, progress)
+
+
+def _prune_torch(
+    source: Model,
+    data,
+    out: Path,
+    sparsity: float,
+    method: str,
+    schedule: str,
+    val,
+    settings: TrainSettings,
+    resume: bool,
+    progress: Progress,
+) -> CompressResult:
+    import torch
+
+    train = read_training_data(data, source, need_labels=True, what="Fine-tuning after pruning")
+    validation = read_training_data(val, source, need_labels=True, what="validation") if val else train
+    module = source.obj
+    classes = torch_logits(module, train.head(2), source).shape[-1]
+    before = scores(torch_logits(module, validation, source), validation.labels)
+    params_before = _parameters(module)
+    if method == "structured":
+        with progress.step(f"structured pruning: remove {sparsity:.0%} of channels and neurons"):
+            _structured_torch(module, source, sparsity, classes)
+    labels = torch.from_numpy(train.labels.astype(np.int64))
+    torch.manual_seed(settings.seed)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=settings.lr)
+
+    def step(idx: np.ndarray):
+        from edgekit.sources.torch_source import flatten_outputs
+
+        logits = flatten_outputs(module(*torch_feed(train, idx, source)))[0]
+        return torch.nn.functional.cross_entropy(logits, labels[idx])
+
+    def before_epoch(epoch: int) -> None:
+        if method == "magnitude":
+            _magnitude_torch(module, target_sparsity(sparsity, schedule, epoch, settings.epochs))
+
+    if method == "magnitude" and settings.epochs == 0:
+        _magnitude_torch(module, sparsity)
+    checkpoints = Checkpoints(out)
+    history = train_epochs(
+        module, optimizer, step, train, settings, checkpoints, resume, progress, "fine-tune", before_epoch
+    )
+    _make_permanent(module)
+    after = scores(torch_logits(module, validation, source), validation.labels)
+    record: dict[str, Any] = {
+        "method": "prune",
+        "inputs": [str(s) for s in source.signature.inputs],
+        "pruning": method,
+        "schedule": schedule,
+        "sparsity_target": sparsity,
+        "sparsity_reached": round(torch_sparsity(module), 4),
+        "parameters_removed": round(1 - _parameters(module) / params_before, 4),
+        "settings": settings.__dict__,
+        "parameters_before": params_before,
+        "parameters_after": _parameters(module),
+        "source": {"path": source.source, "sha256": source.source_hash},
+        "data": {"path": train.source, "sha256": train.sha256, "samples": len(train)},
+        "metrics_before": before,
+        "metrics_after": after,
+        "history": history,
+    }
+
+    def write(folder: Path) -> str:
+        entry = (
+            save_hf(module.model, source.tokenizer_dir, folder)
+            if source.kind == "hf"
+            else save_torch(module, source, folder)
+        )
+        weights = "model.safetensors" if source.kind == "hf" else "weights.safetensors"
+        record["size"] = _sizes(folder, weights)
+        return entry
+
+    publish(out, write, record)
+    checkpoints.remove()
+    return CompressResult(out, record, history)

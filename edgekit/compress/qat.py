@@ -1,0 +1,36 @@
+"""Quantization-aware training: fine-tune with fake quantization so the int8 export keeps accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.compress.common import CompressResult, TrainSettings, seed_everything
+from edgekit.errors import UsageError
+from edgekit.progress import SILENT, Progress
+from edgekit.sources import load
+from edgekit.spec import TensorSpec
+
+
+def qat(
+    model: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    val: str | Path | None = None,
+    settings: TrainSettings = TrainSettings(),
+    inputs: tuple[TensorSpec, ...] = (),
+    weights: str | Path | None = None,
+    progress: Progress = SILENT,
+) -> CompressResult:
+    """Quantization-aware training of a tf_keras model (tfmot quantize_model); export OUT with tflite-int8."""
+    seed_everything(settings.seed)
+    with progress.step(f"load {model}"):
+        source = load(model, inputs, weights)
+    if source.format != "keras":
+        raise UsageError(
+            f"Quantization-aware training takes tf_keras models in this version; {model} is {source.format}.",
+            hint="For PyTorch models use post-training int8 (onnx-int8, executorch-int8) with --calib.",
+        )
+    from edgekit.compress.keras_compress import qat_keras
+
+    return qat_keras(source, data, Path(out), val, settings, progress)

@@ -1,0 +1,360 @@
+"""Compression on real digits: distillation, magnitude and structured pruning, Keras QAT, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from helpers import artifact_accuracy, run_cli
+
+from edgekit.compress import TrainSettings, distill, distillation_loss, prune, qat
+from edgekit.errors import UsageError
+from edgekit.exporter import export
+from edgekit.spec import parse_input_spec
+
+INPUT = (parse_input_spec("image:float32:batchx1x8x8"),)
+
+
+@pytest.fixture(scope="module")
+def npz(digits, tmp_path_factory):
+    x_train, y_train, x_test, y_test = digits
+    tmp = tmp_path_factory.mktemp("compress-data")
+    np.savez(tmp / "train.npz", image=x_train, labels=y_train)
+    np.savez(tmp / "test.npz", image=x_test, labels=y_test)
+    np.savez(tmp / "unlabelled.npz", image=x_train)
+    return tmp
+
+
+def test_loss_matches_a_hand_computation():
+    import torch
+
+    s = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    t = np.array([[1.5, 1.0, -0.5], [0.0, -1.0, 2.0]])
+    labels = np.array([0, 2])
+    alpha, temp = 0.3, 2.0
+
+    def softmax(z):
+        e = np.exp(z - z.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    p_t, p_s = softmax(t / temp), softmax(s / temp)
+    kl = np.mean(np.sum(p_t * (np.log(p_t) - np.log(p_s)), axis=-1))  # per sample, then the batch mean
+    ce = np.mean(-np.log(softmax(s)[np.arange(2), labels]))
+    expected = alpha * ce + (1 - alpha) * temp**2 * kl
+    got = distillation_loss(torch.tensor(s), torch.tensor(t), torch.tensor(labels), alpha, temp)
+    assert float(got) == pytest.approx(expected, rel=1e-9)
+    soft_only = distillation_loss(torch.tensor(s), torch.tensor(t), None, 0.0, temp)
+    assert float(soft_only) == pytest.approx(temp**2 * kl, rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def distilled(cnn, npz, tmp_path_factory):
+    out = tmp_path_factory.mktemp("distill") / "student"
+    settings = TrainSettings(epochs=12, lr=3e-3, seed=0)
+    result = distill(
+        "edgekit_demo.zoo:digits_cnn",
+        npz / "train.npz",
+        out,
+        student="edgekit_demo.zoo:digits_small_cnn",
+        val=npz / "test.npz",
+        alpha=0.5,
+        temperature=4.0,
+        settings=settings,
+        inputs=INPUT,
+        teacher_weights=cnn[1],
+    )
+    return result
+
+
+def test_distilled_student_keeps_the_teachers_accuracy(distilled, digits, npz, tmp_path):
+    record = distilled.record
+    teacher, student = record["teacher"]["metrics"]["accuracy"], record["metrics_after"]["accuracy"]
+    assert student >= teacher - 0.02, record
+    assert record["student"]["parameters"] < 0.25 * record["teacher"]["parameters"]
+    # the output folder is a SOURCE: export it, run the file, and the sidecar carries the provenance
+    result = export(distilled.out, "onnx-fp32", tmp_path, calib=npz / "test.npz")
+    _, _, x_test, y_test = digits
+    assert artifact_accuracy(result.artifact, x_test, y_test) == pytest.approx(student, abs=0.005)
+    assert (
+        result.sidecar["compression"]["method"] == "distill" and result.sidecar["source"]["kind"] == "exported-program"
+    )
+
+
+def test_teacher_logits_are_cached_by_content(cnn, npz, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "cache"))
+    result = distill(
+        "edgekit_demo.zoo:digits_cnn",
+        npz / "unlabelled.npz",
+        tmp_path / "s",
+        inputs=INPUT,
+        student="edgekit_demo.zoo:digits_mlp",
+        alpha=0.0,
+        settings=TrainSettings(epochs=1),
+        teacher_weights=cnn[1],
+    )
+    assert result.record["teacher_logits"] == "computed"  # other data: other logits
+    again = distill(
+        "edgekit_demo.zoo:digits_cnn",
+        npz / "unlabelled.npz",
+        tmp_path / "s",
+        inputs=INPUT,
+        student="edgekit_demo.zoo:digits_mlp",
+        alpha=0.0,
+        settings=TrainSettings(epochs=1),
+        teacher_weights=cnn[1],
+    )
+    assert again.record["teacher_logits"] == "cached" and again.record["metrics_after"] is None
+
+
+@pytest.mark.parametrize("schedule", ["polynomial", "one-shot"])
+def test_magnitude_pruning_reaches_its_sparsity(cnn, npz, tmp_path, schedule):
+    result = prune(
+        "edgekit_demo.zoo:digits_cnn",
+        npz / "train.npz",
+        tmp_path / "p",
+        sparsity=0.7,
+        schedule=schedule,
+        finetune_epochs=3,
+        val=npz / "test.npz",
+        inputs=INPUT,
+        weights=cnn[1],
+    )
+    r = result.record
+    assert abs(r["sparsity_reached"] - 0.7) <= 0.01 and r["parameters_after"] == r["parameters_before"]
+    assert r["metrics_after"]["accuracy"] >= r["metrics_before"]["accuracy"] - 0.02
+    assert r["size"]["gzip_bytes"] < 0.7 * r["size"]["raw_bytes"]  # zeros compress; the raw file does not shrink
+
+
+def test_structured_pruning_makes_the_exported_file_smaller(cnn, npz, tmp_path, digits):
+    _, _, x_test, y_test = digits
+    dense = export(
+        "edgekit_demo.zoo:digits_cnn",
+        "onnx-fp32",
+        tmp_path / "dense",
+        inputs=INPUT,
+        weights=cnn[1],
+        calib=npz / "test.npz",
+    )
+    result = prune(
+        "edgekit_demo.zoo:digits_cnn",
+        npz / "train.npz",
+        tmp_path / "p",
+        sparsity=0.5,
+        method="structured",
+        finetune_epochs=3,
+        val=npz / "test.npz",
+        inputs=INPUT,
+        weights=cnn[1],
+    )
+    r = result.record
+    assert r["parameters_after"] < 0.4 * r["parameters_before"] and r["metrics_after"]["accuracy"] > 0.95
+    small = export(result.out, "onnx-fp32", tmp_path / "small", calib=npz / "test.npz")
+    assert small.parity.passed and small.sidecar["size_bytes"] < 0.4 * dense.sidecar["size_bytes"]
+    assert artifact_accuracy(small.artifact, x_test, y_test) == pytest.approx(r["metrics_after"]["accuracy"], abs=0.005)
+
+
+def _tf_keras_cnn(digits, path):
+    from edgekit_demo import zoo
+
+    x_train, y_train, _, _ = digits
+    zoo.keras_digits_cnn(x_train, y_train, epochs=3, flavour="tf_keras").save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def keras_npz(digits, tmp_path_factory):
+    x_train, y_train, x_test, y_test = digits
+    tmp = tmp_path_factory.mktemp("keras-data")
+    nhwc = lambda x: np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    np.savez(tmp / "train.npz", image=nhwc(x_train), labels=y_train)
+    np.savez(tmp / "test.npz", image=nhwc(x_test), labels=y_test)
+    np.savez(tmp / "calib.npz", image=nhwc(x_train[:200]))
+    return tmp
+
+
+def test_keras_magnitude_pruning_reaches_its_sparsity(digits, keras_npz, tmp_path):
+    model = _tf_keras_cnn(digits, tmp_path / "cnn.h5")
+    result = prune(
+        model, keras_npz / "train.npz", tmp_path / "p", sparsity=0.6, finetune_epochs=3, val=keras_npz / "test.npz"
+    )
+    r = result.record
+    assert abs(r["sparsity_reached"] - 0.6) <= 0.01, r
+    exported = export(result.out, "tflite-fp32", tmp_path / "out", calib=keras_npz / "calib.npz")
+    assert exported.parity.passed and exported.sidecar["compression"]["sparsity_reached"] == r["sparsity_reached"]
+
+
+def test_keras_qat_int8_is_at_least_as_accurate_as_post_training_int8(digits, keras_npz, tmp_path):
+    _, _, x_test, y_test = digits
+    model = _tf_keras_cnn(digits, tmp_path / "cnn.h5")
+    ptq = export(model, "tflite-int8", tmp_path / "ptq", calib=keras_npz / "calib.npz")
+    result = qat(
+        model,
+        keras_npz / "train.npz",
+        tmp_path / "qat",
+        val=keras_npz / "test.npz",
+        settings=TrainSettings(epochs=2, lr=1e-4),
+    )
+    qat_file = export(result.out, "tflite-int8", tmp_path / "qat-out", calib=keras_npz / "calib.npz")
+    x = np.ascontiguousarray(x_test.transpose(0, 2, 3, 1))
+    ptq_acc = artifact_accuracy(ptq.artifact, x, y_test)
+    qat_acc = artifact_accuracy(qat_file.artifact, x, y_test)
+    assert qat_acc >= ptq_acc, (qat_acc, ptq_acc)
+    assert qat_file.sidecar["compression"]["method"] == "qat"
+
+
+def test_a_keras3_model_is_refused_for_tfmot(digits, keras_npz, tmp_path):
+    from edgekit_demo import zoo
+
+    x_train, y_train, _, _ = digits
+    path = tmp_path / "k3.keras"
+    zoo.keras_digits_cnn(x_train, y_train, epochs=1).save(path)
+    with pytest.raises(UsageError, match="tf_keras models only"):
+        qat(path, keras_npz / "train.npz", tmp_path / "q")
+    assert not (tmp_path / "q").exists()
+
+
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["prune", "--sparsity", "1.5"], "outside (0, 1)"),
+        (["distill-labels"], "pass --alpha 0"),
+        (["distill-classes"], "same classes"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(capsys, cnn, npz, tmp_path, args, phrase):
+    common = ["--input", "image:float32:batchx1x8x8", "-o", tmp_path / "out"]
+    if args[0] == "prune":
+        argv = [
+            "compress",
+            "prune",
+            "--model",
+            "edgekit_demo.zoo:digits_cnn",
+            "--weights",
+            cnn[1],
+            *args[1:],
+            "--data",
+            npz / "train.npz",
+            *common,
+        ]
+    else:
+        # torch.nn:Flatten gives 64 outputs per image: not the teacher's 10 classes
+        student = "edgekit_demo.zoo:digits_mlp" if args[0] == "distill-labels" else "torch.nn:Flatten"
+        data = npz / ("unlabelled.npz" if args[0] == "distill-labels" else "train.npz")
+        argv = [
+            "compress",
+            "distill",
+            "--teacher",
+            "edgekit_demo.zoo:digits_cnn",
+            "--teacher-weights",
+            cnn[1],
+            "--student",
+            student,
+            "--data",
+            data,
+            *common,
+        ]
+    code, text = run_cli(capsys, *argv)
+    assert code == 2 and phrase in text and "Traceback" not in text, text
+    assert not (tmp_path / "out").exists()
+
+
+def test_student_layers_keep_evenly_spaced_teacher_layers(tmp_path):
+    import torch
+    import transformers
+
+    from edgekit.compress.distill import student_from_layers
+    from edgekit.sources import load
+
+    config = transformers.BertConfig(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+        architectures=["BertForSequenceClassification"],
+    )
+    torch.manual_seed(0)
+    transformers.BertForSequenceClassification(config).save_pretrained(tmp_path / "bert")
+    teacher = load(tmp_path / "bert")
+    student, kept = student_from_layers(teacher, 2)
+    assert kept == [0, 3] and student.obj.model.config.num_hidden_layers == 2
+    t_layers, s_layers = teacher.obj.model.bert.encoder.layer, student.obj.model.bert.encoder.layer
+    assert torch.equal(s_layers[1].output.dense.weight, t_layers[3].output.dense.weight)
+    assert len(t_layers) == 4  # the teacher is untouched
+    with pytest.raises(UsageError, match="give 1 to 3"):
+        student_from_layers(teacher, 4)
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(cnn, npz, tmp_path):
+    """Ctrl-C during fine-tuning leaves the last complete checkpoint and no OUT; --resume finishes the job
+    with the weights an uninterrupted run gets."""
+    argv = [
+        sys.executable,
+        "-m",
+        "edgekit",
+        "compress",
+        "prune",
+        "--model",
+        "edgekit_demo.zoo:digits_mlp",
+        "--sparsity",
+        "0.5",
+        "--finetune-epochs",
+        "30",
+        "--data",
+        str(npz / "train.npz"),
+        "--input",
+        "image:float32:batchx1x8x8",
+        "-q",
+    ]
+    whole = subprocess.run([*argv, "-o", str(tmp_path / "whole")], capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "cut"
+    checkpoints = tmp_path / ".cut.checkpoints"
+    proc = subprocess.Popen([*argv, "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(checkpoints.glob("epoch-0002.pt")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Interrupted" in err, err
+    assert not out.exists() and list(checkpoints.glob("epoch-*.pt"))
+    resumed = subprocess.run([*argv, "-o", str(out), "--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    from safetensors.numpy import load_file
+
+    a, b = load_file(tmp_path / "whole" / "weights.safetensors"), load_file(out / "weights.safetensors")
+    assert a.keys() == b.keys() and all(np.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert not checkpoints.exists()
+    history = json.loads((out / "compress.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == list(range(1, 31)) and not math.isnan(history[-1]["loss"])
+
+
+def test_a_keras_student_learns_from_a_keras_teacher(digits, keras_npz, tmp_path):
+    import keras
+
+    teacher = _tf_keras_cnn(digits, tmp_path / "teacher.h5")
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1), name="image")
+    hidden = keras.layers.Dense(48, activation="relu")(keras.layers.Flatten()(inp))
+    keras.Model(inp, keras.layers.Dense(10)(hidden)).save(tmp_path / "student.keras")
+    result = distill(
+        teacher,
+        keras_npz / "train.npz",
+        tmp_path / "s",
+        student=tmp_path / "student.keras",
+        val=keras_npz / "test.npz",
+        temperature=4.0,
+        settings=TrainSettings(epochs=15, lr=3e-3),
+    )
+    r = result.record
+    assert r["metrics_after"]["accuracy"] >= r["teacher"]["metrics"]["accuracy"] - 0.04, r
+    assert r["metrics_after"]["accuracy"] > r["metrics_before"]["accuracy"] + 0.5
+    exported = export(result.out, "onnx-fp32", tmp_path / "out", calib=keras_npz / "calib.npz")
+    assert exported.parity.passed and exported.sidecar["compression"]["method"] == "distill"
