@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,11 @@ from edgekit.catalog import targets
 from edgekit.catalog.availability import availability
 from edgekit.errors import EdgekitError
 from edgekit.progress import Progress
+from edgekit.spec import parse_input_specs
 
 TEST_DATA = "builtin:tweets:test"
+DISTILL_TEXTS = 2000  # training tweets for the teacher's fine-tuning and the distillation (2 cores: minutes)
+HF_INPUTS = parse_input_specs([f"{n}:int64:batchx64" for n in ("input_ids", "attention_mask", "token_type_ids")])
 # Runtimes the MiniLM demo exports to. TFLite is left out: onnx2tf had not finished converting MiniLM
 # after 6 minutes on this 2-core machine.
 DEMO_RUNTIMES = ("onnxruntime", "torch-lite", "executorch")
@@ -128,6 +132,78 @@ def sentiment_rows(out: Path, progress: Progress) -> tuple[dict[str, Any], list[
     return reference, rows
 
 
+def _cached_distillation(progress: Progress) -> tuple[Path, Path]:
+    """The fine-tuned MiniLM-L6 teacher and its 3-layer student (edgekit compress distill), built once."""
+    from edgekit.cache import cache_dir
+    from edgekit.compress import TrainSettings, distill
+    from edgekit_demo import zoo_text
+    from edgekit_demo.datasets import write_tweets_csv
+
+    folder = cache_dir() / "demo"
+    teacher, student = folder / "minilm-teacher", folder / "minilm-student-3layers"
+    if not (teacher / "config.json").exists():
+        with progress.step(f"fine-tune MiniLM-L6 end to end on {DISTILL_TEXTS:,} tweets (first run only)"):
+            tmp = zoo_text.finetune_teacher(folder / "minilm-teacher.tmp", DISTILL_TEXTS)
+            tmp.replace(teacher)
+    if not (student / "compress.json").exists():
+        progress.info(
+            f"distill a 3-layer student from the teacher's own layers on {DISTILL_TEXTS:,} tweets (first run only)"
+        )
+        data = write_tweets_csv(folder / "distill-train.csv", "train", DISTILL_TEXTS)
+        distill(
+            teacher,
+            data,
+            student,
+            student_layers=3,
+            alpha=0.5,
+            temperature=2.0,
+            inputs=HF_INPUTS,
+            settings=TrainSettings(epochs=2, lr=1e-4, batch=32),
+            progress=progress,
+        )
+    return teacher, student
+
+
+def distill_rows(out: Path, progress: Progress) -> list[dict[str, Any]]:
+    """Teacher and distilled student, both exported to onnx-int8-dynamic, evaluated and timed alike."""
+    from edgekit.evaluate import evaluate
+    from edgekit.exporter import export
+    from edgekit.runners import open_runner
+    from edgekit.sidecar import read_sidecar
+    from edgekit_demo.datasets import write_tweets_csv
+
+    teacher, student = _cached_distillation(progress)
+    calib = write_tweets_csv(out / "tweets-calib.csv", "validation", 256)
+    rows = []
+    for name, folder in (("MiniLM-L6 teacher (fine-tuned)", teacher), ("3-layer student (distilled)", student)):
+        progress.info(f"[bold]{name}[/]")
+        try:
+            result = export(folder, "onnx-int8-dynamic", out, calib=calib, inputs=HF_INPUTS, progress=progress)
+            report = evaluate(result.artifact, TEST_DATA, progress=progress)
+            sidecar = read_sidecar(result.artifact)
+            assert sidecar is not None
+            with open_runner(result.artifact) as runner:
+                feed = {s.name: np.ones((1, 64), np.int64) for s in runner.input_specs()}
+                p50 = _p50_ms(runner, feed)
+        except EdgekitError as e:
+            rows.append({"model": name, "error": e.message})
+            continue
+        record = json.loads((student / "compress.json").read_text())
+        parameters = record["student" if folder == student else "teacher"]["parameters"]
+        rows.append(
+            {
+                "model": name,
+                "file": result.artifact.name,
+                "size_bytes": sidecar.size_bytes,
+                "parameters": parameters,
+                "accuracy": report.metrics["accuracy"],
+                "f1_macro": report.metrics["f1_macro"],
+                "p50_ms": p50,
+            }
+        )
+    return rows
+
+
 def lm_rows(out: Path, progress: Progress) -> list[dict[str, Any]]:
     from edgekit.evaluate import evaluate
     from edgekit.exporter import export
@@ -167,6 +243,7 @@ def run_demo(out_dir: str | Path, progress: Progress) -> dict[str, Any]:
     out = prepare_out_dir(out_dir)
     start = time.perf_counter()
     reference, rows = sentiment_rows(out, progress)
+    distillation = distill_rows(out, progress)
     lm = lm_rows(out, progress)
     results = {
         "classifier": {
@@ -174,6 +251,12 @@ def run_demo(out_dir: str | Path, progress: Progress) -> dict[str, Any]:
             "data": TEST_DATA,
             "source": reference,
             "targets": rows,
+        },
+        "distillation": {
+            "teacher": "MiniLM-L6 + classifier, fine-tuned end to end on train tweets",
+            "student": "3 of the teacher's layers, distilled (edgekit compress distill --student-layers 3)",
+            "data": TEST_DATA,
+            "rows": distillation,
         },
         "language_model": {
             "model": "tiny causal LM (2 layers, 512 BPE tokens, context 32)",
@@ -224,8 +307,24 @@ def _print(results: dict[str, Any]) -> None:
         else:
             size = f"{r['size_bytes'] / 1e6:.2f} MB" if "size_bytes" in r else "-"
             lm.add_row(r["target"], size, f"{r['perplexity']:.3f}", str(r["tokens"]))
+    distilled = Table(title=f"Distillation on {TEST_DATA}: both files onnx-int8-dynamic (batch 1, in-process p50)")
+    for col in ("model", "parameters", "size", "accuracy", "macro-F1", "p50 ms"):
+        distilled.add_column(col, justify="left" if col == "model" else "right")
+    for r in results["distillation"]["rows"]:
+        if "error" in r:
+            distilled.add_row(r["model"], "-", "-", "[red]failed[/]", "-", "-")
+        else:
+            distilled.add_row(
+                r["model"],
+                f"{r['parameters']:,}",
+                f"{r['size_bytes'] / 1e6:.1f} MB",
+                f"{r['accuracy']:.3f}",
+                f"{r['f1_macro']:.3f}",
+                f"{r['p50_ms']:.1f}",
+            )
     for title, tbl, rows in (
         ("", table, results["classifier"]["targets"]),
+        ("", distilled, [{"target": r["model"], **r} for r in results["distillation"]["rows"]]),
         ("tiny LM ", lm, results["language_model"]["rows"]),
     ):
         console.print(tbl)

@@ -150,3 +150,33 @@ def train_lm(tokenizer_dir: Path, n_texts: int = 8000, epochs: int = 2, seed: in
             torch.nn.functional.cross_entropy(logits.reshape(-1, LM_VOCAB), y[idx].reshape(-1)).backward()
             optimizer.step()
     return model.eval()
+
+
+def finetune_teacher(folder: Path, n_texts: int = 2000, epochs: int = 1, lr: float = 1e-4, seed: int = 0) -> Path:
+    """MiniLM-L6 fine-tuned end to end (not a frozen encoder) as a 3-class tweet classifier, saved as a
+    Hugging Face folder with its tokenizer: the demo's distillation teacher."""
+    torch = require("torch", "Fine-tuning the MiniLM teacher")
+    transformers = transformers_offline("Fine-tuning the MiniLM teacher")
+    from edgekit.compress.save import save_hf
+    from edgekit_demo.datasets import tweets
+
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(
+        str(minilm_dir()), num_labels=3, local_files_only=True
+    )
+    tok = transformers.AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
+    texts, labels = tweets("train", n_texts)
+    enc = tok(texts, padding="max_length", truncation=True, max_length=SEQ_LEN, return_tensors="pt")
+    y = torch.from_numpy(labels)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(y)).split(32):
+            optimizer.zero_grad()
+            out = model(**{k: v[idx] for k, v in enc.items()}, labels=y[idx])
+            out.loss.backward()
+            optimizer.step()
+    model.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    save_hf(model, minilm_dir(), folder)
+    return folder

@@ -264,6 +264,59 @@ def test_bad_input_exits_2_and_writes_nothing(capsys, cnn, npz, tmp_path, args, 
     assert not (tmp_path / "out").exists()
 
 
+def _tiny_bert(folder):
+    """A 4-layer BERT classifier (4 heads of 8, FFN 64) saved as a Hugging Face folder, random weights."""
+    import torch
+    import transformers
+
+    config = transformers.BertConfig(
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=3,
+        architectures=["BertForSequenceClassification"],
+    )
+    torch.manual_seed(0)
+    transformers.BertForSequenceClassification(config).save_pretrained(folder)
+    return folder
+
+
+def test_structured_pruning_removes_attention_heads_and_ffn_neurons(tmp_path):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 64, (128, 16)).astype(np.int64)
+    mask = np.ones_like(ids)
+    mask[:, 12:] = 0  # a real attention mask: padded positions
+    np.savez(
+        tmp_path / "data.npz",
+        input_ids=ids,
+        attention_mask=mask,
+        token_type_ids=np.zeros_like(ids),
+        labels=ids[:, 0] % 3,
+    )
+    result = prune(
+        _tiny_bert(tmp_path / "bert"),
+        tmp_path / "data.npz",
+        tmp_path / "p",
+        sparsity=0.5,
+        method="structured",
+        finetune_epochs=1,
+    )
+    pruned = load_file_weights(result.out)
+    assert pruned["model.bert.encoder.layer.0.attention.self.query.weight"].shape == (16, 32)  # 2 heads of 8
+    assert pruned["model.bert.encoder.layer.3.intermediate.dense.weight"].shape == (32, 32)  # 32 FFN neurons
+    assert pruned["model.bert.embeddings.word_embeddings.weight"].shape == (64, 32)  # hidden size kept
+    exported = export(result.out, "onnx-fp32", tmp_path / "out", calib=tmp_path / "data.npz")
+    assert exported.parity.passed and result.record["parameters_after"] < result.record["parameters_before"]
+
+
+def load_file_weights(folder):
+    from safetensors.numpy import load_file
+
+    return load_file(folder / "weights.safetensors")
+
+
 def test_student_layers_keep_evenly_spaced_teacher_layers(tmp_path):
     import torch
     import transformers
@@ -358,3 +411,25 @@ def test_a_keras_student_learns_from_a_keras_teacher(digits, keras_npz, tmp_path
     assert r["metrics_after"]["accuracy"] > r["metrics_before"]["accuracy"] + 0.5
     exported = export(result.out, "onnx-fp32", tmp_path / "out", calib=keras_npz / "calib.npz")
     assert exported.parity.passed and exported.sidecar["compression"]["method"] == "distill"
+
+
+def test_torch_qat_int8_is_at_least_as_accurate_as_post_training_int8(transformer, npz, calib_npz, digits, tmp_path):
+    """PT2E QAT of the tiny transformer: its executorch-int8 file keeps the ranges learned in training
+    (no re-calibration) and is at least as accurate as post-training int8 of the same weights."""
+    _, _, x_test, y_test = digits
+    source = "edgekit_demo.zoo:tiny_transformer"
+    ptq = export(source, "executorch-int8", tmp_path / "ptq", calib=calib_npz, inputs=INPUT, weights=transformer[1])
+    result = qat(
+        source,
+        npz / "train.npz",
+        tmp_path / "qat",
+        inputs=INPUT,
+        weights=transformer[1],
+        settings=TrainSettings(epochs=1, lr=1e-4),
+    )
+    qat_file = export(result.out, "executorch-int8", tmp_path / "qat-out", calib=calib_npz)
+    assert qat_file.parity.passed
+    assert qat_file.sidecar["route"][0]["quantization"]["recalibrated"] is False
+    assert artifact_accuracy(qat_file.artifact, x_test, y_test) >= artifact_accuracy(ptq.artifact, x_test, y_test)
+    with pytest.raises(UsageError, match="already int8"):
+        export(result.out, "onnx-fp32", tmp_path / "no", calib=calib_npz)

@@ -170,12 +170,13 @@ def prune_cmd(
 
 
 @compress_cmd.command("qat")
-@click.option("--model", required=True, help=_SOURCE_HELP + " A tf_keras model in this version.")
+@click.option("--model", required=True, help=_SOURCE_HELP + " PyTorch or tf_keras.")
 @click.option("--weights", type=click.Path(), help="Weights for a factory model.")
 @click.option("--data", required=True, type=click.Path(), help="Training DATA (with labels).")
-@_training_options(epochs=2, lr=1e-4)
-def qat_cmd(model, weights, data, val, epochs, lr, batch, seed, inputs, out, quiet) -> None:
-    """Quantization-aware training; export the output with tflite-int8."""
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run (PyTorch).")
+@_training_options(epochs=1, lr=1e-4)
+def qat_cmd(model, weights, data, resume, val, epochs, lr, batch, seed, inputs, out, quiet) -> None:
+    """Quantization-aware training; export the output with executorch-int8 (PyTorch) or tflite-int8 (Keras)."""
     from edgekit.compress import TrainSettings, qat
     from edgekit.progress import Progress
     from edgekit.spec import parse_input_specs
@@ -188,6 +189,7 @@ def qat_cmd(model, weights, data, val, epochs, lr, batch, seed, inputs, out, qui
         settings=TrainSettings(epochs, lr, batch, seed),
         inputs=parse_input_specs(inputs),
         weights=weights,
+        resume=resume,
         progress=Progress(quiet=quiet),
     )
     _report(result)

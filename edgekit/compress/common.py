@@ -115,6 +115,7 @@ def train_epochs(
     progress: Progress,
     label: str,
     before_epoch: Callable[[int], None] | None = None,
+    set_mode: Callable[[Any, bool], Any] = lambda module, training: module.train(training),
 ) -> list[dict[str, Any]]:
     """The torch training loop every method uses: `step(indices)` returns the batch loss; seeds per epoch,
     a checkpoint per epoch (model, optimizer, history), and `resume` from the last one."""
@@ -136,7 +137,7 @@ def train_epochs(
         torch.manual_seed(settings.seed * 1000 + epoch)  # dropout and the like: the same with or without resume
         if before_epoch:
             before_epoch(epoch)
-        module.train()
+        set_mode(module, True)
         losses = []
         batches = list(epoch_batches(data, settings.batch, settings.seed, epoch))
         for indices in progress.track(
@@ -147,7 +148,7 @@ def train_epochs(
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
-        module.eval()
+        set_mode(module, False)
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None})
         progress.info(f"  {label} epoch {epoch + 1}/{settings.epochs}: loss {history[-1]['loss']:.4f}")
         checkpoints.save(
@@ -198,7 +199,8 @@ def publish(out: Path, write: Callable[[Path], str], record: dict[str, Any]) -> 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        record = {**record, "source": write(staging)}
+        entry = write(staging)  # may add to the record (sizes, the input specs it saved with)
+        record = {**record, "source": entry}
         (staging / COMPRESS_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
         if out.exists():
             shutil.rmtree(out)

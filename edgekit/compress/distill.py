@@ -214,7 +214,7 @@ def distill(
     after = scores(_logits(student_model, validation), validation.labels) if validation else None
     record: dict[str, Any] = {
         "method": "distill",
-        "inputs": [str(s) for s in student_model.signature.inputs],
+        "vocab_size": student_model.extra.get("vocab_size"),
         "alpha": alpha,
         "temperature": temperature,
         "settings": settings.__dict__,
@@ -237,7 +237,7 @@ def distill(
     elif student_model.kind == "hf":
         publish(out, lambda folder: save_hf(student_model.obj.model, student_model.tokenizer_dir, folder), record)
     else:
-        publish(out, lambda folder: save_torch(student_model.obj, student_model, folder), record)
+        publish(out, lambda folder: save_torch(student_model.obj, student_model, folder, train, record), record)
     checkpoints.remove()
     return CompressResult(out, record, history)
 

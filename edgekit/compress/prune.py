@@ -110,18 +110,39 @@ def _output_layer(module, classes: int):
 
 def _structured_torch(module, model: Model, sparsity: float, classes: int) -> None:
     """Remove channels / neurons by magnitude with Torch-Pruning, which follows the dependencies between layers."""
+    import torch
+
     from edgekit._lazy import require
     from edgekit.sources.torch_source import example_args
 
     tp = require("torch_pruning", "Structured pruning")
     example = tuple(a[:1] for a in example_args(model))
+    ignored = _output_layer(module, classes)
+    # transformers: whole attention heads (query/key/value rows, the output projection's columns) and FFN
+    # neurons, the same share in every layer; the hidden size stays, so embeddings and norms are left alone
+    attention = [
+        m
+        for m in module.modules()
+        if hasattr(m, "num_attention_heads")
+        and all(isinstance(getattr(m, n, None), torch.nn.Linear) for n in ("query", "key", "value"))
+    ]
+    heads = {getattr(m, n): m.num_attention_heads for m in attention for n in ("query", "key", "value")}
+    if heads:
+        ignored += [m for m in module.modules() if isinstance(m, torch.nn.Embedding)]
+        ignored += [m for name, m in module.named_modules() if name.endswith("pooler")]
     try:
         pruner = tp.pruner.MetaPruner(
             module,
             example,
             importance=tp.importance.MagnitudeImportance(p=2),
             pruning_ratio=sparsity,
-            ignored_layers=_output_layer(module, classes),
+            global_pruning=False,
+            ignored_layers=ignored,
+            **(
+                {"num_heads": heads, "prune_num_heads": True, "prune_head_dims": False, "head_pruning_ratio": sparsity}
+                if heads
+                else {}
+            ),
         )
         pruner.step()
     except Exception as e:  # Torch-Pruning raises on graphs it cannot follow; name what it stopped at
@@ -224,7 +245,7 @@ def _prune_torch(
     after = scores(torch_logits(module, validation, source), validation.labels)
     record: dict[str, Any] = {
         "method": "prune",
-        "inputs": [str(s) for s in source.signature.inputs],
+        "vocab_size": source.extra.get("vocab_size"),
         "pruning": method,
         "schedule": schedule,
         "sparsity_target": sparsity,
@@ -241,12 +262,14 @@ def _prune_torch(
     }
 
     def write(folder: Path) -> str:
+        # a Hugging Face config cannot say "fewer heads of the same size": structured output is a program
+        as_hf = source.kind == "hf" and method != "structured"
         entry = (
             save_hf(module.model, source.tokenizer_dir, folder)
-            if source.kind == "hf"
-            else save_torch(module, source, folder)
+            if as_hf
+            else save_torch(module, source, folder, train, record)
         )
-        weights = "model.safetensors" if source.kind == "hf" else "weights.safetensors"
+        weights = "model.safetensors" if as_hf else "weights.safetensors"
         record["size"] = _sizes(folder, weights)
         return entry
 

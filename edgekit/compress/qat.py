@@ -20,17 +20,22 @@ def qat(
     settings: TrainSettings = TrainSettings(),
     inputs: tuple[TensorSpec, ...] = (),
     weights: str | Path | None = None,
+    resume: bool = False,
     progress: Progress = SILENT,
 ) -> CompressResult:
-    """Quantization-aware training of a tf_keras model (tfmot quantize_model); export OUT with tflite-int8."""
+    """Quantization-aware training. PyTorch (PT2E, XNNPACK's quantizer): export OUT with executorch-int8;
+    tf_keras (tfmot quantize_model): export OUT with tflite-int8."""
     seed_everything(settings.seed)
     with progress.step(f"load {model}"):
         source = load(model, inputs, weights)
+    if source.format == "torch":
+        from edgekit.compress.qat_torch import qat_torch
+
+        return qat_torch(source, data, Path(out), val, settings, resume, progress)
     if source.format != "keras":
-        raise UsageError(
-            f"Quantization-aware training takes tf_keras models in this version; {model} is {source.format}.",
-            hint="For PyTorch models use post-training int8 (onnx-int8, executorch-int8) with --calib.",
-        )
+        raise UsageError(f"Quantization-aware training takes PyTorch and tf_keras models; {model} is {source.format}.")
+    if resume:
+        raise UsageError("--resume continues PyTorch training; Keras QAT trains without checkpoints.")
     from edgekit.compress.keras_compress import qat_keras
 
     return qat_keras(source, data, Path(out), val, settings, progress)

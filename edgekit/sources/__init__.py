@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from edgekit.errors import ModelLoadError
+from edgekit.errors import ModelLoadError, UsageError
 from edgekit.sources.base import Model, sha256_path
 from edgekit.spec import Signature, TensorSpec, parse_input_spec
 
@@ -48,12 +48,26 @@ def _load_compressed(folder: Path, inputs: tuple[TensorSpec, ...]) -> Model:
         )
     model = _load_path(entry, inputs)
     recorded = record.get("inputs") or []
-    if model.kind == "exported-program" and not inputs and len(recorded) == len(model.signature.inputs):
-        # torch.export names inputs after the forward's parameters (`input` for nn.Sequential): the
-        # source's own specs were recorded, and the program takes its inputs by position
-        specs = tuple(parse_input_spec(text) for text in recorded)
+    if model.kind == "exported-program" and len(recorded) == len(model.signature.inputs):
+        # torch.export names inputs after the forward's parameters (`input` for nn.Sequential, args_0 for
+        # *args): the source's own specs were recorded, and the program takes its inputs by position
+        specs = tuple(map(parse_input_spec, recorded))
+        for given in inputs:  # --input may restate them, not contradict what the program fixed
+            saved = next((spec for spec in specs if spec.name == given.name), None)
+            if saved is not None and (
+                len(given.shape) != len(saved.shape)
+                or any(isinstance(d, int) and d != g for d, g in zip(saved.shape, given.shape))
+            ):
+                raise UsageError(
+                    f"--input {given} does not fit {entry.name}, whose input is {saved}.",
+                    hint="Leave --input out: the compressed program records its inputs.",
+                )
         model.signature = Signature(specs, model.signature.outputs)
     model.extra["compression"] = {k: v for k, v in record.items() if k not in ("source", "inputs")}
+    if record.get("vocab_size"):  # invented token ids must stay inside the vocabulary of a saved program
+        model.extra.setdefault("vocab_size", record["vocab_size"])
+    if model.tokenizer_dir is None and any((folder / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
+        model.tokenizer_dir = folder  # the source's tokenizer, copied beside the compressed model
     model.name = folder.name
     return model
 

@@ -74,6 +74,22 @@ def output_names(model: Model, args) -> list[str]:
     return default_output_names(n)
 
 
+def is_prequantized(model: Model) -> bool:
+    """An ExportedProgram that already holds int8 quantize/dequantize ops (edgekit compress qat writes one)."""
+    if model.kind != "exported-program":
+        return False
+    return any("quantized_decomposed" in str(node.target) for node in model.obj.graph.nodes)
+
+
+def refuse_prequantized(model: Model, target_kind: str) -> None:
+    if is_prequantized(model):
+        raise UsageError(
+            f"{model.source} is already int8 (quantization-aware training); {target_kind} would "
+            "quantize it again or hide that it is int8.",
+            hint="Export it with executorch-int8.",
+        )
+
+
 def torch_io(path: Path, model: Model):
     """The I/O description of a file its runtime cannot describe (.ptl, .pte at `path`): the source's inputs,
     and its outputs named as the source names them (or output / output_i)."""

@@ -20,7 +20,7 @@ from edgekit.data import Dataset
 from edgekit.errors import ConversionError, UsageError, first_line, is_user_frame
 from edgekit.quiet import quiet
 from edgekit.sources.base import Model
-from edgekit.sources.torch_source import example_args, torch_module
+from edgekit.sources.torch_source import example_args, is_prequantized, refuse_prequantized, torch_module
 
 
 def _executorch():
@@ -142,7 +142,14 @@ def convert(ctx: StepContext) -> StepNotes:
     args = tuple(a.contiguous() for a in example_args(model))  # canonical strides: ExecuTorch records dim order
     names = model.signature.input_names
     notes: dict = {"example_shapes": {n: list(a.shape) for n, a in zip(names, args)}}
-    if plan.quantize:
+    if is_prequantized(model):  # int8 ranges learned in quantization-aware training: lower them as they are
+        if not plan.quantize:
+            refuse_prequantized(model, "executorch-fp32")
+        notes["quantization"] = {
+            "method": "from quantization-aware training (edgekit compress qat)",
+            "recalibrated": False,
+        }
+    elif plan.quantize:
         module, notes["quantization"] = _quantize_pt2e(torch, module, args, plan, ctx.calibration, names)
     exported = _export(torch, module, args, model.source)
     try:

@@ -10,7 +10,7 @@ from edgekit.backends.base import StepContext, StepNotes
 from edgekit.errors import ConversionError, first_line
 from edgekit.quiet import quiet
 from edgekit.sources.base import Model
-from edgekit.sources.torch_source import example_args, output_names
+from edgekit.sources.torch_source import example_args, output_names, refuse_prequantized
 
 OPSET = 18
 
@@ -28,6 +28,7 @@ def convert(ctx: StepContext) -> StepNotes:
     import torch
 
     model = ctx.model
+    refuse_prequantized(model, "an ONNX export")
     for name in ("torch.onnx", "torch.fx", "torch._dynamo", "torch.export"):  # exporter chatter, not errors
         logging.getLogger(name).setLevel(logging.ERROR)
     args = example_args(model)

@@ -18,7 +18,7 @@ from edgekit.backends.torch_mobile.plan import TorchLitePlan
 from edgekit.errors import ConversionError, UsageError, first_line
 from edgekit.quiet import quiet
 from edgekit.sources.base import Model
-from edgekit.sources.torch_source import example_args, torch_module
+from edgekit.sources.torch_source import example_args, refuse_prequantized, torch_module
 
 
 def _quantize_dynamic(torch, module, plan: TorchLitePlan) -> tuple:
@@ -134,6 +134,7 @@ def convert(ctx: StepContext) -> StepNotes:
     import torch
 
     model, plan = ctx.model, ctx.plan
+    refuse_prequantized(model, "a PyTorch Mobile export")
     module, notes, applied = torch_module(model.obj), {}, "none"
     if plan.quantize and model.kind == "exported-program":
         raise UsageError(
