@@ -433,3 +433,30 @@ def test_torch_qat_int8_is_at_least_as_accurate_as_post_training_int8(transforme
     assert artifact_accuracy(qat_file.artifact, x_test, y_test) >= artifact_accuracy(ptq.artifact, x_test, y_test)
     with pytest.raises(UsageError, match="already int8"):
         export(result.out, "onnx-fp32", tmp_path / "no", calib=calib_npz)
+
+
+def test_keras_pruning_resumes_to_the_same_result(digits, keras_npz, tmp_path, monkeypatch):
+    """Interrupted right after its second checkpoint, a Keras pruning run resumes to the weights of an
+    uninterrupted one (same batch order, pruning step and optimizer state restored)."""
+    from edgekit.compress.keras_compress import KerasCheckpoints
+
+    model = _tf_keras_cnn(digits, tmp_path / "cnn.h5")
+    run = lambda out, **kw: prune(model, keras_npz / "train.npz", out, sparsity=0.5, finetune_epochs=4, **kw)
+    whole = run(tmp_path / "whole")
+    save = KerasCheckpoints.save_keras
+
+    def save_then_stop(self, tf, m, optimizer, epoch, history):
+        save(self, tf, m, optimizer, epoch, history)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(KerasCheckpoints, "save_keras", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut")
+    assert not (tmp_path / "cut").exists() and (tmp_path / ".cut.checkpoints" / "epoch-0001").is_dir()
+    monkeypatch.setattr(KerasCheckpoints, "save_keras", save)
+    resumed = run(tmp_path / "cut", resume=True)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert resumed.record["sparsity_reached"] == whole.record["sparsity_reached"]
+    assert resumed.record["metrics_after"] == whole.record["metrics_after"]
+    assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in whole.history], rel=1e-4)

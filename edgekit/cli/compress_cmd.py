@@ -134,7 +134,7 @@ def distill_cmd(
 )
 @click.option("--finetune-epochs", default=2, show_default=True, help="Fine-tuning epochs.")
 @click.option("--data", required=True, type=click.Path(), help="Fine-tuning DATA (with labels).")
-@click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run (PyTorch).")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
 @_training_options(epochs=None, lr=1e-3)
 def prune_cmd(
     model, weights, sparsity, method, schedule, finetune_epochs, data, resume, val, lr, batch, seed, inputs, out, quiet
@@ -173,7 +173,7 @@ def prune_cmd(
 @click.option("--model", required=True, help=_SOURCE_HELP + " PyTorch or tf_keras.")
 @click.option("--weights", type=click.Path(), help="Weights for a factory model.")
 @click.option("--data", required=True, type=click.Path(), help="Training DATA (with labels).")
-@click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run (PyTorch).")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
 @_training_options(epochs=1, lr=1e-4)
 def qat_cmd(model, weights, data, resume, val, epochs, lr, batch, seed, inputs, out, quiet) -> None:
     """Quantization-aware training; export the output with executorch-int8 (PyTorch) or tflite-int8 (Keras)."""

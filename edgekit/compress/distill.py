@@ -190,8 +190,6 @@ def distill(
             f"Distillation trains PyTorch and Keras students; {student_model.source} is {student_model.format}.",
             hint="Give the student as the model it was built from.",
         )
-    if resume and student_model.format == "keras":
-        raise UsageError("--resume continues PyTorch training; Keras students train without checkpoints.")
     student_model.tokenizer_dir = student_model.tokenizer_dir or teacher_model.tokenizer_dir
     train = read_training_data(data, teacher_model, need_labels=alpha > 0, what="distillation with --alpha > 0")
     soft, cache = teacher_logits(teacher_model, train, progress)
@@ -204,9 +202,12 @@ def distill(
 
     checkpoints = Checkpoints(out)
     if student_model.format == "keras":
-        from edgekit.compress.keras_compress import distill_keras
+        from edgekit.compress.keras_compress import KerasCheckpoints, distill_keras
 
-        trained, history = distill_keras(student_model, soft, train, alpha, temperature, settings, progress)
+        keras_checkpoints = KerasCheckpoints(out)
+        trained, history = distill_keras(
+            student_model, soft, train, alpha, temperature, settings, keras_checkpoints, resume, progress
+        )
         parameters = int(trained.count_params())
     else:
         history = _train_torch(student_model, soft, train, alpha, temperature, settings, checkpoints, resume, progress)

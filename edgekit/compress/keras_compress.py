@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgekit._lazy import require
-from edgekit.compress.common import CompressResult, TrainSettings, publish, read_training_data, scores
+from edgekit.compress.common import Checkpoints, CompressResult, TrainSettings, publish, read_training_data, scores
 from edgekit.compress.save import save_keras
 from edgekit.data import Dataset
 from edgekit.errors import UsageError, first_line
@@ -52,25 +52,77 @@ def _scores(keras_model, source: Model, data: Dataset) -> dict[str, float] | Non
     return scores(np.asarray(keras_model.predict(x, batch_size=256, verbose=0)), y)
 
 
+class KerasCheckpoints(Checkpoints):
+    """The same folder as PyTorch checkpoints, holding one TensorFlow checkpoint (model and optimizer) per
+    finished epoch in `epoch-NNNN/`, each renamed into place when complete."""
+
+    def save_keras(self, tf, model, optimizer, epoch: int, history: list[dict[str, Any]]) -> None:
+        import json
+        import shutil
+        import tempfile
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="partial-", dir=self.folder))
+        tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(tmp / "state"))
+        (tmp / "history.json").write_text(json.dumps(history))
+        final = self.folder / f"epoch-{epoch:04d}"
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+
+    def restore(self, tf, model, optimizer) -> tuple[int, list[dict[str, Any]]]:
+        """Load the last complete epoch into model and optimizer; returns (next epoch, history so far)."""
+        import json
+
+        done = (
+            sorted(p for p in self.folder.glob("epoch-*") if (p / "history.json").is_file())
+            if self.folder.is_dir()
+            else []
+        )
+        if not done:
+            raise UsageError(f"--resume: no checkpoint in {self.folder}.", hint="Run without --resume.")
+        optimizer.build(model.trainable_variables)  # slots exist before they are read back
+        tf.train.Checkpoint(model=model, optimizer=optimizer).read(str(done[-1] / "state")).assert_consumed()
+        return int(done[-1].name.split("-")[1]) + 1, json.loads((done[-1] / "history.json").read_text())
+
+
 def _fit(
-    model, source: Model, train: Dataset, settings: TrainSettings, progress: Progress, label: str, callbacks: list
+    model,
+    source: Model,
+    train: Dataset,
+    settings: TrainSettings,
+    progress: Progress,
+    label: str,
+    callbacks: list,
+    checkpoints: KerasCheckpoints,
+    resume: bool,
 ) -> list[dict[str, Any]]:
+    """model.fit one epoch at a time, in the batch order of common.epoch_batches (seeded by epoch, so a
+    resumed run sees the same order), with a checkpoint after each epoch."""
+    from edgekit.sources.keras_source import quiet_tf
+
+    tf = quiet_tf("Training a Keras model")
     x, y = _xy(source, train)
     history: list[dict[str, Any]] = []
-    for epoch in range(settings.epochs):
+    first = 0
+    if resume:
+        first, history = checkpoints.restore(tf, model, model.optimizer)
+        progress.info(f"  resumed after epoch {first} from {checkpoints.folder}")
+    for epoch in range(first, settings.epochs):
+        order = np.random.default_rng([settings.seed, epoch]).permutation(len(y))
         with progress.step(f"{label} epoch {epoch + 1}/{settings.epochs}"):
             fit = model.fit(
-                x,
-                y,
+                x[order] if not isinstance(x, list) else [a[order] for a in x],
+                y[order],
                 batch_size=settings.batch,
                 epochs=epoch + 1,
                 initial_epoch=epoch,
-                shuffle=True,
+                shuffle=False,
                 verbose=0,
                 callbacks=callbacks,
             )
         history.append({"epoch": epoch + 1, "loss": round(float(fit.history["loss"][-1]), 6)})
         progress.info(f"  {label} epoch {epoch + 1}/{settings.epochs}: loss {history[-1]['loss']:.4f}")
+        checkpoints.save_keras(tf, model, model.optimizer, epoch, history)
     return history
 
 
@@ -90,6 +142,7 @@ def prune_keras(
     schedule: str,
     val,
     settings: TrainSettings,
+    resume: bool,
     progress: Progress,
 ) -> CompressResult:
     """Magnitude pruning with tfmot's prune_low_magnitude: the schedule's last pruning step falls on a step
@@ -120,7 +173,18 @@ def prune_keras(
         raise UsageError(f"tensorflow-model-optimization cannot prune {source.source}: {first_line(e)}") from None
     _compile(tf_keras, pruned, settings, _from_logits(keras_model))
     fit_settings = TrainSettings(epochs, settings.lr, settings.batch, settings.seed)
-    history = _fit(pruned, source, train, fit_settings, progress, "prune", [tfmot.sparsity.keras.UpdatePruningStep()])
+    checkpoints = KerasCheckpoints(out)
+    history = _fit(
+        pruned,
+        source,
+        train,
+        fit_settings,
+        progress,
+        "prune",
+        [tfmot.sparsity.keras.UpdatePruningStep()],
+        checkpoints,
+        resume,
+    )
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     record: dict[str, Any] = {
         "method": "prune",
@@ -139,10 +203,13 @@ def prune_keras(
         "history": history,
     }
     publish(out, lambda folder: save_keras(stripped, folder), record)
+    checkpoints.remove()
     return CompressResult(out, record, history)
 
 
-def qat_keras(source: Model, data, out: Path, val, settings: TrainSettings, progress: Progress) -> CompressResult:
+def qat_keras(
+    source: Model, data, out: Path, val, settings: TrainSettings, resume: bool, progress: Progress
+) -> CompressResult:
     """tfmot's quantize_model (fake quantization in training), then a SavedModel the TFLite converter turns
     into int8 with the ranges learned in training."""
     tf_keras = require("tf_keras", "Quantization-aware training of a Keras model")
@@ -157,7 +224,8 @@ def qat_keras(source: Model, data, out: Path, val, settings: TrainSettings, prog
     except Exception as e:
         raise UsageError(f"tensorflow-model-optimization cannot quantize {source.source}: {first_line(e)}") from None
     _compile(tf_keras, qat, settings, _from_logits(keras_model))
-    history = _fit(qat, source, train, settings, progress, "qat", [])
+    checkpoints = KerasCheckpoints(out)
+    history = _fit(qat, source, train, settings, progress, "qat", [], checkpoints, resume)
     record: dict[str, Any] = {
         "method": "qat",
         "tool": f"tensorflow-model-optimization {tfmot.__version__} quantize_model",
@@ -170,6 +238,7 @@ def qat_keras(source: Model, data, out: Path, val, settings: TrainSettings, prog
         "export_with": "tflite-int8 (the converter keeps the ranges learned in training)",
     }
     publish(out, lambda folder: save_keras(qat, folder), record)
+    checkpoints.remove()
     return CompressResult(out, record, history)
 
 
@@ -180,6 +249,8 @@ def distill_keras(
     alpha: float,
     temperature: float,
     settings: TrainSettings,
+    checkpoints: KerasCheckpoints,
+    resume: bool,
     progress: Progress,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Train a Keras student (Keras 3 or tf_keras) on the teacher's soft targets with a GradientTape loop,
@@ -201,7 +272,11 @@ def distill_keras(
     x, labels = _xy(student, train)
     t = temperature
     history: list[dict[str, Any]] = []
-    for epoch in range(settings.epochs):
+    first = 0
+    if resume:
+        first, history = checkpoints.restore(tf, keras_model, optimizer)
+        progress.info(f"  resumed after epoch {first} from {checkpoints.folder}")
+    for epoch in range(first, settings.epochs):
         losses = []
         for idx in epoch_batches(train, settings.batch, settings.seed, epoch):
             with tf.GradientTape() as tape:
@@ -218,4 +293,5 @@ def distill_keras(
             losses.append(float(loss))
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
         progress.info(f"  distill epoch {epoch + 1}/{settings.epochs}: loss {history[-1]['loss']:.4f}")
+        checkpoints.save_keras(tf, keras_model, optimizer, epoch, history)
     return keras_model, history

@@ -192,7 +192,7 @@ def prune(
     if source.format == "keras":
         from edgekit.compress.keras_compress import prune_keras
 
-        return prune_keras(source, data, out, sparsity, method, schedule, val, settings, progress)
+        return prune_keras(source, data, out, sparsity, method, schedule, val, settings, resume, progress)
     if source.format != "torch":
         raise UsageError(f"Pruning takes PyTorch or Keras sources; {model} is {source.format}.")
     return _prune_torch(source, data, out, sparsity, method, schedule, val, settings, resume, progress)

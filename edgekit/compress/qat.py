@@ -34,8 +34,6 @@ def qat(
         return qat_torch(source, data, Path(out), val, settings, resume, progress)
     if source.format != "keras":
         raise UsageError(f"Quantization-aware training takes PyTorch and tf_keras models; {model} is {source.format}.")
-    if resume:
-        raise UsageError("--resume continues PyTorch training; Keras QAT trains without checkpoints.")
     from edgekit.compress.keras_compress import qat_keras
 
-    return qat_keras(source, data, Path(out), val, settings, progress)
+    return qat_keras(source, data, Path(out), val, settings, resume, progress)
