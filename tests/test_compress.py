@@ -77,6 +77,7 @@ def test_distilled_student_keeps_the_teachers_accuracy(distilled, digits, npz, t
     teacher, student = record["teacher"]["metrics"]["accuracy"], record["metrics_after"]["accuracy"]
     assert student >= teacher - 0.02, record
     assert record["student"]["parameters"] < 0.25 * record["teacher"]["parameters"]
+    assert len(record["history"]) == 12 and record["history"][-1]["val"] == record["metrics_after"]  # per epoch
     # the output folder is a SOURCE: export it, run the file, and the sidecar carries the provenance
     result = export(distilled.out, "onnx-fp32", tmp_path, calib=npz / "test.npz")
     _, _, x_test, y_test = digits

@@ -116,6 +116,7 @@ def train_epochs(
     label: str,
     before_epoch: Callable[[int], None] | None = None,
     set_mode: Callable[[Any, bool], Any] = lambda module, training: module.train(training),
+    validate: Callable[[], dict[str, float] | None] | None = None,
 ) -> list[dict[str, Any]]:
     """The torch training loop every method uses: `step(indices)` returns the batch loss; seeds per epoch,
     a checkpoint per epoch (model, optimizer, history), and `resume` from the last one."""
@@ -149,12 +150,29 @@ def train_epochs(
             optimizer.step()
             losses.append(float(loss.detach()))
         set_mode(module, False)
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None})
-        progress.info(f"  {label} epoch {epoch + 1}/{settings.epochs}: loss {history[-1]['loss']:.4f}")
+        history.append(end_epoch(progress, label, epoch, settings.epochs, float(np.mean(losses)), validate))
         checkpoints.save(
             epoch, {"model": module.state_dict(), "optimizer": optimizer.state_dict(), "history": json.dumps(history)}
         )
     return history
+
+
+def end_epoch(
+    progress: Progress,
+    label: str,
+    epoch: int,
+    epochs: int,
+    loss: float,
+    validate: Callable[[], dict[str, float] | None] | None,
+) -> dict[str, Any]:
+    """One epoch's history entry (loss, and the validation metrics when there is validation data), shown."""
+    entry: dict[str, Any] = {"epoch": epoch + 1, "loss": round(loss, 6)}
+    metrics = validate() if validate else None
+    if metrics:
+        entry["val"] = metrics
+    shown = ", ".join(f"val {k} {v:.4f}" for k, v in (metrics or {}).items())
+    progress.info(f"  {label} epoch {epoch + 1}/{epochs}: loss {loss:.4f}" + (f", {shown}" if shown else ""))
+    return entry
 
 
 def torch_feed(data: Dataset, indices: np.ndarray, model: Model) -> list:

@@ -130,6 +130,7 @@ def _train_torch(
     checkpoints: Checkpoints,
     resume: bool,
     progress: Progress,
+    validate=None,
 ) -> list:
     import torch
 
@@ -145,7 +146,9 @@ def _train_torch(
         logits = flatten_outputs(module(*torch_feed(train, idx, student)))[0]
         return distillation_loss(logits, soft_t[idx], labels[idx] if labels is not None else None, alpha, temperature)
 
-    return train_epochs(module, optimizer, step, train, settings, checkpoints, resume, progress, "distill")
+    return train_epochs(
+        module, optimizer, step, train, settings, checkpoints, resume, progress, "distill", validate=validate
+    )
 
 
 def distill(
@@ -200,17 +203,22 @@ def distill(
         scores(teacher_logits(teacher_model, validation, progress)[0], validation.labels) if validation else None
     )
 
+    def validate() -> dict[str, float] | None:  # after each epoch, on --val
+        return scores(_logits(student_model, validation), validation.labels) if validation else None
+
     checkpoints = Checkpoints(out)
     if student_model.format == "keras":
         from edgekit.compress.keras_compress import KerasCheckpoints, distill_keras
 
         keras_checkpoints = KerasCheckpoints(out)
         trained, history = distill_keras(
-            student_model, soft, train, alpha, temperature, settings, keras_checkpoints, resume, progress
+            student_model, soft, train, alpha, temperature, settings, keras_checkpoints, resume, progress, validate
         )
         parameters = int(trained.count_params())
     else:
-        history = _train_torch(student_model, soft, train, alpha, temperature, settings, checkpoints, resume, progress)
+        history = _train_torch(
+            student_model, soft, train, alpha, temperature, settings, checkpoints, resume, progress, validate
+        )
         parameters = sum(p.numel() for p in student_model.obj.parameters())
     after = scores(_logits(student_model, validation), validation.labels) if validation else None
     record: dict[str, Any] = {

@@ -9,7 +9,15 @@ from typing import Any
 import numpy as np
 
 from edgekit._lazy import require
-from edgekit.compress.common import Checkpoints, CompressResult, TrainSettings, publish, read_training_data, scores
+from edgekit.compress.common import (
+    Checkpoints,
+    CompressResult,
+    TrainSettings,
+    end_epoch,
+    publish,
+    read_training_data,
+    scores,
+)
 from edgekit.compress.save import save_keras
 from edgekit.data import Dataset
 from edgekit.errors import UsageError, first_line
@@ -95,6 +103,7 @@ def _fit(
     callbacks: list,
     checkpoints: KerasCheckpoints,
     resume: bool,
+    validate=None,
 ) -> list[dict[str, Any]]:
     """model.fit one epoch at a time, in the batch order of common.epoch_batches (seeded by epoch, so a
     resumed run sees the same order), with a checkpoint after each epoch."""
@@ -120,8 +129,7 @@ def _fit(
                 verbose=0,
                 callbacks=callbacks,
             )
-        history.append({"epoch": epoch + 1, "loss": round(float(fit.history["loss"][-1]), 6)})
-        progress.info(f"  {label} epoch {epoch + 1}/{settings.epochs}: loss {history[-1]['loss']:.4f}")
+        history.append(end_epoch(progress, label, epoch, settings.epochs, float(fit.history["loss"][-1]), validate))
         checkpoints.save_keras(tf, model, model.optimizer, epoch, history)
     return history
 
@@ -184,6 +192,7 @@ def prune_keras(
         [tfmot.sparsity.keras.UpdatePruningStep()],
         checkpoints,
         resume,
+        (lambda: _scores(pruned, source, validation)) if val else None,
     )
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     record: dict[str, Any] = {
@@ -225,7 +234,18 @@ def qat_keras(
         raise UsageError(f"tensorflow-model-optimization cannot quantize {source.source}: {first_line(e)}") from None
     _compile(tf_keras, qat, settings, _from_logits(keras_model))
     checkpoints = KerasCheckpoints(out)
-    history = _fit(qat, source, train, settings, progress, "qat", [], checkpoints, resume)
+    history = _fit(
+        qat,
+        source,
+        train,
+        settings,
+        progress,
+        "qat",
+        [],
+        checkpoints,
+        resume,
+        (lambda: _scores(qat, source, validation)) if val else None,
+    )
     record: dict[str, Any] = {
         "method": "qat",
         "tool": f"tensorflow-model-optimization {tfmot.__version__} quantize_model",
@@ -252,6 +272,7 @@ def distill_keras(
     checkpoints: KerasCheckpoints,
     resume: bool,
     progress: Progress,
+    validate=None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Train a Keras student (Keras 3 or tf_keras) on the teacher's soft targets with a GradientTape loop,
     the same loss and the same seeded batch order as the PyTorch loop."""
@@ -291,7 +312,6 @@ def distill_keras(
             variables = keras_model.trainable_variables
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
             losses.append(float(loss))
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
-        progress.info(f"  distill epoch {epoch + 1}/{settings.epochs}: loss {history[-1]['loss']:.4f}")
+        history.append(end_epoch(progress, "distill", epoch, settings.epochs, float(np.mean(losses)), validate))
         checkpoints.save_keras(tf, keras_model, optimizer, epoch, history)
     return keras_model, history

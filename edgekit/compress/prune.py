@@ -239,7 +239,17 @@ def _prune_torch(
         _magnitude_torch(module, sparsity)
     checkpoints = Checkpoints(out)
     history = train_epochs(
-        module, optimizer, step, train, settings, checkpoints, resume, progress, "fine-tune", before_epoch
+        module,
+        optimizer,
+        step,
+        train,
+        settings,
+        checkpoints,
+        resume,
+        progress,
+        "fine-tune",
+        before_epoch,
+        validate=(lambda: scores(torch_logits(module, validation, source), validation.labels)) if val else None,
     )
     _make_permanent(module)
     after = scores(torch_logits(module, validation, source), validation.labels)

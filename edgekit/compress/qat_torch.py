@@ -82,7 +82,17 @@ def qat_torch(
 
     checkpoints = Checkpoints(out)
     history = train_epochs(
-        prepared, optimizer, step, train, settings, checkpoints, resume, progress, "qat", set_mode=set_mode
+        prepared,
+        optimizer,
+        step,
+        train,
+        settings,
+        checkpoints,
+        resume,
+        progress,
+        "qat",
+        set_mode=set_mode,
+        validate=(lambda: scores(_logits(prepared, validation, source), validation.labels)) if val else None,
     )
     with quiet():
         converted = convert_pt2e(prepared)
