@@ -9,21 +9,11 @@ from typing import Any
 import numpy as np
 
 from edgekit._lazy import require
+from edgekit.backends.onnxruntime.worker_loader import ORT_TYPES  # one table, also used on devices
 from edgekit.errors import ModelLoadError, first_line
 from edgekit.runners.base import Runner
 from edgekit.sidecar import ArtifactIO
 from edgekit.spec import TensorSpec
-
-_ORT_DTYPES = {
-    "tensor(float)": "float32",
-    "tensor(float16)": "float16",
-    "tensor(double)": "float64",
-    "tensor(int64)": "int64",
-    "tensor(int32)": "int32",
-    "tensor(int8)": "int8",
-    "tensor(uint8)": "uint8",
-    "tensor(bool)": "bool",
-}
 
 
 class OnnxRuntimeRunner(Runner):
@@ -64,7 +54,7 @@ class OnnxRuntimeRunner(Runner):
         return tuple(
             TensorSpec(
                 i.name,
-                _ORT_DTYPES.get(i.type, i.type),
+                ORT_TYPES.get(i.type, i.type),
                 tuple(d if isinstance(d, int) else (d or f"{i.name}_dim{k}") for k, d in enumerate(i.shape)),
             )
             for i in self.session.get_inputs()

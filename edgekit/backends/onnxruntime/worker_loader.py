@@ -1,6 +1,6 @@
 """Benchmark-worker loader for .onnx files (self-contained: runs on devices with only onnxruntime + numpy)."""
 
-_ORT_TYPES = {
+ORT_TYPES = {
     "tensor(float)": "float32",
     "tensor(float16)": "float16",
     "tensor(double)": "float64",
@@ -24,7 +24,7 @@ def load(ort, path, threads, specs=None):
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    specs = [(i.name, _ORT_TYPES.get(i.type, "float32"), list(i.shape)) for i in session.get_inputs()]
+    specs = [(i.name, ORT_TYPES.get(i.type, "float32"), list(i.shape)) for i in session.get_inputs()]
     names = [o.name for o in session.get_outputs()]
 
     def infer(feed):
