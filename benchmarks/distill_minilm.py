@@ -22,7 +22,7 @@ def main() -> int:
     from edgekit.artifact import write_json_atomic
     from edgekit.bench.harness import Settings, benchmark
     from edgekit.bench.worker import environment
-    from edgekit.compress import TrainSettings, prune
+    from edgekit.compress import TrainSettings, prune, prune_vocabulary
     from edgekit.evaluate import evaluate
     from edgekit.exporter import export
     from edgekit.progress import Progress
@@ -51,10 +51,19 @@ def main() -> int:
         progress=progress,
     )
     pruned_seconds = time.perf_counter() - start
+    # the student with only the token embeddings the training tweets use
+    small = prune_vocabulary(
+        student,
+        write_tweets_csv(out / "train-all.csv", "train"),
+        out / "student-vocab",
+        inputs=HF_INPUTS,
+        progress=progress,
+    )
     models = (
         ("teacher", teacher, record["teacher"]["parameters"]),
         ("student (3 layers, distilled)", student, record["student"]["parameters"]),
         ("teacher, 50% heads+FFN pruned", pruned.out, pruned.record["parameters_after"]),
+        ("student, vocabulary of the train tweets", small.out, small.record["parameters_after"]),
     )
     files, rows = [], []
     for name, folder, params in models:
@@ -75,7 +84,7 @@ def main() -> int:
         return 1
     for row, run in zip(rows, runs):
         row.update(p50_ms=run["latency_ms"]["p50"], peak_rss_mb=run["peak_rss_mb"], noisy=run["noisy"])
-    teacher_row, student_row = rows[0], rows[1]
+    teacher_row, student_row = rows[0], rows[3]  # the distilled student, its vocabulary pruned
     summary = {
         "f1_kept": student_row["f1_macro"] / teacher_row["f1_macro"],
         "parameters_ratio": student_row["parameters"] / teacher_row["parameters"],
@@ -86,6 +95,9 @@ def main() -> int:
         "rows": rows,
         "summary": summary,
         "distillation": {k: record[k] for k in ("alpha", "temperature", "settings", "data", "history")},
+        "vocabulary_pruning": {
+            k: small.record[k] for k in ("tokens_before", "tokens_after", "parameters_before", "parameters_after")
+        },
         "structured_pruning": {
             k: pruned.record[k] for k in ("parameters_before", "parameters_after", "parameters_removed", "history")
         },

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from helpers import artifact_accuracy, run_cli
 
-from edgekit.compress import TrainSettings, distill, distillation_loss, prune, qat
+from edgekit.compress import TrainSettings, distill, distillation_loss, prune, prune_vocabulary, qat
 from edgekit.errors import UsageError
 from edgekit.exporter import export
 from edgekit.spec import parse_input_spec
@@ -265,13 +265,13 @@ def test_bad_input_exits_2_and_writes_nothing(capsys, cnn, npz, tmp_path, args, 
     assert not (tmp_path / "out").exists()
 
 
-def _tiny_bert(folder):
+def _tiny_bert(folder, vocab_size=64):
     """A 4-layer BERT classifier (4 heads of 8, FFN 64) saved as a Hugging Face folder, random weights."""
     import torch
     import transformers
 
     config = transformers.BertConfig(
-        vocab_size=64,
+        vocab_size=vocab_size,
         hidden_size=32,
         num_hidden_layers=4,
         num_attention_heads=4,
@@ -461,3 +461,52 @@ def test_keras_pruning_resumes_to_the_same_result(digits, keras_npz, tmp_path, m
     assert resumed.record["sparsity_reached"] == whole.record["sparsity_reached"]
     assert resumed.record["metrics_after"] == whole.record["metrics_after"]
     assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in whole.history], rel=1e-4)
+
+
+def test_vocabulary_pruning_keeps_what_the_corpus_uses(tmp_path):
+    """A tiny BERT with a WordPiece tokenizer of 40 tokens; the corpus uses a few of them: the pruned model
+    has fewer embeddings, tokenizes the corpus to the same tokens, and gives the same logits on it."""
+    import transformers
+
+    words = ["good", "bad", "day", "night", "fly", "late", "on", "time", "great", "awful", "##s", "##ly"]
+    extra = [f"word{i}" for i in range(23)]
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, *extra]
+    tokenizer = transformers.BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)})
+    folder = _tiny_bert(tmp_path / "bert", vocab_size=len(tokenizer))
+    tokenizer.save_pretrained(folder)
+    texts = ["good day", "bad night", "late flys", "great time on time", "awful night"]
+    (tmp_path / "corpus.csv").write_text("text,label\n" + "\n".join(f"{t},{i % 3}" for i, t in enumerate(texts)))
+    result = prune_vocabulary(folder, tmp_path / "corpus.csv", tmp_path / "small", val=tmp_path / "corpus.csv")
+    r = result.record
+    assert r["tokens_before"] == 40 and r["tokens_after"] == 5 + 11  # specials + the 11 tokens the corpus uses
+    assert r["parameters_after"] == r["parameters_before"] - 24 * 32 and r["metrics_after"] == r["metrics_before"]
+    exported = export(result.out, "onnx-fp32", tmp_path / "out", calib=tmp_path / "corpus.csv")
+    reference = export(folder, "onnx-fp32", tmp_path / "ref", calib=tmp_path / "corpus.csv")
+    from edgekit.evaluate import evaluate
+
+    logits = evaluate(exported.artifact, tmp_path / "corpus.csv").metrics
+    assert exported.parity.passed and logits == evaluate(reference.artifact, tmp_path / "corpus.csv").metrics
+    with pytest.raises(UsageError, match="WordPiece"):
+        prune_vocabulary("edgekit_demo.zoo:digits_cnn", tmp_path / "corpus.csv", tmp_path / "x", inputs=INPUT)
+
+
+def test_structured_pruning_names_the_line_a_pruned_model_breaks_at(npz, tmp_path, capsys):
+    code, text = run_cli(
+        capsys,
+        "compress",
+        "prune",
+        "--model",
+        "tests_models:hardwired_cnn",
+        "--sparsity",
+        "0.5",
+        "--method",
+        "structured",
+        "--data",
+        npz / "train.npz",
+        "--input",
+        "image:float32:batchx1x8x8",
+        "-o",
+        tmp_path / "p",
+    )
+    assert code == 2 and "tests_models.py" in text and "features.view(-1, 16 * 8 * 8)" in text, text
+    assert not (tmp_path / "p").exists()

@@ -60,3 +60,20 @@ class DataDependent(torch.nn.Module):
 def data_dependent():
     torch.manual_seed(0)
     return DataDependent()
+
+
+def hardwired_cnn():
+    """A CNN whose forward hard-wires its feature count: structured pruning breaks it where it runs."""
+    import torch
+
+    class HardWired(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 16, 3, padding=1)
+            self.head = torch.nn.Linear(16 * 8 * 8, 10)
+
+        def forward(self, image):
+            features = torch.relu(self.conv(image))
+            return self.head(features.view(-1, 16 * 8 * 8))
+
+    return HardWired()

@@ -54,7 +54,7 @@ def _report(result) -> None:
 
 @click.group("compress")
 def compress_cmd() -> None:
-    """Distill, prune or train with quantization in the loop; the output folder is a SOURCE for export."""
+    """Distill, prune (weights, units, vocabulary) or train with quantization in the loop; the output is a SOURCE."""
 
 
 @compress_cmd.command("distill")
@@ -191,5 +191,29 @@ def qat_cmd(model, weights, data, resume, val, epochs, lr, batch, seed, inputs, 
         weights=weights,
         resume=resume,
         progress=Progress(quiet=quiet),
+    )
+    _report(result)
+
+
+@compress_cmd.command("vocab")
+@click.option("--model", required=True, help="A Hugging Face model folder with a WordPiece tokenizer (vocab.txt).")
+@click.option("--data", required=True, type=click.Path(), help="CSV/JSONL text whose tokens are kept.")
+@click.option("--val", type=click.Path(), help="Validation DATA: metrics before and after.")
+@click.option("--input", "inputs", multiple=True, metavar="NAME:DTYPE:SHAPE", help="Input spec, as for export.")
+@click.option("--output", "-o", "out", required=True, type=click.Path(), help="Output folder (a SOURCE).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def vocab_cmd(model, data, val, inputs, out, quiet) -> None:
+    """Keep only the token embeddings DATA uses (and the special tokens); the tokenizer is rebuilt to match."""
+    from edgekit.compress import prune_vocabulary
+    from edgekit.progress import Progress
+    from edgekit.spec import parse_input_specs
+
+    result = prune_vocabulary(
+        model, data, out, val=val, inputs=parse_input_specs(inputs), progress=Progress(quiet=quiet)
+    )
+    r = result.record
+    click.echo(
+        f"tokens {r['tokens_before']} -> {r['tokens_after']}, parameters {r['parameters_before']} -> "
+        f"{r['parameters_after']}"
     )
     _report(result)

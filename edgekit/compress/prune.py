@@ -27,7 +27,7 @@ from edgekit.compress.common import (
     train_epochs,
 )
 from edgekit.compress.save import save_hf, save_torch
-from edgekit.errors import UsageError
+from edgekit.errors import UsageError, first_line, is_user_frame
 from edgekit.progress import SILENT, Progress
 from edgekit.sources import load
 from edgekit.sources.base import Model
@@ -145,13 +145,26 @@ def _structured_torch(module, model: Model, sparsity: float, classes: int) -> No
             ),
         )
         pruner.step()
-    except Exception as e:  # Torch-Pruning raises on graphs it cannot follow; name what it stopped at
-        from edgekit.errors import first_line
-
+        with torch.no_grad():
+            module(*example)  # sizes the code hard-wires (a view to 512 features) break only when it runs
+    except Exception as e:  # Torch-Pruning raises on graphs it cannot follow, the forward on shapes it changed
         raise UsageError(
-            f"Structured pruning cannot handle {model.source}: {type(e).__name__}: {first_line(e)}",
-            hint="Use --method magnitude, or prune a model built from Conv/Linear/Norm layers.",
+            f"Structured pruning cannot handle {model.source}: {type(e).__name__}: {first_line(e)}{_where(e)}",
+            hint="Use --method magnitude, or write the forward with sizes taken from the tensors "
+            "(x.flatten(1), not x.view(-1, 512)).",
         ) from None
+
+
+def _where(e: BaseException) -> str:
+    """The user's line in the traceback (the layer or statement that failed), when there is one."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if is_user_frame(f.filename)]
+    return (
+        f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}: `{frames[-1].line}`)"
+        if frames
+        else ""
+    )
 
 
 def _parameters(module) -> int:
