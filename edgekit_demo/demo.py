@@ -169,32 +169,31 @@ def distill_rows(out: Path, progress: Progress) -> list[dict[str, Any]]:
     from edgekit.evaluate import evaluate
     from edgekit.exporter import export
     from edgekit.runners import open_runner
-    from edgekit.sidecar import read_sidecar
     from edgekit_demo.datasets import write_tweets_csv
 
     teacher, student = _cached_distillation(progress)
     calib = write_tweets_csv(out / "tweets-calib.csv", "validation", 256)
+    record = json.loads((student / "compress.json").read_text())  # holds both parameter counts
     rows = []
-    for name, folder in (("MiniLM-L6 teacher (fine-tuned)", teacher), ("3-layer student (distilled)", student)):
+    for name, folder, parameters in (
+        ("MiniLM-L6 teacher (fine-tuned)", teacher, record["teacher"]["parameters"]),
+        ("3-layer student (distilled)", student, record["student"]["parameters"]),
+    ):
         progress.info(f"[bold]{name}[/]")
         try:
             result = export(folder, "onnx-int8-dynamic", out, calib=calib, inputs=HF_INPUTS, progress=progress)
             report = evaluate(result.artifact, TEST_DATA, progress=progress)
-            sidecar = read_sidecar(result.artifact)
-            assert sidecar is not None
             with open_runner(result.artifact) as runner:
                 feed = {s.name: np.ones((1, 64), np.int64) for s in runner.input_specs()}
                 p50 = _p50_ms(runner, feed)
         except EdgekitError as e:
             rows.append({"model": name, "error": e.message})
             continue
-        record = json.loads((student / "compress.json").read_text())
-        parameters = record["student" if folder == student else "teacher"]["parameters"]
         rows.append(
             {
                 "model": name,
                 "file": result.artifact.name,
-                "size_bytes": sidecar.size_bytes,
+                "size_bytes": result.sidecar["size_bytes"],
                 "parameters": parameters,
                 "accuracy": report.metrics["accuracy"],
                 "f1_macro": report.metrics["f1_macro"],

@@ -54,10 +54,6 @@ def backend_for_runtime(runtime: str) -> Backend | None:
     return backends().get(runtime)
 
 
-def backend_for_format(fmt: str) -> Backend | None:
-    return next((b for b in backends().values() if b.format == fmt), None)
-
-
 def backend_for_file(path: str | Path) -> Backend:
     """The backend that runs a file, by its suffix."""
     suffix = Path(path).suffix

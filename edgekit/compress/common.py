@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -182,18 +182,26 @@ def torch_feed(data: Dataset, indices: np.ndarray, model: Model) -> list:
 
 
 def torch_logits(module, data: Dataset, model: Model, batch: int = 64) -> np.ndarray:
-    """The first output of a torch module over `data`, in eval mode."""
+    """The first output of a torch module (or exported graph) over `data`, in the mode the caller left it in
+    (loaders and train_epochs leave eval; an exported graph rejects .eval())."""
     import torch
 
     from edgekit.sources.torch_source import flatten_outputs
 
-    module.eval()
     out = []
     with torch.inference_mode():
         for start in range(0, len(data), batch):
             idx = np.arange(start, min(start + batch, len(data)))
             out.append(flatten_outputs(module(*torch_feed(data, idx, model)))[0].float().numpy())
     return np.concatenate(out)
+
+
+def source_logits(model: Model, data: Dataset) -> np.ndarray:
+    """A loaded model's first output over `data`, run in its own framework (PyTorch, Keras, ONNX alike)."""
+    from edgekit.runners.source import source_runner
+
+    with source_runner(model) as runner:
+        return np.concatenate([next(iter(runner.infer(feed, check=False).values())) for feed in data.batches(64)])
 
 
 def scores(logits: np.ndarray, labels: np.ndarray | None) -> dict[str, float] | None:
@@ -225,7 +233,3 @@ def publish(out: Path, write: Callable[[Path], str], record: dict[str, Any]) -> 
         os.replace(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def settings_json(settings: TrainSettings) -> dict[str, Any]:
-    return asdict(settings)

@@ -23,6 +23,7 @@ from edgekit.compress.common import (
     read_training_data,
     scores,
     seed_everything,
+    source_logits,
     torch_feed,
     train_epochs,
 )
@@ -50,14 +51,12 @@ def distillation_loss(student, teacher, labels, alpha: float, temperature: float
 def teacher_logits(teacher: Model, data: Dataset, progress: Progress) -> tuple[np.ndarray, str]:
     """The teacher's first output over `data`, from the cache when this (teacher, data) pair was seen;
     returns (logits, "cached" | "computed")."""
-    from edgekit.runners.source import source_runner
-
     key = hashlib.sha256(f"{teacher.source_hash}:{data.sha256}:{len(data)}".encode()).hexdigest()[:32]
     path = cache_dir() / "teacher-logits" / f"{key}.npy"
     if path.is_file():
         return np.load(path, allow_pickle=False), "cached"
-    with progress.step(f"teacher logits on {len(data)} samples (cached for the next run)"), source_runner(teacher) as r:
-        logits = np.concatenate([next(iter(r.infer(feed, check=False).values())) for feed in data.batches(64)])
+    with progress.step(f"teacher logits on {len(data)} samples (cached for the next run)"):
+        logits = source_logits(teacher, data)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, logits.astype(np.float32))
@@ -102,16 +101,8 @@ def student_from_layers(teacher: Model, layers: int) -> tuple[Model, list[int]]:
     return student, keep
 
 
-def _logits(model: Model, data: Dataset) -> np.ndarray:
-    """A model's first output over `data`, in its own framework (PyTorch or Keras students alike)."""
-    from edgekit.runners.source import source_runner
-
-    with source_runner(model) as runner:
-        return np.concatenate([next(iter(runner.infer(feed, check=False).values())) for feed in data.batches(64)])
-
-
 def _check_classes(teacher_out: np.ndarray, student: Model, data: Dataset) -> None:
-    out = _logits(student, data.head(2))
+    out = source_logits(student, data.head(2))
     if out.shape[-1] != teacher_out.shape[-1]:
         raise UsageError(
             f"The student gives {out.shape[-1]} outputs per sample and the teacher {teacher_out.shape[-1]}: "
@@ -198,13 +189,13 @@ def distill(
     soft, cache = teacher_logits(teacher_model, train, progress)
     _check_classes(soft, student_model, train)
     validation = read_training_data(val, teacher_model, need_labels=True, what="validation") if val else None
-    before = scores(_logits(student_model, validation), validation.labels) if validation else None
+    before = scores(source_logits(student_model, validation), validation.labels) if validation else None
     teacher_val = (
         scores(teacher_logits(teacher_model, validation, progress)[0], validation.labels) if validation else None
     )
 
     def validate() -> dict[str, float] | None:  # after each epoch, on --val
-        return scores(_logits(student_model, validation), validation.labels) if validation else None
+        return scores(source_logits(student_model, validation), validation.labels) if validation else None
 
     checkpoints = Checkpoints(out)
     if student_model.format == "keras":
@@ -220,7 +211,7 @@ def distill(
             student_model, soft, train, alpha, temperature, settings, checkpoints, resume, progress, validate
         )
         parameters = sum(p.numel() for p in student_model.obj.parameters())
-    after = scores(_logits(student_model, validation), validation.labels) if validation else None
+    after = scores(source_logits(student_model, validation), validation.labels) if validation else None
     record: dict[str, Any] = {
         "method": "distill",
         "vocab_size": student_model.extra.get("vocab_size"),

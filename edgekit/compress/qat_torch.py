@@ -92,11 +92,11 @@ def qat_torch(
         progress,
         "qat",
         set_mode=set_mode,
-        validate=(lambda: scores(_logits(prepared, validation, source), validation.labels)) if val else None,
+        validate=(lambda: scores(torch_logits(prepared, validation, source), validation.labels)) if val else None,
     )
     with quiet():
         converted = convert_pt2e(prepared)
-    after = scores(_logits(converted, validation, source), validation.labels)
+    after = scores(torch_logits(converted, validation, source), validation.labels)
     record: dict[str, Any] = {
         "method": "qat",
         "tool": "PT2E prepare_qat_pt2e / convert_pt2e, XNNPACKQuantizer (QAT)",
@@ -113,14 +113,3 @@ def qat_torch(
     publish(out, lambda folder: save_program(converted, source, specs, args, folder, record), record)
     checkpoints.remove()
     return CompressResult(out, record, history)
-
-
-def _logits(graph, data, model: Model) -> np.ndarray:
-    import torch
-
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(data), 64):
-            idx = np.arange(start, min(start + 64, len(data)))
-            out.append(flatten_outputs(graph(*torch_feed(data, idx, model)))[0].float().numpy())
-    return np.concatenate(out)

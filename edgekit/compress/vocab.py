@@ -12,9 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from edgekit.compress.common import CompressResult, publish, scores
+from edgekit.compress.common import CompressResult, publish, scores, source_logits
 from edgekit.data import read_data, read_text_rows
 from edgekit.errors import ConversionError, UsageError
 from edgekit.progress import SILENT, Progress
@@ -58,7 +56,7 @@ def prune_vocabulary(
     new_id = {old: new for new, old in enumerate(keep)}
     hf = source.obj.model
     validation = read_data(val, source.signature, source.tokenizer_dir) if val else None
-    before = scores(_logits(source, validation), validation.labels) if validation else None
+    before = scores(source_logits(source, validation), validation.labels) if validation else None
     params_before = sum(p.numel() for p in hf.parameters())
 
     old = hf.get_input_embeddings()
@@ -102,15 +100,9 @@ def prune_vocabulary(
         if validation is not None:  # the validation texts through the new tokenizer, as a user will feed them
             pruned = load(folder, inputs)
             record["metrics_after"] = scores(
-                _logits(pruned, read_data(val, pruned.signature, folder)), validation.labels
+                source_logits(pruned, read_data(val, pruned.signature, folder)), validation.labels
             )
         return entry
 
     publish(out, write, record)
     return CompressResult(out, record)
-
-
-def _logits(model, data) -> np.ndarray:
-    from edgekit.compress.distill import _logits as logits
-
-    return logits(model, data)
