@@ -69,6 +69,10 @@ class ParityError(EdgekitError):
     """The exported file disagrees with its source beyond the target's tolerance (exit 1)."""
 
 
+class GateError(ParityError):
+    """No per-layer float fallback makes the file pass its gate (exit 1)."""
+
+
 def first_line(e: BaseException, limit: int = 300) -> str:
     """The first non-empty line of an exception's text (libraries put the cause there, details after)."""
     return next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)[:limit]

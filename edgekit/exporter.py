@@ -18,10 +18,12 @@ from edgekit.catalog.schema import Device, Target
 from edgekit.checksum import sha256_path
 from edgekit.data import CALIB_HINT, CALIB_LIMIT, Dataset, batch_size_for, generated_inputs, read_data, static_shapes
 from edgekit.errors import NoRouteError, ParityError, UsageError
+from edgekit.fallback import FallbackOptions, Verdict, rank, search
 from edgekit.parity import ParityResult, check_parity
 from edgekit.progress import SILENT, Progress
 from edgekit.runners import open_runner
 from edgekit.runners.source import source_runner
+from edgekit.sensitivity import SAMPLES, LayerSensitivity, measure, quantizable_layers, resolve_patterns
 from edgekit.sidecar import ArtifactIO, Sidecar, sidecar_path
 from edgekit.sources import Model, load
 from edgekit.spec import Signature, TensorSpec
@@ -84,6 +86,7 @@ def export(
     tokenizer: str | Path | None = None,
     calib_limit: int = CALIB_LIMIT,
     allow_float_fallback: bool = False,
+    fallback: FallbackOptions = FallbackOptions(),
     progress: Progress = SILENT,
 ) -> ExportResult:
     """Export `source` to `target` in folder `out_dir`; raise ParityError if the file disagrees with its source.
@@ -91,6 +94,7 @@ def export(
     calib: calibration and parity data (DATA); calib_limit: use at most this many samples of it.
     allow_float_fallback: an integer target may keep ops without integer kernels in float (they are
     listed in the sidecar); without it such a file is refused.
+    fallback: the per-layer float fallback and the gate it works to (edgekit.fallback).
     """
     tgt = get_target(target)
     dev = get_device(device) if device else local_device()
@@ -133,9 +137,13 @@ def export(
         if not route:
             current = tmp / f"float{tgt.suffix}"
             _save_source_copy(model, current)
+        quantizer = backend.quantizer(tgt.quantization)
+        # a converter that quantizes while converting (TFLite, PyTorch Mobile, ExecuTorch) is the step the
+        # fallback re-runs; otherwise the quantizer after the route is
+        last = route[-1] if route and quantizer is None and tgt.quantization in route[-1].quantizes else None
         # converters that need fixed shapes (onnx2tf, ExecuTorch): the whole route then exports with them
         edge_model = _with_static_shapes(model, data) if any(e.static_shapes for e in route) else model
-        for i, edge in enumerate(route):
+        for i, edge in enumerate(route[:-1] if last else route):
             step_file = tmp / f"step{i}{tgt.suffix if i == len(route) - 1 else '.' + edge.dst}"
             notes = run_step(
                 f"{edge.src}->{edge.dst}",
@@ -146,18 +154,7 @@ def export(
             )
             steps[-1].update(notes.details)
             current = step_file
-        quantized: dict[str, Any] = {}  # a quantizer's notes are the sidecar's quantization facts
-        quantizer = backend.quantizer(tgt.quantization)
-        if quantizer:
-            final = tmp / f"final{tgt.suffix}"
-            ctx = StepContext(model, current, recipe, plan, data, final, batch_size_for(model.signature, default=8))
-            scheme = f" ({recipe.scheme_name})" if recipe.scheme_name else ""
-            quantized = run_step(
-                tgt.quantization, None, quantizer.run, ctx, f"quantize for {tgt.name} on {dev.name}{scheme}"
-            ).details
-            current = final
-        assert current is not None
-
+        float_file = current
         parity_data = data
         if parity_data is None:
             parity_data = generated_inputs(model.signature, vocab_size=model.extra.get("vocab_size"))
@@ -166,19 +163,100 @@ def export(
                 "for a check that means something"
             )
             progress.warn(warnings[-1])
+        gate = _Gate(model, tgt, parity_data, fallback, progress)
+        scheme = f" ({recipe.scheme_name})" if recipe.scheme_name else ""
+        n_steps = len(steps)
+
+        def attempt(keep: tuple[str, ...]) -> tuple[Path, dict[str, Any], Verdict]:
+            """Run the quantizing step with `keep` in float, then the gate; each attempt writes its own file."""
+            del steps[n_steps:]
+            tag = f"{len(gate.tried)}{tgt.suffix}"
+            if last is not None:
+                ctx = StepContext(edge_model, float_file, recipe, plan, data, tmp / f"last{tag}", keep_float=keep)
+                notes = run_step(
+                    f"{last.src}->{last.dst}",
+                    last.tool,
+                    last.run,
+                    ctx,
+                    f"convert {last.src} -> {last.dst} ({last.tool})",
+                )
+                steps[-1].update(notes.details)  # a converter's quantization facts stay in its route step
+                quantized: dict[str, Any] = {}
+            elif quantizer is not None:
+                ctx = StepContext(
+                    model, float_file, recipe, plan, data, tmp / f"final{tag}", batch_size_for(model.signature, 8), keep
+                )
+                label = f"quantize for {tgt.name} on {dev.name}{scheme}" + (
+                    f", {len(keep)} layer(s) float" if keep else ""
+                )
+                quantized = run_step(tgt.quantization, None, quantizer.run, ctx, label).details
+            else:
+                return float_file, {}, gate.judge(float_file, backend.describe_io(float_file, model), keep)
+            return ctx.out, quantized, gate.judge(ctx.out, backend.describe_io(ctx.out, model), keep)
+
+        step_keeps = last.keeps_float if last else bool(quantizer and quantizer.keeps_float)
+        layer_names = quantizable_layers(model) if step_keeps and tgt.quantization != "none" else []
+        keeps = bool(layer_names)  # the fallback needs a step that honours keep_float and layers it can name
+        if fallback.keep_float and not keeps:
+            raise UsageError(
+                f"--keep-float: {tgt.name} from a {model.format} source ({model.kind}) has no layers edgekit can "
+                "keep float"
+                + (
+                    f" ({backend.runtime} quantizes in its converter, which takes no layer list)"
+                    if not step_keeps
+                    else ""
+                )
+                + ".",
+                hint="Per-layer fallback works on int8 targets of ONNX Runtime, PyTorch Mobile and ExecuTorch, from "
+                "Python (factory, Hugging Face) and ONNX sources.",
+            )
+        pinned = tuple(resolve_patterns(fallback.keep_float, layer_names)) if fallback.keep_float else ()
+        current, quantized, verdict = attempt(pinned)
+        table: list[LayerSensitivity] = []
+
+        def measured() -> list[str]:
+            nonlocal table
+            with progress.step(f"measure per-layer sensitivity on {min(len(parity_data), SAMPLES)} samples"):
+                table = rank(
+                    measure(model, data or parity_data, dynamic=recipe.quantization == "dynamic"),
+                    recipe.scheme and recipe.scheme.max_outlier_ratio,
+                )
+            return [s.layer for s in table]
+
+        if keeps and (fallback.report_sensitivity or (not verdict.passed and fallback.enabled)):
+            order = measured()
+        if not verdict.passed and fallback.enabled and keeps:
+            progress.warn(
+                f"{tgt.name} failed its gate ({'; '.join(verdict.failures())}): keeping sensitive layers float"
+            )
+            files: dict[tuple[str, ...], tuple[Path, dict[str, Any]]] = {}
+
+            def tracked(keep: tuple[str, ...]) -> Verdict:
+                f, q, v = attempt(keep)
+                files[keep] = (f, q)
+                return v
+
+            verdict, _ = search(tracked, pinned, lambda: order, verdict)
+            current, quantized = files[verdict.kept]
+        assert current is not None
+        parity = gate.parities[-1]
         io = backend.describe_io(current, model)
-        with progress.step(f"parity on {len(parity_data)} samples ({parity_data.source})"):
-            parity = _parity(model, current, io, parity_data, tgt)
         warnings.extend(parity.warnings)
+        fallback_record = _fallback_record(fallback, verdict, gate.tried, table, pinned) if keeps else None
 
         artifact = out / f"{model.name}-{tgt.name}{tgt.suffix}"
         rejected = artifact.with_name(f"{artifact.stem}.rejected{artifact.suffix}")
-        final_name = artifact if parity.passed else rejected
+        final_name = artifact if verdict.passed else rejected
         sidecar = _sidecar(
             model,
             tgt,
             dev,
-            {**recipe.to_json(), **quantized, "applied": applied},
+            {
+                **recipe.to_json(),
+                **quantized,
+                "applied": applied,
+                **({"fallback": fallback_record} if fallback_record else {}),
+            },
             data,
             parity,
             steps,
@@ -186,11 +264,17 @@ def export(
             warnings,
             current,
             final_name,
+            verdict.evaluation,
         )
-        if not parity.passed:
+        if not verdict.passed:
             publish(current, rejected, sidecar)
+            off = ""
+            if not fallback.enabled:
+                off = " (--no-fallback)"
+            elif not keeps and tgt.quantization != "none":
+                off = f" (no per-layer fallback for {tgt.name} from this source)"
             raise ParityError(
-                f"Parity failed for {tgt.name}: " + "; ".join(parity.failures()),
+                f"{tgt.name} failed its gate{off}: " + "; ".join(verdict.failures()),
                 hint=f"The file was kept for inspection as {rejected}, not as {artifact.name}.",
             )
         publish(current, artifact, sidecar)
@@ -211,10 +295,72 @@ def _save_source_copy(model: Model, dst: Path) -> None:
     onnx.save(model.obj, str(dst))
 
 
-def _parity(model: Model, artifact: Path, io: ArtifactIO, data: Dataset, tgt: Target) -> ParityResult:
-    batch = batch_size_for(model.signature, default=32)
-    with source_runner(model) as ref, open_runner(artifact, io) as got:
-        return check_parity(ref, got, data, batch, tgt.parity, roles=io.roles())
+class _Gate:
+    """Parity against the source and, when asked, the accuracy drop on task data: what every attempt must pass.
+
+    The source's own metrics are computed once and reused across the fallback's attempts.
+    """
+
+    def __init__(self, model: Model, tgt: Target, data: Dataset, options: FallbackOptions, progress: Progress):
+        self.model, self.tgt, self.data, self.options, self.progress = model, tgt, data, options, progress
+        self.parities: list[ParityResult] = []
+        self.tried: list[Verdict] = []
+        self._reference: tuple[dict[str, Any], Any] | None = None
+
+    def judge(self, artifact: Path, io: ArtifactIO, kept: tuple[str, ...]) -> Verdict:
+        batch = batch_size_for(self.model.signature, default=32)
+        label = f"parity on {len(self.data)} samples ({self.data.source})"
+        with self.progress.step(label), source_runner(self.model) as ref, open_runner(artifact, io) as got:
+            parity = check_parity(ref, got, self.data, batch, self.tgt.parity, roles=io.roles())
+        self.parities.append(parity)
+        first = parity.outputs[0] if parity.outputs else None
+        summary = {"cosine": round(first.cosine, 5)} if first else {}
+        if first and first.top1 is not None:
+            summary["top1_agreement"] = round(first.top1, 4)
+        verdict = Verdict(kept, parity.passed, parity.failures(), summary=summary)
+        if self.options.eval_data is not None and self.options.max_drop is not None:
+            verdict.evaluation = self._evaluate(artifact, io)
+            summary.update({f"{k}_drop_pts": v for k, v in verdict.evaluation["drop"].items()})
+        self.tried.append(verdict)
+        return verdict
+
+    def _evaluate(self, artifact: Path, io: ArtifactIO) -> dict[str, Any]:
+        from edgekit.evaluate import EvalReport, gate, score
+
+        metrics = ("accuracy", "f1")
+        signature = self.model.signature
+        tok = self.model.tokenizer_dir
+        data = self.options.eval_data
+        assert data is not None
+        if self._reference is None:
+            with source_runner(self.model) as ref:
+                self._reference = score(ref, signature, data, metrics, tok, None, self.progress, "the source")
+        reference, loaded = self._reference
+        with open_runner(artifact, io) as runner:
+            values, _ = score(runner, signature, data, metrics, tok, None, self.progress, artifact.name, loaded)
+        report = EvalReport(str(artifact), self.tgt.name, str(data), values, reference, max_drop=self.options.max_drop)
+        gate(report, metrics)
+        return report.to_json()
+
+
+def _fallback_record(
+    options: FallbackOptions,
+    verdict: Verdict,
+    tried: list[Verdict],
+    table: list[LayerSensitivity],
+    pinned: tuple[str, ...],
+) -> dict[str, Any]:
+    """What the sidecar says about the fallback: every layer kept float with its sensitivity, each attempt."""
+    by_name = {s.layer: s for s in table}
+    return {
+        "enabled": options.enabled,
+        "pinned": list(pinned),
+        "float_layers": [
+            by_name[name].to_json() if name in by_name else {"layer": name, "pinned": True} for name in verdict.kept
+        ],
+        "attempts": [v.to_json() for v in tried],
+        "sensitivity": [s.to_json() for s in table],
+    }
 
 
 def _sidecar(
@@ -229,6 +375,7 @@ def _sidecar(
     warnings: list[str],
     staged: Path,
     final: Path,
+    evaluation: dict[str, Any] | None = None,
 ) -> Sidecar:
     return Sidecar.model_validate(
         {
@@ -252,5 +399,6 @@ def _sidecar(
             "notes": model.notes,
             "warnings": warnings,
             "compression": model.extra.get("compression"),
+            "evaluation": evaluation,
         }
     )

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgekit.errors import ModelLoadError
 from edgekit.spec import Role, Signature, TensorSpec
 
-SCHEMA_VERSION = "1.1"  # major.minor: a new major breaks readers, a new minor only adds optional fields
+SCHEMA_VERSION = "1.2"  # major.minor: a new major breaks readers, a new minor only adds optional fields
 SIDECAR_SUFFIX = ".edgekit.json"
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "sidecar-1.schema.json"
 
@@ -98,6 +98,8 @@ class QuantizationRecord(_Open):
     applied: str  # what the written file holds: none, fp16, dynamic, static, full-integer, int16x8
     scheme_name: str | None = None
     scheme: dict[str, Any] | None = None
+    # 1.2: the per-layer float fallback: layers kept float with their sensitivity, the attempts, the table
+    fallback: dict[str, Any] | None = None
 
 
 class Calibration(BaseModel):
@@ -146,6 +148,8 @@ class Sidecar(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     # 1.1: how the source was compressed (its compress.json: method, settings, metrics, data hashes)
     compression: dict[str, Any] | None = None
+    # 1.2: the accuracy gate the export passed (--eval DATA --max-drop PTS): metrics, reference, drop
+    evaluation: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -17,6 +17,8 @@ SENTIMENT_INPUTS = (f"input_ids:int64:batchx{SEQ_LEN}", f"attention_mask:int64:b
 LM_CONTEXT = 32
 LM_VOCAB = 512
 LM_INPUTS = (f"input_ids:int64:batchx{LM_CONTEXT}",)
+TINY_SEQ_LEN = 32
+TINY_BERT_INPUTS = (f"input_ids:int64:batchx{TINY_SEQ_LEN}", f"attention_mask:int64:batchx{TINY_SEQ_LEN}")
 
 
 def minilm_dir() -> Path:
@@ -55,6 +57,59 @@ def minilm_sentiment():
             return self.head(self.embed(input_ids, attention_mask))
 
     return MiniLMSentiment().eval()
+
+
+def tiny_bert_sentiment():
+    """A BERT-shaped encoder small enough for the fast tests: 2 layers, 4 heads, hidden 64, exact GELU,
+    LayerNorm, a real attention mask, MiniLM's vocabulary; mean pooling + a 3-class head like MiniLMSentiment."""
+    torch = require("torch", "The tiny BERT model")
+    transformers = transformers_offline("The tiny BERT model")
+    config = transformers.BertConfig(
+        vocab_size=30522,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=TINY_SEQ_LEN,
+        hidden_act="gelu",
+        attn_implementation="eager",
+    )
+
+    class TinyBertSentiment(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = transformers.BertModel(config, add_pooling_layer=False)
+            self.head = torch.nn.Linear(config.hidden_size, 3)
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return self.head((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+
+    return TinyBertSentiment().eval()
+
+
+def train_tiny_bert(n_train: int = 4000, epochs: int = 3, seed: int = 0):
+    """Train the tiny BERT end to end on real tweets (about 10 s on 2 cores; test accuracy about 0.65)."""
+    torch = require("torch", "Training the tiny BERT model")
+    from edgekit.data import load_tokenizer
+    from edgekit_demo.datasets import tweets
+
+    torch.manual_seed(seed)
+    texts, labels = tweets("train", n_train)
+    enc = load_tokenizer(minilm_dir())(
+        texts, padding="max_length", truncation=True, max_length=TINY_SEQ_LEN, return_tensors="pt"
+    )
+    y = torch.from_numpy(labels)
+    model = tiny_bert_sentiment().train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(y)).split(64):
+            optimizer.zero_grad()
+            logits = model(enc["input_ids"][idx], enc["attention_mask"][idx])
+            torch.nn.functional.cross_entropy(logits, y[idx]).backward()
+            optimizer.step()
+    return model.eval()
 
 
 def train_sentiment(n_train: int = 3000, batch: int = 64, progress=None):

@@ -153,12 +153,19 @@ def test_parity_failure_exits_1_and_keeps_nothing_at_the_final_name(capsys, cnn,
     )
     monkeypatch.setattr(exporter, "get_target", lambda name: strict)
     out_dir = tmp_path / "out"
-    code, out = _export_cnn(capsys, cnn[1], "onnx-int8", out_dir, "--calib", calib_npz)
+    code, out = _export_cnn(capsys, cnn[1], "onnx-int8", out_dir, "--calib", calib_npz, "--no-fallback")
     assert code == 1, out
-    assert "Parity failed" in out and "max abs error" in out and "short by" in out
+    assert "failed its gate (--no-fallback)" in out and "max abs error" in out and "short by" in out
     assert not (out_dir / "digits_cnn-onnx-int8.onnx").exists()
     assert (out_dir / "digits_cnn-onnx-int8.rejected.onnx").exists()
     assert not [p for p in out_dir.iterdir() if p.name.startswith(".edgekit-tmp")]
+
+    # with the fallback, every layer ends up float and the gate still fails: said so, exit 1, nothing written
+    out_dir = tmp_path / "out2"
+    code, out = _export_cnn(capsys, cnn[1], "onnx-int8", out_dir, "--calib", calib_npz)
+    assert code == 1, out
+    assert "No float fallback meets the gate" in out and "kept float" in out and "max abs error" in out
+    assert not out_dir.exists() or not list(out_dir.iterdir())
 
 
 def test_help_does_not_import_frameworks():

@@ -38,6 +38,7 @@ class StepContext:
     data: Dataset | None
     out: Path
     batch_size: int = 1  # the batch each calibration feed must have (fixed-batch models)
+    keep_float: tuple[str, ...] = ()  # source layers (torch module paths, ONNX node names) to leave float
 
     @property
     def src_file(self) -> Path:
@@ -84,6 +85,7 @@ class Converter:
     needs: tuple[str, ...] = ()  # importable modules the converter uses
     quantizes: tuple[str, ...] = ()  # target quantizations the converter applies itself, while converting
     static_shapes: bool = False  # needs every input dim fixed: the whole route then exports with fixed shapes
+    keeps_float: bool = False  # a quantizing converter that honours StepContext.keep_float
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Quantizer:
 
     quantization: str
     run: StepFn
+    keeps_float: bool = True  # honours StepContext.keep_float (the exporter's per-layer fallback)
 
 
 @dataclass(frozen=True)

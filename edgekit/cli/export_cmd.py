@@ -30,15 +30,48 @@ from edgekit.data import CALIB_LIMIT
     is_flag=True,
     help="Integer targets (tflite-int8): keep ops without integer kernels in float, listed in the sidecar.",
 )
+@click.option(
+    "--keep-float",
+    multiple=True,
+    metavar="NAME_OR_GLOB",
+    help="Leave this layer (module path or ONNX node name; globs work) in float; repeat for more.",
+)
+@click.option(
+    "--no-fallback",
+    is_flag=True,
+    help="Fail when the int8 file misses its gate, instead of keeping its most sensitive layers float.",
+)
+@click.option("--report-sensitivity", is_flag=True, help="Measure and print the per-layer quantization sensitivity.")
+@click.option("--eval", "eval_data", help="Task DATA (labelled) for an accuracy gate on the exported file.")
+@click.option("--max-drop", type=float, help="With --eval: most accuracy/macro-F1 points the file may lose.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def export_cmd(
-    source, target, out_dir, calib, device, inputs, weights, tokenizer, calib_limit, allow_float_fallback, quiet
+    source,
+    target,
+    out_dir,
+    calib,
+    device,
+    inputs,
+    weights,
+    tokenizer,
+    calib_limit,
+    allow_float_fallback,
+    keep_float,
+    no_fallback,
+    report_sensitivity,
+    eval_data,
+    max_drop,
+    quiet,
 ) -> None:
     """Export SOURCE to a target runtime file, then check parity against SOURCE."""
+    from edgekit.errors import UsageError
     from edgekit.exporter import export
+    from edgekit.fallback import FallbackOptions
     from edgekit.progress import Progress
     from edgekit.spec import parse_input_specs
 
+    if (eval_data is None) != (max_drop is None):
+        raise UsageError("--eval DATA and --max-drop PTS go together: the gate is the drop on that data.")
     progress = Progress(quiet=quiet)
     result = export(
         source,
@@ -51,6 +84,13 @@ def export_cmd(
         tokenizer=tokenizer,
         calib_limit=calib_limit,
         allow_float_fallback=allow_float_fallback,
+        fallback=FallbackOptions(
+            enabled=not no_fallback,
+            keep_float=tuple(keep_float),
+            report_sensitivity=report_sensitivity,
+            eval_data=eval_data,
+            max_drop=max_drop,
+        ),
         progress=progress,
     )
     for out in result.parity.outputs:
@@ -61,6 +101,35 @@ def export_cmd(
     fallback = result.sidecar["route"][-1].get("float_fallback_ops")
     if fallback:
         progress.warn(f"{len(fallback)} op(s) run in float: {', '.join(sorted({o['op'] for o in fallback}))}")
+    record = result.sidecar["quantization"].get("fallback") or {}
+    if report_sensitivity and record.get("sensitivity"):
+        from rich.console import Console
+
+        console = Console()
+        if not console.is_terminal:  # piped: no terminal width to fit, and the names must stay whole
+            console.width = max(100, 60 + max(len(r["layer"]) for r in record["sensitivity"]))
+        console.print(sensitivity_table(record["sensitivity"], {f["layer"] for f in record["float_layers"]}))
+    if record.get("float_layers"):
+        kept = [f["layer"] for f in record["float_layers"]]
+        progress.info(f"kept float ({len(kept)}): {', '.join(kept[:6])}{' ...' if len(kept) > 6 else ''}")
+    gate = result.sidecar.get("evaluation")
+    if gate:
+        drops = ", ".join(f"{k} drop {v:.2f} pts" for k, v in gate["drop"].items() if k in ("accuracy", "f1_macro"))
+        progress.info(f"accuracy gate on {gate['data']}: {drops} (max {gate['max_drop']})")
     size = result.sidecar["size_bytes"]
     scheme = result.sidecar["quantization"].get("scheme_name") or result.sidecar["precision"]
     click.echo(f"{result.artifact} ({size / 1e6:.2f} MB, {scheme}, parity passed)")
+
+
+def sensitivity_table(rows: list[dict], kept: set[str]):
+    """The per-layer sensitivity as a rich table, most sensitive first, the layers kept float marked."""
+    from rich.table import Table
+
+    table = Table(title="per-layer quantization sensitivity (output error with only that layer int8)")
+    for col in ("layer", "kind", "rel. error", "outlier ratio", "kept float"):
+        table.add_column(col, justify="left" if col in ("layer", "kind") else "right", no_wrap=col == "layer")
+    for r in rows:
+        table.add_row(
+            r["layer"], r["kind"], f"{r['error']:.2e}", f"{r['outlier_ratio']:.1f}", "yes" if r["layer"] in kept else ""
+        )
+    return table

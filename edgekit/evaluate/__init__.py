@@ -142,7 +142,7 @@ def evaluate(
             report.reference, _ = score(
                 ref_runner, signature, data, metrics, tok_dir, limit, progress, f"the reference {reference}", loaded
             )
-        _gate(report, metrics)
+        gate(report, metrics)
     return report
 
 
@@ -191,7 +191,7 @@ def _load(path: Path, signature: Signature, tok_dir: Path | None, task: str, lim
     return read_data(path, signature, tok_dir, limit), None
 
 
-def _gate(report: EvalReport, metrics: tuple[str, ...]) -> None:
+def gate(report: EvalReport, metrics: tuple[str, ...]) -> None:
     for metric in metrics:
         for key in _REPORTED[metric]:
             if key not in report.metrics or key not in report.reference:

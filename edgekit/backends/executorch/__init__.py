@@ -40,6 +40,7 @@ BACKEND = Backend(
             "torch.export + ExecuTorch (XNNPACK)",
             needs=("torch", "executorch", "torchao"),
             quantizes=("static",),
+            keeps_float=True,
             static_shapes=True,
         ),
     ),

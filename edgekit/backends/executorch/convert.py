@@ -73,17 +73,57 @@ def _export_cause(text: str) -> str:
     return f"{headline[:240]} (at {Path(path).name}:{line} in {fn}" + (f": `{code.strip()}`)" if code.strip() else ")")
 
 
-def _quantize_pt2e(torch, module, args, plan: ExecuTorchPlan, data: Dataset, names: list[str]) -> tuple[object, dict]:
+def _integer_scalar_ops(torch, graph_module) -> int:
+    """Give integer add/mul with a Python scalar their `.Scalar` overload, in place.
+
+    The XNNPACK quantizer turns every scalar operand of add.Tensor/mul.Tensor into a float tensor
+    before annotating; on integer index arithmetic (Hugging Face's attention-mask code adds 0 to an
+    arange) that makes the indices float and calibration fails. The `.Scalar` overloads compute the
+    same thing and are left alone.
+    """
+    aten = torch.ops.aten
+    overloads = {aten.add.Tensor: aten.add.Scalar, aten.mul.Tensor: aten.mul.Scalar}
+    changed = 0
+    for node in graph_module.graph.nodes:
+        val = node.meta.get("val")
+        if node.op != "call_function" or node.target not in overloads or val is None or val.dtype.is_floating_point:
+            continue
+        a, b, *rest = node.args
+        if isinstance(a, torch.fx.Node) == isinstance(b, torch.fx.Node):
+            continue  # two tensors (or two scalars): nothing is converted
+        tensor, scalar = (a, b) if isinstance(a, torch.fx.Node) else (b, a)  # add and mul commute
+        node.target, node.args = overloads[node.target], (tensor, scalar, *rest)
+        changed += 1
+    if changed:
+        graph_module.recompile()
+    return changed
+
+
+def _quantize_pt2e(
+    torch, module, args, plan: ExecuTorchPlan, data: Dataset, names: list[str], keep_float: tuple[str, ...]
+) -> tuple[object, dict]:
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import get_module_name_filter
 
     per_channel = plan.per_channel_weights
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
+    # linear and convolution ops, with the BatchNorm/ReLU fused into them: the layers the per-layer fallback
+    # names, so keeping all of them float gives back the float model (add/mul/cat stay float)
+    config = get_symmetric_quantization_config(is_per_channel=per_channel)
+    quantizer = XNNPACKQuantizer()
+    aten = torch.ops.aten
+    for op in (aten.linear.default, aten.conv1d.default, aten.conv2d.default, aten.convolution.default):
+        quantizer.set_operator_type(op, config)
+    if keep_float:  # layers the exporter's fallback (or --keep-float) leaves in float
+        inside_kept = [get_module_name_filter(name) for name in keep_float]
+        quantizer.set_filter_function(lambda node: not any(f(node) for f in inside_kept))
+    graph_module = _export(torch, module, args, "the model").module()
+    rewritten = _integer_scalar_ops(torch, graph_module)
     with quiet():
-        prepared = prepare_pt2e(_export(torch, module, args, "the model").module(), quantizer)
+        prepared = prepare_pt2e(graph_module, quantizer)
     n = len(data)
     try:
         with torch.inference_mode():
@@ -102,6 +142,8 @@ def _quantize_pt2e(torch, module, args, plan: ExecuTorchPlan, data: Dataset, nam
         "quantizer": "XNNPACKQuantizer",
         "per_channel_weights": per_channel,
         "calibration_samples": n,
+        "integer_scalar_ops_kept_integer": rewritten,
+        "float_layers": list(keep_float),
     }
 
 
@@ -150,7 +192,9 @@ def convert(ctx: StepContext) -> StepNotes:
             "recalibrated": False,
         }
     elif plan.quantize:
-        module, notes["quantization"] = _quantize_pt2e(torch, module, args, plan, ctx.calibration, names)
+        module, notes["quantization"] = _quantize_pt2e(
+            torch, module, args, plan, ctx.calibration, names, ctx.keep_float
+        )
     exported = _export(torch, module, args, model.source)
     try:
         with quiet():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,44 +39,41 @@ def from_onnx(ctx: StepContext) -> StepNotes:
     onnx_file = src or Path(model.source)
     what = f"the ONNX export of {model.source}" if src else model.source
     shapes = {s.name: s.shape for s in model.signature.inputs}  # fixed by the exporter (Edge.static_shapes)
-    with tempfile.TemporaryDirectory(prefix="edgekit-onnx2tf-") as tmp:
-        try:
-            with quiet():
-                onnx2tf.convert(
-                    input_onnx_file_path=str(onnx_file),
-                    output_folder_path=tmp,
-                    non_verbose=True,
-                    overwrite_input_shape=[f"{n}:{','.join(map(str, s))}" for n, s in shapes.items()],
-                    # keep the source's NCHW layout so feeds, parity and the app code stay the same
-                    keep_ncw_or_nchw_or_ncdhw_input_names=[n for n, s in shapes.items() if 3 <= len(s) <= 5],
-                    not_use_onnxsim=True,
-                )
-        except SystemExit as e:  # onnx2tf exits on ops it cannot convert, after logging which
-            raise ConversionError(
-                f"onnx2tf could not convert {what} (exit {e.code}).",
-                hint="Run onnx2tf on the file by hand to see the op it stopped at.",
-            ) from None
-        except Exception as e:
-            raise ConversionError(
-                f"onnx2tf could not convert {what}: {first_line(e)}",
-                hint="Export it to an ONNX Runtime target, or simplify the graph.",
-            ) from None
-        loaded = tf.saved_model.load(tmp)
-        signature = loaded.signatures["serving_default"]
-        out_keys = [o.name for o in model.signature.outputs if o.name in signature.structured_outputs] or sorted(
-            signature.structured_outputs
-        )
-        specs = model.signature.inputs
-        arg_names = list(signature.structured_input_signature[1])
-        if set(arg_names) == {s.name for s in specs}:  # onnx2tf kept the ONNX names: match by name, not order
-            arg_names = [s.name for s in specs]
+    try:
+        with quiet():
+            # disable_model_save: onnx2tf returns its Keras model instead of saving a SavedModel and
+            # converting it to .tflite itself (two more full conversions: minutes on a BERT-sized model)
+            keras_model = onnx2tf.convert(
+                input_onnx_file_path=str(onnx_file),
+                non_verbose=True,
+                overwrite_input_shape=[f"{n}:{','.join(map(str, s))}" for n, s in shapes.items()],
+                # keep the source's NCHW layout so feeds, parity and the app code stay the same
+                keep_ncw_or_nchw_or_ncdhw_input_names=[n for n, s in shapes.items() if 3 <= len(s) <= 5],
+                not_use_onnxsim=True,
+                disable_model_save=True,
+            )
+    except SystemExit as e:  # onnx2tf exits on ops it cannot convert, after logging which
+        raise ConversionError(
+            f"onnx2tf could not convert {what} (exit {e.code}).",
+            hint="Run onnx2tf on the file by hand to see the op it stopped at.",
+        ) from None
+    except Exception as e:
+        raise ConversionError(
+            f"onnx2tf could not convert {what}: {first_line(e)}",
+            hint="Export it to an ONNX Runtime target, or simplify the graph.",
+        ) from None
+    specs = model.signature.inputs
+    keras_names = [t.name.split(":")[0] for t in keras_model.inputs]
+    # onnx2tf keeps the ONNX input names (sanitized); match by name where it did, else by position
+    order = [keras_names.index(s.name) for s in specs] if set(keras_names) == {s.name for s in specs} else None
 
-        @tf.function(input_signature=[tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs])
-        def fn(*args):
-            result = signature(**dict(zip(arg_names, args)))
-            return [result[k] for k in out_keys]
+    @tf.function(input_signature=[tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs])
+    def fn(*args):
+        feed = [args[order.index(i)] for i in range(len(args))] if order else list(args)
+        result = keras_model(feed)
+        return list(result) if isinstance(result, (list, tuple)) else [result]
 
-        notes = _convert(fn, specs, ctx.out, ctx.plan, ctx.data, source=model.source)
+    notes = _convert(fn, specs, ctx.out, ctx.plan, ctx.data, source=model.source)
     notes.details = {
         "converter_from_onnx": "onnx2tf",
         "static_shapes": {n: list(s) for n, s in shapes.items()},

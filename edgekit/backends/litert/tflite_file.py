@@ -47,6 +47,8 @@ class OpInfo:
         dynamic-range files keep float weights that get dequantized)."""
         if self.op in CONVERSION_OPS:
             return False
+        if self.op == "CAST" and not any(t.dtype in FLOAT_TYPES for t in self.inputs):
+            return False  # an integer input (a transformer's attention mask) made float for a QUANTIZE
         return any(t.dtype in FLOAT_TYPES for t in self.outputs)
 
 

@@ -89,9 +89,14 @@ def gemm_to_matmul(model) -> int:
         model.graph.initializer.append(numpy_helper.from_array(weight, w_name))
         has_bias = len(node.input) > 2 and node.input[2]
         mm_out = f"{node.output[0]}_matmul" if has_bias else node.output[0]
-        nodes.append(helper.make_node("MatMul", [node.input[0], w_name], [mm_out], name=f"{node.name}_matmul"))
+        replacement = [helper.make_node("MatMul", [node.input[0], w_name], [mm_out], name=f"{node.name}_matmul")]
         if has_bias:
-            nodes.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=f"{node.name}_bias"))
+            replacement.append(
+                helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=f"{node.name}_bias")
+            )
+        for new in replacement:  # keep the torch module scope: the per-layer fallback finds layers by it
+            new.metadata_props.extend(node.metadata_props)
+        nodes.extend(replacement)
         rewritten += 1
     if rewritten:
         del model.graph.node[:]
@@ -101,6 +106,20 @@ def gemm_to_matmul(model) -> int:
         del model.graph.initializer[:]
         model.graph.initializer.extend(kept)
     return rewritten
+
+
+def layer_nodes(model, layers: tuple[str, ...]) -> list[str]:
+    """The ONNX nodes that compute `layers`: nodes of that name, or (torch exports) nodes whose recorded
+    module scope (`pkg.torch.onnx.name_scopes`) is the layer or inside it."""
+    if not layers:
+        return []
+    wanted = set(layers)
+    found = []
+    for node in model.graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
+        if node.name in wanted or any(f"'{layer}'" in scopes for layer in wanted):
+            found.append(node.name)
+    return found
 
 
 def to_fp16(ctx: StepContext) -> StepNotes:
@@ -145,6 +164,7 @@ def dynamic_int8(ctx: StepContext) -> StepNotes:
             per_channel=plan.per_channel,
             reduce_range=plan.reduce_range,
             op_types_to_quantize=wanted,
+            nodes_to_exclude=layer_nodes(model, ctx.keep_float),
         )
     prepared.unlink()
     done = quantized_ops(dst, plan.int8_ops) if dst.exists() else {}
@@ -166,45 +186,6 @@ def dynamic_int8(ctx: StepContext) -> StepNotes:
         },
         applied="dynamic",
     )
-
-
-def outlier_nodes(
-    float_model, data: Dataset, op_types: list[str], max_ratio: float, batch_size: int, samples: int = 32
-) -> dict[str, float]:
-    """Nodes whose input activations have outliers: max|x| / p99.9|x| above `max_ratio`.
-
-    A min-max int8 range stretched over rare outliers leaves the bulk of the values a few levels
-    (BERT's FFN output after GELU is the classic case): those nodes are kept float.
-    """
-    import numpy as np
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.ModelProto()
-    model.CopyFrom(float_model)  # the probe outputs added below must not leak into the caller's model
-    constants = _constants(model.graph)
-    nodes = [
-        n
-        for n in model.graph.node
-        if n.op_type in op_types and len(n.input) > 1 and n.input[0] not in constants and n.input[1] in constants
-    ]
-    tensors = sorted({n.input[0] for n in nodes} - {o.name for o in model.graph.output})
-    if not tensors:
-        return {}
-    model.graph.output.extend(onnx.ValueInfoProto(name=t) for t in tensors)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    values: dict[str, list] = {t: [] for t in tensors}
-    for feed in data.head(samples).batches(batch_size):
-        for name, out in zip(tensors, session.run(tensors, feed)):
-            values[name].append(np.abs(out).ravel())
-    ratios = {}
-    for name in tensors:
-        a = np.concatenate(values[name])
-        p999 = float(np.percentile(a, 99.9))
-        ratios[name] = float(a.max()) / p999 if p999 > 0 else 1.0
-    return {
-        n.name: round(ratios[n.input[0]], 1) for n in nodes if n.input[0] in ratios and ratios[n.input[0]] > max_ratio
-    }
 
 
 def activation_products(model) -> list[str]:
@@ -236,11 +217,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
     quantized, kept = _split(Counter(n.op_type for n in float_model.graph.node), plan.int8_ops)
     act_type, weight_type = _quant_types(plan)
     _quiet()
-    outliers = (
-        outlier_nodes(float_model, data, quantized, plan.max_outlier_ratio, batch_size)
-        if plan.max_outlier_ratio
-        else {}
-    )
+    kept_nodes = layer_nodes(float_model, ctx.keep_float)
     products = [] if plan.quantize_activation_products else activation_products(float_model)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
@@ -260,7 +237,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
                 reduce_range=plan.reduce_range,
                 op_types_to_quantize=quantized,
                 calibrate_method=CalibrationMethod.MinMax,
-                nodes_to_exclude=list(outliers) + products,
+                nodes_to_exclude=kept_nodes + products,
                 extra_options={
                     "ActivationSymmetric": plan.activation_symmetric,
                     "WeightSymmetric": plan.weight_symmetric,
@@ -276,9 +253,8 @@ def static_int8(ctx: StepContext) -> StepNotes:
             "calibration_samples": len(data),
             "quantized_ops": quantized_ops(dst, plan.int8_ops),
             "float_op_types": kept,
-            "float_nodes_outliers": outliers,
+            "float_nodes_kept": len(kept_nodes),
             "float_nodes_activation_products": len(products),
-            "max_outlier_ratio": plan.max_outlier_ratio,
             "activations": f"{plan.activation_type} symmetric={plan.activation_symmetric}",
             "weights": f"{plan.weight_type} symmetric={plan.weight_symmetric} per_channel={plan.per_channel}",
             "reduce_range": plan.reduce_range,

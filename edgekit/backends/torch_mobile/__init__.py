@@ -33,7 +33,13 @@ BACKEND = Backend(
     runtime_modules=("torch",),
     converters=(
         Converter(
-            "torch", "ptl", _from_torch, "torch.jit (lite interpreter)", needs=("torch",), quantizes=("int8-auto",)
+            "torch",
+            "ptl",
+            _from_torch,
+            "torch.jit (lite interpreter)",
+            needs=("torch",),
+            quantizes=("int8-auto",),
+            keeps_float=True,
         ),
     ),
     extra="torch",

@@ -21,22 +21,26 @@ from edgekit.sources.base import Model
 from edgekit.sources.torch_source import example_args, refuse_prequantized, torch_module
 
 
-def _quantize_dynamic(torch, module, plan: TorchLitePlan) -> tuple:
+def _quantize_dynamic(torch, module, plan: TorchLitePlan, keep_float: tuple[str, ...]) -> tuple:
     engine = _set_engine(torch, plan)
     layers = (torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU)
     # nn.Transformer*Layer reads its Linear weights as tensors (fast-path checks), which a dynamically
     # quantized Linear no longer has: layers inside them stay float.
-    keep_float = tuple(
+    fast_path_blocks = tuple(
         getattr(torch.nn, n) for n in ("TransformerEncoderLayer", "TransformerDecoderLayer", "MultiheadAttention")
     )
     inside = {
         f"{owner}.{child}".lstrip(".")
         for owner, m in module.named_modules()
-        if isinstance(m, keep_float)
+        if isinstance(m, fast_path_blocks)
         for child, _ in m.named_modules()
         if child
     }
-    chosen = {name: type(m) for name, m in module.named_modules() if type(m) in layers and name not in inside}
+    chosen = {
+        name: type(m)
+        for name, m in module.named_modules()
+        if type(m) in layers and name not in inside and name not in keep_float
+    }
     if not chosen:
         raise ConversionError(
             "pytorch-mobile-int8 (dynamic) quantizes Linear/LSTM/GRU layers outside transformer "
@@ -58,6 +62,7 @@ def _quantize_dynamic(torch, module, plan: TorchLitePlan) -> tuple:
         "quantized_layer_types": sorted({t.__name__ for t in chosen.values()}),
         "quantized_layers": len(chosen),
         "float_layers_in_transformer_blocks": kept,
+        "float_layers": list(keep_float),
     }
 
 
@@ -72,10 +77,12 @@ def _set_engine(torch, plan: TorchLitePlan) -> str:
     return engine
 
 
-def _quantize_static(torch, module, model: Model, plan: TorchLitePlan, data) -> tuple | str:
+def _quantize_static(
+    torch, module, model: Model, plan: TorchLitePlan, data, keep_float: tuple[str, ...]
+) -> tuple | str:
     """Static int8 (FX graph mode) calibrated on --calib: convolutions and linears with int8 activations.
     Returns (module, notes), or why the model does not allow it (dynamic int8 is used instead)."""
-    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization import QConfigMapping, get_default_qconfig
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     engine = _set_engine(torch, plan)
@@ -84,7 +91,16 @@ def _quantize_static(torch, module, model: Model, plan: TorchLitePlan, data) -> 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            prepared = prepare_fx(copy.deepcopy(module).eval(), get_default_qconfig_mapping(engine), args)
+            # Linear and Conv layers (with the BatchNorm/ReLU FX fuses into them): the layers the per-layer
+            # fallback names, so keeping all of them float gives back (nearly) the float model
+            qconfig = get_default_qconfig(engine)
+            mapping = QConfigMapping()
+            fused = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.ReLU, torch.nn.functional.relu)
+            for kind in (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, *fused):
+                mapping.set_object_type(kind, qconfig)
+            for name in keep_float:
+                mapping.set_module_name(name, None)
+            prepared = prepare_fx(copy.deepcopy(module).eval(), mapping, args)
             with torch.inference_mode():
                 for batch in data.batches(32):
                     prepared(*[torch.from_numpy(batch[n]) for n in names])
@@ -104,9 +120,10 @@ def _quantize_static(torch, module, model: Model, plan: TorchLitePlan, data) -> 
     return quantized, {
         "method": "torch.ao.quantization.quantize_fx (static, calibrated)",
         "engine": engine,
-        "qconfig": f"get_default_qconfig_mapping('{engine}')",
+        "qconfig": f"get_default_qconfig('{engine}') on Linear/Conv modules",
         "quantized_module_types": kinds,
         "calibration_samples": len(data),
+        "float_layers": list(keep_float),
     }
 
 
@@ -144,11 +161,13 @@ def convert(ctx: StepContext) -> StepNotes:
             "executorch-int8, which quantizes ExportedPrograms.",
         )
     if plan.quantize:
-        static = _quantize_static(torch, module, model, plan, ctx.data) if ctx.data is not None else None
+        static = (
+            _quantize_static(torch, module, model, plan, ctx.data, ctx.keep_float) if ctx.data is not None else None
+        )
         if isinstance(static, tuple):
             (module, notes), applied = static, "static"
         else:
-            (module, notes), applied = _quantize_dynamic(torch, module, plan), "dynamic"
+            (module, notes), applied = _quantize_dynamic(torch, module, plan, ctx.keep_float), "dynamic"
             notes["static_skipped"] = static or "no --calib data: static int8 needs calibration"
     with warnings.catch_warnings(), quiet():
         warnings.simplefilter("ignore")

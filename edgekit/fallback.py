@@ -1,0 +1,94 @@
+"""The per-layer float fallback: quantize, check the gate, and when it fails keep the most sensitive
+layers in float, one group at a time, until it passes.
+
+The gate is parity against the source (the target's tolerances) and, with `eval_data` and `max_drop`,
+the accuracy/macro-F1 drop of the file run in its own runtime. Groups grow 1, 1, 2, 4, ... layers in
+sensitivity order, so a model with one bad layer keeps exactly that one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import GateError
+from edgekit.sensitivity import LayerSensitivity
+
+
+@dataclass(frozen=True)
+class FallbackOptions:
+    """What the user asked of the fallback (export's --no-fallback, --keep-float, --report-sensitivity,
+    --eval, --max-drop)."""
+
+    enabled: bool = True
+    keep_float: tuple[str, ...] = ()  # layer names or globs pinned to float by hand
+    report_sensitivity: bool = False  # measure (and record) the table even when the gate passes first time
+    eval_data: str | Path | None = None  # task data for the accuracy gate
+    max_drop: float | None = None  # points of accuracy / macro-F1 the file may lose against the source
+
+
+@dataclass
+class Verdict:
+    """One attempt's gate result."""
+
+    kept: tuple[str, ...]
+    parity_passed: bool
+    parity_failures: list[str]
+    evaluation: dict[str, Any] | None = None  # the eval gate's report (metrics, reference, drop, failures)
+    summary: dict[str, Any] = field(default_factory=dict)  # top-1 / cosine / drop figures for the record
+
+    @property
+    def passed(self) -> bool:
+        return self.parity_passed and not (self.evaluation or {}).get("failures")
+
+    def failures(self) -> list[str]:
+        return self.parity_failures + list((self.evaluation or {}).get("failures", []))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"float_layers": len(self.kept), "passed": self.passed, **self.summary}
+
+
+def rank(table: list[LayerSensitivity], max_outlier_ratio: float | None) -> list[LayerSensitivity]:
+    """Fallback order: layers whose input has outliers beyond the scheme's ratio first, then by error."""
+    limit = max_outlier_ratio or float("inf")
+    return sorted(table, key=lambda s: (s.outlier_ratio > limit, s.error), reverse=True)
+
+
+def groups(order: list[str]) -> Iterator[list[str]]:
+    """Cumulative prefixes of `order` growing 1, 2, 3, 5, 9, ... layers, ending with all of them."""
+    size, step = 0, 1
+    while size < len(order):
+        size = min(len(order), size + step)
+        yield order[:size]
+        step = step * 2 if size >= 2 else 1
+
+
+def search(
+    attempt: Callable[[tuple[str, ...]], Verdict],
+    pinned: tuple[str, ...],
+    order: Callable[[], list[str]],
+    first: Verdict,
+    on_try: Callable[[int], None] = lambda n: None,
+) -> tuple[Verdict, list[Verdict]]:
+    """Keep more layers float until `attempt` passes; returns the passing verdict and every verdict tried.
+
+    order: the layers in fallback order (measured only when the first attempt failed). Raises GateError
+    when every layer is float and the gate still fails, with the all-float file's own figures.
+    """
+    tried = [first]
+    verdict = first
+    ranked = [name for name in order() if name not in pinned]
+    for chosen in groups(ranked):
+        on_try(len(pinned) + len(chosen))
+        verdict = attempt(pinned + tuple(chosen))
+        tried.append(verdict)
+        if verdict.passed:
+            return verdict, tried
+    raise GateError(
+        f"No float fallback meets the gate: with all {len(pinned) + len(ranked)} quantizable layers kept float "
+        f"the file still fails: {'; '.join(verdict.failures())}.",
+        hint="The loss is not in the quantized layers (compare the float target of this runtime), or the gate "
+        "is tighter than the runtime's float arithmetic allows: loosen --max-drop or the target's tolerances.",
+    )

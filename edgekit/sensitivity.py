@@ -1,0 +1,246 @@
+"""Per-layer quantization sensitivity: how much the model's output moves when one layer alone is int8.
+
+Measured on the source in its own framework, on the calibration data: each quantizable layer (Linear,
+Conv, and for ONNX sources MatMul/Gemm/Conv with a weight) gets its weights fake-quantized to int8
+(symmetric, per output channel) and its input activations fake-quantized as the target will do it
+(static: one range calibrated over the data; dynamic: a range per batch), with every other layer left
+float. The error is the output's relative squared error against the float model. The outlier ratio
+(max|x| / p99.9|x| of the layer's input) says why a layer is sensitive: a range stretched over rare
+outliers leaves the bulk of the values a few levels.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from edgekit.data import Dataset
+from edgekit.errors import UsageError
+from edgekit.sources.base import Model
+
+SAMPLES = 64  # calibration samples the measurement runs on
+
+
+@dataclass(frozen=True)
+class LayerSensitivity:
+    layer: str  # the source's name: a torch module path, or an ONNX node name
+    kind: str  # Linear, Conv2d, MatMul, ...
+    error: float  # relative squared output error with only this layer int8
+    outlier_ratio: float  # max|x| / p99.9|x| of the layer's input on the calibration data
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def _fake_quant_weight(w: np.ndarray) -> np.ndarray:
+    """Symmetric int8, one scale per output channel (axis 0), as every runtime's int8 scheme here does."""
+    flat = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+    scale = np.where(flat > 0, flat / 127.0, 1.0).reshape((-1,) + (1,) * (w.ndim - 1))
+    return (np.clip(np.round(w / scale), -127, 127) * scale).astype(w.dtype)
+
+
+def _fake_quant_activation(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Asymmetric 8-bit over [lo, hi] (the range always holds 0, as the runtimes require)."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = (hi - lo) / 255.0 or 1.0
+    zero = np.round(-lo / scale)
+    return ((np.clip(np.round(x / scale) + zero, 0, 255) - zero) * scale).astype(x.dtype)
+
+
+def _outlier_ratio(values: list[np.ndarray]) -> float:
+    a = np.abs(np.concatenate([v.ravel() for v in values]))
+    p999 = float(np.percentile(a, 99.9)) if a.size else 0.0
+    return float(a.max()) / p999 if p999 > 0 else 1.0
+
+
+def _relative_error(got: list[np.ndarray], want: list[np.ndarray]) -> float:
+    num = sum(float(np.sum((g - w) ** 2)) for g, w in zip(got, want))
+    den = sum(float(np.sum(w**2)) for w in want)
+    return num / den if den > 0 else num
+
+
+_ONNX_KINDS = ("MatMul", "Gemm", "Conv")
+
+
+def quantizable_layers(model: Model) -> list[str]:
+    """The names `--keep-float` and the fallback speak of: Linear/Conv module paths of a torch source,
+    MatMul/Gemm/Conv nodes with a weight of an ONNX source."""
+    if model.format == "torch":
+        return list(_torch_layers(model))
+    if model.format == "onnx":
+        return [n.name for n in _onnx_layers(model.obj.graph)]
+    return []
+
+
+def _torch_layers(model: Model) -> dict[str, Any]:
+    from edgekit.sources.torch_source import torch_module
+
+    module = torch_module(model.obj)
+    if not hasattr(module, "named_modules"):  # TorchScript and ExportedProgram sources have no module tree
+        return {}
+    import torch
+
+    kinds = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)  # subclasses too (attention's out_proj)
+    return {name: m for name, m in module.named_modules() if isinstance(m, kinds)}
+
+
+def _onnx_layers(graph) -> list:
+    inits = {i.name: i for i in graph.initializer}
+    return [
+        n
+        for n in graph.node
+        if n.op_type in _ONNX_KINDS
+        and len(n.input) > 1
+        and n.input[1] in inits
+        and n.input[0] not in inits
+        and len(inits[n.input[1]].dims) >= 2
+    ]
+
+
+def measure(model: Model, data: Dataset, dynamic: bool = False, batch_size: int = 16) -> list[LayerSensitivity]:
+    """The sensitivity of every quantizable layer of `model`, most sensitive first."""
+    data = data.head(SAMPLES)
+    if model.format == "torch":
+        found = _measure_torch(model, data, dynamic, batch_size)
+    elif model.format == "onnx":
+        found = _measure_onnx(model, data, dynamic, batch_size)
+    else:
+        raise UsageError(
+            f"Per-layer sensitivity is measured on PyTorch and ONNX sources; {model.source} is {model.format}.",
+            hint="Pin layers by hand with --keep-float, or pass --no-fallback.",
+        )
+    return sorted(found, key=lambda s: s.error, reverse=True)
+
+
+def _measure_torch(model: Model, data: Dataset, dynamic: bool, batch_size: int) -> list[LayerSensitivity]:
+    import torch
+
+    from edgekit.sources.torch_source import flatten_outputs, torch_module
+
+    module = torch_module(model.obj)
+    names = model.signature.input_names
+    batch_size = 1 if any(isinstance(s.shape[0], int) for s in model.signature.inputs if s.shape) else batch_size
+    feeds = [tuple(torch.from_numpy(b[n]) for n in names) for b in data.batches(batch_size)]
+    layers = _torch_layers(model)
+
+    def run() -> list[np.ndarray]:
+        with torch.inference_mode():
+            return [flatten_outputs(module(*f))[0].float().numpy() for f in feeds]
+
+    seen: dict[str, list[np.ndarray]] = {name: [] for name in layers}
+
+    def recorder(name):
+        return lambda _m, args: seen[name].append(args[0].detach().float().numpy().copy())
+
+    handles = [m.register_forward_pre_hook(recorder(name)) for name, m in layers.items()]
+    try:
+        reference = run()
+    finally:
+        for h in handles:
+            h.remove()
+
+    found = []
+    for name, layer in layers.items():
+        inputs = seen[name]
+        lo, hi = min(float(v.min()) for v in inputs), max(float(v.max()) for v in inputs)
+
+        def quantize_input(_m, args, lo=lo, hi=hi):
+            x = args[0]
+            a, b = (float(x.min()), float(x.max())) if dynamic else (lo, hi)
+            return (torch.from_numpy(_fake_quant_activation(x.detach().numpy(), a, b)), *args[1:])
+
+        original = layer.weight.data
+        layer.weight.data = torch.from_numpy(_fake_quant_weight(original.numpy()))
+        handle = layer.register_forward_pre_hook(quantize_input)
+        try:
+            error = _relative_error(run(), reference)
+        finally:
+            handle.remove()
+            layer.weight.data = original
+        found.append(LayerSensitivity(name, type(layer).__name__, error, _outlier_ratio(inputs)))
+    return found
+
+
+def _measure_onnx(model: Model, data: Dataset, dynamic: bool, batch_size: int) -> list[LayerSensitivity]:
+    """ONNX sources: the same measurement with ONNX Runtime, one session per layer (weights swapped,
+    a fake-quantized copy of the input fed through an added graph input)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    graph_model = onnx.ModelProto()
+    graph_model.CopyFrom(model.obj)
+    graph = graph_model.graph
+    inits = {i.name: i for i in graph.initializer}
+    nodes = _onnx_layers(graph)
+    if not nodes:
+        return []
+    outputs = [o.name for o in graph.output]
+    probes = sorted({n.input[0] for n in nodes} - set(outputs))
+    graph.output.extend(onnx.ValueInfoProto(name=t) for t in probes)
+    session = ort.InferenceSession(graph_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    batches = list(data.batches(batch_size))
+    runs = [dict(zip(outputs + probes, session.run(outputs + probes, b))) for b in batches]
+    reference = [r[outputs[0]] for r in runs]
+    found = []
+    for node in nodes:
+        x_name, w_name = node.input[0], node.input[1]
+        inputs = [r[x_name] for r in runs]
+        lo, hi = min(float(v.min()) for v in inputs), max(float(v.max()) for v in inputs)
+        w = numpy_helper.to_array(inits[w_name])
+        # MatMul weights are (in, out): their output channels are the last axis
+        wq = _fake_quant_weight(w.T).T if node.op_type == "MatMul" else _fake_quant_weight(w)
+        variant = onnx.ModelProto()
+        variant.CopyFrom(model.obj)
+        feed_name = f"{x_name}__edgekit_fq"
+        for init in variant.graph.initializer:
+            if init.name == w_name:
+                init.CopyFrom(numpy_helper.from_array(wq, w_name))
+        for n in variant.graph.node:
+            if n.name == node.name and list(n.input) == list(node.input):
+                n.input[0] = feed_name
+        variant.graph.input.extend([onnx.ValueInfoProto(name=feed_name)])
+        probe_model = _with_typed_input(variant, feed_name, inputs[0])
+        sess = ort.InferenceSession(probe_model.SerializeToString(), providers=["CPUExecutionProvider"])
+        got = []
+        for b, x in zip(batches, inputs):
+            a, z = (float(x.min()), float(x.max())) if dynamic else (lo, hi)
+            got.append(sess.run([outputs[0]], {**b, feed_name: _fake_quant_activation(x, a, z)})[0])
+        found.append(LayerSensitivity(node.name, node.op_type, _relative_error(got, reference), _outlier_ratio(inputs)))
+    return found
+
+
+def _with_typed_input(model, name: str, example: np.ndarray):
+    import onnx
+    from onnx import helper
+
+    for vi in model.graph.input:
+        if vi.name == name:
+            vi.CopyFrom(
+                helper.make_tensor_value_info(
+                    name, helper.np_dtype_to_tensor_dtype(example.dtype), [None] * example.ndim
+                )
+            )
+    onnx.checker.check_model(model, full_check=False)
+    return model
+
+
+def resolve_patterns(patterns: tuple[str, ...], layers: list[str]) -> list[str]:
+    """The layers `patterns` name (exact names or fnmatch globs), in the order given; a pattern that names
+    no layer is a usage error listing close names."""
+    chosen: list[str] = []
+    for pattern in patterns:
+        hits = [name for name in layers if name == pattern or fnmatch.fnmatchcase(name, pattern)]
+        if not hits:
+            close = difflib.get_close_matches(pattern, layers, n=5, cutoff=0.4)
+            raise UsageError(
+                f"--keep-float {pattern!r} names no quantizable layer of this model.",
+                hint=("Close names: " + ", ".join(close) if close else f"Its layers: {', '.join(layers[:8])} ...")
+                + " (--report-sensitivity lists them all; globs like 'encoder.*.output.dense' work).",
+            )
+        chosen.extend(h for h in hits if h not in chosen)
+    return chosen

@@ -1,0 +1,182 @@
+"""A BERT-shaped encoder (2 layers, real attention mask, exact GELU, LayerNorm) trained on real tweets,
+through every target that runs here, and the per-layer float fallback on a model with a planted outlier."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import run_cli
+
+from edgekit_demo.zoo_text import TINY_BERT_INPUTS, minilm_dir
+
+SOURCE = "edgekit_demo.zoo_text:tiny_bert_sentiment"
+# every target that exports and runs here; tflite-int16x8 is refused by TFLite's 16x8 calibrator on integer
+# inputs (token ids), see the README
+TARGETS = [
+    "onnx-fp32",
+    "onnx-fp16",
+    "onnx-int8-dynamic",
+    "onnx-int8",
+    "pytorch-mobile",
+    "pytorch-mobile-int8",
+    "executorch-fp32",
+    "executorch-int8",
+    "tflite-fp32",
+    "tflite-fp16",
+    "tflite-dynamic",
+    "tflite-int8",
+]
+INT8 = ["onnx-int8", "onnx-int8-dynamic", "pytorch-mobile-int8", "executorch-int8"]
+PLANTED_CHANNEL, PLANTED_SCALE = 5, 300.0
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(workdir) -> dict:
+    """The trained encoder's weights, 200 training tweets (calibration, parity) and 300 test tweets."""
+    from safetensors.torch import save_file
+
+    from edgekit_demo.datasets import write_tweets_csv
+    from edgekit_demo.zoo_text import train_tiny_bert
+
+    model = train_tiny_bert()
+    weights = workdir / "tiny-bert.safetensors"
+    save_file(model.state_dict(), str(weights))
+    # the planted outlier: one channel of the last LayerNorm 300x larger, the head's weights for it 300x
+    # smaller: the float model computes the same logits, but the head's int8 input range is stretched
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for name in ("encoder.encoder.layer.1.output.LayerNorm.weight", "encoder.encoder.layer.1.output.LayerNorm.bias"):
+        state[name][PLANTED_CHANNEL] *= PLANTED_SCALE
+    state["head.weight"][:, PLANTED_CHANNEL] /= PLANTED_SCALE
+    planted = workdir / "tiny-bert-planted.safetensors"
+    save_file(state, str(planted))
+    return {
+        "weights": weights,
+        "planted": planted,
+        "calib": write_tweets_csv(workdir / "tweets-calib.csv", "train", 200),
+        "test": write_tweets_csv(workdir / "tweets-test-300.csv", "test", 300),
+    }
+
+
+def _export(tiny_bert: dict, target: str, out: Path, weights: str = "weights", **options):
+    from edgekit.exporter import export
+    from edgekit.spec import parse_input_specs
+
+    return export(
+        SOURCE,
+        target,
+        out,
+        calib=tiny_bert["calib"],
+        inputs=parse_input_specs(TINY_BERT_INPUTS),
+        weights=tiny_bert[weights],
+        tokenizer=minilm_dir(),
+        **options,
+    )
+
+
+def _accuracy(artifact, test_csv) -> float:
+    from edgekit.evaluate import evaluate
+
+    return evaluate(artifact, test_csv).metrics["accuracy"]
+
+
+@pytest.fixture(scope="session")
+def float_accuracy(tiny_bert, tmp_path_factory) -> float:
+    from edgekit.evaluate import evaluate
+
+    out = tmp_path_factory.mktemp("tiny-ref")
+    result = _export(tiny_bert, "onnx-fp32", out)
+    report = evaluate(result.artifact, tiny_bert["test"], reference=SOURCE, reference_weights=tiny_bert["weights"])
+    assert report.metrics["accuracy"] == pytest.approx(report.reference["accuracy"], abs=1e-9)
+    assert report.reference["accuracy"] > 0.55  # it learned the task (3 classes, the largest is 45%)
+    return report.reference["accuracy"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_tiny_encoder_goes_through_every_target(target, tiny_bert, float_accuracy, tmp_path):
+    result = _export(tiny_bert, target, tmp_path)
+    assert result.parity.passed and result.artifact.exists()
+    accuracy = _accuracy(result.artifact, tiny_bert["test"])
+    assert accuracy >= float_accuracy - 0.015, f"{target}: {accuracy:.4f} vs float {float_accuracy:.4f}"
+    if target in INT8:
+        fallback = result.sidecar["quantization"]["fallback"]
+        assert fallback["attempts"][0]["passed"] and fallback["float_layers"] == []
+
+
+@pytest.mark.parametrize("target", INT8)
+def test_the_fallback_keeps_exactly_the_planted_outlier_layer_float(target, tiny_bert, tmp_path):
+    from edgekit.fallback import FallbackOptions
+
+    result = _export(tiny_bert, target, tmp_path, weights="planted", fallback=FallbackOptions())
+    record = result.sidecar["quantization"]["fallback"]
+    assert [f["layer"] for f in record["float_layers"]] == ["head"], record["attempts"]
+    assert not record["attempts"][0]["passed"] and record["attempts"][-1]["passed"]
+    assert record["sensitivity"][0]["layer"] == "head"  # measured the most sensitive
+    assert record["float_layers"][0]["error"] > 10 * record["sensitivity"][1]["error"] and result.parity.passed
+
+
+def test_without_the_fallback_the_planted_export_fails(tiny_bert, tmp_path, capsys):
+    code, out = run_cli(
+        capsys, "export", SOURCE, "-t", "onnx-int8", "-o", tmp_path, "--weights", tiny_bert["planted"],
+        *(arg for spec in TINY_BERT_INPUTS for arg in ("--input", spec)),
+        "--tokenizer", minilm_dir(), "--calib", tiny_bert["calib"], "--no-fallback",
+    )  # fmt: skip
+    assert code == 1 and "failed its gate (--no-fallback)" in out and "top-1 agreement" in out, out
+    assert not list(tmp_path.glob("*-onnx-int8.onnx")) and list(tmp_path.glob("*.rejected.onnx"))
+
+
+def test_keep_float_pins_layers_and_the_table_is_printed(tiny_bert, tmp_path, capsys):
+    code, out = run_cli(
+        capsys, "export", SOURCE, "-t", "onnx-int8", "-o", tmp_path, "--weights", tiny_bert["weights"],
+        *(arg for spec in TINY_BERT_INPUTS for arg in ("--input", spec)),
+        "--tokenizer", minilm_dir(), "--calib", tiny_bert["calib"],
+        "--keep-float", "encoder.encoder.layer.?.output.dense", "--report-sensitivity",
+        "--eval", tiny_bert["test"], "--max-drop", "1.5",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "per-layer quantization sensitivity" in out and "encoder.encoder.layer.0.attention.self.query" in out
+    sidecar = json.loads(next(tmp_path.glob("*.edgekit.json")).read_text())
+    fallback = sidecar["quantization"]["fallback"]
+    assert fallback["pinned"] == ["encoder.encoder.layer.0.output.dense", "encoder.encoder.layer.1.output.dense"]
+    assert sidecar["quantization"]["float_nodes_kept"] >= 2  # their MatMul (and bias Add) nodes stayed float
+    assert len(fallback["sensitivity"]) == 13 and sidecar["evaluation"]["passed"]
+    assert sidecar["evaluation"]["drop"]["accuracy"] <= 1.5
+
+
+def test_keep_float_naming_no_layer_lists_close_names(tiny_bert, tmp_path, capsys):
+    code, out = run_cli(
+        capsys, "export", SOURCE, "-t", "pytorch-mobile-int8", "-o", tmp_path, "--weights", tiny_bert["weights"],
+        *(arg for spec in TINY_BERT_INPUTS for arg in ("--input", spec)),
+        "--tokenizer", minilm_dir(), "--calib", tiny_bert["calib"], "--keep-float", "encoder.layer.0.output.dens",
+    )  # fmt: skip
+    assert code == 2 and "names no quantizable layer" in out and "encoder.encoder.layer.0.output.dense" in out, out
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_accuracy_gate_no_fallback_can_meet_fails_with_the_float_figure(tiny_bert, tmp_path, capsys):
+    """A negative --max-drop asks the file to beat its source: even all-float cannot, and it says so."""
+    code, out = run_cli(
+        capsys, "export", SOURCE, "-t", "onnx-int8", "-o", tmp_path, "--weights", tiny_bert["weights"],
+        *(arg for spec in TINY_BERT_INPUTS for arg in ("--input", spec)),
+        "--tokenizer", minilm_dir(), "--calib", tiny_bert["calib"], "--eval", tiny_bert["test"], "--max-drop", "-5",
+    )  # fmt: skip
+    assert code == 1 and "No float fallback meets the gate" in out and "all 13 quantizable layers" in out, out
+    assert "accuracy" in out and "exceeds --max-drop -5" in out
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_the_sensitivity_of_an_onnx_source_is_measured_in_onnx_runtime(tiny_bert, tmp_path):
+    """An ONNX file as SOURCE: layers are its MatMul/Gemm nodes, measured with ONNX Runtime."""
+    from edgekit.data import read_data
+    from edgekit.sensitivity import measure
+    from edgekit.sources import load
+
+    onnx_file = _export(tiny_bert, "onnx-fp32", tmp_path, weights="planted").artifact
+    model = load(onnx_file)
+    data = read_data(tiny_bert["calib"], model.signature, minilm_dir(), limit=32)
+    table = measure(model, data)
+    assert len(table) == 13 and table[0].kind == "Gemm"  # the head, where the outlier was planted
+    assert table[0].error > 10 * table[1].error
+    assert np.isfinite([s.error for s in table]).all()
