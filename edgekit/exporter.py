@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -167,21 +168,17 @@ def export(
         scheme = f" ({recipe.scheme_name})" if recipe.scheme_name else ""
         n_steps = len(steps)
 
-        def attempt(keep: tuple[str, ...]) -> tuple[Path, dict[str, Any], Verdict]:
+        def attempt(keep: tuple[str, ...]) -> _Attempt:
             """Run the quantizing step with `keep` in float, then the gate; each attempt writes its own file."""
             del steps[n_steps:]
             tag = f"{len(gate.tried)}{tgt.suffix}"
+            quantized: dict[str, Any] = {}  # a converter's quantization facts stay in its route step
             if last is not None:
                 ctx = StepContext(edge_model, float_file, recipe, plan, data, tmp / f"last{tag}", keep_float=keep)
-                notes = run_step(
-                    f"{last.src}->{last.dst}",
-                    last.tool,
-                    last.run,
-                    ctx,
-                    f"convert {last.src} -> {last.dst} ({last.tool})",
-                )
-                steps[-1].update(notes.details)  # a converter's quantization facts stay in its route step
-                quantized: dict[str, Any] = {}
+                label = f"convert {last.src} -> {last.dst} ({last.tool})"
+                steps_notes = run_step(f"{last.src}->{last.dst}", last.tool, last.run, ctx, label)
+                steps[-1].update(steps_notes.details)
+                produced = ctx.out
             elif quantizer is not None:
                 ctx = StepContext(
                     model, float_file, recipe, plan, data, tmp / f"final{tag}", batch_size_for(model.signature, 8), keep
@@ -190,13 +187,17 @@ def export(
                     f", {len(keep)} layer(s) float" if keep else ""
                 )
                 quantized = run_step(tgt.quantization, None, quantizer.run, ctx, label).details
+                produced = ctx.out
             else:
-                return float_file, {}, gate.judge(float_file, backend.describe_io(float_file, model), keep)
-            return ctx.out, quantized, gate.judge(ctx.out, backend.describe_io(ctx.out, model), keep)
+                assert float_file is not None
+                produced = float_file
+            verdict = gate.judge(produced, backend.describe_io(produced, model), keep)
+            return _Attempt(produced, quantized, verdict, gate.parities[-1], copy.deepcopy(steps), applied)
 
-        step_keeps = last.keeps_float if last else bool(quantizer and quantizer.keeps_float)
-        layer_names = quantizable_layers(model) if step_keeps and tgt.quantization != "none" else []
-        keeps = bool(layer_names)  # the fallback needs a step that honours keep_float and layers it can name
+        step_keeps = tgt.quantization in last.keeps_float if last else bool(quantizer and quantizer.keeps_float)
+        float_first = list(last.float_first) if last else []
+        layer_names = float_first + quantizable_layers(model) if step_keeps and tgt.quantization != "none" else []
+        keeps = len(layer_names) > len(float_first)  # a step that honours keep_float, and layers it can name
         if fallback.keep_float and not keeps:
             raise UsageError(
                 f"--keep-float: {tgt.name} from a {model.format} source ({model.kind}) has no layers edgekit can "
@@ -211,35 +212,28 @@ def export(
                 "Python (factory, Hugging Face) and ONNX sources.",
             )
         pinned = tuple(resolve_patterns(fallback.keep_float, layer_names)) if fallback.keep_float else ()
-        current, quantized, verdict = attempt(pinned)
+        chosen = attempt(pinned)
         table: list[LayerSensitivity] = []
-
-        def measured() -> list[str]:
-            nonlocal table
+        if keeps and (fallback.report_sensitivity or (not chosen.verdict.passed and fallback.enabled)):
             with progress.step(f"measure per-layer sensitivity on {min(len(parity_data), SAMPLES)} samples"):
+                dynamic = recipe.quantization == "dynamic"
                 table = rank(
-                    measure(model, data or parity_data, dynamic=recipe.quantization == "dynamic"),
-                    recipe.scheme and recipe.scheme.max_outlier_ratio,
+                    measure(model, data or parity_data, dynamic), recipe.scheme and recipe.scheme.max_outlier_ratio
                 )
-            return [s.layer for s in table]
-
-        if keeps and (fallback.report_sensitivity or (not verdict.passed and fallback.enabled)):
-            order = measured()
-        if not verdict.passed and fallback.enabled and keeps:
+        if not chosen.verdict.passed and fallback.enabled and keeps:
             progress.warn(
-                f"{tgt.name} failed its gate ({'; '.join(verdict.failures())}): keeping sensitive layers float"
+                f"{tgt.name} failed its gate ({'; '.join(chosen.verdict.failures())}): keeping sensitive layers float"
             )
-            files: dict[tuple[str, ...], tuple[Path, dict[str, Any]]] = {}
+            attempts: dict[tuple[str, ...], _Attempt] = {}
 
             def tracked(keep: tuple[str, ...]) -> Verdict:
-                f, q, v = attempt(keep)
-                files[keep] = (f, q)
-                return v
+                attempts[keep] = attempt(keep)
+                return attempts[keep].verdict
 
-            verdict, _ = search(tracked, pinned, lambda: order, verdict)
-            current, quantized = files[verdict.kept]
-        assert current is not None
-        parity = gate.parities[-1]
+            best, _ = search(tracked, pinned, lambda: float_first + [s.layer for s in table], chosen.verdict)
+            chosen = attempts[best.kept]
+        current, quantized, verdict, parity = chosen.file, chosen.quantized, chosen.verdict, chosen.parity
+        steps[:], applied = chosen.steps, chosen.applied
         io = backend.describe_io(current, model)
         warnings.extend(parity.warnings)
         fallback_record = _fallback_record(fallback, verdict, gate.tried, table, pinned) if keeps else None
@@ -293,6 +287,18 @@ def _save_source_copy(model: Model, dst: Path) -> None:
     import onnx
 
     onnx.save(model.obj, str(dst))
+
+
+@dataclass
+class _Attempt:
+    """One run of the quantizing step and its gate: what is published if it is the one chosen."""
+
+    file: Path
+    quantized: dict[str, Any]  # a quantizer's notes: the sidecar's quantization facts
+    verdict: Verdict
+    parity: ParityResult
+    steps: list[dict[str, Any]]  # the route record as it stood after this attempt
+    applied: str
 
 
 class _Gate:
@@ -356,7 +362,8 @@ def _fallback_record(
         "enabled": options.enabled,
         "pinned": list(pinned),
         "float_layers": [
-            by_name[name].to_json() if name in by_name else {"layer": name, "pinned": True} for name in verdict.kept
+            {**(by_name[name].to_json() if name in by_name else {"layer": name}), "pinned": name in pinned}
+            for name in verdict.kept
         ],
         "attempts": [v.to_json() for v in tried],
         "sensitivity": [s.to_json() for s in table],

@@ -3,7 +3,8 @@ layers in float, one group at a time, until it passes.
 
 The gate is parity against the source (the target's tolerances) and, with `eval_data` and `max_drop`,
 the accuracy/macro-F1 drop of the file run in its own runtime. Groups grow 1, 1, 2, 4, ... layers in
-sensitivity order, so a model with one bad layer keeps exactly that one.
+sensitivity order, so a model with one bad layer keeps exactly that one; when a larger group passes,
+a bisection between it and the last failure finds the fewest layers (in that order) that pass.
 """
 
 from __future__ import annotations
@@ -80,12 +81,29 @@ def search(
     tried = [first]
     verdict = first
     ranked = [name for name in order() if name not in pinned]
+
+    def keep(n: int) -> Verdict:
+        on_try(len(pinned) + n)
+        v = attempt(pinned + tuple(ranked[:n]))
+        tried.append(v)
+        return v
+
+    failed = 0  # the largest prefix known to fail (none kept: the first attempt)
     for chosen in groups(ranked):
-        on_try(len(pinned) + len(chosen))
-        verdict = attempt(pinned + tuple(chosen))
-        tried.append(verdict)
-        if verdict.passed:
-            return verdict, tried
+        verdict = keep(len(chosen))
+        if not verdict.passed:
+            failed = len(chosen)
+            continue
+        # the group that passed may hold more than it takes: bisect between the last failure and it
+        passed, best = len(chosen), verdict
+        while passed - failed > 1:
+            middle = (passed + failed) // 2
+            verdict = keep(middle)
+            if verdict.passed:
+                passed, best = middle, verdict
+            else:
+                failed = middle
+        return best, tried
     raise GateError(
         f"No float fallback meets the gate: with all {len(pinned) + len(ranked)} quantizable layers kept float "
         f"the file still fails: {'; '.join(verdict.failures())}.",

@@ -76,6 +76,21 @@ def quantizable_layers(model: Model) -> list[str]:
     return []
 
 
+def layer_weights(model: Model, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The weight array of each named layer (runtimes that name layers differently match them by weights)."""
+    if model.format == "torch":
+        layers = _torch_layers(model)
+        return {n: layers[n].weight.detach().numpy() for n in names if n in layers}
+    if model.format == "onnx":
+        from onnx import numpy_helper
+
+        graph = model.obj.graph
+        inits = {i.name: i for i in graph.initializer}
+        by_name = {n.name: n for n in _onnx_layers(graph)}
+        return {n: numpy_helper.to_array(inits[by_name[n].input[1]]) for n in names if n in by_name}
+    return {}
+
+
 def _torch_layers(model: Model) -> dict[str, Any]:
     from edgekit.sources.torch_source import torch_module
 

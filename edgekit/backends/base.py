@@ -85,7 +85,10 @@ class Converter:
     needs: tuple[str, ...] = ()  # importable modules the converter uses
     quantizes: tuple[str, ...] = ()  # target quantizations the converter applies itself, while converting
     static_shapes: bool = False  # needs every input dim fixed: the whole route then exports with fixed shapes
-    keeps_float: bool = False  # a quantizing converter that honours StepContext.keep_float
+    # the target quantizations for which this (quantizing) converter honours StepContext.keep_float
+    keeps_float: tuple[str, ...] = ()
+    # groups of ops the runtime keeps float before any named layer (TFLite: everything but linear/conv)
+    float_first: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -36,4 +36,5 @@ def resolve(target: Target, device: Device) -> Recipe:
         rule.engine,
         rule.quantize_activation_products,
         supported,
+        dynamic_activation_ops=rule.dynamic_activation_ops,
     )

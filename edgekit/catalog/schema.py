@@ -97,6 +97,9 @@ class RuntimeRule(_Frozen):
     scheme: str
     int8_ops: tuple[str, ...] = ()
     dynamic_ops: tuple[str, ...] = ()
+    # within a static int8 target, the ops whose activation ranges are measured at run time instead of
+    # calibrated (XNNPACK's dynamically quantized linear: BERT-class activations have outlier channels)
+    dynamic_activation_ops: tuple[str, ...] = ()
     engine: str | None = None  # e.g. the torch quantized engine (qnnpack, x86)
     # MatMul of two activations (attention): quantize it too, or keep it (and the Softmax between) float
     quantize_activation_products: bool = False
@@ -132,6 +135,7 @@ class Recipe:
     quantize_activation_products: bool = False
     supported_ops: tuple[str, ...] | None = None  # the device runs only these ops (None: any)
     allow_float_fallback: bool = False  # the user accepts float ops in an integer target (listed in the sidecar)
+    dynamic_activation_ops: tuple[str, ...] = ()  # see RuntimeRule
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -40,7 +40,7 @@ BACKEND = Backend(
             "torch.export + ExecuTorch (XNNPACK)",
             needs=("torch", "executorch", "torchao"),
             quantizes=("static",),
-            keeps_float=True,
+            keeps_float=("static",),
             static_shapes=True,
         ),
     ),

@@ -113,9 +113,11 @@ def _quantize_pt2e(
     # linear and convolution ops, with the BatchNorm/ReLU fused into them: the layers the per-layer fallback
     # names, so keeping all of them float gives back the float model (add/mul/cat stay float)
     config = get_symmetric_quantization_config(is_per_channel=per_channel)
+    linear = get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=plan.dynamic_linear)
     quantizer = XNNPACKQuantizer()
     aten = torch.ops.aten
-    for op in (aten.linear.default, aten.conv1d.default, aten.conv2d.default, aten.convolution.default):
+    quantizer.set_operator_type(aten.linear.default, linear)
+    for op in (aten.conv1d.default, aten.conv2d.default, aten.convolution.default):
         quantizer.set_operator_type(op, config)
     if keep_float:  # layers the exporter's fallback (or --keep-float) leaves in float
         inside_kept = [get_module_name_filter(name) for name in keep_float]
@@ -141,6 +143,7 @@ def _quantize_pt2e(
         "method": "PT2E (torchao prepare_pt2e/convert_pt2e)",
         "quantizer": "XNNPACKQuantizer",
         "per_channel_weights": per_channel,
+        "linear_activations": "int8, range measured at run time" if plan.dynamic_linear else "int8, calibrated",
         "calibration_samples": n,
         "integer_scalar_ops_kept_integer": rewritten,
         "float_layers": list(keep_float),

@@ -12,6 +12,7 @@ class ExecuTorchPlan:
     quantize: bool  # PT2E static int8 with XNNPACKQuantizer
     per_channel_weights: bool
     device: str
+    dynamic_linear: bool = False  # linear layers take int8 activations with ranges measured at run time
 
 
 def scheme_problems(scheme: Scheme, rule: RuntimeRule) -> list[str]:
@@ -28,4 +29,5 @@ def scheme_problems(scheme: Scheme, rule: RuntimeRule) -> list[str]:
 
 def executorch_plan(recipe: Recipe) -> ExecuTorchPlan:
     per_channel = bool(recipe.scheme and recipe.scheme.weights.per_channel)
-    return ExecuTorchPlan(recipe.quantization == "static", per_channel, recipe.device)
+    dynamic = "linear" in recipe.dynamic_activation_ops
+    return ExecuTorchPlan(recipe.quantization == "static", per_channel, recipe.device, dynamic)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from edgekit.backends.base import Backend, Converter, NativeTool, StepContext, StepNotes
 from edgekit.backends.litert import native
-from edgekit.backends.litert.plan import litert_plan, scheme_problems
+from edgekit.backends.litert.plan import OTHER_OPS, litert_plan, scheme_problems
 from edgekit.sidecar import ArtifactIO
 from edgekit.sources.base import Model
 
@@ -54,6 +54,8 @@ BACKEND = Backend(
             "tf.lite.TFLiteConverter",
             needs=("tensorflow", "ai_edge_litert"),
             quantizes=_QUANTIZATIONS,
+            keeps_float=("full-integer",),
+            float_first=(OTHER_OPS,),
         ),
         Converter(
             "onnx",
@@ -63,6 +65,8 @@ BACKEND = Backend(
             needs=("onnx2tf", "tensorflow", "ai_edge_litert"),
             quantizes=_QUANTIZATIONS,
             static_shapes=True,
+            keeps_float=("full-integer",),
+            float_first=(OTHER_OPS,),
         ),
     ),
     native_tool=NativeTool("benchmark_model", native.command, native.parse_tflite_benchmark),

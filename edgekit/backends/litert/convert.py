@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edgekit._lazy import require
 from edgekit.backends.base import StepContext, StepNotes
-from edgekit.backends.litert.plan import FLOAT, ConverterSettings, LiteRTPlan, UnsupportedOpError
-from edgekit.backends.litert.tflite_file import OpInfo, read_tflite
+from edgekit.backends.litert.plan import FLOAT, OTHER_OPS, ConverterSettings, LiteRTPlan, UnsupportedOpError
+from edgekit.backends.litert.tflite_file import WEIGHTED_OPS, OpInfo, read_tflite, weighted_ops
 from edgekit.data import CALIB_HINT, Dataset
 from edgekit.errors import ConversionError, DataError, UsageError, first_line, is_user_frame
 from edgekit.quiet import quiet
@@ -28,7 +29,7 @@ from edgekit.spec import TensorSpec, np_dtype
 def from_keras(ctx: StepContext) -> StepNotes:
     """The Keras loader already traced the model into a tf.function with its input signature."""
     model = ctx.model
-    return _convert(model.obj, model.signature.inputs, ctx.out, ctx.plan, ctx.data, source=model.source)
+    return _convert(lambda: model.obj, model.signature.inputs, ctx, _kept(ctx))
 
 
 def from_onnx(ctx: StepContext) -> StepNotes:
@@ -39,47 +40,62 @@ def from_onnx(ctx: StepContext) -> StepNotes:
     onnx_file = src or Path(model.source)
     what = f"the ONNX export of {model.source}" if src else model.source
     shapes = {s.name: s.shape for s in model.signature.inputs}  # fixed by the exporter (Edge.static_shapes)
-    try:
-        with quiet():
-            # disable_model_save: onnx2tf returns its Keras model instead of saving a SavedModel and
-            # converting it to .tflite itself (two more full conversions: minutes on a BERT-sized model)
-            keras_model = onnx2tf.convert(
-                input_onnx_file_path=str(onnx_file),
-                non_verbose=True,
-                overwrite_input_shape=[f"{n}:{','.join(map(str, s))}" for n, s in shapes.items()],
-                # keep the source's NCHW layout so feeds, parity and the app code stay the same
-                keep_ncw_or_nchw_or_ncdhw_input_names=[n for n, s in shapes.items() if 3 <= len(s) <= 5],
-                not_use_onnxsim=True,
-                disable_model_save=True,
-            )
-    except SystemExit as e:  # onnx2tf exits on ops it cannot convert, after logging which
-        raise ConversionError(
-            f"onnx2tf could not convert {what} (exit {e.code}).",
-            hint="Run onnx2tf on the file by hand to see the op it stopped at.",
-        ) from None
-    except Exception as e:
-        raise ConversionError(
-            f"onnx2tf could not convert {what}: {first_line(e)}",
-            hint="Export it to an ONNX Runtime target, or simplify the graph.",
-        ) from None
     specs = model.signature.inputs
-    keras_names = [t.name.split(":")[0] for t in keras_model.inputs]
-    # onnx2tf keeps the ONNX input names (sanitized); match by name where it did, else by position
-    order = [keras_names.index(s.name) for s in specs] if set(keras_names) == {s.name for s in specs} else None
 
-    @tf.function(input_signature=[tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs])
-    def fn(*args):
-        feed = [args[order.index(i)] for i in range(len(args))] if order else list(args)
-        result = keras_model(feed)
-        return list(result) if isinstance(result, (list, tuple)) else [result]
+    def build():
+        """onnx2tf's Keras model, wrapped in a tf.function with the source's input names and order."""
+        try:
+            with quiet():
+                # disable_model_save: onnx2tf returns its Keras model instead of saving a SavedModel and
+                # converting it to .tflite itself (two more full conversions: minutes on a BERT-sized model)
+                keras_model = onnx2tf.convert(
+                    input_onnx_file_path=str(onnx_file),
+                    non_verbose=True,
+                    overwrite_input_shape=[f"{n}:{','.join(map(str, s))}" for n, s in shapes.items()],
+                    # keep the source's NCHW layout so feeds, parity and the app code stay the same
+                    keep_ncw_or_nchw_or_ncdhw_input_names=[n for n, s in shapes.items() if 3 <= len(s) <= 5],
+                    not_use_onnxsim=True,
+                    disable_model_save=True,
+                )
+        except SystemExit as e:  # onnx2tf exits on ops it cannot convert, after logging which
+            raise ConversionError(
+                f"onnx2tf could not convert {what} (exit {e.code}).",
+                hint="Run onnx2tf on the file by hand to see the op it stopped at.",
+            ) from None
+        except Exception as e:
+            raise ConversionError(
+                f"onnx2tf could not convert {what}: {first_line(e)}",
+                hint="Export it to an ONNX Runtime target, or simplify the graph.",
+            ) from None
+        keras_names = [t.name.split(":")[0] for t in keras_model.inputs]
+        # onnx2tf keeps the ONNX input names (sanitized); match by name where it did, else by position
+        order = [keras_names.index(s.name) for s in specs] if set(keras_names) == {s.name for s in specs} else None
 
-    notes = _convert(fn, specs, ctx.out, ctx.plan, ctx.data, source=model.source)
+        @tf.function(input_signature=[tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs])
+        def fn(*args):
+            feed = [args[order.index(i)] for i in range(len(args))] if order else list(args)
+            result = keras_model(feed)
+            return list(result) if isinstance(result, (list, tuple)) else [result]
+
+        return fn
+
+    notes = _convert(build, specs, ctx, _kept(ctx))
     notes.details = {
         "converter_from_onnx": "onnx2tf",
         "static_shapes": {n: list(s) for n, s in shapes.items()},
         **notes.details,
     }
     return notes
+
+
+def _kept(ctx: StepContext) -> tuple[bool, dict[str, tuple]]:
+    """The fallback's request in TFLite terms: whether the non-linear ops stay float, and the fingerprints
+    of the weights of the layers kept float (TFLite names its ops differently; their weights match)."""
+    from edgekit.backends.litert.tflite_file import fingerprint
+    from edgekit.sensitivity import layer_weights
+
+    named = tuple(n for n in ctx.keep_float if n != OTHER_OPS)
+    return OTHER_OPS in ctx.keep_float, {n: fingerprint(w) for n, w in layer_weights(ctx.model, named).items()}
 
 
 def _tf():
@@ -160,6 +176,8 @@ def _layer(tensor_name: str) -> str:
 
 def _graph_nodes(frozen, op_types: set[str]) -> list[str]:
     """Names of the frozen graph's nodes of these TF op types (they carry the Keras layer path)."""
+    if frozen is None:  # a fallback attempt on a cached calibrated file
+        return []
     return [_layer(n.name) for n in frozen.graph.as_graph_def().node if n.op in op_types]
 
 
@@ -186,6 +204,14 @@ def _explain_failure(e: Exception, frozen, source: str, settings: ConverterSetti
     return ConversionError(f"The TFLite converter failed on {source}: {first_line(e)}")
 
 
+def _float_types(info) -> dict[str, int]:
+    """How many ops of each type compute in float in a file the fallback left partly float."""
+    counts: dict[str, int] = {}
+    for op in info.float_ops():
+        counts[op.op] = counts.get(op.op, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def _describe(op: OpInfo) -> dict[str, Any]:
     return {"op": op.op, "index": op.index, "layer": _layer(op.outputs[0].name) if op.outputs else None}
 
@@ -206,20 +232,84 @@ def _check_device_ops(tf, frozen, plan: LiteRTPlan, source: str, specs, data) ->
         )
 
 
+# Calibrated float files, per export: the fallback re-runs this converter once per attempt, and only the
+# denylists change between attempts (key: source, float file, shapes, settings, calibration data).
+_CALIBRATED: dict[tuple, bytes] = {}
+
+
+def _calibration_key(ctx: StepContext) -> tuple:
+    from edgekit.checksum import sha256_path
+
+    shapes = tuple((s.name, tuple(s.shape)) for s in ctx.model.signature.inputs)
+    data = ctx.data.sha256 if ctx.data is not None else None
+    return ctx.model.source_hash, sha256_path(ctx.src) if ctx.src else None, shapes, ctx.plan.settings, data
+
+
+def _calibrate(tf, frozen, settings: ConverterSettings, data: Dataset, specs) -> bytes:
+    """The float file with the calibration statistics TFLite's quantizer reads (the documented first step
+    of tf.lite's QuantizationDebugger)."""
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative(data, specs)
+    converter.target_spec.supported_ops = [getattr(tf.lite.OpsSet, settings.ops), tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter._experimental_calibrate_only = True
+    with quiet(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return converter.convert()
+
+
+def _quantize_keeping_float(
+    tf, calibrated: bytes, settings: ConverterSettings, others: bool, kept: dict[str, tuple]
+) -> tuple[bytes, list[str]]:
+    """Full-integer quantization of a calibrated file with layers left float: TFLite's MLIR quantizer with
+    denylists (every non-linear op type when `others`; the FULLY_CONNECTED/CONV ops whose weights are the
+    kept layers'). Returns the file and the layers it kept float."""
+    from tensorflow.lite.python.convert import mlir_quantize
+
+    by_print = {print_: name for name, print_ in kept.items()}
+    nodes = {out: by_print[p] for out, p in weighted_ops(calibrated).items() if p in by_print}
+    op_types = {op.op for op in read_tflite(calibrated).ops} - WEIGHTED_OPS - {"QUANTIZE", "DEQUANTIZE"}
+    with quiet():
+        flatbuffer = mlir_quantize(
+            calibrated,
+            fully_quantize=settings.integer_io,
+            input_data_type=tf.float32,
+            output_data_type=tf.int8 if settings.integer_io else tf.float32,
+            denylisted_ops=sorted(op_types) if others else None,
+            denylisted_nodes=sorted(nodes) or None,
+        )
+    return flatbuffer, ([OTHER_OPS] if others else []) + sorted(set(nodes.values()))
+
+
 def _convert(
-    fn, specs: tuple[TensorSpec, ...], out_path: Path, plan: LiteRTPlan, data: Dataset | None, source: str
+    build: Callable[[], Any], specs: tuple[TensorSpec, ...], ctx: StepContext, kept: tuple[bool, dict[str, tuple]]
 ) -> StepNotes:
+    """Freeze the tf.function `build()` returns and convert it with the plan's settings (keeping the
+    fallback's layers float when it asks)."""
     tf = _tf()
-    settings = plan.settings
+    plan: LiteRTPlan = ctx.plan
+    settings, data, source, out_path = plan.settings, ctx.data, ctx.model.source, ctx.out
     fallback = plan.allow_float_fallback
-    frozen = _freeze(fn, source)
-    _check_device_ops(tf, frozen, plan, source, specs, data)
+    others, kept_weights = kept
+    keeping = bool(others or kept_weights) and data is not None and settings.calibrate
+    key = _calibration_key(ctx) if keeping else ()
+    frozen = None
+    if not keeping or key not in _CALIBRATED:
+        frozen = _freeze(build(), source)
+        _check_device_ops(tf, frozen, plan, source, specs, data)
+    float_layers: list[str] = []
     try:
-        flatbuffer = _run_converter(tf, frozen, settings, data, specs, fallback)
+        if keeping and data is not None:
+            if key not in _CALIBRATED:
+                _CALIBRATED.clear()  # one export's at a time
+                _CALIBRATED[key] = _calibrate(tf, frozen, settings, data, specs)
+            flatbuffer, float_layers = _quantize_keeping_float(tf, _CALIBRATED[key], settings, others, kept_weights)
+        else:
+            flatbuffer = _run_converter(tf, frozen, settings, data, specs, fallback)
     except Exception as e:  # ConverterError and friends; translate into what the user can act on
         raise _explain_failure(e, frozen, source, settings, fallback) from None
     info = read_tflite(flatbuffer)
-    float_ops = info.float_ops() if settings.calibrate else []
+    float_ops = info.float_ops() if settings.calibrate and not float_layers else []
     if float_ops and not fallback:
         listed = ", ".join(f"{o.op} ({_layer(o.outputs[0].name)})" for o in float_ops[:8])
         raise UnsupportedOpError(
@@ -234,6 +324,7 @@ def _convert(
             "ops_set": settings.ops,
             "op_types": info.op_types(),
             "float_fallback_ops": [_describe(o) for o in float_ops],
+            **({"float_layers": float_layers, "float_op_types": _float_types(info)} if float_layers else {}),
             "calibration_samples": len(data) if settings.calibrate and data is not None else 0,
         },
         applied=plan.quantization,

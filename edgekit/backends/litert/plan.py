@@ -24,6 +24,9 @@ class ConverterSettings:
 
 
 FLOAT = ConverterSettings()
+# the per-layer fallback's first group on TFLite: every op but the linear/conv ones (LayerNorm pieces,
+# Softmax, GELU, the attention-mask arithmetic), kept float around int8 FULLY_CONNECTED/CONV
+OTHER_OPS = "(non-linear ops)"
 _OPS = {
     "full-integer": "TFLITE_BUILTINS_INT8",
     "int16x8": "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",

@@ -117,3 +117,38 @@ def read_tflite(path: str | Path | bytes) -> TFLiteFile:
             )
         )
     return TFLiteFile(tuple(tensor(i) for i in graph.inputs), tuple(tensor(i) for i in graph.outputs), tuple(ops))
+
+
+WEIGHTED_OPS = frozenset({"FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"})
+
+
+def fingerprint(weights) -> tuple:
+    """A layout-independent identity for a weight array (a TFLite filter is its torch/ONNX weight, maybe
+    transposed): its sorted shape and rounded first two moments."""
+    import numpy as np
+
+    w = np.asarray(weights, dtype=np.float64)
+    return (tuple(sorted(w.shape)), round(float(w.sum()), 3), round(float((w * w).sum()), 3))
+
+
+def weighted_ops(data: bytes) -> dict[str, tuple]:
+    """The float file's FULLY_CONNECTED/CONV ops: output tensor name -> fingerprint of its weights (the
+    names TFLite's quantizer takes in `denylisted_nodes`)."""
+    import numpy as np
+
+    schema = require("ai_edge_litert.schema_py_generated", "Reading a .tflite file")
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    graph, builtin = model.subgraphs[0], _names(schema.BuiltinOperator)
+    found = {}
+    for op in graph.operators or []:
+        code = model.operatorCodes[op.opcodeIndex]
+        if builtin.get(max(code.builtinCode, code.deprecatedBuiltinCode)) not in WEIGHTED_OPS:
+            continue
+        w = graph.tensors[op.inputs[1]]
+        raw = model.buffers[w.buffer].data
+        if w.type != schema.TensorType.FLOAT32 or raw is None or not len(raw):
+            continue
+        values = np.frombuffer(bytes(bytearray(raw)), dtype=np.float32).reshape(tuple(w.shape))
+        out = graph.tensors[op.outputs[0]].name
+        found[out.decode() if isinstance(out, bytes) else str(out)] = fingerprint(values)
+    return found

@@ -39,7 +39,7 @@ BACKEND = Backend(
             "torch.jit (lite interpreter)",
             needs=("torch",),
             quantizes=("int8-auto",),
-            keeps_float=True,
+            keeps_float=("int8-auto",),
         ),
     ),
     extra="torch",
