@@ -33,14 +33,23 @@ def export(
     tokenizer: str | Path | None = None,
     calib_limit: int | None = None,
     allow_float_fallback: bool = False,
+    keep_float: tuple[str, ...] = (),
+    fallback: bool = True,
+    report_sensitivity: bool = False,
+    eval_data: str | Path | None = None,
+    max_drop: float | None = None,
     progress: Progress | None = None,
 ) -> ExportResult:
-    """Export `source` to `target` in folder `out_dir`, then check parity against the source on `calib` data.
+    """Export `source` to `target` in folder `out_dir`, then gate it: parity against the source on `calib`
+    data and, with `eval_data` and `max_drop`, the accuracy drop on labelled data.
 
+    An int8 file that misses the gate gets its most sensitive layers kept float until it passes
+    (`fallback=False`: the first failure is final); `keep_float` pins layers (names or globs).
     Raises ParityError (the file is kept as *.rejected.*) when the exported file disagrees with its source.
     """
     from edgekit.data import CALIB_LIMIT
     from edgekit.exporter import export as _export
+    from edgekit.fallback import FallbackOptions
     from edgekit.progress import SILENT
 
     return _export(
@@ -54,6 +63,7 @@ def export(
         tokenizer=tokenizer,
         calib_limit=calib_limit or CALIB_LIMIT,
         allow_float_fallback=allow_float_fallback,
+        fallback=FallbackOptions(fallback, tuple(keep_float), report_sensitivity, eval_data, max_drop),
         progress=progress or SILENT,
     )
 

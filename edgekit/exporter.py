@@ -19,11 +19,9 @@ from edgekit.catalog.schema import Device, Target
 from edgekit.checksum import sha256_path
 from edgekit.data import CALIB_HINT, CALIB_LIMIT, Dataset, batch_size_for, generated_inputs, read_data, static_shapes
 from edgekit.errors import NoRouteError, ParityError, UsageError
-from edgekit.fallback import FallbackOptions, Verdict, rank, search
-from edgekit.parity import ParityResult, check_parity
+from edgekit.fallback import FallbackOptions, Gate, Verdict, fallback_record_json, rank, search
+from edgekit.parity import ParityResult
 from edgekit.progress import SILENT, Progress
-from edgekit.runners import open_runner
-from edgekit.runners.source import source_runner
 from edgekit.sensitivity import SAMPLES, LayerSensitivity, measure, quantizable_layers, resolve_patterns
 from edgekit.sidecar import ArtifactIO, Sidecar, sidecar_path
 from edgekit.sources import Model, load
@@ -164,7 +162,7 @@ def export(
                 "for a check that means something"
             )
             progress.warn(warnings[-1])
-        gate = _Gate(model, tgt, parity_data, fallback, progress)
+        gate = Gate(model, tgt, parity_data, fallback, progress)
         scheme = f" ({recipe.scheme_name})" if recipe.scheme_name else ""
         n_steps = len(steps)
 
@@ -176,8 +174,8 @@ def export(
             if last is not None:
                 ctx = StepContext(edge_model, float_file, recipe, plan, data, tmp / f"last{tag}", keep_float=keep)
                 label = f"convert {last.src} -> {last.dst} ({last.tool})"
-                steps_notes = run_step(f"{last.src}->{last.dst}", last.tool, last.run, ctx, label)
-                steps[-1].update(steps_notes.details)
+                notes = run_step(f"{last.src}->{last.dst}", last.tool, last.run, ctx, label)
+                steps[-1].update(notes.details)
                 produced = ctx.out
             elif quantizer is not None:
                 ctx = StepContext(
@@ -208,8 +206,8 @@ def export(
                     else ""
                 )
                 + ".",
-                hint="Per-layer fallback works on int8 targets of ONNX Runtime, PyTorch Mobile and ExecuTorch, from "
-                "Python (factory, Hugging Face) and ONNX sources.",
+                hint="The per-layer fallback works on onnx-int8, onnx-int8-dynamic, pytorch-mobile-int8, "
+                "executorch-int8 and tflite-int8, from Python (factory, Hugging Face) and ONNX sources.",
             )
         pinned = tuple(resolve_patterns(fallback.keep_float, layer_names)) if fallback.keep_float else ()
         chosen = attempt(pinned)
@@ -236,7 +234,7 @@ def export(
         steps[:], applied = chosen.steps, chosen.applied
         io = backend.describe_io(current, model)
         warnings.extend(parity.warnings)
-        fallback_record = _fallback_record(fallback, verdict, gate.tried, table, pinned) if keeps else None
+        fallback_record = fallback_record_json(fallback, verdict, gate.tried, table, pinned) if keeps else None
 
         artifact = out / f"{model.name}-{tgt.name}{tgt.suffix}"
         rejected = artifact.with_name(f"{artifact.stem}.rejected{artifact.suffix}")
@@ -299,75 +297,6 @@ class _Attempt:
     parity: ParityResult
     steps: list[dict[str, Any]]  # the route record as it stood after this attempt
     applied: str
-
-
-class _Gate:
-    """Parity against the source and, when asked, the accuracy drop on task data: what every attempt must pass.
-
-    The source's own metrics are computed once and reused across the fallback's attempts.
-    """
-
-    def __init__(self, model: Model, tgt: Target, data: Dataset, options: FallbackOptions, progress: Progress):
-        self.model, self.tgt, self.data, self.options, self.progress = model, tgt, data, options, progress
-        self.parities: list[ParityResult] = []
-        self.tried: list[Verdict] = []
-        self._reference: tuple[dict[str, Any], Any] | None = None
-
-    def judge(self, artifact: Path, io: ArtifactIO, kept: tuple[str, ...]) -> Verdict:
-        batch = batch_size_for(self.model.signature, default=32)
-        label = f"parity on {len(self.data)} samples ({self.data.source})"
-        with self.progress.step(label), source_runner(self.model) as ref, open_runner(artifact, io) as got:
-            parity = check_parity(ref, got, self.data, batch, self.tgt.parity, roles=io.roles())
-        self.parities.append(parity)
-        first = parity.outputs[0] if parity.outputs else None
-        summary = {"cosine": round(first.cosine, 5)} if first else {}
-        if first and first.top1 is not None:
-            summary["top1_agreement"] = round(first.top1, 4)
-        verdict = Verdict(kept, parity.passed, parity.failures(), summary=summary)
-        if self.options.eval_data is not None and self.options.max_drop is not None:
-            verdict.evaluation = self._evaluate(artifact, io)
-            summary.update({f"{k}_drop_pts": v for k, v in verdict.evaluation["drop"].items()})
-        self.tried.append(verdict)
-        return verdict
-
-    def _evaluate(self, artifact: Path, io: ArtifactIO) -> dict[str, Any]:
-        from edgekit.evaluate import EvalReport, gate, score
-
-        metrics = ("accuracy", "f1")
-        signature = self.model.signature
-        tok = self.model.tokenizer_dir
-        data = self.options.eval_data
-        assert data is not None
-        if self._reference is None:
-            with source_runner(self.model) as ref:
-                self._reference = score(ref, signature, data, metrics, tok, None, self.progress, "the source")
-        reference, loaded = self._reference
-        with open_runner(artifact, io) as runner:
-            values, _ = score(runner, signature, data, metrics, tok, None, self.progress, artifact.name, loaded)
-        report = EvalReport(str(artifact), self.tgt.name, str(data), values, reference, max_drop=self.options.max_drop)
-        gate(report, metrics)
-        return report.to_json()
-
-
-def _fallback_record(
-    options: FallbackOptions,
-    verdict: Verdict,
-    tried: list[Verdict],
-    table: list[LayerSensitivity],
-    pinned: tuple[str, ...],
-) -> dict[str, Any]:
-    """What the sidecar says about the fallback: every layer kept float with its sensitivity, each attempt."""
-    by_name = {s.layer: s for s in table}
-    return {
-        "enabled": options.enabled,
-        "pinned": list(pinned),
-        "float_layers": [
-            {**(by_name[name].to_json() if name in by_name else {"layer": name}), "pinned": name in pinned}
-            for name in verdict.kept
-        ],
-        "attempts": [v.to_json() for v in tried],
-        "sensitivity": [s.to_json() for s in table],
-    }
 
 
 def _sidecar(

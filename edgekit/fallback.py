@@ -12,10 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from edgekit.catalog.schema import Target
+
+from edgekit.data import Dataset, batch_size_for
 from edgekit.errors import GateError
+from edgekit.parity import ParityResult, check_parity
+from edgekit.progress import Progress
+from edgekit.runners import open_runner
+from edgekit.runners.source import source_runner
 from edgekit.sensitivity import LayerSensitivity
+from edgekit.sidecar import ArtifactIO
+from edgekit.sources.base import Model
 
 
 @dataclass(frozen=True)
@@ -110,3 +120,72 @@ def search(
         hint="The loss is not in the quantized layers (compare the float target of this runtime), or the gate "
         "is tighter than the runtime's float arithmetic allows: loosen --max-drop or the target's tolerances.",
     )
+
+
+class Gate:
+    """Parity against the source and, when asked, the accuracy drop on task data: what every attempt must pass.
+
+    The source's own metrics are computed once and reused across the fallback's attempts.
+    """
+
+    def __init__(self, model: Model, tgt: Target, data: Dataset, options: FallbackOptions, progress: Progress):
+        self.model, self.tgt, self.data, self.options, self.progress = model, tgt, data, options, progress
+        self.parities: list[ParityResult] = []
+        self.tried: list[Verdict] = []
+        self._reference: tuple[dict[str, Any], Any] | None = None
+
+    def judge(self, artifact: Path, io: ArtifactIO, kept: tuple[str, ...]) -> Verdict:
+        batch = batch_size_for(self.model.signature, default=32)
+        label = f"parity on {len(self.data)} samples ({self.data.source})"
+        with self.progress.step(label), source_runner(self.model) as ref, open_runner(artifact, io) as got:
+            parity = check_parity(ref, got, self.data, batch, self.tgt.parity, roles=io.roles())
+        self.parities.append(parity)
+        first = parity.outputs[0] if parity.outputs else None
+        summary = {"cosine": round(first.cosine, 5)} if first else {}
+        if first and first.top1 is not None:
+            summary["top1_agreement"] = round(first.top1, 4)
+        verdict = Verdict(kept, parity.passed, parity.failures(), summary=summary)
+        if self.options.eval_data is not None and self.options.max_drop is not None:
+            verdict.evaluation = self._evaluate(artifact, io)
+            summary.update({f"{k}_drop_pts": v for k, v in verdict.evaluation["drop"].items()})
+        self.tried.append(verdict)
+        return verdict
+
+    def _evaluate(self, artifact: Path, io: ArtifactIO) -> dict[str, Any]:
+        from edgekit.evaluate import EvalReport, gate, score
+
+        metrics = ("accuracy", "f1")
+        signature = self.model.signature
+        tok = self.model.tokenizer_dir
+        data = self.options.eval_data
+        assert data is not None
+        if self._reference is None:
+            with source_runner(self.model) as ref:
+                self._reference = score(ref, signature, data, metrics, tok, None, self.progress, "the source")
+        reference, loaded = self._reference
+        with open_runner(artifact, io) as runner:
+            values, _ = score(runner, signature, data, metrics, tok, None, self.progress, artifact.name, loaded)
+        report = EvalReport(str(artifact), self.tgt.name, str(data), values, reference, max_drop=self.options.max_drop)
+        gate(report, metrics)
+        return report.to_json()
+
+
+def fallback_record_json(
+    options: FallbackOptions,
+    verdict: Verdict,
+    tried: list[Verdict],
+    table: list[LayerSensitivity],
+    pinned: tuple[str, ...],
+) -> dict[str, Any]:
+    """What the sidecar says about the fallback: every layer kept float with its sensitivity, each attempt."""
+    by_name = {s.layer: s for s in table}
+    return {
+        "enabled": options.enabled,
+        "pinned": list(pinned),
+        "float_layers": [
+            {**(by_name[name].to_json() if name in by_name else {"layer": name}), "pinned": name in pinned}
+            for name in verdict.kept
+        ],
+        "attempts": [v.to_json() for v in tried],
+        "sensitivity": [s.to_json() for s in table],
+    }

@@ -247,3 +247,24 @@ def test_minilm_goes_through_every_target(target, minilm, tmp_path):
         reference_weights=minilm["weights"],
     )
     assert report.drop["accuracy"] <= 1.5, report.to_json()
+
+
+def test_the_public_api_takes_the_fallback_options(tiny_bert, tmp_path):
+    import edgekit
+    from edgekit.errors import ParityError
+    from edgekit.spec import parse_input_specs
+
+    common = dict(
+        calib=tiny_bert["calib"],
+        inputs=parse_input_specs(TINY_BERT_INPUTS),
+        weights=tiny_bert["planted"],
+        tokenizer=minilm_dir(),
+    )
+    with pytest.raises(ParityError, match="--no-fallback"):
+        edgekit.export(SOURCE, "onnx-int8", tmp_path / "strict", fallback=False, **common)
+    result = edgekit.export(
+        SOURCE, "onnx-int8", tmp_path / "gated", keep_float=("head",), eval_data=tiny_bert["test"], max_drop=1.5,
+        **common,
+    )  # fmt: skip
+    assert result.sidecar["quantization"]["fallback"]["pinned"] == ["head"]
+    assert result.sidecar["evaluation"]["passed"] and result.sidecar["quantization"]["kept_nodes_int8_weights"] == 1
