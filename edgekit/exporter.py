@@ -192,7 +192,7 @@ def export(
             verdict = gate.judge(produced, backend.describe_io(produced, model), keep)
             return _Attempt(produced, quantized, verdict, gate.parities[-1], copy.deepcopy(steps), applied)
 
-        step_keeps = tgt.quantization in last.keeps_float if last else bool(quantizer and quantizer.keeps_float)
+        step_keeps = backend.keeps_float(tgt.quantization)
         float_first = list(last.float_first) if last else []
         layer_names = float_first + quantizable_layers(model) if step_keeps and tgt.quantization != "none" else []
         keeps = len(layer_names) > len(float_first)  # a step that honours keep_float, and layers it can name

@@ -97,7 +97,7 @@ class Quantizer:
 
     quantization: str
     run: StepFn
-    keeps_float: bool = True  # honours StepContext.keep_float (the exporter's per-layer fallback)
+    keeps_float: bool = False  # honours StepContext.keep_float (the exporter's per-layer fallback)
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,13 @@ class Backend:
 
     def quantizer(self, quantization: str) -> Quantizer | None:
         return next((q for q in self.quantizers if q.quantization == quantization), None)
+
+    def keeps_float(self, quantization: str) -> bool:
+        """Whether an export to this backend with `quantization` can keep chosen layers float (the fallback)."""
+        quantizer = self.quantizer(quantization)
+        if quantizer is not None:
+            return quantizer.keeps_float
+        return any(quantization in c.keeps_float for c in self.converters)
 
     def quantizes(self, quantization: str) -> bool:
         """Whether an export to this backend can apply `quantization` (in a converter or after it)."""

@@ -70,7 +70,11 @@ BACKEND = Backend(
         Converter("torch", "onnx", _from_torch, "torch.onnx", needs=("torch", "onnxscript")),
         Converter("keras", "onnx", _from_keras, "tf2onnx", needs=("tensorflow", "tf2onnx")),
     ),
-    quantizers=(Quantizer("fp16", _fp16), Quantizer("dynamic", _dynamic), Quantizer("static", _static)),
+    quantizers=(
+        Quantizer("fp16", _fp16),
+        Quantizer("dynamic", _dynamic, keeps_float=True),
+        Quantizer("static", _static, keeps_float=True),
+    ),
     native_tool=NativeTool("onnxruntime_perf_test", native.command, native.parse_ort_perf_test),
     plan=ort_plan,
 )
