@@ -263,8 +263,10 @@ def export(
             off = ""
             if not fallback.enabled:
                 off = " (--no-fallback)"
+            elif not step_keeps and tgt.quantization != "none":
+                off = f" ({backend.runtime} keeps no layers float in {tgt.quantization} quantization)"
             elif not keeps and tgt.quantization != "none":
-                off = f" (no per-layer fallback for {tgt.name} from this source)"
+                off = f" (no layers of this {model.kind} source can be kept float)"
             raise ParityError(
                 f"{tgt.name} failed its gate{off}: " + "; ".join(verdict.failures()),
                 hint=f"The file was kept for inspection as {rejected}, not as {artifact.name}.",
