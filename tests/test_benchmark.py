@@ -211,3 +211,23 @@ def test_unreachable_ssh_device(files, tmp_path):
 
     with pytest.raises(DeviceError, match="Cannot reach"):
         benchmark(files[:1], f"ssh://nobody@127.0.0.1:{free_port()}", QUICK, options=("ConnectTimeout=5",))
+
+
+def test_a_baseline_run_with_no_match_fails_instead_of_checking_nothing(local_runs):
+    other = json.loads(json.dumps(local_runs))
+    for run in other:
+        run["threads"] = run["threads"] + 3  # the baseline was taken with other --threads
+    failures = compare_baseline(local_runs, other, threshold=0.05)
+    assert len(failures) == len(local_runs) and all("has no match in this run" in f for f in failures)
+
+
+def test_init_and_memory_regressions_fire_at_the_default_three_processes(local_runs):
+    """One value per process: at 3 vs 3 the smallest one-sided p is 0.05, which the gate accepts."""
+    run = json.loads(json.dumps(local_runs[0]))
+    assert len(run["processes"]) == 3
+    past = json.loads(json.dumps(run))
+    for old_p, new_p in zip(past["processes"], run["processes"]):
+        new_p["init_ms"] = old_p["init_ms"] * 2 + 1  # every new process twice as slow to load
+    failures = compare_baseline([run], [past], threshold=0.05)
+    assert any("init_ms" in f for f in failures), failures
+    assert not any("peak_rss_mb" in f for f in failures)

@@ -145,15 +145,25 @@ def benchmark(
 
 
 def compare_baseline(runs: list[dict], baseline: list[dict], threshold: float = 0.05) -> list[str]:
-    """Regressions against an earlier JSON: matched by artifact file name, threads and batch."""
-    key = lambda r: (Path(r["artifact"]).name, r["threads"], r["batch"])
+    """Regressions against an earlier JSON: matched by artifact file name, threads, batch and device.
+
+    A baseline run this benchmark did not repeat is a failure too: a gate that silently checks nothing
+    (other --threads, --batch or --device than the baseline's) must not pass.
+    """
+    key = lambda r: (Path(r["artifact"]).name, r["threads"], r["batch"], r.get("device", "local"))
     old_runs = {key(r): r for r in baseline}
-    failures = []
+    new_keys = {key(r) for r in runs}
+    failures = [
+        f"baseline run {k[0]} (threads={k[1]}, batch={k[2]}, device={k[3]}) has no match in this run: "
+        "benchmark the same files with the same --threads, --batch and --device"
+        for k in old_runs
+        if k not in new_keys
+    ]
     for run in runs:
         old = old_runs.get(key(run))
         if old is None:
             continue
-        name = f"{key(run)[0]} (threads={run['threads']}, batch={run['batch']})"
+        name = f"{key(run)[0]} (threads={run['threads']}, batch={run['batch']}, device={key(run)[3]})"
         lat = stats.regression(old["samples_ms"], run["samples_ms"], threshold)
         run["baseline"] = {"latency_p50": lat}
         if lat["regressed"]:
@@ -165,7 +175,9 @@ def compare_baseline(runs: list[dict], baseline: list[dict], threshold: float = 
             old_v = [p[figure if figure == "init_ms" else "peak_rss_kb"] for p in old.get("processes", [])]
             new_v = [p[figure if figure == "init_ms" else "peak_rss_kb"] for p in run.get("processes", [])]
             if old_v and new_v and None not in old_v + new_v:
-                result = stats.regression(old_v, new_v, threshold)
+                # one value per process: with the default 3 processes the smallest one-sided p is 0.05
+                # (every new process worse than every old one), so these figures are tested at 0.05
+                result = stats.regression(old_v, new_v, threshold, alpha=stats.PER_PROCESS_ALPHA)
                 run["baseline"][figure] = result
                 if result["regressed"]:
                     failures.append(f"{name}: {figure} +{result['change'] * 100:.1f}% (p={result['p_value']:.2g})")

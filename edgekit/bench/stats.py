@@ -58,8 +58,11 @@ def drift(per_process_samples: list[list[float]]) -> float:
     return float(np.mean(changes)) if changes else 0.0
 
 
+PER_PROCESS_ALPHA = 0.05  # init time and peak memory: one value per process, so few values
+
+
 def regression(old: list[float], new: list[float], threshold: float, alpha: float = 0.01) -> dict[str, Any]:
-    """Is `new` slower than `old`? Both significant (one-sided Mann-Whitney U, p < alpha) and above threshold."""
+    """Is `new` slower than `old`? Both significant (one-sided Mann-Whitney U, p <= alpha) and above threshold."""
     from scipy.stats import mannwhitneyu
 
     old_m, new_m = float(np.median(old)), float(np.median(new))
@@ -70,5 +73,5 @@ def regression(old: list[float], new: list[float], threshold: float, alpha: floa
         "new": new_m,
         "change": change,
         "p_value": p,
-        "regressed": bool(change > threshold and p < alpha),
+        "regressed": bool(change > threshold and p <= alpha),
     }
