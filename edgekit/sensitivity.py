@@ -36,11 +36,19 @@ class LayerSensitivity:
         return {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
+def symmetric_int8(w: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 weights with one scale per channel along `axis` (the output channels), as every
+    runtime's int8 scheme here quantizes weights: (int8 values, float32 scales)."""
+    peak = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    shaped = scale.reshape([-1 if d == axis else 1 for d in range(w.ndim)])
+    return np.clip(np.round(w / shaped), -127, 127).astype(np.int8), scale
+
+
 def _fake_quant_weight(w: np.ndarray) -> np.ndarray:
-    """Symmetric int8, one scale per output channel (axis 0), as every runtime's int8 scheme here does."""
-    flat = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
-    scale = np.where(flat > 0, flat / 127.0, 1.0).reshape((-1,) + (1,) * (w.ndim - 1))
-    return (np.clip(np.round(w / scale), -127, 127) * scale).astype(w.dtype)
+    """`w` as int8 would hold it (output channels on axis 0), back in float."""
+    q, scale = symmetric_int8(w)
+    return (q * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
 
 
 def _fake_quant_activation(x: np.ndarray, lo: float, hi: float) -> np.ndarray:

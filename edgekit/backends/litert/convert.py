@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgekit._lazy import require
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.litert.plan import FLOAT, OTHER_OPS, ConverterSettings, LiteRTPlan, UnsupportedOpError
-from edgekit.backends.litert.tflite_file import WEIGHTED_OPS, OpInfo, read_tflite, weighted_ops
+from edgekit.backends.litert.tflite_file import CONVERSION_OPS, WEIGHTED_OPS, OpInfo, read_tflite, weighted_ops
 from edgekit.data import CALIB_HINT, Dataset
 from edgekit.errors import ConversionError, DataError, UsageError, first_line, is_user_frame
 from edgekit.quiet import quiet
@@ -206,10 +208,7 @@ def _explain_failure(e: Exception, frozen, source: str, settings: ConverterSetti
 
 def _float_types(info) -> dict[str, int]:
     """How many ops of each type compute in float in a file the fallback left partly float."""
-    counts: dict[str, int] = {}
-    for op in info.float_ops():
-        counts[op.op] = counts.get(op.op, 0) + 1
-    return dict(sorted(counts.items()))
+    return dict(sorted(Counter(op.op for op in info.float_ops()).items()))
 
 
 def _describe(op: OpInfo) -> dict[str, Any]:
@@ -232,9 +231,19 @@ def _check_device_ops(tf, frozen, plan: LiteRTPlan, source: str, specs, data) ->
         )
 
 
-# Calibrated float files, per export: the fallback re-runs this converter once per attempt, and only the
-# denylists change between attempts (key: source, float file, shapes, settings, calibration data).
-_CALIBRATED: dict[tuple, bytes] = {}
+@dataclass(frozen=True)
+class _Calibrated:
+    """A float file with the calibration statistics TFLite's quantizer reads, and what the denylists are
+    built from: its FULLY_CONNECTED/CONV ops' weight fingerprints and its other op types."""
+
+    data: bytes
+    weighted: dict[str, tuple]  # output tensor name -> fingerprint of the op's weights
+    other_op_types: frozenset[str]
+
+
+# Per export: the fallback re-runs this converter once per attempt, and only the denylists change between
+# attempts (key: source, float file, shapes, settings, calibration data).
+_CALIBRATED: dict[tuple, _Calibrated] = {}
 
 
 def _calibration_key(ctx: StepContext) -> tuple:
@@ -245,9 +254,8 @@ def _calibration_key(ctx: StepContext) -> tuple:
     return ctx.model.source_hash, sha256_path(ctx.src) if ctx.src else None, shapes, ctx.plan.settings, data
 
 
-def _calibrate(tf, frozen, settings: ConverterSettings, data: Dataset, specs) -> bytes:
-    """The float file with the calibration statistics TFLite's quantizer reads (the documented first step
-    of tf.lite's QuantizationDebugger)."""
+def _calibrate(tf, frozen, settings: ConverterSettings, data: Dataset, specs) -> _Calibrated:
+    """Calibrate once (the documented first step of tf.lite's QuantizationDebugger) and read the file once."""
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = _representative(data, specs)
@@ -255,11 +263,13 @@ def _calibrate(tf, frozen, settings: ConverterSettings, data: Dataset, specs) ->
     converter._experimental_calibrate_only = True
     with quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return converter.convert()
+        calibrated = converter.convert()
+    op_types = {op.op for op in read_tflite(calibrated).ops} - WEIGHTED_OPS - CONVERSION_OPS
+    return _Calibrated(calibrated, weighted_ops(calibrated), frozenset(op_types))
 
 
 def _quantize_keeping_float(
-    tf, calibrated: bytes, settings: ConverterSettings, others: bool, kept: dict[str, tuple]
+    tf, calibrated: _Calibrated, settings: ConverterSettings, others: bool, kept: dict[str, tuple]
 ) -> tuple[bytes, list[str]]:
     """Full-integer quantization of a calibrated file with layers left float: TFLite's MLIR quantizer with
     denylists (every non-linear op type when `others`; the FULLY_CONNECTED/CONV ops whose weights are the
@@ -267,15 +277,14 @@ def _quantize_keeping_float(
     from tensorflow.lite.python.convert import mlir_quantize
 
     by_print = {print_: name for name, print_ in kept.items()}
-    nodes = {out: by_print[p] for out, p in weighted_ops(calibrated).items() if p in by_print}
-    op_types = {op.op for op in read_tflite(calibrated).ops} - WEIGHTED_OPS - {"QUANTIZE", "DEQUANTIZE"}
+    nodes = {out: by_print[p] for out, p in calibrated.weighted.items() if p in by_print}
     with quiet():
         flatbuffer = mlir_quantize(
-            calibrated,
+            calibrated.data,
             fully_quantize=settings.integer_io,
             input_data_type=tf.float32,
             output_data_type=tf.int8 if settings.integer_io else tf.float32,
-            denylisted_ops=sorted(op_types) if others else None,
+            denylisted_ops=sorted(calibrated.other_op_types) if others else None,
             denylisted_nodes=sorted(nodes) or None,
         )
     return flatbuffer, ([OTHER_OPS] if others else []) + sorted(set(nodes.values()))

@@ -69,19 +69,35 @@ def _names(enum_cls) -> dict[int, str]:
     return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
 
 
-def read_tflite(path: str | Path | bytes) -> TFLiteFile:
-    """Parse the main subgraph of a .tflite file (a path or its bytes)."""
+def _unpack(path: str | Path | bytes):
+    """The flatbuffer schema module, the unpacked model and its main subgraph (a path or the bytes)."""
     schema = require("ai_edge_litert.schema_py_generated", "Reading a .tflite file")
     data = path if isinstance(path, bytes) else Path(path).read_bytes()
     try:
         model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-        graph = model.subgraphs[0]
+        return schema, model, model.subgraphs[0]
     except Exception as e:  # the flatbuffer reader raises struct/index errors on garbage
         raise ModelLoadError(
             f"{path if not isinstance(path, bytes) else 'The data'} is not a valid .tflite "
             f"flatbuffer ({type(e).__name__})."
         ) from None
-    tensor_types, builtin = _names(schema.TensorType), _names(schema.BuiltinOperator)
+
+
+def _op_names(schema, model) -> list[str]:
+    """Each operator code's name: the builtin operator's, or the custom code."""
+    builtin = _names(schema.BuiltinOperator)
+    names = []
+    for code in model.operatorCodes:
+        kind = max(code.builtinCode, code.deprecatedBuiltinCode)
+        custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
+        names.append(custom if kind == schema.BuiltinOperator.CUSTOM else builtin.get(kind, str(kind)))
+    return names
+
+
+def read_tflite(path: str | Path | bytes) -> TFLiteFile:
+    """Parse the main subgraph of a .tflite file (a path or its bytes)."""
+    schema, model, graph = _unpack(path)
+    tensor_types, op_names = _names(schema.TensorType), _op_names(schema, model)
 
     def tensor(i: int) -> TensorInfo:
         t = graph.tensors[i]
@@ -101,17 +117,10 @@ def read_tflite(path: str | Path | bytes) -> TFLiteFile:
 
     ops = []
     for index, op in enumerate(graph.operators or []):
-        code = model.operatorCodes[op.opcodeIndex]
-        kind = max(code.builtinCode, code.deprecatedBuiltinCode)
-        name = (
-            (code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode)
-            if kind == schema.BuiltinOperator.CUSTOM
-            else builtin.get(kind, str(kind))
-        )
         ops.append(
             OpInfo(
                 index,
-                name,
+                op_names[op.opcodeIndex],
                 tuple(tensor(i) for i in op.inputs if i >= 0),
                 tuple(tensor(i) for i in op.outputs if i >= 0),
             )
@@ -136,13 +145,11 @@ def weighted_ops(data: bytes) -> dict[str, tuple]:
     names TFLite's quantizer takes in `denylisted_nodes`)."""
     import numpy as np
 
-    schema = require("ai_edge_litert.schema_py_generated", "Reading a .tflite file")
-    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    graph, builtin = model.subgraphs[0], _names(schema.BuiltinOperator)
+    schema, model, graph = _unpack(data)
+    op_names = _op_names(schema, model)
     found = {}
     for op in graph.operators or []:
-        code = model.operatorCodes[op.opcodeIndex]
-        if builtin.get(max(code.builtinCode, code.deprecatedBuiltinCode)) not in WEIGHTED_OPS:
+        if op_names[op.opcodeIndex] not in WEIGHTED_OPS:
             continue
         w = graph.tensors[op.inputs[1]]
         raw = model.buffers[w.buffer].data

@@ -13,6 +13,7 @@ from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.onnxruntime.plan import OrtPlan
 from edgekit.data import Dataset
 from edgekit.errors import ConversionError, first_line
+from edgekit.sensitivity import symmetric_int8
 
 
 def op_types(path: Path) -> Counter:
@@ -99,13 +100,18 @@ def gemm_to_matmul(model) -> int:
         nodes.extend(replacement)
         rewritten += 1
     if rewritten:
-        del model.graph.node[:]
-        model.graph.node.extend(nodes)
-        used = {i for n in model.graph.node for i in n.input}
-        kept = [i for i in model.graph.initializer if i.name in used]
-        del model.graph.initializer[:]
-        model.graph.initializer.extend(kept)
+        _replace_nodes(model.graph, nodes)
     return rewritten
+
+
+def _replace_nodes(graph, nodes: list) -> None:
+    """Give `graph` these nodes, in this order, and drop the initializers no node reads any more."""
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {i for n in graph.node for i in n.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
 
 
 def layer_nodes(model, layers: tuple[str, ...]) -> list[str]:
@@ -206,10 +212,7 @@ def int8_weights_only(path: Path, nodes: list[str]) -> int:
             trans_b = node.op_type == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute)
             axis = 0 if trans_b else w.ndim - 1  # the output channels
             if w.dtype == np.float32 and w.ndim == 2:
-                peak = np.abs(w).max(axis=1 - axis)
-                scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-                shaped = scale.reshape((-1, 1) if axis == 0 else (1, -1))
-                q = np.clip(np.round(w / shaped), -127, 127).astype(np.int8)
+                q, scale = symmetric_int8(w, axis)
                 base = f"{node.input[1]}_int8w"
                 graph.initializer.extend(
                     [
@@ -227,12 +230,7 @@ def int8_weights_only(path: Path, nodes: list[str]) -> int:
                 done += 1
         new_nodes.append(node)
     if done:
-        del graph.node[:]
-        graph.node.extend(new_nodes)
-        used = {i for n in graph.node for i in n.input}
-        kept = [i for i in graph.initializer if i.name in used]
-        del graph.initializer[:]
-        graph.initializer.extend(kept)
+        _replace_nodes(graph, new_nodes)
         onnx.save(model, str(path))
     return done
 
