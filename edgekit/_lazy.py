@@ -23,6 +23,13 @@ EXTRAS = {
     "sklearn": "data",
     "torch_pruning": "compress",
     "tensorflow_model_optimization": "tensorflow",
+    "polygraphy": "tensorrt",
+    "onnx_graphsurgeon": "tensorrt",
+}
+# importable module -> how to get it where no extra can (NVIDIA's GPU stacks)
+INSTALL = {
+    "tensorrt": "on a GPU machine: pip install tensorrt-cu12 cuda-python, or docker/tensorrt.Dockerfile",
+    "cuda": "pip install cuda-python (on a machine with an NVIDIA driver)",
 }
 # importable module -> packages installed with --no-deps (their metadata pins would break the stack)
 _EXECUTORCH = "executorch==1.5.1 torchao==0.18.0 ruamel.yaml==0.19.1 tabulate==0.10.0"
@@ -51,6 +58,8 @@ def require(module: str, purpose: str) -> ModuleType:
             raise
         if top in NO_DEPS:
             raise MissingDependencyError(top, "", purpose, command=f"pip install --no-deps {NO_DEPS[top]}") from None
+        if top in INSTALL and top not in EXTRAS:
+            raise MissingDependencyError(top, "", purpose, command=INSTALL[top]) from None
         raise MissingDependencyError(top, EXTRAS.get(top, "all"), purpose) from None
 
 

@@ -46,6 +46,10 @@ class DataError(UsageError):
     """Calibration or evaluation data that does not fit the model."""
 
 
+class UnsupportedOpError(UsageError):
+    """The model uses an op that the target runtime or device has no kernel for (exit 2)."""
+
+
 class NoRouteError(UsageError):
     """No chain of converters leads from the source format to the target."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
@@ -51,6 +52,7 @@ class ExportResult:
     sidecar: dict[str, Any]  # the sidecar as written (edgekit.sidecar.Sidecar, dumped to JSON)
     parity: ParityResult
     warnings: list[str] = field(default_factory=list)
+    engine: Path | None = None  # the second file built from `artifact` where the runtime runs (TensorRT)
 
 
 def tool_versions() -> dict[str, str]:
@@ -86,6 +88,7 @@ def export(
     calib_limit: int = CALIB_LIMIT,
     allow_float_fallback: bool = False,
     fallback: FallbackOptions = FallbackOptions(),
+    backend_options: Mapping[str, Any] | None = None,
     progress: Progress = SILENT,
 ) -> ExportResult:
     """Export `source` to `target` in folder `out_dir`; raise ParityError if the file disagrees with its source.
@@ -94,10 +97,14 @@ def export(
     allow_float_fallback: an integer target may keep ops without integer kernels in float (they are
     listed in the sidecar); without it such a file is refused.
     fallback: the per-layer float fallback and the gate it works to (edgekit.fallback).
+    backend_options: settings only one runtime reads. TensorRT: profiles (tuple of Profile), and for the
+    engine built after the export: build_on (None: this machine when it can; "ssh://user@host"),
+    workspace_mib, trtexec, transport (ssh options).
     """
     tgt = get_target(target)
-    dev = get_device(device) if device else local_device()
     backend = _backend(tgt)
+    options = dict(backend_options or {})
+    dev = _device(device, tgt, backend, progress)
     out = prepare_out_dir(out_dir)
     if calib is None and tgt.needs_calibration:
         raise UsageError(f"Target '{tgt.name}' needs calibration data to set its int8 ranges.", hint=CALIB_HINT)
@@ -148,7 +155,7 @@ def export(
                 f"{edge.src}->{edge.dst}",
                 edge.tool,
                 edge.run,
-                StepContext(edge_model, current, recipe, plan, data, step_file),
+                StepContext(edge_model, current, recipe, plan, data, step_file, options=options),
                 f"convert {edge.src} -> {edge.dst} ({edge.tool})",
             )
             steps[-1].update(notes.details)
@@ -172,14 +179,24 @@ def export(
             tag = f"{len(gate.tried)}{tgt.suffix}"
             quantized: dict[str, Any] = {}  # a converter's quantization facts stay in its route step
             if last is not None:
-                ctx = StepContext(edge_model, float_file, recipe, plan, data, tmp / f"last{tag}", keep_float=keep)
+                ctx = StepContext(
+                    edge_model, float_file, recipe, plan, data, tmp / f"last{tag}", keep_float=keep, options=options
+                )
                 label = f"convert {last.src} -> {last.dst} ({last.tool})"
                 notes = run_step(f"{last.src}->{last.dst}", last.tool, last.run, ctx, label)
                 steps[-1].update(notes.details)
                 produced = ctx.out
             elif quantizer is not None:
                 ctx = StepContext(
-                    model, float_file, recipe, plan, data, tmp / f"final{tag}", batch_size_for(model.signature, 8), keep
+                    model,
+                    float_file,
+                    recipe,
+                    plan,
+                    data,
+                    tmp / f"final{tag}",
+                    batch_size_for(model.signature, 8),
+                    keep,
+                    options,
                 )
                 label = f"quantize for {tgt.name} on {dev.name}{scheme}" + (
                     f", {len(keep)} layer(s) float" if keep else ""
@@ -274,7 +291,40 @@ def export(
         publish(current, artifact, sidecar)
         for stale in (rejected, sidecar_path(rejected)):
             stale.unlink(missing_ok=True)  # an earlier failed attempt no longer describes this export
-    return ExportResult(artifact, sidecar.to_json(), parity, warnings)
+    engine = _build_engine(backend, tgt, artifact, options, progress, warnings)
+    return ExportResult(artifact, sidecar.to_json(), parity, warnings, engine)
+
+
+def _device(name: str | None, tgt: Target, backend: Backend, progress: Progress) -> Device:
+    """The named profile; else this machine's, or the backend's default when this machine's profile has no
+    rule for the runtime (a TensorRT export on a CPU-only machine is for some NVIDIA GPU)."""
+    if name:
+        return get_device(name)
+    here = local_device()
+    if tgt.runtime not in here.runtimes and backend.default_device:
+        progress.info(
+            f"{tgt.name}: this machine ({here.name}) has no {tgt.runtime}; using --device {backend.default_device}"
+        )
+        return get_device(backend.default_device)
+    return here
+
+
+def _build_engine(
+    backend: Backend, tgt: Target, artifact: Path, options: dict[str, Any], progress: Progress, warnings: list[str]
+) -> Path | None:
+    """The engine stage after a published export: where asked (build_on) or where this machine can build it."""
+    if tgt.engine is None or backend.engine is None:
+        return None
+    if options.get("build_on") is None:
+        missing = backend.engine.missing_here()
+        if missing:
+            warnings.append(
+                f"the {tgt.engine.suffix} engine was not built: this machine lacks {'; '.join(missing)}. Build it "
+                f"where {tgt.runtime} runs: edgekit build-engine {artifact} [--build-on ssh://user@host]"
+            )
+            progress.info(warnings[-1])
+            return None
+    return backend.engine.build(artifact, options, progress)
 
 
 def _with_static_shapes(model: Model, data: Dataset | None) -> Model:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgekit.errors import ModelLoadError
 from edgekit.spec import Role, Signature, TensorSpec
 
-SCHEMA_VERSION = "1.2"  # major.minor: a new major breaks readers, a new minor only adds optional fields
+SCHEMA_VERSION = "1.3"  # major.minor: a new major breaks readers, a new minor only adds optional fields
 SIDECAR_SUFFIX = ".edgekit.json"
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "sidecar-1.schema.json"
 
@@ -150,6 +150,9 @@ class Sidecar(BaseModel):
     compression: dict[str, Any] | None = None
     # 1.2: the accuracy gate the export passed (--eval DATA --max-drop PTS): metrics, reference, drop
     evaluation: dict[str, Any] | None = None
+    # 1.3: a TensorRT engine built from the exported ONNX: TensorRT version, GPU, compute capability,
+    # builder flags, profiles, per-layer precisions, where it was built
+    engine: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

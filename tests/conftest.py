@@ -22,6 +22,18 @@ def digits():
 
 
 @pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """A real OpenSSH server on 127.0.0.1 (the ssh tests' device)."""
+    from sshd import SSHD, LoopbackSshd
+
+    if not Path(SSHD).exists():
+        pytest.skip("openssh-server is not installed (make test installs it where it can)")
+    server = LoopbackSshd(tmp_path_factory.mktemp("sshd")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("models")
 

@@ -198,9 +198,13 @@ def test_each_backend_checks_its_scheme(catalog, runtime, scheme, phrase):
 
 
 def test_routes_and_runners_derive_from_the_registry():
-    assert {b.runtime for b in registry.backends().values()} >= {"onnxruntime", "litert", "torch-lite", "executorch"}
+    runtimes = {b.runtime for b in registry.backends().values()}
+    assert runtimes >= {"onnxruntime", "litert", "torch-lite", "executorch", "tensorrt"}
     assert [e.dst for e in registry.find_route("torch", "tflite")] == ["onnx", "tflite"]
+    assert [e.dst for e in registry.find_route("torch", "tensorrt")] == ["onnx", "tensorrt"]
     assert registry.backend_for_file("m.pte").runtime == "executorch"
-    assert registry.supports("torch-lite", "int8-auto") and not registry.supports("tensorrt", "none")
+    assert registry.backend_for_file("m.plan").runtime == "tensorrt"
+    assert registry.supports("torch-lite", "int8-auto") and registry.supports("tensorrt", "none")
+    assert not registry.supports("tensorrt", "dynamic")
     with pytest.raises(EdgekitError, match="No runtime for '.xyz' files"):
         registry.backend_for_file("m.xyz")

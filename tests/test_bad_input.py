@@ -137,9 +137,19 @@ def test_text_data_for_a_model_without_tokenizer(capsys, cnn, tmp_path):
 
 
 def test_no_route_names_what_exists(capsys, cnn, tmp_path):
-    code, out = _export_cnn(capsys, cnn[1], "tensorrt-fp16", tmp_path / "out")
+    code, out = _export_cnn(capsys, cnn[1], "onnx-fp32", tmp_path / "onnx")
+    assert code == 0, out
+    code, out = run_cli(
+        capsys,
+        "export",
+        tmp_path / "onnx" / "digits_cnn-onnx-fp32.onnx",
+        "-t",
+        "pytorch-mobile",
+        "-o",
+        tmp_path / "out",
+    )
     assert code == 2 and "Traceback" not in out
-    assert "edgekit targets" in out or "onnx" in out
+    assert "No converter route from a onnx model to ptl" in out and "From onnx, edgekit can produce" in out
 
 
 def test_parity_failure_exits_1_and_keeps_nothing_at_the_final_name(capsys, cnn, calib_npz, tmp_path, monkeypatch):
@@ -192,7 +202,10 @@ def test_targets_command_lists_all_16_without_frameworks():
     assert len(rows) == 16
     by_name = {r["name"]: r for r in rows}
     assert by_name["onnx-int8"]["runs_here"] and by_name["onnx-int8"]["exports_here"]
-    assert not by_name["tensorrt-int8"]["runs_here"] and "NVIDIA GPU" in by_name["tensorrt-int8"]["why_not"]
+    trt = by_name["tensorrt-int8"]
+    assert trt["runs_here"] and trt["exports_here"] and trt["file"] == ".onnx"
+    if not trt["engine_here"]:
+        assert "NVIDIA GPU" in trt["engine_why_not"]
 
 
 @pytest.mark.parametrize("args", [["export"], ["export", "x.onnx"], ["nosuchcommand"]])

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import run_cli
-from sshd import SSHD, LoopbackSshd
 
 from edgekit.bench import stats
 from edgekit.bench.harness import Settings, benchmark, compare_baseline
@@ -156,15 +155,6 @@ def test_a_failure_mid_run_keeps_the_runs_already_taken(files, tmp_path):
     assert [Path(r["artifact"]).name for r in runs] == [files[0].name]
     assert len(runs[0]["processes"]) == 1 and len(runs[0]["samples_ms"]) >= 10
     assert "broken.onnx" in error
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    if not Path(SSHD).exists():
-        pytest.skip("openssh-server is not installed (make test installs it where it can)")
-    server = LoopbackSshd(tmp_path_factory.mktemp("sshd")).start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.ssh

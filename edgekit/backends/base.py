@@ -7,7 +7,7 @@ Declaring a backend imports nothing heavy: every step body imports its framework
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,6 +39,7 @@ class StepContext:
     out: Path
     batch_size: int = 1  # the batch each calibration feed must have (fixed-batch models)
     keep_float: tuple[str, ...] = ()  # source layers (torch module paths, ONNX node names) to leave float
+    options: Mapping[str, Any] = field(default_factory=dict)  # the user's backend options (TensorRT: profiles)
 
     @property
     def src_file(self) -> Path:
@@ -107,6 +108,17 @@ class NativeTool:
     name: str
     command: Callable[[str, str, int, int, int], list[str]]  # (tool, model, threads, runs, warmup) -> argv
     parse: Callable[[str], dict[str, Any]]  # its output -> edgekit's run fields
+    # more arguments read from the local artifact and its sidecar (trtexec: the input shapes to run)
+    extra_args: Callable[[Path], list[str]] = lambda artifact: []
+
+
+@dataclass(frozen=True)
+class EngineBuilder:
+    """A second file built from the exported one where the runtime runs (TensorRT engines): what this
+    machine lacks to build it (empty: it can), and the build itself (exported file, options, progress -> file)."""
+
+    missing_here: Callable[[], list[str]]
+    build: Callable[..., Path]
 
 
 class RunnerFactory(Protocol):
@@ -135,6 +147,10 @@ class Backend:
     scheme_problems: Callable[[Scheme, RuntimeRule], list[str]] = lambda scheme, rule: []
     # Files the runtime cannot describe itself (.ptl, .pte) need the sidecar's tensors to run.
     needs_sidecar_io: bool = False
+    # The device profile an export uses when none is named and this machine's profile has no rule for the
+    # runtime (TensorRT on a CPU-only machine: the generic NVIDIA GPU profile)
+    default_device: str | None = None
+    engine: EngineBuilder | None = None
 
     def quantizer(self, quantization: str) -> Quantizer | None:
         return next((q for q in self.quantizers if q.quantization == quantization), None)

@@ -104,6 +104,7 @@ class NativeTool:
         native = self.backends[i].native_tool
         assert native is not None
         argv = native.command(self.tool, self.remote[i], threads, self.settings.min_runs, self.settings.warmup)
+        argv += native.extra_args(self.paths[i])
         result = self.transport.run(["sh", self.script, *argv])
         if result.returncode != 0:
             raise DeviceError(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from edgekit.catalog.loader import schemes
-from edgekit.catalog.schema import Device, Recipe, Target
+from edgekit.catalog.schema import Device, Recipe, RuntimeRule, Target
 from edgekit.errors import UsageError
 
 
@@ -18,7 +20,8 @@ def resolve(target: Target, device: Device) -> Recipe:
         )
     supported = rule.supported_ops if rule else None
     if target.quantization in ("none", "fp16"):
-        return Recipe(target.name, device.name, target.quantization, None, None, (), None, supported_ops=supported)
+        recipe = Recipe(target.name, device.name, target.quantization, None, None, (), None, supported_ops=supported)
+        return _with_stack(recipe, rule, device)
     if rule is None:
         raise UsageError(
             f"Device profile '{device.name}' has no rule for the {target.runtime} runtime, "
@@ -26,7 +29,7 @@ def resolve(target: Target, device: Device) -> Recipe:
             hint=f"It has rules for: {', '.join(device.runtimes)}.",
         )
     ops = rule.dynamic_ops if target.quantization == "dynamic" else rule.int8_ops
-    return Recipe(
+    recipe = Recipe(
         target.name,
         device.name,
         target.quantization,
@@ -37,4 +40,15 @@ def resolve(target: Target, device: Device) -> Recipe:
         rule.quantize_activation_products,
         supported,
         dynamic_activation_ops=rule.dynamic_activation_ops,
+    )
+    return _with_stack(recipe, rule, device)
+
+
+def _with_stack(recipe: Recipe, rule: RuntimeRule | None, device: Device) -> Recipe:
+    """The runtime as the device ships it (version, newest opset) and its GPU, for runtimes that build for one."""
+    return replace(
+        recipe,
+        runtime_version=rule.version if rule else None,
+        max_opset=rule.max_opset if rule else None,
+        gpu=device.gpu,
     )

@@ -44,6 +44,15 @@ class Tolerance(OutputTolerance):
         return self.outputs.get(name, self)
 
 
+class EngineStage(_Frozen):
+    """A second stage built where the runtime runs (TensorRT engines are specific to one GPU and TensorRT
+    version): the exported file is the portable stage; this one is built from it on the device."""
+
+    suffix: str
+    description: str
+    requires: Requirements
+
+
 class Target(_Frozen):
     name: str
     runtime: Runtime
@@ -55,6 +64,7 @@ class Target(_Frozen):
     description: str
     requires: Requirements = Requirements()
     parity: Tolerance
+    engine: EngineStage | None = None
 
 
 class TensorQuant(_Frozen):
@@ -107,6 +117,21 @@ class RuntimeRule(_Frozen):
     # accepts (None: any) and the runtime's op names it runs (None: all; TFLite builtin names for litert).
     quantizations: tuple[Quantization, ...] | None = None
     supported_ops: tuple[str, ...] | None = None
+    # The runtime as the device ships it (TensorRT from JetPack): its version, and the newest ONNX opset
+    # its parser reads (the export writes that opset or older)
+    version: str | None = None
+    max_opset: int | None = None
+
+
+class Gpu(_Frozen):
+    """An NVIDIA GPU: what TensorRT can build for it."""
+
+    name: str
+    compute_capability: str  # e.g. "8.7": engines are specific to it
+    fp16: bool = True
+    int8: bool = True  # int8 tensor cores (sm_61 and later)
+    fp8: bool = False  # Ada and Hopper
+    dla_cores: int = 0  # Jetson deep-learning accelerators (AGX Xavier/Orin: 2)
 
 
 class Device(_Frozen):
@@ -115,7 +140,7 @@ class Device(_Frozen):
     arch: Literal["x86_64", "aarch64"]
     os: Literal["linux", "android", "ios"]
     features: tuple[str, ...] = ()
-    cuda_compute_capability: str | None = None
+    gpu: Gpu | None = None
     transport: Literal["local", "ssh", "adb"] = "local"
     detect: Detect | None = None
     runtimes: dict[Runtime, RuntimeRule]
@@ -136,8 +161,12 @@ class Recipe:
     supported_ops: tuple[str, ...] | None = None  # the device runs only these ops (None: any)
     allow_float_fallback: bool = False  # the user accepts float ops in an integer target (listed in the sidecar)
     dynamic_activation_ops: tuple[str, ...] = ()  # see RuntimeRule
+    runtime_version: str | None = None  # see RuntimeRule.version
+    max_opset: int | None = None  # see RuntimeRule.max_opset
+    gpu: Gpu | None = None  # the device's GPU, for runtimes that build for one
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["scheme"] = self.scheme.model_dump() if self.scheme else None
+        data["gpu"] = self.gpu.model_dump() if self.gpu else None
         return data

@@ -22,6 +22,7 @@ class _Group(click.Group):
         "targets": "edgekit.cli.targets_cmd:targets_cmd",
         "datasets": "edgekit.cli.datasets_cmd:datasets_cmd",
         "compress": "edgekit.cli.compress_cmd:compress_cmd",
+        "build-engine": "edgekit.cli.build_engine_cmd:build_engine_cmd",
     }
 
     @staticmethod

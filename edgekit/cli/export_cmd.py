@@ -44,6 +44,21 @@ from edgekit.data import CALIB_LIMIT
 @click.option("--report-sensitivity", is_flag=True, help="Measure and print the per-layer quantization sensitivity.")
 @click.option("--eval", "eval_data", help="Task DATA (labelled) for an accuracy gate on the exported file.")
 @click.option("--max-drop", type=float, help="With --eval: most accuracy/macro-F1 points the file may lose.")
+@click.option(
+    "--profile",
+    "profiles",
+    multiple=True,
+    metavar="NAME:MIN,OPT,MAX",
+    help="TensorRT: an input's shape range, shapes as AxB (input_ids:1x64,4x64,16x64); default derived.",
+)
+@click.option(
+    "--build-on",
+    metavar="ssh://USER@HOST",
+    help="TensorRT: build the engine on this NVIDIA host (with trtexec); default: here, when this machine can.",
+)
+@click.option("--workspace-mib", default=1024, show_default=True, help="TensorRT: builder workspace in MiB.")
+@click.option("--trtexec", help="TensorRT with --build-on: trtexec's path there (default: PATH, then JetPack's).")
+@click.option("--identity", type=click.Path(), help="ssh private key for --build-on.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def export_cmd(
     source,
@@ -61,6 +76,11 @@ def export_cmd(
     report_sensitivity,
     eval_data,
     max_drop,
+    profiles,
+    build_on,
+    workspace_mib,
+    trtexec,
+    identity,
     quiet,
 ) -> None:
     """Export SOURCE to a target runtime file, then check parity against SOURCE."""
@@ -72,6 +92,8 @@ def export_cmd(
 
     if (eval_data is None) != (max_drop is None):
         raise UsageError("--eval DATA and --max-drop PTS go together: the gate is the drop on that data.")
+    from edgekit.backends.tensorrt.profiles import parse_profile
+
     progress = Progress(quiet=quiet)
     result = export(
         source,
@@ -91,6 +113,10 @@ def export_cmd(
             eval_data=eval_data,
             max_drop=max_drop,
         ),
+        backend_options={
+            "profiles": tuple(parse_profile(p) for p in profiles),
+            **engine_cli_options(build_on, workspace_mib, trtexec, identity),
+        },
         progress=progress,
     )
     for out in result.parity.outputs:
@@ -119,6 +145,18 @@ def export_cmd(
     size = result.sidecar["size_bytes"]
     scheme = result.sidecar["quantization"].get("scheme_name") or result.sidecar["precision"]
     click.echo(f"{result.artifact} ({size / 1e6:.2f} MB, {scheme}, parity passed)")
+    if result.engine:
+        click.echo(f"{result.engine} (TensorRT engine)")
+
+
+def engine_cli_options(build_on: str | None, workspace_mib: int, trtexec: str | None, identity: str | None) -> dict:
+    """The engine-build options `export` and `build-engine` share (edgekit.backends.tensorrt.engine)."""
+    return {
+        "build_on": build_on,
+        "workspace_mib": workspace_mib,
+        "trtexec": trtexec,
+        "transport": {"identity": identity} if identity else {},
+    }
 
 
 def sensitivity_table(rows: list[dict], kept: set[str]):

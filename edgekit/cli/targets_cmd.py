@@ -32,6 +32,11 @@ def targets_cmd(as_json: bool) -> None:
                         "runs_here": a.runs_here,
                         "exports_here": a.exports_here,
                         "why_not": a.reason,
+                        **(
+                            {"engine": t.engine.suffix, "engine_here": a.engine_here, "engine_why_not": a.engine_reason}
+                            if t.engine
+                            else {}
+                        ),
                     }
                     for t, a in rows
                 ],
@@ -44,5 +49,9 @@ def targets_cmd(as_json: bool) -> None:
         table.add_column(col, overflow="fold")
     for t, a in rows:
         here = "[green]yes[/]" if a.runs_here and a.exports_here else ("runs only" if a.runs_here else "[red]no[/]")
-        table.add_row(t.name, t.suffix, escape(t.description), here, escape(a.reason))
+        why = a.reason
+        if t.engine is not None and a.exports_here:
+            here = "[green]yes[/]" if a.engine_here else f"{t.suffix} only"
+            why = "; ".join(r for r in (a.reason, a.engine_reason) if r)
+        table.add_row(t.name, t.suffix, escape(t.description), here, escape(why))
     Console(width=max(140, Console().width)).print(table)

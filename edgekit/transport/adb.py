@@ -47,3 +47,8 @@ class AdbTransport(RemoteTransport):
         if result.returncode != 0:
             raise DeviceError(f"Cannot push {local} to {self.name}: {(result.stderr or result.stdout).strip()}")
         return remote
+
+    def fetch(self, remote: str, local: Path) -> None:
+        result = self._adb("pull", remote, str(local), what=f"pulling {Path(remote).name}")
+        if result.returncode != 0:
+            raise DeviceError(f"Cannot pull {remote} from {self.name}: {(result.stderr or result.stdout).strip()}")

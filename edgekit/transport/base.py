@@ -47,6 +47,10 @@ class Transport(abc.ABC):
         """Copy a file into the work folder; return its path on the device."""
 
     @abc.abstractmethod
+    def fetch(self, remote: str, local: Path) -> None:
+        """Copy a file from the device back to `local` (DeviceError when it is not there)."""
+
+    @abc.abstractmethod
     def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:
         """Run a command (argument list, quoted for the device's shell) on the device."""
 

@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from edgekit.transport.base import CommandResult, Transport
+from edgekit.transport.base import CommandResult, DeviceError, Transport
 
 
 class LocalTransport(Transport):
@@ -25,6 +25,12 @@ class LocalTransport(Transport):
 
     def push(self, local: Path) -> str:
         return str(Path(local).resolve())
+
+    def fetch(self, remote: str, local: Path) -> None:
+        try:
+            shutil.copyfile(remote, local)
+        except OSError as e:
+            raise DeviceError(f"Cannot copy {remote} back: {e.strerror}.") from None
 
     def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:
         return self._exec(argv, timeout, "the command")

@@ -69,17 +69,18 @@ class SshTransport(RemoteTransport):
             )
         return result
 
+    def _scp(self, src: str, dst: str, what: str) -> None:
+        result = self._exec(["scp", "-q", "-P", str(self.port), *self.base[2:], src, dst], None, what)
+        if result.returncode != 0:
+            raise DeviceError(f"Cannot {what} ({self.name}): {result.stderr.strip()}")
+
     def push(self, local: Path) -> str:
         remote = f"{self.workdir}/{Path(local).name}"
-        scp = (
-            ["scp", "-q", "-P", str(self.port)]
-            + [a for a in self.base[2:]]
-            + [str(local), f"{self.target}:{shlex.quote(remote)}"]
-        )
-        result = self._exec(scp, None, f"copying {Path(local).name}")
-        if result.returncode != 0:
-            raise DeviceError(f"Cannot copy {local} to {self.name}: {result.stderr.strip()}")
+        self._scp(str(local), f"{self.target}:{shlex.quote(remote)}", f"copy {Path(local).name} to the device")
         return remote
+
+    def fetch(self, remote: str, local: Path) -> None:
+        self._scp(f"{self.target}:{shlex.quote(remote)}", str(local), f"copy {Path(remote).name} back")
 
     def python(self) -> str:
         return self._python

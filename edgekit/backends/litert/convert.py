@@ -19,10 +19,10 @@ from typing import Any
 
 from edgekit._lazy import require
 from edgekit.backends.base import StepContext, StepNotes
-from edgekit.backends.litert.plan import FLOAT, OTHER_OPS, ConverterSettings, LiteRTPlan, UnsupportedOpError
+from edgekit.backends.litert.plan import FLOAT, OTHER_OPS, ConverterSettings, LiteRTPlan
 from edgekit.backends.litert.tflite_file import CONVERSION_OPS, WEIGHTED_OPS, OpInfo, read_tflite, weighted_ops
 from edgekit.data import CALIB_HINT, Dataset
-from edgekit.errors import ConversionError, DataError, UsageError, first_line, is_user_frame
+from edgekit.errors import ConversionError, DataError, UnsupportedOpError, UsageError, first_line, is_user_frame
 from edgekit.quiet import quiet
 from edgekit.sources.keras_source import quiet_tf
 from edgekit.spec import TensorSpec, np_dtype

@@ -5,11 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgekit.catalog.schema import Recipe, RuntimeRule, Scheme
-from edgekit.errors import UsageError
-
-
-class UnsupportedOpError(UsageError):
-    """The model uses an op that the target runtime or device has no kernel for (exit 2)."""
 
 
 @dataclass(frozen=True)

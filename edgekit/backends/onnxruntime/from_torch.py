@@ -15,6 +15,12 @@ from edgekit.sources.torch_source import example_args, output_names, refuse_preq
 OPSET = 20  # 20: GELU is one Gelu op, which onnx2tf maps to the TFLite GELU builtin (18 spells it with Erf)
 
 
+def target_opset(ctx: StepContext) -> int:
+    """OPSET, or older where the target's runtime parses no newer (TensorRT 8.5 on JetPack 5: 17)."""
+    newest = getattr(ctx.plan, "max_opset", None)
+    return min(OPSET, newest) if newest else OPSET
+
+
 def _dynamic_axes(model: Model, outputs: list[str]) -> dict:
     axes = {s.name: dict(s.dynamic_axes) for s in model.signature.inputs if s.dynamic_axes}
     batch_dynamic = any(s.shape and isinstance(s.shape[0], str) for s in model.signature.inputs)
@@ -35,6 +41,7 @@ def convert(ctx: StepContext) -> StepNotes:
     names = output_names(model, args)
     dynamic_axes = _dynamic_axes(model, names)
     scripted = isinstance(model.obj, torch.jit.ScriptModule)
+    opset = target_opset(ctx)
     errors: list[str] = []
     for dynamo in [False] if scripted else [True, False]:
         try:
@@ -43,7 +50,7 @@ def convert(ctx: StepContext) -> StepNotes:
                 kwargs: dict[str, Any] = dict(
                     input_names=model.signature.input_names,
                     output_names=names,
-                    opset_version=OPSET,
+                    opset_version=opset,
                     dynamic_axes=dynamic_axes or None,
                     dynamo=dynamo,
                 )
@@ -51,7 +58,7 @@ def convert(ctx: StepContext) -> StepNotes:
                     kwargs["external_data"] = False
                 torch.onnx.export(model.obj, args, str(ctx.out), **kwargs)
             return StepNotes(
-                {"exporter": "dynamo" if dynamo else "torchscript", "opset": OPSET, "fallback_reasons": errors}
+                {"exporter": "dynamo" if dynamo else "torchscript", "opset": opset, "fallback_reasons": errors}
             )
         except Exception as e:  # the exporters raise many types; keep the first line of each
             errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {first_line(e)}")

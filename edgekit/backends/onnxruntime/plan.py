@@ -22,6 +22,11 @@ class OrtPlan:
     reduce_range: bool
     max_outlier_ratio: float | None
     quantize_activation_products: bool
+    # more quantize_static extra_options, as (key, value) pairs (the TensorRT backend's Q/DQ placement)
+    extra_options: tuple[tuple[str, object], ...] = ()
+    # layers the fallback keeps float still get int8 weights behind a DequantizeLinear (ONNX Runtime runs
+    # that as a float layer); TensorRT wants them wholly float
+    kept_weights_int8: bool = True
 
 
 def ort_plan(recipe: Recipe) -> OrtPlan | None:

@@ -288,11 +288,12 @@ def static_int8(ctx: StepContext) -> StepNotes:
                 extra_options={
                     "ActivationSymmetric": plan.activation_symmetric,
                     "WeightSymmetric": plan.weight_symmetric,
+                    **dict(plan.extra_options),
                 },
             )
         except Exception as e:
             raise ConversionError(f"ONNX Runtime static quantization failed: {first_line(e, 400)}") from None
-    weights_only = int8_weights_only(dst, kept_nodes)
+    weights_only = int8_weights_only(dst, kept_nodes) if plan.kept_weights_int8 else 0
     return StepNotes(
         {
             "method": "onnxruntime.quantization.quantize_static",
@@ -307,6 +308,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
             "activations": f"{plan.activation_type} symmetric={plan.activation_symmetric}",
             "weights": f"{plan.weight_type} symmetric={plan.weight_symmetric} per_channel={plan.per_channel}",
             "reduce_range": plan.reduce_range,
+            **({"extra_options": {k: v for k, v in plan.extra_options}} if plan.extra_options else {}),
         },
         applied="static",
     )

@@ -1,0 +1,39 @@
+"""`edgekit build-engine`: thin layer over edgekit.backends.tensorrt.engine.build_engine (stage 2)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("build-engine")
+@click.argument("onnx_file", type=click.Path())
+@click.option(
+    "--build-on",
+    metavar="ssh://USER@HOST",
+    help="Build on this NVIDIA host with its trtexec (a Jetson, a GPU server); default: this machine.",
+)
+@click.option("--workspace-mib", default=1024, show_default=True, help="Builder workspace in MiB.")
+@click.option("--trtexec", help="With --build-on: trtexec's path there (default: PATH, then /usr/src/tensorrt/bin).")
+@click.option("--identity", type=click.Path(), help="ssh private key for --build-on.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def build_engine_cmd(onnx_file, build_on, workspace_mib, trtexec, identity, quiet) -> None:
+    """Build the TensorRT engine (.plan) of ONNX_FILE, a `edgekit export --target tensorrt-*` file.
+
+    The engine, its sidecar, the build log, the per-layer precision report and the timing cache are written
+    beside ONNX_FILE; the engine is named for the GPU it was built on (MODEL-sm87.plan).
+    """
+    from edgekit.backends.tensorrt.engine import build_engine, engine_options
+    from edgekit.cli.export_cmd import engine_cli_options
+    from edgekit.progress import Progress
+    from edgekit.sidecar import read_sidecar
+
+    options = engine_options(engine_cli_options(build_on, workspace_mib, trtexec, identity))
+    engine = build_engine(onnx_file, options, Progress(quiet=quiet))
+    sidecar = read_sidecar(engine)
+    facts = (sidecar.engine if sidecar else None) or {}
+    counts = (facts.get("layer_precisions") or {}).get("counts", {})
+    layers = ", ".join(f"{n} {p}" for p, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    click.echo(
+        f"{engine} (TensorRT {facts.get('tensorrt_version', '?')}, {facts.get('gpu', 'GPU ?')} "
+        f"sm_{str(facts.get('compute_capability', '?')).replace('.', '')}; layers: {layers or 'no report'})"
+    )
