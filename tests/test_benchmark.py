@@ -221,3 +221,15 @@ def test_init_and_memory_regressions_fire_at_the_default_three_processes(local_r
     failures = compare_baseline([run], [past], threshold=0.05)
     assert any("init_ms" in f for f in failures), failures
     assert not any("peak_rss_mb" in f for f in failures)
+
+
+def test_runs_report_their_work_and_efficiency_against_the_measured_peak(files):
+    """The digits CNN: two convolutions and two Gemms, counted at the benchmarked batch."""
+    runs, error = benchmark(files, "local", Settings(batches=(4,), min_runs=10, min_time=0.01, processes=1))
+    assert error is None
+    fp32, int8 = (r["work"] for r in runs)
+    assert fp32["macs"] == int8["macs"] > 0 and fp32["int8_flops"] == 0 and int8["int8_flops"] > 0
+    assert set(fp32["macs_by_op"]) == {"Conv", "Gemm"} and not fp32["uncounted_ops"]
+    for work in (fp32, int8):
+        assert work["peak_gflops"]["fp32"] > 0 and work["peak_gflops"]["int8"] > 0
+        assert work["achieved_gflops"] > 0 and 0 < work["efficiency"] < 1.5

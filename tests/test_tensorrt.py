@@ -336,6 +336,9 @@ def test_remote_engine_build_over_ssh_brings_back_engine_log_and_layer_report(ss
     assert runs[0]["processes"][0]["gpu_compute_ms"]["p99"] == 12.9485
     bench_argv = [json.loads(ln) for ln in (stand_in_trtexec.parent / "argv.json").read_text().splitlines()][-1]
     assert any(a.startswith("--loadEngine=") for a in bench_argv) and "--shapes=image:1x1x8x8" in bench_argv
+    # without --tool, the host's own trtexec is looked for (this loopback host has none)
+    with pytest.raises(MissingOnDeviceError, match="looked for trtexec and /usr/src/tensorrt/bin/trtexec"):
+        benchmark([engine], sshd.url, Settings(processes=1), **_ssh(sshd))
 
 
 @pytest.mark.ssh
@@ -367,6 +370,7 @@ def test_engine_built_here_passes_parity_and_benchmarks(stage1, digits, target):
     engine = build_engine(stage1["digits_cnn", target].artifact)
     facts = read_sidecar(engine).engine
     assert facts["tensorrt_version"] and facts["compute_capability"] and facts["layer_precisions"]["layers"]
+    assert facts["parity_vs_onnx"]["passed"]
     onnx_acc = artifact_accuracy(stage1["digits_cnn", "tensorrt-fp32"].artifact, x_test, y_test)
     assert artifact_accuracy(engine, x_test, y_test) >= onnx_acc - 0.015
     runs, error = benchmark([engine], "local", Settings(min_runs=20, min_time=0.05, processes=2))

@@ -110,6 +110,8 @@ class NativeTool:
     parse: Callable[[str], dict[str, Any]]  # its output -> edgekit's run fields
     # more arguments read from the local artifact and its sidecar (trtexec: the input shapes to run)
     extra_args: Callable[[Path], list[str]] = lambda artifact: []
+    # where the device has the tool installed (trtexec beside TensorRT): find it there (Transport -> path)
+    locate: Callable[[Any], str] | None = None
 
 
 @dataclass(frozen=True)

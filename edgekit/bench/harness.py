@@ -76,6 +76,7 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
         "samples_ms": samples,
         "environment": {**env, "runtime_versions": reps[0].get("runtime_versions", {})},
     }
+    run["work"] = work_and_efficiency(artifact, run)
     if samples:
         run["processes"] = [
             {
@@ -92,6 +93,29 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
         run["tool_memory_mb"] = reps[0].get("tool_memory_mb")
         run["note"] = "aggregates from the runtime's own tool: no raw samples"
     return run
+
+
+def work_and_efficiency(artifact: Path, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The file's arithmetic work at the benchmarked shapes, the GFLOP/s achieved at p50 and, on this
+    machine, the efficiency against its measured GEMM peak (edgekit.bench.work, edgekit.bench.peak).
+    ONNX files only: other formats' graphs are not read here."""
+    if artifact.suffix != ".onnx" or not run["inputs"] or not run["latency_ms"].get("p50"):
+        return None
+    from edgekit.bench.peak import efficiency, peak_gflops
+    from edgekit.bench.work import count
+
+    try:
+        work = count(artifact, run["inputs"])
+    except Exception as e:  # shape inference can fail on exotic graphs: the run stands without it
+        return {"error": f"work not counted: {e}"}
+    seconds = run["latency_ms"]["p50"] / 1e3
+    work["achieved_gflops"] = round(work["flops"] / seconds / 1e9, 2)
+    if run["device"] == "local":
+        peak = peak_gflops(run["threads"])
+        work["peak_gflops"] = {k: peak[k] for k in ("fp32", "int8")}
+        eta = efficiency(work, seconds, peak)
+        work["efficiency"] = round(eta, 3) if eta is not None else None
+    return work
 
 
 def benchmark(
@@ -122,7 +146,8 @@ def benchmark(
     taken: dict[tuple[int, int, int], list[dict]] = {}
     error = None
     with open_transport(device, **transport_options) as transport:
-        strategy = NativeTool(transport, paths, settings, tool) if tool else PythonWorker(transport, paths, settings)
+        native = tool is not None or _installed_tool(device, paths)
+        strategy = NativeTool(transport, paths, settings, tool) if native else PythonWorker(transport, paths, settings)
         try:
             for threads in settings.threads:
                 for batch in strategy.batches():
@@ -142,6 +167,13 @@ def benchmark(
             progress.warn(f"stopped early: {e.message}")
     runs = [summarize(paths[i], transport.name, t, b, reps, strategy.environment) for (i, t, b), reps in taken.items()]
     return runs, error
+
+
+def _installed_tool(device: str, paths: list[Path]) -> bool:
+    """Whether every file runs with a native tool the remote device has installed itself (trtexec for
+    TensorRT engines): then that tool, not edgekit's Python worker, times them there."""
+    tools = {backend_for_file(p).native_tool for p in paths}
+    return device.startswith("ssh://") and len(tools) == 1 and all(t is not None and t.locate for t in tools)
 
 
 def compare_baseline(runs: list[dict], baseline: list[dict], threshold: float = 0.05) -> list[str]:

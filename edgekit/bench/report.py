@@ -25,6 +25,8 @@ def print_runs(runs: list[dict]) -> None:
         "size MB",
         "gzip MB",
         "speed-up",
+        "GFLOP/s",
+        "η",
         "flags",
     ):
         table.add_column(
@@ -58,6 +60,8 @@ def print_runs(runs: list[dict]) -> None:
             f"{run['size_bytes'] / 1e6:.2f}",
             f"{run['size_gzip_bytes'] / 1e6:.2f}",
             f"{first_p50[key] / central:.2f}x",
+            _f((run.get("work") or {}).get("achieved_gflops"), 1),
+            _f((run.get("work") or {}).get("efficiency"), 2),
             flags,
         )
     Console(width=max(150, Console().width)).print(table)

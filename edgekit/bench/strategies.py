@@ -80,7 +80,7 @@ class NativeTool:
     """The runtime's own benchmark program (benchmark_model, onnxruntime_perf_test, executor_runner),
     run under a VmHWM poller; aggregates only, no raw samples."""
 
-    def __init__(self, transport: Transport, paths: list[Path], settings, tool: str) -> None:
+    def __init__(self, transport: Transport, paths: list[Path], settings, tool: str | None) -> None:
         self.transport, self.paths, self.settings = transport, paths, settings
         self.backends = [backend_for_file(p) for p in paths]
         lacking = sorted({p.suffix for p, b in zip(paths, self.backends) if b.native_tool is None})
@@ -90,10 +90,16 @@ class NativeTool:
                 f"No native benchmark tool is known for {', '.join(lacking)} files.",
                 hint=f"Supported: {', '.join(sorted(set(known)))}.",
             )
-        self.tool_name = Path(tool).name
-        self.tool = transport.push(Path(tool))
         self.script = transport.push(PEAK_SCRIPT)
-        transport.run(["chmod", "755", self.tool, self.script])
+        if tool is None:  # the device's own install (trtexec on a Jetson): every file's tool can locate it
+            native = self.backends[0].native_tool
+            assert native is not None and native.locate is not None
+            self.tool = native.locate(transport)
+        else:
+            self.tool = transport.push(Path(tool))
+            transport.run(["chmod", "755", self.tool])
+        self.tool_name = Path(self.tool).name
+        transport.run(["chmod", "755", self.script])
         self.remote = [transport.push(p) for p in paths]
         self.environment: dict[str, Any] = {"device": transport.name}
 

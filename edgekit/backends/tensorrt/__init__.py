@@ -51,6 +51,12 @@ def _build(onnx_file: Path, options, progress) -> Path:
     return build_engine(onnx_file, engine_options(options), progress)
 
 
+def _locate(transport) -> str:
+    from edgekit.backends.tensorrt.engine import find_trtexec
+
+    return find_trtexec(transport, None)
+
+
 def _shapes(engine: Path) -> list[str]:
     """trtexec runs an engine with free dims at the profile's opt shape, read from the engine's sidecar."""
     from edgekit.backends.tensorrt.profiles import Profile, shapes_argument
@@ -81,7 +87,7 @@ BACKEND = Backend(
         ),
     ),
     quantizers=(Quantizer("fp16", _fp16), Quantizer("static", _int8, keeps_float=True)),
-    native_tool=NativeTool("trtexec", trtexec.benchmark_command, trtexec.parse_performance, _shapes),
+    native_tool=NativeTool("trtexec", trtexec.benchmark_command, trtexec.parse_performance, _shapes, _locate),
     extra="tensorrt",
     plan=trt_plan,
     scheme_problems=scheme_problems,

@@ -125,8 +125,10 @@ def build_engine(onnx_file: str | Path, options: EngineOptions = EngineOptions()
             record.layer_info.replace(out / f"{stem}.layers.json")
         if record.timing_cache and record.timing_cache.exists():
             record.timing_cache.replace(cache)
+        parity = _engine_parity(onnx_file, record.engine, sidecar) if options.build_on is None else None
         engine_facts = {
             **record.facts,
+            **({"parity_vs_onnx": parity} if parity else {}),
             "built_on": where,
             "builder_flags": list(flags),
             "profiles": {p.name: p.to_json() for p in profiles},
@@ -146,6 +148,27 @@ def build_engine(onnx_file: str | Path, options: EngineOptions = EngineOptions()
         )
         publish(record.engine, final, Sidecar.model_validate(data))
     return final
+
+
+def _engine_parity(onnx_file: Path, engine: Path, sidecar: Sidecar) -> dict[str, Any]:
+    """The engine against its ONNX in ONNX Runtime, on generated inputs at the profiles' opt shapes, with the
+    target's tolerance; a miss is a ParityError and nothing is published (runs only where the engine does)."""
+    from edgekit.backends.onnxruntime.runner import OnnxRuntimeRunner
+    from edgekit.backends.tensorrt.runner import TensorRTRunner
+    from edgekit.catalog import get_target
+    from edgekit.data import generated_inputs
+    from edgekit.errors import ParityError
+    from edgekit.parity import check_parity
+    from edgekit.spec import Signature
+
+    signature = Signature(sidecar.tensors.input_specs())
+    data = generated_inputs(signature, n=8)
+    with OnnxRuntimeRunner(onnx_file) as ref, TensorRTRunner(engine) as got:
+        roles = {name: str(role) for name, role in sidecar.tensors.roles().items()}
+        result = check_parity(ref, got, data, 1, get_target(sidecar.target).parity, roles=roles)
+    if not result.passed:
+        raise ParityError(f"The TensorRT engine disagrees with its ONNX: {'; '.join(result.failures())}")
+    return result.to_json()
 
 
 def _build_local(
