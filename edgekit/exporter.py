@@ -97,13 +97,15 @@ def export(
     allow_float_fallback: an integer target may keep ops without integer kernels in float (they are
     listed in the sidecar); without it such a file is refused.
     fallback: the per-layer float fallback and the gate it works to (edgekit.fallback).
-    backend_options: settings only one runtime reads. TensorRT: profiles (tuple of Profile), and for the
+    backend_options: settings only some runtimes read. fuse (default True where the backend has a graph
+    optimization: ONNX Runtime's transformer fusion). TensorRT: profiles (tuple of Profile), and for the
     engine built after the export: build_on (None: this machine when it can; "ssh://user@host"),
     workspace_mib, trtexec, transport (ssh options).
     """
     tgt = get_target(target)
     backend = _backend(tgt)
     options = dict(backend_options or {})
+    options.setdefault("fuse", backend.optimize is not None)  # the converters prepare the graph for it
     dev = _device(device, tgt, backend, progress)
     out = prepare_out_dir(out_dir)
     if calib is None and tgt.needs_calibration:
@@ -160,6 +162,14 @@ def export(
             )
             steps[-1].update(notes.details)
             current = step_file
+        if backend.optimize is not None and options["fuse"] and current is not None:
+            ctx = StepContext(model, current, recipe, plan, data, tmp / f"optimized{tgt.suffix}", options=options)
+            notes = run_step("optimize", None, backend.optimize, ctx, f"optimize the graph for {backend.runtime}")
+            if notes.details:
+                steps[-1].update(notes.details)
+            else:
+                steps.pop()  # nothing to optimize in this graph: no record
+            current = ctx.out if ctx.out.exists() else current
         float_file = current
         parity_data = data
         if parity_data is None:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -145,3 +146,25 @@ def test_unreachable_adb_device(stand_in):
 
     with pytest.raises(DeviceError, match="Cannot reach adb://offline-device"):
         benchmark([model], "adb://offline-device", Settings(processes=1), tool=str(tool), adb=str(adb))
+
+
+def test_adb_runs_are_gateable_on_the_tools_aggregates(stand_in, capsys):
+    """No raw samples over adb: --baseline tests the per-process figures of the native tool, and a tool that
+    twice as slow fails the gate (it used to pass silently: no samples, nothing tested)."""
+    adb, tool, tmp = stand_in
+    model = tmp / "model.tflite"
+    model.write_bytes(b"\x00" * 1000)
+    common = ["--device", "adb://emulator-5554", "--adb", adb, "--processes", "3", "--warmup", "1"]
+    code, text = run_cli(capsys, "benchmark", model, *common, "--tool", tool, "--json", tmp / "old.json")
+    assert code == 0, text
+    slower = tmp / "slow" / "benchmark_model"
+    slower.parent.mkdir()
+    doubled = re.sub(
+        r"(Inference \(avg\): )([0-9.]+)", lambda m: m.group(1) + str(2 * float(m.group(2))), tool.read_text()
+    )
+    slower.write_text(re.sub(r"(avg=)([0-9.]+)", lambda m: m.group(1) + str(2 * float(m.group(2))), doubled))
+    slower.chmod(0o755)
+    code, text = run_cli(capsys, "benchmark", model, *common, "--tool", slower, "--baseline", tmp / "old.json")
+    assert code == 1 and "regression: model.tflite" in text and "+100.0%" in text
+    code, text = run_cli(capsys, "benchmark", model, *common, "--tool", tool, "--baseline", tmp / "old.json")
+    assert code == 0, text

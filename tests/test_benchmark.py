@@ -233,3 +233,34 @@ def test_runs_report_their_work_and_efficiency_against_the_measured_peak(files):
     for work in (fp32, int8):
         assert work["peak_gflops"]["fp32"] > 0 and work["peak_gflops"]["int8"] > 0
         assert work["achieved_gflops"] > 0 and 0 < work["efficiency"] < 1.5
+
+
+def test_ratio_interval_pairs_processes_by_round():
+    r = stats.ratio_ci([10.0, 10.0, 10.0, 10.0], [5.0, 5.0, 5.0, 5.0])
+    assert r == {"ratio": 2.0, "ci95": [2.0, 2.0], "half_width": 0.0, "rounds": 4}
+    # the machine slowing down for both files in one round does not widen the ratio's interval
+    drifting = stats.ratio_ci([10.0, 20.0, 10.0, 30.0], [5.0, 10.0, 5.0, 15.0])
+    assert drifting["ratio"] == 2.0 and drifting["half_width"] == 0.0
+    assert stats.ratio_ci([1.0, 2.0], [1.0, 2.0]) is None  # fewer than 3 rounds
+
+
+def test_adaptive_runs_stop_when_the_ratio_is_known_or_time_is_up(files):
+    quick = dict(batches=(1,), min_runs=10, min_time=0.01, processes=3)
+    loose, _ = benchmark(files, "local", Settings(**quick, max_time=60, target_ci=0.5))
+    assert loose[1]["ratio_to_first"]["rounds"] == 3, "known to +-50 % after the minimum rounds"
+    strict, _ = benchmark(files, "local", Settings(**quick, max_time=4, target_ci=1e-9))
+    ratio = strict[1]["ratio_to_first"]
+    assert ratio["rounds"] > 3 and ratio["half_width"] > 1e-9, "kept sampling until the time ran out"
+    assert len(strict[0]["processes"]) == ratio["rounds"]
+
+
+def test_a_a_mode_runs_a_byte_identical_copy(files, tmp_path, capsys):
+    out = tmp_path / "aa.json"
+    code, text = run_cli(capsys, "benchmark", files[0], "--aa", "--min-runs", "10", "--min-time", "0.01", "--json", out)
+    assert code == 0, text
+    runs = json.loads(out.read_text())
+    assert Path(runs[1]["artifact"]).name == f"{files[0].stem}.aa-copy.onnx"
+    assert runs[0]["size_bytes"] == runs[1]["size_bytes"]
+    assert 0.7 < runs[1]["ratio_to_first"]["ratio"] < 1.4 and "A/A (threads=1, batch=1): ratio" in text
+    code, text = run_cli(capsys, "benchmark", files[0], files[1], "--aa")
+    assert code == 2 and "exactly one" in text

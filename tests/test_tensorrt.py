@@ -23,11 +23,11 @@ from edgekit.backends.tensorrt.engine import (
     EngineOptions,
     MissingOnDeviceError,
     build_engine,
-    check_compatible,
     layer_precisions,
     local_build_missing,
 )
 from edgekit.backends.tensorrt.profiles import Profile, derive, parse_profile
+from edgekit.backends.tensorrt.runner import check_compatible
 from edgekit.errors import ConversionError, ModelLoadError, UnsupportedOpError, UsageError
 from edgekit.exporter import export
 from edgekit.sidecar import read_sidecar
@@ -179,7 +179,8 @@ def test_older_tensorrt_gets_its_opset_and_its_op_list(cnn, tiny_bert_onnx, tmp_
 @pytest.fixture(scope="module")
 def tiny_bert_onnx(tmp_path_factory):
     out = tmp_path_factory.mktemp("bert")
-    return export("edgekit_demo.zoo_text:tiny_bert_sentiment", "onnx-fp32", out, inputs=TINY_BERT).artifact
+    source = "edgekit_demo.zoo_text:tiny_bert_sentiment"
+    return export(source, "onnx-fp32", out, inputs=TINY_BERT, backend_options={"fuse": False}).artifact
 
 
 def test_trtexec_performance_summaries_parse_into_the_run_fields():
@@ -306,16 +307,20 @@ def stand_in_trtexec(tmp_path):
     return tool
 
 
+def _copied(artifact: Path, folder: Path) -> Path:
+    """A stage-1 ONNX and its sidecar copied to `folder` (each build test writes beside its own copy)."""
+    for path in (artifact, artifact.with_name(artifact.stem + ".edgekit.json")):
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder / artifact.name
+
+
 def _ssh(sshd) -> dict:
     return {"identity": str(sshd.key), "options": sshd.ssh_options}
 
 
 @pytest.mark.ssh
 def test_remote_engine_build_over_ssh_brings_back_engine_log_and_layer_report(sshd, stage1, stand_in_trtexec, tmp_path):
-    src = stage1["digits_cnn", "tensorrt-int8"].artifact
-    onnx_file = tmp_path / src.name
-    onnx_file.write_bytes(src.read_bytes())
-    onnx_file.with_name(src.stem + ".edgekit.json").write_text(src.with_name(src.stem + ".edgekit.json").read_text())
+    onnx_file = _copied(stage1["digits_cnn", "tensorrt-int8"].artifact, tmp_path)
     options = EngineOptions(build_on=sshd.url, trtexec=str(stand_in_trtexec), transport=_ssh(sshd))
     engine = build_engine(onnx_file, options)
     assert engine.name == f"{onnx_file.stem}-sm87.plan" and engine.read_bytes().startswith(b"stand-in engine of")
@@ -343,10 +348,7 @@ def test_remote_engine_build_over_ssh_brings_back_engine_log_and_layer_report(ss
 
 @pytest.mark.ssh
 def test_remote_build_failures_name_what_was_looked_for_and_write_nothing(sshd, stage1, stand_in_trtexec, tmp_path):
-    src = stage1["digits_cnn", "tensorrt-fp32"].artifact
-    onnx_file = tmp_path / src.name
-    onnx_file.write_bytes(src.read_bytes())
-    onnx_file.with_name(src.stem + ".edgekit.json").write_text(src.with_name(src.stem + ".edgekit.json").read_text())
+    onnx_file = _copied(stage1["digits_cnn", "tensorrt-fp32"].artifact, tmp_path)
     missing = EngineOptions(build_on=sshd.url, trtexec="/nonexistent/trtexec", transport=_ssh(sshd))
     with pytest.raises(MissingOnDeviceError, match="no trtexec: looked for /nonexistent/trtexec") as info:
         build_engine(onnx_file, missing)

@@ -189,7 +189,8 @@ def test_the_sensitivity_of_an_onnx_source_is_measured_in_onnx_runtime(tiny_bert
     from edgekit.sensitivity import measure
     from edgekit.sources import load
 
-    onnx_file = _export(tiny_bert, "onnx-fp32", tmp_path, weights="planted").artifact
+    # an ONNX file as other exporters write it: unfused
+    onnx_file = _export(tiny_bert, "onnx-fp32", tmp_path, weights="planted", backend_options={"fuse": False}).artifact
     model = load(onnx_file)
     data = read_data(tiny_bert["calib"], model.signature, minilm_dir(), limit=32)
     table = measure(model, data)
@@ -272,3 +273,36 @@ def test_the_public_api_takes_the_fallback_options(tiny_bert, tmp_path):
     )  # fmt: skip
     assert result.sidecar["quantization"]["fallback"]["pinned"] == ["head"]
     assert result.sidecar["evaluation"]["passed"] and result.sidecar["quantization"]["kept_nodes_int8_weights"] == 1
+
+
+def test_onnx_runtime_fuses_the_encoder_and_the_fused_graph_matches_the_unfused_one(tiny_bert, tmp_path):
+    import onnx
+
+    from edgekit.data import read_data
+    from edgekit.fallback import FallbackOptions
+    from edgekit.runners import open_runner
+    from edgekit.spec import Signature, parse_input_specs
+
+    fused = _export(tiny_bert, "onnx-fp32", tmp_path / "fused")
+    plain = _export(tiny_bert, "onnx-fp32", tmp_path / "plain", backend_options={"fuse": False})
+    step = next(s for s in fused.sidecar["route"] if s["step"] == "optimize")
+    assert step["fused"] == {"Attention": 2, "SkipLayerNormalization": 4, "BiasGelu": 2}
+    ops = lambda result: [n.op_type for n in onnx.load(str(result.artifact)).graph.node]
+    assert ops(fused).count("Attention") == 2 and "Attention" not in ops(plain)
+    assert not any(s["step"] == "optimize" for s in plain.sidecar["route"])
+    signature = Signature(parse_input_specs(TINY_BERT_INPUTS))
+    data = read_data(tiny_bert["calib"], signature, minilm_dir(), 64)
+    feed = next(data.batches(64))
+    with open_runner(fused.artifact) as a, open_runner(plain.artifact) as b:
+        out_a, out_b = next(iter(a.infer(feed).values())), next(iter(b.infer(feed).values()))
+    assert np.abs(out_a - out_b).max() < 1e-4, "fusion changes the graph, not what it computes"
+    dynamic = _export(tiny_bert, "onnx-int8-dynamic", tmp_path / "dynamic")
+    assert dynamic.parity.passed and ops(dynamic).count("QAttention") == 2 and "MatMulInteger" in ops(dynamic)
+    # a layer inside a fused Attention: the fused node carries its scope, so keeping it float keeps that node
+    kept = _export(
+        tiny_bert,
+        "onnx-int8-dynamic",
+        tmp_path / "kept",
+        fallback=FallbackOptions(keep_float=("encoder.encoder.layer.0.attention.self.query",)),
+    )
+    assert ops(kept).count("QAttention") == 1 and ops(kept).count("Attention") == 1

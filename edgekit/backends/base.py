@@ -153,6 +153,9 @@ class Backend:
     # runtime (TensorRT on a CPU-only machine: the generic NVIDIA GPU profile)
     default_device: str | None = None
     engine: EngineBuilder | None = None
+    # a graph optimization between conversion and quantization (ONNX Runtime's transformer fusion); it writes
+    # ctx.out only when it changed something; backend_options fuse=False (--no-fuse) turns it off
+    optimize: StepFn | None = None
 
     def quantizer(self, quantization: str) -> Quantizer | None:
         return next((q for q in self.quantizers if q.quantization == quantization), None)

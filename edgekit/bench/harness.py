@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from edgekit.backends.registry import backend_for_file
 from edgekit.bench import stats
@@ -26,6 +29,10 @@ class Settings:
     min_time: float = 1.0
     processes: int = 3
     seed: int = 0
+    # adaptive run length: after `processes` rounds, keep adding rounds until every artifact's speed ratio
+    # to the first has a 95 % interval narrower than +-target_ci, or max_time seconds have passed
+    max_time: float | None = None
+    target_ci: float = 0.01
 
 
 def gzip_size(path: Path) -> int:
@@ -151,22 +158,53 @@ def benchmark(
         try:
             for threads in settings.threads:
                 for batch in strategy.batches():
-                    for rep in range(settings.processes):
+                    began, rep = time.monotonic(), 0
+                    while rep < settings.processes or _keep_sampling(
+                        taken, len(paths), threads, batch, settings, began
+                    ):
                         order = list(range(len(paths)))
                         if rep % 2:
                             order.reverse()  # alternate the order so neither artifact always runs first
                         for i in order:
                             with progress.step(
                                 f"{paths[i].name} threads={threads} batch={batch} "
-                                f"process {rep + 1}/{settings.processes}"
+                                f"process {rep + 1}/{settings.processes if rep < settings.processes else '+'}"
                             ):
                                 record = strategy.run(i, threads, batch, rep)
                             taken.setdefault((i, threads, batch), []).append(record)
+                        rep += 1
         except DeviceError as e:  # keep every repetition already taken
             error = str(e)
             progress.warn(f"stopped early: {e.message}")
     runs = [summarize(paths[i], transport.name, t, b, reps, strategy.environment) for (i, t, b), reps in taken.items()]
+    for run, (i, t, b) in zip(runs, taken):
+        if i > 0 and (0, t, b) in taken:
+            run["ratio_to_first"] = stats.ratio_ci(_process_medians(taken[0, t, b]), _process_medians(taken[i, t, b]))
     return runs, error
+
+
+def _process_medians(reps: list[dict]) -> list[float]:
+    """Each repetition's central latency: the median of its samples, or the native tool's median or mean."""
+    out = []
+    for r in reps:
+        if r.get("samples_ms"):
+            out.append(float(np.median(r["samples_ms"])))
+        else:
+            latency = r.get("latency_ms") or {}
+            out.append(latency.get("p50") or latency.get("mean"))
+    return out
+
+
+def _keep_sampling(taken: dict, n: int, threads: int, batch: int, settings: Settings, began: float) -> bool:
+    """Adaptive mode: another round while some artifact's ratio to the first is not yet known to +-target_ci."""
+    if settings.max_time is None or n < 2 or time.monotonic() - began >= settings.max_time:
+        return False
+    first = _process_medians(taken.get((0, threads, batch), []))
+    for i in range(1, n):
+        ratio = stats.ratio_ci(first, _process_medians(taken.get((i, threads, batch), [])))
+        if ratio is None or ratio["half_width"] > settings.target_ci:
+            return True
+    return False
 
 
 def _installed_tool(device: str, paths: list[Path]) -> bool:
@@ -196,7 +234,12 @@ def compare_baseline(runs: list[dict], baseline: list[dict], threshold: float = 
         if old is None:
             continue
         name = f"{key(run)[0]} (threads={run['threads']}, batch={run['batch']}, device={key(run)[3]})"
-        lat = stats.regression(old["samples_ms"], run["samples_ms"], threshold)
+        if old["samples_ms"] and run["samples_ms"]:
+            lat = stats.regression(old["samples_ms"], run["samples_ms"], threshold)
+        else:  # a native tool (adb): no raw samples, one aggregate per process, tested like the per-process figures
+            before, after = _process_medians(old.get("processes", [])), _process_medians(run.get("processes", []))
+            lat = stats.regression(before, after, threshold, alpha=stats.PER_PROCESS_ALPHA)
+            lat["from"] = "per-process aggregates of the native tool"
         run["baseline"] = {"latency_p50": lat}
         if lat["regressed"]:
             failures.append(

@@ -59,12 +59,20 @@ def print_runs(runs: list[dict]) -> None:
             _f(run["throughput_per_s"], 0),
             f"{run['size_bytes'] / 1e6:.2f}",
             f"{run['size_gzip_bytes'] / 1e6:.2f}",
-            f"{first_p50[key] / central:.2f}x",
+            _speedup(run, first_p50[key] / central),
             _f((run.get("work") or {}).get("achieved_gflops"), 1),
             _f((run.get("work") or {}).get("efficiency"), 2),
             flags,
         )
-    Console(width=max(150, Console().width)).print(table)
+    Console(width=max(200, Console().width)).print(table)
+
+
+def _speedup(run: dict, plain: float) -> str:
+    """The speed ratio to the first artifact: from paired rounds with its 95 % interval where there are enough."""
+    ratio = run.get("ratio_to_first")
+    if not ratio:
+        return f"{plain:.2f}x"
+    return f"{ratio['ratio']:.3f}x ±{ratio['half_width'] * 100:.1f}%"
 
 
 def _f(value: float | None, digits: int) -> str:

@@ -42,6 +42,25 @@ def median_ci(process_medians: list[float], confidence: float = 0.95, seed: int 
     return [float(lo), float(hi)]
 
 
+def ratio_ci(reference: list[float], other: list[float], confidence: float = 0.95, seed: int = 0) -> dict | None:
+    """The speed ratio reference/other from per-process medians paired by round (the two ran interleaved,
+    under the same machine state), its median and a bootstrap interval over rounds; None below 3 rounds."""
+    pairs = [(r, o) for r, o in zip(reference, other) if r and o]
+    if len(pairs) < 3:
+        return None
+    ratios = np.asarray([r / o for r, o in pairs], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    boots = np.median(rng.choice(ratios, size=(2000, len(ratios)), replace=True), axis=1)
+    lo, hi = np.percentile(boots, [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100])
+    mid = float(np.median(ratios))
+    return {
+        "ratio": mid,
+        "ci95": [float(lo), float(hi)],
+        "half_width": float(max(mid - lo, hi - mid) / mid),  # relative: 0.01 is +-1 %
+        "rounds": len(pairs),
+    }
+
+
 def noisy(process_medians: list[float]) -> bool:
     m = np.asarray(process_medians, dtype=np.float64)
     return bool(len(m) > 1 and m.std(ddof=1) / m.mean() > NOISE_CV)

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import click
+
+
+def a_a_pair(artifacts: list[str], folder: Path) -> list[str]:
+    """The artifact and a byte-identical copy (with its sidecar) under another name: an A/A run measures
+    what the harness and the machine alone make of two identical files."""
+    import shutil
+
+    from edgekit.errors import UsageError
+    from edgekit.sidecar import sidecar_path
+
+    if len(artifacts) != 1:
+        raise UsageError("--aa benchmarks one artifact against a copy of itself: give exactly one.")
+    original = Path(artifacts[0])
+    if not original.is_file():
+        raise UsageError(f"Artifact {original} does not exist.")
+    copy = folder / f"{original.stem}.aa-copy{original.suffix}"
+    shutil.copyfile(original, copy)
+    if sidecar_path(original).exists():
+        shutil.copyfile(sidecar_path(original), sidecar_path(copy))
+    return [str(original), str(copy)]
 
 
 def _ints(ctx, param, value: str) -> tuple[int, ...]:
@@ -28,6 +50,14 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--min-runs", default=50, show_default=True, help="Timed inferences per process, at least.")
 @click.option("--min-time", default=1.0, show_default=True, help="Seconds of timed inference per process, at least.")
 @click.option("--processes", default=3, show_default=True, help="Fresh processes per artifact and setting.")
+@click.option(
+    "--max-time",
+    type=float,
+    help="Adaptive: after --processes rounds, add rounds until each ratio to the first artifact is known to "
+    "+-target-ci, for at most this many seconds per setting.",
+)
+@click.option("--target-ci", default=1.0, show_default=True, help="Adaptive: the ratio's 95%% interval, +- percent.")
+@click.option("--aa", is_flag=True, help="A/A check: the artifact against a byte-identical copy of itself.")
 @click.option("--baseline", type=click.Path(exists=True), help="An earlier --json: fail (exit 1) on a regression.")
 @click.option("--threshold", default=5.0, show_default=True, help="Regression threshold in percent (with --baseline).")
 @click.option("--python", "python", help="Python on the device (ssh: default python3; local: this one).")
@@ -53,6 +83,9 @@ def benchmark_cmd(
     min_runs,
     min_time,
     processes,
+    max_time,
+    target_ci,
+    aa,
     baseline,
     threshold,
     python,
@@ -79,10 +112,24 @@ def benchmark_cmd(
         options["identity"] = identity
     if ssh_options:
         options["options"] = tuple(ssh_options)
-    settings = Settings(threads, batch, warmup, min_runs, min_time, processes)
-    runs, error = benchmark(list(artifacts), device, settings, Progress(quiet=quiet), tool=tool, **options)
+    settings = Settings(
+        threads, batch, warmup, min_runs, min_time, processes, max_time=max_time, target_ci=target_ci / 100
+    )
+    with contextlib.ExitStack() as stack:
+        files = list(artifacts)
+        if aa:
+            files = a_a_pair(files, Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgekit-aa-"))))
+        runs, error = benchmark(files, device, settings, Progress(quiet=quiet), tool=tool, **options)
     failures = compare_baseline(runs, json.loads(Path(baseline).read_text()), threshold / 100) if baseline else []
     print_runs(runs)
+    if aa:
+        for run in runs:
+            if run.get("ratio_to_first"):
+                r = run["ratio_to_first"]
+                click.echo(
+                    f"A/A (threads={run['threads']}, batch={run['batch']}): ratio {r['ratio']:.4f}, 95% interval "
+                    f"{r['ci95'][0]:.4f}-{r['ci95'][1]:.4f} over {r['rounds']} rounds"
+                )
     if json_path:
         write_json_atomic(Path(json_path), runs)
     for failure in failures:

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli.export_cmd import engine_build_options
+
 
 @click.command("build-engine")
 @click.argument("onnx_file", type=click.Path())
-@click.option(
-    "--build-on",
-    metavar="ssh://USER@HOST",
-    help="Build on this NVIDIA host with its trtexec (a Jetson, a GPU server); default: this machine.",
-)
-@click.option("--workspace-mib", default=1024, show_default=True, help="Builder workspace in MiB.")
-@click.option("--trtexec", help="With --build-on: trtexec's path there (default: PATH, then /usr/src/tensorrt/bin).")
-@click.option("--identity", type=click.Path(), help="ssh private key for --build-on.")
+@engine_build_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def build_engine_cmd(onnx_file, build_on, workspace_mib, trtexec, identity, quiet) -> None:
     """Build the TensorRT engine (.plan) of ONNX_FILE, a `edgekit export --target tensorrt-*` file.

@@ -7,6 +7,25 @@ import click
 from edgekit.data import CALIB_LIMIT
 
 
+def engine_build_options(command):
+    """The TensorRT engine-build options, shared by `export` (which builds when it can) and `build-engine`."""
+    for option in reversed(
+        [
+            click.option(
+                "--build-on",
+                metavar="ssh://USER@HOST",
+                help="TensorRT: build the engine on this NVIDIA host with its trtexec (a Jetson, a GPU server); "
+                "default: this machine, when it can.",
+            ),
+            click.option("--workspace-mib", default=1024, show_default=True, help="TensorRT: builder workspace, MiB."),
+            click.option("--trtexec", help="With --build-on: trtexec's path there (default: PATH, then JetPack's)."),
+            click.option("--identity", type=click.Path(), help="ssh private key for --build-on."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @click.command("export")
 @click.argument("source")
 @click.option("--target", "-t", required=True, help="Target name (see `edgekit targets`), e.g. onnx-int8.")
@@ -52,13 +71,11 @@ from edgekit.data import CALIB_LIMIT
     help="TensorRT: an input's shape range, shapes as AxB (input_ids:1x64,4x64,16x64); default derived.",
 )
 @click.option(
-    "--build-on",
-    metavar="ssh://USER@HOST",
-    help="TensorRT: build the engine on this NVIDIA host (with trtexec); default: here, when this machine can.",
+    "--no-fuse",
+    is_flag=True,
+    help="ONNX Runtime: leave a transformer encoder's graph unfused (no Attention/SkipLayerNormalization fusion).",
 )
-@click.option("--workspace-mib", default=1024, show_default=True, help="TensorRT: builder workspace in MiB.")
-@click.option("--trtexec", help="TensorRT with --build-on: trtexec's path there (default: PATH, then JetPack's).")
-@click.option("--identity", type=click.Path(), help="ssh private key for --build-on.")
+@engine_build_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def export_cmd(
     source,
@@ -77,6 +94,7 @@ def export_cmd(
     eval_data,
     max_drop,
     profiles,
+    no_fuse,
     build_on,
     workspace_mib,
     trtexec,
@@ -115,6 +133,7 @@ def export_cmd(
         ),
         backend_options={
             "profiles": tuple(parse_profile(p) for p in profiles),
+            **({"fuse": False} if no_fuse else {}),
             **engine_cli_options(build_on, workspace_mib, trtexec, identity),
         },
         progress=progress,

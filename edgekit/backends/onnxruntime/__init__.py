@@ -41,6 +41,12 @@ def _static(ctx: StepContext) -> StepNotes:
     return static_int8(ctx)
 
 
+def _fuse(ctx: StepContext) -> StepNotes:
+    from edgekit.backends.onnxruntime.fuse import optimize_step
+
+    return optimize_step(ctx)
+
+
 def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
     from edgekit.backends.onnxruntime.runner import OnnxRuntimeRunner
 
@@ -77,4 +83,5 @@ BACKEND = Backend(
     ),
     native_tool=NativeTool("onnxruntime_perf_test", native.command, native.parse_ort_perf_test),
     plan=ort_plan,
+    optimize=_fuse,
 )

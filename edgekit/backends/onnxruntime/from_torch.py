@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from typing import Any
 
 from edgekit.backends.base import StepContext, StepNotes
+from edgekit.backends.onnxruntime.fuse import export_patch
 from edgekit.errors import ConversionError, first_line
 from edgekit.quiet import quiet
 from edgekit.sources.base import Model
@@ -42,10 +44,12 @@ def convert(ctx: StepContext) -> StepNotes:
     dynamic_axes = _dynamic_axes(model, names)
     scripted = isinstance(model.obj, torch.jit.ScriptModule)
     opset = target_opset(ctx)
+    for_fusion = bool(ctx.options.get("fuse")) and not scripted
     errors: list[str] = []
     for dynamo in [False] if scripted else [True, False]:
         try:
-            with warnings.catch_warnings(), quiet():
+            patch: Any = export_patch(model.obj) if for_fusion else contextlib.nullcontext([])
+            with warnings.catch_warnings(), quiet(), patch as patched:
                 warnings.simplefilter("ignore")
                 kwargs: dict[str, Any] = dict(
                     input_names=model.signature.input_names,
@@ -58,7 +62,12 @@ def convert(ctx: StepContext) -> StepNotes:
                     kwargs["external_data"] = False
                 torch.onnx.export(model.obj, args, str(ctx.out), **kwargs)
             return StepNotes(
-                {"exporter": "dynamo" if dynamo else "torchscript", "opset": opset, "fallback_reasons": errors}
+                {
+                    "exporter": "dynamo" if dynamo else "torchscript",
+                    "opset": opset,
+                    "fallback_reasons": errors,
+                    **({"exported_for_fusion": patched} if patched else {}),
+                }
             )
         except Exception as e:  # the exporters raise many types; keep the first line of each
             errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {first_line(e)}")

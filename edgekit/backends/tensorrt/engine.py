@@ -10,7 +10,6 @@ An engine is named for its GPU (`...-sm87.plan`): it runs only on that GPU with 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from collections import Counter
@@ -26,7 +25,7 @@ from edgekit.backends.tensorrt.profiles import Profile
 from edgekit.backends.tensorrt.trtexec import WELL_KNOWN_PATHS, build_command, parse_device, parse_parser_errors
 from edgekit.catalog.detect import has_nvidia_gpu
 from edgekit.checksum import sha256_path
-from edgekit.errors import ConversionError, ModelLoadError, UnsupportedOpError, UsageError
+from edgekit.errors import ConversionError, UnsupportedOpError, UsageError
 from edgekit.progress import SILENT, Progress
 from edgekit.sidecar import Sidecar, read_sidecar
 
@@ -298,24 +297,3 @@ def layer_precisions(info: dict[str, Any]) -> dict[str, Any]:
         else:
             layers.append({"name": layer.get("Name"), "type": layer.get("LayerType"), "precision": _precision(layer)})
     return {"counts": dict(Counter(r["precision"] for r in layers)), "layers": layers}
-
-
-def check_compatible(engine: Path, tensorrt_version: str, compute_capability: str | None) -> None:
-    """Refuse an engine built for another TensorRT version or GPU, naming both (exit 2)."""
-    sidecar = read_sidecar(engine)
-    facts = (sidecar.engine if sidecar else None) or {}
-    built_version, built_cc = facts.get("tensorrt_version"), facts.get("compute_capability")
-    onnx_name = (facts.get("from_onnx") or {}).get("file", "MODEL.onnx")
-    same_version = built_version is None or _release(built_version) == _release(tensorrt_version)
-    same_gpu = built_cc is None or compute_capability is None or built_cc == compute_capability
-    if not (same_version and same_gpu):
-        raise ModelLoadError(
-            f"{engine.name} was built with TensorRT {built_version} for sm_{(built_cc or '?').replace('.', '')} "
-            f"({facts.get('gpu', 'unknown GPU')}); this machine has TensorRT {tensorrt_version} and "
-            f"sm_{(compute_capability or '?').replace('.', '')}. TensorRT engines run only where they were built.",
-            hint=f"Build one here from the ONNX: edgekit build-engine {onnx_name}",
-        )
-
-
-def _release(version: str) -> tuple[str, ...]:
-    return tuple(re.split(r"[.]", version)[:3])

@@ -3,6 +3,7 @@ cuda-python. Refuses an engine built for another TensorRT version or GPU before 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,10 @@ from typing import Any
 import numpy as np
 
 from edgekit._lazy import require
-from edgekit.backends.tensorrt.engine import check_compatible
 from edgekit.backends.tensorrt.worker_loader import EngineSession, compute_capability
 from edgekit.errors import ModelLoadError, first_line
 from edgekit.runners.base import Runner
-from edgekit.sidecar import ArtifactIO
+from edgekit.sidecar import ArtifactIO, read_sidecar
 from edgekit.spec import TensorSpec
 
 
@@ -51,3 +51,24 @@ class TensorRTRunner(Runner):
 
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.session.run(feed)
+
+
+def check_compatible(engine: Path, tensorrt_version: str, compute_capability: str | None) -> None:
+    """Refuse an engine built for another TensorRT version or GPU, naming both (exit 2)."""
+    sidecar = read_sidecar(engine)
+    facts = (sidecar.engine if sidecar else None) or {}
+    built_version, built_cc = facts.get("tensorrt_version"), facts.get("compute_capability")
+    onnx_name = (facts.get("from_onnx") or {}).get("file", "MODEL.onnx")
+    same_version = built_version is None or _release(built_version) == _release(tensorrt_version)
+    same_gpu = built_cc is None or compute_capability is None or built_cc == compute_capability
+    if not (same_version and same_gpu):
+        raise ModelLoadError(
+            f"{engine.name} was built with TensorRT {built_version} for sm_{(built_cc or '?').replace('.', '')} "
+            f"({facts.get('gpu', 'unknown GPU')}); this machine has TensorRT {tensorrt_version} and "
+            f"sm_{(compute_capability or '?').replace('.', '')}. TensorRT engines run only where they were built.",
+            hint=f"Build one here from the ONNX: edgekit build-engine {onnx_name}",
+        )
+
+
+def _release(version: str) -> tuple[str, ...]:
+    return tuple(re.split(r"[.]", version)[:3])
