@@ -1,6 +1,8 @@
 """How close MiniLM runs to this machine's limit: the demo classifier's onnx-fp32 and onnx-int8-dynamic files
 in one interleaved `edgekit benchmark` run (1 and 2 threads, batch 1, sequence 64, 3 fresh processes), with
-each run's arithmetic work, achieved GFLOP/s and efficiency against the measured GEMM peak.
+each run's arithmetic work, achieved GFLOP/s and efficiency against the measured GEMM peak. Then the same
+two files exported with a free sequence length, timed at 64 (padded, as the demo feeds) and at 34 tokens,
+the median length of the 1,000 test tweets with MiniLM's tokenizer (`--seq-len`): what padding costs.
 
     .venv/bin/python benchmarks/minilm_efficiency.py   # -> benchmarks/results/minilm-efficiency.json
 """
@@ -17,46 +19,68 @@ ROOT = Path(__file__).resolve().parent.parent
 EDGEKIT = [sys.executable, "-m", "edgekit"]
 
 
-def main() -> None:
+MEDIAN_TWEET_TOKENS = 34  # median tokenized length of builtin:tweets:test (MiniLM's tokenizer, [CLS]/[SEP] included)
+
+
+def export(out: Path, specs: tuple[str, ...]) -> list[str]:
     from edgekit.progress import SILENT
-    from edgekit_demo import zoo_text
+    from edgekit_demo.datasets import write_tweets_csv
     from edgekit_demo.demo import _cached_sentiment_weights
+    from edgekit_demo.zoo_text import minilm_dir
+
+    inputs = [arg for spec in specs for arg in ("--input", spec)]
+    source = ["edgekit_demo.zoo_text:minilm_sentiment", "--weights", str(_cached_sentiment_weights(SILENT)), *inputs]
+    # parity (and the int8 fallback it drives) on real validation tweets, as the demo exports
+    calib = write_tweets_csv(out.parent / "calib.csv", "validation", 256)
+    source += ["--calib", str(calib), "--tokenizer", str(minilm_dir())]
+    for target in ("onnx-fp32", "onnx-int8-dynamic"):
+        subprocess.run([*EDGEKIT, "export", *source, "-t", target, "-o", str(out), "-q"], check=True)
+    return [str(out / f"minilm-sentiment-{t}.onnx") for t in ("onnx-fp32", "onnx-int8-dynamic")]
+
+
+def bench(files: list[str], result: Path, extra: list[str]) -> list[dict]:
+    settings = ["--processes", "3", "--json", str(result), "-q", *extra]
+    subprocess.run([*EDGEKIT, "benchmark", *files, *settings], check=True, stdout=subprocess.DEVNULL)
+    return json.loads(result.read_text())
+
+
+def row(run: dict) -> dict:
+    keep = ("macs", "int8_flops", "float_flops", "achieved_gflops", "peak_gflops", "efficiency")
+    return {
+        "file": Path(run["artifact"]).name,
+        "threads": run["threads"],
+        "batch": run["batch"],
+        "inputs": run["inputs"],
+        "p50_ms": round(run["latency_ms"]["p50"], 3),
+        **{k: run["work"][k] for k in keep},
+    }
+
+
+def main() -> None:
+    from edgekit_demo import zoo_text
 
     out = Path(tempfile.mkdtemp(prefix="edgekit-eff-"))
-    weights = _cached_sentiment_weights(SILENT)
-    inputs = [arg for spec in zoo_text.SENTIMENT_INPUTS for arg in ("--input", spec)]
-    files = []
-    for target in ("onnx-fp32", "onnx-int8-dynamic"):
-        source = ["edgekit_demo.zoo_text:minilm_sentiment", "--weights", str(weights), *inputs]
-        subprocess.run([*EDGEKIT, "export", *source, "-t", target, "-o", str(out), "-q"], check=True)
-        files.append(str(out / f"minilm-sentiment-{target}.onnx"))
-    bench = out / "bench.json"
-    settings = ["--threads", "1,2", "--processes", "3", "--json", str(bench), "-q"]
-    subprocess.run([*EDGEKIT, "benchmark", *files, *settings], check=True)
-    runs = json.loads(bench.read_text())
-    keep = ("macs", "int8_flops", "float_flops", "achieved_gflops", "peak_gflops", "efficiency")
-    rows = [
-        {
-            "file": Path(r["artifact"]).name,
-            "threads": r["threads"],
-            "batch": r["batch"],
-            "inputs": r["inputs"],
-            "p50_ms": round(r["latency_ms"]["p50"], 3),
-            **{k: r["work"][k] for k in keep},
-        }
-        for r in runs
+    files = export(out / "fixed", zoo_text.SENTIMENT_INPUTS)
+    runs = bench(files, out / "bench.json", ["--threads", "1,2"])
+    free = export(out / "free", ("input_ids:int64:batchxseq", "attention_mask:int64:batchxseq"))
+    unpadded = [
+        {**row(r), "seq_len": seq}
+        for seq in (64, MEDIAN_TWEET_TOKENS)
+        for r in bench(free, out / f"seq{seq}.json", ["--seq-len", str(seq)])
     ]
+    rows = [row(r) for r in runs]
     env = runs[0]["environment"]
     result = {
         "what": __doc__.splitlines()[0],
         "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags", "onnxruntime")},
         "rows": rows,
+        "unpadded": unpadded,
     }
     path = ROOT / "benchmarks" / "results" / "minilm-efficiency.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
-    for r in rows:
+    for r in rows + unpadded:
         print(
-            f"{r['file']:45s} threads={r['threads']} p50 {r['p50_ms']:.2f} ms "
+            f"{r['file']:45s} threads={r['threads']} seq={r['inputs']['input_ids'][1]} p50 {r['p50_ms']:.2f} ms "
             f"{r['achieved_gflops']:.0f} GFLOP/s η {r['efficiency']}"
         )
 

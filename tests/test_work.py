@@ -86,3 +86,32 @@ def test_efficiency_is_ideal_time_over_measured_time():
     ideal = 2e9 / 1e12 + 1e9 / 250e9  # 2 ms + 4 ms
     assert efficiency(work, 0.012, peak) == pytest.approx(ideal / 0.012) == pytest.approx(0.5)
     assert efficiency({"flops": 0}, 0.01, peak) is None
+
+
+def test_free_sequence_dims_run_at_the_asked_length_and_are_counted_there(tmp_path):
+    """--seq-len: a text model benchmarked at its real (unpadded) length, its work counted at that length."""
+    from edgekit.bench.harness import Settings, benchmark
+
+    w = np.ones((8, 4), np.float32)
+    path = _save(tmp_path, "seq", [helper.make_node("MatMul", ["x", "w"], ["y"])], [_f("x", ["batch", "seq", 8])],
+                 [_f("y", ["batch", "seq", 4])], [("w", w)])  # fmt: skip
+    runs, error = benchmark([path], "local", Settings(min_runs=5, min_time=0.01, processes=1, seq_len=24))
+    assert error is None and runs[0]["inputs"] == {"x": [1, 24, 8]}
+    assert runs[0]["work"]["macs"] == 24 * 8 * 4
+
+
+def test_fused_attention_and_what_follows_it_are_counted(tmp_path):
+    """ONNX Runtime's fused Attention (com.microsoft): QKV projection, scores and context; then a MatMul on
+    its output, whose shape only the Attention's own shapes give."""
+    attention = helper.make_node(
+        "Attention", ["x", "w", "b"], ["a"], domain="com.microsoft", num_heads=4, name="attention_0"
+    )
+    after = helper.make_node("MatMul", ["a", "w2"], ["y"])
+    weights = [("w", np.zeros((32, 96), np.float32)), ("b", np.zeros(96, np.float32)),
+               ("w2", np.zeros((32, 16), np.float32))]  # fmt: skip
+    path = _save(tmp_path, "fused", [attention, after], [_f("x", ["batch", "seq", 32])], [_f("y", None)], weights,
+                 opsets=(("", 17), ("com.microsoft", 1)))  # fmt: skip
+    work = count(path, {"x": [1, 10, 32]})
+    projection, attend = 10 * 32 * 96, 2 * 4 * 10 * 10 * 8
+    assert work["macs_by_op"] == {"Attention": projection + attend, "MatMul": 10 * 32 * 16}
+    assert not work["uncounted_ops"]

@@ -33,6 +33,7 @@ class Settings:
     # to the first has a 95 % interval narrower than +-target_ci, or max_time seconds have passed
     max_time: float | None = None
     target_ci: float = 0.01
+    seq_len: int = 64  # the size of every free non-batch input dim (a text model's unpadded length)
 
 
 def gzip_size(path: Path) -> int:

@@ -61,6 +61,8 @@ class PythonWorker:
             str(s.min_time),
             "--seed",
             str(s.seed + rep),
+            "--free-dim",
+            str(s.seq_len),
             *self.extra[i],
         ]
         result = t.run(argv)

@@ -31,14 +31,29 @@ def _shapes(model, inputs: dict[str, list[int]]) -> dict[str, list[int]]:
                 dim.ClearField("dim_param")
                 dim.dim_value = int(size)
     try:
-        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
     except Exception:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     shapes: dict[str, list[int]] = {i.name: list(numpy_helper.to_array(i).shape) for i in graph.initializer}
-    for value in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
-        dims = value.type.tensor_type.shape.dim
-        if all(d.HasField("dim_value") for d in dims):
-            shapes[value.name] = [d.dim_value for d in dims]
+    dims = {
+        v.name: [d.dim_value if d.HasField("dim_value") else d.dim_param for d in v.type.tensor_type.shape.dim]
+        for v in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]
+    }
+    # the shape inference leaves a fused Attention's output symbolic ("QAttention_20_o0__d0"), and every shape
+    # after it: resolve those symbols from the node's input and weight, in graph order
+    symbols: dict[str, int] = {}
+    concrete = lambda name: [d if isinstance(d, int) else symbols.get(d) for d in dims.get(name, [None])]
+    for node in inferred.graph.node:
+        if node.op_type in ("Attention", "QAttention") and node.output and node.output[0] in dims:
+            source, weight = concrete(node.input[0]), shapes.get(node.input[1])
+            if None not in source and weight and len(source) == 3:
+                for dim, size in zip(dims[node.output[0]], [source[0], source[1], weight[1] // 3]):
+                    if isinstance(dim, str):
+                        symbols[dim] = size
+    for name in dims:
+        known = concrete(name)
+        if None not in known:
+            shapes[name] = known
     return shapes
 
 
@@ -48,8 +63,9 @@ def _attr(node, name: str, default: Any) -> Any:
     return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
 
 
-def node_macs(node, shapes: dict[str, list[int]], dequantized: set[str]) -> tuple[int, bool] | None:
-    """(MACs, runs in int8) of one node, or None when it does no counted work or its shapes are unknown."""
+def node_macs(node, shapes: dict[str, list[int]], dequantized: set[str]) -> list[tuple[int, bool]] | None:
+    """[(MACs, runs in int8), ...] of one node's parts, or None when it does no counted work or its shapes
+    are unknown."""
     op = node.op_type
     a = shapes.get(node.input[0]) if node.input else None
     b = shapes.get(node.input[1]) if len(node.input) > 1 else None
@@ -63,27 +79,27 @@ def node_macs(node, shapes: dict[str, list[int]], dequantized: set[str]) -> tupl
         n = b[-1] if len(b) > 1 else 1
         rows = a[-2] if len(a) > 1 else 1
         batch = prod(a[:-1]) if len(b) <= 2 else prod(max(x, y) for x, y in zip(a[:-2], b[:-2])) * rows
-        return batch * k * n, int8
+        return [(batch * k * n, int8)]
     if op in ("Gemm", "QGemm") and b is not None:
         m, k = (a[1], a[0]) if _attr(node, "transA", 0) else (a[0], a[1])
         n = b[0] if _attr(node, "transB", 0) else b[1]
-        return m * k * n, int8
+        return [(m * k * n, int8)]
     if op in ("Conv", "ConvInteger", "QLinearConv") and b is not None:
         out = shapes.get(node.output[0])
         if out is None:
             return None
         # every output element takes (Cin / groups) x kernel MACs; the weight holds Cout x Cin/groups x kernel
-        return prod(out) * prod(b[1:]), int8
+        return [(prod(out) * prod(b[1:]), int8)]
     if op == "ConvTranspose" and b is not None:
         # every input element scatters into Cout/groups x kernel outputs
-        return prod(a) * prod(b[1:]), int8
+        return [(prod(a) * prod(b[1:]), int8)]
     if op in ("Attention", "QAttention") and b is not None:
         batch, seq, hidden = a
         heads = _attr(node, "num_heads", 1)
         projection = batch * seq * hidden * b[1]
         head = b[1] // 3 // heads
         scores_and_context = 2 * batch * heads * seq * seq * head
-        return projection + scores_and_context, int8
+        return [(projection, int8), (scores_and_context, False)]  # QAttention: int8 projection, float softmax path
     return None
 
 
@@ -103,12 +119,12 @@ def count(path: str | Path, inputs: dict[str, list[int]]) -> dict[str, Any]:
             if node.op_type in ("MatMul", "Gemm", "Conv", "Attention", *_INT8):
                 uncounted[node.op_type] += 1  # a weighted op whose shapes inference could not fix
             continue
-        macs, int8 = found
-        by_op[node.op_type] += macs
-        if int8:
-            int8_macs += macs
-        else:
-            float_macs += macs
+        for macs, int8 in found:
+            by_op[node.op_type] += macs
+            if int8:
+                int8_macs += macs
+            else:
+                float_macs += macs
     return {
         "macs": int8_macs + float_macs,
         "flops": 2 * (int8_macs + float_macs),

@@ -40,15 +40,15 @@ def read_smaps_rollup_kb():
     return out
 
 
-def make_inputs(specs, batch, seed, synthetic_array):
+def make_inputs(specs, batch, seed, synthetic_array, free_dim=64):
     """Inputs for (name, dtype, shape) specs by edgekit's one rule (synthetic.py, pushed with this file):
-    dim 0 dynamic = batch, other dynamic dims = 64."""
+    dim 0 dynamic = batch, other dynamic dims = free_dim (64: the sequence length, for text models)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     feed = {}
     for name, dtype, shape in specs:
-        dims = [d if isinstance(d, int) and d > 0 else (batch if i == 0 else 64) for i, d in enumerate(shape)]
+        dims = [d if isinstance(d, int) and d > 0 else (batch if i == 0 else free_dim) for i, d in enumerate(shape)]
         feed[name] = synthetic_array(name, dtype, dims, rng)
     return feed
 
@@ -123,6 +123,7 @@ def main(argv=None):
     parser.add_argument("--min-time", type=float, default=1.0)
     parser.add_argument("--max-runs", type=int, default=100000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--free-dim", type=int, default=64, help="size of every free non-batch input dim")
     parser.add_argument("--inputs", help="JSON list of [name, dtype, shape] for files that do not record them")
     args = parser.parse_args(argv)
     clock = time.perf_counter  # monotonic, on the device
@@ -140,7 +141,8 @@ def main(argv=None):
     specs, infer, versions = loader.load(imported, args.model, args.threads, *([given] if given else []))
     init_ms = (clock() - start) * 1e3
     after_load_kb = read_status_kb("VmHWM")
-    feed = make_inputs(specs, args.batch, args.seed, import_file(args.synthetic, "edgekit_synthetic").synthetic_array)
+    synthetic = import_file(args.synthetic, "edgekit_synthetic").synthetic_array
+    feed = make_inputs(specs, args.batch, args.seed, synthetic, args.free_dim)
     start = clock()
     infer(feed)
     first_ms = (clock() - start) * 1e3

@@ -57,6 +57,13 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
     "+-target-ci, for at most this many seconds per setting.",
 )
 @click.option("--target-ci", default=1.0, show_default=True, help="Adaptive: the ratio's 95%% interval, +- percent.")
+@click.option(
+    "--seq-len",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Size of every free non-batch input dim (a text model's sequence length, without padding).",
+)
 @click.option("--aa", is_flag=True, help="A/A check: the artifact against a byte-identical copy of itself.")
 @click.option("--baseline", type=click.Path(exists=True), help="An earlier --json: fail (exit 1) on a regression.")
 @click.option("--threshold", default=5.0, show_default=True, help="Regression threshold in percent (with --baseline).")
@@ -85,6 +92,7 @@ def benchmark_cmd(
     processes,
     max_time,
     target_ci,
+    seq_len,
     aa,
     baseline,
     threshold,
@@ -113,7 +121,15 @@ def benchmark_cmd(
     if ssh_options:
         options["options"] = tuple(ssh_options)
     settings = Settings(
-        threads, batch, warmup, min_runs, min_time, processes, max_time=max_time, target_ci=target_ci / 100
+        threads,
+        batch,
+        warmup,
+        min_runs,
+        min_time,
+        processes,
+        max_time=max_time,
+        target_ci=target_ci / 100,
+        seq_len=seq_len,
     )
     with contextlib.ExitStack() as stack:
         files = list(artifacts)
