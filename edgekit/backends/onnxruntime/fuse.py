@@ -167,7 +167,18 @@ def fuse(model) -> tuple[Any, dict[str, int]]:
     domains = {n.domain for n in fused.graph.node if n.domain} - {o.domain for o in fused.opset_import}
     fused.opset_import.extend(helper.make_opsetid(d, 1) for d in sorted(domains))  # com.microsoft
     _carry_scopes(original, fused)
-    return fused, counts
+    return _typed(fused), counts
+
+
+def _typed(model):
+    """The model with every tensor's type written out: ONNX's own shape inference cannot follow contrib ops
+    (SkipLayerNormalization...), and ONNX Runtime's quantizer needs the types of what comes after them."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    try:
+        return SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
+    except Exception:  # a graph it cannot follow stays as the fuser wrote it
+        return model
 
 
 def optimize_step(ctx) -> StepNotes:

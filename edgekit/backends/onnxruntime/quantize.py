@@ -162,17 +162,21 @@ def dynamic_int8(ctx: StepContext) -> StepNotes:
     wanted, kept = _split(present, plan.int8_ops)
     _, weight_type = _quant_types(plan)
     _quiet()
-    if wanted:
-        quantize_dynamic(
-            str(prepared),
-            str(dst),
-            weight_type=weight_type,
-            per_channel=plan.per_channel,
-            reduce_range=plan.reduce_range,
-            op_types_to_quantize=wanted,
-            nodes_to_exclude=layer_nodes(model, ctx.keep_float),
-        )
-    prepared.unlink()
+    try:
+        if wanted:
+            quantize_dynamic(
+                str(prepared),
+                str(dst),
+                weight_type=weight_type,
+                per_channel=plan.per_channel,
+                reduce_range=plan.reduce_range,
+                op_types_to_quantize=wanted,
+                nodes_to_exclude=layer_nodes(model, ctx.keep_float),
+            )
+    except Exception as e:
+        raise ConversionError(f"ONNX Runtime dynamic quantization failed: {first_line(e, 400)}") from None
+    finally:
+        prepared.unlink()
     done = quantized_ops(dst, plan.int8_ops) if dst.exists() else {}
     if not done:
         dst.unlink(missing_ok=True)
