@@ -16,6 +16,7 @@ from edgekit.artifact import prepare_out_dir, publish, staging
 from edgekit.backends.base import Backend, StepContext, StepFn, StepNotes
 from edgekit.backends.registry import backend_for_runtime, find_route, supports
 from edgekit.catalog import get_device, get_target, local_device, resolve
+from edgekit.catalog.availability import engine_lacking
 from edgekit.catalog.schema import Device, Target
 from edgekit.checksum import sha256_path
 from edgekit.data import CALIB_HINT, CALIB_LIMIT, Dataset, batch_size_for, generated_inputs, read_data, static_shapes
@@ -326,15 +327,15 @@ def _build_engine(
     if tgt.engine is None or backend.engine is None:
         return None
     if options.get("build_on") is None:
-        missing = backend.engine.missing_here()
+        missing = engine_lacking(tgt)
         if missing:
             warnings.append(
-                f"the {tgt.engine.suffix} engine was not built: this machine lacks {'; '.join(missing)}. Build it "
+                f"the {tgt.engine.suffix} engine was not built: this machine {'; '.join(missing)}. Build it "
                 f"where {tgt.runtime} runs: edgekit build-engine {artifact} [--build-on ssh://user@host]"
             )
             progress.info(warnings[-1])
             return None
-    return backend.engine.build(artifact, options, progress)
+    return backend.engine(artifact, options, progress)
 
 
 def _with_static_shapes(model: Model, data: Dataset | None) -> Model:

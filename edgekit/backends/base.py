@@ -114,15 +114,6 @@ class NativeTool:
     locate: Callable[[Any], str] | None = None
 
 
-@dataclass(frozen=True)
-class EngineBuilder:
-    """A second file built from the exported one where the runtime runs (TensorRT engines): what this
-    machine lacks to build it (empty: it can), and the build itself (exported file, options, progress -> file)."""
-
-    missing_here: Callable[[], list[str]]
-    build: Callable[..., Path]
-
-
 class RunnerFactory(Protocol):
     def __call__(self, path: Path, io: ArtifactIO | None, threads: int | None = None) -> Runner: ...
 
@@ -152,7 +143,9 @@ class Backend:
     # The device profile an export uses when none is named and this machine's profile has no rule for the
     # runtime (TensorRT on a CPU-only machine: the generic NVIDIA GPU profile)
     default_device: str | None = None
-    engine: EngineBuilder | None = None
+    # builds a target's engine stage (TensorRT: the .plan) from the exported file: (file, backend_options,
+    # progress) -> the engine; whether this machine can is the target YAML's `engine.requires`
+    engine: Callable[..., Path] | None = None
     # a graph optimization between conversion and quantization (ONNX Runtime's transformer fusion); it writes
     # ctx.out only when it changed something; backend_options fuse=False (--no-fuse) turns it off
     optimize: StepFn | None = None

@@ -32,8 +32,8 @@ def availability(target: Target) -> Availability:
         reasons.append("not built in this version of edgekit")
     engine_here, engine_reason = None, ""
     if target.engine is not None:
-        engine_lacking, engine_reasons = _lacking(target.engine.requires, None)
-        engine_here = not engine_lacking
+        engine_reasons = engine_lacking(target)
+        engine_here = not engine_reasons
         if engine_reasons:
             engine_reason = f"the {target.engine.suffix} engine is built where {target.runtime} runs: " + "; ".join(
                 engine_reasons
@@ -41,6 +41,12 @@ def availability(target: Target) -> Availability:
     return Availability(
         has_runner and not lacking, has_route and not lacking, "; ".join(reasons), engine_here, engine_reason
     )
+
+
+def engine_lacking(target: Target) -> list[str]:
+    """What this machine lacks to build and run the target's engine stage (its YAML's `engine.requires`);
+    empty when it can, or when the target has no engine stage."""
+    return _lacking(target.engine.requires, None)[1] if target.engine is not None else []
 
 
 def _lacking(requires: Requirements, backend_extra: str | None) -> tuple[list[str], list[str]]:

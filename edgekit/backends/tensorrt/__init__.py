@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.backends.base import Backend, Converter, EngineBuilder, NativeTool, Quantizer, StepContext, StepNotes
+from edgekit.backends.base import Backend, Converter, NativeTool, Quantizer, StepContext, StepNotes
 from edgekit.backends.onnxruntime import describe_io
 from edgekit.backends.tensorrt import trtexec
 from edgekit.backends.tensorrt.plan import DEFAULT_DEVICE, scheme_problems, trt_plan
@@ -37,12 +37,6 @@ def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
     from edgekit.backends.tensorrt.runner import TensorRTRunner
 
     return TensorRTRunner(path, io, threads)
-
-
-def _missing_here() -> list[str]:
-    from edgekit.backends.tensorrt.engine import local_build_missing
-
-    return local_build_missing()
 
 
 def _build(onnx_file: Path, options, progress) -> Path:
@@ -92,5 +86,5 @@ BACKEND = Backend(
     plan=trt_plan,
     scheme_problems=scheme_problems,
     default_device=DEFAULT_DEVICE,
-    engine=EngineBuilder(_missing_here, _build),
+    engine=_build,
 )

@@ -19,11 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edgekit._lazy import INSTALL, available
 from edgekit.artifact import publish, staging
 from edgekit.backends.tensorrt.profiles import Profile
 from edgekit.backends.tensorrt.trtexec import WELL_KNOWN_PATHS, build_command, parse_device, parse_parser_errors
-from edgekit.catalog.detect import has_nvidia_gpu
 from edgekit.checksum import sha256_path
 from edgekit.errors import ConversionError, UnsupportedOpError, UsageError
 from edgekit.progress import SILENT, Progress
@@ -53,14 +51,13 @@ def engine_options(options: Mapping[str, Any]) -> EngineOptions:
     return EngineOptions(**{k: v for k, v in options.items() if k in known and v is not None})
 
 
-def local_build_missing() -> list[str]:
-    """What this machine lacks to build (and run) engines itself; empty when it can."""
-    missing = []
-    if not available("tensorrt"):
-        missing.append(f"the Python module tensorrt ({INSTALL['tensorrt']})")
-    if not has_nvidia_gpu():
-        missing.append("an NVIDIA GPU and driver (no /dev/nvidia0, no nvidia-smi)")
-    return missing
+def local_build_missing(target: str = "tensorrt-fp32") -> list[str]:
+    """What this machine lacks to build (and run) the target's engines itself, as its YAML's `engine.requires`
+    says (the same answer `edgekit targets` gives); empty when it can."""
+    from edgekit.catalog import get_target
+    from edgekit.catalog.availability import engine_lacking
+
+    return engine_lacking(get_target(target))
 
 
 @dataclass
@@ -99,10 +96,10 @@ def build_engine(onnx_file: str | Path, options: EngineOptions = EngineOptions()
     sidecar, flags, profiles = _stage1(onnx_file)
     where = options.build_on or "this machine"
     if options.build_on is None:
-        missing = local_build_missing()
+        missing = local_build_missing(sidecar.target)
         if missing:
             raise MissingOnDeviceError(
-                f"This machine cannot build TensorRT engines: it lacks {'; '.join(missing)}.",
+                f"This machine cannot build TensorRT engines: it {'; '.join(missing)}.",
                 hint="Build on an NVIDIA host with --build-on ssh://user@host (it needs trtexec), or run edgekit "
                 "in docker/tensorrt.Dockerfile on a GPU machine. The TensorRT-ready ONNX works as it is.",
             )
