@@ -3,6 +3,8 @@ float, and the efficiency against a peak."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -115,3 +117,22 @@ def test_fused_attention_and_what_follows_it_are_counted(tmp_path):
     projection, attend = 10 * 32 * 96, 2 * 4 * 10 * 10 * 8
     assert work["macs_by_op"] == {"Attention": projection + attend, "MatMul": 10 * 32 * 16}
     assert not work["uncounted_ops"]
+
+
+def test_symbolic_shape_inference_leaves_nothing_in_the_working_folder(tmp_path, monkeypatch):
+    """ONNX Runtime saves a half-typed model into the current directory when its inference gives up; edgekit
+    runs it in a scratch folder (fusion and work counting fall back to other shape sources)."""
+    from edgekit.backends.onnxruntime.shapes import symbolic_shapes
+
+    graph = helper.make_graph(
+        [helper.make_node("Opaque", ["x"], ["y"], domain="custom.x"), helper.make_node("Relu", ["y"], ["z"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("custom.x", 1)])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Exception, match="Incomplete"):
+        symbolic_shapes(model, guess_output_rank=False)  # an op it does not know, whose rank it may not guess
+    assert list(tmp_path.iterdir()) == []
+    assert Path.cwd() == tmp_path

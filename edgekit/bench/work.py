@@ -21,7 +21,8 @@ def _shapes(model, inputs: dict[str, list[int]]) -> dict[str, list[int]]:
     follows the Shape/Reshape arithmetic of exported transformers and knows the contrib ops), else ONNX's."""
     import onnx
     from onnx import numpy_helper
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    from edgekit.backends.onnxruntime.shapes import symbolic_shapes
 
     graph = model.graph
     for value in graph.input:
@@ -31,7 +32,7 @@ def _shapes(model, inputs: dict[str, list[int]]) -> dict[str, list[int]]:
                 dim.ClearField("dim_param")
                 dim.dim_value = int(size)
     try:
-        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
+        inferred = symbolic_shapes(model)
     except Exception:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     shapes: dict[str, list[int]] = {i.name: list(numpy_helper.to_array(i).shape) for i in graph.initializer}

@@ -173,10 +173,10 @@ def fuse(model) -> tuple[Any, dict[str, int]]:
 def _typed(model):
     """The model with every tensor's type written out: ONNX's own shape inference cannot follow contrib ops
     (SkipLayerNormalization...), and ONNX Runtime's quantizer needs the types of what comes after them."""
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+    from edgekit.backends.onnxruntime.shapes import symbolic_shapes
 
     try:
-        return SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
+        return symbolic_shapes(model)
     except Exception:  # a graph it cannot follow stays as the fuser wrote it
         return model
 
