@@ -34,6 +34,7 @@ VARIANTS = [  # (label, target, export options); the first is the reference of e
 
 def export(out: Path, specs: tuple[str, ...], variants: list[tuple[str, str, list[str]]]) -> dict[str, str]:
     """Each variant exported into its own folder; returns file -> label."""
+    from edgekit.catalog import get_target
     from edgekit.progress import SILENT
     from edgekit_demo.datasets import write_tweets_csv
     from edgekit_demo.demo import _cached_sentiment_weights
@@ -48,7 +49,7 @@ def export(out: Path, specs: tuple[str, ...], variants: list[tuple[str, str, lis
     for label, target, options in variants:
         folder = out / label.replace(" ", "-")
         subprocess.run([*EDGEKIT, "export", *source, "-t", target, "-o", str(folder), "-q", *options], check=True)
-        files[str(folder / f"minilm-sentiment-{target}.onnx")] = label
+        files[str(folder / f"minilm-sentiment-{target}{get_target(target).suffix}")] = label
     return files
 
 

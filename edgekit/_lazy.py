@@ -25,6 +25,8 @@ EXTRAS = {
     "tensorflow_model_optimization": "tensorflow",
     "polygraphy": "tensorrt",
     "onnx_graphsurgeon": "tensorrt",
+    "openvino": "openvino",
+    "nncf": "openvino",
 }
 # importable module -> how to get it where no extra can (NVIDIA's GPU stacks)
 INSTALL = {

@@ -6,13 +6,36 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import UsageError
+from edgekit.errors import ModelLoadError, UsageError
 from edgekit.sidecar import Sidecar, sidecar_path
+
+
+def _none(path: Path) -> tuple[Path, ...]:
+    return ()
+
+
+def artifact_files(path: Path) -> list[Path]:
+    """An artifact's files: itself, then the companions its runtime reads beside it (an OpenVINO .xml's .bin)."""
+    from edgekit.backends.registry import backend_for_file
+
+    return [Path(path), *backend_for_file(path).companions(Path(path))]
+
+
+def check_complete(path: Path) -> None:
+    """Refuse an artifact whose companion files are not beside it, naming the one missing (exit 2): a runtime's
+    own message for an OpenVINO .xml without its .bin speaks of empty weights."""
+    files = artifact_files(path)
+    for part in files[1:]:
+        if not part.exists():
+            raise ModelLoadError(
+                f"{path} is missing a file it needs: {part} is missing.",
+                hint=f"Its files belong together in one folder: {', '.join(f.name for f in files)}.",
+            )
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
@@ -48,7 +71,19 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def publish(staged_file: Path, final: Path, sidecar: Sidecar) -> None:
-    """Move a finished file into place with its sidecar: the sidecar is written last and never points to a half file."""
+def publish(
+    staged_file: Path, final: Path, sidecar: Sidecar, companions: Callable[[Path], tuple[Path, ...]] = _none
+) -> None:
+    """Move a finished file into place with its sidecar: the sidecar is written last and never points to a half file.
+
+    An artifact of several files (an OpenVINO .xml and its .bin) loses its old main file and sidecar first, then
+    its companions move in, then the main file: an interruption leaves no main file beside the wrong companions.
+    """
+    moves = list(zip(companions(staged_file), companions(final)))
+    if moves:
+        final.unlink(missing_ok=True)
+        sidecar_path(final).unlink(missing_ok=True)
+    for staged, placed in moves:
+        os.replace(staged, placed)
     os.replace(staged_file, final)
     write_json_atomic(sidecar_path(final), sidecar.to_json())

@@ -44,6 +44,8 @@ _VERSIONED = (
     "ai-edge-litert",
     "executorch",
     "torchao",
+    "openvino",
+    "nncf",
 )
 
 
@@ -54,6 +56,11 @@ class ExportResult:
     parity: ParityResult
     warnings: list[str] = field(default_factory=list)
     engine: Path | None = None  # the second file built from `artifact` where the runtime runs (TensorRT)
+
+    @property
+    def size_bytes(self) -> int:
+        """What the artifact weighs: the file and its companions (an OpenVINO .xml and its .bin)."""
+        return self.sidecar["size_bytes"] + sum(c["size_bytes"] for c in self.sidecar["companions"])
 
 
 def tool_versions() -> dict[str, str]:
@@ -285,9 +292,10 @@ def export(
             current,
             final_name,
             verdict.evaluation,
+            backend,
         )
         if not verdict.passed:
-            publish(current, rejected, sidecar)
+            publish(current, rejected, sidecar, backend.companions)
             off = ""
             if not fallback.enabled:
                 off = " (--no-fallback)"
@@ -299,8 +307,8 @@ def export(
                 f"{tgt.name} failed its gate{off}: " + "; ".join(verdict.failures()),
                 hint=f"The file was kept for inspection as {rejected}, not as {artifact.name}.",
             )
-        publish(current, artifact, sidecar)
-        for stale in (rejected, sidecar_path(rejected)):
+        publish(current, artifact, sidecar, backend.companions)
+        for stale in (rejected, sidecar_path(rejected), *backend.companions(rejected)):
             stale.unlink(missing_ok=True)  # an earlier failed attempt no longer describes this export
     engine = _build_engine(backend, tgt, artifact, options, progress, warnings)
     return ExportResult(artifact, sidecar.to_json(), parity, warnings, engine)
@@ -374,8 +382,13 @@ def _sidecar(
     warnings: list[str],
     staged: Path,
     final: Path,
-    evaluation: dict[str, Any] | None = None,
+    evaluation: dict[str, Any] | None,
+    backend: Backend,
 ) -> Sidecar:
+    companions = [
+        {"file": placed.name, "size_bytes": staged_part.stat().st_size, "sha256": sha256_path(staged_part)}
+        for staged_part, placed in zip(backend.companions(staged), backend.companions(final))
+    ]
     return Sidecar.model_validate(
         {
             "edgekit_version": __version__,
@@ -399,5 +412,6 @@ def _sidecar(
             "warnings": warnings,
             "compression": model.extra.get("compression"),
             "evaluation": evaluation,
+            "companions": companions,
         }
     )

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgekit.errors import ModelLoadError
 from edgekit.spec import Role, Signature, TensorSpec
 
-SCHEMA_VERSION = "1.3"  # major.minor: a new major breaks readers, a new minor only adds optional fields
+SCHEMA_VERSION = "1.4"  # major.minor: a new major breaks readers, a new minor only adds optional fields
 SIDECAR_SUFFIX = ".edgekit.json"
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "sidecar-1.schema.json"
 
@@ -121,6 +121,12 @@ class ParityRecord(_Open):
     outputs: list[OutputParityRecord]
 
 
+class CompanionFile(BaseModel):
+    file: str
+    size_bytes: int
+    sha256: str
+
+
 class Sidecar(BaseModel):
     """Everything an export did, enough to answer "what is this file?" without the source."""
 
@@ -153,6 +159,8 @@ class Sidecar(BaseModel):
     # 1.3: a TensorRT engine built from the exported ONNX: TensorRT version, GPU, compute capability,
     # builder flags, profiles, per-layer precisions, where it was built
     engine: dict[str, Any] | None = None
+    # 1.4: the other files of a multi-file artifact (an OpenVINO IR's .bin), each with its size and sha256
+    companions: list[CompanionFile] = Field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -26,7 +26,7 @@ TEST_DATA = "builtin:tweets:test"
 DISTILL_TEXTS = 2000  # training tweets for the teacher's fine-tuning and the distillation (2 cores: minutes)
 HF_INPUTS = parse_input_specs([f"{n}:int64:batchx64" for n in ("input_ids", "attention_mask", "token_type_ids")])
 # Runtimes the MiniLM demo exports to: every one that runs here.
-DEMO_RUNTIMES = ("onnxruntime", "litert", "torch-lite", "executorch")
+DEMO_RUNTIMES = ("onnxruntime", "litert", "torch-lite", "executorch", "openvino")
 MAX_DROP = 0.5  # the int8 files' accuracy gate (points, on validation tweets) where the fallback works to it
 
 
@@ -135,7 +135,7 @@ def sentiment_rows(out: Path, progress: Progress) -> tuple[dict[str, Any], list[
             continue
         row.update(
             file=result.artifact.name,
-            size_bytes=result.sidecar["size_bytes"],
+            size_bytes=result.size_bytes,
             scheme=result.sidecar["quantization"].get("scheme_name"),
             accuracy=report.metrics["accuracy"],
             f1_macro=report.metrics["f1_macro"],
@@ -210,7 +210,7 @@ def distill_rows(out: Path, progress: Progress) -> list[dict[str, Any]]:
             {
                 "model": name,
                 "file": result.artifact.name,
-                "size_bytes": result.sidecar["size_bytes"],
+                "size_bytes": result.size_bytes,
                 "parameters": parameters,
                 "accuracy": report.metrics["accuracy"],
                 "f1_macro": report.metrics["f1_macro"],
@@ -251,7 +251,7 @@ def lm_rows(out: Path, progress: Progress) -> list[dict[str, Any]]:
             continue
         if report.reference:
             rows.append({"target": "source (torch)", **report.reference})
-        rows.append({"target": target, "size_bytes": result.sidecar["size_bytes"], **report.metrics})
+        rows.append({"target": target, "size_bytes": result.size_bytes, **report.metrics})
     return rows
 
 

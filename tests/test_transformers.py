@@ -28,8 +28,12 @@ TARGETS = [
     "tflite-fp16",
     "tflite-dynamic",
     "tflite-int8",
+    "openvino-fp32",
+    "openvino-fp16",
+    "openvino-int8",
+    "openvino-int8-weights",
 ]
-INT8 = ["onnx-int8", "onnx-int8-dynamic", "pytorch-mobile-int8", "executorch-int8"]
+INT8 = ["onnx-int8", "onnx-int8-dynamic", "pytorch-mobile-int8", "executorch-int8", "openvino-int8"]
 PLANTED_CHANNEL, PLANTED_SCALE = 5, 300.0
 
 
@@ -105,7 +109,9 @@ def test_the_tiny_encoder_goes_through_every_target(target, tiny_bert, float_acc
         assert fallback["attempts"][0]["passed"] and fallback["float_layers"] == []
 
 
-@pytest.mark.parametrize("target", ["onnx-int8", "onnx-int8-dynamic", "pytorch-mobile-int8", "tflite-int8"])
+@pytest.mark.parametrize(
+    "target", ["onnx-int8", "onnx-int8-dynamic", "pytorch-mobile-int8", "tflite-int8", "openvino-int8"]
+)
 def test_the_fallback_keeps_exactly_the_planted_outlier_layer_float(target, tiny_bert, tmp_path):
     from edgekit.backends.litert.plan import OTHER_OPS
 
@@ -118,6 +124,8 @@ def test_the_fallback_keeps_exactly_the_planted_outlier_layer_float(target, tiny
     assert record["sensitivity"][0]["layer"] == "head"  # measured the most sensitive
     head = next(f for f in record["float_layers"] if f["layer"] == "head")
     assert head["error"] > 10 * record["sensitivity"][1]["error"] and not head["pinned"] and result.parity.passed
+    if target == "openvino-int8":  # NNCF's ignored scope, in the IR's names
+        assert result.sidecar["quantization"]["kept_float_ops"] == ["__module.head/aten::linear/MatMul"]
 
 
 def test_executorch_int8_absorbs_the_planted_outlier_and_keeps_pinned_layers_float(tiny_bert, tmp_path):

@@ -149,6 +149,9 @@ class Backend:
     # a graph optimization between conversion and quantization (ONNX Runtime's transformer fusion); it writes
     # ctx.out only when it changed something; backend_options fuse=False (--no-fuse) turns it off
     optimize: StepFn | None = None
+    # the files that belong to an artifact besides itself, by its path (OpenVINO: the .bin beside the .xml);
+    # they are published, hashed in the sidecar, and pushed to devices with it
+    companions: Callable[[Path], tuple[Path, ...]] = lambda path: ()
 
     def quantizer(self, quantization: str) -> Quantizer | None:
         return next((q for q in self.quantizers if q.quantization == quantization), None)

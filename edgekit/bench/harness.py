@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.artifact import artifact_files, check_complete
 from edgekit.backends.registry import backend_for_file
 from edgekit.bench import stats
 from edgekit.bench.strategies import NativeTool, PythonWorker
@@ -39,7 +40,8 @@ class Settings:
 
 
 def gzip_size(path: Path) -> int:
-    return len(gzip.compress(path.read_bytes(), compresslevel=6))
+    """What the artifact's files (an OpenVINO .xml with its .bin) weigh gzipped, as an app download would."""
+    return len(gzip.compress(b"".join(p.read_bytes() for p in artifact_files(path)), compresslevel=6))
 
 
 def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[dict], env: dict) -> dict[str, Any]:
@@ -77,7 +79,7 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
         "memory_method": reps[0]["memory_method"],
         "batch_fed": batch_fed,
         "throughput_per_s": batch_fed * 1000.0 / latency["mean"] if latency["mean"] else None,
-        "size_bytes": artifact.stat().st_size,
+        "size_bytes": sum(p.stat().st_size for p in artifact_files(artifact)),
         "size_gzip_bytes": gzip_size(artifact),
         "noisy": noisy,
         "drift": round(drift, 4),
@@ -153,13 +155,13 @@ def benchmark(
     for p in paths:
         if not p.is_file():
             raise UsageError(f"Artifact {p} does not exist.")
-        backend_for_file(p)  # an unknown file type is a usage error before any device is touched
+        check_complete(p)  # also: an unknown file type is a usage error before any device is touched
     if device.startswith("adb://") and not (tool and Path(tool).is_file()):
         raise UsageError(
             "Benchmarking over adb runs the runtime's own tool on the device: pass --tool PATH.",
             hint="e.g. --tool android_aarch64_benchmark_model (TFLite) or onnxruntime_perf_test built for Android.",
         )
-    if tool and not Path(tool).is_file():
+    if tool and "/" in tool and not Path(tool).is_file():  # a bare name is looked up on the device's PATH
         raise UsageError(f"--tool {tool} does not exist.")
     taken: dict[tuple[int, int, int], list[dict]] = {}
     error = None

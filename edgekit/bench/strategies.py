@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from edgekit.artifact import artifact_files
 from edgekit.backends.base import Backend
 from edgekit.backends.registry import backend_for_file
 from edgekit.errors import UsageError
@@ -33,7 +34,7 @@ class PythonWorker:
         self.worker = transport.push(WORKER)
         self.synthetic = transport.push(SYNTHETIC)
         self.loaders = {b.runtime: transport.push(b.worker_loader) for b in self.backends}
-        self.remote = [transport.push(p) for p in paths]
+        self.remote = [push_artifact(transport, p) for p in paths]
         self.extra = [_worker_inputs(p, b) for p, b in zip(paths, self.backends)]
 
     def batches(self) -> tuple[int, ...]:
@@ -97,12 +98,17 @@ class NativeTool:
             native = self.backends[0].native_tool
             assert native is not None and native.locate is not None
             self.tool = native.locate(transport)
-        else:
+        elif Path(tool).is_file():  # a local binary (benchmark_model built for Android): pushed
             self.tool = transport.push(Path(tool))
             transport.run(["chmod", "755", self.tool])
+        else:  # a name: the device's own install (benchmark_app beside OpenVINO)
+            found = transport.find_tool((tool,))
+            if found is None:
+                raise UsageError(f"{transport.name} has no '{tool}' on its PATH, and it is no local file.")
+            self.tool = found
         self.tool_name = Path(self.tool).name
         transport.run(["chmod", "755", self.script])
-        self.remote = [transport.push(p) for p in paths]
+        self.remote = [push_artifact(transport, p) for p in paths]
         self.environment: dict[str, Any] = {"device": transport.name}
 
     def batches(self) -> tuple[int, ...]:
@@ -125,6 +131,13 @@ class NativeTool:
         parsed["memory_method"] = "VmHWM from /proc/<pid>/status on the device"
         self.environment["tool"] = parsed["tool"]
         return parsed
+
+
+def push_artifact(transport: Transport, path: Path) -> str:
+    """Copy an artifact's companions (an OpenVINO .xml's .bin), then the artifact, to the device's work folder."""
+    for part in artifact_files(path)[1:]:
+        transport.push(part)
+    return transport.push(path)
 
 
 def check_device(transport: Transport, backends: list[Backend]) -> dict[str, Any]:

@@ -53,8 +53,8 @@ def targets() -> dict[str, Target]:
     return dict(sorted(out.items(), key=lambda kv: _order(kv[1])))
 
 
-_RUNTIME_ORDER = ("litert", "onnxruntime", "tensorrt", "torch-lite", "executorch")
-_QUANT_ORDER = ("none", "fp16", "dynamic", "static", "int8-auto", "full-integer", "int16x8")
+_RUNTIME_ORDER = ("litert", "onnxruntime", "tensorrt", "openvino", "torch-lite", "executorch")
+_QUANT_ORDER = ("none", "fp16", "dynamic", "static", "int8-auto", "full-integer", "int16x8", "weight-only")
 
 
 def _order(target: Target) -> tuple[int, str, int]:

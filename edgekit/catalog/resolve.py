@@ -45,9 +45,12 @@ def resolve(target: Target, device: Device) -> Recipe:
 
 
 def _with_stack(recipe: Recipe, rule: RuntimeRule | None, device: Device) -> Recipe:
-    """The runtime as the device ships it (version, newest opset) and its GPU, for runtimes that build for one."""
+    """The runtime as the device ships it (version, newest opset, which of its devices runs the file, in what
+    float precision) and its GPU, for runtimes that build for one."""
     return replace(
         recipe,
+        engine=rule.engine if rule else None,
+        inference_precision=rule.inference_precision if rule else None,
         runtime_version=rule.version if rule else None,
         max_opset=rule.max_opset if rule else None,
         gpu=device.gpu,

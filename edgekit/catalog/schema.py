@@ -13,7 +13,8 @@ Format = str
 Precision = Literal["fp32", "fp16", "int8", "int16x8"]
 # int8-auto: static int8 where calibration data is given and the model allows it, else dynamic;
 # the sidecar's quantization.applied says which one the file holds.
-Quantization = Literal["none", "fp16", "dynamic", "static", "int8-auto", "full-integer", "int16x8"]
+# weight-only: int8 weights decompressed to float at run time, activations stay float (OpenVINO's NNCF)
+Quantization = Literal["none", "fp16", "dynamic", "static", "int8-auto", "full-integer", "int16x8", "weight-only"]
 IntType = Literal["int8", "uint8"]
 Hardware = Literal["nvidia-gpu"]
 
@@ -110,7 +111,9 @@ class RuntimeRule(_Frozen):
     # within a static int8 target, the ops whose activation ranges are measured at run time instead of
     # calibrated (XNNPACK's dynamically quantized linear: BERT-class activations have outlier channels)
     dynamic_activation_ops: tuple[str, ...] = ()
-    engine: str | None = None  # e.g. the torch quantized engine (qnnpack, x86)
+    engine: str | None = None  # e.g. the torch quantized engine (qnnpack, x86); OpenVINO's device (CPU, GPU, NPU)
+    # the precision the runtime computes float layers in (OpenVINO's f32, bf16, f16; None: its default)
+    inference_precision: str | None = None
     # MatMul of two activations (attention): quantize it too, or keep it (and the Softmax between) float
     quantize_activation_products: bool = False
     # Accelerators (NPU/DSP) that run only some files and ops: the target quantizations the device
@@ -164,6 +167,7 @@ class Recipe:
     runtime_version: str | None = None  # see RuntimeRule.version
     max_opset: int | None = None  # see RuntimeRule.max_opset
     gpu: Gpu | None = None  # the device's GPU, for runtimes that build for one
+    inference_precision: str | None = None  # see RuntimeRule
 
     def to_json(self) -> dict:
         data = asdict(self)

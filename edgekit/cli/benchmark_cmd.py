@@ -16,6 +16,7 @@ def a_a_pair(artifacts: list[str], folder: Path) -> list[str]:
     what the harness and the machine alone make of two identical files."""
     import shutil
 
+    from edgekit.artifact import artifact_files
     from edgekit.errors import UsageError
     from edgekit.sidecar import sidecar_path
 
@@ -25,7 +26,8 @@ def a_a_pair(artifacts: list[str], folder: Path) -> list[str]:
     if not original.is_file():
         raise UsageError(f"Artifact {original} does not exist.")
     copy = folder / f"{original.stem}.aa-copy{original.suffix}"
-    shutil.copyfile(original, copy)
+    for part, copied in zip(artifact_files(original), artifact_files(copy)):  # an OpenVINO .xml with its .bin
+        shutil.copyfile(part, copied)
     if sidecar_path(original).exists():
         shutil.copyfile(sidecar_path(original), sidecar_path(copy))
     return [str(original), str(copy)]
@@ -75,7 +77,9 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
 @click.option(
     "--tool",
     type=click.Path(),
-    help="adb: the runtime's native benchmark binary to push and run (TFLite benchmark_model, onnxruntime_perf_test).",
+    help="The runtime's native benchmark tool instead of edgekit's worker: a local binary to push and run "
+    "(TFLite benchmark_model, onnxruntime_perf_test; required over adb), or a command the device has "
+    "(benchmark_app beside OpenVINO).",
 )
 @click.option("--adb", "adb", default="adb", show_default=True, help="adb: the adb client to use.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds before a device command counts as hung.")

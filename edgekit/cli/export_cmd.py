@@ -161,7 +161,7 @@ def export_cmd(
     if gate:
         drops = ", ".join(f"{k} drop {v:.2f} pts" for k, v in gate["drop"].items() if k in ("accuracy", "f1_macro"))
         progress.info(f"accuracy gate on {gate['data']}: {drops} (max {gate['max_drop']})")
-    size = result.sidecar["size_bytes"]
+    size = result.size_bytes
     scheme = result.sidecar["quantization"].get("scheme_name") or result.sidecar["precision"]
     click.echo(f"{result.artifact} ({size / 1e6:.2f} MB, {scheme}, parity passed)")
     if result.engine:

@@ -57,6 +57,14 @@ class Transport(abc.ABC):
     def python(self) -> str:
         return "python3"
 
+    def find_tool(self, candidates: tuple[str, ...]) -> str | None:
+        """The first of `candidates` (a command on the device's PATH, or a path) that exists there as a program."""
+        for path in candidates:
+            probe = self.run(["sh", "-c", 'command -v "$1" >/dev/null 2>&1 || [ -x "$1" ]', "sh", path], timeout=60)
+            if probe.returncode == 0:
+                return path
+        return None
+
     def _exec(self, cmd: list[str], timeout: float | None, what: str) -> CommandResult:
         try:
             proc = subprocess.run(

@@ -220,10 +220,9 @@ def _facts(result: dict[str, Any]) -> dict[str, Any]:
 def find_trtexec(transport, given: str | None) -> str:
     """The remote trtexec: the one given, else the first of WELL_KNOWN_PATHS that runs there."""
     candidates = (given,) if given else WELL_KNOWN_PATHS
-    for path in candidates:
-        probe = transport.run(["sh", "-c", 'command -v "$1" >/dev/null 2>&1 || [ -x "$1" ]', "sh", path], timeout=60)
-        if probe.returncode == 0:
-            return path
+    found = transport.find_tool(candidates)
+    if found:
+        return found
     raise MissingOnDeviceError(
         f"{transport.name} has no trtexec: looked for {' and '.join(candidates)}.",
         hint="Install TensorRT there (JetPack ships /usr/src/tensorrt/bin/trtexec) or pass --trtexec PATH.",

@@ -1,0 +1,69 @@
+"""OpenVINO Runtime runner: the IR compiled for the device its rt_info names (the CPU unless exported for an
+Intel GPU or NPU), one latency stream, the benchmark's thread count."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.artifact import check_complete
+from edgekit.backends.openvino.stack import import_stack
+from edgekit.backends.openvino.worker_loader import OV_TYPES, compile_config, placement
+from edgekit.errors import ModelLoadError, first_line
+from edgekit.runners.base import Runner
+from edgekit.sidecar import ArtifactIO
+from edgekit.spec import Signature, TensorSpec
+
+
+class OpenVINORunner(Runner):
+    name = "openvino"
+
+    def __init__(self, path: str | Path, io: ArtifactIO | None = None, threads: int | None = None) -> None:
+        super().__init__()
+        self.path, self.threads = Path(path), threads
+        self.compiled: Any = None
+        self.device = "CPU"
+
+    def activate_impl(self) -> None:
+        ov = import_stack("openvino", "Running an OpenVINO IR (.xml)")
+        check_complete(self.path)
+        core = ov.Core()
+        try:
+            model = core.read_model(str(self.path))
+            self.device, precision = placement(core, model)
+            config = compile_config(self.device, self.threads, precision)
+            self.compiled = core.compile_model(model, self.device, config)
+        except Exception as e:
+            raise ModelLoadError(f"OpenVINO cannot load {self.path}: {first_line(e, 400)}") from None
+        self.request = self.compiled.create_infer_request()
+
+    def deactivate_impl(self) -> None:
+        self.compiled = self.request = None
+
+    def input_specs_impl(self) -> tuple[TensorSpec, ...]:
+        return tuple(port_spec(port) for port in self.compiled.inputs)
+
+    def output_names_impl(self) -> list[str]:
+        return [port.get_any_name() for port in self.compiled.outputs]
+
+    def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = self.request.infer(dict(feed))
+        return {port.get_any_name(): np.array(results[port]) for port in self.compiled.outputs}
+
+
+def port_spec(port: Any) -> TensorSpec:
+    """An IR input or output as a TensorSpec: its name, element type, and shape with free dims named."""
+    name, element = port.get_any_name(), port.get_element_type().get_type_name()
+    shape = tuple(f"{name}_dim{k}" if d.is_dynamic else d.get_length() for k, d in enumerate(port.get_partial_shape()))
+    return TensorSpec(name, OV_TYPES.get(element, element), shape)
+
+
+def ir_signature(path: Path) -> Signature:
+    """The inputs and outputs an IR declares (read, not compiled)."""
+    ov = import_stack("openvino", "Reading an OpenVINO IR (.xml)")
+    check_complete(path)
+    model = ov.Core().read_model(str(path))
+    return Signature(tuple(port_spec(p) for p in model.inputs), tuple(port_spec(p) for p in model.outputs))
