@@ -131,4 +131,6 @@ def load(source: str | Path, inputs: tuple[TensorSpec, ...] = (), weights: str |
     return _load(source, inputs, weights)
 
 
-__all__ = ["__version__", "benchmark", "evaluate", "export", "load", "targets"]
+from edgekit.sources.trust import unsafe_load  # noqa: E402  (light: the errors module only)
+
+__all__ = ["__version__", "benchmark", "evaluate", "export", "load", "targets", "unsafe_load"]

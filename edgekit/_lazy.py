@@ -27,6 +27,7 @@ EXTRAS = {
     "onnx_graphsurgeon": "tensorrt",
     "openvino": "openvino",
     "nncf": "openvino",
+    "h5py": "tensorflow",
 }
 # importable module -> how to get it where no extra can (NVIDIA's GPU stacks)
 INSTALL = {

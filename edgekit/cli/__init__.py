@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import ClassVar
 
@@ -43,6 +44,27 @@ class _Group(click.Group):
             return None
         module, _, attr = spec.partition(":")
         return getattr(importlib.import_module(module), attr)
+
+
+def unsafe_load_option(command):
+    """`--unsafe-load` on a command that loads model files: within it, loaders may run code a file carries
+    (Keras Lambda layers, custom classes), which they otherwise refuse naming the layer."""
+
+    @click.option(
+        "--unsafe-load",
+        "unsafe_load",
+        is_flag=True,
+        help="Let loading a model file run the code it carries (Keras Lambda layers, custom classes). "
+        "Only for files you trust.",
+    )
+    @functools.wraps(command)
+    def wrapped(*args, unsafe_load: bool = False, **kwargs):
+        from edgekit.sources.trust import unsafe_load as allowing
+
+        with allowing(unsafe_load):
+            return command(*args, **kwargs)
+
+    return wrapped
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

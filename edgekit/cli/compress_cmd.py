@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli import unsafe_load_option
+
 _SOURCE_HELP = "A SOURCE as for `edgekit export` (file, folder, or package.module:factory)."
 
 
@@ -69,6 +71,7 @@ def compress_cmd() -> None:
 @click.option("--tokenizer", type=click.Path(), help="Tokenizer folder for text data (default: the teacher's).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
 @_training_options(epochs=3, lr=1e-3)
+@unsafe_load_option
 def distill_cmd(
     teacher,
     teacher_weights,
@@ -136,6 +139,7 @@ def distill_cmd(
 @click.option("--data", required=True, type=click.Path(), help="Fine-tuning DATA (with labels).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
 @_training_options(epochs=None, lr=1e-3)
+@unsafe_load_option
 def prune_cmd(
     model, weights, sparsity, method, schedule, finetune_epochs, data, resume, val, lr, batch, seed, inputs, out, quiet
 ) -> None:
@@ -175,6 +179,7 @@ def prune_cmd(
 @click.option("--data", required=True, type=click.Path(), help="Training DATA (with labels).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
 @_training_options(epochs=1, lr=1e-4)
+@unsafe_load_option
 def qat_cmd(model, weights, data, resume, val, epochs, lr, batch, seed, inputs, out, quiet) -> None:
     """Quantization-aware training; export the output with executorch-int8 (PyTorch) or tflite-int8 (Keras)."""
     from edgekit.compress import TrainSettings, qat
@@ -202,6 +207,7 @@ def qat_cmd(model, weights, data, resume, val, epochs, lr, batch, seed, inputs, 
 @click.option("--input", "inputs", multiple=True, metavar="NAME:DTYPE:SHAPE", help="Input spec, as for export.")
 @click.option("--output", "-o", "out", required=True, type=click.Path(), help="Output folder (a SOURCE).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@unsafe_load_option
 def vocab_cmd(model, data, val, inputs, out, quiet) -> None:
     """Keep only the token embeddings DATA uses (and the special tokens); the tokenizer is rebuilt to match."""
     from edgekit.compress import prune_vocabulary

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from edgekit.cli import unsafe_load_option
+
 
 @click.command("evaluate")
 @click.argument("artifact", type=click.Path())
@@ -27,6 +29,7 @@ import click
 @click.option("--limit", type=int, help="Evaluate the first N samples only.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the report as JSON here.")
 @click.option("--quiet", "-q", is_flag=True)
+@unsafe_load_option
 def evaluate_cmd(
     artifact, data, metric, reference, inputs, weights, max_drop, tokenizer, limit, json_path, quiet
 ) -> None:

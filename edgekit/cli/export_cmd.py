@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli import unsafe_load_option
 from edgekit.data import CALIB_LIMIT
 
 
@@ -77,6 +78,7 @@ def engine_build_options(command):
 )
 @engine_build_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@unsafe_load_option
 def export_cmd(
     source,
     target,

@@ -12,6 +12,7 @@ from pathlib import Path
 from edgekit._lazy import require
 from edgekit.errors import ModelLoadError, UsageError, first_line
 from edgekit.sources.base import Model, sha256_path
+from edgekit.sources.trust import refuse_code, unsafe_allowed
 from edgekit.spec import Signature, TensorSpec
 
 
@@ -29,14 +30,69 @@ def _spec_from_tf(name: str, tf_spec) -> TensorSpec:
     return TensorSpec(name, tf_spec.dtype.name, dims)
 
 
+_KERAS_MODULES = ("keras", "tf_keras", "tensorflow", "builtins")  # where a config's classes may come from
+
+
+def keras_config(path: Path) -> object:
+    """The model config a Keras file stores (`model_config` of an .h5, config.json of a .keras zip), read as
+    JSON without deserializing anything; None when it has none (a weights-only .h5)."""
+    import json
+    import zipfile
+
+    try:
+        if path.suffix == ".h5":
+            h5py = require("h5py", "Reading a Keras .h5 file")
+            with h5py.File(str(path), "r") as f:
+                raw = f.attrs.get("model_config")
+        else:
+            with zipfile.ZipFile(path) as z:
+                raw = z.read("config.json") if "config.json" in z.namelist() else None
+    except (OSError, zipfile.BadZipFile, KeyError) as e:
+        raise ModelLoadError(f"{path} is not a readable Keras file: {first_line(e)}") from None
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except ValueError as e:
+        raise ModelLoadError(f"{path} has a model config that is not JSON: {first_line(e)}") from None
+
+
+def code_carriers(config: object) -> list[str]:
+    """What in a Keras config would run Python when loaded: Lambda layers (stored bytecode or source) and
+    classes from modules outside Keras and TensorFlow (the loader would import them)."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        if not isinstance(node, dict):
+            return
+        name = (node.get("config") or {}).get("name") if isinstance(node.get("config"), dict) else None
+        if node.get("class_name") == "Lambda":
+            found.append(f"Lambda layer '{name}'")
+        module = node.get("module")
+        if isinstance(module, str) and module.split(".")[0] not in _KERAS_MODULES and "class_name" in node:
+            found.append(f"class {module}.{node['class_name']}" + (f" (layer '{name}')" if name else ""))
+        for value in node.values():
+            walk(value)
+
+    walk(config)
+    return list(dict.fromkeys(found))
+
+
 def _load_keras_object(path: Path):
-    """Try Keras 3 then tf_keras (tf_keras first for legacy .h5); return (model, flavour)."""
+    """Try Keras 3 then tf_keras (tf_keras first for legacy .h5); return (model, flavour). A file whose config
+    holds code (Lambda layers, classes from other modules) is refused first, unless unsafe_load() is on."""
+    refuse_code(path, code_carriers(keras_config(path)))
     order = ["tf_keras", "keras"] if path.suffix == ".h5" else ["keras", "tf_keras"]
     errors = []
     for flavour in order:
         module = require(flavour, "Loading a Keras model")
         try:
-            return module.models.load_model(str(path), compile=False), ("keras3" if flavour == "keras" else "tf-keras")
+            # safe_mode (Keras' own refusal of Lambda bytecode in .keras files) follows the same opt-in
+            model = module.models.load_model(str(path), compile=False, safe_mode=not unsafe_allowed())
+            return model, ("keras3" if flavour == "keras" else "tf-keras")
         except Exception as e:  # each flavour raises its own types
             errors.append(f"{flavour}: {first_line(e, 200)}")
     raise ModelLoadError(f"Cannot load {path} as a Keras model.", hint="\n".join(errors))
