@@ -38,16 +38,35 @@ def check_complete(path: Path) -> None:
             )
 
 
+_CREATED: list[Path] = []  # output folders this process created, for remove_unused_out_dirs()
+
+
 def prepare_out_dir(out_dir: str | Path) -> Path:
     """Create the output folder; refuse a path that is an existing file."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"Output path {out} is a file; -o takes a folder (created if missing).")
+    if not out.exists():
+        _CREATED.append(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"Cannot create the output folder {out}: {e.strerror}.") from None
     return out
+
+
+def forget_out_dirs() -> None:
+    _CREATED.clear()
+
+
+def remove_unused_out_dirs() -> None:
+    """After a failed command: the output folders it created and left empty go again."""
+    for out in reversed(_CREATED):
+        try:
+            out.rmdir()  # only succeeds when empty
+        except OSError:
+            pass
+    _CREATED.clear()
 
 
 @contextmanager

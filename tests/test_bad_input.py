@@ -226,3 +226,72 @@ def test_user_frames_are_told_from_edgekit_by_its_folder_not_its_name():
     assert is_user_frame("/home/ana/edgekit/models.py") and is_user_frame("/tmp/ci/edgekit/tests/tests_models.py")
     assert not is_user_frame(edgekit.errors.__file__)
     assert not is_user_frame("/usr/lib/python3/site-packages/keras/src/layers/layer.py")
+
+
+def test_a_failed_command_leaves_no_empty_output_folder(tmp_path, capsys):
+    code, out = run_cli(capsys, "export", tmp_path / "missing.onnx", "-t", "onnx-fp32", "-o", tmp_path / "new" / "out")
+    assert code == 2 and "does not exist" in out
+    assert not (tmp_path / "new").exists() or not any((tmp_path / "new").iterdir())
+    assert not (tmp_path / "new" / "out").exists()
+
+
+def test_sigterm_during_an_export_cleans_up_and_exits_143(cnn, calib_npz, tmp_path):
+    """SIGTERM is handled like Ctrl-C: the staging folder goes, the empty output folder goes, exit 143."""
+    import signal
+    import subprocess
+    import sys
+
+    _, weights = cnn
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "edgekit", "export", "edgekit_demo.zoo:digits_cnn", "--weights", str(weights),
+            "--input", zoo.DIGITS_INPUT, "--calib", str(calib_npz), "-t", "onnx-int8", "-o", str(out)]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the first step is done: a staging folder exists and conversion is running
+        if "load edgekit_demo.zoo:digits_cnn" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=120) == 143, rest
+    assert "Terminated; nothing half-written" in rest and "Traceback" not in rest
+    assert not out.exists(), list(out.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["benchmark", "m.onnx", "--processes", "0"], "--processes"),
+        (["benchmark", "m.onnx", "--min-runs", "0"], "--min-runs"),
+        (["benchmark", "m.onnx", "--min-time", "-1"], "--min-time"),
+        (["benchmark", "m.onnx", "--warmup", "-1"], "--warmup"),
+        (["benchmark", "m.onnx", "--timeout", "0"], "--timeout"),
+        (["benchmark", "m.onnx", "--max-time", "-5"], "--max-time"),
+        (["benchmark", "m.onnx", "--target-ci", "0"], "--target-ci"),
+        (["evaluate", "m.onnx", "--data", "d.npz", "--limit", "0"], "--limit"),
+        (["export", "m.onnx", "-t", "onnx-fp32", "-o", "out", "--calib-limit", "-3"], "--calib-limit"),
+    ],
+)
+def test_counts_and_durations_out_of_range_are_usage_errors(capsys, args, option):
+    """0 processes measured nothing and passed a --baseline gate; 0 as a limit silently meant "all"."""
+    code, out = run_cli(capsys, *args)
+    assert code == 2 and option in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize(
+    "content, phrase",
+    [("", "not readable JSON"), ("{not json", "not readable JSON"), ('{"runs": []}', "list of runs"),
+     ("[]", "list of runs"), ('[{"artifact": "m.onnx"}]', "list of runs")],
+)  # fmt: skip
+def test_a_bad_baseline_fails_before_anything_runs(tmp_path, capsys, content, phrase):
+    baseline = tmp_path / "old.json"
+    baseline.write_text(content)
+    code, out = run_cli(capsys, "benchmark", tmp_path / "missing.onnx", "--baseline", baseline)
+    assert code == 2 and phrase in out and "does not exist" not in out, out
+
+
+@pytest.mark.parametrize("where", ["folder", "missing-parent"])
+def test_json_output_must_be_a_file_in_an_existing_folder(tmp_path, capsys, where):
+    target = tmp_path if where == "folder" else tmp_path / "nope" / "bench.json"
+    code, out = run_cli(capsys, "benchmark", tmp_path / "missing.onnx", "--json", target)
+    assert code == 2 and "--json" in out and "Traceback" not in out, out
+    assert [p.name for p in tmp_path.iterdir()] == []  # and no temp file left behind

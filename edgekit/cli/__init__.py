@@ -73,10 +73,43 @@ def cli() -> None:
     """Take trained models to edge devices and prove they still work there."""
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so every cleanup (staging folders, workers) runs as for Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: maps EdgekitError to its exit code with a one-paragraph message, no traceback."""
+    """Entry point: maps EdgekitError to its exit code with a one-paragraph message, no traceback. A failed
+    command removes the output folder it created if nothing was written there."""
+    import signal
+
+    from edgekit.artifact import forget_out_dirs, remove_unused_out_dirs
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    forget_out_dirs()  # a command removes only what it created
+    try:
+        _run(argv)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            remove_unused_out_dirs()
+        raise
+    except BaseException:
+        remove_unused_out_dirs()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    sys.exit(0)
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
+    except Terminated:
+        click.echo("Terminated; nothing half-written was left in place.", err=True)
+        sys.exit(143)
     except EdgekitError as e:
         click.secho(f"error: {e.message}", err=True, fg="red")
         if e.hint:
@@ -94,4 +127,3 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted; nothing half-written was left in place.", err=True)
         sys.exit(130)
-    sys.exit(0)

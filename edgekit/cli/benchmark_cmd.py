@@ -11,6 +11,37 @@ from pathlib import Path
 import click
 
 
+def read_baseline(path: Path) -> list[dict]:
+    """An earlier --json, checked before anything runs: a list of runs with artifact, threads, batch, latency."""
+    from edgekit.errors import UsageError
+
+    try:
+        runs = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UsageError(f"--baseline {path} is not readable JSON: {e}.") from None
+    need = ("artifact", "threads", "batch", "latency_ms")
+    if (
+        not isinstance(runs, list)
+        or not runs
+        or not all(isinstance(r, dict) and all(k in r for k in need) for r in runs)
+    ):
+        raise UsageError(
+            f"--baseline {path} is not an edgekit benchmark --json: it must be a list of runs, each with "
+            f"{', '.join(need)}."
+        )
+    return runs
+
+
+def check_json_path(path: Path) -> None:
+    """--json must name a file in an existing folder (it is written when the runs are done)."""
+    from edgekit.errors import UsageError
+
+    if path.is_dir():
+        raise UsageError(f"--json {path} is a folder; give a file name, e.g. {path / 'bench.json'}.")
+    if not path.parent.is_dir():
+        raise UsageError(f"--json {path}: the folder {path.parent} does not exist.")
+
+
 def a_a_pair(artifacts: list[str], folder: Path) -> list[str]:
     """The artifact and a byte-identical copy (with its sidecar) under another name: an A/A run measures
     what the harness and the machine alone make of two identical files."""
@@ -48,17 +79,43 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--device", default="local", show_default=True, help="local, ssh://user@host[:port] or adb://SERIAL.")
 @click.option("--threads", default="1", callback=_ints, show_default=True, help="Thread counts, comma-separated.")
 @click.option("--batch", default="1", callback=_ints, show_default=True, help="Batch sizes, comma-separated.")
-@click.option("--warmup", default=10, show_default=True, help="Untimed inferences after the first.")
-@click.option("--min-runs", default=50, show_default=True, help="Timed inferences per process, at least.")
-@click.option("--min-time", default=1.0, show_default=True, help="Seconds of timed inference per process, at least.")
-@click.option("--processes", default=3, show_default=True, help="Fresh processes per artifact and setting.")
+@click.option(
+    "--warmup", default=10, type=click.IntRange(min=0), show_default=True, help="Untimed inferences after the first."
+)
+@click.option(
+    "--min-runs",
+    default=50,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="Timed inferences per process, at least.",
+)
+@click.option(
+    "--min-time",
+    default=1.0,
+    type=click.FloatRange(min=0),
+    show_default=True,
+    help="Seconds of timed inference per process, at least.",
+)
+@click.option(
+    "--processes",
+    default=3,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="Fresh processes per artifact and setting.",
+)
 @click.option(
     "--max-time",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     help="Adaptive: after --processes rounds, add rounds until each ratio to the first artifact is known to "
     "+-target-ci, for at most this many seconds per setting.",
 )
-@click.option("--target-ci", default=1.0, show_default=True, help="Adaptive: the ratio's 95%% interval, +- percent.")
+@click.option(
+    "--target-ci",
+    default=1.0,
+    type=click.FloatRange(min=0, min_open=True),
+    show_default=True,
+    help="Adaptive: the ratio's 95%% interval, +- percent.",
+)
 @click.option(
     "--seq-len",
     default=64,
@@ -68,7 +125,13 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
 )
 @click.option("--aa", is_flag=True, help="A/A check: the artifact against a byte-identical copy of itself.")
 @click.option("--baseline", type=click.Path(exists=True), help="An earlier --json: fail (exit 1) on a regression.")
-@click.option("--threshold", default=5.0, show_default=True, help="Regression threshold in percent (with --baseline).")
+@click.option(
+    "--threshold",
+    default=5.0,
+    type=click.FloatRange(min=0),
+    show_default=True,
+    help="Regression threshold in percent (with --baseline).",
+)
 @click.option("--python", "python", help="Python on the device (ssh: default python3; local: this one).")
 @click.option("--identity", type=click.Path(), help="ssh private key.")
 @click.option(
@@ -82,7 +145,13 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
     "(benchmark_app beside OpenVINO).",
 )
 @click.option("--adb", "adb", default="adb", show_default=True, help="adb: the adb client to use.")
-@click.option("--timeout", default=600.0, show_default=True, help="Seconds before a device command counts as hung.")
+@click.option(
+    "--timeout",
+    default=600.0,
+    type=click.FloatRange(min=0, min_open=True),
+    show_default=True,
+    help="Seconds before a device command counts as hung.",
+)
 @click.option("--json", "json_path", type=click.Path(), help="Write the runs as JSON here.")
 @click.option("--quiet", "-q", is_flag=True)
 def benchmark_cmd(
@@ -135,13 +204,17 @@ def benchmark_cmd(
         target_ci=target_ci / 100,
         seq_len=seq_len,
     )
+    old_runs = read_baseline(Path(baseline)) if baseline else None  # a bad baseline fails before the run
+    if json_path:
+        check_json_path(Path(json_path))
     with contextlib.ExitStack() as stack:
         files = list(artifacts)
         if aa:
             files = a_a_pair(files, Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgekit-aa-"))))
         runs, error = benchmark(files, device, settings, Progress(quiet=quiet), tool=tool, **options)
-    failures = compare_baseline(runs, json.loads(Path(baseline).read_text()), threshold / 100) if baseline else []
-    print_runs(runs)
+    failures = compare_baseline(runs, old_runs, threshold / 100) if old_runs is not None else []
+    if runs:
+        print_runs(runs)
     if aa:
         for run in runs:
             if run.get("ratio_to_first"):
@@ -155,6 +228,7 @@ def benchmark_cmd(
     for failure in failures:
         click.secho(f"regression: {failure}", err=True, fg="red")
     if error:
-        click.secho(f"error: {error}\nThe runs above were completed before it and are kept.", err=True, fg="red")
+        kept = "\nThe runs above were completed before it and are kept." if runs else ""
+        click.secho(f"error: {error}{kept}", err=True, fg="red")
     if failures or error:
         sys.exit(1)

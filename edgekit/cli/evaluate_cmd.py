@@ -26,7 +26,7 @@ from edgekit.cli import unsafe_load_option
     help="Gate: fail (exit 1) if accuracy or macro-F1 drop more points than this (perplexity: more percent increase).",
 )
 @click.option("--tokenizer", type=click.Path(), help="Tokenizer folder for text data (default: from the sidecar).")
-@click.option("--limit", type=int, help="Evaluate the first N samples only.")
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate the first N samples only.")
 @click.option("--json", "json_path", type=click.Path(), help="Write the report as JSON here.")
 @click.option("--quiet", "-q", is_flag=True)
 @unsafe_load_option

@@ -43,7 +43,11 @@ def engine_build_options(command):
 @click.option("--weights", type=click.Path(), help="State dict or .safetensors for a package.module:factory SOURCE.")
 @click.option("--tokenizer", type=click.Path(), help="Tokenizer folder for text data (default: the model's own).")
 @click.option(
-    "--calib-limit", default=CALIB_LIMIT, show_default=True, help="Use at most this many calibration samples."
+    "--calib-limit",
+    default=CALIB_LIMIT,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="Use at most this many calibration samples.",
 )
 @click.option(
     "--allow-float-fallback",
