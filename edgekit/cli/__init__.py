@@ -24,6 +24,8 @@ class _Group(click.Group):
         "datasets": "edgekit.cli.datasets_cmd:datasets_cmd",
         "compress": "edgekit.cli.compress_cmd:compress_cmd",
         "build-engine": "edgekit.cli.build_engine_cmd:build_engine_cmd",
+        "bundle": "edgekit.cli.bundle_cmd:bundle_cmd",
+        "verify": "edgekit.cli.bundle_cmd:verify_cmd",
     }
 
     @staticmethod

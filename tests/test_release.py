@@ -1,0 +1,167 @@
+"""Release bundles: export -> evaluate -> benchmark -> bundle -> verify on the digits CNN, byte-identical
+rebuilds, tampering and escaping paths caught, platform rules, a text model's tokenizer shipped."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import pytest
+from helpers import run_cli
+
+from edgekit_demo import zoo
+
+LABELS = "".join(f"{d}\n" for d in range(10))
+
+
+@pytest.fixture(scope="module")
+def released(cnn, calib_npz, test_npz, tmp_path_factory):
+    """tflite-int8 and onnx-int8 files of the CNN, evaluated and benchmarked through the CLI's --json."""
+    from edgekit.bench.harness import Settings, benchmark
+    from edgekit.evaluate import evaluate
+    from edgekit.exporter import export
+    from edgekit.spec import parse_input_spec
+
+    _, weights = cnn
+    out = tmp_path_factory.mktemp("release")
+    inputs = (parse_input_spec(zoo.DIGITS_INPUT),)
+    files = [
+        export("edgekit_demo.zoo:digits_cnn", t, out, calib=calib_npz, inputs=inputs, weights=weights).artifact
+        for t in ("tflite-int8", "onnx-int8")
+    ]
+    (out / "eval.json").write_text(json.dumps(evaluate(files[0], test_npz).to_json()))
+    runs, error = benchmark(files, "local", Settings(min_runs=20, min_time=0.05, warmup=2, processes=1))
+    assert error is None
+    (out / "bench.json").write_text(json.dumps(runs))
+    (out / "labels.txt").write_text(LABELS)
+    return {"files": files, "folder": out}
+
+
+def _bundle(capsys, released, out, *extra):
+    folder = released["folder"]
+    return run_cli(
+        capsys, "bundle", *released["files"], "--platform", "android", "--labels", folder / "labels.txt",
+        "--results", folder / "eval.json", "--results", folder / "bench.json", "--version", "1.2.0", "-o", out, *extra,
+    )  # fmt: skip
+
+
+def test_round_trip_bundle_then_verify(released, tmp_path, capsys):
+    code, out = _bundle(capsys, released, tmp_path)
+    assert code == 0 and "app/src/main/assets/" in out, out
+    root = tmp_path / "digits_cnn"
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["platform"] == "android" and manifest["version"] == "1.2.0" and manifest["labels"] == "labels.txt"
+    tflite, onnx_model = manifest["models"]
+    assert tflite["file"] == "models/digits_cnn-tflite-int8.tflite"
+    assert tflite["quantization"]["applied"] == "full-integer"
+    (image,) = tflite["inputs"]  # the app feeds the file's int8 tensor, with its quantization
+    assert image["dtype"] == "int8" and image["scale"] > 0 and isinstance(image["zero_point"], int)
+    assert tflite["evaluation"][0]["metrics"]["accuracy"] > 0.9 and tflite["evaluation"][0]["data"] == "test.npz"
+    assert tflite["benchmark"][0]["latency_ms"]["p50"] > 0 and onnx_model["benchmark"] and not onnx_model["evaluation"]
+    assert tflite["provenance"]["calibration"]["samples"] == 256 and tflite["provenance"]["parity"]["passed"]
+    assert "/" not in json.dumps(tflite["provenance"]["source"])  # no paths of the build machine
+    assert [f["path"] for f in manifest["files"]] == sorted(f["path"] for f in manifest["files"])
+    code, out = run_cli(capsys, "verify", root)
+    assert code == 0 and "3 files verified" in out, out
+
+
+def test_a_second_build_is_byte_identical(released, tmp_path, capsys):
+    for name in ("a.zip", "b.zip"):
+        code, out = _bundle(capsys, released, tmp_path / name)
+        assert code == 0, out
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.zip") as z:
+        names = [i.filename for i in z.infolist()]
+        assert names == sorted(names) and all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in z.infolist())
+        assert names[0].startswith("digits_cnn/")
+    code, out = run_cli(capsys, "verify", tmp_path / "a.zip")
+    assert code == 0, out
+
+
+def test_tampering_is_named(released, tmp_path, capsys):
+    _bundle(capsys, released, tmp_path)
+    root = tmp_path / "digits_cnn"
+    model = root / "models" / "digits_cnn-onnx-int8.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    (root / "labels.txt").unlink()
+    (root / "models" / "extra.bin").write_bytes(b"\0")
+    code, out = run_cli(capsys, "verify", root)
+    assert code == 1, out
+    assert "models/digits_cnn-onnx-int8.onnx: sha256 differs" in out
+    assert "labels.txt: listed in the manifest but missing" in out
+    assert "models/extra.bin: not listed in the manifest" in out
+
+
+def test_a_tampered_zip_is_named(released, tmp_path, capsys):
+    _bundle(capsys, released, tmp_path / "good.zip")
+    with zipfile.ZipFile(tmp_path / "good.zip") as good, zipfile.ZipFile(tmp_path / "bad.zip", "w") as bad:
+        for info in good.infolist():
+            data = good.read(info)
+            bad.writestr(info, data + b"x" if info.filename.endswith(".tflite") else data)
+    code, out = run_cli(capsys, "verify", tmp_path / "bad.zip")
+    assert code == 1 and "models/digits_cnn-tflite-int8.tflite:" in out and "tampered or cut" in out, out
+
+
+def test_paths_that_leave_the_bundle_are_refused(released, tmp_path, capsys):
+    _bundle(capsys, released, tmp_path)
+    root = tmp_path / "digits_cnn"
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["files"][0]["path"] = "../outside.txt"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    code, out = run_cli(capsys, "verify", root)
+    assert code == 1 and "'../outside.txt' is not a plain relative path" in out, out
+    with zipfile.ZipFile(tmp_path / "slip.zip", "w") as z:
+        z.writestr("digits_cnn/manifest.json", (tmp_path / "digits_cnn" / "manifest.json").read_text())
+        z.writestr("digits_cnn/../../evil.txt", "x")
+    code, out = run_cli(capsys, "verify", tmp_path / "slip.zip")
+    assert code == 1 and "evil.txt" in out, out
+    code, out = _bundle(capsys, released, tmp_path / "out2", "--name", "../evil")
+    assert code == 2 and "--name '../evil' must be a plain file name" in out
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "out2").exists()
+
+
+def test_platform_rules_and_missing_sidecars(released, cnn, calib_npz, tmp_path, capsys):
+    from edgekit.exporter import export
+    from edgekit.spec import parse_input_spec
+
+    _, weights = cnn
+    xml = export("edgekit_demo.zoo:digits_cnn", "openvino-int8", tmp_path / "ov", calib=calib_npz,
+                 inputs=(parse_input_spec(zoo.DIGITS_INPUT),), weights=weights).artifact  # fmt: skip
+    code, out = run_cli(capsys, "bundle", xml, "--platform", "android", "-o", tmp_path / "a")
+    assert code == 2 and "openvino file; android apps embed" in out, out
+    code, out = run_cli(capsys, "bundle", xml, "--platform", "generic", "-o", tmp_path / "g")
+    assert code == 0, out
+    manifest = json.loads((tmp_path / "g" / "digits_cnn" / "manifest.json").read_text())
+    ir = ["models/digits_cnn-openvino-int8.xml", "models/digits_cnn-openvino-int8.bin"]
+    assert manifest["models"][0]["files"] == ir
+    lonely = tmp_path / "lonely.onnx"
+    shutil.copyfile(released["files"][1], lonely)
+    code, out = run_cli(capsys, "bundle", lonely, "-o", tmp_path / "x")
+    assert code == 2 and "has no sidecar" in out
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps([{"artifact": "/x/else.onnx", "latency_ms": {"p50": 1}}]))
+    code, out = run_cli(capsys, "bundle", released["files"][1], "--results", other, "-o", tmp_path / "y")
+    assert code == 2 and "has no result for the bundled files" in out
+
+
+def test_a_text_model_ships_its_tokenizer_and_length(tmp_path, capsys):
+    from edgekit.exporter import export
+    from edgekit.spec import parse_input_specs
+    from edgekit_demo.zoo_text import TINY_BERT_INPUTS, minilm_dir
+
+    artifact = export("edgekit_demo.zoo_text:tiny_bert_sentiment", "onnx-fp32", tmp_path / "m",
+                      inputs=parse_input_specs(TINY_BERT_INPUTS), tokenizer=minilm_dir()).artifact  # fmt: skip
+    code, out = run_cli(capsys, "bundle", artifact, "--platform", "ios", "-o", tmp_path / "b")
+    assert code == 0, out
+    root = next((tmp_path / "b").iterdir())
+    assert root.name.endswith(".bundle")
+    pre = json.loads((root / "manifest.json").read_text())["models"][0]["preprocessing"]
+    assert pre["tokenizer"] == "tokenizer" and "tokenizer/vocab.txt" in pre["tokenizer_files"]
+    length = int(TINY_BERT_INPUTS[0].split("x")[-1])
+    assert pre["max_length"] == length and pre["padding"] == "max_length" and pre["lowercase"] is True
+    assert (root / "tokenizer" / "tokenizer.json").is_file()
+    code, out = run_cli(capsys, "verify", root)
+    assert code == 0, out
