@@ -13,7 +13,7 @@ FROM ${TRT_IMAGE}
 
 ENV PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /edgekit
-COPY pyproject.toml constraints.txt requirements-nodeps.txt README.md setup.py ./
+COPY pyproject.toml constraints.txt requirements-nodeps.txt README.md LICENSE setup.py ./
 COPY edgekit ./edgekit
 COPY edgekit_demo ./edgekit_demo
 COPY targets ./targets
