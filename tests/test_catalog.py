@@ -154,3 +154,70 @@ def test_no_deps_hints_match_requirements_nodeps():
     }
     for packages in NO_DEPS.values():
         assert set(packages.split()) <= pinned, packages
+
+
+def test_devices_command_names_the_detected_profile_and_why(capsys):
+    import json
+
+    from helpers import run_cli
+
+    code, out = run_cli(capsys, "devices", "--json")
+    assert code == 0
+    listing = json.loads(out)
+    assert listing["detected"] == local_device().name and "matches" in listing["why"]
+    by_name = {d["name"]: d for d in listing["devices"]}
+    assert set(by_name) == set(devices()) and by_name["intel-npu"]["runtimes"]["openvino"]["engine"] == "NPU"
+    code, out = run_cli(capsys, "devices")
+    assert code == 0 and f"detected {local_device().name}" in out
+    assert max(len(line) for line in out.splitlines()) <= 80  # fits a terminal (and a pipe: 80 columns)
+
+
+@pytest.fixture
+def user_catalog(tmp_path, monkeypatch):
+    """A user's catalog folder in EDGEKIT_CATALOG; the loaded catalog is forgotten before and after."""
+    from edgekit.catalog.loader import clear_caches
+
+    (tmp_path / "devices").mkdir()
+    monkeypatch.setenv("EDGEKIT_CATALOG", str(tmp_path))
+    clear_caches()
+    yield tmp_path
+    monkeypatch.delenv("EDGEKIT_CATALOG")
+    clear_caches()
+
+
+def test_a_user_catalog_adds_and_overrides_profiles(user_catalog):
+    (user_catalog / "devices" / "my-nuc.yaml").write_text(
+        "name: my-nuc\ndescription: my NUC's iGPU\narch: x86_64\nos: linux\n"
+        "runtimes:\n  openvino: {scheme: nncf_mixed_overflow_fix, engine: GPU, inference_precision: f16}\n"
+    )
+    (user_catalog / "devices" / "x86-avx2.yaml").write_text(
+        "name: x86-avx2\ndescription: overridden\narch: x86_64\nos: linux\n"
+        "runtimes:\n  onnxruntime: {scheme: u8s8, int8_ops: [MatMul]}\n"
+    )
+    recipe = resolve(get_target("openvino-int8"), get_device("my-nuc"))
+    assert recipe.engine == "GPU" and recipe.scheme_name == "nncf_mixed_overflow_fix"
+    assert get_device("x86-avx2").description == "overridden"
+    assert resolve(get_target("onnx-int8"), get_device("x86-avx2")).int8_ops == ("MatMul",)
+    assert "x86-vnni" in devices()  # the built-in ones stay
+
+
+def test_a_user_profile_is_validated_like_the_built_in_ones(user_catalog):
+    from edgekit.errors import EdgekitError
+
+    (user_catalog / "devices" / "bad.yaml").write_text(
+        "name: bad\ndescription: x\narch: x86_64\nos: linux\nruntimes:\n  openvino: {scheme: no_such_scheme}\n"
+    )
+    with pytest.raises(EdgekitError, match="unknown scheme 'no_such_scheme'"):
+        devices()
+
+
+def test_catalog_option_reaches_the_commands(tmp_path):
+    from helpers import run_cli_process
+
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "my-board.yaml").write_text(
+        "name: my-board\ndescription: b\narch: aarch64\nos: linux\nruntimes:\n  litert: {scheme: tflite_int8}\n"
+    )
+    result = run_cli_process("--catalog", tmp_path, "devices", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "my-board" in result.stdout

@@ -1,9 +1,11 @@
-"""Load and validate the YAML catalog: targets/*.yaml, targets/schemes.yaml, targets/devices/*.yaml."""
+"""Load and validate the YAML catalog: targets/*.yaml, targets/schemes.yaml, targets/devices/*.yaml, and a
+user catalog laid out the same way on top (EDGEKIT_CATALOG or `edgekit --catalog DIR`)."""
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 from pathlib import Path
 from typing import TypeVar
 
@@ -11,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from edgekit.catalog.schema import Device, RuntimeRule, Scheme, Target
-from edgekit.errors import EdgekitError, unknown_name
+from edgekit.errors import EdgekitError, UsageError, unknown_name
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -25,6 +27,33 @@ def catalog_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise EdgekitError("The target catalog (edgekit._targets) is missing from this installation.")
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+USER_CATALOG = "EDGEKIT_CATALOG"  # a folder of the user's own targets, schemes.yaml and devices/ (or --catalog)
+
+
+def catalog_dirs() -> list[Path]:
+    """The built-in catalog, then the user's (EDGEKIT_CATALOG): its files add to the built-in ones, and a
+    target, scheme or device of the same name replaces the built-in one."""
+    dirs = [catalog_dir()]
+    user = os.environ.get(USER_CATALOG)
+    if user:
+        folder = Path(user)
+        if not folder.is_dir():
+            raise UsageError(
+                f"The catalog folder {folder} ({USER_CATALOG} or --catalog) does not exist.",
+                hint="It holds target YAML files, schemes.yaml and devices/*.yaml, laid out like targets/.",
+            )
+        dirs.append(folder)
+    return dirs
+
+
+def clear_caches() -> None:
+    """Forget the loaded catalog (after the user catalog changed)."""
+    from edgekit.catalog.detect import local_device
+
+    for cached in (targets, schemes, devices, local_device):
+        cached.cache_clear()
 
 
 def _read(path: Path) -> dict:
@@ -43,7 +72,7 @@ def _validate(model: type[M], data: dict, path: Path) -> M:
 def targets() -> dict[str, Target]:
     """Every target, by CLI name, in the order the YAML files sort."""
     out: dict[str, Target] = {}
-    for path in sorted(catalog_dir().glob("*.yaml")):
+    for path in (p for folder in catalog_dirs() for p in sorted(folder.glob("*.yaml"))):
         if path.name == "schemes.yaml":
             continue
         target = _validate(Target, _read(path), path)
@@ -66,15 +95,18 @@ def _order(target: Target) -> tuple[int, str, int]:
 
 @functools.cache
 def schemes() -> dict[str, Scheme]:
-    path = catalog_dir() / "schemes.yaml"
-    return {name: _validate(Scheme, data, path) for name, data in _read(path).items()}
+    out: dict[str, Scheme] = {}
+    for path in (folder / "schemes.yaml" for folder in catalog_dirs()):
+        if path.is_file():
+            out.update({name: _validate(Scheme, data, path) for name, data in _read(path).items()})
+    return out
 
 
 @functools.cache
 def devices() -> dict[str, Device]:
     out: dict[str, Device] = {}
     known_schemes = schemes()
-    for path in sorted((catalog_dir() / "devices").glob("*.yaml")):
+    for path in (p for folder in catalog_dirs() for p in sorted((folder / "devices").glob("*.yaml"))):
         device = _validate(Device, _read(path), path)
         for runtime, rule in device.runtimes.items():
             if rule.scheme not in known_schemes:

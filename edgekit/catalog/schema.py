@@ -93,6 +93,17 @@ class Detect(_Frozen):
     any_of: tuple[str, ...] = ()
     none_of: tuple[str, ...] = ()
 
+    def explain(self) -> str:
+        """The rule in words: `x86_64 with avx2, without avx512_vnni`."""
+        parts = [self.arch]
+        if self.all_of:
+            parts.append(f"with {' and '.join(self.all_of)}")
+        if self.any_of:
+            parts.append(f"with any of {', '.join(self.any_of)}")
+        if self.none_of:
+            parts.append(f"without {', '.join(self.none_of)}")
+        return " ".join(parts)
+
     def matches(self, arch: str, flags: set[str]) -> bool:
         return (
             arch == self.arch

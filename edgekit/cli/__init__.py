@@ -21,6 +21,7 @@ class _Group(click.Group):
         "evaluate": "edgekit.cli.evaluate_cmd:evaluate_cmd",
         "benchmark": "edgekit.cli.benchmark_cmd:benchmark_cmd",
         "targets": "edgekit.cli.targets_cmd:targets_cmd",
+        "devices": "edgekit.cli.devices_cmd:devices_cmd",
         "datasets": "edgekit.cli.datasets_cmd:datasets_cmd",
         "compress": "edgekit.cli.compress_cmd:compress_cmd",
         "build-engine": "edgekit.cli.build_engine_cmd:build_engine_cmd",
@@ -69,8 +70,27 @@ def unsafe_load_option(command):
     return wrapped
 
 
+def _use_catalog(ctx, param, value) -> None:
+    if value:
+        import os
+
+        from edgekit.catalog.loader import USER_CATALOG, clear_caches
+
+        os.environ[USER_CATALOG] = str(value)
+        clear_caches()
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgekit")
+@click.option(
+    "--catalog",
+    type=click.Path(exists=True, file_okay=False),
+    expose_value=False,
+    is_eager=True,
+    callback=_use_catalog,
+    help="A folder of your own targets, schemes.yaml and devices/*.yaml on top of the built-in catalog "
+    "(same as EDGEKIT_CATALOG); a file of the same name replaces the built-in one.",
+)
 def cli() -> None:
     """Take trained models to edge devices and prove they still work there."""
 
