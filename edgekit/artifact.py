@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -88,6 +89,16 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file is as readable as any other output
     os.replace(tmp, path)
+
+
+def write_json_output(target: str | Path, data: Any) -> None:
+    """A command's --json: a file, written atomically, or `-` for stdout (the command's tables then go to stderr,
+    so the JSON is all a script reads)."""
+    if str(target) == "-":
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        sys.stdout.flush()
+    else:
+        write_json_atomic(Path(target), data)
 
 
 def publish(

@@ -295,3 +295,11 @@ def test_json_output_must_be_a_file_in_an_existing_folder(tmp_path, capsys, wher
     code, out = run_cli(capsys, "benchmark", tmp_path / "missing.onnx", "--json", target)
     assert code == 2 and "--json" in out and "Traceback" not in out, out
     assert [p.name for p in tmp_path.iterdir()] == []  # and no temp file left behind
+
+
+def test_a_state_dict_given_as_source_says_to_use_a_factory(cnn, tmp_path, capsys):
+    _, weights = cnn  # torch.save(model.state_dict())
+    source = tmp_path / "model.pt"
+    source.write_bytes(Path(weights).read_bytes())
+    code, out = run_cli(capsys, "export", source, "-t", "onnx-fp32", "-o", tmp_path / "out")
+    assert code == 2 and "written by torch.save" in out and f"--weights {source}" in out, out

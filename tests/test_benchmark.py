@@ -266,3 +266,17 @@ def test_a_a_mode_runs_a_byte_identical_copy(files, tmp_path, capsys):
     assert 0.7 < runs[1]["ratio_to_first"]["ratio"] < 1.4 and "A/A (threads=1, batch=1): ratio" in text
     code, text = run_cli(capsys, "benchmark", files[0], files[1], "--aa")
     assert code == 2 and "exactly one" in text
+
+
+def test_json_dash_writes_only_json_to_stdout(files, test_npz):
+    """`--json -` is for scripts: stdout is the JSON alone; the tables go to stderr."""
+    from helpers import run_cli_process
+
+    result = run_cli_process("benchmark", files[0], "--processes", "1", "--min-runs", "10", "--min-time", "0.01",
+                             "--json", "-")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(result.stdout)
+    assert runs[0]["latency_ms"]["p50"] > 0 and "edgekit benchmark" in result.stderr
+    result = run_cli_process("evaluate", files[0], "--data", test_npz, "--json", "-")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["metrics"]["accuracy"] > 0.9 and "accuracy" in result.stderr

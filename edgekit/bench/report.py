@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 
-def print_runs(runs: list[dict]) -> None:
+def print_runs(runs: list[dict], stderr: bool = False) -> None:
     table = Table(title="edgekit benchmark (latency in ms; each process fresh)")
     for col in (
         "artifact",
@@ -64,7 +64,7 @@ def print_runs(runs: list[dict]) -> None:
             _f((run.get("work") or {}).get("efficiency"), 2),
             flags,
         )
-    Console(width=max(200, Console().width)).print(table)
+    Console(width=max(200, Console().width), stderr=stderr).print(table)
 
 
 def _speedup(run: dict, plain: float) -> str:

@@ -152,7 +152,7 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
     show_default=True,
     help="Seconds before a device command counts as hung.",
 )
-@click.option("--json", "json_path", type=click.Path(), help="Write the runs as JSON here.")
+@click.option("--json", "json_path", type=click.Path(), help="Write the runs as JSON here ('-': stdout).")
 @click.option("--quiet", "-q", is_flag=True)
 def benchmark_cmd(
     artifacts,
@@ -179,7 +179,7 @@ def benchmark_cmd(
     quiet,
 ) -> None:
     """Latency, init time, first inference, peak memory, throughput and size, each repetition in a fresh process."""
-    from edgekit.artifact import write_json_atomic
+    from edgekit.artifact import write_json_output
     from edgekit.bench.harness import Settings, benchmark, compare_baseline
     from edgekit.bench.report import print_runs
     from edgekit.progress import Progress
@@ -205,7 +205,7 @@ def benchmark_cmd(
         seq_len=seq_len,
     )
     old_runs = read_baseline(Path(baseline)) if baseline else None  # a bad baseline fails before the run
-    if json_path:
+    if json_path and json_path != "-":
         check_json_path(Path(json_path))
     with contextlib.ExitStack() as stack:
         files = list(artifacts)
@@ -214,17 +214,18 @@ def benchmark_cmd(
         runs, error = benchmark(files, device, settings, Progress(quiet=quiet), tool=tool, **options)
     failures = compare_baseline(runs, old_runs, threshold / 100) if old_runs is not None else []
     if runs:
-        print_runs(runs)
+        print_runs(runs, stderr=json_path == "-")
     if aa:
         for run in runs:
             if run.get("ratio_to_first"):
                 r = run["ratio_to_first"]
                 click.echo(
                     f"A/A (threads={run['threads']}, batch={run['batch']}): ratio {r['ratio']:.4f}, 95% interval "
-                    f"{r['ci95'][0]:.4f}-{r['ci95'][1]:.4f} over {r['rounds']} rounds"
+                    f"{r['ci95'][0]:.4f}-{r['ci95'][1]:.4f} over {r['rounds']} rounds",
+                    err=json_path == "-",
                 )
     if json_path:
-        write_json_atomic(Path(json_path), runs)
+        write_json_output(json_path, runs)
     for failure in failures:
         click.secho(f"regression: {failure}", err=True, fg="red")
     if error:

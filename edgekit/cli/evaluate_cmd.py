@@ -27,14 +27,14 @@ from edgekit.cli import unsafe_load_option
 )
 @click.option("--tokenizer", type=click.Path(), help="Tokenizer folder for text data (default: from the sidecar).")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate the first N samples only.")
-@click.option("--json", "json_path", type=click.Path(), help="Write the report as JSON here.")
+@click.option("--json", "json_path", type=click.Path(), help="Write the report as JSON here ('-': stdout).")
 @click.option("--quiet", "-q", is_flag=True)
 @unsafe_load_option
 def evaluate_cmd(
     artifact, data, metric, reference, inputs, weights, max_drop, tokenizer, limit, json_path, quiet
 ) -> None:
     """Run ARTIFACT in its own runtime over DATA and report task metrics (and the drop vs --reference)."""
-    from edgekit.artifact import write_json_atomic
+    from edgekit.artifact import write_json_output
     from edgekit.evaluate import evaluate, parse_metrics
     from edgekit.progress import Progress
     from edgekit.spec import parse_input_specs
@@ -52,18 +52,16 @@ def evaluate_cmd(
         reference_weights=weights,
         progress=progress,
     )
-    _print(report)
+    _print(report, stderr=json_path == "-")
     if json_path:
-        from pathlib import Path
-
-        write_json_atomic(Path(json_path), report.to_json())
+        write_json_output(json_path, report.to_json())
     if not report.passed:
         for failure in report.failures:
             click.secho(f"gate failed: {failure}", err=True, fg="red")
         sys.exit(1)
 
 
-def _print(report) -> None:
+def _print(report, stderr: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -80,7 +78,7 @@ def _print(report) -> None:
             unit = "%" if key == "perplexity" else " pts"
             row += [f"{report.reference[key]:.4f}", f"{report.drop.get(key, 0):+.2f}{unit}"]
         table.add_row(*row)
-    console = Console()
+    console = Console(stderr=stderr)
     console.print(table)
     if "per_class" in report.metrics:
         per = Table(title="per class (artifact)")

@@ -113,8 +113,26 @@ def _need_inputs(source: str, inputs: tuple[TensorSpec, ...]) -> None:
         )
 
 
+def _is_torch_save(path: Path) -> bool:
+    """A torch.save archive (a state dict, a pickled module) rather than TorchScript: no `code/` inside."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+    return any(n.endswith("/data.pkl") for n in names) and not any("/code/" in n for n in names)
+
+
 def load_torchscript(path: Path, inputs: tuple[TensorSpec, ...]) -> Model:
     torch = _torch()
+    if _is_torch_save(path):
+        raise ModelLoadError(
+            f"{path} was written by torch.save (a state dict or a pickled module), not TorchScript: it holds "
+            "weights, not the model's code.",
+            hint="Name the code that builds the model and pass the file as its weights: "
+            f"edgekit export package.module:factory --weights {path} --input NAME:DTYPE:SHAPE ...",
+        )
     _need_inputs(str(path), inputs)
     try:
         module = torch.jit.load(str(path), map_location="cpu").eval()
