@@ -22,6 +22,7 @@ class _Group(click.Group):
         "benchmark": "edgekit.cli.benchmark_cmd:benchmark_cmd",
         "targets": "edgekit.cli.targets_cmd:targets_cmd",
         "devices": "edgekit.cli.devices_cmd:devices_cmd",
+        "doctor": "edgekit.cli.doctor_cmd:doctor_cmd",
         "datasets": "edgekit.cli.datasets_cmd:datasets_cmd",
         "compress": "edgekit.cli.compress_cmd:compress_cmd",
         "build-engine": "edgekit.cli.build_engine_cmd:build_engine_cmd",

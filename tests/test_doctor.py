@@ -1,0 +1,35 @@
+"""edgekit doctor on this machine: every pinned package found at its tested version, every target ready."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import run_cli
+
+
+def test_doctor_reports_this_environment(capsys):
+    code, out = run_cli(capsys, "doctor", "--json")
+    assert code == 0
+    found = json.loads(out)
+    by_name = {p["name"]: p for p in found["packages"]}
+    assert by_name["onnxruntime"]["extra"] == "core" and by_name["openvino"]["extra"] == "openvino"
+    assert by_name["onnx2tf"]["extra"] == "--no-deps"
+    assert all(p["status"] == "ok" and p["fix"] is None for p in found["packages"]), [
+        p for p in found["packages"] if p["status"] != "ok"
+    ]
+    assert all(t["exports_here"] and t["runs_here"] for t in found["targets"])
+    assert found["warnings"] == []  # the venv has no openvino-telemetry (installed --no-deps)
+
+
+def test_a_missing_or_different_package_gets_its_fix():
+    from edgekit.doctor import Package
+
+    missing = Package("torch", "torch", "2.13.0", None, "pip install ... 'edgekit[torch]'")
+    assert missing.status == "missing"
+    assert Package("torch", "torch", "2.13.0", "2.13.0+cpu", None).status == "ok"  # a local build tag
+    assert Package("numpy", "core", "2.4.6", "1.26.4", "pip install edgekit").status == "differs"
+
+
+def test_doctor_table_names_what_is_ready(capsys):
+    code, out = run_cli(capsys, "doctor")
+    assert code == 0 and "targets that export and run here" in out and "openvino-int8" in out
