@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+from pathlib import Path
 
 import pytest
 from helpers import run_cli
@@ -165,3 +166,56 @@ def test_a_text_model_ships_its_tokenizer_and_length(tmp_path, capsys):
     assert (root / "tokenizer" / "tokenizer.json").is_file()
     code, out = run_cli(capsys, "verify", root)
     assert code == 0, out
+
+
+@pytest.fixture
+def pipeline(cnn, tmp_path):
+    """The shipped example pipeline, copied with the tests' trained CNN as its weights."""
+    root = Path(__file__).resolve().parent.parent / "examples"
+    for name in ("digits-pipeline.yaml", "digits-labels.txt"):
+        shutil.copyfile(root / name, tmp_path / name)
+    shutil.copyfile(cnn[1], tmp_path / "digits_cnn.pt")
+    return tmp_path / "digits-pipeline.yaml"
+
+
+def test_the_example_pipeline_runs_caches_and_redoes_only_what_changed(pipeline, capsys, digits):
+    code, out = run_cli(capsys, "run", pipeline)
+    assert code == 0 and "5 step(s) ran, 0 cached; every gate passed" in out, out
+    bundle_dir = pipeline.parent / "release" / "digits"
+    assert run_cli(capsys, "verify", bundle_dir)[0] == 0
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    assert [m["target"] for m in manifest["models"]] == ["tflite-int8", "onnx-int8"]
+    assert all(m["evaluation"] and m["benchmark"] for m in manifest["models"])
+    code, out = run_cli(capsys, "run", pipeline)
+    assert code == 0 and "0 step(s) ran, 5 cached" in out and out.count(": cached (") == 5, out
+    # new weights: both exports, their evaluations and the benchmark run again
+    import torch
+
+    torch.manual_seed(1)
+    x, y, _, _ = digits
+    zoo.save_weights(zoo.train(zoo.digits_cnn(), x, y, epochs=1), pipeline.parent / "digits_cnn.pt")
+    code, out = run_cli(capsys, "run", pipeline)
+    assert code == 0 and "5 step(s) ran, 0 cached" in out, out
+
+
+def test_a_failing_gate_exits_1_and_names_it(pipeline, capsys):
+    pipeline.write_text(pipeline.read_text().replace("max_size_mb: 0.5", "max_size_mb: 0.001"))
+    code, out = run_cli(capsys, "run", pipeline)
+    assert code == 1 and "gate failed: tflite-int8: size" in out and "> max_size_mb 0.001" in out, out
+
+
+@pytest.mark.parametrize(
+    "edit, phrase",
+    [
+        (("[tflite-int8, onnx-int8]", "[tflite-int8, onnx-int9]"), "line 10: Unknown target 'onnx-int9'"),
+        (("gates:", "gatez:"), "line 17: gatez: Extra inputs are not permitted"),
+        (("processes: 3", "processes: many"), "line 15: benchmark.processes: Input should be a valid integer"),
+        (("source: edgekit_demo.zoo:digits_cnn", "source: edgekit_demo.zoo:digits_cnn\ndevice: x86-avx3"),
+         "Unknown device profile 'x86-avx3'"),
+    ],
+)  # fmt: skip
+def test_a_bad_pipeline_is_refused_with_its_line(pipeline, capsys, edit, phrase):
+    pipeline.write_text(pipeline.read_text().replace(*edit))
+    code, out = run_cli(capsys, "run", pipeline)
+    assert code == 2 and phrase in out and "Traceback" not in out, out
+    assert not (pipeline.parent / "release").exists()

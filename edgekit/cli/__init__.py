@@ -28,6 +28,7 @@ class _Group(click.Group):
         "build-engine": "edgekit.cli.build_engine_cmd:build_engine_cmd",
         "bundle": "edgekit.cli.bundle_cmd:bundle_cmd",
         "verify": "edgekit.cli.bundle_cmd:verify_cmd",
+        "run": "edgekit.cli.run_cmd:run_cmd",
     }
 
     @staticmethod

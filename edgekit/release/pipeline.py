@@ -1,0 +1,387 @@
+"""edgekit run PIPELINE.yaml: source -> targets -> evaluate -> benchmark -> gates -> bundle, declared in one file.
+
+Every step is cached by the content hash of what it reads (the source, weights, calibration and evaluation
+data, the artifact it measures, its settings), so a re-run after a change redoes only what the change
+touches. The gates (accuracy drop against the source, p90 latency per device, size) decide the exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgekit.errors import EdgekitError, UsageError
+from edgekit.progress import SILENT, Progress
+
+CACHE_DIR = ".edgekit-run"  # beside the pipeline file: one folder per step, named by its key
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EvaluateSpec(_Strict):
+    data: str
+    metrics: list[str] = Field(default_factory=lambda: ["accuracy", "f1"])
+
+
+class BenchmarkSpec(_Strict):
+    devices: list[str] = Field(default_factory=lambda: ["local"])
+    threads: list[int] = Field(default_factory=lambda: [1])
+    processes: int = Field(default=3, ge=1)
+    min_runs: int = Field(default=50, ge=1)
+    min_time: float = Field(default=1.0, ge=0)
+
+
+class Gates(_Strict):
+    max_accuracy_drop: float | None = Field(default=None, ge=0)  # points, against the source, on evaluate.data
+    max_p90_ms: dict[str, float] = Field(default_factory=dict)  # per benchmark device
+    max_size_mb: float | None = Field(default=None, gt=0)
+
+
+class BundleSpec(_Strict):
+    output: str  # a folder, or FILE.zip
+    platform: str = "generic"
+    labels: str | None = None
+    name: str | None = None
+    version: str = "0.0.0"
+
+
+class Pipeline(_Strict):
+    source: str
+    weights: str | None = None
+    inputs: list[str] = Field(default_factory=list)
+    tokenizer: str | None = None
+    calib: str | None = None
+    device: str | None = None
+    targets: list[str] = Field(min_length=1)
+    evaluate: EvaluateSpec | None = None
+    benchmark: BenchmarkSpec | None = None
+    gates: Gates = Field(default_factory=Gates)
+    bundle: BundleSpec | None = None
+
+
+def load_pipeline(path: Path) -> Pipeline:
+    """The pipeline file, validated: an unknown key, a wrong type, an unknown target or device is an error
+    naming the field and its line."""
+    try:
+        text = path.read_text()
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except OSError as e:
+        raise UsageError(f"Cannot read the pipeline {path}: {e.strerror}.") from None
+    except yaml.YAMLError as e:
+        raise UsageError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} must be a mapping of pipeline settings (source, targets, ...).")
+    try:
+        pipeline = Pipeline.model_validate(data)
+    except ValidationError as e:
+        error = e.errors()[0]
+        loc = [str(part) for part in error["loc"]]
+        raise UsageError(
+            f"{path}, line {_line(root, loc)}: {'.'.join(loc)}: {error['msg']}.",
+            hint="Pipeline keys: " + ", ".join(Pipeline.model_fields) + ".",
+        ) from None
+    from edgekit.catalog import get_device, get_target
+
+    for i, target in enumerate(pipeline.targets):
+        _named(functools.partial(get_target, target), path, root, ["targets", str(i)])
+    if pipeline.device:
+        _named(functools.partial(get_device, pipeline.device), path, root, ["device"])
+    return pipeline
+
+
+def _named(check: Callable[[], object], path: Path, root, loc: list[str]) -> None:
+    try:
+        check()
+    except UsageError as e:
+        raise UsageError(f"{path}, line {_line(root, loc)}: {e.message}", hint=e.hint) from None
+
+
+def _line(node, loc: list[str]) -> int:
+    """The 1-based line of the YAML node at `loc` (the deepest one that exists)."""
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == part), None)
+            if child is None:
+                child = next((k for k, _ in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            child = node.value[int(part)]
+        if child is None:
+            break
+        node = child
+    return node.start_mark.line + 1 if node is not None else 1
+
+
+def run_pipeline(path: str | Path, progress: Progress = SILENT) -> dict[str, Any]:
+    """Run the pipeline; returns its results (steps with `cached`, gates with `failures`). Raises GateFailed
+    when a gate fails (after the bundle is written, so it can be inspected)."""
+    path = Path(path)
+    pipeline = load_pipeline(path)
+    base = path.parent
+    cache = base / CACHE_DIR
+    cache.mkdir(exist_ok=True)
+    rel = lambda p: str((base / p).resolve()) if p else None  # paths in the file are relative to it
+    steps: list[dict[str, Any]] = []
+    source_hash = _source_hash(pipeline.source, base, rel(pipeline.weights))
+    artifacts: dict[str, Path] = {}
+    for target in pipeline.targets:
+        key = _key(
+            "export",
+            source_hash,
+            target,
+            pipeline.device,
+            pipeline.inputs,
+            _hash_path(_data_arg(pipeline.calib, base) if pipeline.calib else None),
+            _tokenizer_hash(rel(pipeline.tokenizer)),
+        )
+        record = _step(
+            cache,
+            key,
+            f"export {target}",
+            progress,
+            steps,
+            functools.partial(_export, pipeline, base, rel, target),
+        )
+        artifacts[target] = cache / key / record["artifact"]
+    evaluations: dict[str, dict] = {}
+    if pipeline.evaluate:
+        spec = pipeline.evaluate
+        reference = pipeline.gates.max_accuracy_drop is not None
+        for target, artifact in artifacts.items():
+            key = _key(
+                "evaluate",
+                _hash_path(str(artifact)),
+                _hash_path(_data_arg(spec.data, base)),
+                spec.metrics,
+                reference,
+                source_hash if reference else None,
+            )
+            evaluations[target] = _step(
+                cache,
+                key,
+                f"evaluate {target}",
+                progress,
+                steps,
+                functools.partial(_evaluate, pipeline, base, rel, artifact),
+            )
+    benchmarks: dict[str, list[dict]] = {}
+    if pipeline.benchmark:
+        spec_b = pipeline.benchmark
+        for device in spec_b.devices:
+            files = list(artifacts.values())
+            key = _key("benchmark", [_hash_path(str(f)) for f in files], device, spec_b.model_dump())
+            record = _step(
+                cache,
+                key,
+                f"benchmark on {device}",
+                progress,
+                steps,
+                functools.partial(_benchmark, spec_b, device, files),
+            )
+            benchmarks[device] = record["runs"]
+    failures = _gates(pipeline, artifacts, evaluations, benchmarks)
+    result: dict[str, Any] = {"pipeline": str(path), "steps": steps, "gates": {"failures": failures}}
+    if pipeline.bundle:
+        result["bundle"] = _bundle(pipeline, base, rel, artifacts, cache, evaluations, benchmarks, progress)
+    (cache / "last-run.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if failures:
+        raise GateFailed("; ".join(failures))
+    return result
+
+
+class GateFailed(EdgekitError):
+    """A pipeline gate failed (exit 1): its message names each one."""
+
+
+def _step(cache: Path, key: str, label: str, progress: Progress, steps: list, run: Callable[[Path], dict]) -> dict:
+    """A cached step: its folder holds record.json once it finished; a half-done folder is redone."""
+    folder = cache / key
+    record_file = folder / "record.json"
+    if record_file.is_file():
+        progress.info(f"{label}: cached ({key[:12]})")
+        record = json.loads(record_file.read_text())
+        steps.append({"step": label, "key": key, "cached": True})
+        return record
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    with progress.step(label):
+        record = run(folder)
+    record_file.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    steps.append({"step": label, "key": key, "cached": False})
+    return record
+
+
+def _export(pipeline: Pipeline, base: Path, rel, target: str, folder: Path) -> dict:
+    from edgekit.exporter import export
+    from edgekit.spec import parse_input_specs
+
+    result = export(
+        _source_arg(pipeline, base),
+        target,
+        folder,
+        calib=_data_arg(pipeline.calib, base) if pipeline.calib else None,
+        device=pipeline.device,
+        inputs=parse_input_specs(tuple(pipeline.inputs)),
+        weights=rel(pipeline.weights),
+        tokenizer=rel(pipeline.tokenizer),
+    )
+    return {"artifact": result.artifact.name, "size_bytes": result.size_bytes}
+
+
+def _evaluate(pipeline: Pipeline, base: Path, rel, artifact: Path, folder: Path) -> dict:
+    from edgekit.evaluate import evaluate
+    from edgekit.spec import parse_input_specs
+
+    assert pipeline.evaluate is not None
+    reference = pipeline.gates.max_accuracy_drop is not None
+    report = evaluate(
+        artifact,
+        _data_arg(pipeline.evaluate.data, base),
+        metrics=tuple(pipeline.evaluate.metrics),
+        reference=_source_arg(pipeline, base) if reference else None,
+        tokenizer=rel(pipeline.tokenizer),
+        reference_inputs=parse_input_specs(tuple(pipeline.inputs)),
+        reference_weights=rel(pipeline.weights),
+    )
+    data = report.to_json()
+    (folder / "evaluate.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return data
+
+
+def _benchmark(spec: BenchmarkSpec, device: str, files: list[Path], folder: Path) -> dict:
+    from edgekit.bench.harness import Settings, benchmark
+
+    settings = Settings(
+        threads=tuple(spec.threads), processes=spec.processes, min_runs=spec.min_runs, min_time=spec.min_time
+    )
+    paths: list[str | Path] = list(files)
+    runs, error = benchmark(paths, device, settings)
+    if error:
+        raise EdgekitError(f"The benchmark on {device} stopped: {error}")
+    for run in runs:
+        run.pop("samples_ms", None)
+    (folder / "benchmark.json").write_text(json.dumps(runs, indent=2, default=str) + "\n")
+    return {"runs": runs}
+
+
+def _gates(
+    pipeline: Pipeline, artifacts: dict[str, Path], evaluations: dict[str, dict], benchmarks: dict[str, list[dict]]
+) -> list[str]:
+    gates, failures = pipeline.gates, []
+    for target, artifact in artifacts.items():
+        from edgekit.artifact import artifact_files
+
+        size_mb = sum(p.stat().st_size for p in artifact_files(artifact)) / 1e6
+        if gates.max_size_mb is not None and size_mb > gates.max_size_mb:
+            failures.append(f"{target}: size {size_mb:.2f} MB > max_size_mb {gates.max_size_mb}")
+        report = evaluations.get(target)
+        if gates.max_accuracy_drop is not None and report is not None:
+            drops = {k: v for k, v in (report.get("drop") or {}).items() if k in ("accuracy", "f1_macro")}
+            for metric, drop in drops.items():
+                if drop > gates.max_accuracy_drop:
+                    failures.append(
+                        f"{target}: {metric} drop {drop:.2f} pts > max_accuracy_drop {gates.max_accuracy_drop}"
+                    )
+    for device, limit in gates.max_p90_ms.items():
+        runs = benchmarks.get(device)
+        if runs is None:
+            failures.append(f"max_p90_ms names device {device}, which the pipeline does not benchmark on")
+            continue
+        for run in runs:
+            p90 = run["latency_ms"].get("p90")
+            if p90 is not None and p90 > limit:
+                failures.append(f"{Path(run['artifact']).name} on {device}: p90 {p90:.3f} ms > max_p90_ms {limit}")
+    return failures
+
+
+def _bundle(pipeline, base, rel, artifacts, cache, evaluations, benchmarks, progress) -> str:
+    from edgekit.release.bundle import bundle
+
+    spec = pipeline.bundle
+    results = []
+    named = [(f"eval-{t}", r) for t, r in evaluations.items()] + [(f"bench-{d}", r) for d, r in benchmarks.items()]
+    for name, data in named:
+        file = cache / (name.replace("/", "_").replace(":", "_") + ".json")
+        file.write_text(json.dumps(data, default=str))
+        results.append(file)
+    with progress.step(f"bundle ({spec.platform})"):
+        made = bundle(
+            list(artifacts.values()),
+            base / spec.output,
+            platform=spec.platform,
+            labels=rel(spec.labels),
+            name=spec.name,
+            version=spec.version,
+            results=results,
+        )
+    return str(made.path)
+
+
+def _source_arg(pipeline: Pipeline, base: Path) -> str:
+    """The source as export() takes it: a path relative to the pipeline file, or a package.module:factory."""
+    path = base / pipeline.source
+    return str(path.resolve()) if path.exists() else pipeline.source
+
+
+def _data_arg(data: str, base: Path) -> str:
+    """DATA relative to the pipeline file, or a built-in dataset (builtin:tweets:test)."""
+    return data if data.startswith("builtin:") else str((base / data).resolve())
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _hash_path(path: str | None) -> str | None:
+    """A file's sha256, or a folder's over its files (names and contents); None for no path."""
+    from edgekit.checksum import sha256_path
+
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.exists():
+        if path.startswith("builtin:"):
+            return path  # a built-in dataset is part of the installed package
+        raise UsageError(f"The pipeline names {p}, which does not exist.")
+    if p.is_file():
+        return sha256_path(p)
+    digest = hashlib.sha256()
+    for f in sorted(q for q in p.rglob("*") if q.is_file()):
+        digest.update(f.relative_to(p).as_posix().encode())
+        digest.update(sha256_path(f).encode())
+    return digest.hexdigest()
+
+
+def _tokenizer_hash(path: str | None) -> str | None:
+    """The tokenizer files of a tokenizer folder only (it may hold the model's weights too)."""
+    from edgekit.release.bundle import TOKENIZER_FILES
+
+    if path is None:
+        return None
+    folder = Path(path)
+    return _key(*(_hash_path(str(folder / f)) for f in TOKENIZER_FILES if (folder / f).is_file()))
+
+
+def _source_hash(source: str, base: Path, weights: str | None) -> str:
+    """What the source is made of: the file or folder, or a factory's module file; with its weights."""
+    if (base / source).exists():
+        return _key(_hash_path(str((base / source).resolve())), _hash_path(weights))
+    module = source.split(":")[0]
+    spec = importlib.util.find_spec(module) if ":" in source else None
+    if spec is None or not spec.origin:
+        raise UsageError(
+            f"The pipeline's source '{source}' is neither a file nor an importable package.module:factory."
+        )
+    return _key(source, _hash_path(spec.origin), _hash_path(weights))
