@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint test-slow test-all clean sshd
+.PHONY: demo test lint test-slow test-all clean sshd chromium
 
 $(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
 demo: $(STAMP)
 	$(VENV)/bin/edgekit demo -o demo-out
 
-test: $(STAMP) sshd lint
+test: $(STAMP) sshd chromium lint
 	$(PY) -m pytest
 
 # Linter, formatter and type checker, configured in pyproject.toml; make test runs them first.
@@ -32,6 +32,12 @@ sshd:
 	@test -x /usr/sbin/sshd || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null) ; } || \
 		echo "openssh-server not installed: the ssh tests will be skipped"
+
+# The HTML report is checked in headless Chromium (Debian's chromium package); install it where we can.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+		echo "chromium not installed: the report rendering test will be skipped"
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow

@@ -283,7 +283,10 @@ def run_demo(out_dir: str | Path, progress: Progress) -> dict[str, Any]:
     }
     _print(results)
     write_json_atomic(out / "demo-results.json", results)
-    progress.info(f"results: {out / 'demo-results.json'} ({results['seconds']}s)")
+    from edgekit.release.report import write_report
+
+    report = write_report([out / "demo-results.json"], out / "report.html", "edgekit demo: MiniLM sentiment")
+    progress.info(f"results: {out / 'demo-results.json'}, {report} ({results['seconds']}s)")
     return results
 
 

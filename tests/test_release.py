@@ -219,3 +219,40 @@ def test_a_bad_pipeline_is_refused_with_its_line(pipeline, capsys, edit, phrase)
     code, out = run_cli(capsys, "run", pipeline)
     assert code == 2 and phrase in out and "Traceback" not in out, out
     assert not (pipeline.parent / "release").exists()
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_the_html_report_is_self_contained_and_marks_the_pareto_front(released, tmp_path, capsys):
+    folder = released["folder"]
+    code, out = run_cli(capsys, "report", folder / "eval.json", folder / "bench.json", "-o", tmp_path / "r.html")
+    assert code == 0, out
+    page = (tmp_path / "r.html").read_text()
+    assert "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")  # nothing fetched
+    assert page.count("<tr") == 3 and page.count('class="box"') == 2  # header + 2 files; 2 latency boxes
+    assert "digits_cnn-tflite-int8.tflite" in page and "<svg" in page
+
+
+def test_report_refuses_json_it_does_not_know(tmp_path, capsys):
+    bad = tmp_path / "x.json"
+    bad.write_text('{"hello": 1}')
+    code, out = run_cli(capsys, "report", bad, "-o", tmp_path / "r.html")
+    assert code == 2 and "not a result edgekit writes" in out and not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.skipif(_chromium() is None, reason="needs Chromium (make test installs Debian's chromium where it can)")
+def test_the_report_renders_in_headless_chromium_without_console_errors(released, tmp_path, capsys):
+    import subprocess
+
+    folder = released["folder"]
+    run_cli(capsys, "report", folder / "eval.json", folder / "bench.json", "-o", tmp_path / "r.html")
+    argv = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+            "--dump-dom", (tmp_path / "r.html").as_uri()]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = result.stdout
+    assert '<table id="comparison">' in dom and dom.count('class="point"') == 1 and dom.count('class="box"') == 2
+    console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == []

@@ -29,6 +29,7 @@ class _Group(click.Group):
         "bundle": "edgekit.cli.bundle_cmd:bundle_cmd",
         "verify": "edgekit.cli.bundle_cmd:verify_cmd",
         "run": "edgekit.cli.run_cmd:run_cmd",
+        "report": "edgekit.cli.report_cmd:report_cmd",
     }
 
     @staticmethod
