@@ -175,7 +175,7 @@ def test_devices_command_names_the_detected_profile_and_why(capsys):
 @pytest.fixture
 def user_catalog(tmp_path, monkeypatch):
     """A user's catalog folder in EDGEKIT_CATALOG; the loaded catalog is forgotten before and after."""
-    from edgekit.catalog.loader import clear_caches
+    from edgekit.catalog import clear_caches
 
     (tmp_path / "devices").mkdir()
     monkeypatch.setenv("EDGEKIT_CATALOG", str(tmp_path))

@@ -5,4 +5,21 @@ from edgekit.catalog.loader import devices, get_device, get_target, schemes, tar
 from edgekit.catalog.resolve import resolve
 from edgekit.catalog.schema import Recipe
 
-__all__ = ["Recipe", "devices", "get_device", "get_target", "local_device", "resolve", "schemes", "targets"]
+
+def clear_caches() -> None:
+    """Forget the loaded catalog and the detected device (after the user catalog changed)."""
+    for cached in (targets, schemes, devices, local_device):
+        cached.cache_clear()
+
+
+__all__ = [
+    "Recipe",
+    "clear_caches",
+    "devices",
+    "get_device",
+    "get_target",
+    "local_device",
+    "resolve",
+    "schemes",
+    "targets",
+]

@@ -48,14 +48,6 @@ def catalog_dirs() -> list[Path]:
     return dirs
 
 
-def clear_caches() -> None:
-    """Forget the loaded catalog (after the user catalog changed)."""
-    from edgekit.catalog.detect import local_device
-
-    for cached in (targets, schemes, devices, local_device):
-        cached.cache_clear()
-
-
 def _read(path: Path) -> dict:
     with path.open() as f:
         return yaml.safe_load(f) or {}

@@ -77,7 +77,8 @@ def _use_catalog(ctx, param, value) -> None:
     if value:
         import os
 
-        from edgekit.catalog.loader import USER_CATALOG, clear_caches
+        from edgekit.catalog import clear_caches
+        from edgekit.catalog.loader import USER_CATALOG
 
         os.environ[USER_CATALOG] = str(value)
         clear_caches()
