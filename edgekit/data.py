@@ -150,7 +150,13 @@ def _read_npz(path: Path, signature: Signature) -> Dataset:
     counts = {k: len(v) for k, v in arrays.items()}
     if len(set(counts.values())) > 1:
         raise DataError(f"Arrays in {path} have different sample counts: {counts}.")
+    for name, array in arrays.items():  # NaN/Inf would surface later as a parity failure or a silent metric
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).reshape(len(array), -1).any(axis=1).sum())
+            raise DataError(f"{path}: input '{name}' has NaN or Inf values in {bad} of {len(array)} samples.")
     labels = stored.get("labels")
+    if labels is not None and labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        raise DataError(f"{path}: 'labels' has NaN or Inf values.")
     if labels is not None and len(labels) != len(next(iter(arrays.values()))):
         raise DataError(
             f"'labels' in {path} has {len(labels)} rows; the inputs have {len(next(iter(arrays.values())))}."

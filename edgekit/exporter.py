@@ -403,7 +403,8 @@ def _sidecar(
             "device": {"name": dev.name, "description": dev.description},
             "tools": tool_versions(),
             "source": model.describe(),
-            "tokenizer": str(model.tokenizer_dir) if model.tokenizer_dir else None,
+            # absolute: evaluate and bundle read it from wherever they run
+            "tokenizer": str(Path(model.tokenizer_dir).resolve()) if model.tokenizer_dir else None,
             "tensors": io,
             "quantization": quantization,
             "calibration": {"path": data.source, "sha256": data.sha256, "samples": len(data)} if data else None,

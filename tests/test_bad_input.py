@@ -303,3 +303,20 @@ def test_a_state_dict_given_as_source_says_to_use_a_factory(cnn, tmp_path, capsy
     source.write_bytes(Path(weights).read_bytes())
     code, out = run_cli(capsys, "export", source, "-t", "onnx-fp32", "-o", tmp_path / "out")
     assert code == 2 and "written by torch.save" in out and f"--weights {source}" in out, out
+
+
+@pytest.mark.parametrize("command", ["export", "evaluate"])
+def test_nan_in_data_is_a_data_error_naming_the_input(cnn, calib_npz, tmp_path, capsys, command):
+    """NaN in calibration data used to fail the export's parity (exit 1, .rejected files); in evaluation data
+    it gave a silent accuracy."""
+    x = np.load(calib_npz)["image"].copy()
+    x[3, 0, 2, 2] = np.nan
+    bad = tmp_path / "nan.npz"
+    np.savez(bad, image=x, labels=np.load(calib_npz)["labels"])
+    if command == "export":
+        code, out = _export_cnn(capsys, cnn[1], "onnx-fp32", tmp_path / "out", "--calib", bad)
+    else:
+        artifact = tmp_path / "ok"
+        assert _export_cnn(capsys, cnn[1], "onnx-fp32", artifact)[0] == 0
+        code, out = run_cli(capsys, "evaluate", next(artifact.glob("*.onnx")), "--data", bad)
+    assert code == 2 and "input 'image' has NaN or Inf values in 1 of 256 samples" in out, out

@@ -154,7 +154,7 @@ def test_a_failure_mid_run_keeps_the_runs_already_taken(files, tmp_path):
     runs, error = benchmark([files[0], broken], "local", Settings(min_runs=10, min_time=0.01, processes=2))
     assert [Path(r["artifact"]).name for r in runs] == [files[0].name]
     assert len(runs[0]["processes"]) == 1 and len(runs[0]["samples_ms"]) >= 10
-    assert "broken.onnx" in error
+    assert "broken.onnx" in error and "the runtime cannot load it" in error and "Traceback" not in error
 
 
 @pytest.mark.ssh
@@ -280,3 +280,12 @@ def test_json_dash_writes_only_json_to_stdout(files, test_npz):
     result = run_cli_process("evaluate", files[0], "--data", test_npz, "--json", "-")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["metrics"]["accuracy"] > 0.9 and "accuracy" in result.stderr
+
+
+def test_an_empty_artifact_is_refused_before_anything_runs(tmp_path, capsys):
+    from helpers import run_cli
+
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    code, out = run_cli(capsys, "benchmark", empty)
+    assert code == 2 and "is empty (0 bytes)" in out, out

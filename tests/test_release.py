@@ -256,3 +256,18 @@ def test_the_report_renders_in_headless_chromium_without_console_errors(released
     assert '<table id="comparison">' in dom and dom.count('class="point"') == 1 and dom.count('class="box"') == 2
     console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console == []
+
+
+def test_a_relative_tokenizer_path_is_recorded_absolute(tmp_path, monkeypatch):
+    """evaluate and bundle read the tokenizer from the sidecar wherever they run, not only where export ran."""
+    import os
+
+    from edgekit.exporter import export
+    from edgekit.spec import parse_input_specs
+    from edgekit_demo.zoo_text import TINY_BERT_INPUTS, minilm_dir
+
+    monkeypatch.chdir(minilm_dir().parent)
+    result = export("edgekit_demo.zoo_text:tiny_bert_sentiment", "onnx-fp32", tmp_path,
+                    inputs=parse_input_specs(TINY_BERT_INPUTS), tokenizer=minilm_dir().name)  # fmt: skip
+    recorded = result.sidecar["tokenizer"]
+    assert os.path.isabs(recorded) and Path(recorded) == minilm_dir()

@@ -155,6 +155,8 @@ def benchmark(
     for p in paths:
         if not p.is_file():
             raise UsageError(f"Artifact {p} does not exist.")
+        if p.stat().st_size == 0:
+            raise UsageError(f"Artifact {p} is empty (0 bytes): an interrupted copy or export?")
         check_complete(p)  # also: an unknown file type is a usage error before any device is touched
     if device.startswith("adb://") and not (tool and Path(tool).is_file()):
         raise UsageError(

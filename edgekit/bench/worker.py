@@ -138,7 +138,12 @@ def main(argv=None):
     baseline_kb = read_status_kb("VmHWM")
     start = clock()
     given = [tuple(x) for x in json.loads(args.inputs)] if args.inputs else None
-    specs, infer, versions = loader.load(imported, args.model, args.threads, *([given] if given else []))
+    try:
+        specs, infer, versions = loader.load(imported, args.model, args.threads, *([given] if given else []))
+    except Exception as e:  # a corrupt or truncated file: one line for the user, not the runtime's traceback
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        print(json.dumps({"error": f"the runtime cannot load it: {lines[0][:300] if lines else type(e).__name__}"}))
+        return 4
     init_ms = (clock() - start) * 1e3
     after_load_kb = read_status_kb("VmHWM")
     synthetic = import_file(args.synthetic, "edgekit_synthetic").synthetic_array
