@@ -320,3 +320,31 @@ def test_nan_in_data_is_a_data_error_naming_the_input(cnn, calib_npz, tmp_path, 
         assert _export_cnn(capsys, cnn[1], "onnx-fp32", artifact)[0] == 0
         code, out = run_cli(capsys, "evaluate", next(artifact.glob("*.onnx")), "--data", bad)
     assert code == 2 and "input 'image' has NaN or Inf values in 1 of 256 samples" in out, out
+
+
+@pytest.mark.parametrize(
+    "code_text, phrase",
+    [
+        ("import x y\n", "does not compile: invalid syntax"),
+        ("raise RuntimeError('no GPU here')\ndef make():\n    pass\n", "raised RuntimeError: no GPU here"),
+        ("def make(width):\n    pass\n", "could not be called without arguments"),
+        ("def make():\n    raise ValueError('bad config')\n", "raised ValueError: bad config"),
+    ],
+)
+def test_a_broken_factory_is_a_one_line_error(tmp_path, capsys, monkeypatch, code_text, phrase):
+    (tmp_path / "userfactory.py").write_text(code_text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import sys
+
+    sys.modules.pop("userfactory", None)
+    code, out = run_cli(capsys, "export", "userfactory:make", "--input", "x:float32:1x3", "-t", "onnx-fp32",
+                        "-o", tmp_path / "out")  # fmt: skip
+    assert code == 2 and phrase in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 7, b"\xff" * 100])
+def test_unreadable_safetensors_weights_are_named(tmp_path, capsys, content):
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(content)
+    code, out = _export_cnn(capsys, weights, "onnx-fp32", tmp_path / "out")
+    assert code == 2 and "is not a readable .safetensors file" in out and "Traceback" not in out, out

@@ -174,7 +174,13 @@ def load_state_dict(path: Path) -> dict:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as e:  # SafetensorError on a truncated, empty or foreign file
+            raise ModelLoadError(
+                f"{path} is not a readable .safetensors file: {first_line(e)}.",
+                hint="Save weights with safetensors.torch.save_file(model.state_dict(), path), or torch.save.",
+            ) from None
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
@@ -197,8 +203,24 @@ def load_factory(spec: str, inputs: tuple[TensorSpec, ...], weights: Path | None
             f"Cannot import the factory '{spec}': {e}",
             hint="SOURCE must be 'package.module:callable', importable from the current environment.",
         ) from None
+    except SyntaxError as e:
+        raise ModelLoadError(
+            f"The factory's module {module_name} does not compile: {e.msg} ({e.filename}, line {e.lineno})."
+        ) from None
+    except Exception as e:  # the module raised while it was imported
+        raise ModelLoadError(
+            f"Importing {module_name} for '{spec}' raised {type(e).__name__}: {first_line(e)}"
+        ) from None
     _need_inputs(spec, inputs)
-    model = factory()
+    try:
+        model = factory()
+    except TypeError as e:
+        raise ModelLoadError(
+            f"The factory '{spec}' could not be called without arguments: {first_line(e)}",
+            hint="A factory is a callable that takes no arguments and returns the nn.Module (wrap yours in one).",
+        ) from None
+    except Exception as e:
+        raise ModelLoadError(f"The factory '{spec}' raised {type(e).__name__}: {first_line(e)}") from None
     if not isinstance(model, torch.nn.Module):
         raise ModelLoadError(f"The factory '{spec}' returned a {type(model).__name__}, not a torch.nn.Module.")
     digest = hashlib.sha256(spec.encode())
