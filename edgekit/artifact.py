@@ -91,6 +91,17 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def check_json_path(target: str | Path) -> None:
+    """A command's --json, checked before the work: a file in an existing folder, or `-`."""
+    if str(target) == "-":
+        return
+    path = Path(target)
+    if path.is_dir():
+        raise UsageError(f"--json {path} is a folder; give a file name, e.g. {path / 'results.json'}.")
+    if not path.parent.is_dir():
+        raise UsageError(f"--json {path}: the folder {path.parent} does not exist.")
+
+
 def write_json_output(target: str | Path, data: Any) -> None:
     """A command's --json: a file, written atomically, or `-` for stdout (the command's tables then go to stderr,
     so the JSON is all a script reads)."""

@@ -348,3 +348,19 @@ def test_unreadable_safetensors_weights_are_named(tmp_path, capsys, content):
     weights.write_bytes(content)
     code, out = _export_cnn(capsys, weights, "onnx-fp32", tmp_path / "out")
     assert code == 2 and "is not a readable .safetensors file" in out and "Traceback" not in out, out
+
+
+def test_export_json_dash_is_the_sidecar_on_stdout(cnn, tmp_path):
+    from helpers import run_cli_process
+
+    result = run_cli_process("export", "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1], "--input", zoo.DIGITS_INPUT,
+                             "-t", "onnx-fp32", "-o", tmp_path, "-q", "--json", "-")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    import json
+
+    out = json.loads(result.stdout)
+    assert (
+        out["sidecar"]["target"] == "onnx-fp32"
+        and Path(out["artifact"]).is_file()
+        and out["files"] == [out["artifact"]]
+    )

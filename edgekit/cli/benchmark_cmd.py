@@ -32,16 +32,6 @@ def read_baseline(path: Path) -> list[dict]:
     return runs
 
 
-def check_json_path(path: Path) -> None:
-    """--json must name a file in an existing folder (it is written when the runs are done)."""
-    from edgekit.errors import UsageError
-
-    if path.is_dir():
-        raise UsageError(f"--json {path} is a folder; give a file name, e.g. {path / 'bench.json'}.")
-    if not path.parent.is_dir():
-        raise UsageError(f"--json {path}: the folder {path.parent} does not exist.")
-
-
 def a_a_pair(artifacts: list[str], folder: Path) -> list[str]:
     """The artifact and a byte-identical copy (with its sidecar) under another name: an A/A run measures
     what the harness and the machine alone make of two identical files."""
@@ -179,7 +169,7 @@ def benchmark_cmd(
     quiet,
 ) -> None:
     """Latency, init time, first inference, peak memory, throughput and size, each repetition in a fresh process."""
-    from edgekit.artifact import write_json_output
+    from edgekit.artifact import check_json_path, write_json_output
     from edgekit.bench.harness import Settings, benchmark, compare_baseline
     from edgekit.bench.report import print_runs
     from edgekit.progress import Progress
@@ -205,8 +195,8 @@ def benchmark_cmd(
         seq_len=seq_len,
     )
     old_runs = read_baseline(Path(baseline)) if baseline else None  # a bad baseline fails before the run
-    if json_path and json_path != "-":
-        check_json_path(Path(json_path))
+    if json_path:
+        check_json_path(json_path)
     with contextlib.ExitStack() as stack:
         files = list(artifacts)
         if aa:

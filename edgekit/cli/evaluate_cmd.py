@@ -34,11 +34,13 @@ def evaluate_cmd(
     artifact, data, metric, reference, inputs, weights, max_drop, tokenizer, limit, json_path, quiet
 ) -> None:
     """Run ARTIFACT in its own runtime over DATA and report task metrics (and the drop vs --reference)."""
-    from edgekit.artifact import write_json_output
+    from edgekit.artifact import check_json_path, write_json_output
     from edgekit.evaluate import evaluate, parse_metrics
     from edgekit.progress import Progress
     from edgekit.spec import parse_input_specs
 
+    if json_path:
+        check_json_path(json_path)  # before the evaluation runs, not after
     progress = Progress(quiet=quiet)
     report = evaluate(
         artifact,
@@ -87,7 +89,14 @@ def _print(report, stderr: bool = False) -> None:
         for name, m in report.metrics["per_class"].items():
             per.add_row(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
         console.print(per)
-        console.print(f"confusion matrix (rows true, columns predicted): {report.metrics['confusion_matrix']}")
+        matrix = Table(title="confusion matrix (rows: true class, columns: predicted)")
+        names = list(report.metrics["per_class"])
+        matrix.add_column("true \\ predicted")
+        for name in names:
+            matrix.add_column(name, justify="right")
+        for name, counts in zip(names, report.metrics["confusion_matrix"]):
+            matrix.add_row(name, *(str(c) for c in counts))
+        console.print(matrix)
     if "perplexity" in report.metrics:
         m = report.metrics
         console.print(

@@ -81,6 +81,9 @@ def engine_build_options(command):
     help="ONNX Runtime: leave a transformer encoder's graph unfused (no Attention/SkipLayerNormalization fusion).",
 )
 @engine_build_options
+@click.option(
+    "--json", "json_path", type=click.Path(), help="Write the artifact's paths and sidecar as JSON ('-': stdout)."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @unsafe_load_option
 def export_cmd(
@@ -105,6 +108,7 @@ def export_cmd(
     workspace_mib,
     trtexec,
     identity,
+    json_path,
     quiet,
 ) -> None:
     """Export SOURCE to a target runtime file, then check parity against SOURCE."""
@@ -118,6 +122,10 @@ def export_cmd(
         raise UsageError("--eval DATA and --max-drop PTS go together: the gate is the drop on that data.")
     from edgekit.backends.tensorrt.profiles import parse_profile
 
+    if json_path:
+        from edgekit.artifact import check_json_path
+
+        check_json_path(json_path)
     progress = Progress(quiet=quiet)
     result = export(
         source,
@@ -169,9 +177,17 @@ def export_cmd(
         progress.info(f"accuracy gate on {gate['data']}: {drops} (max {gate['max_drop']})")
     size = result.size_bytes
     scheme = result.sidecar["quantization"].get("scheme_name") or result.sidecar["precision"]
-    click.echo(f"{result.artifact} ({size / 1e6:.2f} MB, {scheme}, parity passed)")
+    to_stderr = json_path == "-"
+    click.echo(f"{result.artifact} ({size / 1e6:.2f} MB, {scheme}, parity passed)", err=to_stderr)
     if result.engine:
-        click.echo(f"{result.engine} (TensorRT engine)")
+        click.echo(f"{result.engine} (TensorRT engine)", err=to_stderr)
+    if json_path:
+        from edgekit.artifact import write_json_output
+
+        files = [str(result.artifact), *(str(result.artifact.parent / c["file"]) for c in result.sidecar["companions"])]
+        write_json_output(json_path, {"schema_version": "1", "artifact": str(result.artifact), "files": files,
+                                      "engine": str(result.engine) if result.engine else None,
+                                      "warnings": result.warnings, "sidecar": result.sidecar})  # fmt: skip
 
 
 def engine_cli_options(build_on: str | None, workspace_mib: int, trtexec: str | None, identity: str | None) -> dict:
