@@ -119,7 +119,7 @@ def test_cli_writes_json_and_fails_on_regression(capsys, files, tmp_path):
     assert code == 0, text
     runs = json.loads(out.read_text())
     assert [Path(r["artifact"]).name for r in runs] == [f.name for f in files]
-    assert "speed-up" in text
+    assert "x first" in text and "1.00x" in text  # the speed-up column (an 80-column terminal here)
     past = json.loads(out.read_text())
     for run in past:
         run["samples_ms"] = [x * 0.4 for x in run["samples_ms"]]
@@ -289,3 +289,16 @@ def test_an_empty_artifact_is_refused_before_anything_runs(tmp_path, capsys):
     empty.write_bytes(b"")
     code, out = run_cli(capsys, "benchmark", empty)
     assert code == 2 and "is empty (0 bytes)" in out, out
+
+
+def test_the_table_fits_an_80_column_terminal_and_a_wide_one_shows_everything(files, capsys):
+    from edgekit.bench.report import print_runs
+
+    runs, _ = benchmark(files, "local", Settings(min_runs=10, min_time=0.01, processes=1))
+    print_runs(runs, width=80)
+    narrow = capsys.readouterr().out
+    assert max(len(line) for line in narrow.splitlines()) <= 80 and "p50" in narrow and "x first" in narrow
+    assert files[0].name in narrow and files[1].name in narrow and "1.00x" in narrow  # nothing cut off
+    print_runs(runs, width=200)
+    wide = capsys.readouterr().out
+    assert "GFLOP/s" in wide and "p99" in wide

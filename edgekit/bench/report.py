@@ -4,67 +4,80 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
+# every column, and the ones kept on a terminal narrower than WIDE (an 80-column one, a CI log): the JSON
+# always has every figure
+COMPACT = ("artifact", "thr", "batch", "p50", "p90", "init", "peak MB", "size MB", "speed-up", "flags")
+SHORT = {"peak MB": "RSS MB", "size MB": "MB", "speed-up": "x first"}  # narrower headers on a narrow terminal
+WIDE = 160
 
-def print_runs(runs: list[dict], stderr: bool = False) -> None:
-    table = Table(title="edgekit benchmark (latency in ms; each process fresh)")
-    for col in (
-        "artifact",
-        "thr",
-        "batch",
-        "p50",
-        "p90",
-        "p99",
-        "p50 95% CI",
-        "init",
-        "first",
-        "peak MB",
-        "per s",
-        "size MB",
-        "gzip MB",
-        "speed-up",
-        "GFLOP/s",
-        "η",
-        "flags",
-    ):
+
+def print_runs(runs: list[dict], stderr: bool = False, width: int | None = None) -> None:
+    """The comparison table, fitted to the terminal: every column where it is wide, the main ones otherwise."""
+    console = Console(stderr=stderr, width=width)
+    rows = [_cells(run, runs) for run in runs]
+    columns = list(rows[0]) if rows else list(COMPACT)
+    narrow = console.width < WIDE
+    title = "edgekit benchmark (ms; fresh processes)"
+    if narrow:
+        columns = [c for c in columns if c in COMPACT and (c != "flags" or any(r["flags"] for r in rows))]
+        same = [c for c in ("thr", "batch") if len({r[c] for r in rows}) == 1]  # said once, in the title
+        columns = [c for c in columns if c not in same]
+        if rows and same:
+            title = f"edgekit benchmark (ms; {', '.join(f'{c} {rows[0][c]}' for c in same)}; fresh processes)"
+        for row, run in zip(rows, runs):  # the ratio without its interval
+            ratio = run.get("ratio_to_first")
+            row["speed-up"] = f"{ratio['ratio']:.2f}x" if ratio else row["speed-up"].split(" ")[0]
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+        pad_edge=not narrow,
+        collapse_padding=narrow,
+    )
+    for col in columns:
         table.add_column(
-            col,
+            SHORT.get(col, col) if narrow else col,
             justify="left" if col in ("artifact", "flags") else "right",
             overflow="fold",
-            min_width=18 if col == "artifact" else None,
+            min_width=min(32, max(len(r[col]) for r in rows)) if col == "artifact" and rows else None,
         )
-    first_p50: dict[tuple[int, int], float] = {}
-    for run in runs:
-        lat = run["latency_ms"]
-        key = (run["threads"], run["batch"])
-        ci = lat.get("median_ci95")
-        flags = ", ".join(f for f, on in (("noisy", run["noisy"]), ("drift", run["drift_flag"])) if on)
-        central = lat["p50"] if lat.get("p50") is not None else lat["mean"]  # native tools may give only a mean
-        first_p50.setdefault(key, central)
-        fed = run.get("batch_fed", run["batch"])
-        batch = str(run["batch"]) if fed == run["batch"] else f"{fed} (asked {run['batch']})"
-        table.add_row(
-            Path(run["artifact"]).name,
-            str(run["threads"]),
-            batch,
-            _f(lat.get("p50"), 3),
-            _f(lat.get("p90"), 3),
-            _f(lat.get("p99"), 3),
-            f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-",
-            _f(run["init_ms"], 1),
-            _f(run["first_inference_ms"], 2),
-            _f(run["peak_rss_mb"], 0),
-            _f(run["throughput_per_s"], 0),
-            f"{run['size_bytes'] / 1e6:.2f}",
-            f"{run['size_gzip_bytes'] / 1e6:.2f}",
-            _speedup(run, first_p50[key] / central),
-            _f((run.get("work") or {}).get("achieved_gflops"), 1),
-            _f((run.get("work") or {}).get("efficiency"), 2),
-            flags,
-        )
-    Console(width=max(200, Console().width), stderr=stderr).print(table)
+    for row in rows:
+        table.add_row(*(row[c] for c in columns))
+    console.print(table)
+    if narrow:
+        console.print("p99, intervals, first inference, throughput, gzip size, GFLOP/s, η: --json or a wider terminal")
+
+
+def _cells(run: dict, runs: list[dict]) -> dict[str, str]:
+    lat = run["latency_ms"]
+    central = lat["p50"] if lat.get("p50") is not None else lat["mean"]  # native tools may give only a mean
+    first = next(r for r in runs if (r["threads"], r["batch"]) == (run["threads"], run["batch"]))["latency_ms"]
+    first_central = first["p50"] if first.get("p50") is not None else first["mean"]
+    ci = lat.get("median_ci95")
+    fed = run.get("batch_fed", run["batch"])
+    work = run.get("work") or {}
+    return {
+        "artifact": Path(run["artifact"]).name,
+        "thr": str(run["threads"]),
+        "batch": str(run["batch"]) if fed == run["batch"] else f"{fed} (asked {run['batch']})",
+        "p50": _f(lat.get("p50"), 3),
+        "p90": _f(lat.get("p90"), 3),
+        "p99": _f(lat.get("p99"), 3),
+        "p50 95% CI": f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-",
+        "init": _f(run["init_ms"], 1),
+        "first": _f(run["first_inference_ms"], 2),
+        "peak MB": _f(run["peak_rss_mb"], 0),
+        "per s": _f(run["throughput_per_s"], 0),
+        "size MB": f"{run['size_bytes'] / 1e6:.2f}",
+        "gzip MB": f"{run['size_gzip_bytes'] / 1e6:.2f}",
+        "speed-up": _speedup(run, first_central / central),
+        "GFLOP/s": _f(work.get("achieved_gflops"), 1),
+        "η": _f(work.get("efficiency"), 2),
+        "flags": ", ".join(f for f, on in (("noisy", run["noisy"]), ("drift", run["drift_flag"])) if on),
+    }
 
 
 def _speedup(run: dict, plain: float) -> str:
