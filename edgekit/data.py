@@ -197,6 +197,12 @@ def read_text_rows(path: Path) -> tuple[list[str], list]:
             rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, json.JSONDecodeError, csv.Error) as e:
         raise DataError(f"Cannot read {path}: {e}") from None
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise DataError(
+                f"{path}, row {number}: a {type(row).__name__}, not an object with a 'text' field.",
+                hint='Each JSONL line is one object: {"text": "...", "label": 1}.',
+            )
     if rows and "text" not in rows[0]:
         raise DataError(f"{path} has no 'text' column.", hint=f"Its columns: {', '.join(rows[0])}.")
     for row in rows:
@@ -205,10 +211,22 @@ def read_text_rows(path: Path) -> tuple[list[str], list]:
     return texts, labels
 
 
+# the files a Hugging Face tokenizer folder has (one of them at least); release bundles copy these
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
+                   "merges.txt", "spiece.model", "sentencepiece.bpe.model")  # fmt: skip
+
+
 def load_tokenizer(folder: Path):
     """A Hugging Face tokenizer from a local folder (never the hub)."""
     from edgekit.sources.hf_source import transformers_offline
 
+    if not Path(folder).is_dir():
+        raise DataError(f"The tokenizer folder {folder} does not exist.", hint="--tokenizer takes a local folder.")
+    if not any((Path(folder) / name).is_file() for name in TOKENIZER_FILES):
+        raise DataError(
+            f"{folder} holds no tokenizer: none of {', '.join(TOKENIZER_FILES)}.",
+            hint="Point --tokenizer at the Hugging Face model folder the tokenizer was saved with.",
+        )
     transformers = transformers_offline("Tokenizing text data")
     return transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
 

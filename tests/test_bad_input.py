@@ -364,3 +364,43 @@ def test_export_json_dash_is_the_sidecar_on_stdout(cnn, tmp_path):
         and Path(out["artifact"]).is_file()
         and out["files"] == [out["artifact"]]
     )
+
+
+TEXT_SOURCE = ["edgekit_demo.zoo_text:tiny_bert_sentiment", "--input", "input_ids:int64:batchx32",
+               "--input", "attention_mask:int64:batchx32"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case, phrase",
+    [
+        ("jsonl-not-objects", "row 1: a list, not an object with a 'text' field"),
+        ("tokenizer-missing", "The tokenizer folder"),
+        ("tokenizer-empty", "holds no tokenizer: none of tokenizer.json"),
+    ],
+)
+def test_text_data_and_tokenizer_mistakes_are_named(tmp_path, capsys, case, phrase):
+    from edgekit_demo.datasets import write_tweets_csv
+    from edgekit_demo.zoo_text import minilm_dir
+
+    data, tokenizer = write_tweets_csv(tmp_path / "t.csv", "validation", 8), minilm_dir()
+    if case == "jsonl-not-objects":
+        data = tmp_path / "bad.jsonl"
+        data.write_text('[1, 2]\n"x"\n')
+    elif case == "tokenizer-missing":
+        tokenizer = tmp_path / "nope"
+    else:
+        tokenizer = tmp_path / "empty"
+        tokenizer.mkdir()
+    code, out = run_cli(capsys, "export", *TEXT_SOURCE, "--calib", data, "--tokenizer", tokenizer, "-t", "onnx-fp32",
+                        "-o", tmp_path / "out")  # fmt: skip
+    assert code == 2 and phrase in out and "Traceback" not in out, out
+
+
+def test_a_cache_path_that_is_a_file_is_named(tmp_path, monkeypatch):
+    from edgekit.cache import cache_dir
+    from edgekit.errors import UsageError
+
+    (tmp_path / "cache").write_text("")
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(UsageError, match="is a file"):
+        cache_dir()

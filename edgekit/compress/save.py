@@ -8,19 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from edgekit.data import Dataset, static_shapes
+from edgekit.data import TOKENIZER_FILES, Dataset, static_shapes
 from edgekit.errors import ConversionError, first_line
 from edgekit.sources.base import Model
 from edgekit.spec import TensorSpec, np_dtype
-
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.txt",
-    "special_tokens_map.json",
-    "merges.txt",
-    "vocab.json",
-)
 
 
 def example_batch(model: Model, data: Dataset) -> tuple[list[TensorSpec], tuple]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from edgekit.artifact import artifact_files, check_complete
 from edgekit.checksum import sha256_path
+from edgekit.data import TOKENIZER_FILES
 from edgekit.errors import UsageError
 from edgekit.release.manifest import MANIFEST_FILE, FileEntry, Manifest, ModelEntry, Preprocessing, Provenance, Tensor
 from edgekit.sidecar import Sidecar, read_sidecar
@@ -35,9 +36,6 @@ PLATFORMS = {
     "ios": Layout("{name}.bundle", _MOBILE, "add the folder to the app target as a resource bundle"),
     "generic": Layout("{name}", None, "ship the folder as it is"),
 }
-# what a Hugging Face tokenizer folder needs at run time (whichever of them it has)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
-                   "merges.txt", "spiece.model", "sentencepiece.bpe.model")  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: a fixed timestamp makes the archive reproducible
 

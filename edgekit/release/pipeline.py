@@ -366,7 +366,7 @@ def _hash_path(path: str | None) -> str | None:
 
 def _tokenizer_hash(path: str | None) -> str | None:
     """The tokenizer files of a tokenizer folder only (it may hold the model's weights too)."""
-    from edgekit.release.bundle import TOKENIZER_FILES
+    from edgekit.data import TOKENIZER_FILES
 
     if path is None:
         return None
