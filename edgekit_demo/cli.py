@@ -17,7 +17,10 @@ import click
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def demo_cmd(out_dir: str, quiet: bool) -> None:
-    """MiniLM sentiment classifier and a tiny LM, exported to every target that runs here, evaluated and timed."""
+    """MiniLM sentiment classifier and a tiny LM, exported to every target that runs here, evaluated and timed.
+
+    Example: edgekit demo -o demo-out
+    """
     from edgekit.progress import Progress
     from edgekit_demo.demo import run_demo
 

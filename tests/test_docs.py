@@ -19,3 +19,13 @@ def test_every_command_and_target_is_documented():
     cli_page, catalog_page = (DOCS / "cli.md").read_text(), (DOCS / "catalog.md").read_text()
     assert all(f"## edgekit {name}" in cli_page for name in cli.list_commands(None))
     assert all(f"`{name}`" in catalog_page for name in targets())
+
+
+def test_every_commands_help_shows_an_example():
+    from edgekit.cli import cli
+
+    page = (DOCS / "cli.md").read_text()
+    sections = page.split("\n## ")[2:]  # after the title and the `edgekit` group itself
+    missing = [s.splitlines()[0] for s in sections if "Example: edgekit" not in s and s.split()[1] != "compress"]
+    assert missing == [], missing
+    assert len(sections) >= len(cli.list_commands(None))

@@ -168,7 +168,10 @@ def benchmark_cmd(
     json_path,
     quiet,
 ) -> None:
-    """Latency, init time, first inference, peak memory, throughput and size, each repetition in a fresh process."""
+    """Latency, init time, first inference, peak memory, throughput and size, each repetition in a fresh process.
+
+    Example: edgekit benchmark out/model-onnx-fp32.onnx out/model-onnx-int8.onnx --threads 1,2 --json bench.json
+    """
     from edgekit.artifact import check_json_path, write_json_output
     from edgekit.bench.harness import Settings, benchmark, compare_baseline
     from edgekit.bench.report import print_runs

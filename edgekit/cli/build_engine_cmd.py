@@ -16,6 +16,8 @@ def build_engine_cmd(onnx_file, build_on, workspace_mib, trtexec, identity, quie
 
     The engine, its sidecar, the build log, the per-layer precision report and the timing cache are written
     beside ONNX_FILE; the engine is named for the GPU it was built on (MODEL-sm87.plan).
+
+    Example: edgekit build-engine out/model-tensorrt-int8.onnx --build-on ssh://nvidia@jetson.local
     """
     from edgekit.backends.tensorrt.engine import build_engine, engine_options
     from edgekit.cli.export_cmd import engine_cli_options

@@ -17,7 +17,10 @@ import click
 @click.option("--results", multiple=True, type=click.Path(), help="evaluate/benchmark --json files; repeatable.")
 @click.option("--output", "-o", "out", required=True, type=click.Path(), help="Output folder, or FILE.zip.")
 def bundle_cmd(artifacts, platform, labels, name, version, results, out) -> None:
-    """Lay out exported files as app assets with manifest.json (checksums, tensors, preprocessing, results)."""
+    """Lay out exported files as app assets with manifest.json (checksums, tensors, preprocessing, results).
+
+    Example: edgekit bundle out/model-tflite-int8.tflite --platform android --labels labels.txt -o release/
+    """
     from edgekit.release.bundle import bundle
 
     result = bundle(list(artifacts), out, platform=platform, labels=labels, name=name, version=version,
@@ -31,7 +34,10 @@ def bundle_cmd(artifacts, platform, labels, name, version, results, out) -> None
 @click.command("verify")
 @click.argument("bundle_path", type=click.Path())
 def verify_cmd(bundle_path) -> None:
-    """Check a bundle (folder or .zip) against its manifest: schema, sizes, sha256, nothing extra."""
+    """Check a bundle (folder or .zip) against its manifest: schema, sizes, sha256, nothing extra.
+
+    Example: edgekit verify release/model
+    """
     from edgekit.release.verify import verify
 
     manifest, problems = verify(bundle_path)

@@ -92,7 +92,10 @@ def distill_cmd(
     out,
     quiet,
 ) -> None:
-    """Train a smaller student on a teacher's soft targets: α·CE(labels) + (1−α)·T²·KL(teacher ‖ student)."""
+    """Train a smaller student on a teacher's soft targets: α·CE(labels) + (1−α)·T²·KL(teacher ‖ student).
+
+    Example: edgekit compress distill TEACHER_DIR --student-layers 3 --data train.csv -o student/
+    """
     from edgekit.compress import TrainSettings, distill
     from edgekit.progress import Progress
     from edgekit.spec import parse_input_specs
@@ -143,7 +146,10 @@ def distill_cmd(
 def prune_cmd(
     model, weights, sparsity, method, schedule, finetune_epochs, data, resume, val, lr, batch, seed, inputs, out, quiet
 ) -> None:
-    """Prune by magnitude or structure, then fine-tune; reports sparsity, parameters and size."""
+    """Prune by magnitude or structure, then fine-tune; reports sparsity, parameters and size.
+
+    Example: edgekit compress prune pkg.mod:factory --weights w.pt --sparsity 0.5 --data train.npz -o pruned/
+    """
     from edgekit.compress import TrainSettings, prune
     from edgekit.progress import Progress
     from edgekit.spec import parse_input_specs
@@ -181,7 +187,10 @@ def prune_cmd(
 @_training_options(epochs=1, lr=1e-4)
 @unsafe_load_option
 def qat_cmd(model, weights, data, resume, val, epochs, lr, batch, seed, inputs, out, quiet) -> None:
-    """Quantization-aware training; export the output with executorch-int8 (PyTorch) or tflite-int8 (Keras)."""
+    """Quantization-aware training; export the output with executorch-int8 (PyTorch) or tflite-int8 (Keras).
+
+    Example: edgekit compress qat model.keras --data train.npz -o qat/
+    """
     from edgekit.compress import TrainSettings, qat
     from edgekit.progress import Progress
     from edgekit.spec import parse_input_specs
@@ -209,7 +218,10 @@ def qat_cmd(model, weights, data, resume, val, epochs, lr, batch, seed, inputs, 
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @unsafe_load_option
 def vocab_cmd(model, data, val, inputs, out, quiet) -> None:
-    """Keep only the token embeddings DATA uses (and the special tokens); the tokenizer is rebuilt to match."""
+    """Keep only the token embeddings DATA uses (and the special tokens); the tokenizer is rebuilt to match.
+
+    Example: edgekit compress vocab HF_MODEL_DIR --data tweets.csv -o small-vocab/
+    """
     from edgekit.compress import prune_vocabulary
     from edgekit.progress import Progress
     from edgekit.spec import parse_input_specs

@@ -7,7 +7,10 @@ import click
 
 @click.command("datasets")
 def datasets_cmd() -> None:
-    """List the built-in datasets (use them as --data builtin:NAME:SPLIT)."""
+    """List the built-in datasets (use them as --data builtin:NAME:SPLIT).
+
+    Example: edgekit evaluate out/model.onnx --data builtin:digits:test
+    """
     from edgekit.data import builtin_datasets
 
     known = builtin_datasets()

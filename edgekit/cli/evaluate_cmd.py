@@ -33,7 +33,10 @@ from edgekit.cli import unsafe_load_option
 def evaluate_cmd(
     artifact, data, metric, reference, inputs, weights, max_drop, tokenizer, limit, json_path, quiet
 ) -> None:
-    """Run ARTIFACT in its own runtime over DATA and report task metrics (and the drop vs --reference)."""
+    """Run ARTIFACT in its own runtime over DATA and report task metrics (and the drop vs --reference).
+
+    Example: edgekit evaluate out/model-onnx-int8.onnx --data builtin:digits:test --reference model.onnx
+    """
     from edgekit.artifact import check_json_path, write_json_output
     from edgekit.evaluate import evaluate, parse_metrics
     from edgekit.progress import Progress

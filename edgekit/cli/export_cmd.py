@@ -111,7 +111,10 @@ def export_cmd(
     json_path,
     quiet,
 ) -> None:
-    """Export SOURCE to a target runtime file, then check parity against SOURCE."""
+    """Export SOURCE to a target runtime file, then check parity against SOURCE.
+
+    Example: edgekit export model.onnx --target onnx-int8 --calib calib.npz -o out/
+    """
     from edgekit.errors import UsageError
     from edgekit.exporter import export
     from edgekit.fallback import FallbackOptions

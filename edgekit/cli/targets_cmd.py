@@ -10,7 +10,10 @@ import click
 @click.command("targets")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def targets_cmd(as_json: bool) -> None:
-    """List every export target and whether it can run on this machine."""
+    """List every export target and whether it can run on this machine.
+
+    Example: edgekit targets --json
+    """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
