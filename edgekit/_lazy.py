@@ -19,6 +19,7 @@ EXTRAS = {
     "keras": "tensorflow",
     "transformers": "hf",
     "tokenizers": "hf",
+    "huggingface_hub": "hf",
     "ai_edge_litert": "tflite",
     "sklearn": "data",
     "torch_pruning": "compress",

@@ -165,3 +165,46 @@ def test_minilm_dynamic_int8_keeps_cosine(tmp_path):
     hidden = {o.name: o for o in result.parity.outputs}["last_hidden_state"]
     assert hidden.cosine >= 0.95
     assert result.sidecar["size_bytes"] < 30e6  # fp32 is ~90 MB
+
+
+def test_a_hub_model_id_resolves_in_the_local_cache_only(tmp_path):
+    """org/name is looked up in the Hugging Face cache (here one laid out from the shipped MiniLM files);
+    edgekit never downloads, and an id that is not cached is named with how to get it."""
+    import os
+    import subprocess
+    import sys
+
+    from edgekit_demo.zoo_text import minilm_dir
+
+    commit = "0" * 40
+    snapshot = tmp_path / "hub" / "models--sentence-transformers--all-MiniLM-L6-v2" / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for f in minilm_dir().iterdir():
+        if f.is_file():
+            (snapshot / f.name).symlink_to(f)
+    refs = snapshot.parent.parent / "refs"
+    refs.mkdir()
+    (refs / "main").write_text(commit)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    run = lambda *args: subprocess.run([sys.executable, "-m", "edgekit", *map(str, args)], capture_output=True,
+                                       text=True, env=env, timeout=300)  # fmt: skip
+    result = run("export", "sentence-transformers/all-MiniLM-L6-v2", "-t", "onnx-fp32", "-o", tmp_path / "out", "-q")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "out" / "all-MiniLM-L6-v2-onnx-fp32.onnx").is_file()
+    result = run("export", "someone/not-cached", "-t", "onnx-fp32", "-o", tmp_path / "out2")
+    assert result.returncode == 2 and "nor a model in the local Hugging Face cache" in result.stderr
+    assert "huggingface-cli download someone/not-cached" in result.stderr
+
+
+def test_a_hugging_face_vision_model_exports_with_pixel_inputs(tmp_path):
+    import transformers
+
+    from edgekit.exporter import export
+
+    config = transformers.ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=2, intermediate_size=64, num_labels=4)  # fmt: skip
+    transformers.ViTForImageClassification(config).save_pretrained(tmp_path / "vit")
+    result = export(tmp_path / "vit", "onnx-fp32", tmp_path / "out")
+    (image,) = result.sidecar["tensors"]["inputs"]
+    assert image["name"] == "pixel_values" and image["shape"][1:] == [3, 32, 32] and result.parity.passed
+    assert result.sidecar["tensors"]["outputs"][0]["name"] == "logits"

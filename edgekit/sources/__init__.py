@@ -14,9 +14,11 @@ COMPRESS_FILE = "compress.json"  # written by edgekit compress beside the model 
 
 KINDS = (
     ".onnx file; Keras .keras/.h5 file or SavedModel folder; TorchScript .pt; ExportedProgram .pt2; "
-    "local Hugging Face folder (config.json); an edgekit compress output folder; or package.module:factory"
+    "local Hugging Face folder (config.json) or a model id (org/name) in the local Hugging Face cache; an edgekit "
+    "compress output folder; or package.module:factory"
 )
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")  # org/name, resolved in the local hub cache
 
 
 def load(source: str | Path, inputs: tuple[TensorSpec, ...] = (), weights: str | Path | None = None) -> Model:
@@ -28,6 +30,12 @@ def load(source: str | Path, inputs: tuple[TensorSpec, ...] = (), weights: str |
             from edgekit.sources.torch_source import load_factory
 
             return load_factory(text, inputs, Path(weights) if weights else None)
+        if _HUB_ID.match(text):
+            from edgekit.sources.hf_source import hub_snapshot, load_hf
+
+            model = load_hf(hub_snapshot(text), inputs)
+            model.name = text.split("/")[1]  # not the snapshot's commit hash
+            return model
         raise ModelLoadError(f"Model source '{text}' does not exist.", hint=f"SOURCE is one of: {KINDS}.")
     if path.is_dir() and (path / COMPRESS_FILE).is_file():
         return _load_compressed(path, inputs)
