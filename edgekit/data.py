@@ -195,7 +195,7 @@ def read_text_rows(path: Path) -> tuple[list[str], list]:
                 rows = list(csv.DictReader(f))
         else:
             rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, json.JSONDecodeError, csv.Error) as e:
+    except (OSError, ValueError, csv.Error) as e:  # ValueError: bad JSON, and bytes that are not UTF-8
         raise DataError(f"Cannot read {path}: {e}") from None
     for number, row in enumerate(rows, 1):
         if not isinstance(row, dict):
@@ -204,7 +204,7 @@ def read_text_rows(path: Path) -> tuple[list[str], list]:
                 hint='Each JSONL line is one object: {"text": "...", "label": 1}.',
             )
     if rows and "text" not in rows[0]:
-        raise DataError(f"{path} has no 'text' column.", hint=f"Its columns: {', '.join(rows[0])}.")
+        raise DataError(f"{path} has no 'text' column.", hint=f"Its columns: {', '.join(map(str, rows[0]))}.")
     for row in rows:
         texts.append(str(row["text"]))
         labels.append(row.get("label"))

@@ -173,6 +173,8 @@ def sidecar_path(artifact: str | Path) -> Path:
 
 def parse_sidecar(data: dict[str, Any], where: str = "the sidecar") -> Sidecar:
     """Validate sidecar JSON; a missing or other major version is refused with what to do."""
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{where} is not a sidecar: a JSON {type(data).__name__}, not an object.")
     version = str(data.get("schema_version", "0"))
     major, supported = version.split(".")[0], SCHEMA_VERSION.split(".")[0]
     if major != supported:
@@ -196,7 +198,7 @@ def read_sidecar(artifact: str | Path) -> Sidecar | None:
         return None
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: bad JSON, and bytes that are not UTF-8
         raise ModelLoadError(f"{path} is not readable JSON: {e}") from None
     return parse_sidecar(data, str(path))
 

@@ -79,6 +79,8 @@ def load_pipeline(path: Path) -> Pipeline:
         data = yaml.safe_load(text)
     except OSError as e:
         raise UsageError(f"Cannot read the pipeline {path}: {e.strerror}.") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path} is not UTF-8 text: {e}.") from None
     except yaml.YAMLError as e:
         raise UsageError(f"{path} is not valid YAML: {e}") from None
     if not isinstance(data, dict):
