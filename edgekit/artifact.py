@@ -120,6 +120,25 @@ def publish(
     An artifact of several files (an OpenVINO .xml and its .bin) loses its old main file and sidecar first, then
     its companions move in, then the main file: an interruption leaves no main file beside the wrong companions.
     """
+    with _folder_lock(final.parent):  # two exports racing into one folder: each publishes whole, in turn
+        _publish(staged_file, final, sidecar, companions)
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the folder itself (flock on its descriptor: no lock file is left behind)."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _publish(staged_file: Path, final: Path, sidecar: Sidecar, companions: Callable[[Path], tuple[Path, ...]]) -> None:
     moves = list(zip(companions(staged_file), companions(final)))
     if moves:
         final.unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -404,3 +405,47 @@ def test_a_cache_path_that_is_a_file_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "cache"))
     with pytest.raises(UsageError, match="is a file"):
         cache_dir()
+
+
+def test_an_onnx_file_exports_to_onnx_fp32_as_it_is(cnn, tmp_path, capsys):
+    """No route step at all (the source already is ONNX): the CLI used to index the empty route and crash."""
+    code, _ = _export_cnn(capsys, cnn[1], "onnx-fp32", tmp_path / "a")
+    source = next((tmp_path / "a").glob("*.onnx"))
+    code, out = run_cli(capsys, "export", source, "-t", "onnx-fp32", "-o", tmp_path / "b")
+    assert code == 0 and "parity passed" in out, out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_is_one_line_and_leaves_nothing(cnn, tmp_path, capsys):
+    """The disk fills up mid-write (a 64 KB tmpfs for a 150 KB model): exit 1, the system's words, the output
+    folder as empty as before, no staging folder."""
+    import subprocess
+
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        code, out = _export_cnn(capsys, cnn[1], "onnx-fp32", tiny)
+        assert code == 1 and "No space left on device" in out and "Traceback" not in out, out
+        assert list(tiny.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(tiny)])
+
+
+def test_two_exports_racing_into_one_folder_leave_a_matching_pair(cnn, tmp_path):
+    """Both succeed; the file and its sidecar left in place come from the same export (never a mixed pair)."""
+    import hashlib
+    import json
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "edgekit", "export", "edgekit_demo.zoo:digits_cnn", "--weights", str(cnn[1]),
+            "--input", zoo.DIGITS_INPUT, "-t", "onnx-fp32", "-o", str(tmp_path), "-q"]  # fmt: skip
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(3)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    artifact = next(tmp_path.glob("*.onnx"))
+    sidecar = json.loads(artifact.with_name(artifact.stem + ".edgekit.json").read_text())
+    assert sidecar["sha256"] == hashlib.sha256(artifact.read_bytes()).hexdigest()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from typing import ClassVar
@@ -99,6 +100,9 @@ def cli() -> None:
     """Take trained models to edge devices and prove they still work there."""
 
 
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 class Terminated(BaseException):
     """SIGTERM, raised where the process is, so every cleanup (staging folders, workers) runs as for Ctrl-C."""
 
@@ -153,3 +157,9 @@ def _run(argv: list[str] | None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted; nothing half-written was left in place.", err=True)
         sys.exit(130)
+    except OSError as e:  # a full disk, a read-only or forbidden folder: the system's words, no traceback
+        if e.errno not in _DISK_ERRORS:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        click.secho(f"error: {e.strerror}{where}; nothing half-written was left in place.", err=True, fg="red")
+        sys.exit(1)

@@ -160,7 +160,8 @@ def export_cmd(
         progress.info(
             f"parity {out.name}: max abs {out.max_abs:.3g}, mean abs {out.mean_abs:.3g}, cosine {out.cosine:.5f}{top1}"
         )
-    fallback = result.sidecar["route"][-1].get("float_fallback_ops")
+    route = result.sidecar["route"]  # empty when the source already is the target's format (ONNX to onnx-fp32)
+    fallback = route[-1].get("float_fallback_ops") if route else None
     if fallback:
         progress.warn(f"{len(fallback)} op(s) run in float: {', '.join(sorted({o['op'] for o in fallback}))}")
     record = result.sidecar["quantization"].get("fallback") or {}
