@@ -343,7 +343,10 @@ def _data_arg(data: str, base: Path) -> str:
 
 
 def _key(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    """A step's cache key: its inputs' hashes and settings, and the edgekit version that produced it."""
+    from edgekit import __version__
+
+    return hashlib.sha256(json.dumps([__version__, *parts], sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 def _hash_path(path: str | None) -> str | None:
