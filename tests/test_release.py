@@ -271,3 +271,17 @@ def test_a_relative_tokenizer_path_is_recorded_absolute(tmp_path, monkeypatch):
                     inputs=parse_input_specs(TINY_BERT_INPUTS), tokenizer=minilm_dir().name)  # fmt: skip
     recorded = result.sidecar["tokenizer"]
     assert os.path.isabs(recorded) and Path(recorded) == minilm_dir()
+
+
+def test_a_pipeline_compresses_before_it_exports_and_caches_that_too(pipeline, capsys):
+    text = pipeline.read_text().replace(
+        "targets: [tflite-int8, onnx-int8]",
+        "compress: {method: prune, data: builtin:digits:train, sparsity: 0.5, epochs: 1}\ntargets: [onnx-int8]",
+    )
+    pipeline.write_text(text.replace("max_accuracy_drop: 1.0", "max_accuracy_drop: 5.0"))
+    code, out = run_cli(capsys, "run", pipeline)
+    assert code == 0 and "compress (prune)" in out and "4 step(s) ran, 0 cached" in out, out
+    manifest = json.loads((pipeline.parent / "release" / "digits" / "manifest.json").read_text())
+    assert manifest["models"][0]["provenance"]["source"]["kind"] != "factory"  # the pruned model was exported
+    code, out = run_cli(capsys, "run", pipeline)
+    assert code == 0 and "0 step(s) ran, 4 cached" in out and "compress (prune): cached" in out, out

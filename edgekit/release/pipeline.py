@@ -14,7 +14,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -56,6 +56,23 @@ class BundleSpec(_Strict):
     version: str = "0.0.0"
 
 
+class CompressSpec(_Strict):
+    """A compression step before the exports (edgekit compress): its output becomes the source they export."""
+
+    method: Literal["prune", "qat", "distill", "vocab"]
+    data: str  # training data (text data for vocab)
+    val: str | None = None
+    epochs: int = Field(default=2, ge=0)
+    lr: float = Field(default=1e-3, gt=0)
+    batch: int = Field(default=32, ge=1)
+    seed: int = 0
+    sparsity: float | None = Field(default=None, gt=0, lt=1)  # prune
+    prune_method: Literal["magnitude", "structured"] = "magnitude"
+    student_layers: int | None = Field(default=None, ge=1)  # distill: the teacher's own layers, evenly spaced
+    alpha: float = Field(default=0.5, ge=0, le=1)
+    temperature: float = Field(default=2.0, gt=0)
+
+
 class Pipeline(_Strict):
     source: str
     weights: str | None = None
@@ -63,6 +80,7 @@ class Pipeline(_Strict):
     tokenizer: str | None = None
     calib: str | None = None
     device: str | None = None
+    compress: CompressSpec | None = None
     targets: list[str] = Field(min_length=1)
     evaluate: EvaluateSpec | None = None
     benchmark: BenchmarkSpec | None = None
@@ -137,6 +155,28 @@ def run_pipeline(path: str | Path, progress: Progress = SILENT) -> dict[str, Any
     rel = lambda p: str((base / p).resolve()) if p else None  # paths in the file are relative to it
     steps: list[dict[str, Any]] = []
     source_hash = _source_hash(pipeline.source, base, rel(pipeline.weights))
+    exported = pipeline  # what the exports read: the source, or the compressed model in its place
+    if pipeline.compress:
+        spec_c = pipeline.compress
+        key = _key(
+            "compress",
+            source_hash,
+            spec_c.model_dump(),
+            _hash_path(_data_arg(spec_c.data, base)),
+            _hash_path(_data_arg(spec_c.val, base) if spec_c.val else None),
+            _tokenizer_hash(rel(pipeline.tokenizer)),
+        )
+        record = _step(
+            cache,
+            key,
+            f"compress ({spec_c.method})",
+            progress,
+            steps,
+            functools.partial(_compress, pipeline, base, rel),
+        )
+        compressed = cache / key / record["model"]
+        exported = pipeline.model_copy(update={"source": str(compressed), "weights": None})
+        source_hash = key  # the step's key already hashes everything the compressed model came from
     artifacts: dict[str, Path] = {}
     for target in pipeline.targets:
         key = _key(
@@ -154,7 +194,7 @@ def run_pipeline(path: str | Path, progress: Progress = SILENT) -> dict[str, Any
             f"export {target}",
             progress,
             steps,
-            functools.partial(_export, pipeline, base, rel, target),
+            functools.partial(_export, exported, base, rel, target),
         )
         artifacts[target] = cache / key / record["artifact"]
     evaluations: dict[str, dict] = {}
@@ -223,6 +263,55 @@ def _step(cache: Path, key: str, label: str, progress: Progress, steps: list, ru
     record_file.write_text(json.dumps(record, indent=2, default=str) + "\n")
     steps.append({"step": label, "key": key, "cached": False})
     return record
+
+
+def _compress(pipeline: Pipeline, base: Path, rel, folder: Path) -> dict:
+    """Run the pipeline's compression method into folder/model (a SOURCE folder with its compress.json)."""
+    from edgekit import compress
+    from edgekit.spec import parse_input_specs
+
+    spec = pipeline.compress
+    assert spec is not None
+    settings = compress.TrainSettings(spec.epochs, spec.lr, spec.batch, spec.seed)
+    common: dict[str, Any] = {
+        "val": _data_arg(spec.val, base) if spec.val else None,
+        "inputs": parse_input_specs(tuple(pipeline.inputs)),
+    }
+    source, data, out = _source_arg(pipeline, base), _data_arg(spec.data, base), folder / "model"
+    if spec.method == "prune":
+        if spec.sparsity is None:
+            raise UsageError("compress: method prune needs sparsity (the fraction of weights to remove, e.g. 0.5).")
+        compress.prune(
+            source,
+            data,
+            out,
+            sparsity=spec.sparsity,
+            method=spec.prune_method,
+            finetune_epochs=spec.epochs,
+            settings=settings,
+            weights=rel(pipeline.weights),
+            **common,
+        )
+    elif spec.method == "qat":
+        compress.qat(source, data, out, settings=settings, weights=rel(pipeline.weights), **common)
+    elif spec.method == "distill":
+        if spec.student_layers is None:
+            raise UsageError("compress: method distill needs student_layers (how many of the teacher's layers).")
+        compress.distill(
+            source,
+            data,
+            out,
+            student_layers=spec.student_layers,
+            alpha=spec.alpha,
+            temperature=spec.temperature,
+            settings=settings,
+            teacher_weights=rel(pipeline.weights),
+            tokenizer=rel(pipeline.tokenizer),
+            **common,
+        )
+    else:
+        compress.prune_vocabulary(source, data, out, **common)
+    return {"model": "model", "method": spec.method}
 
 
 def _export(pipeline: Pipeline, base: Path, rel, target: str, folder: Path) -> dict:
