@@ -283,3 +283,11 @@ def test_converter_failure_is_reported_and_leaves_nothing(tmp_path, capsys):
     assert code == 1 and "onnx2tf could not convert the ONNX export of edgekit_demo.zoo_text:tiny_causal_lm" in out
     assert "Traceback" not in out
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_onnx2tf_leaves_nothing_in_the_working_folder(tmp_path, monkeypatch, cnn, calib_npz):
+    """onnx2tf creates ./saved_model even when told not to save one; edgekit points it into the staging folder."""
+    monkeypatch.chdir(tmp_path)
+    export("edgekit_demo.zoo:digits_cnn", "tflite-fp32", tmp_path / "out", calib=calib_npz, weights=cnn[1],
+           inputs=IMAGE)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -58,6 +58,9 @@ def from_onnx(ctx: StepContext) -> StepNotes:
                     keep_ncw_or_nchw_or_ncdhw_input_names=[n for n, s in shapes.items() if 3 <= len(s) <= 5],
                     not_use_onnxsim=True,
                     disable_model_save=True,
+                    # it creates this folder even when it saves nothing (default: ./saved_model in the user's
+                    # working directory): inside the export's staging folder, removed with it
+                    output_folder_path=str(ctx.out.with_name(ctx.out.stem + "-onnx2tf")),
                 )
         except SystemExit as e:  # onnx2tf exits on ops it cannot convert, after logging which
             raise ConversionError(
