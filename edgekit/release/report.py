@@ -197,15 +197,10 @@ def _boxes(device: str, rows: list[Row]) -> str:
 
 def write_report(results: list[str | Path], out: str | Path, title: str = "edgekit report") -> Path:
     """Render `results` into `out` (written atomically)."""
-    import os
-    import tempfile
+    from edgekit.artifact import write_text_atomic
 
     out = Path(out)
     page = render(read_results([Path(r) for r in results]), title)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(page)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    write_text_atomic(out, page)
     return out
