@@ -212,6 +212,8 @@ def test_a_failing_gate_exits_1_and_names_it(pipeline, capsys):
         (("processes: 3", "processes: many"), "line 15: benchmark.processes: Input should be a valid integer"),
         (("source: edgekit_demo.zoo:digits_cnn", "source: edgekit_demo.zoo:digits_cnn\ndevice: x86-avx3"),
          "Unknown device profile 'x86-avx3'"),
+        (("targets:", "compress: {method: prune, data: builtin:digits:train}\ntargets:"),
+         "line 10: compress: Value error, method prune needs sparsity"),
     ],
 )  # fmt: skip
 def test_a_bad_pipeline_is_refused_with_its_line(pipeline, capsys, edit, phrase):

@@ -14,10 +14,10 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgekit.errors import EdgekitError, UsageError
 from edgekit.progress import SILENT, Progress
@@ -71,6 +71,14 @@ class CompressSpec(_Strict):
     student_layers: int | None = Field(default=None, ge=1)  # distill: the teacher's own layers, evenly spaced
     alpha: float = Field(default=0.5, ge=0, le=1)
     temperature: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _method_settings(self) -> CompressSpec:
+        if self.method == "prune" and self.sparsity is None:
+            raise ValueError("method prune needs sparsity (the fraction of weights to remove, e.g. 0.5)")
+        if self.method == "distill" and self.student_layers is None:
+            raise ValueError("method distill needs student_layers (how many of the teacher's layers)")
+        return self
 
 
 class Pipeline(_Strict):
@@ -152,9 +160,9 @@ def run_pipeline(path: str | Path, progress: Progress = SILENT) -> dict[str, Any
     base = path.parent
     cache = base / CACHE_DIR
     cache.mkdir(exist_ok=True)
-    rel = lambda p: str((base / p).resolve()) if p else None  # paths in the file are relative to it
     steps: list[dict[str, Any]] = []
-    source_hash = _source_hash(pipeline.source, base, rel(pipeline.weights))
+    source_hash = _source_hash(pipeline.source, base, _local(base, pipeline.weights))
+    tokenizer_hash = _tokenizer_hash(_local(base, pipeline.tokenizer))
     exported = pipeline  # what the exports read: the source, or the compressed model in its place
     if pipeline.compress:
         spec_c = pipeline.compress
@@ -163,8 +171,8 @@ def run_pipeline(path: str | Path, progress: Progress = SILENT) -> dict[str, Any
             source_hash,
             spec_c.model_dump(),
             _hash_path(_data_arg(spec_c.data, base)),
-            _hash_path(_data_arg(spec_c.val, base) if spec_c.val else None),
-            _tokenizer_hash(rel(pipeline.tokenizer)),
+            _hash_path(_data_arg(spec_c.val, base)),
+            tokenizer_hash,
         )
         record = _step(
             cache,
@@ -172,40 +180,36 @@ def run_pipeline(path: str | Path, progress: Progress = SILENT) -> dict[str, Any
             f"compress ({spec_c.method})",
             progress,
             steps,
-            functools.partial(_compress, pipeline, base, rel),
+            functools.partial(_compress, pipeline, base),
         )
         compressed = cache / key / record["model"]
         exported = pipeline.model_copy(update={"source": str(compressed), "weights": None})
         source_hash = key  # the step's key already hashes everything the compressed model came from
     artifacts: dict[str, Path] = {}
+    sizes: dict[str, int] = {}  # the artifact with its companions, as the export recorded it
+    calib_hash = _hash_path(_data_arg(pipeline.calib, base))
     for target in pipeline.targets:
-        key = _key(
-            "export",
-            source_hash,
-            target,
-            pipeline.device,
-            pipeline.inputs,
-            _hash_path(_data_arg(pipeline.calib, base) if pipeline.calib else None),
-            _tokenizer_hash(rel(pipeline.tokenizer)),
-        )
+        key = _key("export", source_hash, target, pipeline.device, pipeline.inputs, calib_hash, tokenizer_hash)
         record = _step(
             cache,
             key,
             f"export {target}",
             progress,
             steps,
-            functools.partial(_export, exported, base, rel, target),
+            functools.partial(_export, exported, base, target),
         )
-        artifacts[target] = cache / key / record["artifact"]
+        artifacts[target], sizes[target] = cache / key / record["artifact"], record["size_bytes"]
+    artifact_hashes = {target: _hash_path(str(artifact)) for target, artifact in artifacts.items()}
     evaluations: dict[str, dict] = {}
     if pipeline.evaluate:
         spec = pipeline.evaluate
         reference = pipeline.gates.max_accuracy_drop is not None
+        data_hash = _hash_path(_data_arg(spec.data, base))
         for target, artifact in artifacts.items():
             key = _key(
                 "evaluate",
-                _hash_path(str(artifact)),
-                _hash_path(_data_arg(spec.data, base)),
+                artifact_hashes[target],
+                data_hash,
                 spec.metrics,
                 reference,
                 source_hash if reference else None,
@@ -216,14 +220,14 @@ def run_pipeline(path: str | Path, progress: Progress = SILENT) -> dict[str, Any
                 f"evaluate {target}",
                 progress,
                 steps,
-                functools.partial(_evaluate, pipeline, base, rel, artifact),
+                functools.partial(_evaluate, pipeline, base, artifact),
             )
     benchmarks: dict[str, list[dict]] = {}
     if pipeline.benchmark:
         spec_b = pipeline.benchmark
+        files = list(artifacts.values())
         for device in spec_b.devices:
-            files = list(artifacts.values())
-            key = _key("benchmark", [_hash_path(str(f)) for f in files], device, spec_b.model_dump())
+            key = _key("benchmark", list(artifact_hashes.values()), device, spec_b.model_dump())
             record = _step(
                 cache,
                 key,
@@ -233,10 +237,10 @@ def run_pipeline(path: str | Path, progress: Progress = SILENT) -> dict[str, Any
                 functools.partial(_benchmark, spec_b, device, files),
             )
             benchmarks[device] = record["runs"]
-    failures = _gates(pipeline, artifacts, evaluations, benchmarks)
+    failures = _gates(pipeline, sizes, evaluations, benchmarks)
     result: dict[str, Any] = {"pipeline": str(path), "steps": steps, "gates": {"failures": failures}}
     if pipeline.bundle:
-        result["bundle"] = _bundle(pipeline, base, rel, artifacts, cache, evaluations, benchmarks, progress)
+        result["bundle"] = _bundle(pipeline, base, artifacts, cache, evaluations, benchmarks, progress)
     (cache / "last-run.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     if failures:
         raise GateFailed("; ".join(failures))
@@ -265,7 +269,7 @@ def _step(cache: Path, key: str, label: str, progress: Progress, steps: list, ru
     return record
 
 
-def _compress(pipeline: Pipeline, base: Path, rel, folder: Path) -> dict:
+def _compress(pipeline: Pipeline, base: Path, folder: Path) -> dict:
     """Run the pipeline's compression method into folder/model (a SOURCE folder with its compress.json)."""
     from edgekit import compress
     from edgekit.spec import parse_input_specs
@@ -274,13 +278,12 @@ def _compress(pipeline: Pipeline, base: Path, rel, folder: Path) -> dict:
     assert spec is not None
     settings = compress.TrainSettings(spec.epochs, spec.lr, spec.batch, spec.seed)
     common: dict[str, Any] = {
-        "val": _data_arg(spec.val, base) if spec.val else None,
+        "val": _data_arg(spec.val, base),
         "inputs": parse_input_specs(tuple(pipeline.inputs)),
     }
     source, data, out = _source_arg(pipeline, base), _data_arg(spec.data, base), folder / "model"
     if spec.method == "prune":
-        if spec.sparsity is None:
-            raise UsageError("compress: method prune needs sparsity (the fraction of weights to remove, e.g. 0.5).")
+        assert spec.sparsity is not None  # CompressSpec requires it
         compress.prune(
             source,
             data,
@@ -289,14 +292,13 @@ def _compress(pipeline: Pipeline, base: Path, rel, folder: Path) -> dict:
             method=spec.prune_method,
             finetune_epochs=spec.epochs,
             settings=settings,
-            weights=rel(pipeline.weights),
+            weights=_local(base, pipeline.weights),
             **common,
         )
     elif spec.method == "qat":
-        compress.qat(source, data, out, settings=settings, weights=rel(pipeline.weights), **common)
+        compress.qat(source, data, out, settings=settings, weights=_local(base, pipeline.weights), **common)
     elif spec.method == "distill":
-        if spec.student_layers is None:
-            raise UsageError("compress: method distill needs student_layers (how many of the teacher's layers).")
+        assert spec.student_layers is not None  # CompressSpec requires it
         compress.distill(
             source,
             data,
@@ -305,8 +307,8 @@ def _compress(pipeline: Pipeline, base: Path, rel, folder: Path) -> dict:
             alpha=spec.alpha,
             temperature=spec.temperature,
             settings=settings,
-            teacher_weights=rel(pipeline.weights),
-            tokenizer=rel(pipeline.tokenizer),
+            teacher_weights=_local(base, pipeline.weights),
+            tokenizer=_local(base, pipeline.tokenizer),
             **common,
         )
     else:
@@ -314,7 +316,7 @@ def _compress(pipeline: Pipeline, base: Path, rel, folder: Path) -> dict:
     return {"model": "model", "method": spec.method}
 
 
-def _export(pipeline: Pipeline, base: Path, rel, target: str, folder: Path) -> dict:
+def _export(pipeline: Pipeline, base: Path, target: str, folder: Path) -> dict:
     from edgekit.exporter import export
     from edgekit.spec import parse_input_specs
 
@@ -322,16 +324,16 @@ def _export(pipeline: Pipeline, base: Path, rel, target: str, folder: Path) -> d
         _source_arg(pipeline, base),
         target,
         folder,
-        calib=_data_arg(pipeline.calib, base) if pipeline.calib else None,
+        calib=_data_arg(pipeline.calib, base),
         device=pipeline.device,
         inputs=parse_input_specs(tuple(pipeline.inputs)),
-        weights=rel(pipeline.weights),
-        tokenizer=rel(pipeline.tokenizer),
+        weights=_local(base, pipeline.weights),
+        tokenizer=_local(base, pipeline.tokenizer),
     )
     return {"artifact": result.artifact.name, "size_bytes": result.size_bytes}
 
 
-def _evaluate(pipeline: Pipeline, base: Path, rel, artifact: Path, folder: Path) -> dict:
+def _evaluate(pipeline: Pipeline, base: Path, artifact: Path, folder: Path) -> dict:
     from edgekit.evaluate import evaluate
     from edgekit.spec import parse_input_specs
 
@@ -342,9 +344,9 @@ def _evaluate(pipeline: Pipeline, base: Path, rel, artifact: Path, folder: Path)
         _data_arg(pipeline.evaluate.data, base),
         metrics=tuple(pipeline.evaluate.metrics),
         reference=_source_arg(pipeline, base) if reference else None,
-        tokenizer=rel(pipeline.tokenizer),
+        tokenizer=_local(base, pipeline.tokenizer),
         reference_inputs=parse_input_specs(tuple(pipeline.inputs)),
-        reference_weights=rel(pipeline.weights),
+        reference_weights=_local(base, pipeline.weights),
     )
     data = report.to_json()
     (folder / "evaluate.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
@@ -368,13 +370,11 @@ def _benchmark(spec: BenchmarkSpec, device: str, files: list[Path], folder: Path
 
 
 def _gates(
-    pipeline: Pipeline, artifacts: dict[str, Path], evaluations: dict[str, dict], benchmarks: dict[str, list[dict]]
+    pipeline: Pipeline, sizes: dict[str, int], evaluations: dict[str, dict], benchmarks: dict[str, list[dict]]
 ) -> list[str]:
     gates, failures = pipeline.gates, []
-    for target, artifact in artifacts.items():
-        from edgekit.artifact import artifact_files
-
-        size_mb = sum(p.stat().st_size for p in artifact_files(artifact)) / 1e6
+    for target, size in sizes.items():
+        size_mb = size / 1e6
         if gates.max_size_mb is not None and size_mb > gates.max_size_mb:
             failures.append(f"{target}: size {size_mb:.2f} MB > max_size_mb {gates.max_size_mb}")
         report = evaluations.get(target)
@@ -397,7 +397,7 @@ def _gates(
     return failures
 
 
-def _bundle(pipeline, base, rel, artifacts, cache, evaluations, benchmarks, progress) -> str:
+def _bundle(pipeline, base, artifacts, cache, evaluations, benchmarks, progress) -> str:
     from edgekit.release.bundle import bundle
 
     spec = pipeline.bundle
@@ -412,7 +412,7 @@ def _bundle(pipeline, base, rel, artifacts, cache, evaluations, benchmarks, prog
             list(artifacts.values()),
             base / spec.output,
             platform=spec.platform,
-            labels=rel(spec.labels),
+            labels=_local(base, spec.labels),
             name=spec.name,
             version=spec.version,
             results=results,
@@ -426,9 +426,20 @@ def _source_arg(pipeline: Pipeline, base: Path) -> str:
     return str(path.resolve()) if path.exists() else pipeline.source
 
 
-def _data_arg(data: str, base: Path) -> str:
+def _local(base: Path, path: str | None) -> str | None:
+    """A path the pipeline file names, relative to that file."""
+    return str((base / path).resolve()) if path else None
+
+
+@overload
+def _data_arg(data: str, base: Path) -> str: ...
+@overload
+def _data_arg(data: None, base: Path) -> None: ...
+@overload
+def _data_arg(data: str | None, base: Path) -> str | None: ...
+def _data_arg(data: str | None, base: Path) -> str | None:
     """DATA relative to the pipeline file, or a built-in dataset (builtin:tweets:test)."""
-    return data if data.startswith("builtin:") else str((base / data).resolve())
+    return data if data is None or data.startswith("builtin:") else str((base / data).resolve())
 
 
 def _key(*parts: Any) -> str:
@@ -449,13 +460,7 @@ def _hash_path(path: str | None) -> str | None:
         if path.startswith("builtin:"):
             return path  # a built-in dataset is part of the installed package
         raise UsageError(f"The pipeline names {p}, which does not exist.")
-    if p.is_file():
-        return sha256_path(p)
-    digest = hashlib.sha256()
-    for f in sorted(q for q in p.rglob("*") if q.is_file()):
-        digest.update(f.relative_to(p).as_posix().encode())
-        digest.update(sha256_path(f).encode())
-    return digest.hexdigest()
+    return sha256_path(p)
 
 
 def _tokenizer_hash(path: str | None) -> str | None:
