@@ -131,28 +131,35 @@ def ignored_ops(model: Any, layers: tuple[str, ...], source: Model | None = None
         if op.get_type_name() in _WEIGHTED and not _is_activation(op.input_value(1).get_node())
     ]
     found: list[str] = []
+    ranks: dict[str, int] | None = None  # the source layers' weight ranks, read once if a name does not match
     for layer in layers:
         pattern = re.compile(rf"^(__module\.)?{re.escape(layer)}(/|$)")
         named = [op.get_friendly_name() for op in weighted if pattern.search(op.get_friendly_name())]
-        found += named or _by_position(weighted, layer, source)
+        if not named and source is not None:
+            ranks = _weight_ranks(source) if ranks is None else ranks
+            named = _by_position(weighted, layer, ranks)
+        found += named
     return list(dict.fromkeys(found))
 
 
 _WEIGHTED = ("MatMul", "Convolution", "GroupConvolution", "ConvolutionBackpropData")
 
 
-def _by_position(weighted: list[Any], layer: str, source: Model | None) -> list[str]:
-    """The op at the layer's place among the source's layers whose weights have its rank (4-D: convolutions,
-    2-D: linear), where the source and the IR have as many of them."""
-    if source is None:
-        return []
+def _weight_ranks(source: Model) -> dict[str, int]:
+    """Each quantizable source layer's weight rank (4: convolutions, 2: linear), in the source's layer order."""
     from edgekit.sensitivity import layer_weights, quantizable_layers
 
     names = quantizable_layers(source)
-    ranks = {n: w.ndim for n, w in layer_weights(source, tuple(names)).items()}
+    weights = layer_weights(source, tuple(names))
+    return {n: weights[n].ndim for n in names if n in weights}
+
+
+def _by_position(weighted: list[Any], layer: str, ranks: dict[str, int]) -> list[str]:
+    """The op at the layer's place among the source's layers whose weights have its rank, where the source and
+    the IR have as many of them."""
     if layer not in ranks:
         return []
-    peers = [n for n in names if ranks.get(n) == ranks[layer]]
+    peers = [n for n, rank in ranks.items() if rank == ranks[layer]]
     ops = [op for op in weighted if _weight_rank(op) == ranks[layer]]
     return [ops[peers.index(layer)].get_friendly_name()] if len(ops) == len(peers) else []
 
