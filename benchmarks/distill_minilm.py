@@ -23,7 +23,7 @@ def main() -> int:
     from edgekit.bench.harness import Settings, benchmark
     from edgekit.bench.worker import environment
     from edgekit.compress import TrainSettings, prune, prune_vocabulary
-    from edgekit.evaluate import evaluate
+    from edgekit.evaluation import evaluate
     from edgekit.exporter import export
     from edgekit.progress import Progress
     from edgekit_demo.datasets import write_tweets_csv

@@ -25,7 +25,7 @@ TEST = "builtin:tweets:test"
 
 
 def main() -> None:
-    from edgekit.evaluate import evaluate
+    from edgekit.evaluation import evaluate
     from edgekit.progress import SILENT
     from edgekit_demo import zoo_text
     from edgekit_demo.demo import _cached_sentiment_weights

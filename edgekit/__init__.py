@@ -6,21 +6,78 @@ heavy: each function imports its backend when called.
 
 from __future__ import annotations
 
+import functools
+import os
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from edgekit.bench.harness import Settings
     from edgekit.catalog.schema import Target
-    from edgekit.evaluate import EvalReport
+    from edgekit.evaluation import EvalReport
     from edgekit.exporter import ExportResult
     from edgekit.progress import Progress
     from edgekit.sources.base import Model
     from edgekit.spec import TensorSpec
 
+T = TypeVar("T")
+
 __version__ = "0.1.0"
 
+# CLI options the messages name -> what a Python caller passes instead (the rest: --foo-bar -> foo_bar=)
+_PYTHON_TERMS = {
+    "input": "inputs=",
+    "eval": "eval_data=",
+    "metric": "metrics=",
+    "no-fallback": "fallback=False",
+    "allow-float-fallback": "allow_float_fallback=True",
+    "report-sensitivity": "report_sensitivity=True",
+    "unsafe-load": "`with edgekit.unsafe_load():`",
+    "threads": "Settings(threads=...)",
+    "batch": "Settings(batch=...)",
+}
+_OPTION = re.compile(r"--([a-z][a-z0-9-]*)(?:[ =]([A-Z][A-Z_:.]*)\b)?")
 
+
+def _python_terms(text: str | None) -> str | None:
+    """An error message as a Python caller reads it: `pass --calib DATA` becomes `pass calib=DATA`."""
+    if text is None:
+        return None
+
+    def term(m: re.Match) -> str:
+        said = _PYTHON_TERMS.get(m[1], m[1].replace("-", "_") + "=")
+        return said + (m[2] or "") if said.endswith("=") else said + (f" {m[2]}" if m[2] else "")
+
+    return _OPTION.sub(term, text)
+
+
+def _api(function: Callable[..., T]) -> Callable[..., T]:
+    """The public functions raise edgekit's errors with the options named as Python arguments."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> T:
+        from edgekit.errors import EdgekitError
+
+        try:
+            return function(*args, **kwargs)
+        except EdgekitError as e:
+            e.message, e.hint = _python_terms(e.message) or "", _python_terms(e.hint)
+            e.args = (e.message, *e.args[1:])
+            raise
+
+    return call
+
+
+# ONNX Runtime 1.32 on Linux has Microsoft's 1DS telemetry built in: on import it writes a device id to
+# $TMPDIR/.ses and queues usage events for upload. edgekit talks to no network: this variable, read when
+# onnxruntime initializes, turns all of it off in edgekit's process and the benchmark workers it starts (a
+# user who wants it sets ORT_DISABLE_TELEMETRY=0).
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+
+@_api
 def export(
     source: str | Path,
     target: str,
@@ -28,7 +85,7 @@ def export(
     *,
     calib: str | Path | None = None,
     device: str | None = None,
-    inputs: tuple[TensorSpec, ...] = (),
+    inputs: Sequence[TensorSpec | str] = (),
     weights: str | Path | None = None,
     tokenizer: str | Path | None = None,
     calib_limit: int | None = None,
@@ -68,6 +125,7 @@ def export(
     )
 
 
+@_api
 def evaluate(
     artifact: str | Path,
     data: str | Path,
@@ -77,13 +135,13 @@ def evaluate(
     max_drop: float | None = None,
     tokenizer: str | Path | None = None,
     limit: int | None = None,
-    reference_inputs: tuple[TensorSpec, ...] = (),
+    reference_inputs: Sequence[TensorSpec | str] = (),
     reference_weights: str | Path | None = None,
     progress: Progress | None = None,
 ) -> EvalReport:
     """Task metrics (accuracy, F1, perplexity) of an exported file run in its own runtime; with `reference`,
     compared with the source and gated on `max_drop`."""
-    from edgekit.evaluate import evaluate as _evaluate
+    from edgekit.evaluation import evaluate as _evaluate
     from edgekit.progress import SILENT
 
     return _evaluate(
@@ -100,6 +158,7 @@ def evaluate(
     )
 
 
+@_api
 def benchmark(
     artifacts: list[str | Path],
     device: str = "local",
@@ -108,13 +167,24 @@ def benchmark(
     tool: str | None = None,
     progress: Progress | None = None,
     **transport_options: Any,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Latency, memory and throughput, each repetition in a fresh process on `device`; returns (runs, error)."""
+) -> list[dict[str, Any]]:
+    """Latency, memory and throughput of each artifact, each repetition in a fresh process on `device`
+    ("local", "ssh://user@host", "adb://serial"); returns one run (dict) per artifact, threads and batch.
+
+    Raises BenchmarkError when the device fails part-way (its `runs` holds the repetitions completed before),
+    and UsageError for bad input (a missing or unloadable file, settings out of range).
+    """
     from edgekit.bench.harness import Settings
     from edgekit.bench.harness import benchmark as _benchmark
+    from edgekit.errors import BenchmarkError
     from edgekit.progress import SILENT
 
-    return _benchmark(artifacts, device, settings or Settings(), progress or SILENT, tool=tool, **transport_options)
+    runs, error = _benchmark(
+        artifacts, device, settings or Settings(), progress or SILENT, tool=tool, **transport_options
+    )
+    if error:
+        raise BenchmarkError(error, runs)
+    return runs
 
 
 def targets() -> dict[str, Target]:
@@ -124,7 +194,8 @@ def targets() -> dict[str, Target]:
     return _targets()
 
 
-def load(source: str | Path, inputs: tuple[TensorSpec, ...] = (), weights: str | Path | None = None) -> Model:
+@_api
+def load(source: str | Path, inputs: Sequence[TensorSpec | str] = (), weights: str | Path | None = None) -> Model:
     """Load a source model (ONNX, Keras, TorchScript, ExportedProgram, Hugging Face folder, package.module:factory)."""
     from edgekit.sources import load as _load
 

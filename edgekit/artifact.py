@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import ModelLoadError, UsageError
+from edgekit.errors import ModelLoadError, UsageError, require_file
 from edgekit.sidecar import Sidecar, sidecar_path
 
 
@@ -25,6 +25,15 @@ def artifact_files(path: Path) -> list[Path]:
     from edgekit.backends.registry import backend_for_file
 
     return [Path(path), *backend_for_file(path).companions(Path(path))]
+
+
+def require_artifact(path: Path) -> Path:
+    """An exported file that exists, is a file, is not empty and has its companions beside it (else exit 2)."""
+    require_file(path, "Artifact")
+    if path.stat().st_size == 0:
+        raise UsageError(f"Artifact {path} is empty (0 bytes): an interrupted copy or export?")
+    check_complete(path)
+    return path
 
 
 def check_complete(path: Path) -> None:
@@ -53,7 +62,15 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"Cannot create the output folder {out}: {e.strerror}.") from None
+    require_writable(out, "The output folder")
     return out
+
+
+def require_writable(folder: Path, what: str) -> None:
+    """Refuse, before any work, a folder this process cannot write in (a read-only mount, no permission)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        why = "its file system is mounted read-only" if os.statvfs(folder).f_flag & os.ST_RDONLY else "no permission"
+        raise UsageError(f"{what} {folder} is not writable: {why}.", hint="Choose a folder you can write in.")
 
 
 def forget_out_dirs() -> None:
@@ -87,12 +104,16 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write `text` beside `path` and rename it into place: a reader never sees half a file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file is as readable as any other output
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file is as readable as any other output
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a signal: no half-written temp file is left beside the output
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def check_json_path(target: str | Path) -> None:
@@ -104,6 +125,7 @@ def check_json_path(target: str | Path) -> None:
         raise UsageError(f"--json {path} is a folder; give a file name, e.g. {path / 'results.json'}.")
     if not path.parent.is_dir():
         raise UsageError(f"--json {path}: the folder {path.parent} does not exist.")
+    require_writable(path.parent, f"--json {path}: the folder")
 
 
 def write_json_output(target: str | Path, data: Any) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.checksum import sha256_path
-from edgekit.errors import DataError
+from edgekit.errors import DataError, require_file
 from edgekit.spec import Signature, TensorSpec, np_dtype
 
 TEXT_SUFFIXES = (".csv", ".jsonl")
@@ -117,11 +117,12 @@ def read_data(
 ) -> Dataset:
     """Read a dataset file (or a `builtin:NAME:SPLIT`) and check it against the model's inputs."""
     path = resolve_data(path, signature)
-    if not path.is_file():
-        raise DataError(
-            f"Data file {path} does not exist.",
-            hint="DATA is a .npz with arrays named after the model inputs, or a CSV/JSONL with a 'text' column.",
-        )
+    require_file(
+        path,
+        "Data file",
+        DataError,
+        hint="DATA is a .npz with arrays named after the model inputs, or a CSV/JSONL with a 'text' column.",
+    )
     if path.suffix == ".npz":
         dataset = _read_npz(path, signature)
     elif path.suffix in TEXT_SUFFIXES:
@@ -131,6 +132,22 @@ def read_data(
     if len(dataset) == 0:
         raise DataError(f"Data file {path} holds no samples.")
     return dataset.head(limit) if limit else dataset
+
+
+def class_indices(labels: np.ndarray, path: str) -> np.ndarray:
+    """`labels` as whole class indices (int64), for accuracy, F1 and training; float arrays of whole numbers are
+    accepted as such. Calibration data may carry labels of any kind: only their users check them."""
+    if labels.dtype.kind == "f":
+        fractional = labels[labels != np.round(labels)]
+        if fractional.size:
+            raise DataError(
+                f"{path}: 'labels' holds fractional values ({fractional.flat[0]:g}, {fractional.size} in all); "
+                "accuracy and F1 need whole class indices.",
+                hint="Store the class index of each sample (0, 1, 2, ...), not a score or a regression target.",
+            )
+    elif labels.dtype.kind not in "iub":
+        raise DataError(f"{path}: 'labels' is of type {labels.dtype}; accuracy and F1 need whole class indices.")
+    return labels.astype(np.int64)
 
 
 def _read_npz(path: Path, signature: Signature) -> Dataset:
@@ -216,10 +233,8 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "merges.txt", "spiece.model", "sentencepiece.bpe.model")  # fmt: skip
 
 
-def load_tokenizer(folder: Path):
-    """A Hugging Face tokenizer from a local folder (never the hub)."""
-    from edgekit.sources.hf_source import transformers_offline
-
+def check_tokenizer_dir(folder: Path) -> Path:
+    """`folder`, when it is a folder with a Hugging Face tokenizer's files in it (else DataError, exit 2)."""
     if not Path(folder).is_dir():
         raise DataError(f"The tokenizer folder {folder} does not exist.", hint="--tokenizer takes a local folder.")
     if not any((Path(folder) / name).is_file() for name in TOKENIZER_FILES):
@@ -227,6 +242,14 @@ def load_tokenizer(folder: Path):
             f"{folder} holds no tokenizer: none of {', '.join(TOKENIZER_FILES)}.",
             hint="Point --tokenizer at the Hugging Face model folder the tokenizer was saved with.",
         )
+    return Path(folder)
+
+
+def load_tokenizer(folder: Path):
+    """A Hugging Face tokenizer from a local folder (never the hub)."""
+    from edgekit.sources.hf_source import transformers_offline
+
+    check_tokenizer_dir(folder)
     transformers = transformers_offline("Tokenizing text data")
     return transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
 

@@ -27,17 +27,36 @@ class Package:
     def status(self) -> str:
         if self.installed is None:
             return "missing"
-        return "ok" if self.installed.split("+")[0] == self.tested else "differs"
+        return "ok" if self.installed.split("+")[0] == self.tested.split("+")[0] else "differs"
+
+
+def tested_versions() -> dict[str, str]:
+    """The exact versions edgekit was tested with, by canonical package name: constraints.txt, shipped inside
+    the wheel (setup.py copies it) or beside the package in a checkout."""
+    from importlib import resources
+    from pathlib import Path
+
+    from packaging.utils import canonicalize_name
+
+    shipped = resources.files("edgekit") / "constraints.txt"
+    checkout = Path(__file__).resolve().parent.parent / "constraints.txt"
+    text = shipped.read_text() if shipped.is_file() else checkout.read_text() if checkout.is_file() else ""
+    pins = (line.split("#")[0].strip().partition("==") for line in text.splitlines())
+    return {canonicalize_name(name): version for name, sep, version in pins if sep}
 
 
 def packages() -> list[Package]:
-    """Every package edgekit pins, with what is installed."""
+    """Every package edgekit depends on (its ranges in the package metadata), with the version tested and the
+    one installed."""
     from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
+    tested = tested_versions()
     rows: dict[str, Package] = {}
     for text in metadata.requires("edgekit") or []:
         req = Requirement(text)
-        pin = next((s.version for s in req.specifier if s.operator == "=="), None)
+        exact = next((s.version for s in req.specifier if s.operator == "=="), None)
+        pin = tested.get(canonicalize_name(req.name), exact)
         extra = re.search(r'extra == "([^"]+)"', text)
         group = extra.group(1) if extra else "core"
         if pin is None or group in ("all", "dev") or req.name in rows:

@@ -6,6 +6,7 @@ Every user-facing failure says what was wrong, what is available, and what to do
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -65,6 +66,14 @@ class MissingDependencyError(UsageError):
         )
 
 
+class BenchmarkError(EdgekitError):
+    """A benchmark stopped part-way (a device failed or timed out, exit 1); `runs` holds what was completed."""
+
+    def __init__(self, message: str, runs: list) -> None:
+        super().__init__(message)
+        self.runs = runs
+
+
 class ConversionError(EdgekitError):
     """A converter ran and failed (exit 1): the message names the step and the cause."""
 
@@ -77,9 +86,24 @@ class GateError(ParityError):
     """No per-layer float fallback makes the file pass its gate (exit 1)."""
 
 
+def require_file(path: Path, what: str, error: type[UsageError] = UsageError, hint: str | None = None) -> Path:
+    """`path`, when it is an existing file; else `error` saying that it is missing or is a folder."""
+    if path.is_dir():
+        raise error(f"{what} {path} is a folder, not a file.", hint=hint)
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist.", hint=hint)
+    return path
+
+
+# a line that only says where in a C++ library the error was raised (OpenVINO: "Exception from src/x.cpp:84:")
+_WHERE = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:)$")
+
+
 def first_line(e: BaseException, limit: int = 300) -> str:
-    """The first non-empty line of an exception's text (libraries put the cause there, details after)."""
-    return next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)[:limit]
+    """The first line of an exception's text that says what went wrong (libraries put the cause first, details
+    after; lines that only name a C++ source location are skipped)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return next((ln for ln in lines if not _WHERE.match(ln)), lines[0] if lines else type(e).__name__)[:limit]
 
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
@@ -19,7 +19,16 @@ from edgekit.catalog import get_device, get_target, local_device, resolve
 from edgekit.catalog.availability import engine_lacking
 from edgekit.catalog.schema import Device, Target
 from edgekit.checksum import sha256_path
-from edgekit.data import CALIB_HINT, CALIB_LIMIT, Dataset, batch_size_for, generated_inputs, read_data, static_shapes
+from edgekit.data import (
+    CALIB_HINT,
+    CALIB_LIMIT,
+    Dataset,
+    batch_size_for,
+    check_tokenizer_dir,
+    generated_inputs,
+    read_data,
+    static_shapes,
+)
 from edgekit.errors import NoRouteError, ParityError, UsageError
 from edgekit.fallback import FallbackOptions, Gate, Verdict, fallback_record_json, rank, search
 from edgekit.parity import ParityResult
@@ -90,7 +99,7 @@ def export(
     *,
     calib: str | Path | None = None,
     device: str | None = None,
-    inputs: tuple[TensorSpec, ...] = (),
+    inputs: Sequence[TensorSpec | str] = (),
     weights: str | Path | None = None,
     tokenizer: str | Path | None = None,
     calib_limit: int = CALIB_LIMIT,
@@ -119,10 +128,11 @@ def export(
     if calib is None and tgt.needs_calibration:
         raise UsageError(f"Target '{tgt.name}' needs calibration data to set its int8 ranges.", hint=CALIB_HINT)
 
+    tokenizer_dir = check_tokenizer_dir(Path(tokenizer)) if tokenizer else None
     with progress.step(f"load {source}"):
         model = load(source, inputs, weights)
-    if tokenizer:
-        model.tokenizer_dir = Path(tokenizer)
+    if tokenizer_dir:
+        model.tokenizer_dir = tokenizer_dir
     route = find_route(model.format, backend.format)
     recipe = replace(resolve(tgt, dev), allow_float_fallback=allow_float_fallback)
     plan = backend.plan(recipe)

@@ -152,7 +152,7 @@ class Gate:
         return verdict
 
     def _evaluate(self, artifact: Path, io: ArtifactIO) -> dict[str, Any]:
-        from edgekit.evaluate import EvalReport, gate, score
+        from edgekit.evaluation import EvalReport, gate, score
 
         metrics = ("accuracy", "f1")
         signature = self.model.signature

@@ -120,8 +120,9 @@ def parse_input_spec(text: str) -> TensorSpec:
     return TensorSpec(match["name"], dtype, tuple(dims))
 
 
-def parse_input_specs(texts: Sequence[str]) -> tuple[TensorSpec, ...]:
-    specs = tuple(parse_input_spec(t) for t in texts)
+def parse_input_specs(texts: Sequence[str | TensorSpec]) -> tuple[TensorSpec, ...]:
+    """Input specs from `--input` strings (or TensorSpecs, kept as they are); names must not repeat."""
+    specs = tuple(t if isinstance(t, TensorSpec) else parse_input_spec(t) for t in texts)
     names = [s.name for s in specs]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:

@@ -79,7 +79,7 @@ def _feed(signature_inputs, dataset, n: int = 1) -> dict[str, np.ndarray]:
 
 def sentiment_rows(out: Path, progress: Progress) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from edgekit.backends.registry import backend_for_runtime
-    from edgekit.evaluate import evaluate, score
+    from edgekit.evaluation import evaluate, score
     from edgekit.exporter import export
     from edgekit.fallback import FallbackOptions
     from edgekit.runners import open_runner
@@ -183,7 +183,7 @@ def _cached_distillation(progress: Progress) -> tuple[Path, Path]:
 
 def distill_rows(out: Path, progress: Progress) -> list[dict[str, Any]]:
     """Teacher and distilled student, both exported to onnx-int8-dynamic, evaluated and timed alike."""
-    from edgekit.evaluate import evaluate
+    from edgekit.evaluation import evaluate
     from edgekit.exporter import export
     from edgekit.runners import open_runner
     from edgekit_demo.datasets import write_tweets_csv
@@ -221,7 +221,7 @@ def distill_rows(out: Path, progress: Progress) -> list[dict[str, Any]]:
 
 
 def lm_rows(out: Path, progress: Progress) -> list[dict[str, Any]]:
-    from edgekit.evaluate import evaluate
+    from edgekit.evaluation import evaluate
     from edgekit.exporter import export
     from edgekit.spec import parse_input_specs
     from edgekit_demo import zoo_text

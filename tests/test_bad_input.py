@@ -433,6 +433,38 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(cnn, tmp_path, capsys):
         subprocess.run(["umount", str(tiny)])
 
 
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody may write in: a read-only tmpfs as root (root ignores permission bits), mode 0555
+    otherwise."""
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)]).returncode != 0:
+            pytest.skip("cannot mount a tmpfs here")
+        yield folder
+        subprocess.run(["umount", str(folder)])
+    else:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+
+
+def test_a_read_only_output_folder_is_refused_before_any_work(cnn, read_only_folder, tmp_path, capsys):
+    """export -o and evaluate --json into a folder that cannot be written: exit 2 before the model loads or the
+    evaluation runs, saying why; nothing written anywhere."""
+    code, out = _export_cnn(capsys, cnn[1], "onnx-fp32", read_only_folder)
+    assert code == 2 and "is not writable" in out and "Traceback" not in out and "load " not in out, out
+    code, out = _export_cnn(capsys, cnn[1], "onnx-fp32", tmp_path / "fine")
+    artifact = next((tmp_path / "fine").glob("*.onnx"))
+    code, out = run_cli(capsys, "evaluate", artifact, "--data", "builtin:digits:test", "--json",
+                        read_only_folder / "report.json")  # fmt: skip
+    assert code == 2 and "is not writable" in out and "accuracy" not in out, out
+    assert list(read_only_folder.iterdir()) == []
+
+
 def test_two_exports_racing_into_one_folder_leave_a_matching_pair(cnn, tmp_path):
     """Both succeed; the file and its sidecar left in place come from the same export (never a mixed pair)."""
     import hashlib

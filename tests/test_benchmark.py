@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -147,14 +148,30 @@ def test_hung_device_times_out_with_a_clear_error(files):
     assert runs == [] and "did not answer within 3s" in error
 
 
-def test_a_failure_mid_run_keeps_the_runs_already_taken(files, tmp_path):
-    """The second artifact breaks the worker: the first one's repetition is still reported."""
-    broken = tmp_path / "broken.onnx"
-    broken.write_bytes(b"not an onnx file")
-    runs, error = benchmark([files[0], broken], "local", Settings(min_runs=10, min_time=0.01, processes=2))
+def test_a_worker_killed_mid_run_keeps_the_runs_already_taken(files, tmp_path):
+    """The second artifact's worker is killed (SIGKILL) while it measures: the first one's repetition is still
+    reported, and the error names the artifact whose worker died."""
+    victim = tmp_path / "victim.onnx"
+    shutil.copyfile(files[0], victim)
+    python = tmp_path / "python"  # the device's python: kills the worker of victim.onnx one second in
+    python.write_text(
+        f'#!/bin/sh\ncase "$*" in *victim.onnx*) "{sys.executable}" "$@" & pid=$!; sleep 1; kill -9 $pid; '
+        f'wait $pid; exit $?;;\n*) exec "{sys.executable}" "$@";;\nesac\n'
+    )
+    python.chmod(0o755)
+    settings = Settings(min_runs=10, min_time=3.0, processes=2)
+    runs, error = benchmark([files[0], victim], "local", settings, python=str(python))
     assert [Path(r["artifact"]).name for r in runs] == [files[0].name]
     assert len(runs[0]["processes"]) == 1 and len(runs[0]["samples_ms"]) >= 10
-    assert "broken.onnx" in error and "the runtime cannot load it" in error and "Traceback" not in error
+    assert "victim.onnx" in error and "Traceback" not in error, error
+
+
+def test_a_file_the_runtime_cannot_load_is_bad_input(files, tmp_path, capsys):
+    """Exit 2 naming the file and the runtime's reason, as evaluate does, not a device failure."""
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx file")
+    code, out = run_cli(capsys, "benchmark", files[0], broken, "--min-runs", "5", "--processes", "1")
+    assert code == 2 and "broken.onnx" in out and "the runtime cannot load it" in out and "Traceback" not in out
 
 
 @pytest.mark.ssh

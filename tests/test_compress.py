@@ -476,7 +476,7 @@ def test_vocabulary_pruning_keeps_what_the_corpus_uses(tmp_path):
     assert r["parameters_after"] == r["parameters_before"] - 24 * 32 and r["metrics_after"] == r["metrics_before"]
     exported = export(result.out, "onnx-fp32", tmp_path / "out", calib=tmp_path / "corpus.csv")
     reference = export(folder, "onnx-fp32", tmp_path / "ref", calib=tmp_path / "corpus.csv")
-    from edgekit.evaluate import evaluate
+    from edgekit.evaluation import evaluate
 
     logits = evaluate(exported.artifact, tmp_path / "corpus.csv").metrics
     assert exported.parity.passed and logits == evaluate(reference.artifact, tmp_path / "corpus.csv").metrics

@@ -12,9 +12,9 @@ from helpers import run_cli
 from sklearn import metrics as skm
 
 from edgekit.errors import DataError, UsageError
-from edgekit.evaluate import evaluate
-from edgekit.evaluate.metrics import classification_metrics, token_nll
-from edgekit.evaluate.perplexity import evaluate_perplexity, stream_windows
+from edgekit.evaluation import evaluate
+from edgekit.evaluation.metrics import classification_metrics, token_nll
+from edgekit.evaluation.perplexity import evaluate_perplexity, stream_windows
 from edgekit.exporter import export
 from edgekit.runners.base import Runner
 from edgekit.spec import TensorSpec, parse_input_spec

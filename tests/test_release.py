@@ -20,7 +20,7 @@ LABELS = "".join(f"{d}\n" for d in range(10))
 def released(cnn, calib_npz, test_npz, tmp_path_factory):
     """tflite-int8 and onnx-int8 files of the CNN, evaluated and benchmarked through the CLI's --json."""
     from edgekit.bench.harness import Settings, benchmark
-    from edgekit.evaluate import evaluate
+    from edgekit.evaluation import evaluate
     from edgekit.exporter import export
     from edgekit.spec import parse_input_spec
 

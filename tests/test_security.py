@@ -90,3 +90,16 @@ def test_a_config_naming_a_class_from_another_module_is_refused():
         },
     }
     assert code_carriers(config) == ["class os.system (layer 'bad')"]
+
+
+@pytest.mark.parametrize("with_edgekit", [False, True])
+def test_onnx_runtime_telemetry_is_off_in_edgekit(tmp_path, with_edgekit):
+    """ONNX Runtime 1.32 initializes Microsoft's 1DS telemetry on import (its first trace: a device id file,
+    $TMPDIR/.ses). Without edgekit it does here (so the check can fail); with edgekit imported first, never."""
+    import os
+
+    probe = ("import edgekit; " if with_edgekit else "") + "import onnxruntime"
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"} | {"TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert (tmp_path / ".ses").exists() is not with_edgekit, list(tmp_path.iterdir())

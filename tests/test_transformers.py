@@ -81,14 +81,14 @@ def _export(tiny_bert: dict, target: str, out: Path, weights: str = "weights", *
 
 
 def _accuracy(artifact, test_csv) -> float:
-    from edgekit.evaluate import evaluate
+    from edgekit.evaluation import evaluate
 
     return evaluate(artifact, test_csv).metrics["accuracy"]
 
 
 @pytest.fixture(scope="session")
 def float_accuracy(tiny_bert, tmp_path_factory) -> float:
-    from edgekit.evaluate import evaluate
+    from edgekit.evaluation import evaluate
 
     out = tmp_path_factory.mktemp("tiny-ref")
     result = _export(tiny_bert, "onnx-fp32", out)
@@ -232,7 +232,7 @@ def test_minilm_goes_through_every_target(target, minilm, tmp_path):
     0.5 pt on validation tweets (the gate it works to); every file within 1.5 pt on the test tweets."""
     from edgekit.backends.registry import backend_for_runtime
     from edgekit.catalog import get_target
-    from edgekit.evaluate import evaluate
+    from edgekit.evaluation import evaluate
     from edgekit.exporter import export
     from edgekit.fallback import FallbackOptions
     from edgekit.spec import parse_input_specs
@@ -273,7 +273,7 @@ def test_the_public_api_takes_the_fallback_options(tiny_bert, tmp_path):
         weights=tiny_bert["planted"],
         tokenizer=minilm_dir(),
     )
-    with pytest.raises(ParityError, match="--no-fallback"):
+    with pytest.raises(ParityError, match=r"\(fallback=False\)"):  # the API names its argument, not --no-fallback
         edgekit.export(SOURCE, "onnx-int8", tmp_path / "strict", fallback=False, **common)
     result = edgekit.export(
         SOURCE, "onnx-int8", tmp_path / "gated", keep_float=("head",), eval_data=tiny_bert["test"], max_drop=1.5,

@@ -152,6 +152,8 @@ class Backend:
     # the files that belong to an artifact besides itself, by its path (OpenVINO: the .bin beside the .xml);
     # they are published, hashed in the sidecar, and pushed to devices with it
     companions: Callable[[Path], tuple[Path, ...]] = lambda path: ()
+    # what the runtime's words mean when it cannot load a file (ExecuTorch's bare error codes), or None
+    load_hint: Callable[[str], str | None] = lambda message: None
 
     def quantizer(self, quantization: str) -> Quantizer | None:
         return next((q for q in self.quantizers if q.quantization == quantization), None)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.artifact import artifact_files, check_complete
+from edgekit.artifact import artifact_files, require_artifact
 from edgekit.backends.registry import backend_for_file
 from edgekit.bench import stats
 from edgekit.bench.strategies import NativeTool, PythonWorker
@@ -153,11 +153,7 @@ def benchmark(
     """
     paths = [Path(a) for a in artifacts]
     for p in paths:
-        if not p.is_file():
-            raise UsageError(f"Artifact {p} does not exist.")
-        if p.stat().st_size == 0:
-            raise UsageError(f"Artifact {p} is empty (0 bytes): an interrupted copy or export?")
-        check_complete(p)  # also: an unknown file type is a usage error before any device is touched
+        require_artifact(p)  # also: an unknown file type is a usage error before any device is touched
     if device.startswith("adb://") and not (tool and Path(tool).is_file()):
         raise UsageError(
             "Benchmarking over adb runs the runtime's own tool on the device: pass --tool PATH.",

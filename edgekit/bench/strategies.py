@@ -14,7 +14,8 @@ from typing import Any
 from edgekit.artifact import artifact_files
 from edgekit.backends.base import Backend
 from edgekit.backends.registry import backend_for_file
-from edgekit.errors import UsageError
+from edgekit.bench.worker import LOAD_FAILED
+from edgekit.errors import ModelLoadError, UsageError
 from edgekit.sidecar import read_io
 from edgekit.transport.base import DeviceError, Transport
 
@@ -74,6 +75,9 @@ class PythonWorker:
             raise DeviceError(
                 f"The benchmark worker failed on {t.name} for {name}: {(result.stderr or result.stdout).strip()[-500:]}"
             ) from None
+        if "error" in out and result.returncode == LOAD_FAILED:  # the file, not the device: bad input (exit 2)
+            hint = backend_for_file(self.paths[i]).load_hint(out["error"])
+            raise ModelLoadError(f"{self.paths[i]}: {out['error']}", hint=hint)
         if "error" in out:
             raise DeviceError(f"{name} on {t.name}: {out['error']}")
         return out

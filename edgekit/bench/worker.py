@@ -10,8 +10,13 @@ the device's own Python, so it must not import edgekit. Prints one JSON object o
 import argparse
 import json
 import os
+import re
 import sys
 import time
+
+LOAD_FAILED = 4  # exit status when the runtime cannot load the file: the file is bad, not the device
+# a line of a runtime's error that only names a C++ source location (OpenVINO), skipped in the one-line message
+WHERE = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:)$")
 
 
 def read_status_kb(field):
@@ -127,6 +132,7 @@ def main(argv=None):
     parser.add_argument("--inputs", help="JSON list of [name, dtype, shape] for files that do not record them")
     args = parser.parse_args(argv)
     clock = time.perf_counter  # monotonic, on the device
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before any runtime loads (edgekit/__init__.py: why)
     loader = import_file(args.loader, "edgekit_worker_loader")
     start = clock()
     try:
@@ -141,9 +147,9 @@ def main(argv=None):
     try:
         specs, infer, versions = loader.load(imported, args.model, args.threads, *([given] if given else []))
     except Exception as e:  # a corrupt or truncated file: one line for the user, not the runtime's traceback
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not WHERE.match(ln.strip())]
         print(json.dumps({"error": f"the runtime cannot load it: {lines[0][:300] if lines else type(e).__name__}"}))
-        return 4
+        return LOAD_FAILED
     init_ms = (clock() - start) * 1e3
     after_load_kb = read_status_kb("VmHWM")
     synthetic = import_file(args.synthetic, "edgekit_synthetic").synthetic_array

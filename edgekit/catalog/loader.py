@@ -9,11 +9,11 @@ import os
 from pathlib import Path
 from typing import TypeVar
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from edgekit.catalog.schema import Device, RuntimeRule, Scheme, Target
 from edgekit.errors import EdgekitError, UsageError, unknown_name
+from edgekit.yamlfile import node_at, read_yaml, validate
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -48,16 +48,20 @@ def catalog_dirs() -> list[Path]:
     return dirs
 
 
-def _read(path: Path) -> dict:
-    with path.open() as f:
-        return yaml.safe_load(f) or {}
+_HINT = "Catalog files are laid out like the built-in ones (docs/catalog.md)."
 
 
-def _validate(model: type[M], data: dict, path: Path) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        raise EdgekitError(f"Invalid catalog file {path}:\n{e}") from None
+def _load(model: type[M], path: Path) -> M:
+    """A catalog file, validated as `model`: a YAML or schema error names the file, line and field (exit 2)."""
+    data, root = read_yaml(path, "the catalog file")
+    return validate(model, data or {}, path, root, hint=_HINT)
+
+
+def _load_schemes(path: Path) -> dict[str, Scheme]:
+    data, root = read_yaml(path, "the catalog file")
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} must map scheme names to their settings.", hint=_HINT)
+    return {name: validate(Scheme, item, path, node_at(root, [name]), hint=_HINT) for name, item in data.items()}
 
 
 @functools.cache
@@ -67,7 +71,7 @@ def targets() -> dict[str, Target]:
     for path in (p for folder in catalog_dirs() for p in sorted(folder.glob("*.yaml"))):
         if path.name == "schemes.yaml":
             continue
-        target = _validate(Target, _read(path), path)
+        target = _load(Target, path)
         if target.name != path.stem:
             raise EdgekitError(f"Catalog file {path} names target '{target.name}'; the file must be {target.name}.yaml")
         out[target.name] = target
@@ -90,7 +94,7 @@ def schemes() -> dict[str, Scheme]:
     out: dict[str, Scheme] = {}
     for path in (folder / "schemes.yaml" for folder in catalog_dirs()):
         if path.is_file():
-            out.update({name: _validate(Scheme, data, path) for name, data in _read(path).items()})
+            out.update(_load_schemes(path))
     return out
 
 
@@ -99,7 +103,7 @@ def devices() -> dict[str, Device]:
     out: dict[str, Device] = {}
     known_schemes = schemes()
     for path in (p for folder in catalog_dirs() for p in sorted((folder / "devices").glob("*.yaml"))):
-        device = _validate(Device, _read(path), path)
+        device = _load(Device, path)
         for runtime, rule in device.runtimes.items():
             if rule.scheme not in known_schemes:
                 raise EdgekitError(

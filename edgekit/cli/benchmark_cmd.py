@@ -37,15 +37,14 @@ def a_a_pair(artifacts: list[str], folder: Path) -> list[str]:
     what the harness and the machine alone make of two identical files."""
     import shutil
 
-    from edgekit.artifact import artifact_files
+    from edgekit.artifact import artifact_files, require_artifact
     from edgekit.errors import UsageError
     from edgekit.sidecar import sidecar_path
 
     if len(artifacts) != 1:
         raise UsageError("--aa benchmarks one artifact against a copy of itself: give exactly one.")
     original = Path(artifacts[0])
-    if not original.is_file():
-        raise UsageError(f"Artifact {original} does not exist.")
+    require_artifact(original)
     copy = folder / f"{original.stem}.aa-copy{original.suffix}"
     for part, copied in zip(artifact_files(original), artifact_files(copy)):  # an OpenVINO .xml with its .bin
         shutil.copyfile(part, copied)

@@ -1,4 +1,4 @@
-"""`edgekit evaluate`: thin layer over edgekit.evaluate.evaluate."""
+"""`edgekit evaluate`: thin layer over edgekit.evaluation.evaluate."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def evaluate_cmd(
     Example: edgekit evaluate out/model-onnx-int8.onnx --data builtin:digits:test --reference model.onnx
     """
     from edgekit.artifact import check_json_path, write_json_output
-    from edgekit.evaluate import evaluate, parse_metrics
+    from edgekit.evaluation import evaluate, parse_metrics
     from edgekit.progress import Progress
     from edgekit.spec import parse_input_specs
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.data import Dataset, read_data
+from edgekit.data import Dataset, class_indices, read_data
 from edgekit.errors import DataError, UsageError
 from edgekit.progress import Progress
 from edgekit.sources import COMPRESS_FILE
@@ -66,6 +66,8 @@ def read_training_data(path: str | Path, model: Model, need_labels: bool, what: 
             hint="Give a .npz with a 'labels' array or a CSV/JSONL with a 'label' column"
             + (", or pass --alpha 0 to learn from the teacher's soft targets only." if "distill" in what else "."),
         )
+    if need_labels:
+        data.labels = class_indices(data.labels, data.source)
     return data
 
 
@@ -208,7 +210,7 @@ def scores(logits: np.ndarray, labels: np.ndarray | None) -> dict[str, float] | 
     """Accuracy and macro-F1 of class scores (None without labels)."""
     if labels is None:
         return None
-    from edgekit.evaluate.metrics import classification_metrics
+    from edgekit.evaluation.metrics import classification_metrics
 
     metrics = classification_metrics(logits, labels)
     return {k: round(float(metrics[k]), 4) for k in ("accuracy", "f1_macro") if k in metrics}

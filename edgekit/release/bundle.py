@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.artifact import artifact_files, check_complete
+from edgekit.artifact import artifact_files, require_artifact
 from edgekit.checksum import sha256_path
 from edgekit.data import TOKENIZER_FILES
-from edgekit.errors import UsageError
+from edgekit.errors import UsageError, require_file
 from edgekit.release.manifest import MANIFEST_FILE, FileEntry, Manifest, ModelEntry, Preprocessing, Provenance, Tensor
 from edgekit.sidecar import Sidecar, read_sidecar
 
@@ -70,9 +70,7 @@ def bundle(
     for what, value in (("--name", name), ("--version", version)):
         if not _NAME.match(value):
             raise UsageError(f"{what} '{value}' must be a plain file name (letters, digits, '.', '_', '-').")
-    labels_path = Path(labels) if labels else None
-    if labels_path is not None and not labels_path.is_file():
-        raise UsageError(f"--labels {labels_path} is not a file.")
+    labels_path = require_file(Path(labels), "--labels") if labels else None
     evaluations, benchmarks = _read_results([Path(r) for r in results], [path.name for path, _ in models])
     out = Path(out)
     zipped = out.suffix == ".zip"
@@ -98,9 +96,7 @@ def bundle(
 
 
 def _read_artifact(path: Path, layout: Layout, platform: str) -> tuple[Path, Sidecar]:
-    if not path.is_file():
-        raise UsageError(f"Artifact {path} does not exist.")
-    check_complete(path)
+    require_artifact(path)
     sidecar = read_sidecar(path)
     if sidecar is None:
         raise UsageError(

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, overload
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgekit.errors import EdgekitError, UsageError
 from edgekit.progress import SILENT, Progress
+from edgekit.yamlfile import line_of, read_yaml, validate
 
 CACHE_DIR = ".edgekit-run"  # beside the pipeline file: one folder per step, named by its key
 
@@ -99,27 +99,10 @@ class Pipeline(_Strict):
 def load_pipeline(path: Path) -> Pipeline:
     """The pipeline file, validated: an unknown key, a wrong type, an unknown target or device is an error
     naming the field and its line."""
-    try:
-        text = path.read_text()
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except OSError as e:
-        raise UsageError(f"Cannot read the pipeline {path}: {e.strerror}.") from None
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{path} is not UTF-8 text: {e}.") from None
-    except yaml.YAMLError as e:
-        raise UsageError(f"{path} is not valid YAML: {e}") from None
+    data, root = read_yaml(path, "the pipeline")
     if not isinstance(data, dict):
         raise UsageError(f"{path} must be a mapping of pipeline settings (source, targets, ...).")
-    try:
-        pipeline = Pipeline.model_validate(data)
-    except ValidationError as e:
-        error = e.errors()[0]
-        loc = [str(part) for part in error["loc"]]
-        raise UsageError(
-            f"{path}, line {_line(root, loc)}: {'.'.join(loc)}: {error['msg']}.",
-            hint="Pipeline keys: " + ", ".join(Pipeline.model_fields) + ".",
-        ) from None
+    pipeline = validate(Pipeline, data, path, root, hint="Pipeline keys: " + ", ".join(Pipeline.model_fields) + ".")
     from edgekit.catalog import get_device, get_target
 
     for i, target in enumerate(pipeline.targets):
@@ -133,23 +116,7 @@ def _named(check: Callable[[], object], path: Path, root, loc: list[str]) -> Non
     try:
         check()
     except UsageError as e:
-        raise UsageError(f"{path}, line {_line(root, loc)}: {e.message}", hint=e.hint) from None
-
-
-def _line(node, loc: list[str]) -> int:
-    """The 1-based line of the YAML node at `loc` (the deepest one that exists)."""
-    for part in loc:
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == part), None)
-            if child is None:
-                child = next((k for k, _ in node.value if k.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
-            child = node.value[int(part)]
-        if child is None:
-            break
-        node = child
-    return node.start_mark.line + 1 if node is not None else 1
+        raise UsageError(f"{path}, line {line_of(root, loc)}: {e.message}", hint=e.hint) from None
 
 
 def run_pipeline(path: str | Path, progress: Progress = SILENT) -> dict[str, Any]:
@@ -334,7 +301,7 @@ def _export(pipeline: Pipeline, base: Path, target: str, folder: Path) -> dict:
 
 
 def _evaluate(pipeline: Pipeline, base: Path, artifact: Path, folder: Path) -> dict:
-    from edgekit.evaluate import evaluate
+    from edgekit.evaluation import evaluate
     from edgekit.spec import parse_input_specs
 
     assert pipeline.evaluate is not None

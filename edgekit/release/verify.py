@@ -16,6 +16,8 @@ from edgekit.release.manifest import MANIFEST_FILE, Manifest, parse_manifest, sa
 def verify(bundle: str | Path) -> tuple[Manifest | None, list[str]]:
     """(the manifest, the problems found); no problems means every file is as the manifest says."""
     bundle = Path(bundle)
+    if not bundle.exists():
+        raise UsageError(f"The bundle {bundle} does not exist.")
     if bundle.is_dir():
         return _check(_folder_reader(bundle), str(bundle))
     if bundle.is_file() and zipfile.is_zipfile(bundle):

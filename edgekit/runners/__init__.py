@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.errors import ModelLoadError, UsageError
+from edgekit.artifact import require_artifact
+from edgekit.errors import ModelLoadError
 from edgekit.runners.base import Runner
 from edgekit.sidecar import ArtifactIO, read_io
 
@@ -15,8 +16,7 @@ def open_runner(path: str | Path, io: ArtifactIO | None = None, threads: int | N
     from edgekit.backends.registry import backend_for_file
 
     path = Path(path)
-    if not path.exists():
-        raise UsageError(f"Artifact {path} does not exist.")
+    require_artifact(path)
     backend = backend_for_file(path)
     io = io or read_io(path)
     if io is None and backend.needs_sidecar_io:

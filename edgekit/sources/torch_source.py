@@ -10,7 +10,7 @@ import importlib
 from pathlib import Path
 
 from edgekit._lazy import require
-from edgekit.errors import ModelLoadError, UsageError, first_line
+from edgekit.errors import ModelLoadError, UsageError, first_line, require_file
 from edgekit.sources.base import Model, sha256_path
 from edgekit.spec import Signature, TensorSpec, default_output_names, np_dtype
 
@@ -141,7 +141,9 @@ def load_torchscript(path: Path, inputs: tuple[TensorSpec, ...]) -> Model:
             f"{path} is not a TorchScript file: {first_line(e)}",
             hint="Save it with torch.jit.save(torch.jit.script(model), path).",
         ) from None
-    return Model("torch", "torchscript", str(path), module, Signature(inputs), sha256_path(path), path.stem)
+    model = Model("torch", "torchscript", str(path), module, Signature(inputs), sha256_path(path), path.stem)
+    _probe(model)
+    return model
 
 
 def load_exported_program(path: Path, inputs: tuple[TensorSpec, ...]) -> Model:
@@ -225,12 +227,57 @@ def load_factory(spec: str, inputs: tuple[TensorSpec, ...], weights: Path | None
         raise ModelLoadError(f"The factory '{spec}' returned a {type(model).__name__}, not a torch.nn.Module.")
     digest = hashlib.sha256(spec.encode())
     if weights is not None:
-        if not weights.is_file():
-            raise ModelLoadError(f"Weights file {weights} does not exist.")
+        require_file(weights, "Weights file", ModelLoadError)
+        state = load_state_dict(weights)
+        misfit = state_dict_misfit(model.state_dict(), state)
+        if misfit:
+            raise ModelLoadError(
+                f"The weights in {weights} do not fit '{spec}': {misfit}.",
+                hint="Were they saved from another model, or another size of it? The factory must build the model "
+                "the weights were trained in.",
+            )
         try:
-            model.load_state_dict(load_state_dict(weights))
+            model.load_state_dict(state)
         except RuntimeError as e:
             raise ModelLoadError(f"The weights in {weights} do not fit '{spec}': {first_line(e, 400)}") from None
         digest.update(sha256_path(weights).encode())
     name = (weights.stem if weights else attr) or "model"
-    return Model("torch", "factory", spec, model.eval(), Signature(inputs), digest.hexdigest(), name)
+    loaded = Model("torch", "factory", spec, model.eval(), Signature(inputs), digest.hexdigest(), name)
+    _probe(loaded)
+    return loaded
+
+
+def _listed(keys: list[str], most: int = 4) -> str:
+    more = f" and {len(keys) - most} more" if len(keys) > most else ""
+    return ", ".join(keys[:most]) + more
+
+
+def state_dict_misfit(expected: dict, given: dict) -> str:
+    """What keeps `given` from loading into a module whose state dict is `expected`: the keys each lacks, and the
+    tensors whose shapes differ (a few of each, with counts); empty when it fits."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    shapes = [
+        f"{k} {tuple(given[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in expected
+        if k in given and hasattr(given[k], "shape") and tuple(given[k].shape) != tuple(expected[k].shape)
+    ]
+    parts = [f"{len(missing)} missing ({_listed(missing)})"] if missing else []
+    parts += [f"{len(unexpected)} unexpected ({_listed(unexpected)})"] if unexpected else []
+    parts += [f"{len(shapes)} of another shape ({_listed(shapes)})"] if shapes else []
+    return "; ".join(parts)
+
+
+def _probe(model: Model) -> None:
+    """Run the module once on inputs of the given specs, so that specs it cannot take (a wrong rank, dtype or
+    size) fail here with their names instead of deep inside a converter."""
+    torch = _torch()
+    try:
+        with torch.inference_mode():
+            torch_module(model.obj)(*example_args(model))
+    except Exception as e:
+        specs = " ".join(str(s) for s in model.signature.inputs)
+        raise UsageError(
+            f"{model.source} does not run on the inputs --input {specs}: {type(e).__name__}: {first_line(e)}",
+            hint="Give --input the names, dtypes and shapes the model's forward() takes (one --input per argument).",
+        ) from None

@@ -68,7 +68,12 @@ class Transport(abc.ABC):
     def _exec(self, cmd: list[str], timeout: float | None, what: str) -> CommandResult:
         try:
             proc = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=timeout or self.timeout, stdin=subprocess.DEVNULL
+                cmd,
+                capture_output=True,
+                text=True,
+                errors="replace",  # a runtime may print raw bytes of the file it failed to read
+                timeout=timeout or self.timeout,
+                stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired:
             raise DeviceError(

@@ -24,6 +24,12 @@ def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
     return ExecuTorchRunner(path, io, threads)
 
 
+def _load_hint(message: str) -> str | None:
+    from edgekit.backends.executorch.runner import load_hint
+
+    return load_hint(message)
+
+
 BACKEND = Backend(
     runtime="executorch",
     format="pte",
@@ -45,6 +51,7 @@ BACKEND = Backend(
         ),
     ),
     native_tool=NativeTool("executor_runner", native.command, native.parse_executor_runner),
+    load_hint=_load_hint,
     plan=executorch_plan,
     scheme_problems=scheme_problems,
     needs_sidecar_io=True,

@@ -6,6 +6,7 @@ program's own input size.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,26 @@ from edgekit.quiet import quiet
 from edgekit.runners.base import Runner, run_in_slices
 from edgekit.sidecar import ArtifactIO
 from edgekit.spec import TensorSpec, default_output_names
+
+# ExecuTorch reports a failed load as a bare code ("error: 0x:23"); the names and meanings of the codes a
+# damaged or foreign file gets, from executorch/runtime/core/error.h
+_LOAD_ERRORS = {
+    0x12: "InvalidArgument: the file is empty or too short to be a program",
+    0x20: "NotFound: the program has no 'forward' method",
+    0x22: "AccessFailed: the file could not be read",
+    0x23: "InvalidProgram: the bytes are not a complete ExecuTorch program (truncated, or another kind of file)",
+    0x14: "OperatorMissing: the program uses an operator this runtime build does not have",
+    0x30: "DelegateInvalidCompatibility: the program was built for another runtime version or backend",
+}
+_CODE = re.compile(r"error: 0x:?([0-9a-fA-F]+)")
+
+
+def load_hint(message: str) -> str | None:
+    """What ExecuTorch's error code in `message` means, and what to do about it."""
+    found = _CODE.search(message)
+    if found is None or int(found[1], 16) not in _LOAD_ERRORS:
+        return None
+    return f"ExecuTorch error {found[0].split()[-1]} is {_LOAD_ERRORS[int(found[1], 16)]}. Export the .pte again."
 
 
 class ExecuTorchRunner(Runner):
@@ -36,7 +57,9 @@ class ExecuTorchRunner(Runner):
                 program = runtime.Runtime.get().load_program(str(self.path))
                 self.method = program.load_method("forward")
             except Exception as e:
-                raise ModelLoadError(f"ExecuTorch cannot load {self.path}: {first_line(e)}") from None
+                raise ModelLoadError(
+                    f"ExecuTorch cannot load {self.path}: {first_line(e)}", hint=load_hint(str(e))
+                ) from None
         meta = self.method.metadata
         self.fixed_batch = int(meta.input_tensor_meta(0).sizes()[0]) if meta.num_inputs() else 1
 

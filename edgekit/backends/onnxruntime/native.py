@@ -52,4 +52,18 @@ def _s_to_ms(value: float | None) -> float | None:
 
 
 def command(tool: str, model: str, threads: int, runs: int, warmup: int) -> list[str]:
-    return [tool, "-m", "times", "-r", str(runs), "-x", str(threads), "-I", model, "/dev/null"]
+    # ONNX Runtime's POSIX telemetry is off (edgekit/__init__.py says why)
+    return [
+        "env",
+        "ORT_DISABLE_TELEMETRY=1",
+        tool,
+        "-m",
+        "times",
+        "-r",
+        str(runs),
+        "-x",
+        str(threads),
+        "-I",
+        model,
+        "/dev/null",
+    ]

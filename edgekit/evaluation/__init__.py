@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekit.data import Dataset, batch_size_for, read_data
+from edgekit.data import Dataset, batch_size_for, class_indices, read_data
 from edgekit.errors import DataError, UsageError
 from edgekit.progress import SILENT, Progress
 from edgekit.runners import Runner, open_runner
 from edgekit.sidecar import read_sidecar
-from edgekit.spec import Signature
+from edgekit.spec import Signature, TensorSpec
 
 METRICS = ("accuracy", "f1", "perplexity")
 # what each metric name reports, and which way is better
@@ -89,15 +90,11 @@ def run_classifier(runner: Runner, data: Dataset, batch: int, progress: Progress
 def _metrics_for(
     task: str, runner: Runner, data: Dataset, text_ids: np.ndarray | None, signature: Signature, progress: Progress
 ) -> dict[str, Any]:
-    from edgekit.evaluate.metrics import classification_metrics
-    from edgekit.evaluate.perplexity import evaluate_perplexity
+    from edgekit.evaluation.metrics import classification_metrics
+    from edgekit.evaluation.perplexity import evaluate_perplexity
 
     if task == "lm":
-        ids_spec = next((s for s in signature.inputs if s.name == "input_ids"), None)
-        if ids_spec is None or text_ids is None:
-            raise DataError("Perplexity needs a language model with an input_ids input and text data.")
-        context = ids_spec.shape[1] if isinstance(ids_spec.shape[1], int) else 128
-        return evaluate_perplexity(runner, text_ids, context)
+        return evaluate_perplexity(runner, text_ids, _context_length(signature))
     if data.labels is None:
         raise DataError(f"{data.source} has no labels: accuracy and F1 need a 'labels' array or 'label' column.")
     logits = run_classifier(runner, data, batch_size_for(signature), progress)
@@ -106,7 +103,7 @@ def _metrics_for(
             f"The model's first output has shape {logits.shape}; accuracy/F1 need (batch, classes) scores.",
             hint="For a language model, ask for --metric perplexity.",
         )
-    return classification_metrics(logits, data.labels)
+    return classification_metrics(logits, class_indices(data.labels, data.source))
 
 
 def evaluate(
@@ -118,7 +115,7 @@ def evaluate(
     max_drop: float | None = None,
     tokenizer: str | Path | None = None,
     limit: int | None = None,
-    reference_inputs: tuple = (),
+    reference_inputs: Sequence[TensorSpec | str] = (),
     reference_weights: str | Path | None = None,
     progress: Progress = SILENT,
 ) -> EvalReport:
@@ -161,12 +158,43 @@ def score(
     from edgekit.data import resolve_data
 
     task = _task(metrics)
+    if task == "lm":
+        require_causal_lm(runner, signature)
     if loaded is None:
         loaded = _load(resolve_data(data, signature), signature, tokenizer_dir, task, limit)
     dataset, text_ids = loaded
     size = f"{len(dataset)} samples" if dataset is not None else f"{len(text_ids)} tokens"
     with progress.step(f"evaluate {label or runner.name} on {size}"):
         return _metrics_for(task, runner, dataset, text_ids, signature, progress), loaded
+
+
+def _context_length(signature: Signature) -> int:
+    ids = next(s for s in signature.inputs if s.name == "input_ids")
+    return ids.shape[1] if len(ids.shape) > 1 and isinstance(ids.shape[1], int) else 128
+
+
+def require_causal_lm(runner: Runner, signature: Signature) -> None:
+    """Perplexity scores next-token logits: refuse, before any data or tokenizer is read, a model that has no
+    input_ids input or whose first output is not (batch, sequence, vocabulary)."""
+    hint = "Perplexity is for causal language models; for a classifier ask for --metric accuracy,f1."
+    if "input_ids" not in signature.input_names:
+        raise UsageError(
+            "--metric perplexity needs a causal language model (input_ids in, next-token logits out); this "
+            f"model's inputs are {', '.join(str(s) for s in signature.inputs)}.",
+            hint=hint,
+        )
+    context = _context_length(signature)
+    feed = {"input_ids": np.zeros((1, context), np.int64)}
+    if "attention_mask" in signature.input_names:
+        feed["attention_mask"] = np.ones((1, context), np.int64)
+    name, logits = next(iter(runner.infer(feed).items()))
+    if logits.ndim != 3 or logits.shape[1] != context:
+        raise UsageError(
+            "--metric perplexity needs a causal language model, whose first output is next-token logits of shape "
+            f"(batch, sequence, vocabulary); this model's first output '{name}' has shape {tuple(logits.shape)} "
+            f"for a sequence of {context} tokens.",
+            hint=hint,
+        )
 
 
 def _load(path: Path, signature: Signature, tok_dir: Path | None, task: str, limit: int | None):

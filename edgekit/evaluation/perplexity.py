@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.evaluate.metrics import perplexity, token_nll
+from edgekit.evaluation.metrics import perplexity, token_nll
 from edgekit.runners.base import Runner
 
 
