@@ -15,7 +15,10 @@ class BuildWithTestedVersions(build_py):
 
     def run(self) -> None:
         super().run()
-        shutil.copyfile("constraints.txt", Path(self.build_lib) / "edgekit" / "constraints.txt")
+        if not getattr(self, "editable_mode", False):  # an editable install reads the checkout's own file
+            target = Path(self.build_lib) / "edgekit" / "constraints.txt"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile("constraints.txt", target)
 
 
 setup(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -49,6 +50,7 @@ def check_complete(path: Path) -> None:
 
 
 _CREATED: list[Path] = []  # output folders this process created, for remove_unused_out_dirs()
+_STAGING: set[Path] = set()  # staging folders that may exist now, for remove_unused_out_dirs()
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
@@ -78,7 +80,11 @@ def forget_out_dirs() -> None:
 
 
 def remove_unused_out_dirs() -> None:
-    """After a failed command: the output folders it created and left empty go again."""
+    """After a failed command: staging folders a signal may have left (one raised between a folder's creation
+    and the cleanup that guards it), then the output folders it created and left empty, go again."""
+    for tmp in list(_STAGING):
+        shutil.rmtree(tmp, ignore_errors=True)
+    _STAGING.clear()
     for out in reversed(_CREATED):
         try:
             out.rmdir()  # only succeeds when empty
@@ -90,11 +96,14 @@ def remove_unused_out_dirs() -> None:
 @contextmanager
 def staging(out_dir: Path) -> Iterator[Path]:
     """A scratch folder inside out_dir (same filesystem, so the final rename is atomic); always removed."""
-    tmp = Path(tempfile.mkdtemp(prefix=".edgekit-tmp-", dir=out_dir))
+    tmp = out_dir / f".edgekit-tmp-{secrets.token_hex(6)}"
+    _STAGING.add(tmp)  # named before it exists: a signal anywhere from here on leaves nothing (see main)
     try:
+        tmp.mkdir(mode=0o700)
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        _STAGING.discard(tmp)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
