@@ -319,3 +319,20 @@ def test_the_table_fits_an_80_column_terminal_and_a_wide_one_shows_everything(fi
     print_runs(runs, width=200)
     wide = capsys.readouterr().out
     assert "GFLOP/s" in wide and "p99" in wide
+
+
+def test_a_device_that_accepts_and_never_answers_times_out_clearly(files, capsys):
+    """A listener on 127.0.0.1 that takes the connection and says nothing (a hung board's sshd): the run stops
+    at --timeout with an error naming the device, instead of hanging."""
+    import socket
+    import time
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        began = time.monotonic()
+        code, out = run_cli(capsys, "benchmark", files[0], "--device", f"ssh://edgekit@127.0.0.1:{port}",
+                            "--timeout", "5")  # fmt: skip
+    assert code == 1 and f"127.0.0.1:{port}" in out and "Traceback" not in out, out
+    assert time.monotonic() - began < 60

@@ -136,3 +136,50 @@ def test_symbolic_shape_inference_leaves_nothing_in_the_working_folder(tmp_path,
         symbolic_shapes(model, guess_output_rank=False)  # an op it does not know, whose rank it may not guess
     assert list(tmp_path.iterdir()) == []
     assert Path.cwd() == tmp_path
+
+
+# the digits CNN at batch 1: conv 1->16 (3x3 on 8x8), conv 16->32 (3x3 on 8x8), linear 512->64, linear 64->10
+DIGITS_CNN_MACS = 16 * 8 * 8 * 9 + 32 * 8 * 8 * 16 * 9 + 512 * 64 + 64 * 10
+
+
+@pytest.fixture(scope="module")
+def cnn_files(cnn, calib_npz, tmp_path_factory):
+    from edgekit.exporter import export
+    from edgekit_demo import zoo
+
+    out = tmp_path_factory.mktemp("work")
+    targets = ("onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8", "openvino-int8-weights", "tflite-fp32",
+               "tflite-dynamic", "tflite-int8")  # fmt: skip
+    return {
+        t: export(
+            "edgekit_demo.zoo:digits_cnn", t, out, weights=cnn[1], calib=calib_npz, inputs=[zoo.DIGITS_INPUT]
+        ).artifact
+        for t in targets
+    }
+
+
+SMALL_LAYERS = 16 * 8 * 8 * 9 + 64 * 10  # the first conv and the last linear: fewer than 1,024 weights each
+
+
+@pytest.mark.parametrize(
+    ("target", "int8_macs"),
+    [
+        ("onnx-fp32", 0),
+        ("onnx-int8", DIGITS_CNN_MACS),
+        ("openvino-fp32", 0),
+        ("openvino-int8", DIGITS_CNN_MACS),
+        ("openvino-int8-weights", 0),
+        ("tflite-fp32", 0),
+        ("tflite-dynamic", DIGITS_CNN_MACS - SMALL_LAYERS),  # TFLite leaves weights under 1,024 elements float
+        ("tflite-int8", DIGITS_CNN_MACS),
+    ],
+)
+def test_every_counting_backend_finds_the_same_work(cnn_files, target, int8_macs):
+    """ONNX, OpenVINO IR and .tflite files of one CNN: the same MACs, counted by hand; int8 files count the
+    layers their runtime runs in int8, weight-only and float files none."""
+    from edgekit.backends.registry import backend_for_file
+
+    path = cnn_files[target]
+    work = backend_for_file(path).count_work(path, {"image": [1, 1, 8, 8]})
+    assert work["macs"] == DIGITS_CNN_MACS and work["uncounted_ops"] == {}, work
+    assert work["int8_flops"] == 2 * int8_macs, work

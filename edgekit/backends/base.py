@@ -154,6 +154,9 @@ class Backend:
     companions: Callable[[Path], tuple[Path, ...]] = lambda path: ()
     # what the runtime's words mean when it cannot load a file (ExecuTorch's bare error codes), or None
     load_hint: Callable[[str], str | None] = lambda message: None
+    # the file's arithmetic work at the benchmarked input shapes (path, {input: shape}) -> the document of
+    # edgekit.bench.work.tally, for the benchmark's GFLOP/s and efficiency; None: not counted for this runtime
+    count_work: Callable[[Path, dict[str, list[int]]], dict[str, Any]] | None = None
 
     def quantizer(self, quantization: str) -> Quantizer | None:
         return next((q for q in self.quantizers if q.quantization == quantization), None)

@@ -110,8 +110,8 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
 def work_and_efficiency(artifact: Path, run: dict[str, Any]) -> dict[str, Any] | None:
     """The file's arithmetic work at the benchmarked shapes, the GFLOP/s achieved at p50 and, on this
     machine, the efficiency against its measured GEMM peak (edgekit.bench.work, edgekit.bench.peak).
-    ONNX files only: other formats' graphs are not read here."""
-    if artifact.suffix != ".onnx" or not run["inputs"] or not run["latency_ms"].get("p50"):
+    For the runtimes whose backend counts work (ONNX, OpenVINO IR, .tflite)."""
+    if backend_for_file(artifact).count_work is None or not run["inputs"] or not run["latency_ms"].get("p50"):
         return None
     from edgekit.bench.peak import efficiency, peak_gflops
 
@@ -132,10 +132,10 @@ def work_and_efficiency(artifact: Path, run: dict[str, Any]) -> dict[str, Any] |
 
 @functools.lru_cache(maxsize=32)
 def _count(path: str, mtime_ns: int, size: int, inputs: str) -> dict[str, Any]:
-    """edgekit.bench.work.count, remembered by file version (mtime and size) and input shapes."""
-    from edgekit.bench.work import count
-
-    return count(path, json.loads(inputs))
+    """The backend's work count of the file, remembered by file version (mtime and size) and input shapes."""
+    counter = backend_for_file(Path(path)).count_work
+    assert counter is not None  # work_and_efficiency asks only backends that count
+    return counter(Path(path), json.loads(inputs))
 
 
 def benchmark(

@@ -1,5 +1,7 @@
-"""The arithmetic work of an ONNX file at the shapes it was benchmarked with: multiply-accumulates per op type,
-int8 and float counted apart (a roofline needs both: int8 kernels have their own, higher peak).
+"""The arithmetic work of an exported file at the shapes it was benchmarked with: multiply-accumulates per op
+type, int8 and float counted apart (a roofline needs both: int8 kernels have their own, higher peak). This
+module counts ONNX files and holds the tally every backend's counter returns (OpenVINO IR and .tflite files
+are counted in their backend folders).
 
 Counted: MatMul/Gemm/Conv/ConvTranspose and their integer and QDQ forms, and the fused Attention ops
 (QKV projection, scores, context). Element-wise ops, softmax and normalization are memory-bound and left
@@ -9,6 +11,7 @@ out: on a transformer they are a few percent of the MACs. FLOPs = 2 x MACs.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from math import prod
 from pathlib import Path
 from typing import Any
@@ -111,8 +114,7 @@ def count(path: str | Path, inputs: dict[str, list[int]]) -> dict[str, Any]:
     model = onnx.load(str(path))
     shapes = _shapes(model, inputs)
     dequantized = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    by_op: Counter = Counter()
-    int8_macs = float_macs = 0
+    parts: list[tuple[str, int, bool]] = []
     uncounted: Counter = Counter()
     for node in model.graph.node:
         found = node_macs(node, shapes, dequantized)
@@ -120,12 +122,20 @@ def count(path: str | Path, inputs: dict[str, list[int]]) -> dict[str, Any]:
             if node.op_type in ("MatMul", "Gemm", "Conv", "Attention", *_INT8):
                 uncounted[node.op_type] += 1  # a weighted op whose shapes inference could not fix
             continue
-        for macs, int8 in found:
-            by_op[node.op_type] += macs
-            if int8:
-                int8_macs += macs
-            else:
-                float_macs += macs
+        parts += [(node.op_type, macs, int8) for macs, int8 in found]
+    return tally(parts, uncounted)
+
+
+def tally(parts: Iterable[tuple[str, int, bool]], uncounted: Counter) -> dict[str, Any]:
+    """The work document from (op type, MACs, runs in int8) parts, and the weighted ops left uncounted."""
+    by_op: Counter = Counter()
+    int8_macs = float_macs = 0
+    for op, macs, int8 in parts:
+        by_op[op] += macs
+        if int8:
+            int8_macs += macs
+        else:
+            float_macs += macs
     return {
         "macs": int8_macs + float_macs,
         "flops": 2 * (int8_macs + float_macs),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from edgekit.backends.base import Backend, Converter, NativeTool, StepContext, StepNotes
 from edgekit.backends.litert import native
@@ -35,6 +36,12 @@ def _describe_io(path: Path, model: Model) -> ArtifactIO:
     from edgekit.backends.litert.runner import tflite_io
 
     return tflite_io(path, model)
+
+
+def _count_work(path: Path, inputs: dict[str, list[int]]) -> dict[str, Any]:
+    from edgekit.backends.litert.work import count
+
+    return count(path, inputs)
 
 
 BACKEND = Backend(
@@ -73,4 +80,5 @@ BACKEND = Backend(
     extra="tflite",
     plan=litert_plan,
     scheme_problems=scheme_problems,
+    count_work=_count_work,
 )

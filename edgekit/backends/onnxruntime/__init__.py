@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from edgekit.backends.base import Backend, Converter, NativeTool, Quantizer, StepContext, StepNotes
 from edgekit.backends.onnxruntime import native
@@ -64,6 +65,12 @@ def describe_io(path: Path, model: Model) -> ArtifactIO:
     )
 
 
+def _count_work(path: Path, inputs: dict[str, list[int]]) -> dict[str, Any]:
+    from edgekit.bench.work import count
+
+    return count(path, inputs)
+
+
 BACKEND = Backend(
     runtime="onnxruntime",
     format="onnx",
@@ -84,4 +91,5 @@ BACKEND = Backend(
     native_tool=NativeTool("onnxruntime_perf_test", native.command, native.parse_ort_perf_test),
     plan=ort_plan,
     optimize=_fuse,
+    count_work=_count_work,
 )

@@ -4,6 +4,7 @@ int8 weight-only compression. Converted straight from PyTorch, ONNX and Keras so
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from edgekit.backends.base import Backend, Converter, NativeTool, Quantizer, StepContext, StepNotes
 from edgekit.backends.openvino import benchmark_app
@@ -64,6 +65,12 @@ def describe_io(path: Path, model: Model) -> ArtifactIO:
     return ArtifactIO.from_signature(ir_signature(path).with_roles(model.signature))
 
 
+def _count_work(path: Path, inputs: dict[str, list[int]]) -> dict[str, Any]:
+    from edgekit.backends.openvino.work import count
+
+    return count(path, inputs)
+
+
 BACKEND = Backend(
     runtime="openvino",
     format="openvino",
@@ -87,4 +94,5 @@ BACKEND = Backend(
     plan=ov_plan,
     scheme_problems=scheme_problems,
     companions=companions,
+    count_work=_count_work,
 )
