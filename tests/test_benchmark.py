@@ -45,6 +45,11 @@ def local_runs(files):
 
 
 def test_runs_follow_the_json_contract(local_runs, files):
+    from edgekit.bench.schema import SCHEMA_FILE, BenchmarkDocument, json_schema
+
+    assert json.loads(SCHEMA_FILE.read_text()) == json_schema(), "stale: run python -m edgekit.bench.schema"
+    document = BenchmarkDocument.model_validate({"runs": json.loads(json.dumps(local_runs))})
+    assert [r.schema_version for r in document.runs] == ["1"] * 4
     assert len(local_runs) == 4  # 2 artifacts x 2 batch sizes
     for run in local_runs:
         assert {

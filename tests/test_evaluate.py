@@ -118,6 +118,11 @@ def test_evaluate_int8_against_source_with_a_gate_that_passes(cnn_files, cnn, te
     assert report.metrics["accuracy"] > 0.85
     assert report.drop["accuracy"] == pytest.approx((report.reference["accuracy"] - report.metrics["accuracy"]) * 100)
     assert report.metrics["samples"] == 449
+    from edgekit.evaluation.schema import SCHEMA_FILE, EvaluateReport, json_schema
+
+    assert json.loads(SCHEMA_FILE.read_text()) == json_schema(), "stale: run python -m edgekit.evaluation.schema"
+    document = EvaluateReport.model_validate(json.loads(json.dumps(report.to_json())))
+    assert document.schema_version == "1" and document.reference.accuracy == report.reference["accuracy"]
 
 
 def test_gate_that_fails_exits_1_with_the_numbers(capsys, cnn_files, cnn, tmp_path):

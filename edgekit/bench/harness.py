@@ -15,6 +15,7 @@ import numpy as np
 from edgekit.artifact import artifact_files, require_artifact
 from edgekit.backends.registry import backend_for_file
 from edgekit.bench import stats
+from edgekit.bench.schema import SCHEMA_VERSION as BENCHMARK_SCHEMA
 from edgekit.bench.strategies import NativeTool, PythonWorker
 from edgekit.errors import UsageError
 from edgekit.progress import SILENT, Progress
@@ -66,6 +67,7 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
     fed = [shape[0] for shape in reps[0].get("inputs", {}).values() if shape]
     batch_fed = fed[0] if fed else batch
     run = {
+        "schema_version": BENCHMARK_SCHEMA,
         "artifact": str(artifact),
         "target": sidecar.target if sidecar else None,
         "device": device,

@@ -11,6 +11,7 @@ import numpy as np
 
 from edgekit.data import Dataset, batch_size_for, class_indices, read_data
 from edgekit.errors import DataError, UsageError
+from edgekit.evaluation.schema import SCHEMA_VERSION as EVALUATE_SCHEMA
 from edgekit.progress import SILENT, Progress
 from edgekit.runners import Runner, open_runner
 from edgekit.sidecar import read_sidecar
@@ -38,6 +39,7 @@ class EvalReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "schema_version": EVALUATE_SCHEMA,
             "artifact": self.artifact,
             "target": self.target,
             "data": self.data,
