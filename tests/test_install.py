@@ -15,16 +15,9 @@ from onnx_graphs import linear_classifier
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from edgekit.doctor import tested_versions
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _pins() -> dict[str, str]:
-    pins = {}
-    for line in (ROOT / "constraints.txt").read_text().splitlines():
-        name, sep, version = line.split("#")[0].strip().partition("==")
-        if sep:
-            pins[canonicalize_name(name)] = version
-    return pins
 
 
 def _requirements() -> list[tuple[str, Requirement]]:
@@ -41,7 +34,7 @@ def _requirements() -> list[tuple[str, Requirement]]:
 
 
 def test_pyproject_names_ranges_and_constraints_the_pins():
-    pins = _pins()
+    pins = tested_versions()  # constraints.txt, as edgekit doctor reads it
     exact = [
         f"{group}: {r.name}{r.specifier}"
         for group, r in _requirements()
