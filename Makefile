@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint test-slow test-all fuzz clean sshd chromium
+.PHONY: demo test lint test-slow test-install test-all fuzz clean sshd chromium
 
 $(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ chromium:
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
+
+# The built wheel installed into a fresh venv: the one test that talks to the package index, so not in make test
+test-install: $(STAMP)
+	$(PY) -m pytest -m network tests/test_install.py
 
 # The parsers of untrusted bytes with 2,000 examples each (the default suite runs 40)
 fuzz: $(STAMP)

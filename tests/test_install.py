@@ -15,7 +15,7 @@ from onnx_graphs import linear_classifier
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from edgekit.doctor import tested_versions
+from edgekit import doctor
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,7 @@ def _requirements() -> list[tuple[str, Requirement]]:
 
 
 def test_pyproject_names_ranges_and_constraints_the_pins():
-    pins = tested_versions()  # constraints.txt, as edgekit doctor reads it
+    pins = doctor.tested_versions()  # constraints.txt, as edgekit doctor reads it
     exact = [
         f"{group}: {r.name}{r.specifier}"
         for group, r in _requirements()
@@ -51,6 +51,7 @@ def test_pyproject_names_ranges_and_constraints_the_pins():
     assert outside == [], outside
 
 
+@pytest.mark.network  # pip reaches the package index: make test-install, never make test (tests stay on loopback)
 def test_the_wheel_installs_into_a_fresh_venv_and_works(tmp_path):
     """Build the wheel, install it with the data extra and the constraints into a new venv (no edgekit checkout
     on its path), then run doctor, export and evaluate there with the venv's own edgekit."""
