@@ -94,12 +94,19 @@ def test_a_config_naming_a_class_from_another_module_is_refused():
 
 @pytest.mark.parametrize("with_edgekit", [False, True])
 def test_onnx_runtime_telemetry_is_off_in_edgekit(tmp_path, with_edgekit):
-    """ONNX Runtime 1.32 initializes Microsoft's 1DS telemetry on import (its first trace: a device id file,
-    $TMPDIR/.ses). Without edgekit it does here (so the check can fail); with edgekit imported first, never."""
+    """ONNX Runtime 1.32 starts Microsoft's 1DS telemetry on import: a session file, $TMPDIR/.ses, and an event
+    queue under ~/.cache/Microsoft. It starts only where it can write that queue, so the probe gets a writable
+    home of its own. Without edgekit both traces appear (so the check can fail); with edgekit imported first,
+    neither."""
     import os
 
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
     probe = ("import edgekit; " if with_edgekit else "") + "import onnxruntime"
-    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"} | {"TMPDIR": str(tmp_path)}
+    kept = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    env = kept | {"TMPDIR": str(tmp), "HOME": str(home)}
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-500:]
-    assert (tmp_path / ".ses").exists() is not with_edgekit, list(tmp_path.iterdir())
+    traces = [p.relative_to(tmp_path) for p in (tmp / ".ses", home / ".cache" / "Microsoft") if p.exists()]
+    assert bool(traces) is not with_edgekit, (traces, done.stderr[-500:])
