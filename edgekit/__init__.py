@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from edgekit.exporter import ExportResult
     from edgekit.progress import Progress
     from edgekit.sources.base import Model
-    from edgekit.spec import TensorSpec
+    from edgekit.spec import InputSpecs
 
 T = TypeVar("T")
 
@@ -85,7 +85,7 @@ def export(
     *,
     calib: str | Path | None = None,
     device: str | None = None,
-    inputs: Sequence[TensorSpec | str] = (),
+    inputs: InputSpecs = (),
     weights: str | Path | None = None,
     tokenizer: str | Path | None = None,
     calib_limit: int | None = None,
@@ -135,7 +135,7 @@ def evaluate(
     max_drop: float | None = None,
     tokenizer: str | Path | None = None,
     limit: int | None = None,
-    reference_inputs: Sequence[TensorSpec | str] = (),
+    reference_inputs: InputSpecs = (),
     reference_weights: str | Path | None = None,
     progress: Progress | None = None,
 ) -> EvalReport:
@@ -195,7 +195,7 @@ def targets() -> dict[str, Target]:
 
 
 @_api
-def load(source: str | Path, inputs: Sequence[TensorSpec | str] = (), weights: str | Path | None = None) -> Model:
+def load(source: str | Path, inputs: InputSpecs = (), weights: str | Path | None = None) -> Model:
     """Load a source model (ONNX, Keras, TorchScript, ExportedProgram, Hugging Face folder, package.module:factory)."""
     from edgekit.sources import load as _load
 

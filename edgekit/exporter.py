@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
@@ -36,7 +36,7 @@ from edgekit.progress import SILENT, Progress
 from edgekit.sensitivity import SAMPLES, LayerSensitivity, measure, quantizable_layers, resolve_patterns
 from edgekit.sidecar import ArtifactIO, Sidecar, sidecar_path
 from edgekit.sources import Model, load
-from edgekit.spec import Signature, TensorSpec
+from edgekit.spec import InputSpecs, Signature
 
 _VERSIONED = (
     "onnx",
@@ -99,7 +99,7 @@ def export(
     *,
     calib: str | Path | None = None,
     device: str | None = None,
-    inputs: Sequence[TensorSpec | str] = (),
+    inputs: InputSpecs = (),
     weights: str | Path | None = None,
     tokenizer: str | Path | None = None,
     calib_limit: int = CALIB_LIMIT,

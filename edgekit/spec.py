@@ -120,8 +120,15 @@ def parse_input_spec(text: str) -> TensorSpec:
     return TensorSpec(match["name"], dtype, tuple(dims))
 
 
-def parse_input_specs(texts: Sequence[str | TensorSpec]) -> tuple[TensorSpec, ...]:
-    """Input specs from `--input` strings (or TensorSpecs, kept as they are); names must not repeat."""
+InputSpecs = Sequence[TensorSpec | str] | TensorSpec | str
+"""What the Python API takes as inputs=: one spec or several, each a TensorSpec or an `--input` string."""
+
+
+def parse_input_specs(texts: InputSpecs) -> tuple[TensorSpec, ...]:
+    """Input specs from `--input` strings (or TensorSpecs, kept as they are); names must not repeat. One spec
+    may be given alone (inputs="image:float32:1x3x224x224"), not only in a list."""
+    if isinstance(texts, (str, TensorSpec)):
+        texts = (texts,)
     specs = tuple(t if isinstance(t, TensorSpec) else parse_input_spec(t) for t in texts)
     names = [s.name for s in specs]
     dupes = {n for n in names if names.count(n) > 1}

@@ -32,12 +32,14 @@ def test_input_strings_are_the_clis(onnx_file, cnn):
         onnx_file,
         "builtin:digits:test",
         reference="edgekit_demo.zoo:digits_cnn",
-        reference_inputs=[zoo.DIGITS_INPUT],
+        reference_inputs=zoo.DIGITS_INPUT,  # one spec alone, not in a list
         reference_weights=cnn[1],
         max_drop=0.5,
     )
     assert report.passed and report.metrics["accuracy"] > 0.85
     assert edgekit.load("edgekit_demo.zoo:digits_cnn", [zoo.DIGITS_INPUT]).signature.inputs[0].name == "image"
+    alone = edgekit.load("edgekit_demo.zoo:digits_cnn", zoo.DIGITS_INPUT).signature.inputs
+    assert [(s.name, s.shape) for s in alone] == [("image", ("batch", 1, 8, 8))]
 
 
 def test_signatures_and_docstrings_are_the_real_ones():

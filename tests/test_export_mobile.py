@@ -3,6 +3,9 @@ the lite interpreter and the ExecuTorch runtime."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from helpers import artifact_accuracy
 
@@ -61,6 +64,41 @@ def test_tracing_when_scripting_fails(tmp_path, calib_npz):
     route = result.sidecar["route"][0]
     assert route["torchscript"] == "trace" and route["script_failed"]
     assert result.parity.passed
+
+
+_INTERRUPT_THEN_EXPORT = """
+import sys
+import edgekit
+
+CNN, IMAGE = "edgekit_demo.zoo:digits_cnn", "image:float32:1x1x8x8"
+
+def interrupt_mid_compile(frame, event, arg):  # Ctrl-C at the moment TorchScript compiles a call
+    if event == "call" and frame.f_code.co_name == "try_compile_fn":
+        raise KeyboardInterrupt
+
+sys.settrace(interrupt_mid_compile)
+try:
+    edgekit.export(CNN, "pytorch-mobile", sys.argv[1] + "/first", inputs=IMAGE)
+except KeyboardInterrupt:
+    print("interrupted")
+sys.settrace(None)
+again = edgekit.export(CNN, "pytorch-mobile", sys.argv[1] + "/again", inputs=IMAGE)
+print(again.sidecar["route"][0])
+"""
+
+
+def test_an_interrupted_export_does_not_leave_later_exports_traced(tmp_path):
+    """Ctrl-C while TorchScript compiles a layer left that layer's type half-defined in torch's process-wide
+    cache, and every later export of the model in that process was traced ("Can't redefine method: forward
+    on class ...Conv2d"): how test_sidecar_says_how_the_file_was_made once saw a traced CNN. A fresh process,
+    so that the layers are compiled for the first time."""
+    done = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_THEN_EXPORT, str(tmp_path)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    interrupted, route = done.stdout.splitlines()[-2:]
+    assert interrupted == "interrupted" and "'torchscript': 'script'" in route, done.stdout[-2000:]
+    assert not (tmp_path / "first").exists() or not any((tmp_path / "first").iterdir())
 
 
 def test_quantized_engine_follows_the_device(tmp_path, cnn, calib_npz):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from edgekit.evaluation.schema import SCHEMA_VERSION as EVALUATE_SCHEMA
 from edgekit.progress import SILENT, Progress
 from edgekit.runners import Runner, open_runner
 from edgekit.sidecar import read_sidecar
-from edgekit.spec import Signature, TensorSpec
+from edgekit.spec import InputSpecs, Signature
 
 METRICS = ("accuracy", "f1", "perplexity")
 # what each metric name reports, and which way is better
@@ -117,7 +116,7 @@ def evaluate(
     max_drop: float | None = None,
     tokenizer: str | Path | None = None,
     limit: int | None = None,
-    reference_inputs: Sequence[TensorSpec | str] = (),
+    reference_inputs: InputSpecs = (),
     reference_weights: str | Path | None = None,
     progress: Progress = SILENT,
 ) -> EvalReport:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 from edgekit.errors import ModelLoadError, UsageError
 from edgekit.sources.base import Model, sha256_path
-from edgekit.spec import Signature, TensorSpec, parse_input_spec, parse_input_specs
+from edgekit.spec import InputSpecs, Signature, TensorSpec, parse_input_spec, parse_input_specs
 
 COMPRESS_FILE = "compress.json"  # written by edgekit compress beside the model it names
 
@@ -22,7 +21,7 @@ _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")  # org/name, resolved in the local hub cache
 
 
-def load(source: str | Path, inputs: Sequence[TensorSpec | str] = (), weights: str | Path | None = None) -> Model:
+def load(source: str | Path, inputs: InputSpecs = (), weights: str | Path | None = None) -> Model:
     """Load any supported source; `inputs` (TensorSpecs or `--input` strings) fills in or overrides the signature."""
     inputs = parse_input_specs(inputs)
     text = str(source)

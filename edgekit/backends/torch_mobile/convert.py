@@ -127,9 +127,31 @@ def _quantize_static(
     }
 
 
+def _script(torch, module) -> Any:
+    """torch.jit.script that leaves TorchScript's process-wide type cache as it found it when it fails or is
+    interrupted part-way: a layer type left half-compiled makes every later script of that layer in the
+    process fail ("Can't redefine method: forward on class ...Conv2d"), so one Ctrl-C or one unscriptable
+    model would turn all later exports of that layer into traces."""
+    try:
+        return torch.jit.script(module)
+    except BaseException:
+        forget_half_compiled_types(torch)
+        raise
+
+
+def forget_half_compiled_types(torch) -> None:
+    """Drop the cached TorchScript module types whose methods never finished compiling (torch.jit._recursive
+    keeps them for reuse; a later script then builds them anew)."""
+    store = getattr(torch.jit._recursive, "concrete_type_store", None)
+    if store is None:  # a torch without this cache has nothing to forget
+        return
+    for known in store.type_store.values():
+        known[:] = [t for t in known if t in store.methods_compiled]
+
+
 def _script_or_trace(torch, module, args) -> tuple[Any, dict]:
     try:
-        return torch.jit.script(module), {"torchscript": "script"}
+        return _script(torch, module), {"torchscript": "script"}
     except Exception as e:  # scripting rejects many Python constructs; tracing records one path
         reason = first_line(e, 200)
     try:
