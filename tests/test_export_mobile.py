@@ -59,11 +59,14 @@ def test_dynamic_int8_without_calibration_data(tmp_path, cnn):
 
 
 def test_tracing_when_scripting_fails(tmp_path, calib_npz):
-    """A forward with Python-only constructs cannot be scripted: the export traces and says so."""
-    result = export("tests_models:unscriptable", "pytorch-mobile", tmp_path, calib=calib_npz, inputs=IMAGE)
-    route = result.sidecar["route"][0]
-    assert route["torchscript"] == "trace" and route["script_failed"]
-    assert result.parity.passed
+    """A forward with Python-only constructs cannot be scripted: the export traces and says why, the second
+    time in a process too (not "Can't redefine method", what torch's type cache said once it held the model's
+    half-compiled type)."""
+    for out in ("first", "second"):
+        result = export("tests_models:unscriptable", "pytorch-mobile", tmp_path / out, calib=calib_npz, inputs=IMAGE)
+        route = result.sidecar["route"][0]
+        assert route["torchscript"] == "trace" and "keyword-arg expansion" in route["script_failed"], route
+        assert result.parity.passed
 
 
 _INTERRUPT_THEN_EXPORT = """

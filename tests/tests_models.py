@@ -6,15 +6,19 @@ import torch
 
 
 class Unscriptable(torch.nn.Module):
-    """torch.jit.script rejects **kwargs unpacking in forward; tracing records it fine."""
+    """torch.jit.script rejects **kwargs unpacking (in a method forward calls, so scripting fails after
+    forward is defined); tracing records it fine."""
 
     def __init__(self) -> None:
         super().__init__()
         self.linear = torch.nn.Linear(64, 10)
 
-    def forward(self, image):
+    def flatten(self, image):
         options = {"start_dim": 1}
-        return self.linear(torch.flatten(image, **options))
+        return torch.flatten(image, **options)
+
+    def forward(self, image):
+        return self.linear(self.flatten(image))
 
 
 def unscriptable():

@@ -130,8 +130,9 @@ def _quantize_static(
 def _script(torch, module) -> Any:
     """torch.jit.script that leaves TorchScript's process-wide type cache as it found it when it fails or is
     interrupted part-way: a layer type left half-compiled makes every later script of that layer in the
-    process fail ("Can't redefine method: forward on class ...Conv2d"), so one Ctrl-C or one unscriptable
-    model would turn all later exports of that layer into traces."""
+    process fail ("Can't redefine method: forward on class ...Conv2d"): one Ctrl-C turned all later exports
+    of that layer into traces, and a layer that cannot be scripted was blamed for that instead of its real
+    reason from its second export on."""
     try:
         return torch.jit.script(module)
     except BaseException:
