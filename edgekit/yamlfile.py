@@ -18,8 +18,12 @@ MOST = 4  # problems named per file: enough to fix several at once, short enough
 def read_yaml(path: Path, what: str) -> tuple[Any, Any]:
     """(data, node tree) of the YAML file at `path`; `what` names it in errors (a pipeline, a catalog file)."""
     try:
-        text = path.read_text()
-        return yaml.safe_load(text), yaml.compose(text)
+        loader = yaml.SafeLoader(path.read_text())
+        try:  # one parse: the node tree (for line numbers) and the data built from it
+            root = loader.get_single_node()
+            return (loader.construct_document(root) if root is not None else None), root
+        finally:
+            loader.dispose()
     except OSError as e:
         raise UsageError(f"Cannot read {what} {path}: {e.strerror}.") from None
     except UnicodeDecodeError as e:
