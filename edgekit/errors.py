@@ -6,9 +6,11 @@ Every user-facing failure says what was wrong, what is available, and what to do
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable
 from pathlib import Path
+
+# a line that only names a C++ source location: one pattern, kept in the worker, which runs without edgekit
+from edgekit.bench.worker import WHERE
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job ran and failed, or a quality gate was missed
@@ -95,15 +97,11 @@ def require_file(path: Path, what: str, error: type[UsageError] = UsageError, hi
     return path
 
 
-# a line that only says where in a C++ library the error was raised (OpenVINO: "Exception from src/x.cpp:84:")
-_WHERE = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:)$")
-
-
 def first_line(e: BaseException, limit: int = 300) -> str:
     """The first line of an exception's text that says what went wrong (libraries put the cause first, details
     after; lines that only name a C++ source location are skipped)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return next((ln for ln in lines if not _WHERE.match(ln)), lines[0] if lines else type(e).__name__)[:limit]
+    return next((ln for ln in lines if not WHERE.match(ln)), lines[0] if lines else type(e).__name__)[:limit]
 
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)

@@ -16,6 +16,7 @@ import time
 
 LOAD_FAILED = 4  # exit status when the runtime cannot load the file: the file is bad, not the device
 # a line of a runtime's error that only names a C++ source location (OpenVINO), skipped in the one-line message
+# (here and in edgekit.errors.first_line, which imports it: this file cannot import edgekit)
 WHERE = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:)$")
 
 
