@@ -36,9 +36,10 @@ def main() -> None:
     runs = bench(list(files), out / "bench.json", ["--threads", "1,2", "--processes", "5", "--min-time", "1"])
     weights = _cached_sentiment_weights(SILENT)
     source = "edgekit_demo.zoo_text:minilm_sentiment"
-    first = evaluate(next(iter(files)), "builtin:tweets:test", reference=source, reference_weights=weights)
+    first_file, *others = files
+    first = evaluate(first_file, "builtin:tweets:test", reference=source, reference_weights=weights)
     reference = first.reference
-    scores = {artifact: evaluate(artifact, "builtin:tweets:test").metrics for artifact in files}
+    scores = {first_file: first.metrics} | {a: evaluate(a, "builtin:tweets:test").metrics for a in others}
     plain = next(r for r in runs if files[r["artifact"]] == VARIANTS[0][0])
     rows = []
     for run in runs:
