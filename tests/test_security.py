@@ -92,21 +92,30 @@ def test_a_config_naming_a_class_from_another_module_is_refused():
     assert code_carriers(config) == ["class os.system (layer 'bad')"]
 
 
-@pytest.mark.parametrize("with_edgekit", [False, True])
-def test_onnx_runtime_telemetry_is_off_in_edgekit(tmp_path, with_edgekit):
+_WORKER = str(Path(__file__).resolve().parent.parent / "edgekit" / "bench" / "worker.py")
+
+
+@pytest.mark.parametrize(
+    "probe, starts",
+    [
+        (["-c", "import onnxruntime"], True),  # without edgekit it starts here, so the check can fail
+        (["-c", "import edgekit; import onnxruntime"], False),
+        ([_WORKER, "--env"], False),  # the worker's version probe, as ssh starts it: no edgekit, a clean environment
+    ],
+    ids=["onnxruntime-alone", "edgekit-first", "worker-env-probe"],
+)
+def test_onnx_runtime_telemetry_is_off_in_edgekit(tmp_path, probe, starts):
     """ONNX Runtime 1.32 starts Microsoft's 1DS telemetry on import: a session file, $TMPDIR/.ses, and an event
-    queue under ~/.cache/Microsoft. It starts only where it can write that queue, so the probe gets a writable
-    home of its own. Without edgekit both traces appear (so the check can fail); with edgekit imported first,
-    neither."""
+    queue under ~/.cache/Microsoft. It starts only where it can write that queue, so each probe gets a writable
+    home of its own. Without edgekit both traces appear; in edgekit's process and its benchmark worker, neither."""
     import os
 
     home, tmp = tmp_path / "home", tmp_path / "tmp"
     home.mkdir()
     tmp.mkdir()
-    probe = ("import edgekit; " if with_edgekit else "") + "import onnxruntime"
     kept = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
     env = kept | {"TMPDIR": str(tmp), "HOME": str(home)}
-    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, *probe], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-500:]
     traces = [p.relative_to(tmp_path) for p in (tmp / ".ses", home / ".cache" / "Microsoft") if p.exists()]
-    assert bool(traces) is not with_edgekit, (traces, done.stderr[-500:])
+    assert bool(traces) is starts, (traces, done.stdout[-300:], done.stderr[-500:])

@@ -115,6 +115,9 @@ def environment():
 
 
 def main(argv=None):
+    # before any runtime loads, --env's version probe included: over ssh the worker starts in a clean
+    # environment, without edgekit's setting (edgekit/__init__.py says why)
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     if argv is None and sys.argv[1:2] == ["--env"]:
         print(json.dumps(environment()))
         return 0
@@ -133,7 +136,6 @@ def main(argv=None):
     parser.add_argument("--inputs", help="JSON list of [name, dtype, shape] for files that do not record them")
     args = parser.parse_args(argv)
     clock = time.perf_counter  # monotonic, on the device
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before any runtime loads (edgekit/__init__.py: why)
     loader = import_file(args.loader, "edgekit_worker_loader")
     start = clock()
     try:
