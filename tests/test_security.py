@@ -106,15 +106,15 @@ _WORKER = str(Path(__file__).resolve().parent.parent / "edgekit" / "bench" / "wo
 )
 def test_onnx_runtime_telemetry_is_off_in_edgekit(tmp_path, probe, starts):
     """ONNX Runtime 1.32 starts Microsoft's 1DS telemetry on import: a session file, $TMPDIR/.ses, and an event
-    queue under ~/.cache/Microsoft. It starts only where it can write that queue, so each probe gets a writable
-    home of its own. Without edgekit both traces appear; in edgekit's process and its benchmark worker, neither."""
+    queue under ~/.cache/Microsoft. It starts only where it can write that queue and where no CI variable (CI,
+    GITHUB_ACTIONS, JENKINS_URL, ...) is set, so each probe gets a minimal environment, as ssh gives, with a
+    writable home of its own. Without edgekit both traces appear; in edgekit's process and its worker, neither."""
     import os
 
     home, tmp = tmp_path / "home", tmp_path / "tmp"
     home.mkdir()
     tmp.mkdir()
-    kept = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
-    env = kept | {"TMPDIR": str(tmp), "HOME": str(home)}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TMPDIR": str(tmp)}
     done = subprocess.run([sys.executable, *probe], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-500:]
     traces = [p.relative_to(tmp_path) for p in (tmp / ".ses", home / ".cache" / "Microsoft") if p.exists()]
