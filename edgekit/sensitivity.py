@@ -169,7 +169,10 @@ def _measure_torch(model: Model, data: Dataset, dynamic: bool, batch_size: int) 
     found = []
     for name, layer in layers.items():
         inputs = seen[name]
-        lo, hi = min(float(v.min()) for v in inputs), max(float(v.max()) for v in inputs)
+        # a layer whose forward never runs (MultiheadAttention's out_proj: its parent uses the weight in a
+        # functional call) has no input to hook: its weights' quantization is measured alone
+        lo = min(float(v.min()) for v in inputs) if inputs else 0.0
+        hi = max(float(v.max()) for v in inputs) if inputs else 0.0
 
         def quantize_input(_m, args, lo=lo, hi=hi):
             x = args[0]
@@ -184,7 +187,7 @@ def _measure_torch(model: Model, data: Dataset, dynamic: bool, batch_size: int) 
         finally:
             handle.remove()
             layer.weight.data = original
-        found.append(LayerSensitivity(name, type(layer).__name__, error, _outlier_ratio(inputs)))
+        found.append(LayerSensitivity(name, type(layer).__name__, error, _outlier_ratio(inputs) if inputs else 0.0))
     return found
 
 

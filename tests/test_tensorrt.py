@@ -74,6 +74,27 @@ def test_stage1_onnx_passes_parity_and_keeps_accuracy_in_onnx_runtime(stage1, di
         assert any("engine was not built" in w and "build-engine" in w for w in result.warnings)
 
 
+def test_int8_files_run_here_with_tensorrts_exact_int8_arithmetic(stage1):
+    """The Q/DQ pairs of a TensorRT-ready file stand for exact int8 arithmetic; ONNX Runtime would fuse them
+    into its CPU int8 kernels, whose s8s8 form saturates on CPUs without VNNI (the tiny transformer's parity fell
+    to cosine 0.85 on an AVX2 EPYC, every layer kept float or not). The file says so, and parity, evaluate and
+    the per-layer fallback run it with the pairs unfused; fp32 files are run as they are."""
+    from edgekit.backends.onnxruntime.runner import EXACT_QDQ
+    from edgekit.runners import open_runner
+
+    for target, exact in (("tensorrt-int8", "1"), ("tensorrt-fp32", "")):
+        path = stage1["tiny_transformer", target].artifact
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        assert props.get(EXACT_QDQ, "") == exact
+        with open_runner(path) as runner:
+            options = runner.session.get_session_options()
+            try:
+                entry = options.get_session_config_entry("session.disable_quant_qdq")
+            except RuntimeError:  # not set
+                entry = ""
+            assert entry == exact
+
+
 @pytest.mark.parametrize("model", ["digits_cnn", "tiny_transformer"])
 def test_int8_qdq_is_symmetric_per_channel_and_only_before_weighted_layers(stage1, model):
     graph = onnx.load(str(stage1[model, "tensorrt-int8"].artifact)).graph

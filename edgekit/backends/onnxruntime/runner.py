@@ -15,6 +15,10 @@ from edgekit.runners.base import Runner
 from edgekit.sidecar import ArtifactIO
 from edgekit.spec import TensorSpec
 
+# model metadata saying the file's Q/DQ pairs stand for exact int8 arithmetic (int32 accumulation: TensorRT's),
+# which this runner simulates with the pairs unfused rather than with ONNX Runtime's CPU int8 kernels
+EXACT_QDQ = "edgekit.exact_qdq"
+
 
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
@@ -38,9 +42,17 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+        self.session = self._session(ort, options)
+        if self.session.get_modelmeta().custom_metadata_map.get(EXACT_QDQ):
+            # a TensorRT-ready file: its Q/DQ pairs mean exact int8 arithmetic; ONNX Runtime would fuse them into
+            # its CPU int8 kernels, whose s8s8 form saturates on CPUs without VNNI (a CPU artefact, not the file's)
+            options.add_session_config_entry("session.disable_quant_qdq", "1")
+            self.session = self._session(ort, options)
+
+    def _session(self, ort, options) -> Any:
         source = self.path if isinstance(self.path, bytes) else str(self.path)
         try:
-            self.session = ort.InferenceSession(source, options, providers=list(self.providers))
+            return ort.InferenceSession(source, options, providers=list(self.providers))
         except Exception as e:
             raise ModelLoadError(
                 f"ONNX Runtime cannot load {self.path if not isinstance(self.path, bytes) else 'the model'}: "

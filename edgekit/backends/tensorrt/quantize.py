@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from edgekit.backends.base import StepContext, StepNotes
+from edgekit.backends.onnxruntime.runner import EXACT_QDQ
 from edgekit.backends.tensorrt.plan import TrtPlan
 from edgekit.backends.tensorrt.prepare import check_parser_support
 from edgekit.errors import ConversionError
@@ -51,7 +52,9 @@ def int8(ctx: StepContext) -> StepNotes:
     plan: TrtPlan = ctx.plan
     assert plan.ort is not None
     notes = static_int8(replace(ctx, plan=plan.ort))
-    model = onnx.load(str(ctx.out), load_external_data=False)
+    model = onnx.load(str(ctx.out))
+    onnx.helper.set_model_props(model, {EXACT_QDQ: "1"})  # TensorRT's int8 arithmetic: see EXACT_QDQ
+    onnx.save(model, str(ctx.out))
     check_parser_support(model, plan)
     problems = qdq_problems(model)
     if problems:
