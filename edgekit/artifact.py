@@ -107,11 +107,26 @@ def staging(out_dir: Path) -> Iterator[Path]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+    write_text_atomic(path, _json_text(data))
+
+
+def _json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str) + "\n"
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write `text` beside `path` and rename it into place: a reader never sees half a file."""
+    staged = stage_text(path, text)
+    try:
+        os.replace(staged, path)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+
+
+def stage_text(path: Path, text: str) -> Path:
+    """`text` written whole into a hidden file beside `path` (as readable as any other output), for a rename
+    into place; a failed write (a full disk, a signal) leaves nothing behind."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
@@ -119,10 +134,10 @@ def write_text_atomic(path: Path, text: str) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file is as readable as any other output
-        os.replace(tmp, path)
-    except BaseException:  # a full disk, a signal: no half-written temp file is left beside the output
+    except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
 
 
 def check_json_path(target: str | Path) -> None:
@@ -174,11 +189,18 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 
 
 def _publish(staged_file: Path, final: Path, sidecar: Sidecar, companions: Callable[[Path], tuple[Path, ...]]) -> None:
-    moves = list(zip(companions(staged_file), companions(final)))
-    if moves:
-        final.unlink(missing_ok=True)
-        sidecar_path(final).unlink(missing_ok=True)
-    for staged, placed in moves:
-        os.replace(staged, placed)
-    os.replace(staged_file, final)
-    write_json_atomic(sidecar_path(final), sidecar.to_json())
+    # the sidecar is the one write publishing needs space for: staged before anything moves, so a full disk
+    # fails here and leaves the folder as it was (renames need none)
+    staged_sidecar = stage_text(sidecar_path(final), _json_text(sidecar.to_json()))
+    try:
+        moves = list(zip(companions(staged_file), companions(final)))
+        if moves:
+            final.unlink(missing_ok=True)
+            sidecar_path(final).unlink(missing_ok=True)
+        for staged, placed in moves:
+            os.replace(staged, placed)
+        os.replace(staged_file, final)
+        os.replace(staged_sidecar, sidecar_path(final))
+    except BaseException:
+        staged_sidecar.unlink(missing_ok=True)
+        raise

@@ -481,3 +481,32 @@ def test_two_exports_racing_into_one_folder_leave_a_matching_pair(cnn, tmp_path)
     sidecar = json.loads(artifact.with_name(artifact.stem + ".edgekit.json").read_text())
     assert sidecar["sha256"] == hashlib.sha256(artifact.read_bytes()).hexdigest()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_disk_that_fills_while_publishing_leaves_no_file_without_its_sidecar(mlp, tmp_path, capsys):
+    """Tmpfs sizes from too small for the model to roomy: each export either publishes the file with its
+    sidecar, or fails with the system's words and leaves the folder empty (an .onnx without its sidecar was
+    left where the disk filled while the sidecar was written)."""
+    import subprocess
+
+    codes = set()
+    for kb in (16, 20, 24, 64):
+        tiny = tmp_path / f"tiny-{kb}"
+        tiny.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kb}k", "tmpfs", str(tiny)]).returncode != 0:
+            pytest.skip("cannot mount a tmpfs here")
+        try:
+            code, out = run_cli(
+                capsys, "export", "edgekit_demo.zoo:digits_mlp", "--weights", mlp[1], "-t", "onnx-fp32",
+                "--input", zoo.DIGITS_INPUT, "--no-fuse", "-o", tiny,
+            )  # fmt: skip
+            files = sorted(p.name for p in tiny.iterdir())
+            if code == 0:
+                assert files == ["digits_mlp-onnx-fp32.edgekit.json", "digits_mlp-onnx-fp32.onnx"], (kb, files)
+            else:
+                assert code == 1 and "No space left on device" in out and files == [], (kb, out, files)
+            codes.add(code)
+        finally:
+            subprocess.run(["umount", str(tiny)])
+    assert codes == {0, 1}
