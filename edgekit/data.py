@@ -255,10 +255,12 @@ def load_tokenizer(folder: Path):
 
 
 def tokenize(texts: list[str], signature: Signature, tokenizer_dir: Path) -> dict[str, np.ndarray]:
-    """Tokenize with the model's own tokenizer, padded to the model's (or 128) sequence length."""
+    """Tokenize with the model's own tokenizer, padded to the model's (or DEFAULT_SEQUENCE) sequence length."""
+    from edgekit.sources.hf_source import DEFAULT_SEQUENCE
+
     tokenizer = load_tokenizer(tokenizer_dir)
     seq_dims = [s.shape[1] for s in signature.inputs if len(s.shape) > 1 and isinstance(s.shape[1], int)]
-    length = seq_dims[0] if seq_dims else 128
+    length = seq_dims[0] if seq_dims else DEFAULT_SEQUENCE
     encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=length, return_tensors="np")
     arrays = {}
     for spec in signature.inputs:

@@ -98,7 +98,7 @@ def _load_path(path: Path, inputs: tuple[TensorSpec, ...]) -> Model:
     if suffix == ".onnx":
         from edgekit.sources.onnx_source import load_onnx
 
-        return load_onnx(path)
+        return load_onnx(path, inputs)
     if suffix in (".keras", ".h5"):
         from edgekit.sources.keras_source import load_keras
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from edgekit._lazy import require
-from edgekit.errors import ModelLoadError, first_line
+from edgekit.errors import ModelLoadError, UsageError, first_line
 from edgekit.sources.base import Model, sha256_path
 from edgekit.spec import Signature, TensorSpec
 
@@ -53,6 +53,75 @@ def hub_snapshot(repo_id: str) -> Path:
         ) from None
 
 
+# the default length text data is padded to where the model and --input leave it free (edgekit.data.tokenize)
+DEFAULT_SEQUENCE = 128
+
+
+def text_inputs(config: dict, accepted, tokenizer_dir: Path | None) -> list[str]:
+    """The text inputs the model uses: those its forward takes, less token types where it has no type
+    embeddings (DeBERTa-v2: type_vocab_size 0) or its tokenizer makes none (RoBERTa's: the model then uses
+    its zeros)."""
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in accepted]
+    if "token_type_ids" in names:
+        made = _tokenizer_inputs(tokenizer_dir)
+        if config.get("type_vocab_size", 1) == 0 or (made is not None and "token_type_ids" not in made):
+            names.remove("token_type_ids")
+    return names
+
+
+def _tokenizer_inputs(tokenizer_dir: Path | None) -> list[str] | None:
+    """The inputs the folder's tokenizer produces (its model_input_names), or None where that is not known."""
+    if tokenizer_dir is None:
+        return None
+    transformers = transformers_offline("Reading the model's tokenizer")
+    try:
+        return list(
+            transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True).model_input_names
+        )
+    except Exception:  # an unreadable tokenizer is reported where text data is read, with its own message
+        return None
+
+
+def longest_sequence(model, config: dict) -> int | None:
+    """The longest token sequence the model's absolute position embeddings allow: max_position_embeddings,
+    less RoBERTa's offset (its positions start after the padding index); None where nothing bounds it."""
+    limit = config.get("max_position_embeddings")
+    if not isinstance(limit, int) or limit <= 0:
+        return None
+    embeddings = getattr(getattr(model, "base_model", model), "embeddings", None)
+    padding_idx = getattr(embeddings, "padding_idx", None)
+    if isinstance(padding_idx, int) and getattr(embeddings, "position_embeddings", None) is not None:
+        limit -= padding_idx + 1  # RoBERTa, XLM-R, CamemBERT...: position ids run from padding_idx + 1
+    return limit
+
+
+def _within(specs: tuple[TensorSpec, ...], longest: int | None, path: Path) -> tuple[TensorSpec, ...]:
+    """The text specs, checked: one shape for all of them (ids, mask and token types go together), a sequence
+    within the model's limit (a longer --input is refused, exit 2); a free sequence is fixed to the limit where
+    the limit is below the length text data is padded to."""
+    static = {str(s): s.shape for s in specs if all(isinstance(d, int) for d in s.shape)}
+    if len(set(static.values())) > 1:
+        raise UsageError(
+            f"The text inputs of the model in {path} take one shape together; --input gives {', '.join(static)}.",
+            hint="Give every text input the same shape, e.g. 1x128.",
+        )
+    if longest is None:
+        return specs
+    out = []
+    for spec in specs:
+        seq = spec.shape[1] if len(spec.shape) > 1 else None
+        if isinstance(seq, int) and seq > longest:
+            raise UsageError(
+                f"--input {spec}: the model in {path} takes sequences of at most {longest} tokens "
+                f"(its position embeddings), not {seq}.",
+                hint=f"Give a sequence length of {longest} or less, e.g. {spec.name}:{spec.dtype}:1x{longest}.",
+            )
+        if isinstance(seq, str) and longest < DEFAULT_SEQUENCE:
+            spec = TensorSpec(spec.name, spec.dtype, (spec.shape[0], longest, *spec.shape[2:]))
+        out.append(spec)
+    return tuple(out)
+
+
 def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
     torch = require("torch", "Loading a Hugging Face model")
     transformers = transformers_offline("Loading a Hugging Face model")
@@ -75,21 +144,39 @@ def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
 
     accepted = inspect.signature(model.forward).parameters
     overrides = {s.name: s for s in inputs}
+    longest = None  # the longest token sequence (text models)
     if "input_ids" in accepted:  # text: token ids and masks of a free length
-        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in accepted]
-        specs = tuple(overrides.get(n, TensorSpec(n, "int64", ("batch", "sequence"))) for n in names)
-        probe = {n: torch.ones((1, 8), dtype=torch.int64) for n in names}
+        names = text_inputs(config, accepted, tokenizer_dir)
+        longest = longest_sequence(model, config)
+        # ids, mask and token types go together: those --input leaves out take the shape it gives the others
+        given = next((overrides[n].shape for n in names if n in overrides), ("batch", "sequence"))
+        specs = tuple(overrides.get(n, TensorSpec(n, "int64", given)) for n in names)
+        specs = _within(specs, longest, path)
+        # free dims as the given ones fix them (every text input has the same length), else batch 1 x 8
+        fixed = [s.shape[1] for s in specs if len(s.shape) > 1 and isinstance(s.shape[1], int)]
+        sizes = {"batch": 1, "sequence": fixed[0] if fixed else min(8, longest or 8)}
+        probe = {
+            s.name: torch.ones(s.concrete_shape(sizes, default=sizes["sequence"]), dtype=torch.int64) for s in specs
+        }
     elif "pixel_values" in accepted:  # vision: an image batch at the config's size
         names = ["pixel_values"]
         side = config.get("image_size", 224)
         height, width = (side, side) if isinstance(side, int) else side
         shape = ("batch", config.get("num_channels", 3), height, width)
         specs = (overrides.get("pixel_values", TensorSpec("pixel_values", "float32", shape)),)
-        probe = {"pixel_values": torch.zeros((1, *shape[1:]), dtype=torch.float32)}
+        probe = {"pixel_values": torch.zeros((1, *specs[0].concrete_shape()[1:]), dtype=torch.float32)}
     else:
         raise ModelLoadError(f"The Hugging Face model in {path} takes neither input_ids nor pixel_values.")
-    with torch.no_grad():
-        out = model(**probe, return_dict=True)
+    try:
+        with torch.no_grad():
+            out = model(**probe, return_dict=True)
+    except Exception as e:  # the model's own forward refuses these shapes: name them, not its traceback
+        raise ModelLoadError(
+            f"The Hugging Face model in {path} fails on inputs "
+            + ", ".join(f"{n} of shape {tuple(t.shape)}" for n, t in probe.items())
+            + f": {first_line(e)}",
+            hint="Give --input NAME:DTYPE:SHAPE with the shapes the model takes.",
+        ) from None
     out_names = tuple(k for k, v in out.items() if isinstance(v, torch.Tensor))
     # a head's logits are class scores (top-1 agreement applies); hidden states and pooled vectors are features
     outputs = tuple(TensorSpec(n, "float32", (), role="scores" if n == "logits" else "features") for n in out_names)
@@ -102,5 +189,5 @@ def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
         sha256_path(path),
         path.name,
         tokenizer_dir=tokenizer_dir,
-        extra={"config": config, "vocab_size": config.get("vocab_size")},
+        extra={"config": config, "vocab_size": config.get("vocab_size"), "max_sequence": longest},
     )

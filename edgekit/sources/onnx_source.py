@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.errors import ModelLoadError, first_line
+from edgekit.errors import ModelLoadError, UsageError, first_line
 from edgekit.sources.base import Model, sha256_path
 from edgekit.spec import Signature, TensorSpec
 
@@ -39,7 +39,9 @@ def onnx_signature(model) -> Signature:
     return Signature(inputs, tuple(value_info_spec(v) for v in model.graph.output))
 
 
-def load_onnx(path: Path) -> Model:
+def load_onnx(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
+    """An ONNX file as a source; --input specs fix the dims the graph leaves free (converters that need
+    static shapes then use them) and must agree with the graph on everything else."""
     import onnx
 
     try:
@@ -50,4 +52,27 @@ def load_onnx(path: Path) -> Model:
             f"{path} is not a valid ONNX model: {first_line(e)}",
             hint="Check that the file is complete (not truncated) and was saved by an ONNX exporter.",
         ) from None
-    return Model("onnx", "onnx", str(path), proto, onnx_signature(proto), sha256_path(path), path.stem)
+    signature = onnx_signature(proto)
+    if inputs:
+        signature = Signature(_given(signature.inputs, inputs, path), signature.outputs)
+    return Model("onnx", "onnx", str(path), proto, signature, sha256_path(path), path.stem)
+
+
+def _given(graph: tuple[TensorSpec, ...], given: tuple[TensorSpec, ...], path: Path) -> tuple[TensorSpec, ...]:
+    """The graph's inputs with the free dims --input fixes; a spec naming no input, or of another dtype or
+    rank, or contradicting a fixed dim, is refused naming the graph's own input."""
+    by_name = {s.name: s for s in graph}
+    for spec in given:
+        own = by_name.get(spec.name)
+        if own is None:
+            raise UsageError(
+                f"--input {spec}: {path.name} has no input '{spec.name}'.",
+                hint=f"Its inputs: {', '.join(str(s) for s in graph)}.",
+            )
+        fits = len(own.shape) == len(spec.shape) and all(
+            isinstance(d, str) or d == g for d, g in zip(own.shape, spec.shape)
+        )
+        if own.dtype != spec.dtype or not fits:
+            raise UsageError(f"--input {spec} does not fit {path.name}, whose input is {own}.")
+        by_name[spec.name] = TensorSpec(own.name, own.dtype, spec.shape)
+    return tuple(by_name[s.name] for s in graph)

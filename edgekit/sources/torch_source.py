@@ -11,6 +11,7 @@ from pathlib import Path
 
 from edgekit._lazy import require
 from edgekit.errors import ModelLoadError, UsageError, first_line, require_file
+from edgekit.quiet import quiet
 from edgekit.sources.base import Model, sha256_path
 from edgekit.spec import Signature, TensorSpec, default_output_names, np_dtype
 
@@ -149,7 +150,8 @@ def load_torchscript(path: Path, inputs: tuple[TensorSpec, ...]) -> Model:
 def load_exported_program(path: Path, inputs: tuple[TensorSpec, ...]) -> Model:
     torch = _torch()
     try:
-        program = torch.export.load(str(path))
+        with quiet():  # torch logs its own traceback of a file it cannot read before raising
+            program = torch.export.load(str(path))
     except Exception as e:
         raise ModelLoadError(
             f"{path} is not an ExportedProgram: {first_line(e)}",

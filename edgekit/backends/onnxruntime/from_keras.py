@@ -40,5 +40,26 @@ def convert(ctx: StepContext) -> StepNotes:
             inp.name = model.signature.inputs[i].name
             for node in proto.graph.node:
                 node.input[:] = [inp.name if x == old else x for x in node.input]
+    constants = _captured_constants(proto, model.obj.get_concrete_function(*specs))
     ctx.out.write_bytes(proto.SerializeToString())
-    return StepNotes({"exporter": "tf2onnx.from_function", "opset": OPSET})
+    return StepNotes(
+        {
+            "exporter": "tf2onnx.from_function",
+            "opset": OPSET,
+            **({"captured_constants": constants} if constants else {}),
+        }
+    )
+
+
+def _captured_constants(proto, function) -> list[str]:
+    """Make the graph inputs tf2onnx left for tensors the function captured (a Keras Normalization layer's mean
+    and variance in EfficientNet) initializers holding their values; returns their names. Left as inputs, every
+    runtime would ask the app to feed them."""
+    from onnx import numpy_helper
+
+    captured = {inner.name: outer for outer, inner in function.graph.captures if hasattr(outer, "numpy")}
+    found = [i for i in proto.graph.input if i.name in captured]
+    for graph_input in found:
+        proto.graph.initializer.append(numpy_helper.from_array(captured[graph_input.name].numpy(), graph_input.name))
+        proto.graph.input.remove(graph_input)
+    return [i.name for i in found]

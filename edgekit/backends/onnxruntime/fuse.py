@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from edgekit.backends.base import StepNotes
+from edgekit.errors import first_line
 
 SCOPES = "pkg.torch.onnx.name_scopes"
 FUSED_TYPES = ("Attention", "MultiHeadAttention", "SkipLayerNormalization", "EmbedLayerNormalization", "FastGelu",
@@ -194,7 +195,16 @@ def optimize_step(ctx) -> StepNotes:
         return StepNotes()
     if ctx.recipe.quantization == "static":
         return StepNotes({"fused": {}, "skipped": "static QDQ int8 has no fused-Attention form: unfused graph"})
-    fused, counts = fuse(model)
+    try:
+        fused, counts = fuse(model)
+    except Exception as e:  # the optimizer's pattern code meets a graph it does not expect (ModernBERT's
+        # LayerNormalization without a bias): the file stays as exported, unfused and correct
+        return StepNotes(
+            {
+                "fused": {},
+                "skipped": f"ONNX Runtime's transformer optimizer failed ({type(e).__name__}: {first_line(e)})",
+            }
+        )
     if not counts:
         return StepNotes({"fused": {}, "skipped": "ONNX Runtime's transformer optimizer matched no pattern"})
     onnx.save(fused, str(ctx.out))
