@@ -44,6 +44,8 @@ NO_DEPS = {
     "onnx2tf": "onnx2tf==1.29.24 onnx-graphsurgeon==0.6.1 sng4onnx==2.0.1",
     "executorch": _EXECUTORCH,
     "torchao": _EXECUTORCH,
+    "litert_torch": "litert-torch==0.10.0 litert-converter==0.5.0 jax==0.10.2 jaxlib==0.10.2 "
+    "ai-edge-quantizer==0.10.0 immutabledict==4.2.1",
 }
 
 

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
+from edgekit._lazy import available
 from edgekit.artifact import prepare_out_dir, publish, staging
-from edgekit.backends.base import Backend, StepContext, StepFn, StepNotes
-from edgekit.backends.registry import backend_for_runtime, find_route, supports
+from edgekit.backends.base import Backend, Converter, StepContext, StepFn, StepNotes
+from edgekit.backends.registry import backend_for_runtime, find_routes, supports
 from edgekit.catalog import get_device, get_target, local_device, resolve
 from edgekit.catalog.availability import engine_lacking
-from edgekit.catalog.schema import Device, Target
+from edgekit.catalog.schema import Device, Recipe, Target
 from edgekit.checksum import sha256_path
 from edgekit.data import (
     CALIB_HINT,
@@ -29,7 +30,7 @@ from edgekit.data import (
     read_data,
     static_shapes,
 )
-from edgekit.errors import NoRouteError, ParityError, UsageError
+from edgekit.errors import ConversionError, NoRouteError, ParityError, UnsupportedOpError, UsageError, first_line
 from edgekit.fallback import FallbackOptions, Gate, Verdict, fallback_record_json, rank, search
 from edgekit.parity import ParityResult
 from edgekit.progress import SILENT, Progress
@@ -50,6 +51,7 @@ _VERSIONED = (
     "transformers",
     "numpy",
     "onnx2tf",
+    "litert-torch",
     "ai-edge-litert",
     "executorch",
     "torchao",
@@ -133,11 +135,177 @@ def export(
         model = load(source, inputs, weights)
     if tokenizer_dir:
         model.tokenizer_dir = tokenizer_dir
-    route = find_route(model.format, backend.format)
+    routes = _routes(model, backend, tgt.quantization)
     recipe = replace(resolve(tgt, dev), allow_float_fallback=allow_float_fallback)
-    plan = backend.plan(recipe)
     data = read_data(calib, model.signature, model.tokenizer_dir, calib_limit) if calib else None
     warnings: list[str] = []
+    parity_data = data
+    if parity_data is None:
+        parity_data = generated_inputs(model.signature, vocab_size=model.extra.get("vocab_size"))
+        warnings.append(
+            "parity was checked on generated random inputs, not real data: pass --calib DATA "
+            "for a check that means something"
+        )
+        progress.warn(warnings[-1])
+    job = _Job(model, tgt, backend, dev, recipe, backend.plan(recipe), data, parity_data, options, fallback, progress)
+
+    with staging(out) as tmp:
+        tried: list[dict[str, str]] = []
+        for i, route in enumerate(routes):
+            last_route = i == len(routes) - 1
+            folder = tmp / f"route{i}"
+            folder.mkdir()
+            try:
+                outcome = _through(job, route, folder)
+            except (ConversionError, UnsupportedOpError) as e:
+                if last_route:
+                    if tried:
+                        e.hint = "; ".join(filter(None, [e.hint, "routes tried before: " + _tried_text(tried)]))
+                    raise
+                tried.append({"route": route_name(route), "result": f"failed: {first_line(e)}"})
+                progress.warn(f"{route_name(route)} failed ({first_line(e, 160)}): trying {route_name(routes[i + 1])}")
+                continue
+            if outcome.chosen.verdict.passed or last_route:
+                break
+            tried.append({"route": route_name(route), "result": "; ".join(outcome.chosen.verdict.failures())})
+            progress.warn(f"{route_name(route)} made a file that failed its gate: trying {route_name(routes[i + 1])}")
+        chosen, gate = outcome.chosen, outcome.gate
+        current, quantized, verdict, parity = chosen.file, chosen.quantized, chosen.verdict, chosen.parity
+        io = backend.describe_io(current, model)
+        warnings.extend(parity.warnings)
+        fallback_record = (
+            fallback_record_json(fallback, verdict, gate.tried, outcome.table, outcome.pinned)
+            if outcome.keeps
+            else None
+        )
+
+        artifact = out / f"{model.name}-{tgt.name}{tgt.suffix}"
+        rejected = artifact.with_name(f"{artifact.stem}.rejected{artifact.suffix}")
+        final_name = artifact if verdict.passed else rejected
+        sidecar = _sidecar(
+            model,
+            tgt,
+            dev,
+            {
+                **recipe.to_json(),
+                **quantized,
+                "applied": chosen.applied,
+                **({"fallback": fallback_record} if fallback_record else {}),
+            },
+            data,
+            parity,
+            chosen.steps,
+            io,
+            warnings,
+            current,
+            final_name,
+            verdict.evaluation,
+            backend,
+            _route_choice(routes, route, tried) if len(routes) > 1 else None,
+        )
+        if not verdict.passed:
+            publish(current, rejected, sidecar, backend.companions)
+            off = ""
+            if not fallback.enabled:
+                off = " (--no-fallback)"
+            elif not outcome.step_keeps and tgt.quantization != "none":
+                off = f" ({backend.runtime} keeps no layers float in {tgt.quantization} quantization)"
+            elif not outcome.keeps and tgt.quantization != "none":
+                off = f" (no layers of this {model.kind} source can be kept float)"
+            raise ParityError(
+                f"{tgt.name} failed its gate{off}: " + "; ".join(verdict.failures()),
+                hint=f"The file was kept for inspection as {rejected}, not as {artifact.name}."
+                + (f" Routes tried before: {_tried_text(tried)}." if tried else ""),
+            )
+        publish(current, artifact, sidecar, backend.companions)
+        for stale in (rejected, sidecar_path(rejected), *backend.companions(rejected)):
+            stale.unlink(missing_ok=True)  # an earlier failed attempt no longer describes this export
+    engine = _build_engine(backend, tgt, artifact, options, progress, warnings)
+    return ExportResult(artifact, sidecar.to_json(), parity, warnings, engine)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every route of one export shares: the source, the target and its recipe, the data, the options."""
+
+    model: Model
+    tgt: Target
+    backend: Backend
+    dev: Device
+    recipe: Recipe
+    plan: Any
+    data: Dataset | None
+    parity_data: Dataset
+    options: dict[str, Any]
+    fallback: FallbackOptions
+    progress: Progress
+
+
+@dataclass
+class _Outcome:
+    """One route's result: the attempt chosen (after the per-layer fallback, when it ran) and its records."""
+
+    chosen: _Attempt
+    gate: Gate
+    table: list[LayerSensitivity]
+    pinned: tuple[str, ...]
+    keeps: bool  # the quantizing step honours keep_float and has layers it can name
+    step_keeps: bool  # the backend can keep layers float in this quantization at all
+
+
+def route_name(route: list[Converter]) -> str:
+    """A route as the sidecar and messages name it: `torch->onnx (torch.onnx), onnx->tflite (onnx2tf ...)`."""
+    return ", ".join(f"{e.src}->{e.dst} ({e.tool})" for e in route) or "no conversion"
+
+
+def _tried_text(tried: list[dict[str, str]]) -> str:
+    return "; ".join(f"{t['route']}: {t['result']}" for t in tried)
+
+
+def _routes(model: Model, backend: Backend, quantization: str) -> list[list[Converter]]:
+    """The routes that can make this target here, in the order they are tried: each converter's modules
+    importable, and the target's quantization applied by the route's last converter or the backend's
+    quantizer. The registry orders them (a direct converter first)."""
+    candidates = find_routes(model.format, backend.format)
+    usable = [
+        r
+        for r in candidates
+        if all(available(m) for e in r for m in e.needs)
+        and (
+            quantization == "none"
+            or backend.quantizer(quantization) is not None
+            or bool(r and quantization in r[-1].quantizes)
+        )
+    ]
+    return usable or candidates[:1]  # none usable: the first one fails with its own words (a missing module)
+
+
+def _route_choice(routes: list[list[Converter]], chosen: list[Converter], tried: list[dict[str, str]]) -> dict:
+    """Why the file came through the route it did, for the sidecar: the candidates in order, what each
+    route tried before it gave."""
+    return {
+        "chosen": route_name(chosen),
+        "candidates": [route_name(r) for r in routes],
+        "tried": tried,
+        "why": "the first route whose file passed its gate"
+        if not tried
+        else f"the routes before it failed ({len(tried)})",
+    }
+
+
+def _through(job: _Job, route: list[Converter], tmp: Path) -> _Outcome:
+    """Run one route: its conversions, the graph optimization, then the quantizing step with the gate and,
+    when the gate fails, the per-layer float fallback. Files are written in `tmp`."""
+    model, tgt, backend, recipe, plan, data, options, progress = (
+        job.model,
+        job.tgt,
+        job.backend,
+        job.recipe,
+        job.plan,
+        job.data,
+        job.options,
+        job.progress,
+    )
     steps: list[dict[str, Any]] = []
     applied = "none"
 
@@ -158,170 +326,105 @@ def export(
         )
         return notes
 
-    with staging(out) as tmp:
-        current: Path | None = None  # the latest step's file; None while the model is only in memory
-        if not route:
-            current = tmp / f"float{tgt.suffix}"
-            _save_source_copy(model, current)
-        quantizer = backend.quantizer(tgt.quantization)
-        # a converter that quantizes while converting (TFLite, PyTorch Mobile, ExecuTorch) is the step the
-        # fallback re-runs; otherwise the quantizer after the route is
-        last = route[-1] if route and quantizer is None and tgt.quantization in route[-1].quantizes else None
-        # converters that need fixed shapes (onnx2tf, ExecuTorch): the whole route then exports with them
-        edge_model = _with_static_shapes(model, data) if any(e.static_shapes for e in route) else model
-        for i, edge in enumerate(route[:-1] if last else route):
-            step_file = tmp / f"step{i}{tgt.suffix if i == len(route) - 1 else '.' + edge.dst}"
-            notes = run_step(
-                f"{edge.src}->{edge.dst}",
-                edge.tool,
-                edge.run,
-                StepContext(edge_model, current, recipe, plan, data, step_file, options=options),
-                f"convert {edge.src} -> {edge.dst} ({edge.tool})",
-            )
-            steps[-1].update(notes.details)
-            current = step_file
-        if backend.optimize is not None and options["fuse"] and current is not None:
-            ctx = StepContext(model, current, recipe, plan, data, tmp / f"optimized{tgt.suffix}", options=options)
-            notes = run_step("optimize", None, backend.optimize, ctx, f"optimize the graph for {backend.runtime}")
-            if notes.details:
-                steps[-1].update(notes.details)
-            else:
-                steps.pop()  # nothing to optimize in this graph: no record
-            current = ctx.out if ctx.out.exists() else current
-        float_file = current
-        parity_data = data
-        if parity_data is None:
-            parity_data = generated_inputs(model.signature, vocab_size=model.extra.get("vocab_size"))
-            warnings.append(
-                "parity was checked on generated random inputs, not real data: pass --calib DATA "
-                "for a check that means something"
-            )
-            progress.warn(warnings[-1])
-        gate = Gate(model, tgt, parity_data, fallback, progress)
-        scheme = f" ({recipe.scheme_name})" if recipe.scheme_name else ""
-        n_steps = len(steps)
-
-        def attempt(keep: tuple[str, ...]) -> _Attempt:
-            """Run the quantizing step with `keep` in float, then the gate; each attempt writes its own file."""
-            del steps[n_steps:]
-            tag = f"{len(gate.tried)}{tgt.suffix}"
-            quantized: dict[str, Any] = {}  # a converter's quantization facts stay in its route step
-            if last is not None:
-                ctx = StepContext(
-                    edge_model, float_file, recipe, plan, data, tmp / f"last{tag}", keep_float=keep, options=options
-                )
-                label = f"convert {last.src} -> {last.dst} ({last.tool})"
-                notes = run_step(f"{last.src}->{last.dst}", last.tool, last.run, ctx, label)
-                steps[-1].update(notes.details)
-                produced = ctx.out
-            elif quantizer is not None:
-                ctx = StepContext(
-                    model,
-                    float_file,
-                    recipe,
-                    plan,
-                    data,
-                    tmp / f"final{tag}",
-                    batch_size_for(model.signature, 8),
-                    keep,
-                    options,
-                )
-                label = f"quantize for {tgt.name} on {dev.name}{scheme}" + (
-                    f", {len(keep)} layer(s) float" if keep else ""
-                )
-                quantized = run_step(tgt.quantization, None, quantizer.run, ctx, label).details
-                produced = ctx.out
-            else:
-                assert float_file is not None
-                produced = float_file
-            verdict = gate.judge(produced, backend.describe_io(produced, model), keep)
-            return _Attempt(produced, quantized, verdict, gate.parities[-1], copy.deepcopy(steps), applied)
-
-        step_keeps = backend.keeps_float(tgt.quantization)
-        float_first = list(last.float_first) if last else []
-        layer_names = float_first + quantizable_layers(model) if step_keeps and tgt.quantization != "none" else []
-        keeps = len(layer_names) > len(float_first)  # a step that honours keep_float, and layers it can name
-        if fallback.keep_float and not keeps:
-            raise UsageError(
-                f"--keep-float: {tgt.name} from a {model.format} source ({model.kind}) has no layers edgekit can "
-                "keep float"
-                + (
-                    f" ({backend.runtime} quantizes in its converter, which takes no layer list)"
-                    if not step_keeps
-                    else ""
-                )
-                + ".",
-                hint="The per-layer fallback works on onnx-int8, onnx-int8-dynamic, pytorch-mobile-int8, "
-                "executorch-int8 and tflite-int8, from Python (factory, Hugging Face) and ONNX sources.",
-            )
-        pinned = tuple(resolve_patterns(fallback.keep_float, layer_names)) if fallback.keep_float else ()
-        chosen = attempt(pinned)
-        table: list[LayerSensitivity] = []
-        if keeps and (fallback.report_sensitivity or (not chosen.verdict.passed and fallback.enabled)):
-            with progress.step(f"measure per-layer sensitivity on {min(len(parity_data), SAMPLES)} samples"):
-                dynamic = recipe.quantization == "dynamic"
-                table = rank(
-                    measure(model, data or parity_data, dynamic), recipe.scheme and recipe.scheme.max_outlier_ratio
-                )
-        if not chosen.verdict.passed and fallback.enabled and keeps:
-            progress.warn(
-                f"{tgt.name} failed its gate ({'; '.join(chosen.verdict.failures())}): keeping sensitive layers float"
-            )
-            attempts: dict[tuple[str, ...], _Attempt] = {}
-
-            def tracked(keep: tuple[str, ...]) -> Verdict:
-                attempts[keep] = attempt(keep)
-                return attempts[keep].verdict
-
-            best, _ = search(tracked, pinned, lambda: float_first + [s.layer for s in table], chosen.verdict)
-            chosen = attempts[best.kept]
-        current, quantized, verdict, parity = chosen.file, chosen.quantized, chosen.verdict, chosen.parity
-        steps[:], applied = chosen.steps, chosen.applied
-        io = backend.describe_io(current, model)
-        warnings.extend(parity.warnings)
-        fallback_record = fallback_record_json(fallback, verdict, gate.tried, table, pinned) if keeps else None
-
-        artifact = out / f"{model.name}-{tgt.name}{tgt.suffix}"
-        rejected = artifact.with_name(f"{artifact.stem}.rejected{artifact.suffix}")
-        final_name = artifact if verdict.passed else rejected
-        sidecar = _sidecar(
-            model,
-            tgt,
-            dev,
-            {
-                **recipe.to_json(),
-                **quantized,
-                "applied": applied,
-                **({"fallback": fallback_record} if fallback_record else {}),
-            },
-            data,
-            parity,
-            steps,
-            io,
-            warnings,
-            current,
-            final_name,
-            verdict.evaluation,
-            backend,
+    current: Path | None = None  # the latest step's file; None while the model is only in memory
+    if not route:
+        current = tmp / f"float{tgt.suffix}"
+        _save_source_copy(model, current)
+    quantizer = backend.quantizer(tgt.quantization)
+    # a converter that quantizes while converting (TFLite, PyTorch Mobile, ExecuTorch) is the step the
+    # fallback re-runs; otherwise the quantizer after the route is
+    last = route[-1] if route and quantizer is None and tgt.quantization in route[-1].quantizes else None
+    # converters that need fixed shapes (onnx2tf, ExecuTorch): the whole route then exports with them
+    edge_model = _with_static_shapes(model, data) if any(e.static_shapes for e in route) else model
+    for i, edge in enumerate(route[:-1] if last else route):
+        step_file = tmp / f"step{i}{tgt.suffix if i == len(route) - 1 else '.' + edge.dst}"
+        notes = run_step(
+            f"{edge.src}->{edge.dst}",
+            edge.tool,
+            edge.run,
+            StepContext(edge_model, current, recipe, plan, data, step_file, options=options),
+            f"convert {edge.src} -> {edge.dst} ({edge.tool})",
         )
-        if not verdict.passed:
-            publish(current, rejected, sidecar, backend.companions)
-            off = ""
-            if not fallback.enabled:
-                off = " (--no-fallback)"
-            elif not step_keeps and tgt.quantization != "none":
-                off = f" ({backend.runtime} keeps no layers float in {tgt.quantization} quantization)"
-            elif not keeps and tgt.quantization != "none":
-                off = f" (no layers of this {model.kind} source can be kept float)"
-            raise ParityError(
-                f"{tgt.name} failed its gate{off}: " + "; ".join(verdict.failures()),
-                hint=f"The file was kept for inspection as {rejected}, not as {artifact.name}.",
+        steps[-1].update(notes.details)
+        current = step_file
+    if backend.optimize is not None and options["fuse"] and current is not None:
+        ctx = StepContext(model, current, recipe, plan, data, tmp / f"optimized{tgt.suffix}", options=options)
+        notes = run_step("optimize", None, backend.optimize, ctx, f"optimize the graph for {backend.runtime}")
+        if notes.details:
+            steps[-1].update(notes.details)
+        else:
+            steps.pop()  # nothing to optimize in this graph: no record
+        current = ctx.out if ctx.out.exists() else current
+    float_file = current
+    gate = Gate(model, tgt, job.parity_data, job.fallback, progress)
+    scheme = f" ({recipe.scheme_name})" if recipe.scheme_name else ""
+    n_steps = len(steps)
+
+    def attempt(keep: tuple[str, ...]) -> _Attempt:
+        """Run the quantizing step with `keep` in float, then the gate; each attempt writes its own file."""
+        del steps[n_steps:]
+        tag = f"{len(gate.tried)}{tgt.suffix}"
+        quantized: dict[str, Any] = {}  # a converter's quantization facts stay in its route step
+        if last is not None:
+            ctx = StepContext(
+                edge_model, float_file, recipe, plan, data, tmp / f"last{tag}", keep_float=keep, options=options
             )
-        publish(current, artifact, sidecar, backend.companions)
-        for stale in (rejected, sidecar_path(rejected), *backend.companions(rejected)):
-            stale.unlink(missing_ok=True)  # an earlier failed attempt no longer describes this export
-    engine = _build_engine(backend, tgt, artifact, options, progress, warnings)
-    return ExportResult(artifact, sidecar.to_json(), parity, warnings, engine)
+            label = f"convert {last.src} -> {last.dst} ({last.tool})"
+            notes = run_step(f"{last.src}->{last.dst}", last.tool, last.run, ctx, label)
+            steps[-1].update(notes.details)
+            produced = ctx.out
+        elif quantizer is not None:
+            ctx = StepContext(
+                model, float_file, recipe, plan, data, tmp / f"final{tag}", batch_size_for(model.signature, 8), keep,
+                options,
+            )  # fmt: skip
+            label = f"quantize for {tgt.name} on {job.dev.name}{scheme}" + (
+                f", {len(keep)} layer(s) float" if keep else ""
+            )
+            quantized = run_step(tgt.quantization, None, quantizer.run, ctx, label).details
+            produced = ctx.out
+        else:
+            assert float_file is not None
+            produced = float_file
+        verdict = gate.judge(produced, backend.describe_io(produced, model), keep)
+        return _Attempt(produced, quantized, verdict, gate.parities[-1], copy.deepcopy(steps), applied)
+
+    fallback = job.fallback
+    step_keeps = backend.keeps_float(tgt.quantization)
+    float_first = list(last.float_first) if last else []
+    layer_names = float_first + quantizable_layers(model) if step_keeps and tgt.quantization != "none" else []
+    keeps = len(layer_names) > len(float_first)  # a step that honours keep_float, and layers it can name
+    if fallback.keep_float and not keeps:
+        raise UsageError(
+            f"--keep-float: {tgt.name} from a {model.format} source ({model.kind}) has no layers edgekit can "
+            "keep float"
+            + (f" ({backend.runtime} quantizes in its converter, which takes no layer list)" if not step_keeps else "")
+            + ".",
+            hint="The per-layer fallback works on onnx-int8, onnx-int8-dynamic, pytorch-mobile-int8, "
+            "executorch-int8 and tflite-int8, from Python (factory, Hugging Face) and ONNX sources.",
+        )
+    pinned = tuple(resolve_patterns(fallback.keep_float, layer_names)) if fallback.keep_float else ()
+    chosen = attempt(pinned)
+    table: list[LayerSensitivity] = []
+    if keeps and (fallback.report_sensitivity or (not chosen.verdict.passed and fallback.enabled)):
+        with progress.step(f"measure per-layer sensitivity on {min(len(job.parity_data), SAMPLES)} samples"):
+            dynamic = recipe.quantization == "dynamic"
+            table = rank(
+                measure(model, data or job.parity_data, dynamic), recipe.scheme and recipe.scheme.max_outlier_ratio
+            )
+    if not chosen.verdict.passed and fallback.enabled and keeps:
+        progress.warn(
+            f"{tgt.name} failed its gate ({'; '.join(chosen.verdict.failures())}): keeping sensitive layers float"
+        )
+        attempts: dict[tuple[str, ...], _Attempt] = {}
+
+        def tracked(keep: tuple[str, ...]) -> Verdict:
+            attempts[keep] = attempt(keep)
+            return attempts[keep].verdict
+
+        best, _ = search(tracked, pinned, lambda: float_first + [s.layer for s in table], chosen.verdict)
+        chosen = attempts[best.kept]
+    return _Outcome(chosen, gate, table, pinned, keeps, step_keeps)
 
 
 def _device(name: str | None, tgt: Target, backend: Backend, progress: Progress) -> Device:
@@ -394,6 +497,7 @@ def _sidecar(
     final: Path,
     evaluation: dict[str, Any] | None,
     backend: Backend,
+    route_choice: dict[str, Any] | None,
 ) -> Sidecar:
     companions = [
         {"file": placed.name, "size_bytes": staged_part.stat().st_size, "sha256": sha256_path(staged_part)}
@@ -424,5 +528,6 @@ def _sidecar(
             "compression": model.extra.get("compression"),
             "evaluation": evaluation,
             "companions": companions,
+            "route_choice": route_choice,
         }
     )

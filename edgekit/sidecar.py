@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgekit.errors import ModelLoadError
 from edgekit.spec import Role, Signature, TensorSpec
 
-SCHEMA_VERSION = "1.4"  # major.minor: a new major breaks readers, a new minor only adds optional fields
+SCHEMA_VERSION = "1.5"  # major.minor: a new major breaks readers, a new minor only adds optional fields
 SIDECAR_SUFFIX = ".edgekit.json"
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "sidecar-1.schema.json"
 
@@ -161,6 +161,9 @@ class Sidecar(BaseModel):
     engine: dict[str, Any] | None = None
     # 1.4: the other files of a multi-file artifact (an OpenVINO IR's .bin), each with its size and sha256
     companions: list[CompanionFile] = Field(default_factory=list)
+    # 1.5: where a target has several routes (PyTorch -> TFLite: litert-torch, or through ONNX and onnx2tf), the
+    # one that made the file, the candidates in the order tried, and what each route before it gave
+    route_choice: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

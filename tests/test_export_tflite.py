@@ -3,6 +3,8 @@ run in LiteRT; the tiny transformer through the int8 targets; the integer-only c
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from helpers import artifact_accuracy, run_cli
@@ -266,23 +268,31 @@ def test_onnx_source_to_tflite_int8(tmp_path, cnn, digits, calib_npz):
 
 
 def test_converter_failure_is_reported_and_leaves_nothing(tmp_path, capsys):
-    """onnx2tf cannot convert the tiny causal LM (a Keras functional-model error inside it): exit 1, the
-    cause in one paragraph, no file."""
+    """No route converts singular values (no ONNX op, no litert-torch lowering): exit 1, each route's cause
+    with the op named, no file."""
+    code, out = run_cli(
+        capsys, "export", "tests_models:no_tflite_route", "-t", "tflite-fp32", "--input", zoo.DIGITS_INPUT,
+        "-o", tmp_path / "o",
+    )  # fmt: skip
+    assert code == 1 and "Traceback" not in out, out
+    assert "aten::linalg_svdvals" in out and "routes tried before: torch->tflite (litert-torch)" in out
+    assert "Lowering not found: aten._linalg_svd" in out
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_the_tiny_causal_lm_reaches_tflite_through_onnx_when_litert_torch_refuses_it(tmp_path, capsys):
+    """litert-torch's torch.export stops at the LM's data-dependent mask; the ONNX route (its graph folded for
+    onnx2tf) converts it with parity, and the sidecar says why that route ran."""
     from edgekit_demo.zoo_text import LM_INPUTS
 
+    inputs = [a for spec in LM_INPUTS for a in ("--input", spec)]
     code, out = run_cli(
-        capsys,
-        "export",
-        "edgekit_demo.zoo_text:tiny_causal_lm",
-        "-t",
-        "tflite-fp32",
-        *[a for spec in LM_INPUTS for a in ("--input", spec)],
-        "-o",
-        tmp_path / "o",
+        capsys, "export", "edgekit_demo.zoo_text:tiny_causal_lm", "-t", "tflite-fp32", *inputs, "-o", tmp_path
     )
-    assert code == 1 and "onnx2tf could not convert the ONNX export of edgekit_demo.zoo_text:tiny_causal_lm" in out
-    assert "Traceback" not in out
-    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+    assert code == 0 and "parity passed" in out, out
+    choice = json.loads(next(tmp_path.glob("*.edgekit.json")).read_text())["route_choice"]
+    assert choice["chosen"].startswith("torch->onnx") and choice["tried"][0]["route"] == "torch->tflite (litert-torch)"
+    assert choice["tried"][0]["result"].startswith("failed: litert-torch could not convert")
 
 
 def test_onnx2tf_leaves_nothing_in_the_working_folder(tmp_path, monkeypatch, cnn, calib_npz):

@@ -81,3 +81,13 @@ def hardwired_cnn():
             return self.head(features.view(-1, 16 * 8 * 8))
 
     return HardWired()
+
+
+def no_tflite_route():
+    """A model no route takes to TFLite: singular values have no ONNX op and no TFLite lowering."""
+
+    class SingularValues(torch.nn.Module):
+        def forward(self, image):
+            return torch.linalg.svdvals(image.reshape(image.shape[0], 8, 8))
+
+    return SingularValues().eval()

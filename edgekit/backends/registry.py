@@ -95,6 +95,26 @@ def find_route(src: str, dst: str) -> list[Converter]:
     )
 
 
+def find_routes(src: str, dst: str, limit: int = 4) -> list[list[Converter]]:
+    """Every chain of converters from `src` to `dst` without a repeated format, shortest first (a direct
+    converter before a chain through another format), at most `limit`; NoRouteError when there is none."""
+    if src == dst:
+        return [[]]
+    found: list[list[Converter]] = []
+    queue: deque[tuple[str, list[Converter]]] = deque([(src, [])])
+    while queue and len(found) < limit:
+        node, path = queue.popleft()
+        visited = {src, *(e.dst for e in path)}
+        for edge in converters():
+            if edge.src != node or edge.dst in visited:
+                continue
+            if edge.dst == dst:
+                found.append([*path, edge])
+            else:
+                queue.append((edge.dst, [*path, edge]))
+    return found[:limit] or [find_route(src, dst)]  # none: find_route's error says what is reachable
+
+
 def reachable_formats(src: str) -> set[str]:
     edges = converters()
     out, frontier = {src}, [src]

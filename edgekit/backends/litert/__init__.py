@@ -20,6 +20,12 @@ def _from_keras(ctx: StepContext) -> StepNotes:
     return from_keras(ctx)
 
 
+def _from_torch(ctx: StepContext) -> StepNotes:
+    from edgekit.backends.litert.from_torch import convert
+
+    return convert(ctx)
+
+
 def _from_onnx(ctx: StepContext) -> StepNotes:
     from edgekit.backends.litert.convert import from_onnx
 
@@ -52,8 +58,18 @@ BACKEND = Backend(
     describe_io=_describe_io,
     worker_loader=Path(__file__).with_name("worker_loader.py"),
     runtime_modules=("ai_edge_litert",),
-    # the onnx edge also serves PyTorch sources (torch -> onnx -> tflite)
+    # PyTorch sources have two routes: litert-torch's lowering (float targets, tried first: it guesses no
+    # tensor layouts) and torch -> onnx -> tflite through the onnx edge (every target); the exporter tries
+    # the next route when one fails or its file fails parity
     converters=(
+        Converter(
+            "torch",
+            "tflite",
+            _from_torch,
+            "litert-torch",
+            needs=("litert_torch", "ai_edge_litert"),
+            static_shapes=True,
+        ),
         Converter(
             "keras",
             "tflite",

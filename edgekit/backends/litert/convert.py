@@ -8,6 +8,8 @@ option in TFLite, so it happens here, and the written file is then inspected, no
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import re
 import warnings
@@ -19,6 +21,7 @@ from typing import Any
 
 from edgekit._lazy import require
 from edgekit.backends.base import StepContext, StepNotes
+from edgekit.backends.litert.onnx_prep import explain_onnx2tf_failure, prepare_for_onnx2tf
 from edgekit.backends.litert.plan import FLOAT, OTHER_OPS, ConverterSettings, LiteRTPlan
 from edgekit.backends.litert.tflite_file import CONVERSION_OPS, WEIGHTED_OPS, OpInfo, read_tflite, weighted_ops
 from edgekit.data import CALIB_HINT, Dataset
@@ -41,17 +44,22 @@ def from_onnx(ctx: StepContext) -> StepNotes:
     model, src = ctx.model, ctx.src
     onnx_file = src or Path(model.source)
     what = f"the ONNX export of {model.source}" if src else model.source
-    shapes = {s.name: s.shape for s in model.signature.inputs}  # fixed by the exporter (Edge.static_shapes)
+    # fixed by the exporter (Edge.static_shapes)
+    shapes = {s.name: tuple(int(d) for d in s.shape) for s in model.signature.inputs}
     specs = model.signature.inputs
+    # static dims, shape subgraphs folded, Erf GELUs fused, constant outputs kept computed (see onnx_prep)
+    ready = ctx.out.with_name(ctx.out.stem + "-onnx2tf.onnx")  # in the staging folder, removed with it
+    prep = prepare_for_onnx2tf(Path(onnx_file), shapes, ready)
 
     def build():
         """onnx2tf's Keras model, wrapped in a tf.function with the source's input names and order."""
+        log = io.StringIO()  # onnx2tf prints the failing node ("onnx_op_name: ...") to stdout
         try:
-            with quiet():
+            with quiet(), contextlib.redirect_stdout(log):
                 # disable_model_save: onnx2tf returns its Keras model instead of saving a SavedModel and
                 # converting it to .tflite itself (two more full conversions: minutes on a BERT-sized model)
                 keras_model = onnx2tf.convert(
-                    input_onnx_file_path=str(onnx_file),
+                    input_onnx_file_path=str(ready),
                     non_verbose=True,
                     overwrite_input_shape=[f"{n}:{','.join(map(str, s))}" for n, s in shapes.items()],
                     # keep the source's NCHW layout so feeds, parity and the app code stay the same
@@ -64,12 +72,13 @@ def from_onnx(ctx: StepContext) -> StepNotes:
                 )
         except SystemExit as e:  # onnx2tf exits on ops it cannot convert, after logging which
             raise ConversionError(
-                f"onnx2tf could not convert {what} (exit {e.code}).",
+                f"onnx2tf could not convert {what} (exit {e.code}): "
+                + explain_onnx2tf_failure("", ready, log.getvalue()),
                 hint="Run onnx2tf on the file by hand to see the op it stopped at.",
             ) from None
         except Exception as e:
             raise ConversionError(
-                f"onnx2tf could not convert {what}: {first_line(e)}",
+                f"Could not convert {what}: {explain_onnx2tf_failure(str(e), ready, log.getvalue())}",
                 hint="Export it to an ONNX Runtime target, or simplify the graph.",
             ) from None
         keras_names = [t.name.split(":")[0] for t in keras_model.inputs]
@@ -88,6 +97,7 @@ def from_onnx(ctx: StepContext) -> StepNotes:
     notes.details = {
         "converter_from_onnx": "onnx2tf",
         "static_shapes": {n: list(s) for n, s in shapes.items()},
+        "onnx_prep": prep,
         **notes.details,
     }
     return notes
