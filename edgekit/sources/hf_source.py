@@ -189,5 +189,5 @@ def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
         sha256_path(path),
         path.name,
         tokenizer_dir=tokenizer_dir,
-        extra={"config": config, "vocab_size": config.get("vocab_size"), "max_sequence": longest},
+        extra={"config": config, "vocab_size": config.get("vocab_size")},
     )
