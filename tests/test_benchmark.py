@@ -270,9 +270,12 @@ def test_ratio_interval_pairs_processes_by_round():
 
 def test_adaptive_runs_stop_when_the_ratio_is_known_or_time_is_up(files):
     quick = dict(batches=(1,), min_runs=10, min_time=0.01, processes=3)
-    loose, _ = benchmark(files, "local", Settings(**quick, max_time=60, target_ci=0.5))
-    assert loose[1]["ratio_to_first"]["rounds"] == 3, "known to +-50 % after the minimum rounds"
-    strict, _ = benchmark(files, "local", Settings(**quick, max_time=4, target_ci=1e-9))
+    # a target any three rounds meet (+-1000 %): no round beyond the minimum. (+-50 % was missed once on a loaded
+    # 2-core machine: how fast the interval narrows is the machine's noise, not what this test checks)
+    loose, _ = benchmark(files, "local", Settings(**quick, max_time=60, target_ci=10.0))
+    assert loose[1]["ratio_to_first"]["rounds"] == 3, "known to the target after the minimum rounds"
+    # a target no run meets: rounds go on until the time is up (12 s leave room for more than 3 rounds under load)
+    strict, _ = benchmark(files, "local", Settings(**quick, max_time=12, target_ci=1e-9))
     ratio = strict[1]["ratio_to_first"]
     assert ratio["rounds"] > 3 and ratio["half_width"] > 1e-9, "kept sampling until the time ran out"
     assert len(strict[0]["processes"]) == ratio["rounds"]
