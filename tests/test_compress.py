@@ -1,4 +1,5 @@
-"""Compression on real digits: distillation, magnitude and structured pruning, Keras QAT, resume, bad input."""
+"""Compression on real digits: distillation, magnitude and structured pruning, low-rank factorization, Keras QAT,
+resume, bad input."""
 
 from __future__ import annotations
 
@@ -504,3 +505,59 @@ def test_structured_pruning_names_the_line_a_pruned_model_breaks_at(npz, tmp_pat
     )
     assert code == 2 and "tests_models.py" in text and "features.view(-1, 16 * 8 * 8)" in text, text
     assert not (tmp_path / "p").exists()
+
+
+def test_choose_rank_by_ratio_and_by_energy():
+    from edgekit.compress.lowrank import choose_rank
+
+    singular = np.array([4.0, 2.0, 1.0, 1.0])  # squares 16, 4, 1, 1 of 22
+    assert choose_rank(singular, rank_ratio=0.25) == 1 and choose_rank(singular, rank_ratio=0.3) == 2
+    assert choose_rank(singular, energy=16 / 22) == 1 and choose_rank(singular, energy=0.8) == 2
+    assert choose_rank(singular, energy=1.0) == 4
+
+
+def test_a_low_rank_layer_is_factorized_exactly_and_the_classifier_is_left_whole():
+    import torch
+
+    from edgekit.compress.lowrank import factorize
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 48), torch.nn.ReLU(), torch.nn.Linear(48, 10))
+    with torch.no_grad():  # a rank-4 weight: 99.9 % of its energy is in 4 singular values, all of it in fact
+        model[0].weight.copy_(torch.randn(48, 4) @ torch.randn(4, 64) / 8)
+    x = torch.randn(16, 64)
+    want = model(x)
+    records = factorize(model, None, 0.999, classes=10)
+    assert records[0] == {"layer": "0", "in": 64, "out": 48, "rank": 4, "energy_kept": 1.0}
+    assert records[1] == {"layer": "2", "in": 48, "out": 10, "kept": "the classifier"}
+    assert [m.weight.shape for m in model[0]] == [(4, 64), (48, 4)]
+    torch.testing.assert_close(model(x), want, atol=1e-5, rtol=1e-5)
+
+
+def test_lowrank_shrinks_the_cnn_keeps_its_accuracy_and_exports(capsys, cnn, npz, tmp_path):
+    code, out = run_cli(
+        capsys, "compress", "lowrank", "--model", "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1],
+        "--rank-ratio", "0.25", "--finetune-epochs", "2", "--data", npz / "train.npz", "--val", npz / "test.npz",
+        "--input", "image:float32:batchx1x8x8", "-o", tmp_path / "lr",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "1 Linear layer(s) factorized (8 64x512 -> rank 16)" in out
+    record = json.loads((tmp_path / "lr" / "compress.json").read_text())
+    assert record["parameters_before"] - record["parameters_after"] == 64 * 512 - 16 * (64 + 512)
+    assert record["metrics_after"]["accuracy"] >= record["metrics_before"]["accuracy"] - 0.02, record
+    exported = export(tmp_path / "lr", "onnx-fp32", tmp_path / "out", calib=npz / "test.npz")
+    assert exported.parity.passed and exported.sidecar["compression"]["method"] == "lowrank"
+
+
+@pytest.mark.parametrize(
+    "flags, phrase",
+    [([], "not both or neither"), (["--rank-ratio", "0.5", "--energy", "0.9"], "not both or neither"),
+     (["--energy", "1.5"], "outside (0, 1]"), (["--rank-ratio", "1"], "No Linear layer")],
+)  # fmt: skip
+def test_lowrank_bad_settings_exit_2_and_write_nothing(capsys, cnn, npz, tmp_path, flags, phrase):
+    code, out = run_cli(
+        capsys, "compress", "lowrank", "--model", "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1], *flags,
+        "--data", npz / "train.npz", "--input", "image:float32:batchx1x8x8", "-o", tmp_path / "lr",
+    )  # fmt: skip
+    assert code == 2 and phrase in out, out
+    assert not (tmp_path / "lr").exists()

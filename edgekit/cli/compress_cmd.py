@@ -1,4 +1,4 @@
-"""`edgekit compress distill|prune|qat`: thin layers over edgekit.compress."""
+"""`edgekit compress distill|prune|lowrank|qat`: thin layers over edgekit.compress."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def _report(result) -> None:
 
 @click.group("compress")
 def compress_cmd() -> None:
-    """Distill, prune (weights, units, vocabulary) or train with quantization in the loop; the output is a SOURCE."""
+    """Distill, prune (weights, units, vocabulary), factorize or train with quantization in the loop; the output is
+    a SOURCE."""
 
 
 @compress_cmd.command("distill")
@@ -176,6 +177,48 @@ def prune_cmd(
         reached = f"sparsity {r['sparsity_reached']:.3f} (asked {r['sparsity_target']})"
     size = f", weights {r['size']['raw_bytes']} B raw, {r['size']['gzip_bytes']} B gzip" if "size" in r else ""
     click.echo(f"{reached}, parameters {r['parameters_before']} -> {r['parameters_after']}{size}")
+    _report(result)
+
+
+@compress_cmd.command("lowrank")
+@click.option("--model", required=True, help=_SOURCE_HELP + " PyTorch.")
+@click.option("--weights", type=click.Path(), help="Weights for a factory model.")
+@click.option("--rank-ratio", type=float, help="Keep this fraction of each Linear layer's rank, in (0, 1].")
+@click.option("--energy", type=float, help="Keep the rank that holds this share of the squared singular values.")
+@click.option("--finetune-epochs", default=1, show_default=True, help="Fine-tuning epochs after factorizing (0: none).")
+@click.option("--data", required=True, type=click.Path(), help="Fine-tuning DATA (with labels).")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
+@_training_options(epochs=None, lr=1e-3)
+@unsafe_load_option
+def lowrank_cmd(
+    model, weights, rank_ratio, energy, finetune_epochs, data, resume, val, lr, batch, seed, inputs, out, quiet
+) -> None:
+    """Replace Linear layers by two thin ones from a truncated SVD, then fine-tune; reports ranks and parameters.
+
+    Example: edgekit compress lowrank --model pkg.mod:factory --weights w.pt --rank-ratio 0.25 --data train.npz -o lr/
+    """
+    from edgekit.compress import TrainSettings, lowrank
+    from edgekit.progress import Progress
+    from edgekit.spec import parse_input_specs
+
+    result = lowrank(
+        model,
+        data,
+        out,
+        rank_ratio=rank_ratio,
+        energy=energy,
+        finetune_epochs=finetune_epochs,
+        val=val,
+        settings=TrainSettings(finetune_epochs, lr, batch, seed),
+        inputs=parse_input_specs(inputs),
+        weights=weights,
+        resume=resume,
+        progress=Progress(quiet=quiet),
+    )
+    r = result.record
+    done = [f"{x['layer']} {x['out']}x{x['in']} -> rank {x['rank']}" for x in r["layers"] if "energy_kept" in x]
+    click.echo(f"{len(done)} Linear layer(s) factorized ({'; '.join(done)})")
+    click.echo(f"parameters {r['parameters_before']} -> {r['parameters_after']}")
     _report(result)
 
 

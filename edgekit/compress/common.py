@@ -3,6 +3,7 @@ and the output folder, which is itself a SOURCE (`edgekit export OUT`)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -214,6 +215,24 @@ def scores(logits: np.ndarray, labels: np.ndarray | None) -> dict[str, float] | 
 
     metrics = classification_metrics(logits, labels)
     return {k: round(float(metrics[k]), 4) for k in ("accuracy", "f1_macro") if k in metrics}
+
+
+def output_layer(module, classes: int) -> list:
+    """The classifier of a torch module: its last Linear layer with one output per class (none: [])."""
+    import torch
+
+    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear) and m.out_features == classes]
+    return linears[-1:] if linears else []
+
+
+def parameter_count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def file_sizes(folder: Path, name: str) -> dict[str, int]:
+    """A weights file's bytes, raw and gzip-compressed (zeros from pruning compress; the raw file does not shrink)."""
+    data = (folder / name).read_bytes()
+    return {"raw_bytes": len(data), "gzip_bytes": len(gzip.compress(data, compresslevel=6))}
 
 
 def publish(out: Path, write: Callable[[Path], str], record: dict[str, Any]) -> None:

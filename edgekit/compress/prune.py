@@ -8,7 +8,6 @@ tensorflow-model-optimization.
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,9 @@ from edgekit.compress.common import (
     Checkpoints,
     CompressResult,
     TrainSettings,
+    file_sizes,
+    output_layer,
+    parameter_count,
     publish,
     read_training_data,
     scores,
@@ -101,13 +103,6 @@ def _make_permanent(module) -> None:
             tprune.remove(m, name)
 
 
-def _output_layer(module, classes: int):
-    import torch
-
-    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear) and m.out_features == classes]
-    return linears[-1:] if linears else []
-
-
 def _structured_torch(module, model: Model, sparsity: float, classes: int) -> None:
     """Remove channels / neurons by magnitude with Torch-Pruning, which follows the dependencies between layers."""
     import torch
@@ -117,7 +112,7 @@ def _structured_torch(module, model: Model, sparsity: float, classes: int) -> No
 
     tp = require("torch_pruning", "Structured pruning")
     example = tuple(a[:1] for a in example_args(model))
-    ignored = _output_layer(module, classes)
+    ignored = output_layer(module, classes)
     # transformers: whole attention heads (query/key/value rows, the output projection's columns) and FFN
     # neurons, the same share in every layer; the hidden size stays, so embeddings and norms are left alone
     attention = [
@@ -165,15 +160,6 @@ def _where(e: BaseException) -> str:
         if frames
         else ""
     )
-
-
-def _parameters(module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def _sizes(folder: Path, name: str) -> dict[str, int]:
-    data = (folder / name).read_bytes()
-    return {"raw_bytes": len(data), "gzip_bytes": len(gzip.compress(data, compresslevel=6))}
 
 
 def prune(
@@ -230,7 +216,7 @@ def _prune_torch(
     module = source.obj
     classes = torch_logits(module, train.head(2), source).shape[-1]
     before = scores(torch_logits(module, validation, source), validation.labels)
-    params_before = _parameters(module)
+    params_before = parameter_count(module)
     if method == "structured":
         with progress.step(f"structured pruning: remove {sparsity:.0%} of channels and neurons"):
             _structured_torch(module, source, sparsity, classes)
@@ -273,10 +259,10 @@ def _prune_torch(
         "schedule": schedule,
         "sparsity_target": sparsity,
         "sparsity_reached": round(torch_sparsity(module), 4),
-        "parameters_removed": round(1 - _parameters(module) / params_before, 4),
+        "parameters_removed": round(1 - parameter_count(module) / params_before, 4),
         "settings": settings.__dict__,
         "parameters_before": params_before,
-        "parameters_after": _parameters(module),
+        "parameters_after": parameter_count(module),
         "source": {"path": source.source, "sha256": source.source_hash},
         "data": {"path": train.source, "sha256": train.sha256, "samples": len(train)},
         "metrics_before": before,
@@ -293,7 +279,7 @@ def _prune_torch(
             else save_torch(module, source, folder, train, record)
         )
         weights = "model.safetensors" if as_hf else "weights.safetensors"
-        record["size"] = _sizes(folder, weights)
+        record["size"] = file_sizes(folder, weights)
         return entry
 
     publish(out, write, record)
