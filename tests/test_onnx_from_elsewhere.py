@@ -262,3 +262,59 @@ def test_a_graph_with_a_shape_only_output_converts_to_tflite(tmp_path, capsys):
 
     record = json.loads((tmp_path / "o" / "s-tflite-fp32.edgekit.json").read_text())["route"][0]["onnx_prep"]
     assert record["constant_outputs"] == ["seq_len"] and record["fixed_inputs"] == ["x"]
+
+
+def _tf2onnx_cnn(path: Path) -> Path:
+    """A small channels-last RGB CNN as a user converts it with tf2onnx outside edgekit (free batch axis)."""
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10),
+        ]
+    )
+    fn = tf.function(lambda x: model(x, training=False))
+    spec = (tf.TensorSpec([None, 32, 32, 3], tf.float32, name="image"),)
+    tf2onnx.convert.from_function(fn, input_signature=spec, opset=17, output_path=str(path))
+    return path
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Connections beyond loopback fail loudly instead of timing out (or, with a network, succeeding)."""
+    import ipaddress
+    import socket
+
+    connect = socket.socket.connect
+
+    def loopback_only(self, address):
+        host = address[0] if isinstance(address, tuple) else None
+        if host is not None and not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
+            raise AssertionError(f"a connection to {address} left this machine")
+        return connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "tflite-fp32",
+        pytest.param("openvino-fp32", marks=pytest.mark.slow),
+        pytest.param("tensorrt-fp32", marks=pytest.mark.slow),
+    ],
+)
+def test_a_tf2onnx_file_reaches_every_runtime_that_takes_onnx(tmp_path, target, capsys, offline):
+    """onnx2tf fetches sample images from github.com for channels-last RGB inputs; edgekit gives it generated
+    ones, so the conversion works offline and nothing leaves the machine."""
+    from helpers import run_cli
+
+    src = _tf2onnx_cnn(tmp_path / "cnn.onnx")
+    code, out = run_cli(capsys, "export", src, "-t", target, "--input", "image:float32:1x32x32x3", "-o", tmp_path / "o")
+    assert code == 0 and "parity passed" in out, out

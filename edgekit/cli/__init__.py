@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import sys
 from typing import ClassVar
 
@@ -119,6 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     from edgekit.artifact import forget_out_dirs, remove_unused_out_dirs
 
     previous = signal.signal(signal.SIGTERM, _terminate)
+    # torchao (imported by transformers and ExecuTorch when they need it) registers an Enum with torch's
+    # pytree, which logs a deprecation warning on every command: torch's business, not the user's
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     forget_out_dirs()  # a command removes only what it created
     try:
         _run(argv)

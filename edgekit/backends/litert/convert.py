@@ -37,6 +37,25 @@ def from_keras(ctx: StepContext) -> StepNotes:
     return _convert(lambda: model.obj, model.signature.inputs, ctx, _kept(ctx))
 
 
+@contextlib.contextmanager
+def _no_sample_download():
+    """onnx2tf fetches sample images from github.com to check its conversion whenever every input is a
+    channels-last RGB image (an ONNX file from tf2onnx): offline that fails the export, and edgekit never
+    talks to the network. It gets generated images of the same shape (20x128x128x3 in [0, 1]) instead."""
+    import numpy as np
+    from onnx2tf import onnx2tf as tool
+
+    def generated() -> np.ndarray:
+        return np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32)
+
+    saved = tool.download_test_image_data
+    tool.download_test_image_data = generated
+    try:
+        yield
+    finally:
+        tool.download_test_image_data = saved
+
+
 def from_onnx(ctx: StepContext) -> StepNotes:
     """ONNX -> SavedModel (onnx2tf, static shapes, source layout kept) -> .tflite."""
     tf = _tf()
@@ -55,7 +74,7 @@ def from_onnx(ctx: StepContext) -> StepNotes:
         """onnx2tf's Keras model, wrapped in a tf.function with the source's input names and order."""
         log = io.StringIO()  # onnx2tf prints the failing node ("onnx_op_name: ...") to stdout
         try:
-            with quiet(), contextlib.redirect_stdout(log):
+            with quiet(), contextlib.redirect_stdout(log), _no_sample_download():
                 # disable_model_save: onnx2tf returns its Keras model instead of saving a SavedModel and
                 # converting it to .tflite itself (two more full conversions: minutes on a BERT-sized model)
                 keras_model = onnx2tf.convert(
