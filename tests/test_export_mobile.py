@@ -191,6 +191,7 @@ def test_sources_executorch_cannot_read(tmp_path, cnn, calib_npz):
     assert not (tmp_path / "b").exists() or not list((tmp_path / "b").iterdir())
 
 
+@pytest.mark.slow  # 4 runs in 2 fresh processes each, every one importing ExecuTorch: 2 minutes on 2 cores
 def test_benchmark_runs_executorch_files(pte):
     from edgekit.bench.harness import Settings, benchmark
 

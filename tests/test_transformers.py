@@ -23,7 +23,8 @@ TARGETS = [
     "pytorch-mobile",
     "pytorch-mobile-int8",
     "executorch-fp32",
-    "executorch-int8",
+    # covered fast on the digits CNN (test_export_mobile); an ExecuTorch int8 lowering of the encoder takes a minute
+    pytest.param("executorch-int8", marks=pytest.mark.slow),
     "tflite-fp32",
     "tflite-fp16",
     "tflite-dynamic",
@@ -128,6 +129,7 @@ def test_the_fallback_keeps_exactly_the_planted_outlier_layer_float(target, tiny
         assert result.sidecar["quantization"]["kept_float_ops"] == ["__module.head/aten::linear/MatMul"]
 
 
+@pytest.mark.slow  # two ExecuTorch int8 exports: 1.5 minutes on 2 cores
 def test_executorch_int8_absorbs_the_planted_outlier_and_keeps_pinned_layers_float(tiny_bert, tmp_path):
     """XNNPACK's linear layers measure their activation range per inference: the planted outlier that
     breaks calibrated ranges passes as is; a layer pinned with keep_float leaves the quantizer."""
