@@ -17,7 +17,6 @@ from edgekit_demo.zoo_text import minilm_dir
 
 HIDDEN, SEQUENCE, LABELS = 64, 64, 3
 INPUTS = (f"input_ids:int64:1x{SEQUENCE}", f"attention_mask:int64:1x{SEQUENCE}")
-_TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def _encoder_args() -> dict[str, Any]:
@@ -111,31 +110,63 @@ ENCODERS = ("bert", "distilbert", "mobilebert", "albert", "electra", "roberta", 
 FAMILIES = (*ENCODERS, "vit", "llama", "gpt2")
 
 
-def build_family(family: str, folder: Path, seed: int = 0, **config: Any) -> Path:
+def build_family(
+    family: str, folder: Path, seed: int = 0, tweets: int = 0, epochs: int = 2, digits: bool = False, **config: Any
+) -> Path:
     """Save a small random-initialised model of `family` (one of FAMILIES) with MiniLM's tokenizer in `folder`;
-    `config` overrides settings of the family's configuration."""
+    `config` overrides settings of the family's configuration. Random weights leave a classifier's logits nearly
+    tied, which makes int8 agreement meaningless, so it can first be trained for `epochs`: an encoder on `tweets`
+    training tweets, ViT (`digits=True`) on the upscaled digits (10 classes)."""
     import torch
 
+    from edgekit.compress.save import copy_tokenizer
+
+    if (tweets and family not in ENCODERS) or (digits and family != "vit"):
+        raise ValueError(f"the encoders {ENCODERS} are trained on tweets, ViT on digits; not {family}")
+    if digits:
+        config = {"num_labels": 10, **config}
     transformers = transformers_offline("Building the model zoo")
     settings, cls = _configs(transformers)[family]
     settings.update(config)
     torch.manual_seed(seed)
     model = cls(settings).eval()
+    if tweets:
+        from edgekit_demo.zoo_text import fit_on_tweets
+
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
+        model = fit_on_tweets(model, tokenizer, tweets, epochs, lr=1e-3, seq_len=SEQUENCE)
+    if digits:
+        model = _fit_vit_on_digits(model, epochs)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(folder))
-    if family != "vit":
-        for name in _TOKENIZER_FILES:
-            if (minilm_dir() / name).is_file():
-                (folder / name).write_bytes((minilm_dir() / name).read_bytes())
+    copy_tokenizer(None if family == "vit" else minilm_dir(), folder)
     return folder
+
+
+def _fit_vit_on_digits(model, epochs: int):
+    import torch
+
+    from edgekit_demo.zoo import digits_rgb
+
+    x, y, _, _ = digits_rgb(side=32)
+    images, labels = torch.from_numpy(x), torch.from_numpy(y)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(labels)).split(32):
+            optimizer.zero_grad()
+            model(pixel_values=images[idx], labels=labels[idx]).loss.backward()
+            optimizer.step()
+    return model.eval()
 
 
 KERAS_APPS = ("mobilenetv2", "mobilenetv3", "efficientnet")
 
 
-def build_keras_app(name: str, path: Path, side: int = 32, seed: int = 0) -> Path:
+def build_keras_app(name: str, path: Path, side: int = 32, seed: int = 0, digits_epochs: int = 0) -> Path:
     """Save keras.applications' MobileNetV2, MobileNetV3-Small or EfficientNetB0 (`weights=None`, a `side` x `side`
-    RGB input, 10 classes as logits: softmax over random weights would make every output a near-uniform 0.1)."""
+    RGB input, 10 classes as logits: softmax over random weights would make every output a near-uniform 0.1),
+    trained for `digits_epochs` on the upscaled digits first."""
     from edgekit.sources.keras_source import quiet_tf
 
     quiet_tf("Building the model zoo")
@@ -148,5 +179,15 @@ def build_keras_app(name: str, path: Path, side: int = 32, seed: int = 0) -> Pat
         "mobilenetv3": lambda: keras.applications.MobileNetV3Small(alpha=0.75, include_preprocessing=False, **common),
         "efficientnet": lambda: keras.applications.EfficientNetB0(**common),
     }
-    builders[name]().save(str(path))
+    model = builders[name]()
+    if digits_epochs:
+        from edgekit_demo.zoo import digits_rgb
+
+        x, y, _, _ = digits_rgb(side, channels_last=True)
+        for layer in model.layers:  # MobileNetV2's 0.999 leaves the moving statistics near their start after
+            if isinstance(layer, keras.layers.BatchNormalization):  # a few hundred steps: chance accuracy
+                layer.momentum = 0.9
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(True))
+        model.fit(x, y, batch_size=32, epochs=digits_epochs, verbose=0)
+    model.save(str(path))
     return path

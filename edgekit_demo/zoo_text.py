@@ -207,21 +207,16 @@ def train_lm(tokenizer_dir: Path, n_texts: int = 8000, epochs: int = 2, seed: in
     return model.eval()
 
 
-def finetune_teacher(folder: Path, n_texts: int = 2000, epochs: int = 1, lr: float = 1e-4, seed: int = 0) -> Path:
-    """MiniLM-L6 fine-tuned end to end (not a frozen encoder) as a 3-class tweet classifier, saved as a
-    Hugging Face folder with its tokenizer: the demo's distillation teacher."""
-    torch = require("torch", "Fine-tuning the MiniLM teacher")
-    transformers = transformers_offline("Fine-tuning the MiniLM teacher")
-    from edgekit.compress.save import save_hf
+def fit_on_tweets(model, tokenizer, n_texts: int, epochs: int, lr: float, seq_len: int = SEQ_LEN):
+    """Fine-tune a Hugging Face sequence classifier end to end on `n_texts` training tweets (3 classes,
+    `seq_len` tokens; batches drawn from torch's global generator, which the caller seeds); returns it in eval
+    mode."""
+    torch = require("torch", "Fine-tuning on tweets")
     from edgekit_demo.datasets import tweets
 
-    torch.manual_seed(seed)
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(
-        str(minilm_dir()), num_labels=3, local_files_only=True
-    )
-    tok = transformers.AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
     texts, labels = tweets("train", n_texts)
-    enc = tok(texts, padding="max_length", truncation=True, max_length=SEQ_LEN, return_tensors="pt")
+    enc = tokenizer(texts, padding="max_length", truncation=True, max_length=seq_len, return_tensors="pt")
+    enc = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
     y = torch.from_numpy(labels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
@@ -231,7 +226,22 @@ def finetune_teacher(folder: Path, n_texts: int = 2000, epochs: int = 1, lr: flo
             out = model(**{k: v[idx] for k, v in enc.items()}, labels=y[idx])
             out.loss.backward()
             optimizer.step()
-    model.eval()
+    return model.eval()
+
+
+def finetune_teacher(folder: Path, n_texts: int = 2000, epochs: int = 1, lr: float = 1e-4, seed: int = 0) -> Path:
+    """MiniLM-L6 fine-tuned end to end (not a frozen encoder) as a 3-class tweet classifier, saved as a
+    Hugging Face folder with its tokenizer: the demo's distillation teacher."""
+    torch = require("torch", "Fine-tuning the MiniLM teacher")
+    transformers = transformers_offline("Fine-tuning the MiniLM teacher")
+    from edgekit.compress.save import save_hf
+
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(
+        str(minilm_dir()), num_labels=3, local_files_only=True
+    )
+    tok = transformers.AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
+    model = fit_on_tweets(model, tok, n_texts, epochs, lr)
     folder.mkdir(parents=True, exist_ok=True)
     save_hf(model, minilm_dir(), folder)
     return folder

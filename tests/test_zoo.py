@@ -212,3 +212,73 @@ def test_keras_applications_reach_every_fp32_target_with_parity(app, target, zoo
     result = export(_keras_app(zoo, app), target, tmp_path)
     assert result.parity.passed
     assert all(o["cosine"] > 0.999 for o in result.parity.to_json()["outputs"])
+
+
+def test_tflite_dynamic_quantizes_the_litert_torch_file(zoo, tweets, tmp_path):
+    """tflite-dynamic goes the litert-torch way too (no layout guessed): ai-edge-quantizer makes its weights int8."""
+    source = _family(zoo, "distilbert")
+    result = _export(source, "tflite-dynamic", tmp_path, tweets, "distilbert")
+    assert result.parity.passed and result.parity.to_json()["outputs"][0]["cosine"] > 0.999
+    step = result.sidecar["route"][0]
+    assert step["tool"] == "litert-torch" and step["applied"] == "dynamic"
+    assert step["quantizer"] == "ai-edge-quantizer dynamic_wi8_afp32"
+    # int8 weights, the 30522 x 64 embedding table too: well under half the float weights' bytes
+    assert result.size_bytes < 0.4 * (source / "model.safetensors").stat().st_size
+
+
+@pytest.fixture(scope="session")
+def tuned_distilbert(zoo) -> Path:
+    """DistilBERT fine-tuned on 1,000 tweets (random logits make int8 agreement meaningless)."""
+    return build_family("distilbert", zoo / "distilbert-tuned", tweets=1000)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["onnx-int8", "onnx-int8-dynamic", "tflite-dynamic", "openvino-int8"])
+def test_a_fine_tuned_family_keeps_its_accuracy_in_int8(tuned_distilbert, target, tmp_path, workdir):
+    from edgekit.evaluation import evaluate
+    from edgekit_demo.datasets import write_tweets_csv
+
+    calib = write_tweets_csv(workdir / "zoo-calib.csv", "train", 200)
+    test = write_tweets_csv(workdir / "zoo-test.csv", "test", 300)
+    result = _export(tuned_distilbert, target, tmp_path, calib, "distilbert")
+    report = evaluate(result.artifact, test, reference=tuned_distilbert, max_drop=1.0)  # points
+    assert not report.failures and report.reference["accuracy"] > 0.5  # learnt something: 3 classes
+
+
+@pytest.mark.slow
+def test_tflite_int8_of_a_family_onnx2tf_misreads_is_refused_with_the_reason(tuned_distilbert, tmp_path, capsys):
+    """Full-integer TFLite has only the onnx2tf route, whose float conversion of this shape is already wrong:
+    refused, saying the loss is not in the quantized layers, nothing written."""
+    from edgekit_demo.datasets import write_tweets_csv
+
+    calib = write_tweets_csv(tmp_path / "calib.csv", "train", 64)
+    inputs = [arg for spec in INPUTS for arg in ("--input", spec)]
+    code, out = run_cli(
+        capsys, "export", tuned_distilbert, "-t", "tflite-int8", "--calib", calib, *inputs, "-o", tmp_path / "o"
+    )
+    assert code == 1 and "No float fallback meets the gate" in out and "not in the quantized layers" in out, out
+    assert not (tmp_path / "o" / "distilbert-tuned-tflite-int8.tflite").exists()
+
+
+def test_deberta_dynamic_int8_keeps_its_batched_position_products_float(zoo, tweets, tmp_path):
+    """DeBERTa's relative-position keys fold to a 3-D constant B of a MatMul, whose per-channel zero points ONNX
+    Runtime's dynamic int8 kernel rejects at run time: those products stay float, the rest is int8."""
+    result = _export(_family(zoo, "deberta-v2"), "onnx-int8-dynamic", tmp_path, tweets, "deberta-v2")
+    assert result.parity.passed
+    record = result.sidecar["quantization"]
+    assert len(record["float_batched_matmuls"]) == 4 and record["quantized_ops"]["MatMulInteger"] > 0
+
+
+def test_an_onnx_runtime_kernel_failure_is_cut_to_the_node_and_its_reason():
+    from edgekit.backends.onnxruntime.runner import node_failure
+
+    message = (
+        "[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running DynamicQuantizeMatMul node. "
+        "Name:'node_bmm_2_quant' Status Message: /onnxruntime_src/onnxruntime/contrib_ops/cpu/quantization/"
+        "dynamic_quantize_matmul.cc:97 onnxruntime::common::Status onnxruntime::contrib::MatMulIntegerToFloatBase::"
+        "ComputeCommon(onnxruntime::OpKernelContext*, const uint8_t*) const IsBQuantParamSupported(b_zp_constant_"
+        "tensor->Shape(), b_tensor ? b_tensor->Shape() : b_shape_) was false. MatmulInteger : b zero point is not valid"
+    )
+    assert node_failure(message) == (
+        "DynamicQuantizeMatMul node 'node_bmm_2_quant' failed: MatmulInteger : b zero point is not valid"
+    )

@@ -58,8 +58,8 @@ BACKEND = Backend(
     describe_io=_describe_io,
     worker_loader=Path(__file__).with_name("worker_loader.py"),
     runtime_modules=("ai_edge_litert",),
-    # PyTorch sources have two routes: litert-torch's lowering (float targets, tried first: it guesses no
-    # tensor layouts) and torch -> onnx -> tflite through the onnx edge (every target); the exporter tries
+    # PyTorch sources have two routes: litert-torch's lowering (float and dynamic-range targets, tried first: it
+    # guesses no tensor layouts) and torch -> onnx -> tflite through the onnx edge (every target); the exporter tries
     # the next route when one fails or its file fails parity
     converters=(
         Converter(
@@ -68,6 +68,7 @@ BACKEND = Backend(
             _from_torch,
             "litert-torch",
             needs=("litert_torch", "ai_edge_litert"),
+            quantizes=("dynamic",),
             static_shapes=True,
         ),
         Converter(

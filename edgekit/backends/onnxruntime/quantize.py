@@ -161,6 +161,7 @@ def dynamic_int8(ctx: StepContext) -> StepNotes:
     present = op_types(prepared)
     wanted, kept = _split(present, plan.int8_ops)
     _, weight_type = _quant_types(plan)
+    batched = batched_weight_products(model)
     _quiet()
     try:
         if wanted:
@@ -171,7 +172,7 @@ def dynamic_int8(ctx: StepContext) -> StepNotes:
                 per_channel=plan.per_channel,
                 reduce_range=plan.reduce_range,
                 op_types_to_quantize=wanted,
-                nodes_to_exclude=layer_nodes(model, ctx.keep_float),
+                nodes_to_exclude=layer_nodes(model, ctx.keep_float) + batched,
             )
     except Exception as e:
         raise ConversionError(f"ONNX Runtime dynamic quantization failed: {first_line(e, 400)}") from None
@@ -190,6 +191,7 @@ def dynamic_int8(ctx: StepContext) -> StepNotes:
             "gemm_rewritten_as_matmul": rewritten,
             "quantized_ops": done,
             "float_op_types": kept,
+            **({"float_batched_matmuls": batched} if batched else {}),
             "activations": "uint8, quantized at run time",
             "weights": f"{plan.weight_type} per_channel={plan.per_channel}",
             "reduce_range": plan.reduce_range,
@@ -237,6 +239,18 @@ def int8_weights_only(path: Path, nodes: list[str]) -> int:
         _replace_nodes(graph, new_nodes)
         onnx.save(model, str(path))
     return done
+
+
+def batched_weight_products(model) -> list[str]:
+    """MatMul nodes whose constant B is not a matrix (DeBERTa's relative-position keys, folded to 3-D): ONNX
+    Runtime's dynamic int8 kernel rejects their per-channel zero points at run time."""
+    from onnx import numpy_helper
+
+    ranks = {i.name: len(i.dims) for i in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            ranks[n.output[0]] = numpy_helper.to_array(n.attribute[0].t).ndim
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and ranks.get(n.input[1], 2) != 2]
 
 
 def activation_products(model) -> list[str]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgekit._lazy import require
 from edgekit.backends.onnxruntime.worker_loader import ORT_TYPES  # one table, also used on devices
-from edgekit.errors import ModelLoadError, first_line
+from edgekit.errors import ConversionError, ModelLoadError, first_line
 from edgekit.runners.base import Runner
 from edgekit.sidecar import ArtifactIO
 from edgekit.spec import TensorSpec
@@ -38,7 +38,7 @@ class OnnxRuntimeRunner(Runner):
         ort = require("onnxruntime", "Running an .onnx file")
 
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # a node that fails is reported by infer's error, not logged in red too
         if self.threads:
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
@@ -77,4 +77,21 @@ class OnnxRuntimeRunner(Runner):
 
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = self.output_names_impl()
-        return dict(zip(names, self.session.run(names, dict(feed))))
+        try:
+            return dict(zip(names, self.session.run(names, dict(feed))))
+        except Exception as e:  # onnxruntime's Fail / RuntimeException: a kernel rejected what it was given
+            raise ConversionError(f"ONNX Runtime cannot run {self._name()}: {node_failure(str(e))}") from None
+
+    def _name(self) -> str:
+        return "the model" if isinstance(self.path, bytes) else Path(self.path).name
+
+
+def node_failure(message: str) -> str:
+    """ONNX Runtime's run error cut to the op, the node and the reason (it names a C++ function first)."""
+    import re
+
+    where = re.search(r"running (\w+) node\. Name:'([^']*)'", message)
+    reason = message.split("Status Message: ")[-1]
+    reason = reason.rsplit(" was false. ", 1)[-1]  # after the check that failed: the kernel's own words
+    head = f"{where[1]} node '{where[2]}' failed: " if where else ""
+    return head + first_line(RuntimeError(reason), 300)
