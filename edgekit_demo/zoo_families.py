@@ -172,6 +172,7 @@ def build_keras_app(name: str, path: Path, side: int = 32, seed: int = 0, digits
     quiet_tf("Building the model zoo")
     import keras
 
+    keras.backend.clear_session()  # layer names restart: the input is `input_layer` whatever was built before
     keras.utils.set_random_seed(seed)
     common: dict[str, Any] = dict(weights=None, input_shape=(side, side, 3), classes=10, classifier_activation=None)
     builders = {

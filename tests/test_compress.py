@@ -385,6 +385,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(cnn, npz, tmp_path):
     assert [h["epoch"] for h in history] == list(range(1, 31)) and not math.isnan(history[-1]["loss"])
 
 
+@pytest.mark.slow  # Keras distillation, half a minute; torch distillation stays in the fast suite
 def test_a_keras_student_learns_from_a_keras_teacher(digits, keras_npz, tmp_path):
     import keras
 
@@ -431,6 +432,7 @@ def test_torch_qat_int8_is_at_least_as_accurate_as_post_training_int8(transforme
         export(result.out, "onnx-fp32", tmp_path / "no", calib=calib_npz)
 
 
+@pytest.mark.slow  # Keras resume; the torch resume test stays in the fast suite
 def test_keras_pruning_resumes_to_the_same_result(digits, keras_npz, tmp_path, monkeypatch):
     """Interrupted right after its second checkpoint, a Keras pruning run resumes to the weights of an
     uninterrupted one (same batch order, pruning step and optimizer state restored)."""
