@@ -147,17 +147,10 @@ def _fit_vit_on_digits(model, epochs: int):
     import torch
 
     from edgekit_demo.zoo import digits_rgb
+    from edgekit_demo.zoo_text import fit_hf_classifier
 
     x, y, _, _ = digits_rgb(side=32)
-    images, labels = torch.from_numpy(x), torch.from_numpy(y)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    model.train()
-    for _ in range(epochs):
-        for idx in torch.randperm(len(labels)).split(32):
-            optimizer.zero_grad()
-            model(pixel_values=images[idx], labels=labels[idx]).loss.backward()
-            optimizer.step()
-    return model.eval()
+    return fit_hf_classifier(model, {"pixel_values": torch.from_numpy(x)}, y, epochs, lr=1e-3)
 
 
 KERAS_APPS = ("mobilenetv2", "mobilenetv3", "efficientnet")

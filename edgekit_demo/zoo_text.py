@@ -207,26 +207,29 @@ def train_lm(tokenizer_dir: Path, n_texts: int = 8000, epochs: int = 2, seed: in
     return model.eval()
 
 
-def fit_on_tweets(model, tokenizer, n_texts: int, epochs: int, lr: float, seq_len: int = SEQ_LEN):
-    """Fine-tune a Hugging Face sequence classifier end to end on `n_texts` training tweets (3 classes,
-    `seq_len` tokens; batches drawn from torch's global generator, which the caller seeds); returns it in eval
-    mode."""
-    torch = require("torch", "Fine-tuning on tweets")
-    from edgekit_demo.datasets import tweets
-
-    texts, labels = tweets("train", n_texts)
-    enc = tokenizer(texts, padding="max_length", truncation=True, max_length=seq_len, return_tensors="pt")
-    enc = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+def fit_hf_classifier(model, features: dict, labels: np.ndarray, epochs: int, lr: float):
+    """Train a Hugging Face classifier end to end on `features` (its forward's keyword inputs, as tensors) and
+    `labels`, batches of 32 drawn from torch's global generator (which the caller seeds); returns it in eval mode."""
+    torch = require("torch", "Training a Hugging Face classifier")
     y = torch.from_numpy(labels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
     for _ in range(epochs):
         for idx in torch.randperm(len(y)).split(32):
             optimizer.zero_grad()
-            out = model(**{k: v[idx] for k, v in enc.items()}, labels=y[idx])
-            out.loss.backward()
+            model(**{k: v[idx] for k, v in features.items()}, labels=y[idx]).loss.backward()
             optimizer.step()
     return model.eval()
+
+
+def fit_on_tweets(model, tokenizer, n_texts: int, epochs: int, lr: float, seq_len: int = SEQ_LEN):
+    """Fine-tune a Hugging Face sequence classifier on `n_texts` training tweets (3 classes, `seq_len` tokens)."""
+    from edgekit_demo.datasets import tweets
+
+    texts, labels = tweets("train", n_texts)
+    enc = tokenizer(texts, padding="max_length", truncation=True, max_length=seq_len, return_tensors="pt")
+    enc = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    return fit_hf_classifier(model, enc, labels, epochs, lr)
 
 
 def finetune_teacher(folder: Path, n_texts: int = 2000, epochs: int = 1, lr: float = 1e-4, seed: int = 0) -> Path:

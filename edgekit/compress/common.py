@@ -160,6 +160,51 @@ def train_epochs(
     return history
 
 
+def fit_classifier(
+    module,
+    model: Model,
+    train: Dataset,
+    validation: Dataset | None,
+    settings: TrainSettings,
+    checkpoints: Checkpoints,
+    resume: bool,
+    progress: Progress,
+    label: str = "fine-tune",
+    before_epoch: Callable[[int], None] | None = None,
+    set_mode: Callable[[Any, bool], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Cross-entropy training of a torch classifier (or exported graph) on the labelled `train`, AdamW at the
+    settings' rate, through train_epochs; `validation`, when given, is scored after every epoch."""
+    import torch
+
+    from edgekit.sources.torch_source import flatten_outputs
+
+    labels = torch.from_numpy(train.labels.astype(np.int64))
+    torch.manual_seed(settings.seed)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=settings.lr)
+
+    def step(idx: np.ndarray):
+        logits = flatten_outputs(module(*torch_feed(train, idx, model)))[0]
+        return torch.nn.functional.cross_entropy(logits, labels[idx])
+
+    return train_epochs(
+        module,
+        optimizer,
+        step,
+        train,
+        settings,
+        checkpoints,
+        resume,
+        progress,
+        label,
+        before_epoch,
+        **({"set_mode": set_mode} if set_mode else {}),
+        validate=(lambda: scores(torch_logits(module, validation, model), validation.labels))
+        if validation is not None
+        else None,
+    )
+
+
 def end_epoch(
     progress: Progress,
     label: str,

@@ -20,15 +20,14 @@ from edgekit.compress.common import (
     CompressResult,
     TrainSettings,
     file_sizes,
+    fit_classifier,
     output_layer,
     parameter_count,
     publish,
     read_training_data,
     scores,
     seed_everything,
-    torch_feed,
     torch_logits,
-    train_epochs,
 )
 from edgekit.compress.save import save_torch
 from edgekit.errors import UsageError
@@ -139,10 +138,6 @@ def _lowrank_torch(
     resume: bool,
     progress: Progress,
 ) -> CompressResult:
-    import torch
-
-    from edgekit.sources.torch_source import flatten_outputs
-
     train = read_training_data(data, source, need_labels=True, what="Fine-tuning after factorization")
     validation = read_training_data(val, source, need_labels=True, what="validation") if val else train
     module = source.obj
@@ -158,25 +153,9 @@ def _lowrank_torch(
             hint="Ask for a lower --rank-ratio or --energy.",
         )
     factorized = scores(torch_logits(module, validation, source), validation.labels)
-    labels = torch.from_numpy(train.labels.astype(np.int64))
-    optimizer = torch.optim.AdamW(module.parameters(), lr=settings.lr)
-
-    def step(idx: np.ndarray):
-        logits = flatten_outputs(module(*torch_feed(train, idx, source)))[0]
-        return torch.nn.functional.cross_entropy(logits, labels[idx])
-
     checkpoints = Checkpoints(out)
-    history = train_epochs(
-        module,
-        optimizer,
-        step,
-        train,
-        settings,
-        checkpoints,
-        resume,
-        progress,
-        "fine-tune",
-        validate=(lambda: scores(torch_logits(module, validation, source), validation.labels)) if val else None,
+    history = fit_classifier(
+        module, source, train, validation if val else None, settings, checkpoints, resume, progress
     )
     record: dict[str, Any] = {
         "method": "lowrank",

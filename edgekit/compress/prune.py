@@ -11,22 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgekit.compress.common import (
     Checkpoints,
     CompressResult,
     TrainSettings,
     file_sizes,
+    fit_classifier,
     output_layer,
     parameter_count,
     publish,
     read_training_data,
     scores,
     seed_everything,
-    torch_feed,
     torch_logits,
-    train_epochs,
 )
 from edgekit.compress.save import save_hf, save_torch
 from edgekit.errors import UsageError, first_line, is_user_frame
@@ -209,8 +206,6 @@ def _prune_torch(
     resume: bool,
     progress: Progress,
 ) -> CompressResult:
-    import torch
-
     train = read_training_data(data, source, need_labels=True, what="Fine-tuning after pruning")
     validation = read_training_data(val, source, need_labels=True, what="validation") if val else train
     module = source.obj
@@ -220,15 +215,6 @@ def _prune_torch(
     if method == "structured":
         with progress.step(f"structured pruning: remove {sparsity:.0%} of channels and neurons"):
             _structured_torch(module, source, sparsity, classes)
-    labels = torch.from_numpy(train.labels.astype(np.int64))
-    torch.manual_seed(settings.seed)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=settings.lr)
-
-    def step(idx: np.ndarray):
-        from edgekit.sources.torch_source import flatten_outputs
-
-        logits = flatten_outputs(module(*torch_feed(train, idx, source)))[0]
-        return torch.nn.functional.cross_entropy(logits, labels[idx])
 
     def before_epoch(epoch: int) -> None:
         if method == "magnitude":
@@ -237,19 +223,10 @@ def _prune_torch(
     if method == "magnitude" and settings.epochs == 0:
         _magnitude_torch(module, sparsity)
     checkpoints = Checkpoints(out)
-    history = train_epochs(
-        module,
-        optimizer,
-        step,
-        train,
-        settings,
-        checkpoints,
-        resume,
-        progress,
-        "fine-tune",
-        before_epoch,
-        validate=(lambda: scores(torch_logits(module, validation, source), validation.labels)) if val else None,
-    )
+    history = fit_classifier(
+        module, source, train, validation if val else None, settings, checkpoints, resume, progress,
+        before_epoch=before_epoch,
+    )  # fmt: skip
     _make_permanent(module)
     after = scores(torch_logits(module, validation, source), validation.labels)
     record: dict[str, Any] = {

@@ -6,26 +6,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgekit._lazy import require
 from edgekit.compress.common import (
     Checkpoints,
     CompressResult,
     TrainSettings,
+    fit_classifier,
     publish,
     read_training_data,
     scores,
-    torch_feed,
     torch_logits,
-    train_epochs,
 )
 from edgekit.compress.save import batch_dynamic
 from edgekit.errors import UsageError, first_line
 from edgekit.progress import Progress
 from edgekit.quiet import quiet
 from edgekit.sources.base import Model
-from edgekit.sources.torch_source import flatten_outputs, torch_module
+from edgekit.sources.torch_source import torch_module
 
 
 def _prepare(torch, model: Model, args: tuple, specs, per_channel: bool):
@@ -68,32 +65,15 @@ def qat_torch(
     before = scores(torch_logits(torch_module(source.obj), validation, source), validation.labels)
     specs, args = example_batch(source, train)
     prepared = _prepare(torch, source, args, specs, per_channel)
-    labels = torch.from_numpy(train.labels.astype(np.int64))
-    torch.manual_seed(settings.seed)
-    optimizer = torch.optim.AdamW(prepared.parameters(), lr=settings.lr)
-
-    def step(idx: np.ndarray):
-        return torch.nn.functional.cross_entropy(
-            flatten_outputs(prepared(*torch_feed(train, idx, source)))[0], labels[idx]
-        )
 
     def set_mode(module, training: bool) -> None:  # an exported graph switches dropout/batch norm this way
         (move_exported_model_to_train if training else move_exported_model_to_eval)(module)
 
     checkpoints = Checkpoints(out)
-    history = train_epochs(
-        prepared,
-        optimizer,
-        step,
-        train,
-        settings,
-        checkpoints,
-        resume,
-        progress,
-        "qat",
+    history = fit_classifier(
+        prepared, source, train, validation if val else None, settings, checkpoints, resume, progress, "qat",
         set_mode=set_mode,
-        validate=(lambda: scores(torch_logits(prepared, validation, source), validation.labels)) if val else None,
-    )
+    )  # fmt: skip
     with quiet():
         converted = convert_pt2e(prepared)
     after = scores(torch_logits(converted, validation, source), validation.labels)
