@@ -287,19 +287,31 @@ def _tf2onnx_cnn(path: Path) -> Path:
 
 @pytest.fixture
 def offline(monkeypatch):
-    """Connections beyond loopback fail loudly instead of timing out (or, with a network, succeeding)."""
+    """Name lookups and connections beyond loopback fail loudly instead of timing out (or, with a network,
+    succeeding); the check itself resolves nothing."""
     import ipaddress
     import socket
 
-    connect = socket.socket.connect
+    def is_loopback(host) -> bool:
+        try:
+            return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+        except ValueError:
+            return host == "localhost"
 
-    def loopback_only(self, address):
-        host = address[0] if isinstance(address, tuple) else None
-        if host is not None and not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
+    connect, getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def connect_loopback_only(self, address):
+        if isinstance(address, tuple) and not is_loopback(address[0]):
             raise AssertionError(f"a connection to {address} left this machine")
         return connect(self, address)
 
-    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+    def resolve_loopback_only(host, *args, **kwargs):
+        if host is not None and not is_loopback(host):
+            raise AssertionError(f"a name lookup of {host} left this machine")
+        return getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect_loopback_only)
+    monkeypatch.setattr(socket, "getaddrinfo", resolve_loopback_only)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,6 @@ class OnnxRuntimeRunner(Runner):
 
 def node_failure(message: str) -> str:
     """ONNX Runtime's run error cut to the op, the node and the reason (it names a C++ function first)."""
-    import re
-
     where = re.search(r"running (\w+) node\. Name:'([^']*)'", message)
     reason = message.split("Status Message: ")[-1]
     reason = reason.rsplit(" was false. ", 1)[-1]  # after the check that failed: the kernel's own words
