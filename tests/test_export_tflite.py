@@ -97,6 +97,13 @@ def test_routes_in_the_sidecar(tflite):
     assert torch_route[1]["applied"] == "full-integer"
 
 
+def test_an_export_gives_the_same_bytes_whatever_this_process_converted_before(tflite, tmp_path, cnn, calib_npz):
+    """onnx2tf's Keras layer names went into the file numbered on from earlier conversions in the process."""
+    source = "edgekit_demo.zoo:digits_cnn"
+    again = export(source, "tflite-int8", tmp_path, calib=calib_npz, weights=cnn[1], inputs=IMAGE)
+    assert again.artifact.read_bytes() == tflite["torch", "tflite-int8"].artifact.read_bytes()
+
+
 def test_transformer_encoder_dynamic_and_int8(tmp_path, transformer, digits, calib_npz):
     _, _, x_test, y_test = digits
     model, weights = transformer

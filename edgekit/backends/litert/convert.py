@@ -73,6 +73,7 @@ def from_onnx(ctx: StepContext) -> StepNotes:
     def build():
         """onnx2tf's Keras model, wrapped in a tf.function with the source's input names and order."""
         log = io.StringIO()  # onnx2tf prints the failing node ("onnx_op_name: ...") to stdout
+        _fresh_layer_names()
         try:
             with quiet(), contextlib.redirect_stdout(log), _no_sample_download():
                 # disable_model_save: onnx2tf returns its Keras model instead of saving a SavedModel and
@@ -120,6 +121,15 @@ def from_onnx(ctx: StepContext) -> StepNotes:
         **notes.details,
     }
     return notes
+
+
+def _fresh_layer_names() -> None:
+    """Restart Keras' layer-name counters before onnx2tf builds its model (with tf_keras): the names end up in
+    the .tflite, and without this they number on from whatever this process built before, so the same export
+    gave different bytes in a fresh process and after another conversion."""
+    import tf_keras
+
+    tf_keras.backend.clear_session()
 
 
 def _kept(ctx: StepContext) -> tuple[bool, dict[str, tuple]]:
