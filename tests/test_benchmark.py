@@ -209,6 +209,17 @@ def test_benchmark_over_ssh_on_loopback(sshd, files, tmp_path, capsys):
 
 
 @pytest.mark.ssh
+def test_files_of_two_runtimes_over_ssh_each_run_in_their_own(sshd, files, tmp_path, cnn):
+    """Every backend's loader is called worker_loader.py: pushed under one name, the last overwrote the others."""
+    tflite = export("edgekit_demo.zoo:digits_cnn", "tflite-fp32", tmp_path, weights=cnn[1],
+                    inputs=(parse_input_spec(zoo.DIGITS_INPUT),)).artifact  # fmt: skip
+    quick = Settings(threads=(1,), batches=(1,), warmup=1, min_runs=5, min_time=0.0, processes=1)
+    runs, error = benchmark([files[0], tflite], sshd.url, quick, identity=str(sshd.key), python=sys.executable,
+                            options=sshd.ssh_options)  # fmt: skip
+    assert error is None and [r["target"] for r in runs] == ["onnx-fp32", "tflite-fp32"], error
+
+
+@pytest.mark.ssh
 def test_ssh_host_without_runtime_says_what_is_missing(sshd, files, tmp_path):
     fake_python = tmp_path / "python-without-ort"
     fake_python.write_text('#!/bin/sh\nexec /usr/bin/env -i PATH=/usr/bin:/bin python3 -I "$@"\n')

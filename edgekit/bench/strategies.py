@@ -34,7 +34,8 @@ class PythonWorker:
         self.environment = check_device(transport, self.backends)
         self.worker = transport.push(WORKER)
         self.synthetic = transport.push(SYNTHETIC)
-        self.loaders = {b.runtime: transport.push(b.worker_loader) for b in self.backends}
+        # every backend's loader is called worker_loader.py: each is pushed under its runtime's name
+        self.loaders = {b.runtime: transport.push(b.worker_loader, f"{b.runtime}_loader.py") for b in self.backends}
         self.remote = [push_artifact(transport, p) for p in paths]
         self.extra = [_worker_inputs(p, b) for p, b in zip(paths, self.backends)]
 

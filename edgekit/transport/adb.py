@@ -41,8 +41,8 @@ class AdbTransport(RemoteTransport):
     def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:
         return self._adb("shell", " ".join(shlex.quote(a) for a in argv), timeout=timeout, what="the command")
 
-    def push(self, local: Path) -> str:
-        remote = f"{self.workdir}/{Path(local).name}"
+    def push(self, local: Path, name: str | None = None) -> str:
+        remote = f"{self.workdir}/{name or Path(local).name}"
         result = self._adb("push", str(local), remote, what=f"pushing {Path(local).name}")
         if result.returncode != 0:
             raise DeviceError(f"Cannot push {local} to {self.name}: {(result.stderr or result.stdout).strip()}")

@@ -43,8 +43,8 @@ class Transport(abc.ABC):
     def remove_workdir(self, path: str) -> None: ...
 
     @abc.abstractmethod
-    def push(self, local: Path) -> str:
-        """Copy a file into the work folder; return its path on the device."""
+    def push(self, local: Path, name: str | None = None) -> str:
+        """Copy a file into the work folder (as `name`, default its own name); return its path on the device."""
 
     @abc.abstractmethod
     def fetch(self, remote: str, local: Path) -> None:

@@ -23,8 +23,8 @@ class LocalTransport(Transport):
     def remove_workdir(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
-    def push(self, local: Path) -> str:
-        return str(Path(local).resolve())
+    def push(self, local: Path, name: str | None = None) -> str:
+        return str(Path(local).resolve())  # used where it is: nothing to copy, no name to clash
 
     def fetch(self, remote: str, local: Path) -> None:
         try:

@@ -74,8 +74,8 @@ class SshTransport(RemoteTransport):
         if result.returncode != 0:
             raise DeviceError(f"Cannot {what} ({self.name}): {result.stderr.strip()}")
 
-    def push(self, local: Path) -> str:
-        remote = f"{self.workdir}/{Path(local).name}"
+    def push(self, local: Path, name: str | None = None) -> str:
+        remote = f"{self.workdir}/{name or Path(local).name}"
         self._scp(str(local), f"{self.target}:{shlex.quote(remote)}", f"copy {Path(local).name} to the device")
         return remote
 
