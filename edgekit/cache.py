@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -24,4 +26,17 @@ def cache_dir() -> Path:
         from edgekit.errors import UsageError
 
         raise UsageError(f"Cannot create the cache folder {path}: {e.strerror}.") from None
+    return path
+
+
+def write_cache_file(path: Path, write: Callable[[Path], object]) -> Path:
+    """Fill the cache file `path`: `write` writes a private temporary name beside it, which is then renamed
+    into place, so processes filling the same file at once (a sweep's workers) never read half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{path.suffix}")  # savez keeps .npz
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

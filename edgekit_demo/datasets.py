@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.cache import cache_dir
+from edgekit.cache import cache_dir, write_cache_file
 from edgekit.data import BuiltinDataset, register_dataset
 from edgekit.errors import DataError, MissingDependencyError
 from edgekit.spec import Signature
@@ -90,8 +90,7 @@ def _digits_npz(split: str, signature: Signature) -> Path:
     elif tail != (1, 8, 8):
         raise DataError(f"builtin:digits images are 8x8; the model input {spec} wants another shape.")
     path = cache_dir() / f"digits-{split}-{'x'.join(map(str, tail))}-{spec.name}.npz"
-    np.savez(path, **{spec.name: x.astype(spec.dtype), "labels": y})
-    return path
+    return write_cache_file(path, lambda tmp: np.savez(tmp, **{spec.name: x.astype(spec.dtype), "labels": y}))
 
 
 def register() -> None:

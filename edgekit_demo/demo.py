@@ -43,7 +43,7 @@ def _p50_ms(runner, feed: dict[str, np.ndarray], runs: int = 30) -> float:
 
 
 def _cached_sentiment_weights(progress: Progress) -> Path:
-    from edgekit.cache import cache_dir
+    from edgekit.cache import cache_dir, write_cache_file
     from edgekit_demo import zoo_text
 
     path = cache_dir() / "demo" / "minilm-sentiment.safetensors"
@@ -52,10 +52,7 @@ def _cached_sentiment_weights(progress: Progress) -> Path:
 
         with progress.step("fit a sentiment head on MiniLM embeddings of 3,000 tweets (first run only)"):
             model = zoo_text.train_sentiment(3000)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            save_file(model.state_dict(), str(tmp))
-            tmp.replace(path)
+            write_cache_file(path, lambda tmp: save_file(model.state_dict(), str(tmp)))
     return path
 
 

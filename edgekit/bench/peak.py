@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.cache import cache_dir
+from edgekit.cache import cache_dir, write_cache_file
 from edgekit.catalog.detect import cpu_model
 
 M, K, N = 256, 1024, 1024
@@ -72,8 +72,7 @@ def peak_gflops(threads: int) -> dict[str, Any]:
         "threads": threads,
         "method": f"ONNX Runtime MatMul / MatMulInteger {M}x{K}x{N}, best of {REPEATS}",
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result))
+    write_cache_file(path, lambda tmp: tmp.write_text(json.dumps(result)))
     return result
 
 

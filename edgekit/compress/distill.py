@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.cache import cache_dir
+from edgekit.cache import cache_dir, write_cache_file
 from edgekit.compress.common import (
     Checkpoints,
     CompressResult,
@@ -57,10 +57,7 @@ def teacher_logits(teacher: Model, data: Dataset, progress: Progress) -> tuple[n
         return np.load(path, allow_pickle=False), "cached"
     with progress.step(f"teacher logits on {len(data)} samples (cached for the next run)"):
         logits = source_logits(teacher, data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, logits.astype(np.float32))
-    tmp.replace(path)
+    write_cache_file(path, lambda tmp: np.save(tmp, logits.astype(np.float32)))
     return logits, "computed"
 
 
