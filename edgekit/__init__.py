@@ -202,6 +202,29 @@ def load(source: str | Path, inputs: InputSpecs = (), weights: str | Path | None
     return _load(source, inputs, weights)
 
 
+@_api
+def run(
+    pipeline: str | Path,
+    *,
+    executor: str = "local",
+    jobs: int | None = None,
+    address: str | None = None,
+    cache: str | Path | None = None,
+    timeout: float = 30,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run a pipeline file (every combination of its matrix) as `edgekit run` does: executor "serial",
+    "local" (worker processes, `jobs` at once) or "ray" (`address` of a cluster, or a Ray of this machine).
+    Returns the results (steps, gates, bundles; per combination under "combinations" for a sweep); raises
+    GateFailed (edgekit.release.pipeline) when a gate fails."""
+    from edgekit.progress import SILENT
+    from edgekit.release.pipeline import run_pipeline
+
+    return run_pipeline(
+        pipeline, progress or SILENT, executor=executor, jobs=jobs, address=address, cache=cache, timeout=timeout
+    )
+
+
 from edgekit.sources.trust import unsafe_load  # noqa: E402  (light: the errors module only)
 
-__all__ = ["__version__", "benchmark", "evaluate", "export", "load", "targets", "unsafe_load"]
+__all__ = ["__version__", "benchmark", "evaluate", "export", "load", "run", "targets", "unsafe_load"]

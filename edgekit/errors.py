@@ -30,6 +30,18 @@ class EdgekitError(Exception):
     def __str__(self) -> str:
         return f"{self.message}\n{self.hint}" if self.hint else self.message
 
+    def __reduce__(self):  # type: ignore[override]
+        """Pickled with its attributes, whatever the subclass's constructor takes: a step's error crosses from
+        a worker process or a Ray node back to the driver intact."""
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[EdgekitError], args: tuple, state: dict) -> EdgekitError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class UsageError(EdgekitError):
     """The user asked for something malformed or impossible (exit 2)."""

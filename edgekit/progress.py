@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -36,6 +36,15 @@ class Progress:
             with self.console.status(message):
                 yield
         self.info(f"  {message} [dim]({time.perf_counter() - start:.1f}s)[/]")
+
+    @contextmanager
+    def live(self) -> Iterator[Callable[[str], None]]:
+        """A status line that the caller rewrites as work advances (TTY only); yields its update function."""
+        if self.quiet or not self.console.is_terminal:
+            yield lambda message: None
+            return
+        with self.console.status("") as status:
+            yield lambda message: status.update(message)
 
     def track(self, items: Iterable[T], total: int, label: str) -> Iterator[T]:
         """Iterate with a progress bar on a TTY; plain iteration otherwise."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -80,3 +81,13 @@ def cnn(digits, workdir):
 @pytest.fixture(scope="session")
 def transformer(digits, workdir):
     return _trained("tiny_transformer", digits, workdir, epochs=10)
+
+
+@pytest.fixture
+def pipeline(cnn, tmp_path):
+    """The shipped example pipeline, copied with the tests' trained CNN as its weights."""
+    root = Path(__file__).resolve().parent.parent / "examples"
+    for name in ("digits-pipeline.yaml", "digits-labels.txt"):
+        shutil.copyfile(root / name, tmp_path / name)
+    shutil.copyfile(cnn[1], tmp_path / "digits_cnn.pt")
+    return tmp_path / "digits-pipeline.yaml"

@@ -410,6 +410,7 @@ def test_a_keras_student_learns_from_a_keras_teacher(digits, keras_npz, tmp_path
     assert exported.parity.passed and exported.sidecar["compression"]["method"] == "distill"
 
 
+@pytest.mark.slow  # 45 s: QAT fine-tuning, then two exports
 def test_torch_qat_int8_is_at_least_as_accurate_as_post_training_int8(transformer, npz, calib_npz, digits, tmp_path):
     """PT2E QAT of the tiny transformer: its executorch-int8 file keeps the ranges learned in training
     (no re-calibration) and is at least as accurate as post-training int8 of the same weights."""

@@ -285,6 +285,7 @@ def test_the_public_api_takes_the_fallback_options(tiny_bert, tmp_path):
     assert result.sidecar["evaluation"]["passed"] and result.sidecar["quantization"]["kept_nodes_int8_weights"] == 1
 
 
+@pytest.mark.slow  # 25 s: two MiniLM-sized graphs through the fusion
 def test_onnx_runtime_fuses_the_encoder_and_the_fused_graph_matches_the_unfused_one(tiny_bert, tmp_path):
     import onnx
 

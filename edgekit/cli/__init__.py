@@ -31,6 +31,7 @@ class _Group(click.Group):
         "bundle": "edgekit.cli.bundle_cmd:bundle_cmd",
         "verify": "edgekit.cli.bundle_cmd:verify_cmd",
         "run": "edgekit.cli.run_cmd:run_cmd",
+        "cache": "edgekit.cli.cache_cmd:cache_cmd",
         "report": "edgekit.cli.report_cmd:report_cmd",
     }
 

@@ -3,16 +3,21 @@
 Every step is cached by the content hash of what it reads (the source, weights, calibration and evaluation
 data, the artifact it measures, its settings), so a re-run after a change redoes only what the change
 touches. The gates (accuracy drop against the source, p90 latency per device, size) decide the exit code.
+A `matrix:` sweeps settings: every combination of its lists is a pipeline of its own, and steps that two
+combinations share run once. The steps form a graph that an executor runs (edgekit.release.executor).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import importlib.util
+import itertools
 import json
-import shutil
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -20,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgekit.errors import EdgekitError, UsageError
 from edgekit.progress import SILENT, Progress
+from edgekit.release.steps import Job, Step
 from edgekit.yamlfile import line_of, read_yaml, validate
 
 CACHE_DIR = ".edgekit-run"  # beside the pipeline file: one folder per step, named by its key
@@ -34,12 +40,28 @@ class EvaluateSpec(_Strict):
     metrics: list[str] = Field(default_factory=lambda: ["accuracy", "f1"])
 
 
+class SshSpec(_Strict):
+    """How to reach the ssh:// benchmark devices (edgekit benchmark's --identity, --python, --ssh-option)."""
+
+    identity: str | None = None  # a key file, relative to the pipeline file
+    python: str | None = None  # the device's Python with edgekit's runtimes
+    options: list[str] = Field(default_factory=list)
+
+
 class BenchmarkSpec(_Strict):
     devices: list[str] = Field(default_factory=lambda: ["local"])
+    ssh: SshSpec = Field(default_factory=SshSpec)
     threads: list[int] = Field(default_factory=lambda: [1])
     processes: int = Field(default=3, ge=1)
     min_runs: int = Field(default=50, ge=1)
     min_time: float = Field(default=1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _devices_once(self) -> BenchmarkSpec:
+        twice = sorted({d for d in self.devices if self.devices.count(d) > 1})
+        if twice:
+            raise ValueError(f"devices lists {', '.join(twice)} more than once")
+        return self
 
 
 class Gates(_Strict):
@@ -96,13 +118,72 @@ class Pipeline(_Strict):
     bundle: BundleSpec | None = None
 
 
+@dataclass(frozen=True)
+class Combination:
+    """One point of a sweep: its readable name ("" without a matrix), the matrix values, its pipeline."""
+
+    name: str
+    settings: dict[str, Any]
+    pipeline: Pipeline
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {  # the sections whose settings a matrix may vary one by one
+    "compress": CompressSpec,
+    "evaluate": EvaluateSpec,
+    "benchmark": BenchmarkSpec,
+    "gates": Gates,
+    "bundle": BundleSpec,
+}
+
+
 def load_pipeline(path: Path) -> Pipeline:
-    """The pipeline file, validated: an unknown key, a wrong type, an unknown target or device is an error
-    naming the field and its line."""
+    """The pipeline file, validated (its first combination, when it sweeps a matrix)."""
+    return load_sweep(path)[0].pipeline
+
+
+def load_sweep(path: Path) -> list[Combination]:
+    """The pipeline file, validated, one pipeline per combination of its `matrix:`: an unknown key, a wrong
+    type, an unknown target or device is an error naming the field and its line."""
     data, root = read_yaml(path, "the pipeline")
     if not isinstance(data, dict):
         raise UsageError(f"{path} must be a mapping of pipeline settings (source, targets, ...).")
-    pipeline = validate(Pipeline, data, path, root, hint="Pipeline keys: " + ", ".join(Pipeline.model_fields) + ".")
+    matrix = data.pop("matrix", None)
+    combinations = []
+    for settings in _expand(matrix, path, root):
+        combined = copy.deepcopy(data)
+        for key, value in settings.items():
+            section, _, name = key.partition(".")
+            if name:
+                combined.setdefault(section, {})
+                if isinstance(combined[section], dict):
+                    combined[section][name] = value
+            else:
+                combined[key] = value
+        name = ", ".join(f"{k}={_shown(v)}" for k, v in settings.items())
+        try:
+            pipeline = _validated(combined, path, root)
+        except UsageError as e:
+            raise _blamed(e, name, data, path, root) from None
+        combinations.append(Combination(name, settings, pipeline))
+    return combinations
+
+
+def _blamed(error: UsageError, name: str, data: dict, path: Path, root: Any) -> UsageError:
+    """A combination's error, pointing at the matrix when its values (not the rest of the file) caused it."""
+    if not name:
+        return error
+    try:
+        _validated(data, path, root)
+    except UsageError as base:
+        if base.message == error.message:
+            return error  # the file is wrong whatever the matrix says
+    said = re.sub(rf"^{re.escape(str(path))}, line \d+: ", "", error.message)
+    return UsageError(f"{path}, line {line_of(root, ['matrix'])}: matrix combination {name}: {said}", hint=error.hint)
+
+
+def _validated(data: dict, path: Path, root: Any) -> Pipeline:
+    keys = ", ".join([*Pipeline.model_fields, "matrix"])
+    pipeline = validate(Pipeline, data, path, root, hint=f"Pipeline keys: {keys}.")
     from edgekit.catalog import get_device, get_target
 
     for i, target in enumerate(pipeline.targets):
@@ -112,6 +193,38 @@ def load_pipeline(path: Path) -> Pipeline:
     return pipeline
 
 
+def _expand(matrix: Any, path: Path, root: Any) -> list[dict[str, Any]]:
+    """The product of the matrix's lists: one dict of settings per combination ([{}] without a matrix)."""
+    if matrix is None:
+        return [{}]
+    where = f"{path}, line {line_of(root, ['matrix'])}"
+    if not isinstance(matrix, dict) or not matrix:
+        example = "matrix: {calib: [a.npz, b.npz]}"
+        raise UsageError(f"{where}: matrix must map pipeline keys to lists of values, e.g. {example}.")
+    for key, values in matrix.items():
+        where = f"{path}, line {line_of(root, ['matrix', str(key)])}"
+        section, _, name = str(key).partition(".")
+        fields = _SECTIONS[section].model_fields if name and section in _SECTIONS else Pipeline.model_fields
+        if section in ("targets", "matrix") or section not in Pipeline.model_fields or (name and name not in fields):
+            known = [k for k in Pipeline.model_fields if k not in ("targets", *_SECTIONS)]
+            known += [f"{s}.{f}" for s, spec in _SECTIONS.items() for f in spec.model_fields]
+            raise UsageError(
+                f"{where}: matrix key '{key}' is not a pipeline setting.",
+                hint=f"A matrix varies any of: {', '.join(known)}. List targets in targets: (every combination "
+                "exports each).",
+            )
+        if not isinstance(values, list) or not values:
+            raise UsageError(f"{where}: matrix key '{key}' must list at least one value, e.g. {key}: [a, b].")
+    keys = list(matrix)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(matrix[k] for k in keys))]
+
+
+def _shown(value: Any) -> str:
+    """A matrix value as a combination's name shows it: a path by its file name."""
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return Path(text).name if "/" in text and ":" not in text else text
+
+
 def _named(check: Callable[[], object], path: Path, root, loc: list[str]) -> None:
     try:
         check()
@@ -119,121 +232,209 @@ def _named(check: Callable[[], object], path: Path, root, loc: list[str]) -> Non
         raise UsageError(f"{path}, line {line_of(root, loc)}: {e.message}", hint=e.hint) from None
 
 
-def run_pipeline(path: str | Path, progress: Progress = SILENT) -> dict[str, Any]:
-    """Run the pipeline; returns its results (steps with `cached`, gates with `failures`). Raises GateFailed
-    when a gate fails (after the bundle is written, so it can be inspected)."""
+def run_pipeline(
+    path: str | Path,
+    progress: Progress = SILENT,
+    *,
+    executor: str = "local",
+    jobs: int | None = None,
+    address: str | None = None,
+    cache: str | Path | None = None,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """Run the pipeline (every combination of its matrix) on `executor`; returns its results (steps with
+    `cached`, gates with `failures`, per combination under `combinations` for a sweep). Raises GateFailed when
+    a gate fails (after the bundles are written, so they can be inspected)."""
+    from edgekit.release.executor import execute, make_executor
+
     path = Path(path)
-    pipeline = load_pipeline(path)
+    combinations = load_sweep(path)
     base = path.parent
-    cache = base / CACHE_DIR
-    cache.mkdir(exist_ok=True)
-    steps: list[dict[str, Any]] = []
-    source_hash = _source_hash(pipeline.source, base, _local(base, pipeline.weights))
-    tokenizer_hash = _tokenizer_hash(_local(base, pipeline.tokenizer))
-    exported = pipeline  # what the exports read: the source, or the compressed model in its place
-    if pipeline.compress:
-        spec_c = pipeline.compress
-        key = _key(
-            "compress",
-            source_hash,
-            spec_c.model_dump(),
-            _hash_path(_data_arg(spec_c.data, base)),
-            _hash_path(_data_arg(spec_c.val, base)),
-            tokenizer_hash,
-        )
-        record = _step(
-            cache,
-            key,
-            f"compress ({spec_c.method})",
-            progress,
-            steps,
-            functools.partial(_compress, pipeline, base),
-        )
-        compressed = cache / key / record["model"]
-        exported = pipeline.model_copy(update={"source": str(compressed), "weights": None})
-        source_hash = key  # the step's key already hashes everything the compressed model came from
-    artifacts: dict[str, Path] = {}
-    sizes: dict[str, int] = {}  # the artifact with its companions, as the export recorded it
-    calib_hash = _hash_path(_data_arg(pipeline.calib, base))
-    for target in pipeline.targets:
-        key = _key("export", source_hash, target, pipeline.device, pipeline.inputs, calib_hash, tokenizer_hash)
-        record = _step(
-            cache,
-            key,
-            f"export {target}",
-            progress,
-            steps,
-            functools.partial(_export, exported, base, target),
-        )
-        artifacts[target], sizes[target] = cache / key / record["artifact"], record["size_bytes"]
-    artifact_hashes = {target: _hash_path(str(artifact)) for target, artifact in artifacts.items()}
-    evaluations: dict[str, dict] = {}
-    if pipeline.evaluate:
-        spec = pipeline.evaluate
-        reference = pipeline.gates.max_accuracy_drop is not None
-        data_hash = _hash_path(_data_arg(spec.data, base))
-        for target, artifact in artifacts.items():
-            key = _key(
-                "evaluate",
-                artifact_hashes[target],
-                data_hash,
-                spec.metrics,
-                reference,
-                source_hash if reference else None,
-            )
-            evaluations[target] = _step(
-                cache,
-                key,
-                f"evaluate {target}",
-                progress,
-                steps,
-                functools.partial(_evaluate, pipeline, base, artifact),
-            )
-    benchmarks: dict[str, list[dict]] = {}
-    if pipeline.benchmark:
-        spec_b = pipeline.benchmark
-        files = list(artifacts.values())
-        for device in spec_b.devices:
-            key = _key("benchmark", list(artifact_hashes.values()), device, spec_b.model_dump())
-            record = _step(
-                cache,
-                key,
-                f"benchmark on {device}",
-                progress,
-                steps,
-                functools.partial(_benchmark, spec_b, device, files),
-            )
-            benchmarks[device] = record["runs"]
-    failures = _gates(pipeline, sizes, evaluations, benchmarks)
-    result: dict[str, Any] = {"pipeline": str(path), "steps": steps, "gates": {"failures": failures}}
-    if pipeline.bundle:
-        result["bundle"] = _bundle(pipeline, base, artifacts, cache, evaluations, benchmarks, progress)
-    (cache / "last-run.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    folder = Path(cache).resolve() if cache else base / CACHE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    plans = [_Plan(c, base, folder) for c in combinations]
+    steps = [step for plan in plans for step in plan.steps()]
+    devices = sorted({d for c in combinations if c.pipeline.benchmark for d in c.pipeline.benchmark.devices})
+    runner = make_executor(executor, jobs, address, timeout, devices)
+    if getattr(runner, "dashboard", None):
+        progress.info(f"Ray dashboard: {runner.dashboard}")  # type: ignore[attr-defined]
+    outcome = execute(steps, folder, runner, progress)
+    if outcome.errors:
+        (folder / "last-run.json").write_text(json.dumps(_failed(outcome), indent=2, default=str) + "\n")
+        raise _step_failure(outcome.errors)
+    results = [plan.finish(outcome, progress) for plan in plans]
+    result: dict[str, Any] = {"pipeline": str(path), "executor": executor, "steps": outcome.steps}
+    if len(results) == 1 and not combinations[0].name:
+        result.update(results[0])
+        failures = results[0]["gates"]["failures"]
+    else:
+        result["combinations"] = results
+        failures = [f"{r['name']}: {f}" for r in results for f in r["gates"]["failures"]]
+        result["gates"] = {"failures": failures}
+    (folder / "last-run.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     if failures:
-        raise GateFailed("; ".join(failures))
+        raise GateFailed("; ".join(failures), result)
     return result
 
 
+def _planned(job: Job, records: dict[str, dict]) -> Job:
+    """The plan of a step that depends on no other: its job is known before anything runs."""
+    return job
+
+
+def _public(record: dict) -> dict:
+    """A step's record without the cache's bookkeeping (its key, times and file hashes)."""
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
+def _failed(outcome) -> dict:
+    return {"steps": outcome.steps, "errors": {s: str(e) for s, e in outcome.errors.items()}}
+
+
+def _step_failure(errors: dict[str, BaseException]) -> BaseException:
+    """The error a failed run raises: a single step's own error, or one naming every step that failed."""
+    from edgekit.release.executor import StepSkipped
+
+    failed = {s: e for s, e in errors.items() if not isinstance(e, StepSkipped)}
+    if len(failed) == 1:
+        return next(iter(failed.values()))
+    lines = "; ".join(f"{s}: {getattr(e, 'message', e)}" for s, e in failed.items())
+    return EdgekitError(f"{len(failed)} steps failed: {lines}")
+
+
 class GateFailed(EdgekitError):
-    """A pipeline gate failed (exit 1): its message names each one."""
+    """A pipeline gate failed (exit 1): its message names each one; `result` holds the run's results."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result or {}
 
 
-def _step(cache: Path, key: str, label: str, progress: Progress, steps: list, run: Callable[[Path], dict]) -> dict:
-    """A cached step: its folder holds record.json once it finished; a half-done folder is redone."""
-    folder = cache / key
-    record_file = folder / "record.json"
-    if record_file.is_file():
-        progress.info(f"{label}: cached ({key[:12]})")
-        record = json.loads(record_file.read_text())
-        steps.append({"step": label, "key": key, "cached": True})
-        return record
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    with progress.step(label):
-        record = run(folder)
-    record_file.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    steps.append({"step": label, "key": key, "cached": False})
-    return record
+class _Plan:
+    """The steps of one combination and, once they ran, its gates and bundle."""
+
+    def __init__(self, combination: Combination, base: Path, cache: Path) -> None:
+        self.combination, self.base, self.cache = combination, base, cache
+        self.pipeline = combination.pipeline
+        self.prefix = f"[{combination.name}] " if combination.name else ""
+
+    def steps(self) -> list[Step]:
+        pipeline, base = self.pipeline, self.base
+        source_hash = _source_hash(pipeline.source, base, _local(base, pipeline.weights))
+        tokenizer_hash = _tokenizer_hash(_local(base, pipeline.tokenizer))
+        steps: list[Step] = []
+        compress_id = None
+        if pipeline.compress:
+            spec_c = pipeline.compress
+            compress_key = _key(
+                "compress",
+                source_hash,
+                spec_c.model_dump(),
+                _hash_path(_data_arg(spec_c.data, base)),
+                _hash_path(_data_arg(spec_c.val, base)),
+                tokenizer_hash,
+            )
+            compress_id = self.prefix + f"compress ({spec_c.method})"
+            job = Job(compress_key, functools.partial(_compress, pipeline, base))
+            steps.append(Step(compress_id, (), functools.partial(_planned, job)))
+            source_hash = compress_key  # the step's key already hashes everything the compressed model came from
+        calib_hash = _hash_path(_data_arg(pipeline.calib, base))
+        self.export_ids = {t: self.prefix + f"export {t}" for t in pipeline.targets}
+        for target, step_id in self.export_ids.items():
+            key = _key("export", source_hash, target, pipeline.device, pipeline.inputs, calib_hash, tokenizer_hash)
+            steps.append(Step(step_id, (compress_id,) if compress_id else (), functools.partial(
+                self._export_job, key, target, compress_id)))  # fmt: skip
+        self.evaluate_ids: dict[str, str] = {}
+        if pipeline.evaluate:
+            data_hash = _hash_path(_data_arg(pipeline.evaluate.data, base))
+            for target, export_id in self.export_ids.items():
+                self.evaluate_ids[target] = self.prefix + f"evaluate {target}"
+                plan = functools.partial(self._evaluate_job, target, data_hash, source_hash, compress_id)
+                deps = (export_id, compress_id) if compress_id else (export_id,)
+                steps.append(Step(self.evaluate_ids[target], deps, plan))
+        self.benchmark_ids: dict[str, str] = {}
+        if pipeline.benchmark:
+            for device in pipeline.benchmark.devices:
+                self.benchmark_ids[device] = self.prefix + f"benchmark on {device}"
+                steps.append(Step(self.benchmark_ids[device], tuple(self.export_ids.values()),
+                                  functools.partial(self._benchmark_job, device)))  # fmt: skip
+        self.ids = {step.id for step in steps}
+        return steps
+
+    def _source(self, records: dict[str, dict], compress_id: str | None) -> Pipeline:
+        """What the exports read: the source, or the compressed model in its place."""
+        if compress_id is None:
+            return self.pipeline
+        compressed = self.cache / records[compress_id]["_key"] / records[compress_id]["model"]
+        return self.pipeline.model_copy(update={"source": str(compressed), "weights": None})
+
+    def _export_job(self, key: str, target: str, compress_id: str | None, records: dict[str, dict]) -> Job:
+        source = self._source(records, compress_id)
+        return Job(key, functools.partial(_export, source, self.base, target))
+
+    def _artifact(self, record: dict) -> Path:
+        return self.cache / record["_key"] / record["artifact"]
+
+    def _evaluate_job(
+        self, target: str, data_hash: str | None, source_hash: str, compress_id: str | None, records: dict
+    ) -> Job:
+        artifact = self._artifact(records[self.export_ids[target]])
+        assert self.pipeline.evaluate is not None
+        reference = self.pipeline.gates.max_accuracy_drop is not None
+        key = _key(
+            "evaluate",
+            _hash_path(str(artifact)),
+            data_hash,
+            self.pipeline.evaluate.metrics,
+            reference,
+            source_hash if reference else None,
+        )
+        return Job(key, functools.partial(_evaluate, self._source(records, compress_id), self.base, artifact))
+
+    def _benchmark_job(self, device: str, records: dict[str, dict]) -> Job:
+        spec = self.pipeline.benchmark
+        assert spec is not None
+        files = [self._artifact(records[i]) for i in self.export_ids.values()]
+        key = _key("benchmark", [_hash_path(str(f)) for f in files], device, spec.model_dump())
+        work = functools.partial(_benchmark, spec, self.base, device, files)
+        return Job(key, work, device=device, exclusive=device == "local")
+
+    def finish(self, outcome, progress: Progress) -> dict[str, Any]:
+        """Gates and bundle of this combination, from the records of its steps."""
+        records = outcome.records
+        artifacts = {t: self._artifact(records[i]) for t, i in self.export_ids.items()}
+        sizes = {t: records[i]["size_bytes"] for t, i in self.export_ids.items()}
+        evaluations = {t: _public(records[i]) for t, i in self.evaluate_ids.items()}
+        benchmarks = {d: records[i]["runs"] for d, i in self.benchmark_ids.items()}
+        steps = [s for s in outcome.steps if s["step"] in self.ids]
+        failures = _gates(self.pipeline, sizes, evaluations, benchmarks)
+        files = _figures(artifacts, sizes, evaluations, benchmarks)
+        result: dict[str, Any] = {"steps": steps, "targets": files, "gates": {"failures": failures}}
+        if self.combination.name:
+            result = {"name": self.combination.name, "settings": self.combination.settings, **result}
+        if self.pipeline.bundle:
+            result["bundle"] = _bundle(self, artifacts, evaluations, benchmarks, progress)
+        return result
+
+
+def _figures(artifacts: dict, sizes: dict, evaluations: dict, benchmarks: dict) -> dict[str, dict]:
+    """Per target, what the results table shows: size, accuracy and its drop, p90 on each device."""
+    figures = {}
+    for target, artifact in artifacts.items():
+        report = evaluations.get(target) or {}
+        p90 = {
+            d: r["latency_ms"].get("p90")
+            for d, runs in benchmarks.items()
+            for r in runs[::-1]
+            if Path(r["artifact"]).name == artifact.name
+        }  # fmt: skip  (the first thread count's run wins)
+        figures[target] = {
+            "size_bytes": sizes[target],
+            "accuracy": (report.get("metrics") or {}).get("accuracy"),
+            "accuracy_drop_pts": (report.get("drop") or {}).get("accuracy"),
+            "p90_ms": p90,
+        }
+    return figures
 
 
 def _compress(pipeline: Pipeline, base: Path, folder: Path) -> dict:
@@ -320,14 +521,20 @@ def _evaluate(pipeline: Pipeline, base: Path, artifact: Path, folder: Path) -> d
     return data
 
 
-def _benchmark(spec: BenchmarkSpec, device: str, files: list[Path], folder: Path) -> dict:
+def _benchmark(spec: BenchmarkSpec, base: Path, device: str, files: list[Path], folder: Path) -> dict:
     from edgekit.bench.harness import Settings, benchmark
 
     settings = Settings(
         threads=tuple(spec.threads), processes=spec.processes, min_runs=spec.min_runs, min_time=spec.min_time
     )
     paths: list[str | Path] = list(files)
-    runs, error = benchmark(paths, device, settings)
+    ssh = spec.ssh
+    reach: dict[str, Any] = {
+        "identity": _local(base, ssh.identity),
+        "python": ssh.python,
+        "options": tuple(ssh.options),
+    }
+    runs, error = benchmark(paths, device, settings, **(reach if device.startswith("ssh://") else {}))
     if error:
         raise EdgekitError(f"The benchmark on {device} stopped: {error}")
     for run in runs:
@@ -364,22 +571,33 @@ def _gates(
     return failures
 
 
-def _bundle(pipeline, base, artifacts, cache, evaluations, benchmarks, progress) -> str:
+def _bundle(plan: _Plan, artifacts: dict, evaluations: dict, benchmarks: dict, progress: Progress) -> str:
+    """The combination's bundle, with its evaluation and benchmark results; a sweep puts each combination's
+    bundle in a folder (or zip) named after it."""
+    import tempfile
+
+    from rich.markup import escape
+
     from edgekit.release.bundle import bundle
 
-    spec = pipeline.bundle
-    results = []
+    spec = plan.pipeline.bundle
+    assert spec is not None
+    output = plan.base / spec.output
+    if plan.combination.name:
+        slug = re.sub(r"[^A-Za-z0-9._=-]+", "_", plan.combination.name)
+        output = output.with_name(f"{output.stem}-{slug}.zip") if output.suffix == ".zip" else output / slug
     named = [(f"eval-{t}", r) for t, r in evaluations.items()] + [(f"bench-{d}", r) for d, r in benchmarks.items()]
-    for name, data in named:
-        file = cache / (name.replace("/", "_").replace(":", "_") + ".json")
-        file.write_text(json.dumps(data, default=str))
-        results.append(file)
-    with progress.step(f"bundle ({spec.platform})"):
+    with tempfile.TemporaryDirectory() as tmp, progress.step(f"{escape(plan.prefix)}bundle ({spec.platform})"):
+        results: list[str | Path] = []
+        for name, data in named:
+            file = Path(tmp) / (name.replace("/", "_").replace(":", "_") + ".json")
+            file.write_text(json.dumps(data, default=str))
+            results.append(file)
         made = bundle(
             list(artifacts.values()),
-            base / spec.output,
+            output,
             platform=spec.platform,
-            labels=_local(base, spec.labels),
+            labels=_local(plan.base, spec.labels),
             name=spec.name,
             version=spec.version,
             results=results,
@@ -394,8 +612,8 @@ def _source_arg(pipeline: Pipeline, base: Path) -> str:
 
 
 def _local(base: Path, path: str | None) -> str | None:
-    """A path the pipeline file names, relative to that file."""
-    return str((base / path).resolve()) if path else None
+    """A path the pipeline file names, relative to that file (or to the home folder: ~/...)."""
+    return str((base / Path(path).expanduser()).resolve()) if path else None
 
 
 @overload
