@@ -227,11 +227,16 @@ def test_the_html_report_is_self_contained_and_marks_the_pareto_front(released, 
     assert "digits_cnn-tflite-int8.tflite" in page and "<svg" in page
 
 
-def test_report_refuses_json_it_does_not_know(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "text, phrase",
+    [('{"hello": 1}', "not a result edgekit writes"),
+     ('{"pipeline": "p.yaml", "steps": [], "combinations": [1]}', "is not one edgekit wrote")],
+)  # fmt: skip
+def test_report_refuses_json_it_does_not_know(tmp_path, capsys, text, phrase):
     bad = tmp_path / "x.json"
-    bad.write_text('{"hello": 1}')
+    bad.write_text(text)
     code, out = run_cli(capsys, "report", bad, "-o", tmp_path / "r.html")
-    assert code == 2 and "not a result edgekit writes" in out and not (tmp_path / "r.html").exists()
+    assert code == 2 and phrase in out and "Traceback" not in out and not (tmp_path / "r.html").exists(), out
 
 
 @pytest.mark.skipif(_chromium() is None, reason="needs Chromium (make test installs Debian's chromium where it can)")

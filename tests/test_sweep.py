@@ -81,6 +81,8 @@ def test_a_matrix_runs_each_combination_shares_common_steps_and_names_the_one_th
     bundles = [Path(c["bundle"]) for c in result["combinations"]]
     assert [b.parent.name for b in bundles] == names and all((b / "manifest.json").is_file() for b in bundles)
     assert run_cli(capsys, "verify", bundles[0])[0] == 0
+    page = (pipeline.parent / ".edgekit-run" / "report.html").read_text()  # the report covers the sweep
+    assert all(f"{name}: onnx-int8" in page for name in names) and page.count("<tr") == 3
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""`edgekit report`: a self-contained HTML page from evaluate, benchmark and demo JSON results."""
+"""`edgekit report`: a self-contained HTML page from evaluate, benchmark, pipeline and demo JSON results."""
 
 from __future__ import annotations
 

@@ -60,6 +60,7 @@ def run_cmd(pipeline, executor, jobs, address, cache, timeout, quiet) -> None:
     for combination in result.get("combinations", [result]):
         if "bundle" in combination:
             click.echo(f"bundle: {combination['bundle']}")
+    click.echo(f"report: {result['report']}")
 
 
 def _table(result: dict) -> None:

@@ -272,6 +272,10 @@ def run_pipeline(
         failures = [f"{r['name']}: {f}" for r in results for f in r["gates"]["failures"]]
         result["gates"] = {"failures": failures}
     (folder / "last-run.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    from edgekit.release.report import write_report
+
+    report = write_report([folder / "last-run.json"], folder / "report.html", f"edgekit run {path.name}")
+    result["report"] = str(report)
     if failures:
         raise GateFailed("; ".join(failures), result)
     return result
@@ -418,21 +422,20 @@ class _Plan:
 
 
 def _figures(artifacts: dict, sizes: dict, evaluations: dict, benchmarks: dict) -> dict[str, dict]:
-    """Per target, what the results table shows: size, accuracy and its drop, p90 on each device."""
+    """Per target, what the results table and report show: size, accuracy and its drop, p50/p90 per device."""
     figures = {}
     for target, artifact in artifacts.items():
         report = evaluations.get(target) or {}
-        p90 = {
-            d: r["latency_ms"].get("p90")
-            for d, runs in benchmarks.items()
-            for r in runs[::-1]
-            if Path(r["artifact"]).name == artifact.name
-        }  # fmt: skip  (the first thread count's run wins)
+        # each device's run of this file (of several thread counts, the first one's)
+        runs = {d: r for d, rs in benchmarks.items() for r in rs[::-1] if Path(r["artifact"]).name == artifact.name}
+        metrics = report.get("metrics") or {}
         figures[target] = {
             "size_bytes": sizes[target],
-            "accuracy": (report.get("metrics") or {}).get("accuracy"),
+            "accuracy": metrics.get("accuracy"),
+            "f1_macro": metrics.get("f1_macro"),
             "accuracy_drop_pts": (report.get("drop") or {}).get("accuracy"),
-            "p90_ms": p90,
+            "p50_ms": {d: r["latency_ms"].get("p50") for d, r in runs.items()},
+            "p90_ms": {d: r["latency_ms"].get("p90") for d, r in runs.items()},
         }
     return figures
 

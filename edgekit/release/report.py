@@ -41,7 +41,8 @@ def read_results(files: list[Path]) -> list[Row]:
         if kind is None:
             raise UsageError(
                 f"{file} is not a result edgekit writes.",
-                hint="Give the --json of edgekit evaluate or benchmark, or a demo's demo-results.json.",
+                hint="Give the --json of edgekit evaluate or benchmark, a pipeline's last-run.json, or a demo's "
+                "demo-results.json.",
             )
         if kind == "evaluate":
             accuracy[Path(data["artifact"]).name] = (data["metrics"].get("accuracy"), data["metrics"].get("f1_macro"))
@@ -52,6 +53,12 @@ def read_results(files: list[Path]) -> list[Row]:
                 rows[name, device] = Row(name, device, p50=latency.get("p50"), p90=latency.get("p90"),
                                          size_mb=run.get("size_bytes", 0) / 1e6,
                                          samples=list(run.get("samples_ms") or []))  # fmt: skip
+        elif kind == "pipeline":
+            try:
+                _pipeline_rows(data, rows, accuracy)
+            except (KeyError, TypeError, AttributeError, ValueError) as e:
+                said = f"{file} looks like a pipeline's last-run.json but is not one edgekit wrote ({e!r})."
+                raise UsageError(said) from None
         else:
             for r in data["classifier"]["targets"]:
                 if "file" in r:
@@ -67,6 +74,19 @@ def read_results(files: list[Path]) -> list[Row]:
     return out
 
 
+def _pipeline_rows(data: dict, rows: dict[tuple[str, str], Row], accuracy: dict) -> None:
+    """A pipeline's last-run.json: one file per target of each combination, named after both."""
+    for combination in data.get("combinations", [data]):
+        for target, figures in (combination.get("targets") or {}).items():
+            name = f"{combination['name']}: {target}" if combination.get("name") else target
+            accuracy[name] = (figures.get("accuracy"), figures.get("f1_macro"))
+            for device, p90 in (figures.get("p90_ms") or {}).items():
+                p50 = (figures.get("p50_ms") or {}).get(device)
+                rows[name, device] = Row(name, device, p50=p50, p90=p90, size_mb=figures["size_bytes"] / 1e6)
+            if not figures.get("p90_ms"):
+                rows[name, "-"] = Row(name, "-", size_mb=figures["size_bytes"] / 1e6)
+
+
 def _kind(data: Any) -> str | None:
     if isinstance(data, dict) and "metrics" in data and "artifact" in data:
         return "evaluate"
@@ -74,6 +94,8 @@ def _kind(data: Any) -> str | None:
         return "benchmark"
     if isinstance(data, dict) and isinstance(data.get("classifier"), dict) and "targets" in data["classifier"]:
         return "demo"
+    if isinstance(data, dict) and "pipeline" in data and isinstance(data.get("steps"), list):
+        return "pipeline"
     return None
 
 
