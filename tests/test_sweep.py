@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import run_cli, run_cli_process
 
 import edgekit
 
@@ -173,6 +173,16 @@ def test_an_unreachable_ray_address_is_named_within_the_timeout(pipeline, capsys
     assert code == 2 and f"No Ray cluster answers at 127.0.0.1:{port}" in out, out
     code, out = run_cli(capsys, "run", pipeline, "--address", "127.0.0.1:1")
     assert code == 2 and "use it with --executor ray" in out, out
+    import socket
+
+    with socket.socket() as silent:  # takes the connection, never answers (a hung head, a wrong service)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        start = time.monotonic()  # in its own process: the abandoned join would stay in this one
+        done = run_cli_process("run", pipeline, "--executor", "ray", "--address", address, "--timeout", "3")
+    assert done.returncode == 2 and f"The Ray cluster at {address} did not answer within 3 s" in done.stderr, done
+    assert time.monotonic() - start < 60
 
 
 def test_the_ray_executor_without_ray_says_what_to_install(pipeline, capsys, monkeypatch):

@@ -47,10 +47,7 @@ class RayExecutor:
             )
         else:
             _reachable(address, timeout)
-            try:
-                context = ray.init(address=address, log_to_driver=False, configure_logging=False)
-            except (ConnectionError, RuntimeError, ValueError) as e:
-                raise UsageError(f"Cannot join the Ray cluster at {address}: {e}") from None
+            context = _join(ray, address, timeout)
         self.resources: dict[str, float] = ray.cluster_resources()
         missing = [d for d in devices if device_resource(d) not in self.resources]
         if missing:
@@ -85,6 +82,30 @@ class RayExecutor:
                 except Exception:  # finished already, or its node is gone
                     pass
         self._ray.shutdown()
+
+
+def _join(ray: Any, address: str, timeout: float) -> Any:
+    """ray.init(address), given `timeout` seconds: something that accepts connections but never answers as a
+    Ray head would keep it waiting for minutes, so it runs in a thread that is abandoned when time is up."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def join() -> None:
+        try:
+            outcome["context"] = ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except Exception as e:  # reported below, in the caller's thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=join, name="edgekit-ray-join", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise UsageError(f"The Ray cluster at {address} did not answer within {timeout:g} s.",
+                         hint="Check the head's address and port (ray status on the head prints them).")  # fmt: skip
+    if "error" in outcome:
+        raise UsageError(f"Cannot join the Ray cluster at {address}: {outcome['error']}") from None
+    return outcome["context"]
 
 
 def _reachable(address: str, timeout: float) -> None:
