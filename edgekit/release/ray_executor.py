@@ -1,8 +1,8 @@
 """Steps as Ray tasks: on a Ray cluster (`--address`), or on a one-machine Ray that edgekit starts on loopback.
 
-Each job is a task asking for one CPU; each benchmark device is a
-custom resource of capacity 1, `edgekit-device:NAME`, held by the node the device is attached to, so Ray never
-runs two benchmarks on one device at once. Tasks write into the step cache folder, which every node must see
+Each job is a task asking for one CPU; each benchmark device is a custom resource of capacity 1,
+`edgekit-device:NAME`, held by the node the device is attached to, so Ray never runs two benchmarks on one
+device at once. Tasks write into the step cache folder, which every node must see
 at the same path (a shared file system): later steps on other nodes read the artifacts there, and an entry
 appears there only once complete, so a node that dies mid-step leaves nothing half-written. Ray re-runs the
 task of a dead worker or node elsewhere (max_retries); finished steps stay in the cache.
@@ -35,7 +35,6 @@ class RayExecutor:
         except ImportError:
             raise MissingDependencyError("ray", "ray", "--executor ray") from None
         self._ray = ray
-        self._started = address is None
         if address is None:  # a Ray of this machine only, on loopback, holding every device of the pipeline
             context = ray.init(
                 num_cpus=jobs or os.cpu_count() or 1,

@@ -81,23 +81,25 @@ def build(cache: str, key: str, step: str, work: Callable[[Path], dict]) -> dict
         record = {**record, "_key": key, "_step": step, "_started": started, "_ended": ended, "_written": ended,
                   "_files": _files(staging)}  # fmt: skip
         (staging / RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n")
-        _publish(staging, root / key)
+        winner = _publish(staging, root / key)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    published = _read(root / key)
-    return published if published is not None else record
+    return winner if winner is not None else record
 
 
-def _publish(staging: Path, folder: Path) -> None:
-    """Rename the finished staging folder into place; an intact entry another run published first wins."""
+def _publish(staging: Path, folder: Path) -> dict | None:
+    """Rename the finished staging folder into place; an intact entry another run published first wins, and
+    its record is returned (None: this one was published)."""
     for _ in range(3):
         try:
             os.rename(staging, folder)
-            return
+            return None
         except OSError:
-            if _read(folder) is not None:
-                return  # another run finished the same step first; both are the same step's result
+            winner = _read(folder)
+            if winner is not None:
+                return winner  # another run finished the same step first; both are the same step's result
             _discard(folder)
+    return None
 
 
 def _discard(folder: Path) -> None:
