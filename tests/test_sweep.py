@@ -306,3 +306,15 @@ def test_a_local_worker_killed_mid_sweep_has_its_step_run_again(pipeline):
     from edgekit.release.stepcache import entries
 
     assert len(entries(cache)) == 8 and all(e.intact for e in entries(cache))
+
+
+def test_the_results_table_marks_the_file_a_latency_gate_failed(pipeline, capsys):
+    """A p90 gate names the file, not the target: the table's row for that target still says failed."""
+    text = _edit(pipeline, {"targets: [tflite-int8, onnx-int8]": "targets: [onnx-fp32]",
+                            "processes: 3": "processes: 1\n  min_runs: 5\n  min_time: 0",
+                            "max_p90_ms: {local: 5.0}": "max_p90_ms: {local: 0.000001}"}).read_text()  # fmt: skip
+    pipeline.write_text(text[: text.index("bundle:")])
+    code, out = run_cli(capsys, "run", pipeline, "--executor", "serial")
+    assert code == 1 and "digits_cnn-onnx-fp32.onnx on local: p90" in out, out
+    row = next(line for line in out.splitlines() if "onnx-fp32" in line and "│" in line)
+    assert "failed" in row and "passed" not in row, out

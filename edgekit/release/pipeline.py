@@ -412,7 +412,7 @@ class _Plan:
         benchmarks = {d: records[i]["runs"] for d, i in self.benchmark_ids.items()}
         steps = [s for s in outcome.steps if s["step"] in self.ids]
         failures = _gates(self.pipeline, sizes, evaluations, benchmarks)
-        files = _figures(artifacts, sizes, evaluations, benchmarks)
+        files = _figures(artifacts, sizes, evaluations, benchmarks, failures)
         result: dict[str, Any] = {"steps": steps, "targets": files, "gates": {"failures": failures}}
         if self.combination.name:
             result = {"name": self.combination.name, "settings": self.combination.settings, **result}
@@ -421,8 +421,9 @@ class _Plan:
         return result
 
 
-def _figures(artifacts: dict, sizes: dict, evaluations: dict, benchmarks: dict) -> dict[str, dict]:
-    """Per target, what the results table and report show: size, accuracy and its drop, p50/p90 per device."""
+def _figures(artifacts: dict, sizes: dict, evaluations: dict, benchmarks: dict, failures: list[str]) -> dict:
+    """Per target, what the results table and report show: size, accuracy and its drop, p50/p90 per device,
+    and the gates it failed (named by its target, or by its file for a latency gate)."""
     figures = {}
     for target, artifact in artifacts.items():
         report = evaluations.get(target) or {}
@@ -436,6 +437,7 @@ def _figures(artifacts: dict, sizes: dict, evaluations: dict, benchmarks: dict) 
             "accuracy_drop_pts": (report.get("drop") or {}).get("accuracy"),
             "p50_ms": {d: r["latency_ms"].get("p50") for d, r in runs.items()},
             "p90_ms": {d: r["latency_ms"].get("p90") for d, r in runs.items()},
+            "gate_failures": [f for f in failures if f.startswith((f"{target}: ", f"{artifact.name} on "))],
         }
     return figures
 
