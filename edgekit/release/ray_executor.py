@@ -30,6 +30,8 @@ class RayExecutor:
         os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # Ray reports usage unless told not to; edgekit never does
         if address is None:  # Ray's one-machine mode: every process binds to loopback, not the network's address
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        else:  # before importing Ray, which reads its settings once, when first imported
+            _reachable(address, timeout)
         try:
             import ray
         except ImportError:
@@ -45,7 +47,6 @@ class RayExecutor:
                 configure_logging=False,
             )
         else:
-            _reachable(address, timeout)
             context = _join(ray, address, timeout)
         self.resources: dict[str, float] = ray.cluster_resources()
         missing = [d for d in devices if device_resource(d) not in self.resources]
