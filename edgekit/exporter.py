@@ -526,7 +526,8 @@ def _sidecar(
             "notes": model.notes,
             "warnings": warnings,
             "compression": model.extra.get("compression"),
-            "evaluation": evaluation,
+            # the gate ran on the staged file; the published one is the same bytes under its final name
+            "evaluation": {**evaluation, "artifact": final.name} if evaluation else None,
             "companions": companions,
             "route_choice": route_choice,
         }

@@ -283,6 +283,7 @@ def test_the_public_api_takes_the_fallback_options(tiny_bert, tmp_path):
     )  # fmt: skip
     assert result.sidecar["quantization"]["fallback"]["pinned"] == ["head"]
     assert result.sidecar["evaluation"]["passed"] and result.sidecar["quantization"]["kept_nodes_int8_weights"] == 1
+    assert result.sidecar["evaluation"]["artifact"] == result.artifact.name  # not the staged file's path
 
 
 @pytest.mark.slow  # 25 s: two MiniLM-sized graphs through the fusion
