@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -95,6 +95,7 @@ def export(
     report_sensitivity: bool = False,
     eval_data: str | Path | None = None,
     max_drop: float | None = None,
+    options: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> ExportResult:
     """Export `source` to `target` in folder `out_dir`, then gate it: parity against the source on `calib`
@@ -102,6 +103,8 @@ def export(
 
     An int8 file that misses the gate gets its most sensitive layers kept float until it passes
     (`fallback=False`: the first failure is final); `keep_float` pins layers (names or globs).
+    `options`: the target's runtime's own settings (`{"fuse": False}` for ONNX Runtime; see `edgekit export
+    --help`, where each is a flag); a setting that runtime does not have is refused by name.
     Raises ParityError (the file is kept as *.rejected.*) when the exported file disagrees with its source.
     """
     from edgekit.data import CALIB_LIMIT
@@ -121,6 +124,7 @@ def export(
         calib_limit=calib_limit or CALIB_LIMIT,
         allow_float_fallback=allow_float_fallback,
         fallback=FallbackOptions(fallback, tuple(keep_float), report_sensitivity, eval_data, max_drop),
+        options=options,
         progress=progress or SILENT,
     )
 

@@ -15,7 +15,8 @@ from edgekit import __version__
 from edgekit._lazy import available
 from edgekit.artifact import prepare_out_dir, publish, staging
 from edgekit.backends.base import Backend, Converter, StepContext, StepFn, StepNotes
-from edgekit.backends.registry import backend_for_runtime, find_routes, supports
+from edgekit.backends.options import BackendOptions
+from edgekit.backends.registry import backend_for_runtime, find_routes, resolve_options, supports
 from edgekit.catalog import get_device, get_target, local_device, resolve
 from edgekit.catalog.availability import engine_lacking
 from edgekit.catalog.schema import Device, Recipe, Target
@@ -107,7 +108,7 @@ def export(
     calib_limit: int = CALIB_LIMIT,
     allow_float_fallback: bool = False,
     fallback: FallbackOptions = FallbackOptions(),
-    backend_options: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | BackendOptions | None = None,
     progress: Progress = SILENT,
 ) -> ExportResult:
     """Export `source` to `target` in folder `out_dir`; raise ParityError if the file disagrees with its source.
@@ -116,15 +117,12 @@ def export(
     allow_float_fallback: an integer target may keep ops without integer kernels in float (they are
     listed in the sidecar); without it such a file is refused.
     fallback: the per-layer float fallback and the gate it works to (edgekit.fallback).
-    backend_options: settings only some runtimes read. fuse (default True where the backend has a graph
-    optimization: ONNX Runtime's transformer fusion). TensorRT: profiles (tuple of Profile), and for the
-    engine built after the export: build_on (None: this machine when it can; "ssh://user@host"),
-    workspace_mib, trtexec, transport (ssh options).
+    options: the target's backend's own settings (its options model, or a mapping of its fields: ONNX
+    Runtime's fuse, TensorRT's profiles and engine build); a key the backend lacks is a UsageError.
     """
     tgt = get_target(target)
     backend = _backend(tgt)
-    options = dict(backend_options or {})
-    options.setdefault("fuse", backend.optimize is not None)  # the converters prepare the graph for it
+    resolved = resolve_options(backend, options, tgt.name)
     dev = _device(device, tgt, backend, progress)
     out = prepare_out_dir(out_dir)
     if calib is None and tgt.needs_calibration:
@@ -147,7 +145,7 @@ def export(
             "for a check that means something"
         )
         progress.warn(warnings[-1])
-    job = _Job(model, tgt, backend, dev, recipe, backend.plan(recipe), data, parity_data, options, fallback, progress)
+    job = _Job(model, tgt, backend, dev, recipe, backend.plan(recipe), data, parity_data, resolved, fallback, progress)
 
     with staging(out) as tmp:
         tried: list[dict[str, str]] = []
@@ -220,7 +218,7 @@ def export(
         publish(current, artifact, sidecar, backend.companions)
         for stale in (rejected, sidecar_path(rejected), *backend.companions(rejected)):
             stale.unlink(missing_ok=True)  # an earlier failed attempt no longer describes this export
-    engine = _build_engine(backend, tgt, artifact, options, progress, warnings)
+    engine = _build_engine(backend, tgt, artifact, resolved, progress, warnings)
     return ExportResult(artifact, sidecar.to_json(), parity, warnings, engine)
 
 
@@ -236,7 +234,7 @@ class _Job:
     plan: Any
     data: Dataset | None
     parity_data: Dataset
-    options: dict[str, Any]
+    options: BackendOptions
     fallback: FallbackOptions
     progress: Progress
 
@@ -347,7 +345,7 @@ def _through(job: _Job, route: list[Converter], tmp: Path) -> _Outcome:
         )
         steps[-1].update(notes.details)
         current = step_file
-    if backend.optimize is not None and options["fuse"] and current is not None:
+    if backend.optimize is not None and current is not None:
         ctx = StepContext(model, current, recipe, plan, data, tmp / f"optimized{tgt.suffix}", options=options)
         notes = run_step("optimize", None, backend.optimize, ctx, f"optimize the graph for {backend.runtime}")
         if notes.details:
@@ -442,12 +440,12 @@ def _device(name: str | None, tgt: Target, backend: Backend, progress: Progress)
 
 
 def _build_engine(
-    backend: Backend, tgt: Target, artifact: Path, options: dict[str, Any], progress: Progress, warnings: list[str]
+    backend: Backend, tgt: Target, artifact: Path, options: BackendOptions, progress: Progress, warnings: list[str]
 ) -> Path | None:
-    """The engine stage after a published export: where asked (build_on) or where this machine can build it."""
+    """The engine stage after a published export: on the host the options name, or here when this machine can."""
     if tgt.engine is None or backend.engine is None:
         return None
-    if options.get("build_on") is None:
+    if options.engine_host() is None:
         missing = engine_lacking(tgt)
         if missing:
             warnings.append(

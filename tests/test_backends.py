@@ -14,9 +14,11 @@ import pytest
 import yaml
 from helpers import run_cli
 from onnx_graphs import inputs_npz, linear_classifier
+from pydantic import Field
 
 from edgekit.backends import registry
 from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
+from edgekit.backends.options import BackendOptions
 from edgekit.catalog import loader
 from edgekit.errors import EdgekitError
 from edgekit.sidecar import ArtifactIO
@@ -41,6 +43,13 @@ class FakePlan:
 
     target: str
     scale: float
+
+
+class FakeOptions(BackendOptions):
+    """The fake backend's own export settings: a flag, a pipeline key and an export() option without any
+    code outside this backend."""
+
+    scale: float = Field(1.0, description="a number only the fake runtime reads")
 
 
 def _plan(recipe) -> FakePlan:
@@ -74,6 +83,7 @@ def _fake_backend(tmp_path: Path, seen: list[StepContext]) -> Backend:
         runtime_modules=("onnxruntime",),
         converters=(Converter("onnx", "fakefmt", convert, "copy"),),
         plan=_plan,
+        options=FakeOptions,
     )
 
 
@@ -122,7 +132,8 @@ def test_a_registered_backend_exports_runs_and_benchmarks(fake, tmp_path, capsys
     from edgekit.exporter import export
 
     source = linear_classifier(tmp_path / "linear.onnx")
-    result = export(source, "fake-fp32", tmp_path / "out", calib=inputs_npz(tmp_path / "x.npz"))
+    calib = inputs_npz(tmp_path / "x.npz")
+    result = export(source, "fake-fp32", tmp_path / "out", calib=calib, options={"scale": 2.5})
     assert result.artifact.suffix == ".fake" and result.parity.passed
     assert result.sidecar["route"] == [
         {
@@ -138,6 +149,7 @@ def test_a_registered_backend_exports_runs_and_benchmarks(fake, tmp_path, capsys
     (ctx,) = fake
     assert ctx.src is None and ctx.model.format == "onnx" and ctx.out.parent != result.artifact.parent
     assert ctx.plan == FakePlan("fake-fp32", 1.0) and ctx.data is not None and len(ctx.data) == 64
+    assert ctx.options == FakeOptions(scale=2.5)  # its own options, typed, defaults filled in
 
     code, text = run_cli(capsys, "targets", "--json")
     row = next(r for r in __import__("json").loads(text) if r["name"] == "fake-fp32")
@@ -145,6 +157,32 @@ def test_a_registered_backend_exports_runs_and_benchmarks(fake, tmp_path, capsys
 
     runs, error = benchmark([result.artifact], "local", Settings(min_runs=5, min_time=0.01, processes=1))
     assert error is None and runs[0]["target"] == "fake-fp32" and len(runs[0]["samples_ms"]) >= 5
+
+
+def test_a_backends_options_become_flags_and_other_runtimes_options_are_refused(fake, tmp_path):
+    import click
+    from click.testing import CliRunner
+
+    from edgekit.cli.backend_flags import backend_option_flags, given_backend_options
+    from edgekit.errors import UsageError
+    from edgekit.exporter import export
+
+    seen: list[dict] = []
+    command = click.command()(backend_option_flags()(lambda **kw: seen.append(given_backend_options(kw))))
+    help_text = CliRunner().invoke(command, ["--help"]).output
+    assert "--scale FLOAT" in help_text and "fake targets: a number only the fake runtime reads" in help_text
+    assert "--no-fuse" in help_text and "--profile NAME:MIN,OPT,MAX" in help_text  # the built-in backends' own
+    assert CliRunner().invoke(command, ["--scale", "3", "--no-fuse"]).exit_code == 0
+    assert seen == [{"scale": 3.0, "fuse": False}]  # only what was given, by option name
+
+    source, calib = linear_classifier(tmp_path / "linear.onnx"), inputs_npz(tmp_path / "x.npz")
+    with pytest.raises(UsageError) as refused:
+        export(source, "fake-fp32", tmp_path / "out", calib=calib, options={"fuse": False})
+    said = refused.value.message + refused.value.hint
+    assert "no option fuse" in said and "onnxruntime targets" in said and "fake's options: scale" in said
+    with pytest.raises(UsageError, match="scale: Input should be a valid number"):
+        export(source, "fake-fp32", tmp_path / "out", calib=calib, options={"scale": "big"})
+    assert not (tmp_path / "out").exists() and not fake  # refused before anything was loaded or written
 
 
 def test_without_the_backend_the_target_is_listed_but_not_built(catalog, tmp_path, capsys):

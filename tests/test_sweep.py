@@ -95,6 +95,9 @@ def test_a_matrix_runs_each_combination_shares_common_steps_and_names_the_one_th
         ("matrix: [calib]\n", "line 20: matrix must map pipeline keys to lists of values"),
         ("matrix:\n  device: [x86-vnni, x86-avx3]\n", "line 21: matrix combination device=x86-avx3: Unknown device"),
         ("matrix:\n  benchmark.devices: [[local, local]]\n", '"local"]: benchmark: Value error, devices lists local'),
+        ("matrix:\n  options.onnxruntime.nope: [1]\n", "matrix key 'options.onnxruntime.nope' is not a pipeline"),
+        ("options:\n  litert: {fuse: false}\n", "line 21: Target tflite-int8 runs on litert, which has no option fuse"),
+        ("options:\n  coreml9: {}\n", "line 21: options: 'coreml9' is not a runtime"),
     ],
 )  # fmt: skip
 def test_a_bad_matrix_is_refused_with_its_line(pipeline, capsys, matrix, phrase):
@@ -102,6 +105,22 @@ def test_a_bad_matrix_is_refused_with_its_line(pipeline, capsys, matrix, phrase)
     code, out = run_cli(capsys, "run", pipeline)
     assert code == 2 and phrase in out and "Traceback" not in out, out
     assert not (pipeline.parent / ".edgekit-run").exists() or not any((pipeline.parent / ".edgekit-run").iterdir())
+
+
+def test_a_matrix_varies_a_runtimes_own_option_and_only_that_runtimes_files_change(pipeline, tmp_path):
+    from edgekit.release.pipeline import _Plan, load_sweep
+
+    _edit(pipeline, {"bundle:": "matrix:\n  options.onnxruntime.fuse: [true, false]\nbundle:"})
+    combinations = load_sweep(pipeline)
+    assert [c.name for c in combinations] == ["options.onnxruntime.fuse=true", "options.onnxruntime.fuse=false"]
+    unfused = combinations[1].pipeline
+    assert unfused.options_for("onnx-int8") == {"fuse": False} and unfused.options_for("tflite-int8") == {}
+    keys = [
+        {s.id.rpartition("export ")[2]: s.plan({}).key for s in _Plan(c, pipeline.parent, tmp_path).steps()
+         if "export " in s.id}
+        for c in combinations
+    ]  # fmt: skip
+    assert keys[0]["onnx-int8"] != keys[1]["onnx-int8"] and keys[0]["tflite-int8"] == keys[1]["tflite-int8"]
 
 
 def _small(pipeline: Path) -> Path:

@@ -160,6 +160,9 @@ def test_cli_bad_profile_and_missing_calibration_exit_2_with_nothing_written(cnn
     assert code == 2 and "min <= opt <= max" in text
     code, text = run_cli(capsys, *base, "-t", "tensorrt-int8")
     assert code == 2 and "calibration" in text
+    # TensorRT's own option on another runtime's target: refused, naming whose option it is
+    code, text = run_cli(capsys, *base, "-t", "onnx-fp32", "--profile", "image:1x1x8x8,1x1x8x8,1x1x8x8")
+    assert code == 2 and "onnxruntime, which has no option profiles" in text and "tensorrt targets" in text
     assert not list(out.glob("*.onnx")) and not list(out.glob("*.json"))
 
 
@@ -201,7 +204,7 @@ def test_older_tensorrt_gets_its_opset_and_its_op_list(cnn, tiny_bert_onnx, tmp_
 def tiny_bert_onnx(tmp_path_factory):
     out = tmp_path_factory.mktemp("bert")
     source = "edgekit_demo.zoo_text:tiny_bert_sentiment"
-    return export(source, "onnx-fp32", out, inputs=TINY_BERT, backend_options={"fuse": False}).artifact
+    return export(source, "onnx-fp32", out, inputs=TINY_BERT, options={"fuse": False}).artifact
 
 
 def test_trtexec_performance_summaries_parse_into_the_run_fields():

@@ -200,7 +200,7 @@ def test_the_sensitivity_of_an_onnx_source_is_measured_in_onnx_runtime(tiny_bert
     from edgekit.sources import load
 
     # an ONNX file as other exporters write it: unfused
-    onnx_file = _export(tiny_bert, "onnx-fp32", tmp_path, weights="planted", backend_options={"fuse": False}).artifact
+    onnx_file = _export(tiny_bert, "onnx-fp32", tmp_path, weights="planted", options={"fuse": False}).artifact
     model = load(onnx_file)
     data = read_data(tiny_bert["calib"], model.signature, minilm_dir(), limit=32)
     table = measure(model, data)
@@ -296,7 +296,7 @@ def test_onnx_runtime_fuses_the_encoder_and_the_fused_graph_matches_the_unfused_
     from edgekit.spec import Signature, parse_input_specs
 
     fused = _export(tiny_bert, "onnx-fp32", tmp_path / "fused")
-    plain = _export(tiny_bert, "onnx-fp32", tmp_path / "plain", backend_options={"fuse": False})
+    plain = _export(tiny_bert, "onnx-fp32", tmp_path / "plain", options={"fuse": False})
     step = next(s for s in fused.sidecar["route"] if s["step"] == "optimize")
     assert step["fused"] == {"Attention": 2, "SkipLayerNormalization": 4, "BiasGelu": 2}
     ops = lambda result: [n.op_type for n in onnx.load(str(result.artifact)).graph.node]

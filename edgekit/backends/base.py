@@ -7,11 +7,12 @@ Declaring a backend imports nothing heavy: every step body imports its framework
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from edgekit.backends.options import BackendOptions
 from edgekit.errors import ConversionError, DataError
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ class StepContext:
     out: Path
     batch_size: int = 1  # the batch each calibration feed must have (fixed-batch models)
     keep_float: tuple[str, ...] = ()  # source layers (torch module paths, ONNX node names) to leave float
-    options: Mapping[str, Any] = field(default_factory=dict)  # the user's backend options (TensorRT: profiles)
+    # the target's backend's own options (edgekit.backends.options); frozen, so one default is shared safely
+    options: BackendOptions = BackendOptions()  # noqa: RUF009
 
     @property
     def src_file(self) -> Path:
@@ -143,11 +145,14 @@ class Backend:
     # The device profile an export uses when none is named and this machine's profile has no rule for the
     # runtime (TensorRT on a CPU-only machine: the generic NVIDIA GPU profile)
     default_device: str | None = None
-    # builds a target's engine stage (TensorRT: the .plan) from the exported file: (file, backend_options,
+    # its own export settings (a pydantic model; edgekit.backends.options): CLI flags, pipeline keys and
+    # edgekit.export(options=...) all come from it
+    options: type[BackendOptions] = BackendOptions
+    # builds a target's engine stage (TensorRT: the .plan) from the exported file: (file, its options,
     # progress) -> the engine; whether this machine can is the target YAML's `engine.requires`
-    engine: Callable[..., Path] | None = None
+    engine: Callable[[Path, Any, Any], Path] | None = None
     # a graph optimization between conversion and quantization (ONNX Runtime's transformer fusion); it writes
-    # ctx.out only when it changed something; backend_options fuse=False (--no-fuse) turns it off
+    # ctx.out only when it changed something (the backend's options may turn it off: ONNX Runtime's fuse)
     optimize: StepFn | None = None
     # the files that belong to an artifact besides itself, by its path (OpenVINO: the .bin beside the .xml);
     # they are published, hashed in the sidecar, and pushed to devices with it

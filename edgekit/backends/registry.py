@@ -1,4 +1,5 @@
-"""The one table of backends, and everything derived from it: the route graph, supports(), runners by suffix.
+"""The one table of backends, and everything derived from it: the route graph, supports(), runners by suffix,
+a target's options checked against its backend's (and, when refused, named by whose they are).
 
 Every sub-package of edgekit.backends that defines `BACKEND` is registered on first use; `register()`
 adds one from elsewhere (a plugin, a test). Nothing heavy is imported: backends declare, steps import.
@@ -10,9 +11,14 @@ import functools
 import importlib
 import pkgutil
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from edgekit.backends.base import Backend, Converter
+from edgekit.backends.options import BackendOptions
 from edgekit.errors import NoRouteError, UsageError
 
 # Formats a route starts from: every source loader maps its source kind onto one of these.
@@ -136,3 +142,35 @@ def supports(runtime: str, quantization: str) -> bool:
     """Whether a backend exists for `runtime`, something reaches its format, and it can apply `quantization`."""
     backend = backend_for_runtime(runtime)
     return backend is not None and bool(sources_for(backend.format)) and backend.quantizes(quantization)
+
+
+def resolve_options(backend: Backend, given: Mapping[str, Any] | BackendOptions | None, target: str) -> BackendOptions:
+    """The target's backend's options from what the user gave, defaults filled in; a key the backend does
+    not have, or a value of the wrong kind, is a UsageError that says whose option it is."""
+    model = backend.options
+    if isinstance(given, BackendOptions):
+        if not isinstance(given, model):
+            raise UsageError(
+                f"Target {target} runs on {backend.runtime}, whose options are {model.__name__}, "
+                f"not {type(given).__name__}."
+            )
+        return given
+    try:
+        return model.model_validate(dict(given or {}))
+    except ValidationError as e:
+        unknown = [str(err["loc"][0]) for err in e.errors() if err["type"] == "extra_forbidden"]
+        own = ", ".join(model.model_fields) or "none"
+        if unknown:
+            owners = {name: _owners(name) for name in unknown}
+            said = "; ".join(f"{n}: {', '.join(o) + ' targets' if o else 'no runtime'}" for n, o in owners.items())
+            raise UsageError(
+                f"Target {target} runs on {backend.runtime}, which has no option {', '.join(unknown)} "
+                f"(whose option it is: {said}).",
+                hint=f"{backend.runtime}'s options: {own}.",
+            ) from None
+        problems = "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in e.errors())
+        raise UsageError(f"Bad {backend.runtime} option for {target}: {problems}.") from None
+
+
+def _owners(name: str) -> list[str]:
+    return [b.runtime for b in backends().values() if name in b.options.model_fields]

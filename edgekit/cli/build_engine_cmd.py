@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli.export_cmd import engine_build_options
+from edgekit.cli.backend_flags import backend_option_flags, given_backend_options
 
 
 @click.command("build-engine")
 @click.argument("onnx_file", type=click.Path())
-@engine_build_options
+@backend_option_flags(engine_only=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def build_engine_cmd(onnx_file, build_on, workspace_mib, trtexec, identity, quiet) -> None:
+def build_engine_cmd(onnx_file, quiet, **backend_flags) -> None:
     """Build the TensorRT engine (.plan) of ONNX_FILE, a `edgekit export --target tensorrt-*` file.
 
     The engine, its sidecar, the build log, the per-layer precision report and the timing cache are written
@@ -20,11 +20,11 @@ def build_engine_cmd(onnx_file, build_on, workspace_mib, trtexec, identity, quie
     Example: edgekit build-engine out/model-tensorrt-int8.onnx --build-on ssh://nvidia@jetson.local
     """
     from edgekit.backends.tensorrt.engine import build_engine, engine_options
-    from edgekit.cli.export_cmd import engine_cli_options
+    from edgekit.backends.tensorrt.options import TensorRTOptions
     from edgekit.progress import Progress
     from edgekit.sidecar import read_sidecar
 
-    options = engine_options(engine_cli_options(build_on, workspace_mib, trtexec, identity))
+    options = engine_options(TensorRTOptions(**given_backend_options(backend_flags)))
     engine = build_engine(onnx_file, options, Progress(quiet=quiet))
     sidecar = read_sidecar(engine)
     facts = (sidecar.engine if sidecar else None) or {}

@@ -5,26 +5,8 @@ from __future__ import annotations
 import click
 
 from edgekit.cli import unsafe_load_option
+from edgekit.cli.backend_flags import backend_option_flags, given_backend_options
 from edgekit.data import CALIB_LIMIT
-
-
-def engine_build_options(command):
-    """The TensorRT engine-build options, shared by `export` (which builds when it can) and `build-engine`."""
-    for option in reversed(
-        [
-            click.option(
-                "--build-on",
-                metavar="ssh://USER@HOST",
-                help="TensorRT: build the engine on this NVIDIA host with its trtexec (a Jetson, a GPU server); "
-                "default: this machine, when it can.",
-            ),
-            click.option("--workspace-mib", default=1024, show_default=True, help="TensorRT: builder workspace, MiB."),
-            click.option("--trtexec", help="With --build-on: trtexec's path there (default: PATH, then JetPack's)."),
-            click.option("--identity", type=click.Path(), help="ssh private key for --build-on."),
-        ]
-    ):
-        command = option(command)
-    return command
 
 
 @click.command("export")
@@ -68,19 +50,7 @@ def engine_build_options(command):
 @click.option("--report-sensitivity", is_flag=True, help="Measure and print the per-layer quantization sensitivity.")
 @click.option("--eval", "eval_data", help="Task DATA (labelled) for an accuracy gate on the exported file.")
 @click.option("--max-drop", type=float, help="With --eval: most accuracy/macro-F1 points the file may lose.")
-@click.option(
-    "--profile",
-    "profiles",
-    multiple=True,
-    metavar="NAME:MIN,OPT,MAX",
-    help="TensorRT: an input's shape range, shapes as AxB (input_ids:1x64,4x64,16x64); default derived.",
-)
-@click.option(
-    "--no-fuse",
-    is_flag=True,
-    help="ONNX Runtime: leave a transformer encoder's graph unfused (no Attention/SkipLayerNormalization fusion).",
-)
-@engine_build_options
+@backend_option_flags()
 @click.option(
     "--json", "json_path", type=click.Path(), help="Write the artifact's paths and sidecar as JSON ('-': stdout)."
 )
@@ -102,16 +72,13 @@ def export_cmd(
     report_sensitivity,
     eval_data,
     max_drop,
-    profiles,
-    no_fuse,
-    build_on,
-    workspace_mib,
-    trtexec,
-    identity,
     json_path,
     quiet,
+    **backend_flags,
 ) -> None:
     """Export SOURCE to a target runtime file, then check parity against SOURCE.
+
+    The flags named for some runtimes' targets are those backends' own options; the others refuse them.
 
     Example: edgekit export model.onnx --target onnx-int8 --calib calib.npz -o out/
     """
@@ -123,8 +90,6 @@ def export_cmd(
 
     if (eval_data is None) != (max_drop is None):
         raise UsageError("--eval DATA and --max-drop PTS go together: the gate is the drop on that data.")
-    from edgekit.backends.tensorrt.profiles import parse_profile
-
     if json_path:
         from edgekit.artifact import check_json_path
 
@@ -148,11 +113,7 @@ def export_cmd(
             eval_data=eval_data,
             max_drop=max_drop,
         ),
-        backend_options={
-            "profiles": tuple(parse_profile(p) for p in profiles),
-            **({"fuse": False} if no_fuse else {}),
-            **engine_cli_options(build_on, workspace_mib, trtexec, identity),
-        },
+        options=given_backend_options(backend_flags),
         progress=progress,
     )
     for out in result.parity.outputs:
@@ -192,16 +153,6 @@ def export_cmd(
         write_json_output(json_path, {"schema_version": "1", "artifact": str(result.artifact), "files": files,
                                       "engine": str(result.engine) if result.engine else None,
                                       "warnings": result.warnings, "sidecar": result.sidecar})  # fmt: skip
-
-
-def engine_cli_options(build_on: str | None, workspace_mib: int, trtexec: str | None, identity: str | None) -> dict:
-    """The engine-build options `export` and `build-engine` share (edgekit.backends.tensorrt.engine)."""
-    return {
-        "build_on": build_on,
-        "workspace_mib": workspace_mib,
-        "trtexec": trtexec,
-        "transport": {"identity": identity} if identity else {},
-    }
 
 
 def sensitivity_table(rows: list[dict], kept: set[str]):

@@ -16,7 +16,7 @@ import importlib.util
 import itertools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -116,6 +116,13 @@ class Pipeline(_Strict):
     benchmark: BenchmarkSpec | None = None
     gates: Gates = Field(default_factory=Gates)
     bundle: BundleSpec | None = None
+    # the runtimes' own export settings, by runtime: {onnxruntime: {fuse: false}} (edgekit export's flags)
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def options_for(self, target: str) -> dict[str, Any]:
+        from edgekit.catalog import get_target
+
+        return self.options.get(get_target(target).runtime, {})
 
 
 @dataclass(frozen=True)
@@ -152,13 +159,14 @@ def load_sweep(path: Path) -> list[Combination]:
     for settings in _expand(matrix, path, root):
         combined = copy.deepcopy(data)
         for key, value in settings.items():
-            section, _, name = key.partition(".")
-            if name:
-                combined.setdefault(section, {})
-                if isinstance(combined[section], dict):
-                    combined[section][name] = value
+            *sections, name = key.split(".")
+            into = combined
+            for section in sections:  # compress.sparsity; options.onnxruntime.fuse
+                into = into.setdefault(section, {})
+                if not isinstance(into, dict):
+                    break
             else:
-                combined[key] = value
+                into[name] = value
         name = ", ".join(f"{k}={_shown(v)}" for k, v in settings.items())
         try:
             pipeline = _validated(combined, path, root)
@@ -188,9 +196,23 @@ def _validated(data: dict, path: Path, root: Any) -> Pipeline:
 
     for i, target in enumerate(pipeline.targets):
         _named(functools.partial(get_target, target), path, root, ["targets", str(i)])
+    for runtime in pipeline.options:
+        _named(functools.partial(_runtime_options, pipeline, runtime), path, root, ["options", runtime])
     if pipeline.device:
         _named(functools.partial(get_device, pipeline.device), path, root, ["device"])
     return pipeline
+
+
+def _runtime_options(pipeline: Pipeline, runtime: str) -> None:
+    """A runtime's options are checked against its backend's options model, for each target on it."""
+    from edgekit.backends.registry import backend_for_runtime, backends, resolve_options
+    from edgekit.catalog import get_target
+
+    backend = backend_for_runtime(runtime)
+    if backend is None:
+        raise UsageError(f"options: '{runtime}' is not a runtime.", hint=f"Runtimes: {', '.join(backends())}.")
+    on_it = [t for t in pipeline.targets if get_target(t).runtime == runtime]
+    resolve_options(backend, pipeline.options[runtime], on_it[0] if on_it else f"any {runtime} target")
 
 
 def _expand(matrix: Any, path: Path, root: Any) -> list[dict[str, Any]]:
@@ -204,10 +226,15 @@ def _expand(matrix: Any, path: Path, root: Any) -> list[dict[str, Any]]:
     for key, values in matrix.items():
         where = f"{path}, line {line_of(root, ['matrix', str(key)])}"
         section, _, name = str(key).partition(".")
-        fields = _SECTIONS[section].model_fields if name and section in _SECTIONS else Pipeline.model_fields
+        fields: Collection[str] = (
+            _SECTIONS[section].model_fields if name and section in _SECTIONS else Pipeline.model_fields
+        )
+        if section == "options":
+            fields = _option_keys()
         if section in ("targets", "matrix") or section not in Pipeline.model_fields or (name and name not in fields):
-            known = [k for k in Pipeline.model_fields if k not in ("targets", *_SECTIONS)]
+            known = [k for k in Pipeline.model_fields if k not in ("targets", "options", *_SECTIONS)]
             known += [f"{s}.{f}" for s, spec in _SECTIONS.items() for f in spec.model_fields]
+            known += [f"options.{k}" for k in _option_keys()]
             raise UsageError(
                 f"{where}: matrix key '{key}' is not a pipeline setting.",
                 hint=f"A matrix varies any of: {', '.join(known)}. List targets in targets: (every combination "
@@ -217,6 +244,13 @@ def _expand(matrix: Any, path: Path, root: Any) -> list[dict[str, Any]]:
             raise UsageError(f"{where}: matrix key '{key}' must list at least one value, e.g. {key}: [a, b].")
     keys = list(matrix)
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(matrix[k] for k in keys))]
+
+
+def _option_keys() -> list[str]:
+    """RUNTIME.OPTION for every backend option: what `options.RUNTIME.OPTION` in a matrix may vary."""
+    from edgekit.backends.registry import backends
+
+    return [f"{runtime}.{name}" for runtime, b in backends().items() for name in b.options.model_fields]
 
 
 def _shown(value: Any) -> str:
@@ -345,7 +379,16 @@ class _Plan:
         calib_hash = _hash_path(_data_arg(pipeline.calib, base))
         self.export_ids = {t: self.prefix + f"export {t}" for t in pipeline.targets}
         for target, step_id in self.export_ids.items():
-            key = _key("export", source_hash, target, pipeline.device, pipeline.inputs, calib_hash, tokenizer_hash)
+            key = _key(
+                "export",
+                source_hash,
+                target,
+                pipeline.device,
+                pipeline.inputs,
+                calib_hash,
+                tokenizer_hash,
+                pipeline.options_for(target),
+            )
             steps.append(Step(step_id, (compress_id,) if compress_id else (), functools.partial(
                 self._export_job, key, target, compress_id)))  # fmt: skip
         self.evaluate_ids: dict[str, str] = {}
@@ -502,6 +545,7 @@ def _export(pipeline: Pipeline, base: Path, target: str, folder: Path) -> dict:
         inputs=parse_input_specs(tuple(pipeline.inputs)),
         weights=_local(base, pipeline.weights),
         tokenizer=_local(base, pipeline.tokenizer),
+        options=pipeline.options_for(target),
     )
     return {"artifact": result.artifact.name, "size_bytes": result.size_bytes}
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from edgekit.backends.base import Backend, Converter, NativeTool, Quantizer, StepContext, StepNotes
 from edgekit.backends.onnxruntime import native
 from edgekit.backends.onnxruntime.plan import ort_plan
+from edgekit.backends.options import BackendOptions
 from edgekit.sidecar import ArtifactIO
 from edgekit.sources.base import Model
+
+
+class OnnxRuntimeOptions(BackendOptions):
+    fuse: bool = Field(True, description="fuse a transformer encoder's graph (Attention, SkipLayerNormalization)")
 
 
 def _from_torch(ctx: StepContext) -> StepNotes:
@@ -73,6 +80,7 @@ def _count_work(path: Path, inputs: dict[str, list[int]]) -> dict[str, Any]:
 
 BACKEND = Backend(
     runtime="onnxruntime",
+    options=OnnxRuntimeOptions,
     format="onnx",
     suffixes=(".onnx",),
     runner=_runner,

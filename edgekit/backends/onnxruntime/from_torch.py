@@ -44,7 +44,8 @@ def convert(ctx: StepContext) -> StepNotes:
     dynamic_axes = _dynamic_axes(model, names)
     scripted = isinstance(model.obj, torch.jit.ScriptModule)
     opset = target_opset(ctx)
-    for_fusion = bool(ctx.options.get("fuse")) and not scripted
+    # the graph the fusion expects, when the target's backend fuses (other backends' options have no fuse)
+    for_fusion = bool(getattr(ctx.options, "fuse", False)) and not scripted
     errors: list[str] = []
     for dynamo in [False] if scripted else [True, False]:
         try:

@@ -189,6 +189,8 @@ def optimize_step(ctx) -> StepNotes:
     projections would then stay float."""
     import onnx
 
+    if not ctx.options.fuse:  # --no-fuse
+        return StepNotes()
     model = onnx.load(str(ctx.src_file))
     present = {n.op_type for n in model.graph.node}
     if not {"Softmax", "MatMul"} <= present or not present & {"LayerNormalization", "ReduceMean"}:

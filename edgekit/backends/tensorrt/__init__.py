@@ -11,6 +11,7 @@ from pathlib import Path
 from edgekit.backends.base import Backend, Converter, NativeTool, Quantizer, StepContext, StepNotes
 from edgekit.backends.onnxruntime import describe_io
 from edgekit.backends.tensorrt import trtexec
+from edgekit.backends.tensorrt.options import TensorRTOptions
 from edgekit.backends.tensorrt.plan import DEFAULT_DEVICE, scheme_problems, trt_plan
 from edgekit.sidecar import ArtifactIO
 
@@ -87,4 +88,5 @@ BACKEND = Backend(
     scheme_problems=scheme_problems,
     default_device=DEFAULT_DEVICE,
     engine=_build,
+    options=TensorRTOptions,
 )

@@ -13,13 +13,13 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from edgekit.artifact import publish, staging
+from edgekit.backends.tensorrt.options import TensorRTOptions
 from edgekit.backends.tensorrt.profiles import Profile
 from edgekit.backends.tensorrt.trtexec import WELL_KNOWN_PATHS, build_command, parse_device, parse_parser_errors
 from edgekit.checksum import sha256_path
@@ -45,10 +45,13 @@ class EngineOptions:
     transport: dict[str, Any] = field(default_factory=dict)  # ssh options (identity, options, timeout)
 
 
-def engine_options(options: Mapping[str, Any]) -> EngineOptions:
-    """EngineOptions from export()'s backend_options (build_on, workspace_mib, trtexec, transport)."""
-    known = {"build_on", "workspace_mib", "trtexec", "transport"}
-    return EngineOptions(**{k: v for k, v in options.items() if k in known and v is not None})
+def engine_options(options: TensorRTOptions) -> EngineOptions:
+    """Where and how to build, from TensorRT's export options."""
+    transport = {
+        **({"identity": options.identity} if options.identity else {}),
+        **({"options": options.ssh_options} if options.ssh_options else {}),
+    }
+    return EngineOptions(options.build_on, options.workspace_mib, options.trtexec, transport)
 
 
 def local_build_missing(target: str = "tensorrt-fp32") -> list[str]:

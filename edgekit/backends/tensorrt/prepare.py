@@ -72,7 +72,7 @@ def prepare(ctx: StepContext) -> StepNotes:
             folded = polygraphy.infer_shapes(folded)
     except Exception as e:
         raise ConversionError(f"Polygraphy could not fold constants in the model: {first_line(e)}") from None
-    profiles = derive(ctx.model.signature.inputs, ctx.data, tuple(ctx.options.get("profiles", ())))
+    profiles = derive(ctx.model.signature.inputs, ctx.data, tuple(getattr(ctx.options, "profiles", ())))
     onnx.save(folded, str(ctx.out))
     return StepNotes(
         {

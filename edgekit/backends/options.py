@@ -1,0 +1,21 @@
+"""A backend's own export settings, declared once as a typed model in its folder.
+
+Each field of a backend's options model is at once a flag of `edgekit export` (`--field-name`; a bool that
+defaults to True becomes `--no-field-name`), a key under the runtime's name in a pipeline's `options:`,
+and a key of `edgekit.export(..., options={...})`. Its description is the flag's help. A field whose
+json_schema_extra has `engine: True` is an engine-build setting, also taken by `edgekit build-engine`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class BackendOptions(BaseModel):
+    """No options: the model of a backend that declares none, and the base of every backend's own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def engine_host(self) -> str | None:
+        """Where the engine stage is built when not on this machine (TensorRT's --build-on); None: here."""
+        return None
