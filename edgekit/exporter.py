@@ -42,7 +42,6 @@ from edgekit.spec import InputSpecs, Signature
 
 _VERSIONED = (
     "onnx",
-    "onnxruntime",
     "torch",
     "onnxscript",
     "tensorflow",
@@ -51,14 +50,7 @@ _VERSIONED = (
     "keras",
     "transformers",
     "numpy",
-    "onnx2tf",
-    "litert-torch",
-    "ai-edge-litert",
-    "executorch",
-    "torchao",
-    "openvino",
-    "nncf",
-)
+)  # the source side's tools; each backend names its own (Backend.versioned)
 
 
 @dataclass
@@ -76,8 +68,10 @@ class ExportResult:
 
 
 def tool_versions() -> dict[str, str]:
+    from edgekit.backends.registry import backends
+
     out = {"edgekit": __version__}
-    for name in _VERSIONED:
+    for name in dict.fromkeys([*_VERSIONED, *(v for b in backends().values() for v in b.versioned)]):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -84,6 +84,8 @@ def _fake_backend(tmp_path: Path, seen: list[StepContext]) -> Backend:
         converters=(Converter("onnx", "fakefmt", convert, "copy"),),
         plan=_plan,
         options=FakeOptions,
+        app_platforms=("android",),
+        versioned=("pyyaml",),
     )
 
 
@@ -150,6 +152,13 @@ def test_a_registered_backend_exports_runs_and_benchmarks(fake, tmp_path, capsys
     assert ctx.src is None and ctx.model.format == "onnx" and ctx.out.parent != result.artifact.parent
     assert ctx.plan == FakePlan("fake-fp32", 1.0) and ctx.data is not None and len(ctx.data) == 64
     assert ctx.options == FakeOptions(scale=2.5)  # its own options, typed, defaults filled in
+    assert result.sidecar["tools"]["pyyaml"] == yaml.__version__  # the tools it names are recorded
+
+    from edgekit.release.bundle import bundle
+
+    assert bundle([result.artifact], tmp_path / "app", platform="android").path.is_dir()  # android apps embed it
+    with pytest.raises(EdgekitError, match="is a fake file; ios apps embed .*litert"):
+        bundle([result.artifact], tmp_path / "ios-app", platform="ios")
 
     code, text = run_cli(capsys, "targets", "--json")
     row = next(r for r in __import__("json").loads(text) if r["name"] == "fake-fp32")

@@ -136,6 +136,10 @@ class Backend:
     quantizers: tuple[Quantizer, ...] = ()
     native_tool: NativeTool | None = None
     extra: str | None = None  # the pip extra that installs its stack
+    # the app platforms whose apps embed this runtime: a bundle for one of them takes its files (android, ios)
+    app_platforms: tuple[str, ...] = ()
+    # the packages (distribution names) whose versions every sidecar records, as the tools that made the file
+    versioned: tuple[str, ...] = ()
     # Build this backend's typed recipe from the catalog's, or raise UsageError when it cannot be honoured.
     plan: Callable[[Recipe], Any] = lambda recipe: recipe
     # What a device row's scheme asks that this runtime cannot do (empty: it fits); checked when devices load.

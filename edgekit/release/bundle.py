@@ -23,19 +23,28 @@ from edgekit.sidecar import Sidecar, read_sidecar
 
 @dataclass(frozen=True)
 class Layout:
-    """Where a platform's app build takes assets from, and the runtimes its apps embed (None: any)."""
+    """Where a platform's app build takes assets from, and whether its apps embed only some runtimes (those
+    whose backend lists the platform in `app_platforms`)."""
 
     root: str  # the bundle's top folder, from the bundle name
-    runtimes: tuple[str, ...] | None
+    embeds_some: bool
     where: str  # what to do with the folder, for the message after bundling
 
 
-_MOBILE = ("litert", "onnxruntime", "torch-lite", "executorch")
 PLATFORMS = {
-    "android": Layout("{name}", _MOBILE, "copy the folder under app/src/main/assets/"),
-    "ios": Layout("{name}.bundle", _MOBILE, "add the folder to the app target as a resource bundle"),
-    "generic": Layout("{name}", None, "ship the folder as it is"),
+    "android": Layout("{name}", True, "copy the folder under app/src/main/assets/"),
+    "ios": Layout("{name}.bundle", True, "add the folder to the app target as a resource bundle"),
+    "generic": Layout("{name}", False, "ship the folder as it is"),
 }
+
+
+def embedded_runtimes(platform: str) -> list[str]:
+    """The runtimes `platform`'s apps embed, as the backends declare them."""
+    from edgekit.backends.registry import backends
+
+    return [b.runtime for b in backends().values() if platform in b.app_platforms]
+
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: a fixed timestamp makes the archive reproducible
 
@@ -103,9 +112,10 @@ def _read_artifact(path: Path, layout: Layout, platform: str) -> tuple[Path, Sid
             f"{path} has no sidecar ({path.stem}.edgekit.json): a bundle describes files edgekit exported.",
             hint="Export it with edgekit export, and keep the sidecar beside the file.",
         )
-    if layout.runtimes is not None and sidecar.runtime not in layout.runtimes:
+    embedded = embedded_runtimes(platform)
+    if layout.embeds_some and sidecar.runtime not in embedded:
         raise UsageError(
-            f"{path.name} is a {sidecar.runtime} file; {platform} apps embed {', '.join(layout.runtimes)} runtimes.",
+            f"{path.name} is a {sidecar.runtime} file; {platform} apps embed {', '.join(embedded)} runtimes.",
             hint="Bundle it with --platform generic, or export a mobile target (edgekit targets).",
         )
     return path, sidecar

@@ -32,6 +32,8 @@ def _load_hint(message: str) -> str | None:
 
 BACKEND = Backend(
     runtime="executorch",
+    app_platforms=("android", "ios"),
+    versioned=("executorch", "torchao"),
     format="pte",
     suffixes=(".pte",),
     runner=_runner,

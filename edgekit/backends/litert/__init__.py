@@ -52,6 +52,8 @@ def _count_work(path: Path, inputs: dict[str, list[int]]) -> dict[str, Any]:
 
 BACKEND = Backend(
     runtime="litert",
+    app_platforms=("android", "ios"),
+    versioned=("onnx2tf", "litert-torch", "ai-edge-litert"),
     format="tflite",
     suffixes=(".tflite",),
     runner=_runner,

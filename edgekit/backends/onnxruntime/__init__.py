@@ -80,6 +80,8 @@ def _count_work(path: Path, inputs: dict[str, list[int]]) -> dict[str, Any]:
 
 BACKEND = Backend(
     runtime="onnxruntime",
+    app_platforms=("android", "ios"),
+    versioned=("onnxruntime",),
     options=OnnxRuntimeOptions,
     format="onnx",
     suffixes=(".onnx",),

@@ -73,6 +73,7 @@ def _count_work(path: Path, inputs: dict[str, list[int]]) -> dict[str, Any]:
 
 BACKEND = Backend(
     runtime="openvino",
+    versioned=("openvino", "nncf"),
     format="openvino",
     suffixes=(".xml",),
     runner=_runner,

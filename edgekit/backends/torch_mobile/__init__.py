@@ -25,6 +25,7 @@ def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
 
 BACKEND = Backend(
     runtime="torch-lite",
+    app_platforms=("android", "ios"),
     format="ptl",
     suffixes=(".ptl",),
     runner=_runner,
