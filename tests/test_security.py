@@ -108,14 +108,20 @@ def test_onnx_runtime_telemetry_is_off_in_edgekit(tmp_path, probe, starts):
     """ONNX Runtime 1.32 starts Microsoft's 1DS telemetry on import: a session file, $TMPDIR/.ses, and an event
     queue under ~/.cache/Microsoft. It starts only where it can write that queue and where no CI variable (CI,
     GITHUB_ACTIONS, JENKINS_URL, ...) is set, so each probe gets a minimal environment, as ssh gives, with a
-    writable home of its own. Without edgekit both traces appear; in edgekit's process and its worker, neither."""
+    writable home of its own. Without edgekit both traces appear; in edgekit's process and its worker, neither.
+    Each probe runs in a network namespace of its own (`unshare --net`: a loopback that is down, nothing else),
+    so the control case, which starts the telemetry on purpose, cannot send anything."""
     import os
+    import shutil
 
+    isolate = ["unshare", "--net", "--"]
+    if shutil.which("unshare") is None or subprocess.run([*isolate, "true"], capture_output=True).returncode != 0:
+        pytest.skip("cannot create a network namespace here (unshare --net needs root or user namespaces)")
     home, tmp = tmp_path / "home", tmp_path / "tmp"
     home.mkdir()
     tmp.mkdir()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TMPDIR": str(tmp)}
-    done = subprocess.run([sys.executable, *probe], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([*isolate, sys.executable, *probe], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-500:]
     traces = [p.relative_to(tmp_path) for p in (tmp / ".ses", home / ".cache" / "Microsoft") if p.exists()]
     assert bool(traces) is starts, (traces, done.stdout[-300:], done.stderr[-500:])
