@@ -163,6 +163,8 @@ def test_cli_bad_profile_and_missing_calibration_exit_2_with_nothing_written(cnn
     # TensorRT's own option on another runtime's target: refused, naming whose option it is
     code, text = run_cli(capsys, *base, "-t", "onnx-fp32", "--profile", "image:1x1x8x8,1x1x8x8,1x1x8x8")
     assert code == 2 and "onnxruntime, which has no option profiles" in text and "tensorrt targets" in text
+    code, text = run_cli(capsys, "build-engine", "model-tensorrt-fp32.onnx", "--workspace-mib", "0")
+    assert code == 2 and "workspace_mib: Input should be greater than or equal to 1" in text
     assert not list(out.glob("*.onnx")) and not list(out.glob("*.json"))
 
 

@@ -19,12 +19,14 @@ def build_engine_cmd(onnx_file, quiet, **backend_flags) -> None:
 
     Example: edgekit build-engine out/model-tensorrt-int8.onnx --build-on ssh://nvidia@jetson.local
     """
+    from edgekit.backends.registry import backend_for_runtime, resolve_options
     from edgekit.backends.tensorrt.engine import build_engine, engine_options
-    from edgekit.backends.tensorrt.options import TensorRTOptions
     from edgekit.progress import Progress
     from edgekit.sidecar import read_sidecar
 
-    options = engine_options(TensorRTOptions(**given_backend_options(backend_flags)))
+    backend = backend_for_runtime("tensorrt")
+    assert backend is not None
+    options = engine_options(resolve_options(backend, given_backend_options(backend_flags), "the engine build"))
     engine = build_engine(onnx_file, options, Progress(quiet=quiet))
     sidecar = read_sidecar(engine)
     facts = (sidecar.engine if sidecar else None) or {}
