@@ -23,23 +23,21 @@ from edgekit.sidecar import Sidecar, read_sidecar
 
 @dataclass(frozen=True)
 class Layout:
-    """Where a platform's app build takes assets from, and whether its apps embed only some runtimes (those
-    whose backend lists the platform in `app_platforms`)."""
+    """Where a platform's app build takes assets from (which runtimes its apps embed, the backends say)."""
 
     root: str  # the bundle's top folder, from the bundle name
-    embeds_some: bool
     where: str  # what to do with the folder, for the message after bundling
 
 
 PLATFORMS = {
-    "android": Layout("{name}", True, "copy the folder under app/src/main/assets/"),
-    "ios": Layout("{name}.bundle", True, "add the folder to the app target as a resource bundle"),
-    "generic": Layout("{name}", False, "ship the folder as it is"),
+    "android": Layout("{name}", "copy the folder under app/src/main/assets/"),
+    "ios": Layout("{name}.bundle", "add the folder to the app target as a resource bundle"),
+    "generic": Layout("{name}", "ship the folder as it is"),
 }
 
 
 def embedded_runtimes(platform: str) -> list[str]:
-    """The runtimes `platform`'s apps embed, as the backends declare them."""
+    """The runtimes `platform`'s apps embed, as the backends declare them (none named: any runtime goes)."""
     from edgekit.backends.registry import backends
 
     return [b.runtime for b in backends().values() if platform in b.app_platforms]
@@ -72,7 +70,7 @@ def bundle(
     if platform not in PLATFORMS:
         raise UsageError(f"Unknown platform '{platform}'.", hint=f"Platforms: {', '.join(PLATFORMS)}.")
     layout = PLATFORMS[platform]
-    models = [_read_artifact(Path(a), layout, platform) for a in artifacts]
+    models = [_read_artifact(Path(a), platform) for a in artifacts]
     if not models:
         raise UsageError("Give at least one exported artifact to bundle.")
     name = name or _model_name(*models[0])
@@ -104,7 +102,7 @@ def bundle(
     return BundleResult(final, manifest, layout.where)
 
 
-def _read_artifact(path: Path, layout: Layout, platform: str) -> tuple[Path, Sidecar]:
+def _read_artifact(path: Path, platform: str) -> tuple[Path, Sidecar]:
     require_artifact(path)
     sidecar = read_sidecar(path)
     if sidecar is None:
@@ -113,7 +111,7 @@ def _read_artifact(path: Path, layout: Layout, platform: str) -> tuple[Path, Sid
             hint="Export it with edgekit export, and keep the sidecar beside the file.",
         )
     embedded = embedded_runtimes(platform)
-    if layout.embeds_some and sidecar.runtime not in embedded:
+    if embedded and sidecar.runtime not in embedded:
         raise UsageError(
             f"{path.name} is a {sidecar.runtime} file; {platform} apps embed {', '.join(embedded)} runtimes.",
             hint="Bundle it with --platform generic, or export a mobile target (edgekit targets).",
