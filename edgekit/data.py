@@ -6,6 +6,7 @@ Calibration, parity and evaluation all read data through here, so the same check
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,6 +45,12 @@ class Dataset:
     def head(self, n: int) -> Dataset:
         labels = self.labels[:n] if self.labels is not None else None
         return Dataset({k: v[:n] for k, v in self.arrays.items()}, labels, self.source, self.sha256)
+
+    def take(self, indices: np.ndarray, what: str) -> Dataset:
+        """The samples at `indices`, named as `what` part of this set (its hash covers which ones)."""
+        labels = self.labels[indices] if self.labels is not None else None
+        digest = hashlib.sha256(self.sha256.encode() + np.asarray(indices, np.int64).tobytes()).hexdigest()
+        return Dataset({k: v[indices] for k, v in self.arrays.items()}, labels, f"{self.source} ({what})", digest)
 
 
 def batch_size_for(signature: Signature, default: int = 32) -> int:

@@ -54,35 +54,97 @@ def test_loss_matches_a_hand_computation():
     assert float(soft_only) == pytest.approx(temp**2 * kl, rel=1e-9)
 
 
+def _epochs(val_losses, losses=None):
+    losses = losses or [1.0 / (i + 1) for i in range(len(val_losses))]
+    return [{"epoch": i + 1, "loss": loss, "val": {"loss": v}} for i, (loss, v) in enumerate(zip(losses, val_losses))]
+
+
+def test_convergence_stops_after_patience_halves_the_rate_and_keeps_the_best():
+    from edgekit.compress.common import Convergence
+
+    watch = Convergence(TrainSettings(epochs=30, lr=1e-3, patience=2))
+    history = _epochs([1.0, 0.5, 0.6, 0.55])
+    for entry in history[:3]:
+        watch.update(entry)
+        assert not watch.done
+    assert watch.best_epoch == 1 and watch.lr == pytest.approx(1e-3)  # one epoch without improvement
+    watch.update(history[3])
+    assert watch.done and watch.lr == pytest.approx(5e-4)  # two: the rate halves
+    summary = watch.summary(history, restored=True)
+    assert summary["stopped"].startswith("converged") and summary["best_epoch"] == 2 and "warning" not in summary
+    # a rising schedule's epochs (before `start`) cannot be the best, however low their loss
+    ramp = Convergence(TrainSettings(patience=2), start=2)
+    for entry in _epochs([0.1, 0.2, 0.9, 0.8]):
+        ramp.update(entry)
+    assert ramp.best_epoch == 3 and not ramp.done
+
+
+def test_training_that_stops_while_still_improving_says_so():
+    from edgekit.compress.common import Convergence
+
+    watch = Convergence(TrainSettings(epochs=3))
+    history = _epochs([0.9, 0.7, 0.5])
+    for entry in history:
+        watch.update(entry)
+    assert "still falling" in watch.summary(history, restored=False)["warning"]
+    blind = Convergence(TrainSettings(epochs=2, patience=0))  # no validation: the training loss tells
+    history = [{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.6}]
+    for entry in history:
+        blind.update(entry)
+    assert "loss was still falling" in blind.summary(history, restored=False)["warning"]
+
+
+def test_validation_is_held_out_of_the_training_data(npz):
+    from edgekit.compress.common import split_validation
+    from edgekit.data import read_data
+    from edgekit.errors import DataError
+    from edgekit.spec import Signature
+
+    data = read_data(npz / "train.npz", Signature(INPUT, ()), None)
+    rows, held = split_validation(data, None, TrainSettings(val_fraction=0.2))
+    assert len(held) == round(0.2 * len(data)) and len(rows) + len(held) == len(data)
+    again, _ = split_validation(data, None, TrainSettings(val_fraction=0.2))
+    assert (rows == again).all() and held.sha256 != data.sha256  # seeded; its own content hash
+    rest = np.setdiff1d(np.arange(len(data)), rows)  # the held-out samples are exactly those that do not train
+    assert np.array_equal(held.arrays["image"], data.arrays["image"][rest])
+    everything, none = split_validation(data, None, TrainSettings(patience=0))
+    assert len(everything) == len(data) and none is None
+    with pytest.raises(DataError, match="at least 8"):
+        split_validation(data.head(40), None, TrainSettings())
+
+
 @pytest.fixture(scope="module")
 def distilled(cnn, npz, tmp_path_factory):
     out = tmp_path_factory.mktemp("distill") / "student"
-    settings = TrainSettings(epochs=12, lr=3e-3, seed=0)
-    result = distill(
+    return distill(  # at the defaults: training runs until the held-out tenth of the data stops improving
         "edgekit_demo.zoo:digits_cnn",
         npz / "train.npz",
         out,
         student="edgekit_demo.zoo:digits_small_cnn",
-        val=npz / "test.npz",
-        alpha=0.5,
-        temperature=4.0,
-        settings=settings,
         inputs=INPUT,
         teacher_weights=cnn[1],
     )
-    return result
 
 
-def test_distilled_student_keeps_the_teachers_accuracy(distilled, digits, npz, tmp_path):
+def test_distilled_student_keeps_the_teachers_accuracy(distilled, cnn, digits, npz, tmp_path):
+    """At the defaults, a student with a fifth of the teacher's parameters comes within 2 points of it on the
+    test digits, which training never saw (it stopped on a tenth of the training data held out)."""
     record = distilled.record
-    teacher, student = record["teacher"]["metrics"]["accuracy"], record["metrics_after"]["accuracy"]
-    assert student >= teacher - 0.02, record
+    _, _, x_test, y_test = digits
+    import torch
+
+    with torch.inference_mode():
+        teacher = float((cnn[0](torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
     assert record["student"]["parameters"] < 0.25 * record["teacher"]["parameters"]
-    assert len(record["history"]) == 12 and record["history"][-1]["val"] == record["metrics_after"]  # per epoch
+    training = record["training"]
+    assert training["stopped"].startswith("converged") and training["epochs_run"] < training["max_epochs"], training
+    assert record["val"]["samples"] == round(0.1 * record["data"]["samples"] / 0.9)  # held out of --data
+    best = record["history"][training["best_epoch"] - 1]["val"]
+    assert {k: best[k] for k in record["metrics_after"]} == record["metrics_after"]  # the best epoch was kept
     # the output folder is a SOURCE: export it, run the file, and the sidecar carries the provenance
     result = export(distilled.out, "onnx-fp32", tmp_path, calib=npz / "test.npz")
-    _, _, x_test, y_test = digits
-    assert artifact_accuracy(result.artifact, x_test, y_test) == pytest.approx(student, abs=0.005)
+    student = artifact_accuracy(result.artifact, x_test, y_test)
+    assert student >= teacher - 0.02, (student, teacher, training)
     assert (
         result.sidecar["compression"]["method"] == "distill" and result.sidecar["source"]["kind"] == "exported-program"
     )
@@ -355,7 +417,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(cnn, npz, tmp_path):
         "--sparsity",
         "0.5",
         "--finetune-epochs",
-        "30",
+        "12",
         "--data",
         str(npz / "train.npz"),
         "--input",
@@ -368,7 +430,8 @@ def test_an_interrupted_run_resumes_to_the_same_result(cnn, npz, tmp_path):
     checkpoints = tmp_path / ".cut.checkpoints"
     proc = subprocess.Popen([*argv, "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while not list(checkpoints.glob("epoch-0002.pt")) and time.monotonic() < deadline and proc.poll() is None:
+    reached = lambda: [p for p in checkpoints.glob("epoch-*.pt") if p.name >= "epoch-0002.pt"]
+    while not reached() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -381,8 +444,11 @@ def test_an_interrupted_run_resumes_to_the_same_result(cnn, npz, tmp_path):
     a, b = load_file(tmp_path / "whole" / "weights.safetensors"), load_file(out / "weights.safetensors")
     assert a.keys() == b.keys() and all(np.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert not checkpoints.exists()
-    history = json.loads((out / "compress.json").read_text())["history"]
-    assert [h["epoch"] for h in history] == list(range(1, 31)) and not math.isnan(history[-1]["loss"])
+    record, uncut = (json.loads((d / "compress.json").read_text()) for d in (out, tmp_path / "whole"))
+    history, training = record["history"], record["training"]
+    assert training == uncut["training"]  # the resumed run replayed the validation history: the same stop
+    assert [h["epoch"] for h in history] == list(range(1, training["epochs_run"] + 1))
+    assert not math.isnan(history[-1]["loss"])
 
 
 @pytest.mark.slow  # Keras distillation, half a minute; torch distillation stays in the fast suite
@@ -444,8 +510,8 @@ def test_keras_pruning_resumes_to_the_same_result(digits, keras_npz, tmp_path, m
     whole = run(tmp_path / "whole")
     save = KerasCheckpoints.save_keras
 
-    def save_then_stop(self, tf, m, optimizer, epoch, history):
-        save(self, tf, m, optimizer, epoch, history)
+    def save_then_stop(self, tf, m, optimizer, epoch, history, keep):
+        save(self, tf, m, optimizer, epoch, history, keep)
         if epoch == 1:
             raise KeyboardInterrupt
 

@@ -7,18 +7,43 @@ import click
 from edgekit.cli import unsafe_load_option
 
 _SOURCE_HELP = "A SOURCE as for `edgekit export` (file, folder, or package.module:factory)."
+_EPOCHS_HELP = "The most training epochs: training stops earlier once the validation loss stops improving (--patience)."
 
 
-def _training_options(epochs: int | None, lr: float):
+def _settings(epochs: int, lr: float | None, batch: int, seed: int, patience: int, val_fraction: float):
+    from edgekit.compress import TrainSettings
+
+    return TrainSettings(epochs, lr, batch, seed, patience, val_fraction)
+
+
+def _training_options(epochs: int | None, lr: float | str):
     """The options every method shares (prune names its epochs --finetune-epochs, so epochs=None leaves it out)."""
 
     def wrap(fn):
-        epochs_option = [click.option("--epochs", default=epochs, show_default=True, help="Training epochs.")]
+        epochs_option = [click.option("--epochs", default=epochs, show_default=True, help=_EPOCHS_HELP)]
         for option in reversed(
             [
-                click.option("--val", type=click.Path(), help="Validation DATA: metrics before and after."),
+                click.option(
+                    "--val",
+                    type=click.Path(),
+                    help="Validation DATA: metrics before and after, and when to stop "
+                    "(default: --val-fraction of --data held out).",
+                ),
                 *(epochs_option if epochs is not None else []),
-                click.option("--lr", default=lr, show_default=True, help="Learning rate (AdamW / Adam)."),
+                click.option(
+                    "--patience",
+                    default=5,
+                    show_default=True,
+                    help="Stop after this many epochs without a better validation loss, keeping the best epoch "
+                    "(the learning rate halves after every second one); 0: run every epoch, no validation split.",
+                ),
+                click.option(
+                    "--val-fraction",
+                    default=0.1,
+                    show_default=True,
+                    help="Share of --data held out for validation when --val is not given.",
+                ),
+                click.option("--lr", type=float, help=f"Learning rate (AdamW / Adam); default {lr}."),
                 click.option("--batch", default=32, show_default=True, help="Batch size."),
                 click.option("--seed", default=0, show_default=True, help="Seed: the same seed gives the same result."),
                 click.option(
@@ -51,6 +76,12 @@ def _report(result) -> None:
     after = record.get("metrics_after") or record.get("metrics_after_fake_quant")
     if before or after:
         click.echo(f"validation before: {before}  after: {after}")
+    stopped = record.get("training")
+    if stopped:
+        best = f", best epoch {stopped['best_epoch']}" if stopped.get("best_epoch") else ""
+        click.echo(
+            f"training: {stopped['stopped']} ({stopped['epochs_run']} of at most {stopped['max_epochs']} epochs{best})"
+        )
     click.echo(f"{result.out} (edgekit export {result.out} --target T)")
 
 
@@ -71,7 +102,7 @@ def compress_cmd() -> None:
 @click.option("--temperature", default=2.0, show_default=True, help="Softening temperature T.")
 @click.option("--tokenizer", type=click.Path(), help="Tokenizer folder for text data (default: the teacher's).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
-@_training_options(epochs=3, lr=1e-3)
+@_training_options(epochs=100, lr="3e-3 for a student of its own, 1e-4 for one from pretrained weights")
 @unsafe_load_option
 def distill_cmd(
     teacher,
@@ -86,6 +117,8 @@ def distill_cmd(
     resume,
     val,
     epochs,
+    patience,
+    val_fraction,
     lr,
     batch,
     seed,
@@ -97,7 +130,7 @@ def distill_cmd(
 
     Example: edgekit compress distill TEACHER_DIR --student-layers 3 --data train.csv -o student/
     """
-    from edgekit.compress import TrainSettings, distill
+    from edgekit.compress import distill
     from edgekit.progress import Progress
     from edgekit.spec import parse_input_specs
 
@@ -110,7 +143,7 @@ def distill_cmd(
         val=val,
         alpha=alpha,
         temperature=temperature,
-        settings=TrainSettings(epochs, lr, batch, seed),
+        settings=_settings(epochs, lr, batch, seed, patience, val_fraction),
         inputs=parse_input_specs(inputs),
         teacher_weights=teacher_weights,
         student_weights=student_weights,
@@ -137,21 +170,39 @@ def distill_cmd(
     type=click.Choice(["polynomial", "one-shot"]),
     default="polynomial",
     show_default=True,
-    help="Reach the sparsity gradually over the fine-tuning epochs, or at once.",
+    help="Reach the sparsity gradually over --ramp-epochs, or at once.",
 )
-@click.option("--finetune-epochs", default=2, show_default=True, help="Fine-tuning epochs.")
+@click.option("--ramp-epochs", default=2, show_default=True, help="Epochs over which the sparsity rises to its target.")
+@click.option("--finetune-epochs", default=30, show_default=True, help=_EPOCHS_HELP)
 @click.option("--data", required=True, type=click.Path(), help="Fine-tuning DATA (with labels).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
 @_training_options(epochs=None, lr=1e-3)
 @unsafe_load_option
 def prune_cmd(
-    model, weights, sparsity, method, schedule, finetune_epochs, data, resume, val, lr, batch, seed, inputs, out, quiet
+    model,
+    weights,
+    sparsity,
+    method,
+    schedule,
+    ramp_epochs,
+    finetune_epochs,
+    data,
+    resume,
+    val,
+    patience,
+    val_fraction,
+    lr,
+    batch,
+    seed,
+    inputs,
+    out,
+    quiet,
 ) -> None:
     """Prune by magnitude or structure, then fine-tune; reports sparsity, parameters and size.
 
     Example: edgekit compress prune pkg.mod:factory --weights w.pt --sparsity 0.5 --data train.npz -o pruned/
     """
-    from edgekit.compress import TrainSettings, prune
+    from edgekit.compress import prune
     from edgekit.progress import Progress
     from edgekit.spec import parse_input_specs
 
@@ -163,8 +214,9 @@ def prune_cmd(
         method=method,
         schedule=schedule,
         finetune_epochs=finetune_epochs,
+        ramp_epochs=ramp_epochs,
         val=val,
-        settings=TrainSettings(finetune_epochs, lr, batch, seed),
+        settings=_settings(finetune_epochs, lr, batch, seed, patience, val_fraction),
         inputs=parse_input_specs(inputs),
         weights=weights,
         resume=resume,
@@ -185,19 +237,34 @@ def prune_cmd(
 @click.option("--weights", type=click.Path(), help="Weights for a factory model.")
 @click.option("--rank-ratio", type=float, help="Keep this fraction of each Linear layer's rank, in (0, 1].")
 @click.option("--energy", type=float, help="Keep the rank that holds this share of the squared singular values.")
-@click.option("--finetune-epochs", default=1, show_default=True, help="Fine-tuning epochs after factorizing (0: none).")
+@click.option("--finetune-epochs", default=30, show_default=True, help=_EPOCHS_HELP + " 0: no fine-tuning.")
 @click.option("--data", required=True, type=click.Path(), help="Fine-tuning DATA (with labels).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
 @_training_options(epochs=None, lr=1e-3)
 @unsafe_load_option
 def lowrank_cmd(
-    model, weights, rank_ratio, energy, finetune_epochs, data, resume, val, lr, batch, seed, inputs, out, quiet
+    model,
+    weights,
+    rank_ratio,
+    energy,
+    finetune_epochs,
+    data,
+    resume,
+    val,
+    patience,
+    val_fraction,
+    lr,
+    batch,
+    seed,
+    inputs,
+    out,
+    quiet,
 ) -> None:
     """Replace Linear layers by two thin ones from a truncated SVD, then fine-tune; reports ranks and parameters.
 
     Example: edgekit compress lowrank --model pkg.mod:factory --weights w.pt --rank-ratio 0.25 --data train.npz -o lr/
     """
-    from edgekit.compress import TrainSettings, lowrank
+    from edgekit.compress import lowrank
     from edgekit.progress import Progress
     from edgekit.spec import parse_input_specs
 
@@ -209,7 +276,7 @@ def lowrank_cmd(
         energy=energy,
         finetune_epochs=finetune_epochs,
         val=val,
-        settings=TrainSettings(finetune_epochs, lr, batch, seed),
+        settings=_settings(finetune_epochs, lr, batch, seed, patience, val_fraction),
         inputs=parse_input_specs(inputs),
         weights=weights,
         resume=resume,
@@ -227,14 +294,16 @@ def lowrank_cmd(
 @click.option("--weights", type=click.Path(), help="Weights for a factory model.")
 @click.option("--data", required=True, type=click.Path(), help="Training DATA (with labels).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
-@_training_options(epochs=1, lr=1e-4)
+@_training_options(epochs=100, lr=1e-4)
 @unsafe_load_option
-def qat_cmd(model, weights, data, resume, val, epochs, lr, batch, seed, inputs, out, quiet) -> None:
+def qat_cmd(
+    model, weights, data, resume, val, epochs, patience, val_fraction, lr, batch, seed, inputs, out, quiet
+) -> None:
     """Quantization-aware training; export the output with executorch-int8 (PyTorch) or tflite-int8 (Keras).
 
     Example: edgekit compress qat model.keras --data train.npz -o qat/
     """
-    from edgekit.compress import TrainSettings, qat
+    from edgekit.compress import qat
     from edgekit.progress import Progress
     from edgekit.spec import parse_input_specs
 
@@ -243,7 +312,7 @@ def qat_cmd(model, weights, data, resume, val, epochs, lr, batch, seed, inputs, 
         data,
         out,
         val=val,
-        settings=TrainSettings(epochs, lr, batch, seed),
+        settings=_settings(epochs, lr, batch, seed, patience, val_fraction),
         inputs=parse_input_specs(inputs),
         weights=weights,
         resume=resume,

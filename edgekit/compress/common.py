@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,141 @@ from edgekit.sources.base import Model
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How the weights are (re)trained: epochs, learning rate, batch size, seed."""
+    """How the weights are (re)trained. `epochs` is the most it trains: with `patience` > 0 it stops once the
+    validation loss has not improved for that many epochs (validation: --val, else `val_fraction` of the
+    training data held out), halving the learning rate after every second epoch that did not improve it.
+    `lr` None: the method's own default (see with_default_lr)."""
 
-    epochs: int = 3
-    lr: float = 1e-3
+    epochs: int = 100
+    lr: float | None = None
     batch: int = 32
     seed: int = 0
+    patience: int = 5
+    val_fraction: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.epochs < 0 or self.batch < 1 or self.lr <= 0:
-            raise UsageError(f"Training settings out of range: {self} (epochs ≥ 0, batch ≥ 1, lr > 0).")
+        bad_lr = self.lr is not None and self.lr <= 0
+        if self.epochs < 0 or self.batch < 1 or bad_lr or self.patience < 0 or not 0 < self.val_fraction < 0.5:
+            raise UsageError(
+                f"Training settings out of range: {self} "
+                "(epochs ≥ 0, batch ≥ 1, lr > 0, patience ≥ 0, 0 < val_fraction < 0.5)."
+            )
+
+    def with_epochs(self, epochs: int) -> TrainSettings:
+        return replace(self, epochs=epochs)
+
+    def with_default_lr(self, lr: float) -> TrainSettings:
+        """These settings with `lr` where none was given (each method knows the rate that suits it)."""
+        return self if self.lr is not None else replace(self, lr=lr)
+
+    @property
+    def rate(self) -> float:
+        """The learning rate (once the method has filled in its default)."""
+        assert self.lr is not None, "with_default_lr was not called"
+        return self.lr
+
+
+MIN_HELD_OUT = 8  # fewer validation samples than this say nothing about when to stop
+
+
+def split_validation(data: Dataset, val: Dataset | None, settings: TrainSettings) -> tuple[np.ndarray, Dataset | None]:
+    """Which samples of `data` train (indices) and the validation set: `val` when given; else, when training
+    stops on convergence, `settings.val_fraction` of `data` held out (seeded); else none (every epoch runs)."""
+    everything = np.arange(len(data))
+    if val is not None or settings.patience == 0 or settings.epochs == 0:
+        return everything, val
+    held = round(len(data) * settings.val_fraction)
+    if held < MIN_HELD_OUT:
+        raise DataError(
+            f"{data.source} has {len(data)} samples: holding out {settings.val_fraction:.0%} to know when training "
+            f"has converged leaves {held}, and it needs at least {MIN_HELD_OUT}.",
+            hint="Give validation data with --val, more training data, or --patience 0 to run every epoch.",
+        )
+    order = np.random.default_rng([settings.seed, 7]).permutation(len(data))
+    return np.sort(order[held:]), data.take(np.sort(order[:held]), "held out for validation")
+
+
+def validation_loss(
+    logits: np.ndarray, labels: np.ndarray | None, soft: np.ndarray | None = None, alpha: float = 1.0, t: float = 1.0
+) -> float:
+    """The training loss on a validation set, from its logits: α·CE(labels) + (1−α)·T²·KL(soft ‖ logits), the
+    same as distillation_loss (α = 1: plain cross-entropy), in numpy for every framework."""
+    from scipy.special import log_softmax
+
+    loss = 0.0
+    if soft is not None and alpha < 1:
+        log_p_teacher, log_p_student = log_softmax(soft / t, axis=-1), log_softmax(logits / t, axis=-1)
+        kl = np.sum(np.exp(log_p_teacher) * (log_p_teacher - log_p_student), axis=-1).mean()
+        loss += (1 - alpha) * t * t * float(kl)
+    if labels is not None and alpha > 0:
+        loss += alpha * float(-log_softmax(logits, axis=-1)[np.arange(len(labels)), labels].mean())
+    return loss
+
+
+@dataclass
+class Convergence:
+    """Watches the validation loss after each epoch: remembers the best epoch, halves the learning rate after
+    every second epoch that did not improve it, and says when `patience` such epochs in a row mean training is done.
+    Epochs before `start` (a pruning schedule still rising) neither count nor can be the best."""
+
+    settings: TrainSettings
+    start: int = 0
+    best_epoch: int | None = None
+    best_loss: float = math.inf
+    since_best: int = 0
+    plateaus: int = 0
+
+    def update(self, entry: dict[str, Any]) -> None:
+        """Take one history entry (epoch numbered from 1, `val.loss` when there is validation)."""
+        loss = (entry.get("val") or {}).get("loss")
+        if loss is None or entry["epoch"] - 1 < self.start:
+            return
+        if loss < self.best_loss - 1e-4:
+            self.best_epoch, self.best_loss, self.since_best = entry["epoch"] - 1, loss, 0
+        else:
+            self.since_best += 1
+            self.plateaus += 1
+
+    @property
+    def lr(self) -> float:
+        return self.settings.rate * 0.5 ** (self.plateaus // 2)
+
+    @property
+    def done(self) -> bool:
+        return self.settings.patience > 0 and self.since_best >= self.settings.patience
+
+    def summary(self, history: list[dict[str, Any]], restored: bool) -> dict[str, Any]:
+        """How training stopped, for the record; `warning` when it stopped while still improving."""
+        run, most = len(history), self.settings.epochs
+        out: dict[str, Any] = {"epochs_run": run, "max_epochs": most, "patience": self.settings.patience}
+        if self.best_epoch is not None:
+            out |= {"best_epoch": self.best_epoch + 1, "best_val_loss": round(self.best_loss, 6), "restored": restored}
+        losses = [e["loss"] for e in history]
+        if self.done:
+            out["stopped"] = f"converged: no better validation loss in {self.since_best} epochs after the best"
+        elif self.best_epoch is not None and self.best_epoch == run - 1 and run >= 2:
+            out["stopped"] = "maximum epochs"
+            out["warning"] = (
+                f"training stopped at its maximum of {most} epochs while the validation loss was still falling; "
+                "more epochs (--epochs) may gain more"
+            )
+        elif self.best_epoch is None and len(losses) >= 2 and losses[-1] < 0.99 * losses[-2]:
+            out["stopped"] = "maximum epochs (no validation)"
+            out["warning"] = (
+                f"training ran its {run} epochs without validation and the loss was still falling "
+                f"({losses[-2]:.4f} -> {losses[-1]:.4f}); more epochs (--epochs) may gain more"
+            )
+        else:
+            out["stopped"] = "maximum epochs"
+        return out
+
+
+@dataclass
+class Trained:
+    """A training run's per-epoch history and how it stopped."""
+
+    history: list[dict[str, Any]]
+    stopped: dict[str, Any]
 
 
 @dataclass
@@ -72,9 +198,10 @@ def read_training_data(path: str | Path, model: Model, need_labels: bool, what: 
     return data
 
 
-def epoch_batches(data: Dataset, batch: int, seed: int, epoch: int) -> Iterator[np.ndarray]:
-    """Sample indices of one epoch's batches, shuffled by (seed, epoch) alone: a resumed run sees the same order."""
-    order = np.random.default_rng([seed, epoch]).permutation(len(data))
+def epoch_batches(samples: int, batch: int, seed: int, epoch: int) -> Iterator[np.ndarray]:
+    """Positions (0..samples-1) of one epoch's batches, shuffled by (seed, epoch) alone: a resumed run sees the
+    same order."""
+    order = np.random.default_rng([seed, epoch]).permutation(samples)
     for start in range(0, len(order), batch):
         yield order[start : start + batch]
 
@@ -86,22 +213,34 @@ class Checkpoints:
     def __init__(self, out: Path) -> None:
         self.folder = out.parent / f".{out.name}.checkpoints"
 
-    def save(self, epoch: int, state: dict[str, Any]) -> None:
+    def save(self, epoch: int, state: dict[str, Any], keep: int | None = None) -> None:
+        """Write `epoch`'s state; of the earlier ones only epoch `keep` (the best so far) stays."""
         import torch
 
         self.folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix="partial-", suffix=".pt.tmp")
         os.close(fd)
         torch.save({"epoch": epoch, **state}, tmp)
-        os.replace(tmp, self.folder / f"epoch-{epoch:04d}.pt")
+        os.replace(tmp, self.path(epoch))
+        self.forget(keep={epoch, keep}, pattern="epoch-*.pt")
+
+    def path(self, epoch: int) -> Path:
+        return self.folder / f"epoch-{epoch:04d}.pt"
+
+    def forget(self, keep: set[int | None], pattern: str) -> None:
+        for old in self.folder.glob(pattern):
+            if int(old.name.split("-")[1].split(".")[0]) not in keep:
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
 
     def latest(self) -> dict[str, Any] | None:
+        files = sorted(self.folder.glob("epoch-*.pt")) if self.folder.is_dir() else []
+        return self.load(files[-1]) if files else None
+
+    @staticmethod
+    def load(path: Path) -> dict[str, Any]:
         import torch
 
-        files = sorted(self.folder.glob("epoch-*.pt")) if self.folder.is_dir() else []
-        if not files:
-            return None
-        return torch.load(files[-1], map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -120,13 +259,17 @@ def train_epochs(
     before_epoch: Callable[[int], None] | None = None,
     set_mode: Callable[[Any, bool], Any] = lambda module, training: module.train(training),
     validate: Callable[[], dict[str, float] | None] | None = None,
-) -> list[dict[str, Any]]:
-    """The torch training loop every method uses: `step(indices)` returns the batch loss; seeds per epoch,
-    a checkpoint per epoch (model, optimizer, history), and `resume` from the last one."""
+    start: int = 0,
+) -> Trained:
+    """The torch training loop every method uses: `step(batch indices into data)` returns the batch loss. Seeded
+    per epoch, a checkpoint per epoch (model, optimizer,
+    history), `resume` from the last one; stops on convergence of `validate()["loss"]` (see Convergence) and
+    ends with the best epoch's weights."""
     import torch
 
     history: list[dict[str, Any]] = []
     first = 0
+    convergence = Convergence(settings, start)
     if resume:
         state = checkpoints.latest()
         if state is None:
@@ -136,28 +279,62 @@ def train_epochs(
         module.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, first = list(json.loads(state["history"])), int(state["epoch"]) + 1
+        for entry in history:
+            convergence.update(entry)
         progress.info(f"  resumed after epoch {first} from {checkpoints.folder}")
     for epoch in range(first, settings.epochs):
+        if convergence.done:
+            break
         torch.manual_seed(settings.seed * 1000 + epoch)  # dropout and the like: the same with or without resume
         if before_epoch:
             before_epoch(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = convergence.lr
         set_mode(module, True)
         losses = []
-        batches = list(epoch_batches(data, settings.batch, settings.seed, epoch))
-        for indices in progress.track(
-            batches, total=len(batches), label=f"{label} epoch {epoch + 1}/{settings.epochs}"
-        ):
+        batches = list(epoch_batches(len(data), settings.batch, settings.seed, epoch))
+        for batch in progress.track(batches, total=len(batches), label=f"{label} epoch {epoch + 1}/{settings.epochs}"):
             optimizer.zero_grad()
-            loss = step(indices)
+            loss = step(batch)
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
         set_mode(module, False)
         history.append(end_epoch(progress, label, epoch, settings.epochs, float(np.mean(losses)), validate))
+        convergence.update(history[-1])
         checkpoints.save(
-            epoch, {"model": module.state_dict(), "optimizer": optimizer.state_dict(), "history": json.dumps(history)}
+            epoch,
+            {"model": module.state_dict(), "optimizer": optimizer.state_dict(), "history": json.dumps(history)},
+            keep=convergence.best_epoch,
         )
-    return history
+    best = convergence.best_epoch
+    restored = best is not None and best != len(history) - 1
+    if restored:
+        module.load_state_dict(checkpoints.load(checkpoints.path(best))["model"])
+        set_mode(module, False)
+    return finish_training(convergence, history, restored, progress, label)
+
+
+def finish_training(
+    convergence: Convergence, history: list[dict[str, Any]], restored: bool, progress: Progress, label: str
+) -> Trained:
+    """Say how training stopped (a warning when it stopped while still improving)."""
+    stopped = convergence.summary(history, restored)
+    best = f", best epoch {stopped['best_epoch']} kept" if restored else ""
+    progress.info(f"  {label}: {stopped['stopped']} after {stopped['epochs_run']} epochs{best}")
+    if "warning" in stopped:
+        progress.warn(f"{label}: {stopped['warning']}")
+    return Trained(history, stopped)
+
+
+def labelled_split(
+    data: str | Path, val: str | Path | None, model: Model, settings: TrainSettings, what: str
+) -> tuple[Dataset, Dataset | None]:
+    """Labelled training data and its validation set (--val, or a part held out; see split_validation)."""
+    train = read_training_data(data, model, need_labels=True, what=what)
+    validation = read_training_data(val, model, need_labels=True, what="validation") if val else None
+    rows, validation = split_validation(train, validation, settings)
+    return (train if len(rows) == len(train) else train.take(rows, "the part that trains")), validation
 
 
 def fit_classifier(
@@ -172,20 +349,30 @@ def fit_classifier(
     label: str = "fine-tune",
     before_epoch: Callable[[int], None] | None = None,
     set_mode: Callable[[Any, bool], Any] | None = None,
-) -> list[dict[str, Any]]:
+    start: int = 0,
+) -> Trained:
     """Cross-entropy training of a torch classifier (or exported graph) on the labelled `train`, AdamW at the
-    settings' rate, through train_epochs; `validation`, when given, is scored after every epoch."""
+    settings' rate, through train_epochs; `validation`, when given, is scored after every epoch and decides
+    when to stop."""
     import torch
 
     from edgekit.sources.torch_source import flatten_outputs
 
     labels = torch.from_numpy(train.labels.astype(np.int64))
     torch.manual_seed(settings.seed)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=settings.lr)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=settings.rate)
 
     def step(idx: np.ndarray):
         logits = flatten_outputs(module(*torch_feed(train, idx, model)))[0]
         return torch.nn.functional.cross_entropy(logits, labels[idx])
+
+    def validate() -> dict[str, float] | None:
+        assert validation is not None and validation.labels is not None
+        logits = torch_logits(module, validation, model)
+        return {
+            "loss": round(validation_loss(logits, validation.labels), 6),
+            **(scores(logits, validation.labels) or {}),
+        }
 
     return train_epochs(
         module,
@@ -199,9 +386,8 @@ def fit_classifier(
         label,
         before_epoch,
         **({"set_mode": set_mode} if set_mode else {}),
-        validate=(lambda: scores(torch_logits(module, validation, model), validation.labels))
-        if validation is not None
-        else None,
+        validate=validate if validation is not None else None,
+        start=start,
     )
 
 

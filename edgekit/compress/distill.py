@@ -18,14 +18,17 @@ from edgekit.cache import cache_dir, write_cache_file
 from edgekit.compress.common import (
     Checkpoints,
     CompressResult,
+    Trained,
     TrainSettings,
     publish,
     read_training_data,
     scores,
     seed_everything,
     source_logits,
+    split_validation,
     torch_feed,
     train_epochs,
+    validation_loss,
 )
 from edgekit.compress.save import save_hf, save_keras, save_torch
 from edgekit.data import Dataset
@@ -119,7 +122,7 @@ def _train_torch(
     resume: bool,
     progress: Progress,
     validate=None,
-) -> list:
+) -> Trained:
     import torch
 
     from edgekit.sources.torch_source import flatten_outputs
@@ -128,7 +131,7 @@ def _train_torch(
     soft_t = torch.from_numpy(soft)
     labels = torch.from_numpy(train.labels.astype(np.int64)) if train.labels is not None and alpha > 0 else None
     torch.manual_seed(settings.seed)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=settings.lr)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=settings.rate)
 
     def step(idx: np.ndarray):
         logits = flatten_outputs(module(*torch_feed(train, idx, student)))[0]
@@ -157,7 +160,9 @@ def distill(
     resume: bool = False,
     progress: Progress = SILENT,
 ) -> CompressResult:
-    """Train `student` (or `student_layers` of the teacher's own layers) on the teacher's soft targets."""
+    """Train `student` (or `student_layers` of the teacher's own layers) on the teacher's soft targets until
+    the validation loss stops improving (see TrainSettings; default rate: 1e-4 for a student that starts from
+    pretrained weights, 3e-3 for one of its own)."""
 
     if not 0 <= alpha <= 1 or temperature <= 0:
         raise UsageError(f"--alpha must be in [0, 1] and --temperature > 0 (got {alpha}, {temperature}).")
@@ -182,33 +187,43 @@ def distill(
             hint="Give the student as the model it was built from.",
         )
     student_model.tokenizer_dir = student_model.tokenizer_dir or teacher_model.tokenizer_dir
+    # a student that starts from pretrained weights (the teacher's layers, a Hugging Face folder) is fine-tuned;
+    # one with weights of its own learns from scratch and takes a rate 30 times higher
+    settings = settings.with_default_lr(1e-4 if kept is not None or student_model.kind == "hf" else 3e-3)
     train = read_training_data(data, teacher_model, need_labels=alpha > 0, what="distillation with --alpha > 0")
     soft, cache = teacher_logits(teacher_model, train, progress)
     _check_classes(soft, student_model, train)
     validation = read_training_data(val, teacher_model, need_labels=True, what="validation") if val else None
-    before = scores(source_logits(student_model, validation), validation.labels) if validation else None
-    teacher_val = (
-        scores(teacher_logits(teacher_model, validation, progress)[0], validation.labels) if validation else None
-    )
+    rows, validation = split_validation(train, validation, settings)
+    if len(rows) < len(train):
+        train, soft = train.take(rows, "the part that trains"), soft[rows]
+    soft_val = teacher_logits(teacher_model, validation, progress)[0] if validation else None
+    val_labels = validation.labels if validation else None
+    before = scores(source_logits(student_model, validation), val_labels) if validation else None
+    teacher_val = scores(soft_val, val_labels) if soft_val is not None else None
 
-    def validate() -> dict[str, float] | None:  # after each epoch, on --val
-        return scores(source_logits(student_model, validation), validation.labels) if validation else None
+    def validate() -> dict[str, float] | None:  # after each epoch: the loss decides when to stop
+        if validation is None:
+            return None
+        logits = source_logits(student_model, validation)
+        loss = validation_loss(logits, val_labels, soft_val, alpha, temperature)
+        return {"loss": round(loss, 6), **(scores(logits, val_labels) or {})}
 
     checkpoints = Checkpoints(out)
     if student_model.format == "keras":
         from edgekit.compress.keras_compress import KerasCheckpoints, distill_keras
 
         keras_checkpoints = KerasCheckpoints(out)
-        trained, history = distill_keras(
+        trained, run = distill_keras(
             student_model, soft, train, alpha, temperature, settings, keras_checkpoints, resume, progress, validate
         )
         parameters = int(trained.count_params())
     else:
-        history = _train_torch(
+        run = _train_torch(
             student_model, soft, train, alpha, temperature, settings, checkpoints, resume, progress, validate
         )
         parameters = sum(p.numel() for p in student_model.obj.parameters())
-    after = scores(source_logits(student_model, validation), validation.labels) if validation else None
+    after = scores(source_logits(student_model, validation), val_labels) if validation else None
     record: dict[str, Any] = {
         "method": "distill",
         "vocab_size": student_model.extra.get("vocab_size"),
@@ -223,11 +238,14 @@ def distill(
         },
         "student": {"source": str(student) if student else None, "layers_kept": kept, "parameters": parameters},
         "data": {"path": train.source, "sha256": train.sha256, "samples": len(train)},
-        "val": {"path": validation.source, "sha256": validation.sha256} if validation else None,
+        "val": {"path": validation.source, "sha256": validation.sha256, "samples": len(validation)}
+        if validation
+        else None,
         "teacher_logits": cache,
         "metrics_before": before,
         "metrics_after": after,
-        "history": history,
+        "history": run.history,
+        "training": run.stopped,
     }
     if student_model.format == "keras":
         publish(out, lambda folder: save_keras(trained, folder), record)
@@ -236,7 +254,7 @@ def distill(
     else:
         publish(out, lambda folder: save_torch(student_model.obj, student_model, folder, train, record), record)
     checkpoints.remove()
-    return CompressResult(out, record, history)
+    return CompressResult(out, record, run.history)
 
 
 def _parameters(model: Model) -> int | None:

@@ -12,11 +12,15 @@ from edgekit._lazy import require
 from edgekit.compress.common import (
     Checkpoints,
     CompressResult,
+    Convergence,
+    Trained,
     TrainSettings,
     end_epoch,
+    finish_training,
+    labelled_split,
     publish,
-    read_training_data,
     scores,
+    validation_loss,
 )
 from edgekit.compress.save import save_keras
 from edgekit.data import Dataset
@@ -50,7 +54,7 @@ def _from_logits(keras_model) -> bool:
 
 def _compile(tf_keras, model, settings: TrainSettings, from_logits: bool) -> None:
     model.compile(
-        optimizer=tf_keras.optimizers.Adam(settings.lr),
+        optimizer=tf_keras.optimizers.Adam(settings.rate),
         loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
     )
 
@@ -60,11 +64,26 @@ def _scores(keras_model, source: Model, data: Dataset) -> dict[str, float] | Non
     return scores(np.asarray(keras_model.predict(x, batch_size=256, verbose=0)), y)
 
 
+def _validator(keras_model, source: Model, validation: Dataset | None):
+    """After each epoch: the cross-entropy that decides when to stop, and the scores (None without validation)."""
+    if validation is None:
+        return None
+
+    def validate() -> dict[str, float]:
+        x, y = _xy(source, validation)
+        out = np.asarray(keras_model.predict(x, batch_size=256, verbose=0))
+        logits = out if _from_logits(keras_model) else np.log(np.clip(out, 1e-12, None))
+        return {"loss": round(validation_loss(logits, y), 6), **(scores(out, y) or {})}
+
+    return validate
+
+
 class KerasCheckpoints(Checkpoints):
     """The same folder as PyTorch checkpoints, holding one TensorFlow checkpoint (model and optimizer) per
     finished epoch in `epoch-NNNN/`, each renamed into place when complete."""
 
-    def save_keras(self, tf, model, optimizer, epoch: int, history: list[dict[str, Any]]) -> None:
+    def save_keras(self, tf, model, optimizer, epoch: int, history: list[dict[str, Any]], keep: int | None) -> None:
+        """Write `epoch`'s state; of the earlier ones only epoch `keep` (the best so far) stays."""
         import json
         import shutil
         import tempfile
@@ -76,9 +95,27 @@ class KerasCheckpoints(Checkpoints):
         final = self.folder / f"epoch-{epoch:04d}"
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
+        self.forget(keep={epoch, keep}, pattern="epoch-*[0-9]")
 
-    def restore(self, tf, model, optimizer) -> tuple[int, list[dict[str, Any]]]:
-        """Load the last complete epoch into model and optimizer; returns (next epoch, history so far)."""
+    def after_epoch(self, tf, model, optimizer, convergence: Convergence, history: list[dict[str, Any]]) -> None:
+        """Note the epoch just ended (the last of `history`), checkpoint it, and set the next epoch's rate."""
+        convergence.update(history[-1])
+        self.save_keras(tf, model, optimizer, len(history) - 1, history, convergence.best_epoch)
+        optimizer.learning_rate = convergence.lr
+
+    def finish(
+        self, tf, model, convergence: Convergence, history: list[dict[str, Any]], progress: Progress, label: str
+    ) -> Trained:
+        """Load the best epoch's weights when a later one ended training, and say how it stopped."""
+        best = convergence.best_epoch
+        restored = best is not None and best != len(history) - 1
+        if restored:
+            tf.train.Checkpoint(model=model).read(str(self.folder / f"epoch-{best:04d}" / "state")).expect_partial()
+        return finish_training(convergence, history, restored, progress, label)
+
+    def restore(self, tf, model, optimizer, convergence: Convergence) -> tuple[int, list[dict[str, Any]]]:
+        """Load the last complete epoch into model and optimizer, replay its history into `convergence`;
+        returns (next epoch, history so far)."""
         import json
 
         done = (
@@ -90,7 +127,11 @@ class KerasCheckpoints(Checkpoints):
             raise UsageError(f"--resume: no checkpoint in {self.folder}.", hint="Run without --resume.")
         optimizer.build(model.trainable_variables)  # slots exist before they are read back
         tf.train.Checkpoint(model=model, optimizer=optimizer).read(str(done[-1] / "state")).assert_consumed()
-        return int(done[-1].name.split("-")[1]) + 1, json.loads((done[-1] / "history.json").read_text())
+        history = json.loads((done[-1] / "history.json").read_text())
+        for entry in history:
+            convergence.update(entry)
+        optimizer.learning_rate = convergence.lr
+        return int(done[-1].name.split("-")[1]) + 1, history
 
 
 def _fit(
@@ -104,19 +145,23 @@ def _fit(
     checkpoints: KerasCheckpoints,
     resume: bool,
     validate=None,
-) -> list[dict[str, Any]]:
+    start: int = 0,
+) -> Trained:
     """model.fit one epoch at a time, in the batch order of common.epoch_batches (seeded by epoch, so a
-    resumed run sees the same order), with a checkpoint after each epoch."""
+    resumed run sees the same order), with a checkpoint after each epoch, until convergence (Convergence)."""
     from edgekit.sources.keras_source import quiet_tf
 
     tf = quiet_tf("Training a Keras model")
     x, y = _xy(source, train)
     history: list[dict[str, Any]] = []
     first = 0
+    convergence = Convergence(settings, start)
     if resume:
-        first, history = checkpoints.restore(tf, model, model.optimizer)
+        first, history = checkpoints.restore(tf, model, model.optimizer, convergence)
         progress.info(f"  resumed after epoch {first} from {checkpoints.folder}")
     for epoch in range(first, settings.epochs):
+        if convergence.done:
+            break
         order = np.random.default_rng([settings.seed, epoch]).permutation(len(y))
         with progress.step(f"{label} epoch {epoch + 1}/{settings.epochs}"):
             fit = model.fit(
@@ -130,8 +175,8 @@ def _fit(
                 callbacks=callbacks,
             )
         history.append(end_epoch(progress, label, epoch, settings.epochs, float(fit.history["loss"][-1]), validate))
-        checkpoints.save_keras(tf, model, model.optimizer, epoch, history)
-    return history
+        checkpoints.after_epoch(tf, model, model.optimizer, convergence, history)
+    return checkpoints.finish(tf, model, convergence, history, progress, label)
 
 
 def kernel_sparsity(keras_model) -> float:
@@ -148,13 +193,15 @@ def prune_keras(
     sparsity: float,
     method: str,
     schedule: str,
+    ramp: int,
     val,
     settings: TrainSettings,
     resume: bool,
     progress: Progress,
 ) -> CompressResult:
-    """Magnitude pruning with tfmot's prune_low_magnitude: the schedule's last pruning step falls on a step
-    that runs (so the target is reached, not approached), then strip_pruning before saving."""
+    """Magnitude pruning with tfmot's prune_low_magnitude: the schedule's last pruning step falls at the start
+    of epoch `ramp` (so the target is reached, not approached), training goes on at the target until it
+    converges, then strip_pruning before saving."""
     if method != "magnitude":
         raise UsageError(
             "Structured pruning of Keras models is not available; use --method magnitude, "
@@ -163,26 +210,26 @@ def prune_keras(
     tf_keras = require("tf_keras", "Pruning a Keras model")
     tfmot = require("tensorflow_model_optimization", "Pruning a Keras model")
     keras_model = _tf_keras_model(source, "Keras pruning")
-    train = read_training_data(data, source, need_labels=True, what="Fine-tuning after pruning")
-    validation = read_training_data(val, source, need_labels=True, what="validation") if val else train
+    fit_settings = settings.with_epochs(max(settings.epochs, 1))
+    train, validation = labelled_split(data, val, source, fit_settings, "Fine-tuning after pruning")
+    scored = validation or train
     tf_keras.utils.set_random_seed(settings.seed)
-    before = _scores(keras_model, source, validation)
+    before = _scores(keras_model, source, scored)
     steps = math.ceil(len(train) / settings.batch)
-    epochs = max(settings.epochs, 1)
-    if schedule == "one-shot" or epochs == 1:
+    ramp = min(ramp, fit_settings.epochs)
+    if schedule == "one-shot" or ramp == 1:
         sched = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=steps)
-    else:  # rise over every epoch but the last, pruning once per epoch, and reach the target at its start
+    else:  # rise over the ramp's epochs but its last, pruning once per epoch, and reach the target at its start
         sched = tfmot.sparsity.keras.PolynomialDecay(
-            0.0, sparsity, begin_step=0, end_step=steps * (epochs - 1), frequency=steps
+            0.0, sparsity, begin_step=0, end_step=steps * (ramp - 1), frequency=steps
         )
     try:
         pruned = tfmot.sparsity.keras.prune_low_magnitude(keras_model, pruning_schedule=sched)
     except Exception as e:  # tfmot names the layer it cannot wrap
         raise UsageError(f"tensorflow-model-optimization cannot prune {source.source}: {first_line(e)}") from None
     _compile(tf_keras, pruned, settings, _from_logits(keras_model))
-    fit_settings = TrainSettings(epochs, settings.lr, settings.batch, settings.seed)
     checkpoints = KerasCheckpoints(out)
-    history = _fit(
+    run = _fit(
         pruned,
         source,
         train,
@@ -192,13 +239,15 @@ def prune_keras(
         [tfmot.sparsity.keras.UpdatePruningStep()],
         checkpoints,
         resume,
-        (lambda: _scores(pruned, source, validation)) if val else None,
+        _validator(pruned, source, validation),
+        start=0 if schedule == "one-shot" else ramp - 1,
     )
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     record: dict[str, Any] = {
         "method": "prune",
         "pruning": "magnitude",
         "schedule": schedule,
+        "ramp_epochs": ramp,
         "sparsity_target": sparsity,
         "sparsity_reached": round(kernel_sparsity(stripped), 4),
         "settings": fit_settings.__dict__,
@@ -208,12 +257,13 @@ def prune_keras(
         "source": {"path": source.source, "sha256": source.source_hash},
         "data": {"path": train.source, "sha256": train.sha256, "samples": len(train)},
         "metrics_before": before,
-        "metrics_after": _scores(stripped, source, validation),
-        "history": history,
+        "metrics_after": _scores(stripped, source, scored),
+        "history": run.history,
+        "training": run.stopped,
     }
     publish(out, lambda folder: save_keras(stripped, folder), record)
     checkpoints.remove()
-    return CompressResult(out, record, history)
+    return CompressResult(out, record, run.history)
 
 
 def qat_keras(
@@ -224,27 +274,18 @@ def qat_keras(
     tf_keras = require("tf_keras", "Quantization-aware training of a Keras model")
     tfmot = require("tensorflow_model_optimization", "Quantization-aware training of a Keras model")
     keras_model = _tf_keras_model(source, "Keras quantization-aware training")
-    train = read_training_data(data, source, need_labels=True, what="Quantization-aware training")
-    validation = read_training_data(val, source, need_labels=True, what="validation") if val else train
+    train, validation = labelled_split(data, val, source, settings, "Quantization-aware training")
+    scored = validation or train
     tf_keras.utils.set_random_seed(settings.seed)
-    before = _scores(keras_model, source, validation)
+    before = _scores(keras_model, source, scored)
     try:
         qat = tfmot.quantization.keras.quantize_model(keras_model)
     except Exception as e:
         raise UsageError(f"tensorflow-model-optimization cannot quantize {source.source}: {first_line(e)}") from None
     _compile(tf_keras, qat, settings, _from_logits(keras_model))
     checkpoints = KerasCheckpoints(out)
-    history = _fit(
-        qat,
-        source,
-        train,
-        settings,
-        progress,
-        "qat",
-        [],
-        checkpoints,
-        resume,
-        (lambda: _scores(qat, source, validation)) if val else None,
+    run = _fit(
+        qat, source, train, settings, progress, "qat", [], checkpoints, resume, _validator(qat, source, validation)
     )
     record: dict[str, Any] = {
         "method": "qat",
@@ -253,13 +294,14 @@ def qat_keras(
         "source": {"path": source.source, "sha256": source.source_hash},
         "data": {"path": train.source, "sha256": train.sha256, "samples": len(train)},
         "metrics_before": before,
-        "metrics_after_fake_quant": _scores(qat, source, validation),
-        "history": history,
+        "metrics_after_fake_quant": _scores(qat, source, scored),
+        "history": run.history,
+        "training": run.stopped,
         "export_with": "tflite-int8 (the converter keeps the ranges learned in training)",
     }
     publish(out, lambda folder: save_keras(qat, folder), record)
     checkpoints.remove()
-    return CompressResult(out, record, history)
+    return CompressResult(out, record, run.history)
 
 
 def distill_keras(
@@ -273,7 +315,7 @@ def distill_keras(
     resume: bool,
     progress: Progress,
     validate=None,
-) -> tuple[Any, list[dict[str, Any]]]:
+) -> tuple[Any, Trained]:
     """Train a Keras student (Keras 3 or tf_keras) on the teacher's soft targets with a GradientTape loop,
     the same loss and the same seeded batch order as the PyTorch loop."""
     from edgekit.compress.common import epoch_batches
@@ -289,17 +331,20 @@ def distill_keras(
     flavour = "tf_keras" if type(keras_model).__module__.startswith("tf_keras") else "keras"
     keras = require(flavour, "Distilling into a Keras student")
     keras.utils.set_random_seed(settings.seed)
-    optimizer = keras.optimizers.Adam(settings.lr)
+    optimizer = keras.optimizers.Adam(settings.rate)
     x, labels = _xy(student, train)
     t = temperature
     history: list[dict[str, Any]] = []
     first = 0
+    convergence = Convergence(settings)
     if resume:
-        first, history = checkpoints.restore(tf, keras_model, optimizer)
+        first, history = checkpoints.restore(tf, keras_model, optimizer, convergence)
         progress.info(f"  resumed after epoch {first} from {checkpoints.folder}")
     for epoch in range(first, settings.epochs):
+        if convergence.done:
+            break
         losses = []
-        for idx in epoch_batches(train, settings.batch, settings.seed, epoch):
+        for idx in epoch_batches(len(train), settings.batch, settings.seed, epoch):
             with tf.GradientTape() as tape:
                 logits = keras_model(x[idx], training=True)
                 p_teacher = tf.nn.softmax(soft[idx] / t, axis=-1)
@@ -313,5 +358,5 @@ def distill_keras(
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
             losses.append(float(loss))
         history.append(end_epoch(progress, "distill", epoch, settings.epochs, float(np.mean(losses)), validate))
-        checkpoints.save_keras(tf, keras_model, optimizer, epoch, history)
-    return keras_model, history
+        checkpoints.after_epoch(tf, keras_model, optimizer, convergence, history)
+    return keras_model, checkpoints.finish(tf, keras_model, convergence, history, progress, "distill")

@@ -21,10 +21,10 @@ from edgekit.compress.common import (
     TrainSettings,
     file_sizes,
     fit_classifier,
+    labelled_split,
     output_layer,
     parameter_count,
     publish,
-    read_training_data,
     scores,
     seed_everything,
     torch_logits,
@@ -99,7 +99,7 @@ def lowrank(
     *,
     rank_ratio: float | None = None,
     energy: float | None = None,
-    finetune_epochs: int = 1,
+    finetune_epochs: int = 30,
     val: str | Path | None = None,
     settings: TrainSettings = TrainSettings(),
     inputs: tuple[TensorSpec, ...] = (),
@@ -114,7 +114,7 @@ def lowrank(
     for flag, value in (("--rank-ratio", rank_ratio), ("--energy", energy)):
         if value is not None and not 0 < value <= 1:
             raise UsageError(f"{flag} {value} is outside (0, 1].")
-    settings = TrainSettings(finetune_epochs, settings.lr, settings.batch, settings.seed)
+    settings = settings.with_epochs(finetune_epochs).with_default_lr(1e-3)
     out = Path(out)
     seed_everything(settings.seed)
     with progress.step(f"load {model}"):
@@ -138,11 +138,11 @@ def _lowrank_torch(
     resume: bool,
     progress: Progress,
 ) -> CompressResult:
-    train = read_training_data(data, source, need_labels=True, what="Fine-tuning after factorization")
-    validation = read_training_data(val, source, need_labels=True, what="validation") if val else train
+    train, validation = labelled_split(data, val, source, settings, "Fine-tuning after factorization")
+    scored = validation or train
     module = source.obj
     classes = torch_logits(module, train.head(2), source).shape[-1]
-    before = scores(torch_logits(module, validation, source), validation.labels)
+    before = scores(torch_logits(module, scored, source), scored.labels)
     params_before = parameter_count(module)
     with progress.step("factorize the Linear layers (truncated SVD)"):
         layers = factorize(module, rank_ratio, energy, classes)
@@ -152,11 +152,9 @@ def _lowrank_torch(
             f"({'; '.join(str(r['layer']) + ': ' + str(r['kept']) for r in layers) or 'it has no Linear layers'}).",
             hint="Ask for a lower --rank-ratio or --energy.",
         )
-    factorized = scores(torch_logits(module, validation, source), validation.labels)
+    factorized = scores(torch_logits(module, scored, source), scored.labels)
     checkpoints = Checkpoints(out)
-    history = fit_classifier(
-        module, source, train, validation if val else None, settings, checkpoints, resume, progress
-    )
+    run = fit_classifier(module, source, train, validation, settings, checkpoints, resume, progress)
     record: dict[str, Any] = {
         "method": "lowrank",
         "rank_ratio": rank_ratio,
@@ -169,8 +167,9 @@ def _lowrank_torch(
         "data": {"path": train.source, "sha256": train.sha256, "samples": len(train)},
         "metrics_before": before,
         "metrics_factorized": factorized,
-        "metrics_after": scores(torch_logits(module, validation, source), validation.labels),
-        "history": history,
+        "metrics_after": scores(torch_logits(module, scored, source), scored.labels),
+        "history": run.history,
+        "training": run.stopped,
     }
 
     def write(folder: Path) -> str:
@@ -180,4 +179,4 @@ def _lowrank_torch(
 
     publish(out, write, record)
     checkpoints.remove()
-    return CompressResult(out, record, history)
+    return CompressResult(out, record, run.history)

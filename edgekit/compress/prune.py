@@ -17,10 +17,10 @@ from edgekit.compress.common import (
     TrainSettings,
     file_sizes,
     fit_classifier,
+    labelled_split,
     output_layer,
     parameter_count,
     publish,
-    read_training_data,
     scores,
     seed_everything,
     torch_logits,
@@ -36,12 +36,13 @@ METHODS = ("magnitude", "structured")
 SCHEDULES = ("polynomial", "one-shot")
 
 
-def target_sparsity(final: float, schedule: str, epoch: int, epochs: int) -> float:
+def target_sparsity(final: float, schedule: str, epoch: int, ramp: int) -> float:
     """The sparsity to reach by the end of `epoch` (0-based): all at once, or rising as 1 − (1 − t)³
-    (the polynomial decay of Zhu & Gupta) so that the last epoch reaches `final` exactly."""
-    if schedule == "one-shot" or epochs <= 1:
+    (the polynomial decay of Zhu & Gupta) so that epoch `ramp` (1-based) reaches `final` exactly and later
+    epochs keep it."""
+    if schedule == "one-shot" or ramp <= 1:
         return final
-    t = (epoch + 1) / epochs
+    t = min((epoch + 1) / ramp, 1.0)
     return final * (1 - (1 - t) ** 3)
 
 
@@ -167,7 +168,8 @@ def prune(
     sparsity: float,
     method: str = "magnitude",
     schedule: str = "polynomial",
-    finetune_epochs: int = 2,
+    finetune_epochs: int = 30,
+    ramp_epochs: int = 2,
     val: str | Path | None = None,
     settings: TrainSettings = TrainSettings(),
     inputs: tuple[TensorSpec, ...] = (),
@@ -175,12 +177,15 @@ def prune(
     resume: bool = False,
     progress: Progress = SILENT,
 ) -> CompressResult:
-    """Prune `model` to `sparsity` with `method`, fine-tuning on `data` for `finetune_epochs`."""
+    """Prune `model` to `sparsity` with `method` (magnitude: reached over `ramp_epochs`), fine-tuning on `data`
+    for at most `finetune_epochs` (until the validation loss stops improving, see TrainSettings)."""
     if not 0 < sparsity < 1:
         raise UsageError(f"--sparsity {sparsity} is outside (0, 1): give the fraction of weights to remove, e.g. 0.5.")
     if method not in METHODS or schedule not in SCHEDULES:
         raise UsageError(f"--method is one of {', '.join(METHODS)} and --schedule one of {', '.join(SCHEDULES)}.")
-    settings = TrainSettings(finetune_epochs, settings.lr, settings.batch, settings.seed)
+    if ramp_epochs < 1:
+        raise UsageError(f"--ramp-epochs {ramp_epochs}: give 1 or more (1 reaches the sparsity at once).")
+    settings = settings.with_epochs(finetune_epochs).with_default_lr(1e-3)
     out = Path(out)
     seed_everything(settings.seed)
     with progress.step(f"load {model}"):
@@ -188,10 +193,10 @@ def prune(
     if source.format == "keras":
         from edgekit.compress.keras_compress import prune_keras
 
-        return prune_keras(source, data, out, sparsity, method, schedule, val, settings, resume, progress)
+        return prune_keras(source, data, out, sparsity, method, schedule, ramp_epochs, val, settings, resume, progress)
     if source.format != "torch":
         raise UsageError(f"Pruning takes PyTorch or Keras sources; {model} is {source.format}.")
-    return _prune_torch(source, data, out, sparsity, method, schedule, val, settings, resume, progress)
+    return _prune_torch(source, data, out, sparsity, method, schedule, ramp_epochs, val, settings, resume, progress)
 
 
 def _prune_torch(
@@ -201,16 +206,17 @@ def _prune_torch(
     sparsity: float,
     method: str,
     schedule: str,
+    ramp: int,
     val,
     settings: TrainSettings,
     resume: bool,
     progress: Progress,
 ) -> CompressResult:
-    train = read_training_data(data, source, need_labels=True, what="Fine-tuning after pruning")
-    validation = read_training_data(val, source, need_labels=True, what="validation") if val else train
+    train, validation = labelled_split(data, val, source, settings, "Fine-tuning after pruning")
+    scored = validation or train
     module = source.obj
     classes = torch_logits(module, train.head(2), source).shape[-1]
-    before = scores(torch_logits(module, validation, source), validation.labels)
+    before = scores(torch_logits(module, scored, source), scored.labels)
     params_before = parameter_count(module)
     if method == "structured":
         with progress.step(f"structured pruning: remove {sparsity:.0%} of channels and neurons"):
@@ -218,22 +224,24 @@ def _prune_torch(
 
     def before_epoch(epoch: int) -> None:
         if method == "magnitude":
-            _magnitude_torch(module, target_sparsity(sparsity, schedule, epoch, settings.epochs))
+            _magnitude_torch(module, target_sparsity(sparsity, schedule, epoch, ramp))
 
     if method == "magnitude" and settings.epochs == 0:
         _magnitude_torch(module, sparsity)
     checkpoints = Checkpoints(out)
-    history = fit_classifier(
-        module, source, train, validation if val else None, settings, checkpoints, resume, progress,
-        before_epoch=before_epoch,
+    rising = method == "magnitude" and schedule == "polynomial"
+    run = fit_classifier(
+        module, source, train, validation, settings, checkpoints, resume, progress,
+        before_epoch=before_epoch, start=min(ramp, settings.epochs) - 1 if rising else 0,
     )  # fmt: skip
     _make_permanent(module)
-    after = scores(torch_logits(module, validation, source), validation.labels)
+    after = scores(torch_logits(module, scored, source), scored.labels)
     record: dict[str, Any] = {
         "method": "prune",
         "vocab_size": source.extra.get("vocab_size"),
         "pruning": method,
         "schedule": schedule,
+        "ramp_epochs": ramp if rising else None,
         "sparsity_target": sparsity,
         "sparsity_reached": round(torch_sparsity(module), 4),
         "parameters_removed": round(1 - parameter_count(module) / params_before, 4),
@@ -244,7 +252,8 @@ def _prune_torch(
         "data": {"path": train.source, "sha256": train.sha256, "samples": len(train)},
         "metrics_before": before,
         "metrics_after": after,
-        "history": history,
+        "history": run.history,
+        "training": run.stopped,
     }
 
     def write(folder: Path) -> str:
@@ -261,4 +270,4 @@ def _prune_torch(
 
     publish(out, write, record)
     checkpoints.remove()
-    return CompressResult(out, record, history)
+    return CompressResult(out, record, run.history)

@@ -24,7 +24,8 @@ def qat(
     progress: Progress = SILENT,
 ) -> CompressResult:
     """Quantization-aware training. PyTorch (PT2E, XNNPACK's quantizer): export OUT with executorch-int8;
-    tf_keras (tfmot quantize_model): export OUT with tflite-int8."""
+    tf_keras (tfmot quantize_model): export OUT with tflite-int8. Default rate 1e-4: the model is trained."""
+    settings = settings.with_default_lr(1e-4)
     seed_everything(settings.seed)
     with progress.step(f"load {model}"):
         source = load(model, inputs, weights)

@@ -12,8 +12,8 @@ from edgekit.compress.common import (
     CompressResult,
     TrainSettings,
     fit_classifier,
+    labelled_split,
     publish,
-    read_training_data,
     scores,
     torch_logits,
 )
@@ -58,11 +58,11 @@ def qat_torch(
     from edgekit.catalog.loader import get_target
     from edgekit.compress.save import example_batch, save_program
 
-    train = read_training_data(data, source, need_labels=True, what="Quantization-aware training")
-    validation = read_training_data(val, source, need_labels=True, what="validation") if val else train
+    train, validation = labelled_split(data, val, source, settings, "Quantization-aware training")
+    scored = validation or train
     recipe = resolve(get_target("executorch-int8"), local_device())  # the scheme executorch-int8 would use
     per_channel = bool(recipe.scheme and recipe.scheme.weights.per_channel)
-    before = scores(torch_logits(torch_module(source.obj), validation, source), validation.labels)
+    before = scores(torch_logits(torch_module(source.obj), scored, source), scored.labels)
     specs, args = example_batch(source, train)
     prepared = _prepare(torch, source, args, specs, per_channel)
 
@@ -70,13 +70,12 @@ def qat_torch(
         (move_exported_model_to_train if training else move_exported_model_to_eval)(module)
 
     checkpoints = Checkpoints(out)
-    history = fit_classifier(
-        prepared, source, train, validation if val else None, settings, checkpoints, resume, progress, "qat",
-        set_mode=set_mode,
-    )  # fmt: skip
+    run = fit_classifier(
+        prepared, source, train, validation, settings, checkpoints, resume, progress, "qat", set_mode=set_mode
+    )
     with quiet():
         converted = convert_pt2e(prepared)
-    after = scores(torch_logits(converted, validation, source), validation.labels)
+    after = scores(torch_logits(converted, scored, source), scored.labels)
     record: dict[str, Any] = {
         "method": "qat",
         "tool": "PT2E prepare_qat_pt2e / convert_pt2e, XNNPACKQuantizer (QAT)",
@@ -87,9 +86,10 @@ def qat_torch(
         "data": {"path": train.source, "sha256": train.sha256, "samples": len(train)},
         "metrics_before": before,
         "metrics_after": after,
-        "history": history,
+        "history": run.history,
+        "training": run.stopped,
         "export_with": "executorch-int8 (the program already holds its int8 ranges)",
     }
     publish(out, lambda folder: save_program(converted, source, specs, args, folder, record), record)
     checkpoints.remove()
-    return CompressResult(out, record, history)
+    return CompressResult(out, record, run.history)

@@ -84,11 +84,14 @@ class CompressSpec(_Strict):
     method: Literal["prune", "qat", "distill", "vocab"]
     data: str  # training data (text data for vocab)
     val: str | None = None
-    epochs: int = Field(default=2, ge=0)
-    lr: float = Field(default=1e-3, gt=0)
+    epochs: int = Field(default=30, ge=0)  # the most; training stops once the validation loss stops improving
+    patience: int = Field(default=5, ge=0)  # 0: every epoch runs, no validation split
+    val_fraction: float = Field(default=0.1, gt=0, lt=0.5)  # held out of data when val is not given
+    lr: float | None = Field(default=None, gt=0)  # None: the method's default
     batch: int = Field(default=32, ge=1)
     seed: int = 0
     sparsity: float | None = Field(default=None, gt=0, lt=1)  # prune
+    ramp_epochs: int = Field(default=2, ge=1)  # prune: the sparsity rises over these
     prune_method: Literal["magnitude", "structured"] = "magnitude"
     student_layers: int | None = Field(default=None, ge=1)  # distill: the teacher's own layers, evenly spaced
     alpha: float = Field(default=0.5, ge=0, le=1)
@@ -492,7 +495,7 @@ def _compress(pipeline: Pipeline, base: Path, folder: Path) -> dict:
 
     spec = pipeline.compress
     assert spec is not None
-    settings = compress.TrainSettings(spec.epochs, spec.lr, spec.batch, spec.seed)
+    settings = compress.TrainSettings(spec.epochs, spec.lr, spec.batch, spec.seed, spec.patience, spec.val_fraction)
     common: dict[str, Any] = {
         "val": _data_arg(spec.val, base),
         "inputs": parse_input_specs(tuple(pipeline.inputs)),
@@ -507,6 +510,7 @@ def _compress(pipeline: Pipeline, base: Path, folder: Path) -> dict:
             sparsity=spec.sparsity,
             method=spec.prune_method,
             finetune_epochs=spec.epochs,
+            ramp_epochs=spec.ramp_epochs,
             settings=settings,
             weights=_local(base, pipeline.weights),
             **common,
