@@ -167,6 +167,7 @@ def test_minilm_dynamic_int8_keeps_cosine(tmp_path):
     assert result.sidecar["size_bytes"] < 30e6  # fp32 is ~90 MB
 
 
+@pytest.mark.slow  # 24 s: two subprocesses that load MiniLM; hub ids resolve through the same code as folders
 def test_a_hub_model_id_resolves_in_the_local_cache_only(tmp_path):
     """org/name is looked up in the Hugging Face cache (here one laid out from the shipped MiniLM files);
     edgekit never downloads, and an id that is not cached is named with how to get it."""

@@ -296,6 +296,7 @@ def _started(pipeline: Path, until: Callable[[Path], object]) -> tuple[subproces
     return proc, cache, argv
 
 
+@pytest.mark.slow  # 32 s; the cache's integrity is also checked by the racing and altered-entry tests
 def test_ctrl_c_mid_sweep_leaves_only_complete_entries_and_a_rerun_resumes(pipeline):
     import signal
 
@@ -312,6 +313,7 @@ def test_ctrl_c_mid_sweep_leaves_only_complete_entries_and_a_rerun_resumes(pipel
     assert done.returncode == 0 and f"{len(kept)} cached" in done.stdout, done.stdout + done.stderr
 
 
+@pytest.mark.slow  # 24 s; the slow Ray test kills a node mid-sweep too
 def test_a_local_worker_killed_mid_sweep_has_its_step_run_again(pipeline):
     import psutil
 

@@ -191,6 +191,7 @@ def _keras_app(zoo: Path, name: str) -> Path:
     return path if path.exists() else build_keras_app(name, path)
 
 
+@pytest.mark.slow  # 21 s: builds EfficientNet; the other Keras applications stay in the fast suite
 def test_efficientnet_normalization_constants_stay_inside_the_onnx_file(zoo, tmp_path):
     """tf2onnx left the Normalization layer's mean and variance (tensors the traced function captured) as graph
     inputs: ONNX Runtime then asked for three inputs. They are initializers now, and the file takes the image."""
