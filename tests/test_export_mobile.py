@@ -3,11 +3,12 @@ the lite interpreter and the ExecuTorch runtime."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
-from helpers import artifact_accuracy
+from helpers import artifact_accuracy, run_cli
 
 from edgekit.errors import NoRouteError, UsageError
 from edgekit.exporter import export
@@ -204,6 +205,31 @@ def test_benchmark_runs_executorch_files(pte):
     assert len(asked_4) == 2 and all(r["batch_fed"] == 1 for r in asked_4)
     assert all(r["throughput_per_s"] < 2000.0 / r["latency_ms"]["mean"] for r in asked_4)
     assert runs[0]["environment"]["runtime_versions"]["executorch"] == "1.5.1"
+
+
+def test_a_model_fx_cannot_trace_is_static_int8_layer_by_layer(tmp_path, calib_npz):
+    result = export("tests_models:data_dependent", "pytorch-mobile-int8", tmp_path, calib=calib_npz, inputs=IMAGE)
+    step = result.sidecar["route"][0]
+    assert result.parity.passed and step["applied"] == "static", step
+    assert "per layer" in step["quantization"]["method"] and "control flow" in step["quantization"]["fx_failed"]
+    assert step["quantization"]["quantized_layers"] == 1 and step["quantization"]["calibration_samples"] > 0
+
+
+def test_no_silent_dynamic_int8_when_calibration_data_was_given(capsys, tmp_path, calib_npz):
+    """Neither static way works (FX cannot trace, no Linear/Conv for the per-layer way): with --calib that is
+    an error naming both reasons and the way out; --allow-dynamic takes dynamic int8 knowingly."""
+    args = ["export", "tests_models:lstm_branch", "-t", "pytorch-mobile-int8", "--input", zoo.DIGITS_INPUT]
+    code, out = run_cli(capsys, *args, "--calib", calib_npz, "-o", tmp_path / "refused")
+    assert code == 1 and "control flow" in out and "no Linear/Conv layer" in out and "--allow-dynamic" in out, out
+    assert not (tmp_path / "refused").exists() or not list((tmp_path / "refused").iterdir())
+    code, out = run_cli(capsys, *args, "--calib", calib_npz, "--allow-dynamic", "-o", tmp_path / "dynamic")
+    assert code == 0, out
+    sidecar = json.loads(next((tmp_path / "dynamic").glob("*.edgekit.json")).read_text())
+    step = sidecar["route"][0]
+    assert step["applied"] == "dynamic" and step["quantization"]["quantized_layer_types"] == ["LSTM"]
+    assert "no Linear/Conv layer" in step["quantization"]["static_skipped"]
+    code, out = run_cli(capsys, *args[:2], "-t", "pytorch-mobile", *args[4:], "--allow-dynamic", "-o", tmp_path / "f")
+    assert code == 0, out  # an option of the runtime, harmless where nothing is quantized
 
 
 def test_exported_program_sources(tmp_path, mlp, digits, calib_npz):

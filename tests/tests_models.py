@@ -66,6 +66,26 @@ def data_dependent():
     return DataDependent()
 
 
+class LstmBranch(torch.nn.Module):
+    """An LSTM reading the image's rows, with a Python branch on a value: FX cannot trace it and it has no
+    Linear/Conv layer, so static int8 is not possible in either of PyTorch Mobile's ways."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = torch.nn.LSTM(8, 10, batch_first=True)
+
+    def forward(self, image):
+        out, _ = self.lstm(image[:, 0])
+        if out.sum() > 1e9:
+            out = out * 0.5
+        return out[:, -1]
+
+
+def lstm_branch():
+    torch.manual_seed(0)
+    return LstmBranch()
+
+
 def hardwired_cnn():
     """A CNN whose forward hard-wires its feature count: structured pruning breaks it where it runs."""
     import torch

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
 from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
+from edgekit.backends.options import BackendOptions
 from edgekit.backends.torch_mobile.plan import scheme_problems, torch_lite_plan
 from edgekit.sidecar import ArtifactIO
 from edgekit.sources.torch_source import torch_io
+
+
+class TorchLiteOptions(BackendOptions):
+    allow_dynamic: bool = Field(
+        False,
+        description="accept dynamic int8 (Linear layers only, float activations) when static int8 with --calib "
+        "is not possible; without it that is an error",
+    )
 
 
 def _from_torch(ctx: StepContext) -> StepNotes:
@@ -45,6 +56,7 @@ BACKEND = Backend(
     ),
     extra="torch",
     plan=torch_lite_plan,
+    options=TorchLiteOptions,
     scheme_problems=scheme_problems,
     needs_sidecar_io=True,
 )

@@ -1,8 +1,9 @@
 """torch -> PyTorch Mobile lite interpreter (.ptl): script (trace where scripting fails), int8 if asked.
 
 pytorch-mobile-int8 quantizes before scripting, with the quantized engine the device profile names
-(qnnpack on arm64, x86 on x86): static int8 (FX graph mode, calibrated) when --calib is given and the
-model traces, else dynamic int8 on Linear/LSTM/GRU; the sidecar says which and why. optimize_for_mobile needs a torch
+(qnnpack on arm64, x86 on x86): with --calib, static int8 (FX graph mode where the model traces, else eager
+mode layer by layer); without, or with --allow-dynamic where static fails, dynamic int8 on Linear/LSTM/GRU; the
+sidecar says which and why. optimize_for_mobile needs a torch
 build with XNNPACK; where it is missing (the CPU wheel here) the file is saved without it, and the
 sidecar says so.
 """
@@ -21,11 +22,10 @@ from edgekit.sources.base import Model
 from edgekit.sources.torch_source import example_args, refuse_prequantized, torch_module
 
 
-def _quantize_dynamic(torch, module, plan: TorchLitePlan, keep_float: tuple[str, ...]) -> tuple:
-    engine = _set_engine(torch, plan)
-    layers = (torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU)
-    # nn.Transformer*Layer reads its Linear weights as tensors (fast-path checks), which a dynamically
-    # quantized Linear no longer has: layers inside them stay float.
+def _quantizable(torch, module, layers: tuple, keep_float: tuple[str, ...]) -> tuple[dict[str, type], set[str]]:
+    """The modules of `layers` types to quantize by name, and the names inside transformer fast-path blocks:
+    nn.Transformer*Layer reads its Linear weights as tensors (fast-path checks), which a quantized Linear no
+    longer has, so layers inside them stay float."""
     fast_path_blocks = tuple(
         getattr(torch.nn, n) for n in ("TransformerEncoderLayer", "TransformerDecoderLayer", "MultiheadAttention")
     )
@@ -41,6 +41,13 @@ def _quantize_dynamic(torch, module, plan: TorchLitePlan, keep_float: tuple[str,
         for name, m in module.named_modules()
         if type(m) in layers and name not in inside and name not in keep_float
     }
+    return chosen, inside
+
+
+def _quantize_dynamic(torch, module, plan: TorchLitePlan, keep_float: tuple[str, ...]) -> tuple:
+    engine = _set_engine(torch, plan)
+    layers = (torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU)
+    chosen, inside = _quantizable(torch, module, layers, keep_float)
     if not chosen:
         raise ConversionError(
             "pytorch-mobile-int8 (dynamic) quantizes Linear/LSTM/GRU layers outside transformer "
@@ -127,6 +134,50 @@ def _quantize_static(
     }
 
 
+def _quantize_static_per_layer(
+    torch, module, model: Model, plan: TorchLitePlan, data, keep_float: tuple[str, ...]
+) -> tuple | str:
+    """Static int8 for a model FX cannot trace (Hugging Face code, data-dependent Python): eager mode, each
+    Linear/Conv wrapped between a quantize and a dequantize (QuantWrapper), calibrated on --calib. Every
+    such layer runs an int8 kernel with calibrated activation ranges; what lies between them stays float.
+    Returns (module, notes), or why it is not possible."""
+    from torch.ao.quantization import QuantWrapper, convert, get_default_qconfig, prepare
+
+    engine = _set_engine(torch, plan)
+    quantized = copy.deepcopy(module).eval()
+    chosen, _ = _quantizable(torch, quantized, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d), keep_float)
+    if not chosen:
+        return "static int8 (per layer) found no Linear/Conv layer to quantize"
+    qconfig = get_default_qconfig(engine)
+    for name in chosen:
+        owner, _, attr = name.rpartition(".")
+        parent = quantized.get_submodule(owner) if owner else quantized
+        wrapper = QuantWrapper(getattr(parent, attr))
+        wrapper.qconfig = qconfig
+        setattr(parent, attr, wrapper)
+    names = model.signature.input_names
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prepare(quantized, inplace=True)
+            with torch.inference_mode():
+                for batch in data.batches(32):
+                    quantized(*[torch.from_numpy(batch[n]) for n in names])
+            convert(quantized, inplace=True)
+            quantized(*example_args(model))
+    except Exception as e:
+        return f"static int8 (per layer) not possible: {type(e).__name__}: {first_line(e, 200)}"
+    return quantized, {
+        "method": "torch.ao.quantization eager mode, per layer (static, calibrated)",
+        "engine": engine,
+        "qconfig": f"get_default_qconfig('{engine}') on each Linear/Conv, quantized in and dequantized out",
+        "quantized_module_types": sorted({t.__name__ for t in chosen.values()}),
+        "quantized_layers": len(chosen),
+        "calibration_samples": len(data),
+        "float_layers": list(keep_float),
+    }
+
+
 def _script(torch, module) -> Any:
     """torch.jit.script that leaves TorchScript's process-wide type cache as it found it when it fails or is
     interrupted part-way: a layer type left half-compiled makes every later script of that layer in the
@@ -187,9 +238,21 @@ def convert(ctx: StepContext) -> StepNotes:
         static = (
             _quantize_static(torch, module, model, plan, ctx.data, ctx.keep_float) if ctx.data is not None else None
         )
+        if isinstance(static, str):  # FX cannot trace it: each layer on its own
+            per_layer = _quantize_static_per_layer(torch, module, model, plan, ctx.data, ctx.keep_float)
+            if isinstance(per_layer, tuple):
+                per_layer[1]["fx_failed"] = static
+            static = per_layer if isinstance(per_layer, tuple) else f"{static}; {per_layer}"
         if isinstance(static, tuple):
             (module, notes), applied = static, "static"
         else:
+            if static is not None and not getattr(ctx.options, "allow_dynamic", False):
+                raise ConversionError(
+                    f"pytorch-mobile-int8: static int8 calibrated on --calib is not possible for {model.source}: "
+                    f"{static.removeprefix('static int8 not possible: ')}.",
+                    hint="Pass --allow-dynamic to accept dynamic int8 (Linear layers only, float activations), "
+                    "or use executorch-int8 (static int8 from torch.export, which takes more models).",
+                )
             (module, notes), applied = _quantize_dynamic(torch, module, plan, ctx.keep_float), "dynamic"
             notes["static_skipped"] = static or "no --calib data: static int8 needs calibration"
     with warnings.catch_warnings(), quiet():
