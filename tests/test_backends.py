@@ -108,7 +108,6 @@ def _fake_target(catalog: Path, **extra) -> None:
     target = {
         "name": "fake-fp32",
         "runtime": "fake",
-        "format": "fakefmt",
         "suffix": ".fake",
         "precision": "fp32",
         "quantization": "none",

@@ -7,9 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Runtimes and formats are open: a backend folder brings its own (edgekit.backends.registry).
+# Runtimes are open: a backend folder brings its own (edgekit.backends.registry), with the format it writes.
 Runtime = str
-Format = str
 Precision = Literal["fp32", "fp16", "int8", "int16x8"]
 # int8-auto: static int8 where calibration data is given and the model allows it, else dynamic;
 # the sidecar's quantization.applied says which one the file holds.
@@ -57,7 +56,6 @@ class EngineStage(_Frozen):
 class Target(_Frozen):
     name: str
     runtime: Runtime
-    format: Format
     suffix: str
     precision: Precision
     quantization: Quantization
