@@ -261,10 +261,9 @@ def train_epochs(
     validate: Callable[[], dict[str, float] | None] | None = None,
     start: int = 0,
 ) -> Trained:
-    """The torch training loop every method uses: `step(batch indices into data)` returns the batch loss. Seeded
-    per epoch, a checkpoint per epoch (model, optimizer,
-    history), `resume` from the last one; stops on convergence of `validate()["loss"]` (see Convergence) and
-    ends with the best epoch's weights."""
+    """The torch training loop every method uses: `step(batch indices into data)` returns the batch loss.
+    Seeded per epoch, a checkpoint per epoch (model, optimizer, history), `resume` from the last one; stops on
+    convergence of `validate()["loss"]` (see Convergence) and ends with the best epoch's weights."""
     import torch
 
     history: list[dict[str, Any]] = []

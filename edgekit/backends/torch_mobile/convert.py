@@ -3,9 +3,8 @@
 pytorch-mobile-int8 quantizes before scripting, with the quantized engine the device profile names
 (qnnpack on arm64, x86 on x86): with --calib, static int8 (FX graph mode where the model traces, else eager
 mode layer by layer); without, or with --allow-dynamic where static fails, dynamic int8 on Linear/LSTM/GRU; the
-sidecar says which and why. optimize_for_mobile needs a torch
-build with XNNPACK; where it is missing (the CPU wheel here) the file is saved without it, and the
-sidecar says so.
+sidecar says which and why. optimize_for_mobile needs a torch build with XNNPACK; where it is missing (the
+CPU wheel here) the file is saved without it, and the sidecar says so.
 """
 
 from __future__ import annotations
