@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from edgekit.cli import unsafe_load_option
@@ -10,16 +12,19 @@ _SOURCE_HELP = "A SOURCE as for `edgekit export` (file, folder, or package.modul
 _EPOCHS_HELP = "The most training epochs: training stops earlier once the validation loss stops improving (--patience)."
 
 
-def _settings(epochs: int, lr: float | None, batch: int, seed: int, patience: int, val_fraction: float):
-    from edgekit.compress import TrainSettings
-
-    return TrainSettings(epochs, lr, batch, seed, patience, val_fraction)
-
-
 def _training_options(epochs: int | None, lr: float | str):
-    """The options every method shares (prune names its epochs --finetune-epochs, so epochs=None leaves it out)."""
+    """The options every method shares (prune names its epochs --finetune-epochs, so epochs=None leaves it out);
+    the command receives the training ones as one `settings` (TrainSettings)."""
 
-    def wrap(fn):
+    def wrap(command):
+        @functools.wraps(command)
+        def fn(**kwargs):
+            from edgekit.compress import TrainSettings
+
+            most = kwargs.pop("epochs") if epochs is not None else kwargs["finetune_epochs"]
+            shared = {k: kwargs.pop(k) for k in ("lr", "batch", "seed", "patience", "val_fraction")}
+            return command(settings=TrainSettings(epochs=most, **shared), **kwargs)
+
         epochs_option = [click.option("--epochs", default=epochs, show_default=True, help=_EPOCHS_HELP)]
         for option in reversed(
             [
@@ -116,12 +121,7 @@ def distill_cmd(
     tokenizer,
     resume,
     val,
-    epochs,
-    patience,
-    val_fraction,
-    lr,
-    batch,
-    seed,
+    settings,
     inputs,
     out,
     quiet,
@@ -143,7 +143,7 @@ def distill_cmd(
         val=val,
         alpha=alpha,
         temperature=temperature,
-        settings=_settings(epochs, lr, batch, seed, patience, val_fraction),
+        settings=settings,
         inputs=parse_input_specs(inputs),
         teacher_weights=teacher_weights,
         student_weights=student_weights,
@@ -189,11 +189,7 @@ def prune_cmd(
     data,
     resume,
     val,
-    patience,
-    val_fraction,
-    lr,
-    batch,
-    seed,
+    settings,
     inputs,
     out,
     quiet,
@@ -216,7 +212,7 @@ def prune_cmd(
         finetune_epochs=finetune_epochs,
         ramp_epochs=ramp_epochs,
         val=val,
-        settings=_settings(finetune_epochs, lr, batch, seed, patience, val_fraction),
+        settings=settings,
         inputs=parse_input_specs(inputs),
         weights=weights,
         resume=resume,
@@ -251,11 +247,7 @@ def lowrank_cmd(
     data,
     resume,
     val,
-    patience,
-    val_fraction,
-    lr,
-    batch,
-    seed,
+    settings,
     inputs,
     out,
     quiet,
@@ -276,7 +268,7 @@ def lowrank_cmd(
         energy=energy,
         finetune_epochs=finetune_epochs,
         val=val,
-        settings=_settings(finetune_epochs, lr, batch, seed, patience, val_fraction),
+        settings=settings,
         inputs=parse_input_specs(inputs),
         weights=weights,
         resume=resume,
@@ -296,9 +288,7 @@ def lowrank_cmd(
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint of an interrupted run.")
 @_training_options(epochs=100, lr=1e-4)
 @unsafe_load_option
-def qat_cmd(
-    model, weights, data, resume, val, epochs, patience, val_fraction, lr, batch, seed, inputs, out, quiet
-) -> None:
+def qat_cmd(model, weights, data, resume, val, settings, inputs, out, quiet) -> None:
     """Quantization-aware training; export the output with executorch-int8 (PyTorch) or tflite-int8 (Keras).
 
     Example: edgekit compress qat model.keras --data train.npz -o qat/
@@ -312,7 +302,7 @@ def qat_cmd(
         data,
         out,
         val=val,
-        settings=_settings(epochs, lr, batch, seed, patience, val_fraction),
+        settings=settings,
         inputs=parse_input_specs(inputs),
         weights=weights,
         resume=resume,

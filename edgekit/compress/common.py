@@ -124,6 +124,10 @@ class Convergence:
     def lr(self) -> float:
         return self.settings.rate * 0.5 ** (self.plateaus // 2)
 
+    def epoch_to_restore(self, epochs_run: int) -> int | None:
+        """The best epoch when a later one ended training (its weights are what training leaves), else None."""
+        return self.best_epoch if self.best_epoch is not None and self.best_epoch != epochs_run - 1 else None
+
     @property
     def done(self) -> bool:
         return self.settings.patience > 0 and self.since_best >= self.settings.patience
@@ -306,12 +310,11 @@ def train_epochs(
             {"model": module.state_dict(), "optimizer": optimizer.state_dict(), "history": json.dumps(history)},
             keep=convergence.best_epoch,
         )
-    best = convergence.best_epoch
-    restored = best is not None and best != len(history) - 1
-    if restored:
+    best = convergence.epoch_to_restore(len(history))
+    if best is not None:
         module.load_state_dict(checkpoints.load(checkpoints.path(best))["model"])
         set_mode(module, False)
-    return finish_training(convergence, history, restored, progress, label)
+    return finish_training(convergence, history, best is not None, progress, label)
 
 
 def finish_training(

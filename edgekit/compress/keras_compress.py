@@ -107,11 +107,10 @@ class KerasCheckpoints(Checkpoints):
         self, tf, model, convergence: Convergence, history: list[dict[str, Any]], progress: Progress, label: str
     ) -> Trained:
         """Load the best epoch's weights when a later one ended training, and say how it stopped."""
-        best = convergence.best_epoch
-        restored = best is not None and best != len(history) - 1
-        if restored:
+        best = convergence.epoch_to_restore(len(history))
+        if best is not None:
             tf.train.Checkpoint(model=model).read(str(self.folder / f"epoch-{best:04d}" / "state")).expect_partial()
-        return finish_training(convergence, history, restored, progress, label)
+        return finish_training(convergence, history, best is not None, progress, label)
 
     def restore(self, tf, model, optimizer, convergence: Convergence) -> tuple[int, list[dict[str, Any]]]:
         """Load the last complete epoch into model and optimizer, replay its history into `convergence`;
