@@ -180,10 +180,48 @@ FP32 = ["onnx-fp32", "tflite-fp32", "pytorch-mobile", "executorch-fp32", "openvi
 @pytest.mark.parametrize("target", FP32)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_reaches_every_fp32_target_with_parity(family, target, zoo, tweets, tmp_path):
-    data = None if family in ("vit", "llama", "gpt2") else tweets  # generated images and token ids
+    data = None if family in ("vit", *CAUSAL_LMS) else tweets  # generated images and token ids
     result = _export(_family(zoo, family), target, tmp_path, data, family)
     assert result.parity.passed and result.artifact.exists()
     assert all(o["cosine"] > 0.999 for o in result.parity.to_json()["outputs"] if "cosine" in o)
+    if family in CAUSAL_LMS and target != "tensorrt-fp32":  # a TensorRT-ready ONNX file runs as an engine only
+        _assert_perplexity_matches_the_source(result.artifact, _family(zoo, family), tweets)
+
+
+CAUSAL_LMS = ("llama", "gpt2")
+
+
+def _assert_perplexity_matches_the_source(artifact: Path, source: Path, text: Path) -> None:
+    from edgekit.evaluation import evaluate
+
+    report = evaluate(artifact, text, metrics=("perplexity",), reference=source, reference_inputs=INPUTS)
+    assert report.metrics["perplexity"] > 1 and report.metrics["tokens"] > 500
+    assert abs(report.drop["perplexity"]) < 0.05, report.drop  # percent
+
+
+def test_a_causal_lm_folder_exports_with_its_head_and_keeps_perplexity(zoo, tweets, tmp_path):
+    """A ...ForCausalLM folder loads with its LM head: the file's output is next-token logits over the
+    vocabulary (not the base model's hidden states), and its perplexity in ONNX Runtime is the source's."""
+    source = _family(zoo, "llama")
+    result = _export(source, "onnx-fp32", tmp_path, None, "llama")
+    (output,) = result.sidecar["tensors"]["outputs"]
+    vocabulary = json.loads((source / "config.json").read_text())["vocab_size"]
+    assert output["name"] == "logits" and output["shape"][-1] == vocabulary
+    _assert_perplexity_matches_the_source(result.artifact, source, tweets)
+
+
+def test_perplexity_of_a_file_without_vocabulary_logits_is_refused(zoo, tweets, tmp_path, capsys):
+    """A base model's file (hidden states out, the shape of logits but hidden-size wide) gets a clear refusal,
+    never numpy's IndexError from deep in the metric."""
+    import shutil
+
+    base = shutil.copytree(_family(zoo, "llama"), tmp_path / "llama-base")
+    config = json.loads((base / "config.json").read_text())
+    (base / "config.json").write_text(json.dumps({**config, "architectures": ["LlamaModel"]}))
+    artifact = _export(base, "onnx-fp32", tmp_path, None, "llama").artifact
+    code, out = run_cli(capsys, "evaluate", artifact, "--data", tweets, "--metric", "perplexity")
+    assert code == 2 and "Traceback" not in out
+    assert "next-token logits over the vocabulary" in out and "'last_hidden_state' has 64 values per token" in out
 
 
 def _keras_app(zoo: Path, name: str) -> Path:

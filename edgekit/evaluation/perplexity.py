@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.errors import UsageError
 from edgekit.evaluation.metrics import perplexity, token_nll
 from edgekit.runners.base import Runner
 
@@ -44,9 +45,23 @@ def evaluate_perplexity(
             mask = np.zeros((1, context), dtype=np.int64)
             mask[0, :n] = 1
             feed["attention_mask"] = mask
-        logits = next(iter(runner.infer(feed).values()))[0]
+        name, logits = next(iter(runner.infer(feed).items()))
+        logits = logits[0]
+        _require_vocabulary(name, logits, window)
         # logits at position t predict the token at t+1
         nll = token_nll(logits[first - 1 : n - 1], window[first:n])
         total += float(nll.sum())
         count += n - first
     return {"perplexity": perplexity(total, count), "tokens": count, "context_length": context, "stride": stride}
+
+
+def _require_vocabulary(name: str, logits: np.ndarray, window: np.ndarray) -> None:
+    """Refuse an output that cannot be next-token logits for these ids: one score per vocabulary entry is needed
+    (a base model's hidden states have the right rank but hidden-size columns)."""
+    if int(window.max()) >= logits.shape[-1]:
+        raise UsageError(
+            f"--metric perplexity needs next-token logits over the vocabulary; the model's first output '{name}' has "
+            f"{logits.shape[-1]} values per token, and the tokenizer gives ids up to {int(window.max())}.",
+            hint="Export the language model with its head (a causal-LM folder loads with it: its config's "
+            "architectures name ...ForCausalLM), or give the tokenizer the model was trained with.",
+        )

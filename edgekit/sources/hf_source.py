@@ -13,8 +13,9 @@ from edgekit.sources.base import Model, sha256_path
 from edgekit.spec import Signature, TensorSpec
 
 
-def _wrapper(torch, model, input_names: list[str]):
-    """An nn.Module taking the named tensors positionally and returning a tuple of tensors."""
+def _wrapper(torch, model, input_names: list[str], call_kwargs: dict):
+    """An nn.Module taking the named tensors positionally and returning a tuple of tensors; `call_kwargs` are keyword
+    arguments every call gets (use_cache=False for a causal LM: one forward pass, no key/value cache out)."""
 
     class HFWrapper(torch.nn.Module):
         def __init__(self) -> None:
@@ -22,7 +23,7 @@ def _wrapper(torch, model, input_names: list[str]):
             self.model = model
 
         def forward(self, *args):
-            out = self.model(**dict(zip(input_names, args)), return_dict=True)
+            out = self.model(**dict(zip(input_names, args)), **call_kwargs, return_dict=True)
             return tuple(v for v in out.values() if isinstance(v, torch.Tensor))
 
     return HFWrapper().eval()
@@ -59,12 +60,12 @@ DEFAULT_SEQUENCE = 128
 
 def text_inputs(config: dict, accepted, tokenizer_dir: Path | None) -> list[str]:
     """The text inputs the model uses: those its forward takes, less token types where it has no type
-    embeddings (DeBERTa-v2: type_vocab_size 0) or its tokenizer makes none (RoBERTa's: the model then uses
-    its zeros)."""
+    embeddings (DeBERTa-v2: type_vocab_size 0; GPT-2: none of its own, it would look them up as tokens) or its
+    tokenizer makes none (RoBERTa's: the model then uses its zeros)."""
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in accepted]
     if "token_type_ids" in names:
         made = _tokenizer_inputs(tokenizer_dir)
-        if config.get("type_vocab_size", 1) == 0 or (made is not None and "token_type_ids" not in made):
+        if not config.get("type_vocab_size") or (made is not None and "token_type_ids" not in made):
             names.remove("token_type_ids")
     return names
 
@@ -122,6 +123,22 @@ def _within(specs: tuple[TensorSpec, ...], longest: int | None, path: Path) -> t
     return tuple(out)
 
 
+# the head a folder's config names (its `architectures`), and the transformers class that loads it with that head;
+# any other architecture loads as its base model (hidden states out)
+_HEADS = {
+    "ForSequenceClassification": "AutoModelForSequenceClassification",
+    "ForImageClassification": "AutoModelForImageClassification",
+    "ForCausalLM": "AutoModelForCausalLM",
+    "LMHeadModel": "AutoModelForCausalLM",  # GPT-2's name for its causal LM
+}
+
+
+def _head(config: dict) -> str | None:
+    """Which of the heads in _HEADS the config's architectures end with, if any."""
+    archs = config.get("architectures") or []
+    return next((h for h in _HEADS for a in archs if isinstance(a, str) and a.endswith(h)), None)
+
+
 def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
     torch = require("torch", "Loading a Hugging Face model")
     transformers = transformers_offline("Loading a Hugging Face model")
@@ -129,12 +146,7 @@ def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
         config = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ModelLoadError(f"{path}/config.json is unreadable: {e}") from None
-    archs = config.get("architectures") or []
-    auto = transformers.AutoModel
-    if any(a.endswith("ForSequenceClassification") for a in archs):
-        auto = transformers.AutoModelForSequenceClassification
-    elif any(a.endswith("ForImageClassification") for a in archs):
-        auto = transformers.AutoModelForImageClassification
+    auto = getattr(transformers, _HEADS.get(_head(config), "AutoModel"))
     try:
         model = auto.from_pretrained(str(path), local_files_only=True).eval()
     except Exception as e:
@@ -143,6 +155,7 @@ def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
     import inspect
 
     accepted = inspect.signature(model.forward).parameters
+    call_kwargs = {"use_cache": False} if "use_cache" in accepted else {}
     overrides = {s.name: s for s in inputs}
     longest = None  # the longest token sequence (text models)
     if "input_ids" in accepted:  # text: token ids and masks of a free length
@@ -169,7 +182,7 @@ def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
         raise ModelLoadError(f"The Hugging Face model in {path} takes neither input_ids nor pixel_values.")
     try:
         with torch.no_grad():
-            out = model(**probe, return_dict=True)
+            out = model(**probe, **call_kwargs, return_dict=True)
     except Exception as e:  # the model's own forward refuses these shapes: name them, not its traceback
         raise ModelLoadError(
             f"The Hugging Face model in {path} fails on inputs "
@@ -184,7 +197,7 @@ def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
         "torch",
         "hf",
         str(path),
-        _wrapper(torch, model, names),
+        _wrapper(torch, model, names, call_kwargs),
         Signature(specs, outputs),
         sha256_path(path),
         path.name,

@@ -39,19 +39,23 @@ class OpenVINORunner(Runner):
         except Exception as e:
             raise ModelLoadError(f"OpenVINO cannot load {self.path}: {first_line(e, 400)}") from None
         self.request = self.compiled.create_infer_request()
+        # names as the IR declares them: a compiled port may gather several (GPT-2's input_ids also answers to
+        # 'input_ids_1' and '46'), and get_any_name would pick any of them
+        self.inputs = tuple(port_spec(port) for port in model.inputs)
+        self.outputs = [port.get_any_name() for port in model.outputs]
 
     def deactivate_impl(self) -> None:
         self.compiled = self.request = None
 
     def input_specs_impl(self) -> tuple[TensorSpec, ...]:
-        return tuple(port_spec(port) for port in self.compiled.inputs)
+        return self.inputs
 
     def output_names_impl(self) -> list[str]:
-        return [port.get_any_name() for port in self.compiled.outputs]
+        return self.outputs
 
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = self.request.infer(dict(feed))
-        return {port.get_any_name(): np.array(results[port]) for port in self.compiled.outputs}
+        return {name: np.array(results[port]) for name, port in zip(self.outputs, self.compiled.outputs)}
 
 
 def port_spec(port: Any) -> TensorSpec:

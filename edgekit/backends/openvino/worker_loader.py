@@ -55,13 +55,13 @@ def load(ov, path, threads, specs=None):
     model = core.read_model(path)
     device, precision = placement(core, model)
     compiled = core.compile_model(model, device, compile_config(device, threads, precision))
-    specs = [
+    specs = [  # named as the IR declares them (a compiled port may answer to several names)
         (
             i.get_any_name(),
             OV_TYPES.get(i.get_element_type().get_type_name(), "float32"),
             [-1 if d.is_dynamic else d.get_length() for d in i.get_partial_shape()],
         )
-        for i in compiled.inputs
+        for i in model.inputs
     ]
     request = compiled.create_infer_request()
     outputs = list(compiled.outputs)
