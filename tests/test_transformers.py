@@ -127,6 +127,22 @@ def test_the_fallback_keeps_exactly_the_planted_outlier_layer_float(target, tiny
     assert head["error"] > 10 * record["sensitivity"][1]["error"] and not head["pinned"] and result.parity.passed
     if target == "openvino-int8":  # NNCF's ignored scope, in the IR's names
         assert result.sidecar["quantization"]["kept_float_ops"] == ["__module.head/aten::linear/MatMul"]
+    if target == "onnx-int8":  # calibrated once: the attempt that kept the head float reused the ranges
+        assert result.sidecar["quantization"]["calibration_ranges"] == "reused"
+        from edgekit.fallback import FallbackOptions
+
+        pinned = _export(
+            tiny_bert, target, tmp_path / "pinned", weights="planted", fallback=FallbackOptions(keep_float=("head",))
+        )
+        assert pinned.sidecar["quantization"]["calibration_ranges"] == "measured"
+        assert _initializers(pinned.artifact) == _initializers(result.artifact)  # the same scales either way
+
+
+def _initializers(path) -> dict:
+    import onnx
+    from onnx import numpy_helper
+
+    return {i.name: numpy_helper.to_array(i).tobytes() for i in onnx.load(str(path)).graph.initializer}
 
 
 @pytest.mark.slow  # two ExecuTorch int8 exports: 1.5 minutes on 2 cores
