@@ -188,6 +188,7 @@ def test_the_example_pipeline_runs_caches_and_redoes_only_what_changed(pipeline,
     assert code == 0 and "5 step(s) ran, 0 cached" in out, out
 
 
+@pytest.mark.slow  # 31 s: a whole pipeline run; the gates' own checks are in the fast suite
 def test_a_failing_gate_exits_1_and_names_it(pipeline, capsys):
     pipeline.write_text(pipeline.read_text().replace("max_size_mb: 0.5", "max_size_mb: 0.001"))
     code, out = run_cli(capsys, "run", pipeline)
