@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -73,7 +74,7 @@ def _command(command: click.Command, path: str, parent: click.Context) -> list[s
 
 
 # fixed, so the page does not depend on the terminal it is generated in
-_LAYOUT = {"terminal_width": 100, "max_content_width": 100, "help_option_names": ["-h", "--help"]}
+_LAYOUT: dict[str, Any] = {"terminal_width": 100, "max_content_width": 100, "help_option_names": ["-h", "--help"]}
 PAGES = {"catalog.md": catalog_page, "cli.md": cli_page}
 
 

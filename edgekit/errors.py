@@ -30,7 +30,7 @@ class EdgekitError(Exception):
     def __str__(self) -> str:
         return f"{self.message}\n{self.hint}" if self.hint else self.message
 
-    def __reduce__(self):  # type: ignore[override]
+    def __reduce__(self):
         """Pickled with its attributes, whatever the subclass's constructor takes: a step's error crosses from
         a worker process or a Ray node back to the driver intact."""
         return _rebuild, (type(self), self.args, self.__dict__)

@@ -401,9 +401,8 @@ def _through(job: _Job, route: list[Converter], tmp: Path) -> _Outcome:
     if keeps and (fallback.report_sensitivity or (not chosen.verdict.passed and fallback.enabled)):
         with progress.step(f"measure per-layer sensitivity on {min(len(job.parity_data), SAMPLES)} samples"):
             dynamic = recipe.quantization == "dynamic"
-            table = rank(
-                measure(model, data or job.parity_data, dynamic), recipe.scheme and recipe.scheme.max_outlier_ratio
-            )
+            outliers = recipe.scheme.max_outlier_ratio if recipe.scheme else None
+            table = rank(measure(model, data or job.parity_data, dynamic), outliers)
     if not chosen.verdict.passed and fallback.enabled and keeps:
         progress.warn(
             f"{tgt.name} failed its gate ({'; '.join(chosen.verdict.failures())}): keeping sensitive layers float"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -98,7 +99,9 @@ def compare_outputs(name: str, ref: np.ndarray, got: np.ndarray, tol: OutputTole
     return OutputParity(name, float(diff.max()), float(diff.mean()), cos, top1, not failures, failures)
 
 
-def _pairs(ref_names: list[str], got_names: list[str]) -> tuple[list[tuple[str, str]], str, list[str]]:
+def _pairs(
+    ref_names: list[str], got_names: list[str]
+) -> tuple[list[tuple[str, str]], Literal["name", "position"], list[str]]:
     """(reference name, candidate name) pairs: by name where the candidate's names are the reference's,
     else by position (with a warning), as when a source leaves its outputs unnamed."""
     common = [n for n in got_names if n in ref_names]
@@ -125,7 +128,7 @@ def check_parity(
     data: Dataset,
     batch_size: int,
     tol: Tolerance,
-    roles: dict[str, str] | None = None,
+    roles: Mapping[str, str] | None = None,
 ) -> ParityResult:
     """Run both runners on every batch of `data`; compare concatenated outputs matched by name.
 

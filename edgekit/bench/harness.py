@@ -51,10 +51,11 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
     samples = [x for r in reps for x in r.get("samples_ms", [])]
     sidecar = read_sidecar(artifact)
     peak = lambda key: max((r[key] for r in reps if r.get(key) is not None), default=None)
+    rss, rss_after_load = peak("peak_rss_kb"), peak("peak_rss_after_load_kb")
+    latency: dict[str, Any]
     if samples:
         medians = _process_medians(reps)
-        latency = stats.latency_summary(samples)
-        latency["median_ci95"] = stats.median_ci(medians)
+        latency = {**stats.latency_summary(samples), "median_ci95": stats.median_ci(medians)}
         drift = stats.drift([r["samples_ms"] for r in reps])
         noisy = stats.noisy(medians)
     else:
@@ -76,8 +77,8 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
         "latency_ms": latency,
         "init_ms": stats.middle([r["init_ms"] for r in reps]),
         "first_inference_ms": stats.middle([r["first_inference_ms"] for r in reps]),
-        "peak_rss_mb": peak("peak_rss_kb") / 1024 if peak("peak_rss_kb") else None,
-        "peak_rss_after_load_mb": peak("peak_rss_after_load_kb") / 1024 if peak("peak_rss_after_load_kb") else None,
+        "peak_rss_mb": rss / 1024 if rss else None,
+        "peak_rss_after_load_mb": rss_after_load / 1024 if rss_after_load else None,
         "memory_method": reps[0]["memory_method"],
         "batch_fed": batch_fed,
         "throughput_per_s": batch_fed * 1000.0 / latency["mean"] if latency["mean"] else None,
@@ -204,7 +205,8 @@ def _process_medians(reps: list[dict]) -> list[float]:
             out.append(float(np.median(r["samples_ms"])))
         else:
             latency = r.get("latency_ms") or {}
-            out.append(latency.get("p50") or latency.get("mean"))
+            central = latency.get("p50") or latency.get("mean")
+            out.append(float(central) if central is not None else float("nan"))  # numpy's reading of a gap
     return out
 
 

@@ -51,13 +51,13 @@ def _shapes(model, inputs: dict[str, list[int]]) -> dict[str, list[int]]:
         if node.op_type in ("Attention", "QAttention") and node.output and node.output[0] in dims:
             source, weight = concrete(node.input[0]), shapes.get(node.input[1])
             if None not in source and weight and len(source) == 3:
-                for dim, size in zip(dims[node.output[0]], [source[0], source[1], weight[1] // 3]):
-                    if isinstance(dim, str):
-                        symbols[dim] = size
+                for dim, length in zip(dims[node.output[0]], [source[0], source[1], weight[1] // 3]):
+                    if isinstance(dim, str) and isinstance(length, int):
+                        symbols[dim] = length
     for name in dims:
         known = concrete(name)
-        if None not in known:
-            shapes[name] = known
+        if all(isinstance(d, int) for d in known):
+            shapes[name] = [int(d) for d in known if d is not None]
     return shapes
 
 

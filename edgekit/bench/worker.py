@@ -64,6 +64,7 @@ def import_file(path, name):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path  # a .py file always has both
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -73,7 +74,7 @@ def environment():
     """What the numbers were measured on: CPU, cores, governor, OS, Python and runtime versions."""
     import platform
 
-    env = {
+    env: dict[str, object] = {
         "machine": platform.machine(),
         "system": platform.system(),
         "release": platform.release(),
@@ -162,7 +163,7 @@ def main(argv=None):
     first_ms = (clock() - start) * 1e3
     for _ in range(args.warmup):
         infer(feed)
-    samples = []
+    samples: list[float] = []
     began = clock()
     while len(samples) < args.max_runs and (len(samples) < args.min_runs or clock() - began < args.min_time):
         t0 = clock()

@@ -21,12 +21,15 @@ def build_engine_cmd(onnx_file, quiet, **backend_flags) -> None:
     """
     from edgekit.backends.registry import backend_for_runtime, resolve_options
     from edgekit.backends.tensorrt.engine import build_engine, engine_options
+    from edgekit.backends.tensorrt.options import TensorRTOptions
     from edgekit.progress import Progress
     from edgekit.sidecar import read_sidecar
 
     backend = backend_for_runtime("tensorrt")
     assert backend is not None
-    options = engine_options(resolve_options(backend, given_backend_options(backend_flags), "the engine build"))
+    given = resolve_options(backend, given_backend_options(backend_flags), "the engine build")
+    assert isinstance(given, TensorRTOptions)  # the TensorRT backend's options model
+    options = engine_options(given)
     engine = build_engine(onnx_file, options, Progress(quiet=quiet))
     sidecar = read_sidecar(engine)
     facts = (sidecar.engine if sidecar else None) or {}

@@ -197,7 +197,7 @@ def read_training_data(path: str | Path, model: Model, need_labels: bool, what: 
             hint="Give a .npz with a 'labels' array or a CSV/JSONL with a 'label' column"
             + (", or pass --alpha 0 to learn from the teacher's soft targets only." if "distill" in what else "."),
         )
-    if need_labels:
+    if need_labels and data.labels is not None:
         data.labels = class_indices(data.labels, data.source)
     return data
 
@@ -360,6 +360,7 @@ def fit_classifier(
 
     from edgekit.sources.torch_source import flatten_outputs
 
+    assert train.labels is not None, "training data is read with its labels (read_training_data)"
     labels = torch.from_numpy(train.labels.astype(np.int64))
     torch.manual_seed(settings.seed)
     optimizer = torch.optim.AdamW(module.parameters(), lr=settings.rate)

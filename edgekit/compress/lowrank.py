@@ -44,7 +44,7 @@ def choose_rank(singular: np.ndarray, rank_ratio: float | None = None, energy: f
         return max(1, math.ceil(rank_ratio * len(singular)))
     assert energy is not None
     share = np.cumsum(singular.astype(np.float64) ** 2) / float(np.sum(singular.astype(np.float64) ** 2))
-    return int(min(len(singular), np.searchsorted(share, energy - 1e-12) + 1))
+    return min(len(singular), int(np.searchsorted(share, energy - 1e-12)) + 1)
 
 
 def _shared_weights(module) -> set[int]:

@@ -97,7 +97,7 @@ def prune_vocabulary(
             if rebuilt(text)["input_ids"] != [new_id[i] for i in ids]:
                 raise ConversionError(f"The rebuilt tokenizer splits {text[:60]!r} differently; vocabulary not pruned.")
         rebuilt.save_pretrained(str(folder))
-        if validation is not None:  # the validation texts through the new tokenizer, as a user will feed them
+        if validation is not None and val is not None:  # the validation texts as a user will feed them
             pruned = load(folder, inputs)
             record["metrics_after"] = scores(
                 source_logits(pruned, read_data(val, pruned.signature, folder)), validation.labels

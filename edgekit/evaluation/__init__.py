@@ -95,6 +95,7 @@ def _metrics_for(
     from edgekit.evaluation.perplexity import evaluate_perplexity
 
     if task == "lm":
+        assert text_ids is not None, "language-model data is read as one token stream (_load)"
         return evaluate_perplexity(runner, text_ids, _context_length(signature))
     if data.labels is None:
         raise DataError(f"{data.source} has no labels: accuracy and F1 need a 'labels' array or 'label' column.")
@@ -221,6 +222,8 @@ def _load(path: Path, signature: Signature, tok_dir: Path | None, task: str, lim
 
 
 def gate(report: EvalReport, metrics: tuple[str, ...]) -> None:
+    if report.reference is None:  # nothing to compare with
+        return
     for metric in metrics:
         for key in _REPORTED[metric]:
             if key not in report.metrics or key not in report.reference:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ class TorchRunner(Runner):
     def __init__(self, model: Model) -> None:
         super().__init__()
         self.model = model
-        self.module = None
+        self.module: Any = None
 
     def activate_impl(self) -> None:
         from edgekit.sources.torch_source import torch_module

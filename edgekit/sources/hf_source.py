@@ -146,7 +146,8 @@ def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
         config = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ModelLoadError(f"{path}/config.json is unreadable: {e}") from None
-    auto = getattr(transformers, _HEADS.get(_head(config), "AutoModel"))
+    head = _head(config)
+    auto = getattr(transformers, _HEADS[head] if head else "AutoModel")
     try:
         model = auto.from_pretrained(str(path), local_files_only=True).eval()
     except Exception as e:
