@@ -22,6 +22,7 @@ from edgekit.errors import GateError
 from edgekit.parity import ParityResult, check_parity
 from edgekit.progress import Progress
 from edgekit.runners import open_runner
+from edgekit.runners.base import RecordingRunner
 from edgekit.runners.source import source_runner
 from edgekit.sensitivity import LayerSensitivity
 from edgekit.sidecar import ArtifactIO
@@ -133,11 +134,12 @@ class Gate:
         self.parities: list[ParityResult] = []
         self.tried: list[Verdict] = []
         self._reference: tuple[dict[str, Any], Any] | None = None
+        self._source = RecordingRunner(source_runner(model))  # the source runs on the parity data once
 
     def judge(self, artifact: Path, io: ArtifactIO, kept: tuple[str, ...]) -> Verdict:
         batch = batch_size_for(self.model.signature, default=32)
         label = f"parity on {len(self.data)} samples ({self.data.source})"
-        with self.progress.step(label), source_runner(self.model) as ref, open_runner(artifact, io) as got:
+        with self.progress.step(label), self._source as ref, open_runner(artifact, io) as got:
             parity = check_parity(ref, got, self.data, batch, self.tgt.parity, roles=io.roles())
         self.parities.append(parity)
         first = parity.outputs[0] if parity.outputs else None

@@ -109,3 +109,42 @@ def test_per_output_tolerances(tmp_path):
     )
     result = _parity(a, b, relaxed)
     assert result.passed and {o.name: o.passed for o in result.outputs} == {"scores": True, "features": True}
+
+
+class _Counted(OnnxRuntimeRunner):
+    """The real ONNX Runtime runner, counting the inferences it ran and its activations."""
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        self.runs = self.activations = 0
+
+    def activate_impl(self) -> None:
+        self.activations += 1
+        super().activate_impl()
+
+    def infer_impl(self, feed):
+        self.runs += 1
+        return super().infer_impl(feed)
+
+
+def test_the_recording_runner_runs_each_feed_once_and_bounds_what_it_keeps(tmp_path):
+    """The fallback's parity ran the source on the same data at every attempt: now once per export."""
+    from edgekit.runners.base import RecordingRunner
+
+    a, b = linear_classifier(tmp_path / "a.onnx"), linear_classifier(tmp_path / "b.onnx", noise=0.01)
+    inner = _Counted(a)
+    recording = RecordingRunner(inner)
+    results = []
+    for _ in range(3):  # three attempts
+        with recording as ref, OnnxRuntimeRunner(b) as got:
+            results.append(check_parity(ref, got, _data(), 16, LOOSE))
+    assert inner.runs == 3 and inner.activations == 1 and not inner.is_active  # 48 samples in batches of 16
+    assert results[0].outputs[0].cosine == results[2].outputs[0].cosine < 1.0
+    with OnnxRuntimeRunner(a) as direct, OnnxRuntimeRunner(b) as got:
+        assert check_parity(direct, got, _data(), 16, LOOSE).outputs[0].cosine == results[0].outputs[0].cosine
+    # nothing kept past the byte budget: every feed runs again
+    unkept = _Counted(a)
+    with RecordingRunner(unkept, max_bytes=0) as ref:
+        for _ in range(2):
+            ref.infer({"x": _data(4).arrays["x"]})
+    assert unkept.runs == 2
