@@ -415,6 +415,7 @@ def _through(job: _Job, route: list[Converter], tmp: Path) -> _Outcome:
 
         best, _ = search(tracked, pinned, lambda: float_first + [s.layer for s in table], chosen.verdict)
         chosen = attempts[best.kept]
+    gate.evaluate(chosen.verdict, chosen.file, backend.describe_io(chosen.file, model))  # a rejected file's figures
     return _Outcome(chosen, gate, table, pinned, keeps, step_keeps)
 
 

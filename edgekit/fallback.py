@@ -143,15 +143,28 @@ class Gate:
             parity = check_parity(ref, got, self.data, batch, self.tgt.parity, roles=io.roles())
         self.parities.append(parity)
         first = parity.outputs[0] if parity.outputs else None
-        summary = {"cosine": round(first.cosine, 5)} if first else {}
+        summary: dict[str, Any] = {"cosine": round(first.cosine, 5)} if first else {}
         if first and first.top1 is not None:
             summary["top1_agreement"] = round(first.top1, 4)
         verdict = Verdict(kept, parity.passed, parity.failures(), summary=summary)
-        if self.options.eval_data is not None and self.options.max_drop is not None:
-            verdict.evaluation = self._evaluate(artifact, io)
-            summary.update({f"{k}_drop_pts": v for k, v in verdict.evaluation["drop"].items()})
+        if parity.passed:  # cheap check first: a file that fails parity fails the gate whatever its accuracy
+            self.evaluate(verdict, artifact, io)
+        elif self._evaluates:
+            summary["evaluated"] = False
         self.tried.append(verdict)
         return verdict
+
+    @property
+    def _evaluates(self) -> bool:
+        return self.options.eval_data is not None and self.options.max_drop is not None
+
+    def evaluate(self, verdict: Verdict, artifact: Path, io: ArtifactIO) -> None:
+        """The accuracy gate's figures on `verdict`, where it is asked and not yet run: during the search only
+        for files that passed parity; for the file kept at the end (a rejected one too) always."""
+        if self._evaluates and verdict.evaluation is None:
+            verdict.evaluation = self._evaluate(artifact, io)
+            verdict.summary.pop("evaluated", None)
+            verdict.summary.update({f"{k}_drop_pts": v for k, v in verdict.evaluation["drop"].items()})
 
     def _evaluate(self, artifact: Path, io: ArtifactIO) -> dict[str, Any]:
         from edgekit.evaluation import EvalReport, gate, score

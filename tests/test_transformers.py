@@ -159,6 +159,19 @@ def test_executorch_int8_absorbs_the_planted_outlier_and_keeps_pinned_layers_flo
     assert pinned.sidecar["quantization"]["fallback"]["float_layers"] == [{"layer": "head", "pinned": True}]
 
 
+def test_an_attempt_that_fails_parity_is_not_evaluated_but_the_kept_file_is(tiny_bert, tmp_path):
+    """Cheap checks first: the accuracy gate runs only on attempts that passed parity (an attempt failing parity
+    fails whatever its accuracy); the file the export keeps has its figures in the sidecar."""
+    from edgekit.fallback import FallbackOptions
+
+    gate = FallbackOptions(eval_data=Path(tiny_bert["test"]), max_drop=1.5)
+    result = _export(tiny_bert, "onnx-int8", tmp_path, weights="planted", fallback=gate)
+    first, *_, last = result.sidecar["quantization"]["fallback"]["attempts"]
+    assert not first["passed"] and first["evaluated"] is False and "accuracy_drop_pts" not in first
+    assert last["passed"] and "evaluated" not in last and last["accuracy_drop_pts"] <= 1.5
+    assert result.sidecar["evaluation"]["passed"]
+
+
 def test_without_the_fallback_the_planted_export_fails(tiny_bert, tmp_path, capsys):
     code, out = run_cli(
         capsys, "export", SOURCE, "-t", "onnx-int8", "-o", tmp_path, "--weights", tiny_bert["planted"],
