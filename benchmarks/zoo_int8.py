@@ -5,13 +5,15 @@ tweets), and scored in its own runtime on 500 test tweets against the PyTorch so
 or the refusal's first line. The image families (ViT and three keras.applications CNNs, 32x32 RGB) are trained
 the same way on the digits upscaled from 8x8 (3 epochs) and scored on the 449 test digits.
 
-    .venv/bin/python benchmarks/zoo_int8.py [family ...]   # -> benchmarks/results/zoo-int8.json
+    .venv/bin/python benchmarks/zoo_int8.py [family ...] [--targets T,T]   # -> benchmarks/results/zoo-int8.json
+
+Named families (and targets) replace their rows in the results; the other rows stay.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -86,17 +88,18 @@ def _trained(family: str, work: Path) -> tuple[Path, tuple[str, ...], tuple[Path
     return source, KERAS_TARGETS, _digits(work, name, channels_last=True)
 
 
-def main(families: list[str]) -> None:
+def main(families: list[str], only: tuple[str, ...] = ()) -> None:
     from edgekit.bench.worker import environment
     from edgekit_demo.zoo_families import ENCODERS, INPUTS, KERAS_APPS
 
     work = Path(tempfile.mkdtemp(prefix="edgekit-zoo-int8-"))
     path = ROOT / "benchmarks" / "results" / "zoo-int8.json"
-    rows = json.loads(path.read_text())["rows"] if path.exists() and families else []
+    rows = json.loads(path.read_text())["rows"] if path.exists() and (families or only) else []
     for family in families or (*ENCODERS, "vit", *KERAS_APPS):
-        rows = [r for r in rows if r["family"] != family]
         t0 = time.perf_counter()
         source, targets, (calib, test) = _trained(family, work)
+        targets = tuple(t for t in targets if t in only) if only else targets
+        rows = [r for r in rows if r["family"] != family or r["target"] not in targets]
         print(f"{family}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
         for target in targets:
             inputs = INPUTS if family in ENCODERS else ()
@@ -122,4 +125,8 @@ def _write(path: Path, rows: list[dict], env: dict) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("families", nargs="*")
+    parser.add_argument("--targets", default="", help="comma-separated targets to re-run (default: all)")
+    args = parser.parse_args()
+    main(args.families, tuple(filter(None, args.targets.split(","))))

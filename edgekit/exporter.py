@@ -31,7 +31,15 @@ from edgekit.data import (
     read_data,
     static_shapes,
 )
-from edgekit.errors import ConversionError, NoRouteError, ParityError, UnsupportedOpError, UsageError, first_line
+from edgekit.errors import (
+    ConversionError,
+    GateError,
+    NoRouteError,
+    ParityError,
+    UnsupportedOpError,
+    UsageError,
+    first_line,
+)
 from edgekit.fallback import FallbackOptions, Gate, Verdict, fallback_record_json, rank, search
 from edgekit.parity import ParityResult
 from edgekit.progress import SILENT, Progress
@@ -127,8 +135,8 @@ def export(
         model = load(source, inputs, weights)
     if tokenizer_dir:
         model.tokenizer_dir = tokenizer_dir
-    routes = _routes(model, backend, tgt.quantization)
     recipe = replace(resolve(tgt, dev), allow_float_fallback=allow_float_fallback)
+    routes = _routes(model.format, backend, tgt.quantization, whole_integer=recipe.supported_ops is not None)
     data = read_data(calib, model.signature, model.tokenizer_dir, calib_limit) if calib else None
     warnings: list[str] = []
     parity_data = data
@@ -149,7 +157,7 @@ def export(
             folder.mkdir()
             try:
                 outcome = _through(job, route, folder)
-            except (ConversionError, UnsupportedOpError) as e:
+            except (ConversionError, UnsupportedOpError, GateError) as e:  # GateError: no fallback met the gate
                 if last_route:
                     if tried:
                         e.hint = "; ".join(filter(None, [e.hint, "routes tried before: " + _tried_text(tried)]))
@@ -254,11 +262,16 @@ def _tried_text(tried: list[dict[str, str]]) -> str:
     return "; ".join(f"{t['route']}: {t['result']}" for t in tried)
 
 
-def _routes(model: Model, backend: Backend, quantization: str) -> list[list[Converter]]:
-    """The routes that can make this target here, in the order they are tried: each converter's modules
-    importable, and the target's quantization applied by the route's last converter or the backend's
-    quantizer. The registry orders them (a direct converter first)."""
-    candidates = find_routes(model.format, backend.format)
+def _routes(src: str, backend: Backend, quantization: str, whole_integer: bool = False) -> list[list[Converter]]:
+    """The routes from format `src` that can make this target here, in the order they are tried: each
+    converter's modules importable, and the target's quantization applied by the route's last converter or the
+    backend's quantizer. The registry orders them (a direct converter first); a route whose file keeps ops float by
+    design goes last, and is left out when the device runs only listed ops (`whole_integer`)."""
+    candidates = find_routes(src, backend.format)
+
+    def partly_float(route: list[Converter]) -> bool:
+        return bool(route) and quantization in route[-1].partly_float
+
     usable = [
         r
         for r in candidates
@@ -268,7 +281,9 @@ def _routes(model: Model, backend: Backend, quantization: str) -> list[list[Conv
             or backend.quantizer(quantization) is not None
             or bool(r and quantization in r[-1].quantizes)
         )
+        and not (whole_integer and partly_float(r))
     ]
+    usable.sort(key=partly_float)  # stable: the registry's order otherwise
     return usable or candidates[:1]  # none usable: the first one fails with its own words (a missing module)
 
 

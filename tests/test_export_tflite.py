@@ -122,6 +122,67 @@ def test_transformer_encoder_dynamic_and_int8(tmp_path, transformer, digits, cal
     assert read_tflite(result.artifact).float_ops() == []
 
 
+@pytest.fixture
+def litert_torch_route_only():
+    """The LiteRT backend with only its litert-torch converter: the route an export takes after the ONNX route
+    (which converts the tiny transformer correctly) fails."""
+    import dataclasses
+
+    from edgekit.backends import registry
+    from edgekit.backends.litert import BACKEND
+
+    only = tuple(c for c in BACKEND.converters if c.tool == "litert-torch")
+    registry.register(dataclasses.replace(BACKEND, converters=only))
+    yield
+    registry.unregister("litert")
+
+
+def test_litert_torch_int8_quantizes_the_linear_layers_and_keeps_the_ones_asked_float(
+    litert_torch_route_only, tmp_path, transformer, digits, calib_npz
+):
+    """The litert-torch route's tflite-int8 (PT2E static int8): the linear layers compute in int8 except the one
+    kept float, the non-linear ops and the I/O stay float, and the sidecar says so."""
+    from edgekit.fallback import FallbackOptions
+
+    _, _, x_test, y_test = digits
+    _, weights = transformer
+    kept = ("head",)
+    result = export(
+        "edgekit_demo.zoo:tiny_transformer",
+        "tflite-int8",
+        tmp_path,
+        calib=calib_npz,
+        weights=weights,
+        inputs=IMAGE,
+        fallback=FallbackOptions(keep_float=kept),
+    )
+    step = result.sidecar["route"][0]
+    assert step["tool"] == "litert-torch" and step["applied"] == "full-integer" and result.parity.passed
+    assert step["float_layers"] == ["(non-linear ops)", "head"]
+    info = read_tflite(result.artifact)
+    linear = [o for o in info.ops if o.op == "FULLY_CONNECTED"]
+    # embed, the attention's in/out projections, the two feed-forward layers, head: only head computes in float
+    assert len(linear) >= 5 and [o.computes_in_float for o in linear].count(True) == 1
+    assert step["float_op_types"]["FULLY_CONNECTED"] == 1
+    assert artifact_accuracy(result.artifact, x_test, y_test) >= 0.8
+
+
+def test_a_partly_float_route_goes_last_and_never_to_an_integer_only_device():
+    """tflite-int8 from PyTorch tries the ONNX route (full integer) before litert-torch's (non-linear ops float);
+    a device that runs only listed ops gets the ONNX route alone. tflite-dynamic keeps litert-torch first."""
+    from edgekit.backends.registry import backend_for_runtime
+    from edgekit.exporter import _routes
+
+    litert = backend_for_runtime("litert")
+
+    def names(quantization, whole=False):
+        return [route[-1].tool for route in _routes("torch", litert, quantization, whole)]
+
+    assert names("full-integer")[-1] == "litert-torch" and len(names("full-integer")) == 2
+    assert "litert-torch" not in names("full-integer", whole=True)
+    assert names("dynamic")[0] == "litert-torch"
+
+
 def test_float_ops_are_refused_unless_allowed(tmp_path, capsys):
     """The TFLite converter leaves SIN in float even with integer-only kernels requested; edgekit reads
     the written file and refuses to call it int8, unless the user allows the fallback."""
@@ -227,7 +288,7 @@ def test_untraceable_keras_model(tmp_path, capsys):
 
 
 def test_other_source_kinds_reach_tflite(tmp_path, mlp, digits, calib_npz):
-    """tf_keras .h5, TorchScript and ExportedProgram sources take the same routes as their framework."""
+    """tf_keras .h5, TorchScript and ExportedProgram sources reach TFLite, each by the routes it can take."""
     import tf_keras
     import torch
 
@@ -253,6 +314,8 @@ def test_other_source_kinds_reach_tflite(tmp_path, mlp, digits, calib_npz):
         torch.export.export(module, (torch.from_numpy(x_train[:2]),), dynamic_shapes=batch), str(tmp_path / "mlp.pt2")
     )
     np.savez(tmp_path / "input.npz", input=x_train[:128])  # nn.Sequential's forward argument is `input`
+    # TorchScript cannot go through torch.export (litert-torch): it comes through ONNX; an ExportedProgram can
+    routes = {"mlp.pt": ["torch->onnx", "onnx->tflite"], "mlp.pt2": ["torch->tflite"]}
     for source, calib, name in (("mlp.pt", calib_npz, "image"), ("mlp.pt2", tmp_path / "input.npz", "input")):
         result = export(
             tmp_path / source,
@@ -261,7 +324,7 @@ def test_other_source_kinds_reach_tflite(tmp_path, mlp, digits, calib_npz):
             calib=calib,
             inputs=IMAGE if source.endswith(".pt") else (),
         )
-        assert result.parity.passed and [s["step"] for s in result.sidecar["route"]] == ["torch->onnx", "onnx->tflite"]
+        assert result.parity.passed and [s["step"] for s in result.sidecar["route"]] == routes[source]
         assert artifact_accuracy(result.artifact, x_test, y_test, input_name=name) > 0.85
 
 

@@ -299,18 +299,23 @@ def test_a_fine_tuned_family_keeps_its_accuracy_in_int8(tuned_distilbert, target
 
 
 @pytest.mark.slow
-def test_tflite_int8_of_a_family_onnx2tf_misreads_is_refused_with_the_reason(tuned_distilbert, tmp_path, capsys):
-    """Full-integer TFLite has only the onnx2tf route, whose float conversion of this shape is already wrong:
-    refused, saying the loss is not in the quantized layers, nothing written."""
+def test_tflite_int8_of_a_family_onnx2tf_misreads_comes_through_litert_torch(tuned_distilbert, tmp_path, workdir):
+    """Full-integer TFLite tries the ONNX route first, whose float conversion of this shape is already wrong (no
+    fallback can help); the litert-torch route's int8 file (non-linear ops float) then keeps the accuracy."""
+    from edgekit.evaluation import evaluate
     from edgekit_demo.datasets import write_tweets_csv
 
-    calib = write_tweets_csv(tmp_path / "calib.csv", "train", 64)
-    inputs = [arg for spec in INPUTS for arg in ("--input", spec)]
-    code, out = run_cli(
-        capsys, "export", tuned_distilbert, "-t", "tflite-int8", "--calib", calib, *inputs, "-o", tmp_path / "o"
-    )
-    assert code == 1 and "No float fallback meets the gate" in out and "not in the quantized layers" in out, out
-    assert not (tmp_path / "o" / "distilbert-tuned-tflite-int8.tflite").exists()
+    calib = write_tweets_csv(workdir / "zoo-calib.csv", "train", 200)
+    test = write_tweets_csv(workdir / "zoo-test.csv", "test", 300)
+    result = _export(tuned_distilbert, "tflite-int8", tmp_path, calib, "distilbert")
+    choice = result.sidecar["route_choice"]
+    assert choice["chosen"] == LITERT_TORCH and choice["tried"][0]["route"].startswith("torch->onnx")
+    assert "No float fallback meets the gate" in choice["tried"][0]["result"]
+    step = result.sidecar["route"][0]
+    assert step["applied"] == "full-integer" and step["float_layers"][0] == "(non-linear ops)"
+    assert step["float_op_types"].get("FULLY_CONNECTED", 0) == 0  # every linear layer computes in int8
+    report = evaluate(result.artifact, test, reference=tuned_distilbert, max_drop=1.0)  # points
+    assert not report.failures, report.failures
 
 
 def test_deberta_dynamic_int8_keeps_its_batched_position_products_float(zoo, tweets, tmp_path):

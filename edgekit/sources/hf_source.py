@@ -133,10 +133,10 @@ _HEADS = {
 }
 
 
-def _head(config: dict) -> str | None:
-    """Which of the heads in _HEADS the config's architectures end with, if any."""
-    archs = config.get("architectures") or []
-    return next((h for h in _HEADS for a in archs if isinstance(a, str) and a.endswith(h)), None)
+def _auto_class(config: dict) -> str:
+    """The transformers Auto class for the head the config's architectures end with (AutoModel: none of _HEADS)."""
+    archs = [a for a in config.get("architectures") or [] if isinstance(a, str)]
+    return next((auto for suffix, auto in _HEADS.items() for a in archs if a.endswith(suffix)), "AutoModel")
 
 
 def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
@@ -146,8 +146,7 @@ def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
         config = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ModelLoadError(f"{path}/config.json is unreadable: {e}") from None
-    head = _head(config)
-    auto = getattr(transformers, _HEADS[head] if head else "AutoModel")
+    auto = getattr(transformers, _auto_class(config))
     try:
         model = auto.from_pretrained(str(path), local_files_only=True).eval()
     except Exception as e:

@@ -9,15 +9,14 @@ portable kernels.
 from __future__ import annotations
 
 import operator
-import re
 from collections import Counter
-from pathlib import Path
 
 from edgekit._lazy import require
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.executorch.plan import ExecuTorchPlan
+from edgekit.backends.pt2e import calibrate, capture, integer_scalar_ops
 from edgekit.data import Dataset
-from edgekit.errors import ConversionError, UsageError, first_line, is_user_frame
+from edgekit.errors import ConversionError, UsageError
 from edgekit.quiet import quiet
 from edgekit.sources.base import Model
 from edgekit.sources.torch_source import example_args, is_prequantized, refuse_prequantized, torch_module
@@ -41,64 +40,6 @@ def _source_module(torch, model: Model):
     return torch_module(model.obj)
 
 
-def _export(torch, module, args, source: str):
-    try:
-        with quiet():
-            return torch.export.export(module, args, strict=False)
-    except Exception as e:  # torch.export raises UserError, GuardOnDataDependentSymNode, Unsupported...
-        text = str(e)
-        data_dependent = "data-dependent" in text or "GuardOnDataDependent" in type(e).__name__
-        raise UsageError(
-            f"torch.export cannot capture {source}: {type(e).__name__}: {_export_cause(text)}",
-            hint=(
-                "The forward branches on a tensor's value (data-dependent control flow): rewrite it with "
-                "torch.where / torch.cond, or use pytorch-mobile, which traces one path."
-                if data_dependent
-                else "Fix the input shape with --input (every dim an integer), or simplify the forward "
-                "until torch.export accepts it."
-            ),
-        ) from None
-
-
-_CALL = re.compile(r'File "([^"]+)", line (\d+), in (\w+)\n?[ \t]*([^\n]*)')
-
-
-def _export_cause(text: str) -> str:
-    """The error's headline and the user's line it names ("The following call raised this error")."""
-    headline = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    frames = [f for f in _CALL.findall(text) if is_user_frame(f[0])]
-    if not frames:
-        return headline[:300]
-    path, line, fn, code = frames[-1]
-    return f"{headline[:240]} (at {Path(path).name}:{line} in {fn}" + (f": `{code.strip()}`)" if code.strip() else ")")
-
-
-def _integer_scalar_ops(torch, graph_module) -> int:
-    """Give integer add/mul with a Python scalar their `.Scalar` overload, in place.
-
-    The XNNPACK quantizer turns every scalar operand of add.Tensor/mul.Tensor into a float tensor
-    before annotating; on integer index arithmetic (Hugging Face's attention-mask code adds 0 to an
-    arange) that makes the indices float and calibration fails. The `.Scalar` overloads compute the
-    same thing and are left alone.
-    """
-    aten = torch.ops.aten
-    overloads = {aten.add.Tensor: aten.add.Scalar, aten.mul.Tensor: aten.mul.Scalar}
-    changed = 0
-    for node in graph_module.graph.nodes:
-        val = node.meta.get("val")
-        if node.op != "call_function" or node.target not in overloads or val is None or val.dtype.is_floating_point:
-            continue
-        a, b, *rest = node.args
-        if isinstance(a, torch.fx.Node) == isinstance(b, torch.fx.Node):
-            continue  # two tensors (or two scalars): nothing is converted
-        tensor, scalar = (a, b) if isinstance(a, torch.fx.Node) else (b, a)  # add and mul commute
-        node.target, node.args = overloads[node.target], (tensor, scalar, *rest)
-        changed += 1
-    if changed:
-        graph_module.recompile()
-    return changed
-
-
 def _quantize_pt2e(
     torch, module, args, plan: ExecuTorchPlan, data: Dataset, names: list[str], keep_float: tuple[str, ...]
 ) -> tuple[object, dict]:
@@ -106,7 +47,6 @@ def _quantize_pt2e(
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import get_module_name_filter
 
     per_channel = plan.per_channel_weights
@@ -122,29 +62,19 @@ def _quantize_pt2e(
     if keep_float:  # layers the exporter's fallback (or --keep-float) leaves in float
         inside_kept = [get_module_name_filter(name) for name in keep_float]
         quantizer.set_filter_function(lambda node: not any(f(node) for f in inside_kept))
-    graph_module = _export(torch, module, args, "the model").module()
-    rewritten = _integer_scalar_ops(torch, graph_module)
-    with quiet():
-        prepared = prepare_pt2e(graph_module, quantizer)
-    n = len(data)
-    try:
-        with torch.inference_mode():
-            for i in range(n):
-                prepared(*[torch.from_numpy(data.arrays[name][i : i + 1]).contiguous() for name in names])
-        with quiet():
-            converted = convert_pt2e(prepared)
-    except Exception as e:  # the annotated graph fails to run: a quantizer/model mismatch, not bad data
-        raise ConversionError(
-            f"PT2E calibration of the XNNPACK-annotated graph failed: {type(e).__name__}: {first_line(e)}",
-            hint="The quantizer annotated an op it cannot observe in this model (seen on Hugging Face attention-"
-            "mask code). Use executorch-fp32, or pytorch-mobile-int8 / onnx-int8 for int8.",
-        ) from None
+    graph_module = capture(torch, module, args, "the model").module()
+    rewritten = integer_scalar_ops(torch, graph_module)
+    converted = calibrate(
+        torch, graph_module, quantizer, data, names,
+        hint="The quantizer annotated an op it cannot observe in this model (seen on Hugging Face attention-mask "
+        "code). Use executorch-fp32, or pytorch-mobile-int8 / onnx-int8 for int8.",
+    )  # fmt: skip
     return converted, {
         "method": "PT2E (torchao prepare_pt2e/convert_pt2e)",
         "quantizer": "XNNPACKQuantizer",
         "per_channel_weights": per_channel,
         "linear_activations": "int8, range measured at run time" if plan.dynamic_linear else "int8, calibrated",
-        "calibration_samples": n,
+        "calibration_samples": len(data),
         "integer_scalar_ops_kept_integer": rewritten,
         "float_layers": list(keep_float),
     }
@@ -198,7 +128,7 @@ def convert(ctx: StepContext) -> StepNotes:
         module, notes["quantization"] = _quantize_pt2e(
             torch, module, args, plan, ctx.calibration, names, ctx.keep_float
         )
-    exported = _export(torch, module, args, model.source)
+    exported = capture(torch, module, args, model.source)
     try:
         with quiet():
             edge = exir.to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])

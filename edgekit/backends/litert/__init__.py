@@ -60,9 +60,9 @@ BACKEND = Backend(
     describe_io=_describe_io,
     worker_loader=Path(__file__).with_name("worker_loader.py"),
     runtime_modules=("ai_edge_litert",),
-    # PyTorch sources have two routes: litert-torch's lowering (float and dynamic-range targets, tried first: it
-    # guesses no tensor layouts) and torch -> onnx -> tflite through the onnx edge (every target); the exporter tries
-    # the next route when one fails or its file fails parity
+    # PyTorch sources have two routes: litert-torch's lowering (tried first for float and dynamic-range targets:
+    # it guesses no tensor layouts; last for full-integer) and torch -> onnx -> tflite through the onnx edge (every
+    # target); the exporter tries the next route when one fails or its file fails its gate
     converters=(
         Converter(
             "torch",
@@ -70,8 +70,10 @@ BACKEND = Backend(
             _from_torch,
             "litert-torch",
             needs=("litert_torch", "ai_edge_litert"),
-            quantizes=("dynamic",),
+            quantizes=("dynamic", "full-integer"),
             static_shapes=True,
+            keeps_float=("full-integer",),
+            partly_float=("full-integer",),  # its int8 file keeps the non-linear ops float; the ONNX route's does not
         ),
         Converter(
             "keras",

@@ -13,7 +13,6 @@ import io
 import logging
 import re
 import warnings
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,11 +247,6 @@ def _explain_failure(e: Exception, frozen, source: str, settings: ConverterSetti
     return ConversionError(f"The TFLite converter failed on {source}: {first_line(e)}")
 
 
-def _float_types(info) -> dict[str, int]:
-    """How many ops of each type compute in float in a file the fallback left partly float."""
-    return dict(sorted(Counter(op.op for op in info.float_ops()).items()))
-
-
 def _describe(op: OpInfo) -> dict[str, Any]:
     return {"op": op.op, "index": op.index, "layer": _layer(op.outputs[0].name) if op.outputs else None}
 
@@ -375,7 +369,7 @@ def _convert(
             "ops_set": settings.ops,
             "op_types": info.op_types(),
             "float_fallback_ops": [_describe(o) for o in float_ops],
-            **({"float_layers": float_layers, "float_op_types": _float_types(info)} if float_layers else {}),
+            **({"float_layers": float_layers, "float_op_types": info.float_op_types()} if float_layers else {}),
             "calibration_samples": len(data) if settings.calibrate and data is not None else 0,
         },
         applied=plan.quantization,

@@ -4,9 +4,13 @@ Why a second route beside torch -> ONNX -> onnx2tf: onnx2tf guesses each tensor'
 and a transformer whose sequence length equals its hidden size (or head size) is guessed wrong, silently
 (DistilBERT at 64 tokens and hidden size 64: parity cosine -0.22). litert-torch lowers the exported
 program as it is, so no layout is guessed. Dynamic-range int8 (tflite-dynamic) is applied to the lowered file
-by ai-edge-quantizer (int8 weights, the embedding tables too; float activations). The other quantized targets
-take the ONNX route, whose TFLite converter calibrates, keeps layers float and makes int8 I/O: ai-edge-quantizer's
-static int8 keeps float I/O and lost 5.6 points of accuracy on a fine-tuned DistilBERT where dynamic lost none.
+by ai-edge-quantizer (int8 weights, the embedding tables too; float activations): ai-edge-quantizer's static
+int8 keeps float I/O and lost 5.6 points of accuracy on a fine-tuned DistilBERT where dynamic lost none.
+
+tflite-int8 through this route is PT2E static int8 (litert-torch's PT2EQuantizer: the linear layers, adds, muls
+and the ops with fixed int8 ranges, calibrated on --calib), tried after the ONNX route, whose file is full
+integer: here the embeddings, LayerNorm and the I/O stay float, so it is the route for the models onnx2tf
+converts wrong (the sidecar says "(non-linear ops)" are float, like the ONNX route's fallback).
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 from edgekit._lazy import require
 from edgekit.backends.base import StepContext, StepNotes
-from edgekit.backends.litert.tflite_file import read_tflite
+from edgekit.backends.litert.plan import OTHER_OPS
+from edgekit.backends.litert.tflite_file import FLOAT_TYPES, read_tflite
+from edgekit.backends.pt2e import calibrate, capture, integer_scalar_ops
 from edgekit.errors import ConversionError, first_line
 from edgekit.quiet import quiet
 from edgekit.sources.torch_source import example_args, refuse_prequantized, torch_module
@@ -36,23 +43,76 @@ def convert(ctx: StepContext) -> StepNotes:
         logging.getLogger(name).setLevel(logging.ERROR)
     litert_torch = require("litert_torch", "Converting PyTorch to TFLite with litert-torch")
     args = example_args(model)
+    module, quant_config, details = torch_module(model.obj), None, dict[str, Any]()  # the loaders set eval mode
+    if ctx.recipe.quantization == "full-integer":
+        module, quant_config, details = _static_int8(ctx, torch, module, args)
     try:
         with quiet(), warnings.catch_warnings():  # its progress lines and the int64 -> int32 I/O notice
             warnings.simplefilter("ignore")
-            edge_model = litert_torch.convert(torch_module(model.obj).eval(), args)
+            edge_model = litert_torch.convert(module, args, quant_config=quant_config)
             edge_model.export(str(ctx.out))
     except Exception as e:  # torch.export and the lowering raise many types; the first line names the op
         raise ConversionError(f"litert-torch could not convert {model.source}: {first_line(e)}") from None
-    details: dict[str, object] = {
+    details = {
         "converter": f"litert-torch {litert_torch.__version__}",
         "static_shapes": {s.name: list(s.shape) for s in model.signature.inputs},
+        **details,
     }
-    applied = "none"
+    applied = "none" if quant_config is None else "full-integer"
     if ctx.recipe.quantization == "dynamic":
         details["quantizer"] = _dynamic_int8(ctx.out)
         applied = "dynamic"
-    details["op_types"] = read_tflite(ctx.out.read_bytes()).op_types()
+    info = read_tflite(ctx.out.read_bytes())
+    details["op_types"] = info.op_types()
+    if quant_config is not None:  # what stayed float: by design (the non-linear ops), kept, or at the I/O
+        details["float_op_types"] = info.float_op_types()
+        details["integer_io"] = not any(t.dtype in FLOAT_TYPES for t in (*info.inputs, *info.outputs))
     return StepNotes(details, applied=applied)
+
+
+def _static_int8(ctx: StepContext, torch, module, args: tuple) -> tuple[Any, Any, dict[str, Any]]:
+    """PT2E static int8 with litert-torch's quantizer (TFLite's int8 spec: per-channel symmetric weights,
+    asymmetric activations), calibrated on --calib, with the fallback's layers left unannotated (float).
+    Returns the converted graph, the QuantConfig litert-torch lowers it with, and the sidecar's notes."""
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e.quantizer import get_module_name_filter
+
+    kept = [get_module_name_filter(name) for name in ctx.keep_float]
+
+    class LiteRTQuantizer(PT2EQuantizer):
+        """litert-torch's quantizer on float tensors only, with the fallback's modules left unannotated (float).
+        Its own module-name filter reads torch.export's older names for the module stack and matches nothing in
+        torch 2.13; and it annotates integer arithmetic too (RoBERTa's position ids), whose observers fail."""
+
+        def _annotate_for_static_quantization_config(self, model):
+            self._annotate_all_static_patterns(
+                model, self.global_config, lambda node: not any(inside(node) for inside in kept)
+            )
+            for node in model.graph.nodes:
+                note = node.meta.get("quantization_annotation")
+                if note is not None and not all(_is_float(n) for n in (node, *(note.input_qspec_map or {}))):
+                    del node.meta["quantization_annotation"]
+            return model
+
+    quantizer = LiteRTQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    names = ctx.model.signature.input_names
+    graph_module = capture(torch, module, args, ctx.model.source).module()
+    rewritten = integer_scalar_ops(torch, graph_module)
+    converted = calibrate(
+        torch, graph_module, quantizer, ctx.calibration, names, fold_quantize=False,
+        hint="Use tflite-dynamic (int8 weights, float activations), or onnx-int8 for static int8.",
+    )  # fmt: skip
+    return (
+        converted,
+        QuantConfig(pt2e_quantizer=quantizer),
+        {
+            "quantizer": "litert-torch PT2EQuantizer (PT2E static int8, per-channel weights)",
+            "calibration_samples": len(ctx.calibration),
+            "integer_scalar_ops_kept_integer": rewritten,
+            "float_layers": [OTHER_OPS, *ctx.keep_float],
+        },
+    )
 
 
 def _dynamic_int8(path: Path) -> str:
@@ -70,3 +130,9 @@ def _dynamic_int8(path: Path) -> str:
         raise ConversionError(f"ai-edge-quantizer could not quantize {path.name}: {first_line(e)}") from None
     path.write_bytes(result.quantized_model)
     return "ai-edge-quantizer dynamic_wi8_afp32"
+
+
+def _is_float(node) -> bool:
+    """Whether a graph node's value is a floating-point tensor (what an int8 observer can measure)."""
+    value = node.meta.get("val")
+    return getattr(getattr(value, "dtype", None), "is_floating_point", False)

@@ -6,6 +6,7 @@ file is called int8 only when its operators are.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,10 @@ class TFLiteFile:
 
     def float_ops(self) -> list[OpInfo]:
         return [o for o in self.ops if o.computes_in_float]
+
+    def float_op_types(self) -> dict[str, int]:
+        """How many ops of each type compute in float (in a file partly left float)."""
+        return dict(sorted(Counter(o.op for o in self.float_ops()).items()))
 
 
 def _names(enum_cls) -> dict[int, str]:
