@@ -229,6 +229,30 @@ def run(
     )
 
 
+@_api
+def search(
+    source: str,
+    data: str,
+    out: str | Path,
+    *,
+    devices: list[str] | None = None,
+    max_drop: float = 1.0,
+    max_p90_ms: float | None = None,
+    max_size_mb: float | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Find the best file of `source` for each device profile (default: this machine's), as `edgekit search`
+    does: returns the search.json document (every trial, the Pareto front and the choice per device) and
+    raises NoChoice (edgekit.release.search) when a device has no file within the budgets. `settings`: calib,
+    inputs, weights, tokenizer, targets, strategy, trials, seed, bench, executor, jobs, progress."""
+    from edgekit.catalog import local_device
+    from edgekit.release.search import Budgets
+    from edgekit.release.search import search as run_search
+
+    budgets = Budgets(max_drop, max_p90_ms, max_size_mb)
+    return run_search(source, devices or [local_device().name], data, out, budgets, **settings)
+
+
 from edgekit.sources.trust import unsafe_load  # noqa: E402  (light: the errors module only)
 
-__all__ = ["__version__", "benchmark", "evaluate", "export", "load", "run", "targets", "unsafe_load"]
+__all__ = ["__version__", "benchmark", "evaluate", "export", "load", "run", "search", "targets", "unsafe_load"]

@@ -33,6 +33,7 @@ class _Group(click.Group):
         "run": "edgekit.cli.run_cmd:run_cmd",
         "cache": "edgekit.cli.cache_cmd:cache_cmd",
         "report": "edgekit.cli.report_cmd:report_cmd",
+        "search": "edgekit.cli.search_cmd:search_cmd",
     }
 
     @staticmethod

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -27,6 +27,9 @@ from edgekit.errors import EdgekitError, UsageError
 from edgekit.progress import SILENT, Progress
 from edgekit.release.steps import Job, Step
 from edgekit.yamlfile import line_of, read_yaml, validate
+
+if TYPE_CHECKING:
+    from edgekit.release.executor import Outcome
 
 CACHE_DIR = ".edgekit-run"  # beside the pipeline file: one folder per step, named by its key
 
@@ -282,20 +285,11 @@ def run_pipeline(
     """Run the pipeline (every combination of its matrix) on `executor`; returns its results (steps with
     `cached`, gates with `failures`, per combination under `combinations` for a sweep). Raises GateFailed when
     a gate fails (after the bundles are written, so they can be inspected)."""
-    from edgekit.release.executor import execute, make_executor
-
     path = Path(path)
     combinations = load_sweep(path)
     base = path.parent
     folder = Path(cache).resolve() if cache else base / CACHE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    plans = [_Plan(c, base, folder) for c in combinations]
-    steps = [step for plan in plans for step in plan.steps()]
-    devices = sorted({d for c in combinations if c.pipeline.benchmark for d in c.pipeline.benchmark.devices})
-    runner = make_executor(executor, jobs, address, timeout, devices)
-    if getattr(runner, "dashboard", None):
-        progress.info(f"Ray dashboard: {runner.dashboard}")  # type: ignore[attr-defined]
-    outcome = execute(steps, folder, runner, progress)
+    plans, outcome = execute_combinations(combinations, base, folder, progress, executor, jobs, address, timeout)
     if outcome.errors:
         (folder / "last-run.json").write_text(json.dumps(_failed(outcome), indent=2, default=str) + "\n")
         raise _step_failure(outcome.errors)
@@ -316,6 +310,31 @@ def run_pipeline(
     if failures:
         raise GateFailed("; ".join(failures), result)
     return result
+
+
+def execute_combinations(
+    combinations: list[Combination],
+    base: Path,
+    folder: Path,
+    progress: Progress,
+    executor: str = "local",
+    jobs: int | None = None,
+    address: str | None = None,
+    timeout: float = 30,
+) -> tuple[list[_Plan], Outcome]:
+    """Run the steps of every combination on `executor` with the step cache in `folder` (paths relative to
+    `base`); a failed step skips the steps that need it and the others go on. Returns each combination's plan
+    and what running them gave."""
+    from edgekit.release.executor import execute, make_executor
+
+    folder.mkdir(parents=True, exist_ok=True)
+    plans = [_Plan(c, base, folder) for c in combinations]
+    steps = [step for plan in plans for step in plan.steps()]
+    devices = sorted({d for c in combinations if c.pipeline.benchmark for d in c.pipeline.benchmark.devices})
+    runner = make_executor(executor, jobs, address, timeout, devices)
+    if getattr(runner, "dashboard", None):
+        progress.info(f"Ray dashboard: {runner.dashboard}")  # type: ignore[attr-defined]
+    return plans, execute(steps, folder, runner, progress)
 
 
 def _planned(job: Job, records: dict[str, dict]) -> Job:

@@ -16,7 +16,11 @@ from edgekit.sources.base import Model
 
 
 class OnnxRuntimeOptions(BackendOptions):
-    fuse: bool = Field(True, description="fuse a transformer encoder's graph (Attention, SkipLayerNormalization)")
+    fuse: bool = Field(
+        True,
+        description="fuse a transformer encoder's graph (Attention, SkipLayerNormalization)",
+        json_schema_extra={"search": [True, False]},  # `edgekit search` tries both
+    )
 
 
 def _from_torch(ctx: StepContext) -> StepNotes:

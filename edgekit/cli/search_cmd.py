@@ -1,0 +1,91 @@
+"""`edgekit search`: thin layer over edgekit.release.search."""
+
+from __future__ import annotations
+
+import click
+
+from edgekit.release.executor import EXECUTORS
+from edgekit.release.search import STRATEGIES
+
+
+@click.command("search")
+@click.argument("source")
+@click.option("--device", "devices", multiple=True, help="Device profile to choose a file for; repeat for more "
+              "(default: the one detected for this machine).")  # fmt: skip
+@click.option("--data", required=True, help="Labelled task DATA: each file is evaluated in its runtime on it.")
+@click.option("--calib", help="Calibration and parity data for the exports (int8 targets need it).")
+@click.option("--max-drop", type=float, default=1.0, show_default=True, help="Most accuracy points a file may lose.")
+@click.option("--max-p90-ms", type=float, help="Slowest p90 latency a file may have on --bench.")
+@click.option("--max-size-mb", type=float, help="Largest a file may be.")
+@click.option("--target", "targets", multiple=True, help="Search only these targets; repeat (default: all that run).")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="grid", show_default=True,
+              help="grid: every trial in order; random: a random sample (with --trials).")  # fmt: skip
+@click.option("--trials", type=click.IntRange(min=1), help="Run at most this many trials.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random strategy.")
+@click.option(
+    "--bench", default="local", show_default=True, help="Benchmark device: local, ssh://USER@HOST, adb://SERIAL."
+)
+@click.option("--input", "inputs", multiple=True, metavar="NAME:DTYPE:SHAPE", help="Input spec; repeat per input.")
+@click.option("--weights", type=click.Path(), help="State dict or .safetensors for a package.module:factory SOURCE.")
+@click.option("--tokenizer", type=click.Path(), help="Tokenizer folder for text data (default: the model's own).")
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+              help="Where trials' steps run (as in `edgekit run`).")  # fmt: skip
+@click.option("--jobs", "-j", type=int, default=None, help="Steps at once (default: the cores).")
+@click.option("--output", "-o", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder for search.json, the step cache and each device's chosen file.")  # fmt: skip
+@click.option("--quiet", "-q", is_flag=True)
+def search_cmd(source, devices, data, calib, max_drop, max_p90_ms, max_size_mb, targets, strategy, trials, seed,
+               bench, inputs, weights, tokenizer, executor, jobs, out, quiet) -> None:  # fmt: skip
+    """Find the best file of SOURCE for each device profile: every target that runs there (and its runtime's
+    searchable options) is exported, evaluated on --data in its runtime and benchmarked; the fastest file
+    within the budgets is chosen. Re-running reuses every finished step (OUT/cache).
+
+    Example: edgekit search model.onnx --data test.npz --calib calib.npz --max-drop 1 -o search/
+    """
+    from edgekit.catalog import local_device
+    from edgekit.progress import Progress
+    from edgekit.release.search import Budgets, NoChoice, search
+
+    try:
+        result = search(
+            source, list(devices) or [local_device().name], data, out, Budgets(max_drop, max_p90_ms, max_size_mb),
+            calib=calib, inputs=inputs, weights=weights, tokenizer=tokenizer, targets=targets, strategy=strategy,
+            trials=trials, seed=seed, bench=bench, executor=executor, jobs=jobs, progress=Progress(quiet=quiet),
+        )  # fmt: skip
+    except NoChoice as e:
+        if not quiet:
+            _table(e.result)
+        raise
+    if not quiet:
+        _table(result)
+    for device, choice in result["choices"].items():
+        click.echo(f"{device}: {choice['file']} ({choice['trial']})")
+
+
+def _table(result: dict) -> None:
+    """One row per trial: its figures, whether it is on its device's front, and what it missed."""
+    from rich.console import Console
+    from rich.table import Table
+
+    front = {name for names in result["front"].values() for name in names}
+    chosen = {c["trial"] for c in result["choices"].values()}
+    table = Table("trial", "size", "drop", "p50 ms", "p90 ms", "front", "result")
+    for row in result["trials"]:
+        if row["status"] == "failed":
+            table.add_row(row["name"], "", "", "", "", "", f"failed: {row['error'][:80]}")
+            continue
+        drop = row["accuracy_drop_pts"]
+        table.add_row(
+            row["name"],
+            f"{row['size_bytes'] / 1e6:.3f} MB",
+            "-" if drop is None else f"{drop:+.2f} pt",
+            f"{row['p50_ms']:.3f}",
+            f"{row['p90_ms']:.3f}",
+            "yes" if row["name"] in front else "",
+            "chosen"
+            if row["name"] in chosen
+            else f"the file of {row['same_file_as']}"
+            if "same_file_as" in row
+            else "; ".join(row["over_budget"]) or "within budgets",
+        )
+    Console(stderr=True).print(table)

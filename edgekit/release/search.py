@@ -1,0 +1,256 @@
+"""`edgekit search`: the best file for each device profile, found by trying it. Each trial is a target and one
+setting of its runtime's searchable options, run as a one-target pipeline on the sweep executor (export with
+its parity gate, evaluation in the file's runtime against the source, a benchmark), so trials share the step
+cache: a re-run or an interrupted search reuses every finished step. Then, per device profile, the Pareto front
+of accuracy drop, p50 latency and size, and the choice: the fastest file within the budgets."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from edgekit.checksum import sha256_path
+from edgekit.errors import EdgekitError, UsageError, first_line
+from edgekit.progress import SILENT, Progress
+from edgekit.release.pipeline import BenchmarkSpec, Combination, EvaluateSpec, Gates, Pipeline, execute_combinations
+
+STRATEGIES = ("grid", "random")
+SEARCH_FILE = "search.json"
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """What a chosen file must meet: accuracy drop in points against the source, p90 latency, size."""
+
+    max_drop: float
+    max_p90_ms: float | None = None
+    max_size_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One point of the space: a target for a device profile, with its runtime's options."""
+
+    device: str
+    target: str
+    options: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
+
+    @property
+    def name(self) -> str:
+        settings = [f"{k}={v}" for opts in self.options.values() for k, v in sorted(opts.items())]
+        return f"{self.device}: {self.target}" + (f" ({', '.join(settings)})" if settings else "")
+
+
+class NoChoice(EdgekitError):
+    """No trial for a device met the budgets (the search's results are still written)."""
+
+    def __init__(self, message: str, result: dict[str, Any], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.result = result
+
+
+def search_space(devices: list[str], targets: tuple[str, ...] = ()) -> list[Trial]:
+    """Every target that exports and runs on this machine and that the device profile takes (it has a rule for
+    the runtime and allows the quantization), once per combination of its runtime's searchable option values.
+    `targets` narrows it to those names."""
+    from edgekit.backends.registry import backend_for_runtime
+    from edgekit.catalog import get_device, get_target, resolve
+    from edgekit.catalog import targets as all_targets
+    from edgekit.catalog.availability import availability
+
+    for name in targets:
+        get_target(name)  # an unknown name is an error naming the known ones
+    trials = []
+    for device_name in devices:
+        device = get_device(device_name)
+        for target in all_targets().values():
+            if (targets and target.name not in targets) or target.runtime not in device.runtimes:
+                continue
+            here = availability(target)
+            if not (here.exports_here and here.runs_here):
+                continue
+            try:
+                resolve(target, device)
+            except UsageError:
+                continue  # the profile does not take this quantization (an NPU: full integer only)
+            backend = backend_for_runtime(target.runtime)
+            for options in _option_settings(backend.options if backend else None):
+                trials.append(Trial(device.name, target.name, {target.runtime: options} if options else {}))
+    return trials
+
+
+def _option_settings(model: Any) -> list[dict[str, Any]]:
+    """Every combination of the values the options model marks searchable ([{}] when none)."""
+    fields = {
+        name: extra["search"]
+        for name, info in (model.model_fields.items() if model else ())
+        if isinstance(extra := info.json_schema_extra, dict) and "search" in extra
+    }
+    return [dict(zip(fields, values)) for values in itertools.product(*fields.values())]
+
+
+def pick(trials: list[Trial], strategy: str, limit: int | None, seed: int = 0) -> list[Trial]:
+    """The trials to run: the grid in order, or a random sample; at most `limit`."""
+    if strategy not in STRATEGIES:
+        raise UsageError(f"Unknown search strategy '{strategy}'.", hint=f"Use one of: {', '.join(STRATEGIES)}.")
+    chosen = list(trials)
+    if strategy == "random":
+        random.Random(seed).shuffle(chosen)
+    return chosen[:limit] if limit else chosen
+
+
+def search(
+    source: str,
+    devices: list[str],
+    data: str,
+    out: str | Path,
+    budgets: Budgets,
+    *,
+    calib: str | None = None,
+    inputs: tuple[str, ...] = (),
+    weights: str | None = None,
+    tokenizer: str | None = None,
+    targets: tuple[str, ...] = (),
+    strategy: Literal["grid", "random"] = "grid",
+    trials: int | None = None,
+    seed: int = 0,
+    bench: str = "local",
+    executor: str = "local",
+    jobs: int | None = None,
+    progress: Progress = SILENT,
+) -> dict[str, Any]:
+    """Search the space for each device profile; writes OUT/search.json (edgekit.release.search_schema) and each
+    device's chosen file (with its sidecar) under OUT/DEVICE/. Returns the search.json document; raises NoChoice
+    when a device has none."""
+    out = Path(out)
+    space = search_space(devices, targets)
+    if not space:
+        raise UsageError(
+            f"Nothing to search: no target{' of ' + ', '.join(targets) if targets else ''} exports and runs here "
+            f"for {', '.join(devices)}.",
+            hint="`edgekit targets` lists what runs here; `edgekit devices` what each profile takes.",
+        )
+    chosen = pick(space, strategy, trials, seed)
+    progress.info(f"search: {len(chosen)} of {len(space)} trial(s) ({strategy}) for {', '.join(devices)}")
+    base = Path.cwd()
+    benchmark = BenchmarkSpec(devices=[bench], processes=1, min_runs=20, min_time=0.2)
+    gates = Gates(
+        max_accuracy_drop=budgets.max_drop,
+        max_size_mb=budgets.max_size_mb,
+        max_p90_ms={bench: budgets.max_p90_ms} if budgets.max_p90_ms is not None else {},
+    )
+    combinations = []
+    for trial in chosen:
+        pipeline = Pipeline(
+            source=source, weights=weights, inputs=list(inputs), tokenizer=tokenizer, calib=calib,
+            device=trial.device, targets=[trial.target], evaluate=EvaluateSpec(data=data), benchmark=benchmark,
+            gates=gates, options=trial.options,
+        )  # fmt: skip
+        combinations.append(Combination(trial.name, {"device": trial.device, "target": trial.target}, pipeline))
+    plans, outcome = execute_combinations(combinations, base, out / "cache", progress, executor, jobs)
+    rows = _same_files([_row(trial, plan, outcome, bench, progress) for trial, plan in zip(chosen, plans)])
+    ran = sum(not step["cached"] for step in outcome.steps)
+    result: dict[str, Any] = {
+        "schema_version": "1",
+        "source": source,
+        "strategy": strategy,
+        "budgets": asdict(budgets),
+        "bench_device": bench,
+        "space_size": len(space),
+        "steps": {"ran": ran, "cached": len(outcome.steps) - ran},
+        "trials": rows,
+        "front": {d: [r["name"] for r in _front([r for r in rows if r["device"] == d])] for d in devices},
+        "choices": {},
+    }
+    missing = []
+    for device in devices:
+        feasible = [r for r in rows if r["device"] == device and r["status"] == "passed" and "same_file_as" not in r]
+        if not feasible:
+            missing.append(device)
+            continue
+        best = min(feasible, key=lambda r: (r["p50_ms"], r["size_bytes"]))
+        result["choices"][device] = {"trial": best["name"], "file": str(_publish(best, out / device))}
+    (out / SEARCH_FILE).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if missing:
+        raise NoChoice(
+            f"No trial met the budgets for {', '.join(missing)}.",
+            result,
+            hint="Closest: " + "; ".join(_closest(rows, d) for d in missing) + ". Loosen a budget or widen the space.",
+        )
+    return result
+
+
+def _row(trial: Trial, plan: Any, outcome: Any, bench: str, progress: Progress) -> dict[str, Any]:
+    """A trial's record: its settings, its figures (or the error that stopped it) and the budgets it failed."""
+    row: dict[str, Any] = {"name": trial.name, "device": trial.device, "target": trial.target}
+    row["options"] = trial.options
+    error = next((outcome.errors[i] for i in sorted(plan.ids) if i in outcome.errors), None)
+    if error is not None:
+        return {**row, "status": "failed", "error": first_line(error, 300)}
+    figures = plan.finish(outcome, progress)["targets"][trial.target]
+    export = outcome.records[plan.export_ids[trial.target]]
+    file = plan.cache / export["_key"] / export["artifact"]
+    failures = figures["gate_failures"]
+    return {
+        **row,
+        "status": "passed" if not failures else "over budget",
+        "file": str(file),
+        "sha256": sha256_path(file),
+        "size_bytes": figures["size_bytes"],
+        "accuracy": figures["accuracy"],
+        "accuracy_drop_pts": figures["accuracy_drop_pts"],
+        "p50_ms": figures["p50_ms"].get(bench),
+        "p90_ms": figures["p90_ms"].get(bench),
+        "over_budget": failures,
+    }
+
+
+def _same_files(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mark a trial whose file has the same bytes as an earlier trial's (an option that changed nothing in it):
+    it is that file, so it is neither on the front nor chosen a second time."""
+    first: dict[str, str] = {}
+    for row in rows:
+        if "sha256" in row:
+            if row["sha256"] in first:
+                row["same_file_as"] = first[row["sha256"]]
+            first.setdefault(row["sha256"], row["name"])
+    return rows
+
+
+def _front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trials no other beats on accuracy drop, p50 latency and size at once (failed trials and repeated
+    files left out)."""
+    scored = [r for r in rows if r["status"] != "failed" and r["p50_ms"] is not None and "same_file_as" not in r]
+
+    def figures(r: dict[str, Any]) -> tuple[float, float, int]:
+        return (r["accuracy_drop_pts"] or 0.0, r["p50_ms"], r["size_bytes"])
+
+    def beats(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        return all(x <= y for x, y in zip(figures(a), figures(b))) and figures(a) != figures(b)
+
+    return [r for r in scored if not any(beats(o, r) for o in scored)]
+
+
+def _closest(rows: list[dict[str, Any]], device: str) -> str:
+    """The device's trials that came nearest: what each missed (its budgets, or why it failed)."""
+    mine = [r for r in rows if r["device"] == device]
+    over = [r for r in mine if r["status"] == "over budget"]
+    shown = sorted(over, key=lambda r: len(r["over_budget"]))[:3] or mine[:3]
+    return "; ".join(f"{r['name']}: {', '.join(r.get('over_budget') or [r.get('error', '')])}" for r in shown)
+
+
+def _publish(row: dict[str, Any], folder: Path) -> Path:
+    """Copy the chosen file, its companions and its sidecar from the step cache into `folder`."""
+    from edgekit.artifact import artifact_files
+    from edgekit.sidecar import sidecar_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    source = Path(row["file"])
+    for path in (*artifact_files(source), sidecar_path(source)):
+        shutil.copy2(path, folder / path.name)
+    return folder / source.name

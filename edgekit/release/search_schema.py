@@ -1,0 +1,69 @@
+"""The contract of `edgekit search`'s OUT/search.json. The JSON Schema ships in the package
+(edgekit/schemas/search-1.schema.json; regenerate with `python -m edgekit.release.search_schema`); tests
+validate real searches against it. Keys not named here may be added in a later schema version."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1"
+SCHEMA_FILE = Path(__file__).parent.parent / "schemas" / f"search-{SCHEMA_VERSION}.schema.json"
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class SearchTrial(_Open):
+    """One trial: a target for a device profile with its runtime's options, and what it gave."""
+
+    name: str
+    device: str = Field(description="the device profile")
+    target: str
+    options: dict[str, dict[str, Any]] = Field(description="the runtime's options, by runtime")
+    status: Literal["passed", "over budget", "failed"]
+    error: str | None = Field(None, description="why a failed trial stopped (its first failing step)")
+    file: str | None = Field(None, description="the file in the step cache")
+    sha256: str | None = None
+    same_file_as: str | None = Field(None, description="an earlier trial whose file has the same bytes")
+    size_bytes: int | None = None
+    accuracy: float | None = None
+    accuracy_drop_pts: float | None = None
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    over_budget: list[str] = Field(default_factory=list, description="the budgets it missed")
+
+
+class Choice(_Open):
+    trial: str
+    file: str = Field(description="the chosen file, copied with its sidecar to OUT/DEVICE/")
+
+
+class SearchDocument(_Open):
+    schema_version: Literal["1"]
+    source: str
+    strategy: str
+    budgets: dict[str, float | None]
+    bench_device: str
+    space_size: int = Field(description="trials in the whole space, of which `trials` ran")
+    steps: dict[str, int] = Field(description="steps that ran and that came from the cache")
+    trials: list[SearchTrial]
+    front: dict[str, list[str]] = Field(description="per device profile, the trials on the Pareto front")
+    choices: dict[str, Choice] = Field(description="per device profile with a file within the budgets")
+
+
+def json_schema() -> dict[str, Any]:
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"edgekit search {SCHEMA_VERSION}",
+        **SearchDocument.model_json_schema(),
+    }
+
+
+if __name__ == "__main__":  # python -m edgekit.release.search_schema: rewrite the shipped JSON Schema
+    SCHEMA_FILE.write_text(json.dumps(json_schema(), indent=2) + "\n")
+    print(SCHEMA_FILE)

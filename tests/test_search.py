@@ -1,0 +1,127 @@
+"""edgekit search on the digits CNN: three targets (two of them with ONNX Runtime's fusion on and off) exported,
+evaluated and benchmarked as trials on the sweep executor; the front, the choice within the budgets, resuming
+from the step cache, and the refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import run_cli
+
+from edgekit_demo import zoo
+
+TARGETS = ("onnx-fp32", "onnx-int8", "tflite-int8")
+DEVICE = "x86-avx2"
+
+
+def _settings(cnn, calib_npz) -> dict:
+    return {
+        "calib": str(calib_npz),
+        "inputs": (zoo.DIGITS_INPUT,),
+        "weights": str(cnn[1]),
+        "targets": TARGETS,
+        "executor": "serial",
+    }
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, cnn, calib_npz, test_npz):
+    import edgekit
+
+    out = tmp_path_factory.mktemp("search")
+    result = edgekit.search(
+        "edgekit_demo.zoo:digits_cnn", str(test_npz), out, devices=[DEVICE], max_drop=1.0, max_size_mb=0.1,
+        **_settings(cnn, calib_npz),
+    )  # fmt: skip
+    from edgekit.release.search_schema import SCHEMA_FILE, SearchDocument, json_schema
+
+    assert json.loads((out / "search.json").read_text()) == json.loads(json.dumps(result))  # what it returned
+    assert json.loads(SCHEMA_FILE.read_text()) == json_schema(), "stale: run python -m edgekit.release.search_schema"
+    SearchDocument.model_validate(result)
+    return out, result
+
+
+def _dominated(row: dict, rows: list[dict]) -> bool:
+    mine = (row["accuracy_drop_pts"], row["p50_ms"], row["size_bytes"])
+    for other in rows:
+        theirs = (other["accuracy_drop_pts"], other["p50_ms"], other["size_bytes"])
+        if theirs != mine and all(t <= m for t, m in zip(theirs, mine)):
+            return True
+    return False
+
+
+def test_every_trial_runs_once_and_the_front_is_the_grids(searched):
+    _, result = searched
+    names = [t["name"] for t in result["trials"]]
+    # onnx-fp32 and onnx-int8 with fuse on and off, tflite-int8 once: every point of the grid, each once
+    assert len(names) == len(set(names)) == result["space_size"] == 5
+    assert {t["target"] for t in result["trials"]} == set(TARGETS)
+    assert all(t["status"] != "failed" for t in result["trials"]), result["trials"]
+    # fusion changes nothing in a CNN: the second file is the first one's bytes, not a trial of its own
+    repeated = [t for t in result["trials"] if "same_file_as" in t]
+    assert {t["target"] for t in repeated} == {"onnx-fp32", "onnx-int8"}
+    distinct = [t for t in result["trials"] if "same_file_as" not in t]
+    expected = sorted(t["name"] for t in distinct if not _dominated(t, distinct))
+    assert sorted(result["front"][DEVICE]) == expected and expected
+
+
+def test_the_choice_is_the_fastest_file_within_the_budgets_and_is_copied_with_its_sidecar(searched):
+    out, result = searched
+    choice = result["choices"][DEVICE]
+    row = next(t for t in result["trials"] if t["name"] == choice["trial"])
+    within = [t for t in result["trials"] if t["status"] == "passed" and "same_file_as" not in t]
+    assert row["p50_ms"] == min(t["p50_ms"] for t in within)
+    assert row["size_bytes"] <= 0.1e6 and row["accuracy_drop_pts"] <= 1.0 and not row["over_budget"]
+    over = [t for t in result["trials"] if t["status"] == "over budget"]
+    assert all(any("max_size_mb" in f for f in t["over_budget"]) for t in over)  # onnx-fp32: 0.165 MB
+    copied = Path(choice["file"])
+    assert copied.parent == out / DEVICE and copied.read_bytes() == Path(row["file"]).read_bytes()
+    assert json.loads(copied.with_suffix(".edgekit.json").read_text())["target"] == row["target"]
+
+
+def test_a_second_search_resumes_from_the_cache(searched, cnn, calib_npz, test_npz):
+    import edgekit
+
+    out, first = searched
+    again = edgekit.search(
+        "edgekit_demo.zoo:digits_cnn", str(test_npz), out, devices=[DEVICE], max_drop=1.0, max_size_mb=0.1,
+        **_settings(cnn, calib_npz),
+    )  # fmt: skip
+    assert first["steps"]["ran"] > 0 and again["steps"]["ran"] == 0
+    assert again["choices"] == first["choices"]
+
+
+def test_random_strategy_samples_the_grid(searched, cnn, calib_npz, test_npz):
+    import edgekit
+
+    out, first = searched
+    sampled = edgekit.search(
+        "edgekit_demo.zoo:digits_cnn", str(test_npz), out, devices=[DEVICE], max_drop=1.0,
+        strategy="random", trials=2, seed=1, **_settings(cnn, calib_npz),
+    )  # fmt: skip
+    names = [t["name"] for t in sampled["trials"]]
+    assert len(names) == 2 and set(names) <= {t["name"] for t in first["trials"]}
+
+
+def test_no_file_within_the_budgets_is_exit_1_naming_what_each_missed(searched, cnn, calib_npz, test_npz, capsys):
+    out, _ = searched
+    code, text = run_cli(
+        capsys, "search", "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1], "--input", zoo.DIGITS_INPUT,
+        "--calib", calib_npz, "--data", test_npz, "--device", DEVICE, "--target", "tflite-int8",
+        "--max-size-mb", "0.001", "--executor", "serial", "-o", out,
+    )  # fmt: skip
+    assert code == 1 and "No trial met the budgets for x86-avx2" in text, text
+    assert "Closest: x86-avx2: tflite-int8: tflite-int8: size 0.05 MB > max_size_mb 0.001" in text
+    assert json.loads((out / "search.json").read_text())["choices"] == {}  # written, with no choice
+
+
+def test_an_unknown_target_or_an_empty_space_is_a_usage_error(tmp_path, capsys, test_npz):
+    code, text = run_cli(capsys, "search", "m.onnx", "--data", test_npz, "--target", "tflite-int9", "-o", tmp_path)
+    assert code == 2 and "tflite-int9" in text
+    code, text = run_cli(
+        capsys, "search", "m.onnx", "--data", test_npz, "--device", "android-npu", "--target", "onnx-fp32",
+        "-o", tmp_path,
+    )  # fmt: skip
+    assert code == 2 and "Nothing to search" in text
