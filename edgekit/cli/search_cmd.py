@@ -79,8 +79,8 @@ def _table(result: dict) -> None:
             row["name"],
             f"{row['size_bytes'] / 1e6:.3f} MB",
             "-" if drop is None else f"{drop:+.2f} pt",
-            f"{row['p50_ms']:.3f}",
-            f"{row['p90_ms']:.3f}",
+            "-" if row["p50_ms"] is None else f"{row['p50_ms']:.3f}",
+            "-" if row["p90_ms"] is None else f"{row['p90_ms']:.3f}",
             "yes" if row["name"] in front else "",
             "chosen"
             if row["name"] in chosen

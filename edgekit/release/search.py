@@ -137,24 +137,39 @@ def search(
         )
     chosen = pick(space, strategy, trials, seed)
     progress.info(f"search: {len(chosen)} of {len(space)} trial(s) ({strategy}) for {', '.join(devices)}")
-    base = Path.cwd()
+    base, cache = Path.cwd(), out / "cache"
     benchmark = BenchmarkSpec(devices=[bench], processes=1, min_runs=20, min_time=0.2)
     gates = Gates(
         max_accuracy_drop=budgets.max_drop,
         max_size_mb=budgets.max_size_mb,
         max_p90_ms={bench: budgets.max_p90_ms} if budgets.max_p90_ms is not None else {},
     )
-    combinations = []
-    for trial in chosen:
-        pipeline = Pipeline(
-            source=source, weights=weights, inputs=list(inputs), tokenizer=tokenizer, calib=calib,
-            device=trial.device, targets=[trial.target], evaluate=EvaluateSpec(data=data), benchmark=benchmark,
-            gates=gates, options=trial.options,
-        )  # fmt: skip
-        combinations.append(Combination(trial.name, {"device": trial.device, "target": trial.target}, pipeline))
-    plans, outcome = execute_combinations(combinations, base, out / "cache", progress, executor, jobs)
-    rows = _same_files([_row(trial, plan, outcome, bench, progress) for trial, plan in zip(chosen, plans)])
-    ran = sum(not step["cached"] for step in outcome.steps)
+    common: dict[str, Any] = {"source": source, "weights": weights, "inputs": list(inputs), "calib": calib}
+    common["tokenizer"] = tokenizer
+
+    def run(trials: list[Trial], measured: bool) -> tuple[list[Any], Any]:
+        combinations = []
+        for trial in trials:
+            settings = {**common, "device": trial.device, "targets": [trial.target], "options": trial.options}
+            if measured:
+                settings.update(evaluate=EvaluateSpec(data=data), benchmark=benchmark, gates=gates)
+            pipeline = Pipeline.model_validate(settings)
+            combinations.append(Combination(trial.name, {"device": trial.device, "target": trial.target}, pipeline))
+        return execute_combinations(combinations, base, cache, progress, executor, jobs)
+
+    # the cheap checks first: every export (with its parity gate), then evaluation and benchmark of the files
+    # within the size budget (their exports come from the cache)
+    plans, exported = run(chosen, measured=False)
+    rows: dict[str, dict[str, Any]] = {}
+    for trial, plan in zip(chosen, plans):
+        rows[trial.name] = _exported(trial, plan, exported, budgets.max_size_mb)
+    measure = [t for t in chosen if "status" not in rows[t.name]]
+    plans, measured = run(measure, measured=True)
+    for trial, plan in zip(measure, plans):
+        rows[trial.name] = _measured(rows[trial.name], trial, plan, measured, bench, progress)
+    trials_run = _same_files([rows[t.name] for t in chosen])
+    ran = sum(not step["cached"] for step in (*exported.steps, *measured.steps))
+    steps = len(exported.steps) + len(measured.steps) - len(measure)  # a measured trial's export is listed twice
     result: dict[str, Any] = {
         "schema_version": "1",
         "source": source,
@@ -162,14 +177,16 @@ def search(
         "budgets": asdict(budgets),
         "bench_device": bench,
         "space_size": len(space),
-        "steps": {"ran": ran, "cached": len(outcome.steps) - ran},
-        "trials": rows,
-        "front": {d: [r["name"] for r in _front([r for r in rows if r["device"] == d])] for d in devices},
+        "steps": {"ran": ran, "cached": steps - ran},
+        "trials": trials_run,
+        "front": {d: [r["name"] for r in _front([r for r in trials_run if r["device"] == d])] for d in devices},
         "choices": {},
     }
     missing = []
     for device in devices:
-        feasible = [r for r in rows if r["device"] == device and r["status"] == "passed" and "same_file_as" not in r]
+        feasible = [
+            r for r in trials_run if r["device"] == device and r["status"] == "passed" and "same_file_as" not in r
+        ]
         if not feasible:
             missing.append(device)
             continue
@@ -180,28 +197,48 @@ def search(
         raise NoChoice(
             f"No trial met the budgets for {', '.join(missing)}.",
             result,
-            hint="Closest: " + "; ".join(_closest(rows, d) for d in missing) + ". Loosen a budget or widen the space.",
+            hint="Closest: "
+            + "; ".join(_closest(trials_run, d) for d in missing)
+            + ". Loosen a budget or widen the space.",
         )
     return result
 
 
-def _row(trial: Trial, plan: Any, outcome: Any, bench: str, progress: Progress) -> dict[str, Any]:
-    """A trial's record: its settings, its figures (or the error that stopped it) and the budgets it failed."""
+def _first_error(plan: Any, outcome: Any) -> str | None:
+    """Why a trial's steps stopped: the first failed step's error (None when every step finished)."""
+    error = next((outcome.errors[i] for i in sorted(plan.ids) if i in outcome.errors), None)
+    return None if error is None else first_line(error, 300)
+
+
+def _exported(trial: Trial, plan: Any, outcome: Any, max_size_mb: float | None) -> dict[str, Any]:
+    """A trial after its export: its file, or why it has none; settled ("status") when it failed or its file
+    is over the size budget, so it is neither evaluated nor benchmarked."""
     row: dict[str, Any] = {"name": trial.name, "device": trial.device, "target": trial.target}
     row["options"] = trial.options
-    error = next((outcome.errors[i] for i in sorted(plan.ids) if i in outcome.errors), None)
+    error = _first_error(plan, outcome)
     if error is not None:
-        return {**row, "status": "failed", "error": first_line(error, 300)}
-    figures = plan.finish(outcome, progress)["targets"][trial.target]
+        return {**row, "status": "failed", "error": error}
     export = outcome.records[plan.export_ids[trial.target]]
     file = plan.cache / export["_key"] / export["artifact"]
+    row.update(file=str(file), sha256=sha256_path(file), size_bytes=export["size_bytes"], over_budget=[])
+    size_mb = export["size_bytes"] / 1e6
+    if max_size_mb is not None and size_mb > max_size_mb:
+        over = f"{trial.target}: size {size_mb:.2f} MB > max_size_mb {max_size_mb} (not evaluated or benchmarked)"
+        row.update(status="over budget", over_budget=[over], accuracy=None, accuracy_drop_pts=None)
+        row.update(p50_ms=None, p90_ms=None)
+    return row
+
+
+def _measured(row: dict[str, Any], trial: Trial, plan: Any, outcome: Any, bench: str, progress: Progress) -> dict:
+    """The trial's row with its evaluation and benchmark, and the budgets it missed."""
+    error = _first_error(plan, outcome)
+    if error is not None:
+        return {**row, "status": "failed", "error": error}
+    figures = plan.finish(outcome, progress)["targets"][trial.target]
     failures = figures["gate_failures"]
     return {
         **row,
         "status": "passed" if not failures else "over budget",
-        "file": str(file),
-        "sha256": sha256_path(file),
-        "size_bytes": figures["size_bytes"],
         "accuracy": figures["accuracy"],
         "accuracy_drop_pts": figures["accuracy_drop_pts"],
         "p50_ms": figures["p50_ms"].get(bench),
