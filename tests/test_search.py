@@ -80,6 +80,8 @@ def test_the_choice_is_the_fastest_file_within_the_budgets_and_is_copied_with_it
     assert row["size_bytes"] <= 0.1e6 and row["accuracy_drop_pts"] <= 1.0 and not row["over_budget"]
     over = [t for t in result["trials"] if t["status"] == "over budget"]
     assert all(any("max_size_mb" in f for f in t["over_budget"]) for t in over)  # onnx-fp32: 0.165 MB
+    page = (out / "report.html").read_text()  # the HTML report: every measured trial, the front marked
+    assert choice["trial"] in page and "class=pareto" in page
     copied = Path(choice["file"])
     assert copied.parent == out / DEVICE and copied.read_bytes() == Path(row["file"]).read_bytes()
     assert json.loads(copied.with_suffix(".edgekit.json").read_text())["target"] == row["target"]

@@ -60,6 +60,7 @@ def search_cmd(source, devices, data, calib, max_drop, max_p90_ms, max_size_mb, 
         _table(result)
     for device, choice in result["choices"].items():
         click.echo(f"{device}: {choice['file']} ({choice['trial']})")
+    click.echo(f"report: {out}/report.html")
 
 
 def _table(result: dict) -> None:

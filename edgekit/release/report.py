@@ -1,6 +1,6 @@
 """edgekit report: one self-contained HTML page (inline SVG and CSS, no script, nothing fetched) from
-evaluate, benchmark and demo JSON: the comparison table, accuracy against latency with size (the Pareto
-front marked), and the latency distribution of every file on every device."""
+evaluate, benchmark, pipeline, search and demo JSON: the comparison table, accuracy against latency with size
+(the Pareto front marked), and the latency distribution of every file on every device."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def read_results(files: list[Path]) -> list[Row]:
         if kind is None:
             raise UsageError(
                 f"{file} is not a result edgekit writes.",
-                hint="Give the --json of edgekit evaluate or benchmark, a pipeline's last-run.json, or a demo's "
-                "demo-results.json.",
+                hint="Give the --json of edgekit evaluate or benchmark, a pipeline's last-run.json, a search's "
+                "search.json, or a demo's demo-results.json.",
             )
         if kind == "evaluate":
             accuracy[Path(data["artifact"]).name] = (data["metrics"].get("accuracy"), data["metrics"].get("f1_macro"))
@@ -53,6 +53,14 @@ def read_results(files: list[Path]) -> list[Row]:
                 rows[name, device] = Row(name, device, p50=latency.get("p50"), p90=latency.get("p90"),
                                          size_mb=run.get("size_bytes", 0) / 1e6,
                                          samples=list(run.get("samples_ms") or []))  # fmt: skip
+        elif kind == "search":
+            for trial in data["trials"]:  # a trial that failed has no file to show
+                if trial["status"] != "failed" and "same_file_as" not in trial:
+                    accuracy[trial["name"]] = (trial.get("accuracy"), None)
+                    rows[trial["name"], data["bench_device"]] = Row(
+                        trial["name"], data["bench_device"], p50=trial.get("p50_ms"), p90=trial.get("p90_ms"),
+                        size_mb=trial["size_bytes"] / 1e6,
+                    )  # fmt: skip
         elif kind == "pipeline":
             try:
                 _pipeline_rows(data, rows, accuracy)
@@ -96,6 +104,8 @@ def _kind(data: Any) -> str | None:
         return "demo"
     if isinstance(data, dict) and "pipeline" in data and isinstance(data.get("steps"), list):
         return "pipeline"
+    if isinstance(data, dict) and isinstance(data.get("trials"), list) and "front" in data and "choices" in data:
+        return "search"
     return None
 
 

@@ -124,9 +124,9 @@ def search(
     jobs: int | None = None,
     progress: Progress = SILENT,
 ) -> dict[str, Any]:
-    """Search the space for each device profile; writes OUT/search.json (edgekit.release.search_schema) and each
-    device's chosen file (with its sidecar) under OUT/DEVICE/. Returns the search.json document; raises NoChoice
-    when a device has none."""
+    """Search the space for each device profile; writes OUT/search.json (edgekit.release.search_schema), its HTML
+    report (OUT/report.html) and each device's chosen file (with its sidecar) under OUT/DEVICE/. Returns the
+    search.json document; raises NoChoice when a device has none."""
     out = Path(out)
     space = search_space(devices, targets)
     if not space:
@@ -193,6 +193,9 @@ def search(
         best = min(feasible, key=lambda r: (r["p50_ms"], r["size_bytes"]))
         result["choices"][device] = {"trial": best["name"], "file": str(_publish(best, out / device))}
     (out / SEARCH_FILE).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    from edgekit.release.report import write_report
+
+    write_report([out / SEARCH_FILE], out / "report.html", f"edgekit search {source}")
     if missing:
         raise NoChoice(
             f"No trial met the budgets for {', '.join(missing)}.",
