@@ -13,6 +13,7 @@ from helpers import run_cli
 from edgekit_demo import zoo
 
 TARGETS = ("onnx-fp32", "onnx-int8", "tflite-int8")
+LABELS = Path(__file__).resolve().parent.parent / "examples" / "digits-labels.txt"
 DEVICE = "x86-avx2"
 
 
@@ -33,7 +34,7 @@ def searched(tmp_path_factory, cnn, calib_npz, test_npz):
     out = tmp_path_factory.mktemp("search")
     result = edgekit.search(
         "edgekit_demo.zoo:digits_cnn", str(test_npz), out, devices=[DEVICE], max_drop=1.0, max_size_mb=0.1,
-        **_settings(cnn, calib_npz),
+        bundle=out / "bundles", labels=str(LABELS), **_settings(cnn, calib_npz),
     )  # fmt: skip
     from edgekit.release.search_schema import SCHEMA_FILE, SearchDocument, json_schema
 
@@ -85,6 +86,15 @@ def test_the_choice_is_the_fastest_file_within_the_budgets_and_is_copied_with_it
     copied = Path(choice["file"])
     assert copied.parent == out / DEVICE and copied.read_bytes() == Path(row["file"]).read_bytes()
     assert json.loads(copied.with_suffix(".edgekit.json").read_text())["target"] == row["target"]
+    # --bundle: the choice as a generic (x86 Linux) app bundle with its labels, evaluation and benchmark
+    from edgekit.release.verify import verify
+
+    bundle = Path(choice["bundle"])
+    assert bundle.parent == out / "bundles" / DEVICE
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert verify(bundle)[1] == [] and (bundle / manifest["labels"]).read_text() == LABELS.read_text()
+    model = manifest["models"][0]
+    assert model["evaluation"][0]["metrics"]["accuracy"] == row["accuracy"] and model["benchmark"]
 
 
 def test_a_second_search_resumes_from_the_cache(searched, cnn, calib_npz, test_npz):
@@ -96,7 +106,7 @@ def test_a_second_search_resumes_from_the_cache(searched, cnn, calib_npz, test_n
         **_settings(cnn, calib_npz),
     )  # fmt: skip
     assert first["steps"]["ran"] > 0 and again["steps"]["ran"] == 0
-    assert again["choices"] == first["choices"]
+    assert {d: c["file"] for d, c in again["choices"].items()} == {d: c["file"] for d, c in first["choices"].items()}
 
 
 def test_random_strategy_samples_the_grid(searched, cnn, calib_npz, test_npz):

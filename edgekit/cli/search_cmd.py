@@ -31,11 +31,14 @@ from edgekit.release.search import STRATEGIES
 @click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
               help="Where trials' steps run (as in `edgekit run`).")  # fmt: skip
 @click.option("--jobs", "-j", type=int, default=None, help="Steps at once (default: the cores).")
+@click.option("--bundle", type=click.Path(file_okay=False), help="Also make each device's choice an app bundle "
+              "in BUNDLE/DEVICE, for the profile's platform (android, ios, else generic).")  # fmt: skip
+@click.option("--labels", type=click.Path(dir_okay=False), help="With --bundle: the labels file each bundle carries.")
 @click.option("--output", "-o", "out", required=True, type=click.Path(file_okay=False),
               help="Folder for search.json, the step cache and each device's chosen file.")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True)
 def search_cmd(source, devices, data, calib, max_drop, max_p90_ms, max_size_mb, targets, strategy, trials, seed,
-               bench, inputs, weights, tokenizer, executor, jobs, out, quiet) -> None:  # fmt: skip
+               bench, inputs, weights, tokenizer, executor, jobs, bundle, labels, out, quiet) -> None:  # fmt: skip
     """Find the best file of SOURCE for each device profile: every target that runs there (and its runtime's
     searchable options) is exported, evaluated on --data in its runtime and benchmarked; the fastest file
     within the budgets is chosen. Re-running reuses every finished step (OUT/cache).
@@ -46,11 +49,15 @@ def search_cmd(source, devices, data, calib, max_drop, max_p90_ms, max_size_mb, 
     from edgekit.progress import Progress
     from edgekit.release.search import Budgets, NoChoice, search
 
+    if labels and not bundle:
+        raise click.UsageError("--labels goes into the bundles: use it with --bundle DIR.")
+
     try:
         result = search(
             source, list(devices) or [local_device().name], data, out, Budgets(max_drop, max_p90_ms, max_size_mb),
             calib=calib, inputs=inputs, weights=weights, tokenizer=tokenizer, targets=targets, strategy=strategy,
-            trials=trials, seed=seed, bench=bench, executor=executor, jobs=jobs, progress=Progress(quiet=quiet),
+            trials=trials, seed=seed, bench=bench, executor=executor, jobs=jobs, bundle=bundle, labels=labels,
+            progress=Progress(quiet=quiet),
         )  # fmt: skip
     except NoChoice as e:
         if not quiet:
@@ -59,7 +66,9 @@ def search_cmd(source, devices, data, calib, max_drop, max_p90_ms, max_size_mb, 
     if not quiet:
         _table(result)
     for device, choice in result["choices"].items():
-        click.echo(f"{device}: {choice['file']} ({choice['trial']})")
+        click.echo(
+            f"{device}: {choice['file']} ({choice['trial']})" + (f", bundle {choice['bundle']}" if bundle else "")
+        )
     click.echo(f"report: {out}/report.html")
 
 

@@ -122,11 +122,14 @@ def search(
     bench: str = "local",
     executor: str = "local",
     jobs: int | None = None,
+    bundle: str | Path | None = None,
+    labels: str | None = None,
     progress: Progress = SILENT,
 ) -> dict[str, Any]:
     """Search the space for each device profile; writes OUT/search.json (edgekit.release.search_schema), its HTML
     report (OUT/report.html) and each device's chosen file (with its sidecar) under OUT/DEVICE/. Returns the
-    search.json document; raises NoChoice when a device has none."""
+    search.json document; raises NoChoice when a device has none. `bundle`: a folder where each device's choice
+    also becomes an app bundle (BUNDLE/DEVICE, for the profile's platform; `labels` goes into it)."""
     out = Path(out)
     space = search_space(devices, targets)
     if not space:
@@ -191,7 +194,9 @@ def search(
             missing.append(device)
             continue
         best = min(feasible, key=lambda r: (r["p50_ms"], r["size_bytes"]))
-        result["choices"][device] = {"trial": best["name"], "file": str(_publish(best, out / device))}
+        choice = result["choices"][device] = {"trial": best["name"], "file": str(_publish(best, out / device))}
+        if bundle is not None:
+            choice["bundle"] = str(_bundle(best, Path(bundle) / device, device, labels))
     (out / SEARCH_FILE).write_text(json.dumps(result, indent=2, default=str) + "\n")
     from edgekit.release.report import write_report
 
@@ -239,8 +244,11 @@ def _measured(row: dict[str, Any], trial: Trial, plan: Any, outcome: Any, bench:
         return {**row, "status": "failed", "error": error}
     figures = plan.finish(outcome, progress)["targets"][trial.target]
     failures = figures["gate_failures"]
+    steps = (plan.evaluate_ids[trial.target], plan.benchmark_ids[bench])
+    folders = [plan.cache / outcome.records[i]["_key"] for i in steps]
     return {
         **row,
+        "results": [str(folders[0] / "evaluate.json"), str(folders[1] / "benchmark.json")],
         "status": "passed" if not failures else "over budget",
         "accuracy": figures["accuracy"],
         "accuracy_drop_pts": figures["accuracy_drop_pts"],
@@ -282,6 +290,19 @@ def _closest(rows: list[dict[str, Any]], device: str) -> str:
     over = [r for r in mine if r["status"] == "over budget"]
     shown = sorted(over, key=lambda r: len(r["over_budget"]))[:3] or mine[:3]
     return "; ".join(f"{r['name']}: {', '.join(r.get('over_budget') or [r.get('error', '')])}" for r in shown)
+
+
+def _bundle(row: dict[str, Any], folder: Path, device: str, labels: str | None) -> Path:
+    """The chosen file as the app bundle of the device's platform, with its evaluation and benchmark."""
+    from edgekit.catalog import get_device
+    from edgekit.release.bundle import PLATFORMS, bundle
+
+    platform = get_device(device).os
+    made = bundle(
+        [row["file"]], folder, platform=platform if platform in PLATFORMS else "generic", labels=labels,
+        results=row["results"],
+    )  # fmt: skip
+    return made.path
 
 
 def _publish(row: dict[str, Any], folder: Path) -> Path:

@@ -36,11 +36,13 @@ class SearchTrial(_Open):
     p50_ms: float | None = None
     p90_ms: float | None = None
     over_budget: list[str] = Field(default_factory=list, description="the budgets it missed")
+    results: list[str] = Field(default_factory=list, description="its evaluate and benchmark JSON (step cache)")
 
 
 class Choice(_Open):
     trial: str
     file: str = Field(description="the chosen file, copied with its sidecar to OUT/DEVICE/")
+    bundle: str | None = Field(None, description="its app bundle (--bundle)")
 
 
 class SearchDocument(_Open):
