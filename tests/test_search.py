@@ -141,3 +141,16 @@ def test_an_unknown_target_or_an_empty_space_is_a_usage_error(tmp_path, capsys, 
         "-o", tmp_path,
     )  # fmt: skip
     assert code == 2 and "Nothing to search" in text
+
+
+def test_a_repeated_file_counts_once_per_device_not_across_devices():
+    """Two profiles can get the same bytes (a float file): each profile keeps its own trial of it."""
+    from edgekit.release.search import _same_files
+
+    rows = [
+        {"name": "a: onnx-fp32 (fuse=True)", "device": "a", "sha256": "f"},
+        {"name": "a: onnx-fp32 (fuse=False)", "device": "a", "sha256": "f"},
+        {"name": "b: onnx-fp32 (fuse=True)", "device": "b", "sha256": "f"},
+    ]
+    marked = _same_files(rows)
+    assert [r.get("same_file_as") for r in marked] == [None, "a: onnx-fp32 (fuse=True)", None]

@@ -185,18 +185,7 @@ def search(
         "front": {d: [r["name"] for r in _front([r for r in trials_run if r["device"] == d])] for d in devices},
         "choices": {},
     }
-    missing = []
-    for device in devices:
-        feasible = [
-            r for r in trials_run if r["device"] == device and r["status"] == "passed" and "same_file_as" not in r
-        ]
-        if not feasible:
-            missing.append(device)
-            continue
-        best = min(feasible, key=lambda r: (r["p50_ms"], r["size_bytes"]))
-        choice = result["choices"][device] = {"trial": best["name"], "file": str(_publish(best, out / device))}
-        if bundle is not None:
-            choice["bundle"] = str(_bundle(best, Path(bundle) / device, device, labels))
+    missing = [d for d in devices if not _choose(result, d, out, bundle, labels)]
     (out / SEARCH_FILE).write_text(json.dumps(result, indent=2, default=str) + "\n")
     from edgekit.release.report import write_report
 
@@ -210,6 +199,20 @@ def search(
             + ". Loosen a budget or widen the space.",
         )
     return result
+
+
+def _choose(result: dict[str, Any], device: str, out: Path, bundle: str | Path | None, labels: str | None) -> bool:
+    """Record the device's choice in `result` (the fastest file within the budgets, then the smallest), copy it to
+    OUT/DEVICE and bundle it when asked; False when no trial of the device met the budgets."""
+    mine = [r for r in result["trials"] if r["device"] == device]
+    feasible = [r for r in mine if r["status"] == "passed" and "same_file_as" not in r]
+    if not feasible:
+        return False
+    best = min(feasible, key=lambda r: (r["p50_ms"], r["size_bytes"]))
+    choice = result["choices"][device] = {"trial": best["name"], "file": str(_publish(best, out / device))}
+    if bundle is not None:
+        choice["bundle"] = str(_bundle(best, Path(bundle) / device, device, labels))
+    return True
 
 
 def _first_error(plan: Any, outcome: Any) -> str | None:
@@ -259,14 +262,15 @@ def _measured(row: dict[str, Any], trial: Trial, plan: Any, outcome: Any, bench:
 
 
 def _same_files(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mark a trial whose file has the same bytes as an earlier trial's (an option that changed nothing in it):
-    it is that file, so it is neither on the front nor chosen a second time."""
-    first: dict[str, str] = {}
+    """Mark a trial whose file has the same bytes as an earlier trial's for the same device (an option that
+    changed nothing in it): it is that file, so it is neither on the front nor chosen a second time."""
+    first: dict[tuple[str, str], str] = {}
     for row in rows:
         if "sha256" in row:
-            if row["sha256"] in first:
-                row["same_file_as"] = first[row["sha256"]]
-            first.setdefault(row["sha256"], row["name"])
+            key = (row["device"], row["sha256"])
+            if key in first:
+                row["same_file_as"] = first[key]
+            first.setdefault(key, row["name"])
     return rows
 
 
