@@ -29,6 +29,7 @@ EXTRAS = {
     "openvino": "openvino",
     "nncf": "openvino",
     "h5py": "tensorflow",
+    "optuna": "search",
 }
 # importable module -> how to get it where no extra can (NVIDIA's GPU stacks)
 INSTALL = {

@@ -154,3 +154,25 @@ def test_a_repeated_file_counts_once_per_device_not_across_devices():
     ]
     marked = _same_files(rows)
     assert [r.get("same_file_as") for r in marked] == [None, "a: onnx-fp32 (fuse=True)", None]
+
+
+def test_tpe_proposes_distinct_trials_within_its_budget(searched, cnn, calib_npz, test_npz):
+    """Optuna's TPE over the same space: each trial measured at most once, within the budget, its figures the
+    grid's (the steps come from the shared cache), and a choice within the budgets."""
+    import edgekit
+
+    out, grid = searched
+    tpe = edgekit.search(
+        "edgekit_demo.zoo:digits_cnn", str(test_npz), out, devices=[DEVICE], max_drop=1.0, max_size_mb=0.1,
+        strategy="tpe", trials=3, seed=0, **_settings(cnn, calib_npz),
+    )  # fmt: skip
+    names = [t["name"] for t in tpe["trials"]]
+    assert 1 <= len(names) <= 3 and len(set(names)) == len(names)
+    by_name = {t["name"]: t for t in grid["trials"]}
+    for row in tpe["trials"]:
+        assert (
+            row["size_bytes"] == by_name[row["name"]]["size_bytes"] and row["status"] == by_name[row["name"]]["status"]
+        )
+    assert tpe["steps"]["ran"] == 0
+    chosen = tpe["choices"].get(DEVICE)
+    assert chosen is None or by_name[chosen["trial"]]["status"] == "passed"

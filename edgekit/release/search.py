@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -19,7 +20,7 @@ from edgekit.errors import EdgekitError, UsageError, first_line
 from edgekit.progress import SILENT, Progress
 from edgekit.release.pipeline import BenchmarkSpec, Combination, EvaluateSpec, Gates, Pipeline, execute_combinations
 
-STRATEGIES = ("grid", "random")
+STRATEGIES = ("grid", "random", "tpe")
 SEARCH_FILE = "search.json"
 
 
@@ -96,8 +97,6 @@ def _option_settings(model: Any) -> list[dict[str, Any]]:
 
 def pick(trials: list[Trial], strategy: str, limit: int | None, seed: int = 0) -> list[Trial]:
     """The trials to run: the grid in order, or a random sample; at most `limit`."""
-    if strategy not in STRATEGIES:
-        raise UsageError(f"Unknown search strategy '{strategy}'.", hint=f"Use one of: {', '.join(STRATEGIES)}.")
     chosen = list(trials)
     if strategy == "random":
         random.Random(seed).shuffle(chosen)
@@ -116,7 +115,7 @@ def search(
     weights: str | None = None,
     tokenizer: str | None = None,
     targets: tuple[str, ...] = (),
-    strategy: Literal["grid", "random"] = "grid",
+    strategy: Literal["grid", "random", "tpe"] = "grid",
     trials: int | None = None,
     seed: int = 0,
     bench: str = "local",
@@ -130,7 +129,11 @@ def search(
     report (OUT/report.html) and each device's chosen file (with its sidecar) under OUT/DEVICE/. Returns the
     search.json document; raises NoChoice when a device has none. `bundle`: a folder where each device's choice
     also becomes an app bundle (BUNDLE/DEVICE, for the profile's platform; `labels` goes into it)."""
-    out = Path(out)
+    from edgekit.catalog import get_device
+
+    if strategy not in STRATEGIES:
+        raise UsageError(f"Unknown search strategy '{strategy}'.", hint=f"Use one of: {', '.join(STRATEGIES)}.")
+    out, devices = Path(out), [get_device(d).name for d in devices]
     space = search_space(devices, targets)
     if not space:
         raise UsageError(
@@ -138,41 +141,22 @@ def search(
             f"for {', '.join(devices)}.",
             hint="`edgekit targets` lists what runs here; `edgekit devices` what each profile takes.",
         )
-    chosen = pick(space, strategy, trials, seed)
-    progress.info(f"search: {len(chosen)} of {len(space)} trial(s) ({strategy}) for {', '.join(devices)}")
-    base, cache = Path.cwd(), out / "cache"
-    benchmark = BenchmarkSpec(devices=[bench], processes=1, min_runs=20, min_time=0.2)
-    gates = Gates(
-        max_accuracy_drop=budgets.max_drop,
-        max_size_mb=budgets.max_size_mb,
-        max_p90_ms={bench: budgets.max_p90_ms} if budgets.max_p90_ms is not None else {},
-    )
-    common: dict[str, Any] = {"source": source, "weights": weights, "inputs": list(inputs), "calib": calib}
-    common["tokenizer"] = tokenizer
+    progress.info(f"search: {len(space)} trial(s) in the space ({strategy}) for {', '.join(devices)}")
+    runner = _TrialRunner(
+        {"source": source, "weights": weights, "inputs": list(inputs), "calib": calib, "tokenizer": tokenizer},
+        data, bench, budgets, out / "cache", executor, jobs, progress,
+    )  # fmt: skip
+    if strategy == "tpe":
+        from edgekit.release.search_tpe import tpe_trials
 
-    def run(trials: list[Trial], measured: bool) -> tuple[list[Any], Any]:
-        combinations = []
-        for trial in trials:
-            settings = {**common, "device": trial.device, "targets": [trial.target], "options": trial.options}
-            if measured:
-                settings.update(evaluate=EvaluateSpec(data=data), benchmark=benchmark, gates=gates)
-            pipeline = Pipeline.model_validate(settings)
-            combinations.append(Combination(trial.name, {"device": trial.device, "target": trial.target}, pipeline))
-        return execute_combinations(combinations, base, cache, progress, executor, jobs)
-
-    # the cheap checks first: every export (with its parity gate), then evaluation and benchmark of the files
-    # within the size budget (their exports come from the cache)
-    plans, exported = run(chosen, measured=False)
-    rows: dict[str, dict[str, Any]] = {}
-    for trial, plan in zip(chosen, plans):
-        rows[trial.name] = _exported(trial, plan, exported, budgets.max_size_mb)
-    measure = [t for t in chosen if "status" not in rows[t.name]]
-    plans, measured = run(measure, measured=True)
-    for trial, plan in zip(measure, plans):
-        rows[trial.name] = _measured(rows[trial.name], trial, plan, measured, bench, progress)
-    trials_run = _same_files([rows[t.name] for t in chosen])
-    ran = sum(not step["cached"] for step in (*exported.steps, *measured.steps))
-    steps = len(exported.steps) + len(measured.steps) - len(measure)  # a measured trial's export is listed twice
+        batch = jobs or os.cpu_count() or 1
+        done = []
+        for device in devices:
+            mine = [t for t in space if t.device == device]
+            done += tpe_trials(mine, trials or len(mine), seed, runner.measure, batch)
+    else:
+        done = runner.measure(pick(space, strategy, trials, seed))
+    trials_run = _same_files(done)
     result: dict[str, Any] = {
         "schema_version": "1",
         "source": source,
@@ -180,7 +164,7 @@ def search(
         "budgets": asdict(budgets),
         "bench_device": bench,
         "space_size": len(space),
-        "steps": {"ran": ran, "cached": steps - ran},
+        "steps": {"ran": runner.ran, "cached": runner.listed - runner.ran},
         "trials": trials_run,
         "front": {d: [r["name"] for r in _front([r for r in trials_run if r["device"] == d])] for d in devices},
         "choices": {},
@@ -199,6 +183,51 @@ def search(
             + ". Loosen a budget or widen the space.",
         )
     return result
+
+
+@dataclass
+class _TrialRunner:
+    """Runs trials as one-target pipelines on the sweep executor, sharing one step cache; counts the steps."""
+
+    common: dict[str, Any]  # the pipeline settings every trial shares (source, weights, inputs, calib, tokenizer)
+    data: str
+    bench: str
+    budgets: Budgets
+    cache: Path
+    executor: str
+    jobs: int | None
+    progress: Progress
+    ran: int = 0
+    listed: int = 0
+
+    def measure(self, batch: list[Trial]) -> list[dict[str, Any]]:
+        """The trials' rows, the cheap checks first: every export (with its parity gate), then evaluation and
+        benchmark of the files within the size budget (their exports come from the cache)."""
+        plans, exported = self._run(batch, measured=False)
+        rows = {t.name: _exported(t, plan, exported, self.budgets.max_size_mb) for t, plan in zip(batch, plans)}
+        todo = [t for t in batch if "status" not in rows[t.name]]
+        plans, measured = self._run(todo, measured=True)
+        for trial, plan in zip(todo, plans):
+            rows[trial.name] = _measured(rows[trial.name], trial, plan, measured, self.bench, self.progress)
+        self.ran += sum(not step["cached"] for step in (*exported.steps, *measured.steps))
+        self.listed += len(exported.steps) + len(measured.steps) - len(todo)  # a measured export is listed twice
+        return [rows[t.name] for t in batch]
+
+    def _run(self, trials: list[Trial], measured: bool) -> tuple[list[Any], Any]:
+        budgets, combinations = self.budgets, []
+        for trial in trials:
+            settings = {**self.common, "device": trial.device, "targets": [trial.target], "options": trial.options}
+            if measured:
+                settings["evaluate"] = EvaluateSpec(data=self.data)
+                settings["benchmark"] = BenchmarkSpec(devices=[self.bench], processes=1, min_runs=20, min_time=0.2)
+                settings["gates"] = Gates(
+                    max_accuracy_drop=budgets.max_drop,
+                    max_size_mb=budgets.max_size_mb,
+                    max_p90_ms={self.bench: budgets.max_p90_ms} if budgets.max_p90_ms is not None else {},
+                )
+            pipeline = Pipeline.model_validate(settings)
+            combinations.append(Combination(trial.name, {"device": trial.device, "target": trial.target}, pipeline))
+        return execute_combinations(combinations, Path.cwd(), self.cache, self.progress, self.executor, self.jobs)
 
 
 def _choose(result: dict[str, Any], device: str, out: Path, bundle: str | Path | None, labels: str | None) -> bool:
