@@ -2,7 +2,9 @@
 and runs here and that each profile takes, with ONNX Runtime's fusion on and off, each file evaluated on the 449
 test digits in its runtime and benchmarked on this machine; budget: 1 point of accuracy. Run in a fresh process
 from an empty cache (the wall time a user waits, imports and worker start-up included; goal: 5 minutes on 2 cores),
-then again from its cache (the resume). The random strategy with 6 trials on a fresh cache for comparison.
+then again from its cache (the resume). Then random and TPE with the same budget (6 trials per device profile),
+each on a fresh cache: wall time, and per device the trial at which each found its choice and whether that is
+the grid's choice.
 
     .venv/bin/python benchmarks/search_digits.py   # -> benchmarks/results/search-digits.json
 """
@@ -52,6 +54,20 @@ def _summary(result: dict) -> dict:
     }
 
 
+def _found(result: dict, grid: dict) -> dict:
+    """Per device: at which of its trials (1-based, in the order they ran) the strategy met its choice, and
+    whether that choice is the full grid's."""
+    found = {}
+    for device, choice in result["choices"].items():
+        mine = [r["name"] for r in result["trials"] if r["device"] == device]
+        found[device] = {
+            "trial_of_choice": mine.index(choice["trial"]) + 1,
+            "trials": len(mine),
+            "grid_choice": choice["trial"] == grid["choices"].get(device, {}).get("trial"),
+        }
+    return {"found": found}
+
+
 def main() -> None:
     from edgekit.bench.worker import environment
     from edgekit_demo import zoo
@@ -62,13 +78,15 @@ def main() -> None:
     cold, grid = _search(work, "grid")
     warm, again = _search(work, "grid")
     sampled_s, sampled = _search(work, "random", "--strategy", "random", "--trials", "6")
+    tpe_s, tpe = _search(work, "tpe", "--strategy", "tpe", "--trials", "6")
     env = environment()
     result = {
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
         "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")},
         "grid": {"seconds": round(cold, 1), **_summary(grid)},
         "grid_again_from_cache": {"seconds": round(warm, 1), "steps": again["steps"]},
-        "random_6": {"seconds": round(sampled_s, 1), **_summary(sampled)},
+        "random_6_per_device": {"seconds": round(sampled_s, 1), **_summary(sampled), **_found(sampled, grid)},
+        "tpe_6_per_device": {"seconds": round(tpe_s, 1), **_summary(tpe), **_found(tpe, grid)},
     }
     path = ROOT / "benchmarks" / "results" / "search-digits.json"
     path.write_text(json.dumps(result, indent=2) + "\n")

@@ -21,7 +21,7 @@ from edgekit.release.search import STRATEGIES
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="grid", show_default=True,
               help="grid: every trial in order; random: a random sample (with --trials); tpe: Optuna's TPE "
               "proposes each round from the trials before it (pip install 'edgekit[search]').")  # fmt: skip
-@click.option("--trials", type=click.IntRange(min=1), help="Run at most this many trials (tpe: per device profile).")
+@click.option("--trials", type=click.IntRange(min=1), help="Run at most this many trials per device profile.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random and tpe strategies.")
 @click.option(
     "--bench", default="local", show_default=True, help="Benchmark device: local, ssh://USER@HOST, adb://SERIAL."

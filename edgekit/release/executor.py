@@ -123,10 +123,11 @@ def make_executor(
     raise UsageError(f"Unknown executor '{name}'.", hint=f"Known: {', '.join(EXECUTORS)}.")
 
 
-def execute(steps: list[Step], cache: Path, executor: Executor, progress: Progress) -> Outcome:
+def execute(steps: list[Step], cache: Path, executor: Executor, progress: Progress, close: bool = True) -> Outcome:
     """Run the graph: every step whose dependencies succeeded, cached ones from the cache. A failed step
-    fails the steps that depend on it; the others still run. Ctrl-C cancels what has not started."""
-    return _Run(steps, cache, executor, progress).go()
+    fails the steps that depend on it; the others still run. Ctrl-C cancels what has not started. `close`:
+    shut the executor down after (False: the caller runs more graphs on it, and closes it)."""
+    return _Run(steps, cache, executor, progress).go(close)
 
 
 class _Run:
@@ -142,7 +143,7 @@ class _Run:
         self.retries: dict[str, int] = {}
         self.durations: list[float] = []
 
-    def go(self) -> Outcome:
+    def go(self, close: bool = True) -> Outcome:
         try:
             with self.progress.live() as show:
                 self._start_ready()
@@ -156,7 +157,8 @@ class _Run:
             self.progress.warn("interrupted: cancelling the steps not yet finished (finished ones stay cached)")
             self.executor.close(cancel=True)
             raise
-        self.executor.close()
+        if close:
+            self.executor.close()
         return self.out
 
     def _start_ready(self) -> None:

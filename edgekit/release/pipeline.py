@@ -29,7 +29,7 @@ from edgekit.release.steps import Job, Step
 from edgekit.yamlfile import line_of, read_yaml, validate
 
 if TYPE_CHECKING:
-    from edgekit.release.executor import Outcome
+    from edgekit.release.executor import Executor, Outcome
 
 CACHE_DIR = ".edgekit-run"  # beside the pipeline file: one folder per step, named by its key
 
@@ -321,15 +321,18 @@ def execute_combinations(
     jobs: int | None = None,
     address: str | None = None,
     timeout: float = 30,
+    runner: Executor | None = None,
 ) -> tuple[list[_Plan], Outcome]:
     """Run the steps of every combination on `executor` with the step cache in `folder` (paths relative to
     `base`); a failed step skips the steps that need it and the others go on. Returns each combination's plan
-    and what running them gave."""
+    and what running them gave. `runner`: an executor already started, left open for the caller's next run."""
     from edgekit.release.executor import execute, make_executor
 
     folder.mkdir(parents=True, exist_ok=True)
     plans = [_Plan(c, base, folder) for c in combinations]
     steps = [step for plan in plans for step in plan.steps()]
+    if runner is not None:
+        return plans, execute(steps, folder, runner, progress, close=False)
     devices = sorted({d for c in combinations if c.pipeline.benchmark for d in c.pipeline.benchmark.devices})
     runner = make_executor(executor, jobs, address, timeout, devices)
     if getattr(runner, "dashboard", None):

@@ -96,7 +96,7 @@ def _option_settings(model: Any) -> list[dict[str, Any]]:
 
 
 def pick(trials: list[Trial], strategy: str, limit: int | None, seed: int = 0) -> list[Trial]:
-    """The trials to run: the grid in order, or a random sample; at most `limit`."""
+    """The trials of one device profile to run: the grid in order, or a random sample; at most `limit`."""
     chosen = list(trials)
     if strategy == "random":
         random.Random(seed).shuffle(chosen)
@@ -146,16 +146,18 @@ def search(
         {"source": source, "weights": weights, "inputs": list(inputs), "calib": calib, "tokenizer": tokenizer},
         data, bench, budgets, out / "cache", executor, jobs, progress,
     )  # fmt: skip
-    if strategy == "tpe":
-        from edgekit.release.search_tpe import tpe_trials
+    by_device = {d: [t for t in space if t.device == d] for d in devices}
+    try:
+        if strategy == "tpe":
+            from edgekit.release.search_tpe import tpe_trials
 
-        batch = jobs or os.cpu_count() or 1
-        done = []
-        for device in devices:
-            mine = [t for t in space if t.device == device]
-            done += tpe_trials(mine, trials or len(mine), seed, runner.measure, batch)
-    else:
-        done = runner.measure(pick(space, strategy, trials, seed))
+            batch = jobs or os.cpu_count() or 1
+            done = [row for mine in by_device.values() for row in tpe_trials(mine, trials or len(mine), seed,
+                                                                             runner.measure, batch)]  # fmt: skip
+        else:
+            done = runner.measure([t for mine in by_device.values() for t in pick(mine, strategy, trials, seed)])
+    finally:
+        runner.close()
     trials_run = _same_files(done)
     result: dict[str, Any] = {
         "schema_version": "1",
@@ -199,6 +201,11 @@ class _TrialRunner:
     progress: Progress
     ran: int = 0
     listed: int = 0
+    started: Any = None  # the executor, started on the first run and reused by every later one
+
+    def close(self) -> None:
+        if self.started is not None:
+            self.started.close()
 
     def measure(self, batch: list[Trial]) -> list[dict[str, Any]]:
         """The trials' rows, the cheap checks first: every export (with its parity gate), then evaluation and
@@ -227,7 +234,11 @@ class _TrialRunner:
                 )
             pipeline = Pipeline.model_validate(settings)
             combinations.append(Combination(trial.name, {"device": trial.device, "target": trial.target}, pipeline))
-        return execute_combinations(combinations, Path.cwd(), self.cache, self.progress, self.executor, self.jobs)
+        if self.started is None:
+            from edgekit.release.executor import make_executor
+
+            self.started = make_executor(self.executor, self.jobs, None, 30, [self.bench])
+        return execute_combinations(combinations, Path.cwd(), self.cache, self.progress, runner=self.started)
 
 
 def _choose(result: dict[str, Any], device: str, out: Path, bundle: str | Path | None, labels: str | None) -> bool:
