@@ -10,7 +10,7 @@ from typing import Any
 
 from edgekit._lazy import require
 
-ROUNDS_PER_BUDGET = 20  # proposals per trial at most, so a sampler that keeps proposing measured points stops
+PROPOSALS_PER_TRIAL = 20  # at most, so a sampler that keeps proposing measured points stops
 
 
 def tpe_trials(
@@ -27,10 +27,10 @@ def tpe_trials(
     targets = sorted({trial.target for trial in space})
     rows: dict[str, dict[str, Any]] = {}
     proposals = 0
-    while len(rows) < min(budget, len(space)) and proposals < ROUNDS_PER_BUDGET * budget:
+    while len(rows) < min(budget, len(space)) and proposals < PROPOSALS_PER_TRIAL * budget:
         asked: list[tuple[Any, Any]] = []
         wanted: list[Any] = []
-        while len(wanted) < min(batch, budget - len(rows)) and proposals < ROUNDS_PER_BUDGET * budget:
+        while len(wanted) < min(batch, budget - len(rows)) and proposals < PROPOSALS_PER_TRIAL * budget:
             proposals += 1
             proposal = study.ask()
             trial = _suggest(proposal, targets, space)

@@ -9,8 +9,9 @@ int8 keeps float I/O and lost 5.6 points of accuracy on a fine-tuned DistilBERT 
 
 tflite-int8 through this route is PT2E static int8 (litert-torch's PT2EQuantizer: the linear layers, adds, muls
 and the ops with fixed int8 ranges, calibrated on --calib), tried after the ONNX route, whose file is full
-integer: here the embeddings, LayerNorm and the I/O stay float, so it is the route for the models onnx2tf
-converts wrong (the sidecar says "(non-linear ops)" are float, like the ONNX route's fallback).
+integer: here the embeddings, LayerNorm and Softmax stay float (and a transformer's logits), so it is the route
+for the models onnx2tf converts wrong (the sidecar says "(non-linear ops)" are float, like the ONNX route's
+fallback, and whether the I/O is integer).
 """
 
 from __future__ import annotations
