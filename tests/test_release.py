@@ -168,6 +168,7 @@ def test_a_text_model_ships_its_tokenizer_and_length(tmp_path, capsys):
     assert code == 0, out
 
 
+@pytest.mark.slow  # 43 s: five real steps three times; caching and re-running are in the fast suite (test_sweep)
 def test_the_example_pipeline_runs_caches_and_redoes_only_what_changed(pipeline, capsys, digits):
     code, out = run_cli(capsys, "run", pipeline)
     assert code == 0 and "5 step(s) ran, 0 cached; every gate passed" in out, out

@@ -47,22 +47,23 @@ def _entry(cache: Path, key: str) -> dict:
 
 
 def test_local_with_two_jobs_equals_serial_byte_for_byte(pipeline, capsys):
-    _edit(pipeline, {**_PLAIN, "targets: [tflite-int8, onnx-int8]": f"targets: {FOUR}", "bundle:": "x_bundle:"})
+    two = "targets: [onnx-int8, onnx-fp32]"
+    _edit(pipeline, {**_PLAIN, "targets: [tflite-int8, onnx-int8]": two, "bundle:": "x_bundle:"})
     text = pipeline.read_text()
     pipeline.write_text(text[: text.index("x_bundle:")])
     serial, local = pipeline.parent / "serial", pipeline.parent / "local"
     code, out = run_cli(capsys, "run", pipeline, "--executor", "serial", "--cache", serial)
-    assert code == 0 and "8 step(s) ran" in out, out
+    assert code == 0 and "4 step(s) ran" in out, out
     code, out = run_cli(capsys, "run", pipeline, "--executor", "local", "--jobs", "2", "--cache", local)
-    assert code == 0 and "8 step(s) ran" in out, out
+    assert code == 0 and "4 step(s) ran" in out, out
     a, b = _last_run(serial), _last_run(local)
     keys = {s["step"]: s["key"] for s in a["steps"]}
-    assert len(keys) == 8 and keys == {s["step"]: s["key"] for s in b["steps"]}  # so the files each read are equal
+    assert len(keys) == 4 and keys == {s["step"]: s["key"] for s in b["steps"]}  # so the files each read are equal
     for step in a["steps"]:
         assert _entry(serial, step["key"]) == _entry(local, step["key"]), step["step"]
     evaluations = [json.loads((c / s["key"] / "evaluate.json").read_text())["metrics"] for c in (serial, local)
                    for s in a["steps"] if s["step"].startswith("evaluate")]  # fmt: skip
-    assert evaluations[:4] == evaluations[4:] and all(m["accuracy"] > 0.9 for m in evaluations)
+    assert evaluations[:2] == evaluations[2:] and all(m["accuracy"] > 0.9 for m in evaluations)
     # two jobs ran side by side: some step started before another one ended
     spans = sorted((s["started"], s["ended"]) for s in b["steps"])
     assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), spans
