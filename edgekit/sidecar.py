@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgekit.errors import ModelLoadError
 from edgekit.spec import Role, Signature, TensorSpec
 
-SCHEMA_VERSION = "1.5"  # major.minor: a new major breaks readers, a new minor only adds optional fields
+SCHEMA_VERSION = "1.6"  # major.minor: a new major breaks readers, a new minor only adds optional fields
 SIDECAR_SUFFIX = ".edgekit.json"
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "sidecar-1.schema.json"
 
@@ -164,6 +164,9 @@ class Sidecar(BaseModel):
     # 1.5: where a target has several routes (PyTorch -> TFLite: litert-torch, or through ONNX and onnx2tf), the
     # one that made the file, the candidates in the order tried, and what each route before it gave
     route_choice: dict[str, Any] | None = None
+    # 1.6: the search that chose this file (`edgekit search`'s copy in OUT/DEVICE): the device profile, budgets,
+    # trials run, this trial and its scores, the front, and why this one
+    search: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

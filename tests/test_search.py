@@ -85,7 +85,12 @@ def test_the_choice_is_the_fastest_file_within_the_budgets_and_is_copied_with_it
     assert choice["trial"] in page and "class=pareto" in page
     copied = Path(choice["file"])
     assert copied.parent == out / DEVICE and copied.read_bytes() == Path(row["file"]).read_bytes()
-    assert json.loads(copied.with_suffix(".edgekit.json").read_text())["target"] == row["target"]
+    sidecar = json.loads(copied.with_suffix(".edgekit.json").read_text())
+    assert sidecar["target"] == row["target"] and sidecar["search"]["trial"] == choice["trial"]
+    assert sidecar["search"]["scores"]["p50_ms"] == row["p50_ms"] and "fastest p50" in sidecar["search"]["why"]
+    from edgekit.sidecar import read_sidecar
+
+    assert read_sidecar(copied).search["front"] == result["front"][DEVICE]  # the sidecar contract holds it
     # --bundle: the choice as a generic (x86 Linux) app bundle with its labels, evaluation and benchmark
     from edgekit.release.verify import verify
 
@@ -176,3 +181,55 @@ def test_tpe_proposes_distinct_trials_within_its_budget(searched, cnn, calib_npz
     assert tpe["steps"]["ran"] == 0
     chosen = tpe["choices"].get(DEVICE)
     assert chosen is None or by_name[chosen["trial"]]["status"] == "passed"
+
+
+def test_the_pareto_front_keeps_what_nothing_dominates():
+    from edgekit.release.pareto import pareto_front
+
+    points = {"a": (1.0, 5.0), "b": (2.0, 2.0), "c": (2.0, 3.0), "d": (1.0, 5.0), "e": (3.0, 1.0)}
+    front = pareto_front(list(points), lambda k: points[k])
+    assert front == ["a", "b", "d", "e"]  # c is beaten by b; equal points (a, d) do not beat each other
+
+
+def test_a_time_budget_stops_the_search_after_the_round_it_is_in(cnn, calib_npz, test_npz, tmp_path, capsys):
+    """--time 0.1: the first round (two trials: --jobs 2) still runs and finishes; no second round starts."""
+    settings = ["--calib", calib_npz, "--input", zoo.DIGITS_INPUT, "--weights", cnn[1], "--device", DEVICE]
+    targets = [a for t in TARGETS for a in ("--target", t)]
+    code, out = run_cli(capsys, "search", "edgekit_demo.zoo:digits_cnn", "--data", test_npz, *settings, *targets,
+                        "--time", "0.1", "--jobs", "2", "--executor", "serial", "-o", tmp_path / "s")  # fmt: skip
+    result = json.loads((tmp_path / "s" / "search.json").read_text())
+    assert len(result["trials"]) == 2 < result["space_size"] == 5, out
+    assert result["time_budget_s"] == 0.1 and "the time budget (0.1 s) ended the search after 2 trial(s)" in out
+    assert result["stopped"].startswith("the time budget") and code in (0, 1)
+
+
+def test_a_space_file_narrows_the_targets_and_sets_the_values_tried(tmp_path):
+    from edgekit.release.search import search_space
+    from edgekit.release.search_space import read_space
+
+    space = tmp_path / "space.yaml"
+    space.write_text("targets: [onnx-int8, onnx-fp32]\noptions:\n  onnxruntime:\n    fuse: [false]\n")
+    read = read_space(space)
+    trials = search_space([DEVICE], tuple(read.targets), read.options)
+    assert sorted(t.name for t in trials) == [f"{DEVICE}: onnx-fp32 (fuse=False)", f"{DEVICE}: onnx-int8 (fuse=False)"]
+    assert len(search_space([DEVICE], ("onnx-int8",))) == 2  # without the file: fuse on and off
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("targets: [onnx-int9]\n", "line 1: Unknown target 'onnx-int9'"),
+        ("targets: [onnx-int8]\nstrategy: tpe\n", "line 2: strategy: Extra inputs are not permitted"),
+        ("options:\n  onnxruntime:\n    fusion: [true]\n", "line 3: onnxruntime has no option 'fusion'"),
+        ("options:\n  coreml:\n    fuse: [true]\n", "line 2: no runtime named 'coreml'"),
+        ("options:\n  onnxruntime:\n    fuse: ['maybe']\n", "line 3: onnxruntime.fuse = 'maybe'"),
+        ("options:\n  onnxruntime:\n    fuse: []\n", "line 3: onnxruntime.fuse lists no value to try"),
+    ],
+)
+def test_a_bad_space_file_is_refused_with_its_line(text, words, tmp_path, capsys, test_npz):
+    space = tmp_path / "space.yaml"
+    space.write_text(text)
+    code, out = run_cli(capsys, "search", "edgekit_demo.zoo:digits_cnn", "--data", test_npz, "--space", space,
+                        "-o", tmp_path / "out")  # fmt: skip
+    assert code == 2 and words in " ".join(out.split()), out
+    assert not (tmp_path / "out").exists()

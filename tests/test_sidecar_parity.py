@@ -30,7 +30,7 @@ def exported(tmp_path_factory):
 def test_sidecar_round_trip(exported):
     read = read_sidecar(exported.artifact)
     assert isinstance(read, Sidecar) and read.to_json() == exported.sidecar
-    assert read.schema_version == SCHEMA_VERSION == "1.5" and read.quantization.applied == "static"
+    assert read.schema_version == SCHEMA_VERSION == "1.6" and read.quantization.applied == "static"
     assert read.tensors.input_specs()[0].name == "x" and read.tensors.output_names() == ["scores", "features"]
     assert read.parity.matched_by == "name" and read.sha256 and read.size_bytes == exported.artifact.stat().st_size
 

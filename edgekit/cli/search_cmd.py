@@ -22,6 +22,11 @@ from edgekit.release.search import STRATEGIES
               help="grid: every trial in order; random: a random sample (with --trials); tpe: Optuna's TPE "
               "proposes each round from the trials before it (pip install 'edgekit[search]').")  # fmt: skip
 @click.option("--trials", type=click.IntRange(min=1), help="Run at most this many trials per device profile.")
+@click.option("--time", "time_budget", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Start no round of trials after this long (the round running then finishes; device profiles "
+              "share the time).")  # fmt: skip
+@click.option("--space", "space_file", type=click.Path(dir_okay=False), help="SPACE.yaml: the targets to try "
+              "and the values per runtime option (e.g. options: {onnxruntime: {fuse: [false]}}).")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random and tpe strategies.")
 @click.option(
     "--bench", default="local", show_default=True, help="Benchmark device: local, ssh://USER@HOST, adb://SERIAL."
@@ -38,8 +43,9 @@ from edgekit.release.search import STRATEGIES
 @click.option("--output", "-o", "out", required=True, type=click.Path(file_okay=False),
               help="Folder for search.json, the step cache and each device's chosen file.")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True)
-def search_cmd(source, devices, data, calib, max_drop, max_p90_ms, max_size_mb, targets, strategy, trials, seed,
-               bench, inputs, weights, tokenizer, executor, jobs, bundle, labels, out, quiet) -> None:  # fmt: skip
+def search_cmd(source, devices, data, calib, max_drop, max_p90_ms, max_size_mb, targets, strategy, trials,
+               time_budget, space_file, seed, bench, inputs, weights, tokenizer, executor, jobs, bundle, labels, out,
+               quiet) -> None:  # fmt: skip
     """Find the best file of SOURCE for each device profile: every target that runs there (and its runtime's
     searchable options) is exported, evaluated on --data in its runtime and benchmarked; the fastest file
     within the budgets is chosen. Re-running reuses every finished step (OUT/cache).
@@ -57,7 +63,8 @@ def search_cmd(source, devices, data, calib, max_drop, max_p90_ms, max_size_mb, 
         result = search(
             source, list(devices) or [local_device().name], data, out, Budgets(max_drop, max_p90_ms, max_size_mb),
             calib=calib, inputs=inputs, weights=weights, tokenizer=tokenizer, targets=targets, strategy=strategy,
-            trials=trials, seed=seed, bench=bench, executor=executor, jobs=jobs, bundle=bundle, labels=labels,
+            trials=trials, time_budget=time_budget, space_file=space_file, seed=seed, bench=bench,
+            executor=executor, jobs=jobs, bundle=bundle, labels=labels,
             progress=Progress(quiet=quiet),
         )  # fmt: skip
     except NoChoice as e:
@@ -99,4 +106,7 @@ def _table(result: dict) -> None:
             if "same_file_as" in row
             else "; ".join(row["over_budget"]) or "within budgets",
         )
-    Console(stderr=True).print(table)
+    console = Console(stderr=True)
+    console.print(table)
+    if result.get("stopped"):
+        console.print(f"{result['stopped']} (of {result['space_size']} in the space)")

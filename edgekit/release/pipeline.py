@@ -618,14 +618,22 @@ def _benchmark(spec: BenchmarkSpec, base: Path, device: str, files: list[Path], 
     return {"runs": runs}
 
 
+def size_over(target: str, size_bytes: int, max_size_mb: float | None) -> str | None:
+    """The size gate's failure for a file, or None when it fits (or there is no gate)."""
+    size_mb = size_bytes / 1e6
+    if max_size_mb is None or size_mb <= max_size_mb:
+        return None
+    return f"{target}: size {size_mb:.2f} MB > max_size_mb {max_size_mb}"
+
+
 def _gates(
     pipeline: Pipeline, sizes: dict[str, int], evaluations: dict[str, dict], benchmarks: dict[str, list[dict]]
 ) -> list[str]:
     gates, failures = pipeline.gates, []
     for target, size in sizes.items():
-        size_mb = size / 1e6
-        if gates.max_size_mb is not None and size_mb > gates.max_size_mb:
-            failures.append(f"{target}: size {size_mb:.2f} MB > max_size_mb {gates.max_size_mb}")
+        over = size_over(target, size, gates.max_size_mb)
+        if over:
+            failures.append(over)
         report = evaluations.get(target)
         if gates.max_accuracy_drop is not None and report is not None:
             drops = {k: v for k, v in (report.get("drop") or {}).items() if k in ("accuracy", "f1_macro")}

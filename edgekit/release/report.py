@@ -111,12 +111,12 @@ def _kind(data: Any) -> str | None:
 
 def _mark_pareto(rows: list[Row]) -> None:
     """Per device: the files no other file beats on both accuracy (higher) and p50 latency (lower)."""
+    from edgekit.release.pareto import pareto_front
+
     for device in {r.device for r in rows}:
-        scored = [
-            (r, r.accuracy, r.p50) for r in rows if r.device == device and r.accuracy is not None and r.p50 is not None
-        ]
-        for r, acc, p50 in scored:
-            r.pareto = not any(a >= acc and t <= p50 and (a, t) != (acc, p50) for _, a, t in scored)
+        scored = [r for r in rows if r.device == device and r.accuracy is not None and r.p50 is not None]
+        for r in pareto_front(scored, lambda r: (-(r.accuracy or 0.0), r.p50 or 0.0)):
+            r.pareto = True
 
 
 def render(rows: list[Row], title: str = "edgekit report") -> str:

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +19,17 @@ from typing import Any, Literal
 from edgekit.checksum import sha256_path
 from edgekit.errors import EdgekitError, UsageError, first_line
 from edgekit.progress import SILENT, Progress
-from edgekit.release.pipeline import BenchmarkSpec, Combination, EvaluateSpec, Gates, Pipeline, execute_combinations
+from edgekit.release.pareto import pareto_front
+from edgekit.release.pipeline import (
+    BenchmarkSpec,
+    Combination,
+    EvaluateSpec,
+    Gates,
+    Pipeline,
+    execute_combinations,
+    size_over,
+)
+from edgekit.release.search_space import SearchSpace, read_space
 
 STRATEGIES = ("grid", "random", "tpe")
 SEARCH_FILE = "search.json"
@@ -55,10 +66,12 @@ class NoChoice(EdgekitError):
         self.result = result
 
 
-def search_space(devices: list[str], targets: tuple[str, ...] = ()) -> list[Trial]:
+def search_space(
+    devices: list[str], targets: tuple[str, ...] = (), values: dict[str, dict[str, list[Any]]] | None = None
+) -> list[Trial]:
     """Every target that exports and runs on this machine and that the device profile takes (it has a rule for
     the runtime and allows the quantization), once per combination of its runtime's searchable option values.
-    `targets` narrows it to those names."""
+    `targets` narrows it to those names; `values` (per runtime, option -> values) replaces or adds options'."""
     from edgekit.backends.registry import backend_for_runtime
     from edgekit.catalog import get_device, get_target, resolve
     from edgekit.catalog import targets as all_targets
@@ -80,18 +93,20 @@ def search_space(devices: list[str], targets: tuple[str, ...] = ()) -> list[Tria
             except UsageError:
                 continue  # the profile does not take this quantization (an NPU: full integer only)
             backend = backend_for_runtime(target.runtime)
-            for options in _option_settings(backend.options if backend else None):
+            for options in _option_settings(backend.options if backend else None, (values or {}).get(target.runtime)):
                 trials.append(Trial(device.name, target.name, {target.runtime: options} if options else {}))
     return trials
 
 
-def _option_settings(model: Any) -> list[dict[str, Any]]:
-    """Every combination of the values the options model marks searchable ([{}] when none)."""
+def _option_settings(model: Any, values: dict[str, list[Any]] | None = None) -> list[dict[str, Any]]:
+    """Every combination of the values the options model marks searchable, with `values` replacing or adding
+    options' ([{}] when none)."""
     fields = {
         name: extra["search"]
         for name, info in (model.model_fields.items() if model else ())
         if isinstance(extra := info.json_schema_extra, dict) and "search" in extra
     }
+    fields.update(values or {})
     return [dict(zip(fields, values)) for values in itertools.product(*fields.values())]
 
 
@@ -117,6 +132,8 @@ def search(
     targets: tuple[str, ...] = (),
     strategy: Literal["grid", "random", "tpe"] = "grid",
     trials: int | None = None,
+    time_budget: float | None = None,
+    space_file: str | Path | None = None,
     seed: int = 0,
     bench: str = "local",
     executor: str = "local",
@@ -128,13 +145,17 @@ def search(
     """Search the space for each device profile; writes OUT/search.json (edgekit.release.search_schema), its HTML
     report (OUT/report.html) and each device's chosen file (with its sidecar) under OUT/DEVICE/. Returns the
     search.json document; raises NoChoice when a device has none. `bundle`: a folder where each device's choice
-    also becomes an app bundle (BUNDLE/DEVICE, for the profile's platform; `labels` goes into it)."""
+    also becomes an app bundle (BUNDLE/DEVICE, for the profile's platform; `labels` goes into it). `time_budget`:
+    seconds after which no new round of trials starts (the round running then finishes; each device profile
+    gets an equal share of what is left when its turn comes). `space_file`: a SPACE.yaml that narrows the targets
+    and sets the values tried per runtime option (edgekit.release.search_space); `targets` wins over its list."""
     from edgekit.catalog import get_device
 
     if strategy not in STRATEGIES:
         raise UsageError(f"Unknown search strategy '{strategy}'.", hint=f"Use one of: {', '.join(STRATEGIES)}.")
     out, devices = Path(out), [get_device(d).name for d in devices]
-    space = search_space(devices, targets)
+    chosen_space = read_space(space_file) if space_file else SearchSpace()
+    space = search_space(devices, targets or tuple(chosen_space.targets), chosen_space.options)
     if not space:
         raise UsageError(
             f"Nothing to search: no target{' of ' + ', '.join(targets) if targets else ''} exports and runs here "
@@ -147,15 +168,20 @@ def search(
         data, bench, budgets, out / "cache", executor, jobs, progress,
     )  # fmt: skip
     by_device = {d: [t for t in space if t.device == d] for d in devices}
+    clock = _Clock(time_budget)
+    batch = jobs or os.cpu_count() or 1
     try:
-        if strategy == "tpe":
-            from edgekit.release.search_tpe import tpe_trials
+        done: list[dict[str, Any]] = []
+        for turn, mine in enumerate(by_device.values()):
+            deadline = clock.share(len(devices) - turn)
+            if strategy == "tpe":
+                from edgekit.release.search_tpe import tpe_trials
 
-            batch = jobs or os.cpu_count() or 1
-            done = [row for mine in by_device.values() for row in tpe_trials(mine, trials or len(mine), seed,
-                                                                             runner.measure, batch)]  # fmt: skip
-        else:
-            done = runner.measure([t for mine in by_device.values() for t in pick(mine, strategy, trials, seed)])
+                rows = tpe_trials(mine, trials or len(mine), seed, runner.measure, batch, deadline)
+            else:
+                rows = _in_rounds(pick(mine, strategy, trials, seed), runner.measure, batch, deadline)
+            clock.check(deadline, len(rows) < min(trials or len(mine), len(mine)))
+            done += rows
     finally:
         runner.close()
     trials_run = _same_files(done)
@@ -166,6 +192,8 @@ def search(
         "budgets": asdict(budgets),
         "bench_device": bench,
         "space_size": len(space),
+        "time_budget_s": time_budget,
+        "stopped": clock.stopped(len(done)),
         "steps": {"ran": runner.ran, "cached": runner.listed - runner.ran},
         "trials": trials_run,
         "front": {d: [r["name"] for r in _front([r for r in trials_run if r["device"] == d])] for d in devices},
@@ -185,6 +213,38 @@ def search(
             + ". Loosen a budget or widen the space.",
         )
     return result
+
+
+class _Clock:
+    """The search's time budget: each device profile's deadline, and whether the budget cut the search short."""
+
+    def __init__(self, budget: float | None) -> None:
+        self.budget, self.start, self.cut = budget, time.monotonic(), False
+
+    def share(self, devices_left: int) -> float | None:
+        """The deadline of the next device profile: an equal share of the time left (None: no budget)."""
+        if self.budget is None:
+            return None
+        now = time.monotonic()
+        return now + max(self.start + self.budget - now, 0.0) / devices_left
+
+    def check(self, deadline: float | None, short: bool) -> None:
+        """Note a device profile that ran fewer trials than it would have because its deadline passed."""
+        self.cut = self.cut or (short and deadline is not None and time.monotonic() >= deadline)
+
+    def stopped(self, trials: int) -> str | None:
+        return f"the time budget ({self.budget:g} s) ended the search after {trials} trial(s)" if self.cut else None
+
+
+def _in_rounds(trials: list[Trial], measure, batch: int, deadline: float | None) -> list[dict[str, Any]]:
+    """All the trials at once without a deadline; with one, `batch` at a time until it passes."""
+    if deadline is None:
+        return measure(trials)
+    rows: list[dict[str, Any]] = []
+    while trials and time.monotonic() < deadline:
+        rows += measure(trials[:batch])
+        trials = trials[batch:]
+    return rows
 
 
 @dataclass
@@ -249,7 +309,21 @@ def _choose(result: dict[str, Any], device: str, out: Path, bundle: str | Path |
     if not feasible:
         return False
     best = min(feasible, key=lambda r: (r["p50_ms"], r["size_bytes"]))
-    choice = result["choices"][device] = {"trial": best["name"], "file": str(_publish(best, out / device))}
+    why = (
+        f"the fastest p50 of the {len(feasible)} file(s) within the budgets (of {len(mine)} trial(s)), the smallest "
+        "on a tie"
+    )
+    record = {
+        "device": device,
+        "strategy": result["strategy"],
+        "budgets": result["budgets"],
+        "trials": len(mine),
+        "trial": best["name"],
+        "scores": {k: best[k] for k in ("accuracy", "accuracy_drop_pts", "p50_ms", "p90_ms", "size_bytes")},
+        "front": result["front"][device],
+        "why": why,
+    }
+    choice = result["choices"][device] = {"trial": best["name"], "file": str(_publish(best, out / device, record))}
     if bundle is not None:
         choice["bundle"] = str(_bundle(best, Path(bundle) / device, device, labels))
     return True
@@ -272,10 +346,10 @@ def _exported(trial: Trial, plan: Any, outcome: Any, max_size_mb: float | None) 
     export = outcome.records[plan.export_ids[trial.target]]
     file = plan.cache / export["_key"] / export["artifact"]
     row.update(file=str(file), sha256=sha256_path(file), size_bytes=export["size_bytes"], over_budget=[])
-    size_mb = export["size_bytes"] / 1e6
-    if max_size_mb is not None and size_mb > max_size_mb:
-        over = f"{trial.target}: size {size_mb:.2f} MB > max_size_mb {max_size_mb} (not evaluated or benchmarked)"
-        row.update(status="over budget", over_budget=[over], accuracy=None, accuracy_drop_pts=None)
+    over = size_over(trial.target, export["size_bytes"], max_size_mb)
+    if over:
+        row.update(status="over budget", over_budget=[f"{over} (not evaluated or benchmarked)"])
+        row.update(accuracy=None, accuracy_drop_pts=None)
         row.update(p50_ms=None, p90_ms=None)
     return row
 
@@ -318,14 +392,7 @@ def _front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The trials no other beats on accuracy drop, p50 latency and size at once (failed trials and repeated
     files left out)."""
     scored = [r for r in rows if r["status"] != "failed" and r["p50_ms"] is not None and "same_file_as" not in r]
-
-    def figures(r: dict[str, Any]) -> tuple[float, float, int]:
-        return (r["accuracy_drop_pts"] or 0.0, r["p50_ms"], r["size_bytes"])
-
-    def beats(a: dict[str, Any], b: dict[str, Any]) -> bool:
-        return all(x <= y for x, y in zip(figures(a), figures(b))) and figures(a) != figures(b)
-
-    return [r for r in scored if not any(beats(o, r) for o in scored)]
+    return pareto_front(scored, lambda r: (r["accuracy_drop_pts"] or 0.0, r["p50_ms"], r["size_bytes"]))
 
 
 def _closest(rows: list[dict[str, Any]], device: str) -> str:
@@ -349,13 +416,16 @@ def _bundle(row: dict[str, Any], folder: Path, device: str, labels: str | None) 
     return made.path
 
 
-def _publish(row: dict[str, Any], folder: Path) -> Path:
-    """Copy the chosen file, its companions and its sidecar from the step cache into `folder`."""
-    from edgekit.artifact import artifact_files
+def _publish(row: dict[str, Any], folder: Path, record: dict[str, Any]) -> Path:
+    """Copy the chosen file and its companions from the step cache into `folder`, with its sidecar recording
+    the search that chose it."""
+    from edgekit.artifact import artifact_files, write_json_atomic
     from edgekit.sidecar import sidecar_path
 
     folder.mkdir(parents=True, exist_ok=True)
     source = Path(row["file"])
-    for path in (*artifact_files(source), sidecar_path(source)):
+    for path in artifact_files(source):
         shutil.copy2(path, folder / path.name)
+    sidecar = json.loads(sidecar_path(source).read_text())
+    write_json_atomic(sidecar_path(folder / source.name), {**sidecar, "search": record})
     return folder / source.name

@@ -4,11 +4,12 @@ validate real searches against it. Keys not named here may be added in a later s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from edgekit.contract import document_schema, rewrite
 
 SCHEMA_VERSION = "1"
 SCHEMA_FILE = Path(__file__).parent.parent / "schemas" / f"search-{SCHEMA_VERSION}.schema.json"
@@ -52,6 +53,8 @@ class SearchDocument(_Open):
     budgets: dict[str, float | None]
     bench_device: str
     space_size: int = Field(description="trials in the whole space, of which `trials` ran")
+    time_budget_s: float | None = Field(None, description="--time: no round of trials started after it")
+    stopped: str | None = Field(None, description="why the search ran fewer trials than asked (the time budget)")
     steps: dict[str, int] = Field(description="steps that ran and that came from the cache")
     trials: list[SearchTrial]
     front: dict[str, list[str]] = Field(description="per device profile, the trials on the Pareto front")
@@ -59,13 +62,8 @@ class SearchDocument(_Open):
 
 
 def json_schema() -> dict[str, Any]:
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": f"edgekit search {SCHEMA_VERSION}",
-        **SearchDocument.model_json_schema(),
-    }
+    return document_schema(SearchDocument, f"edgekit search {SCHEMA_VERSION}")
 
 
 if __name__ == "__main__":  # python -m edgekit.release.search_schema: rewrite the shipped JSON Schema
-    SCHEMA_FILE.write_text(json.dumps(json_schema(), indent=2) + "\n")
-    print(SCHEMA_FILE)
+    rewrite(SCHEMA_FILE, json_schema())

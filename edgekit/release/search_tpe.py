@@ -5,6 +5,7 @@ A proposal already measured is answered from what it gave, without counting as a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,10 +15,16 @@ PROPOSALS_PER_TRIAL = 20  # at most, so a sampler that keeps proposing measured 
 
 
 def tpe_trials(
-    space: list[Any], budget: int, seed: int, measure: Callable[[list[Any]], list[dict[str, Any]]], batch: int = 1
+    space: list[Any],
+    budget: int,
+    seed: int,
+    measure: Callable[[list[Any]], list[dict[str, Any]]],
+    batch: int = 1,
+    deadline: float | None = None,
 ) -> list[dict[str, Any]]:
     """Measure at most `budget` distinct trials of `space` (one device profile's), `batch` at a time, chosen by
-    TPE; returns their rows (the search's trial records) in the order they ran."""
+    TPE, starting no round after `deadline` (time.monotonic()); returns their rows (the search's trial records)
+    in the order they ran."""
     optuna = require("optuna", "The tpe search strategy")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(
@@ -28,6 +35,8 @@ def tpe_trials(
     rows: dict[str, dict[str, Any]] = {}
     proposals = 0
     while len(rows) < min(budget, len(space)) and proposals < PROPOSALS_PER_TRIAL * budget:
+        if deadline is not None and time.monotonic() >= deadline:
+            break
         asked: list[tuple[Any, Any]] = []
         wanted: list[Any] = []
         while len(wanted) < min(batch, budget - len(rows)) and proposals < PROPOSALS_PER_TRIAL * budget:
