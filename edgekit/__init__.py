@@ -253,6 +253,28 @@ def search(
     return run_search(source, devices or [local_device().name], data, out, budgets, **settings)
 
 
+@_api
+def diff(artifact: str | Path, data: str | Path, *, reference: str | Path | None = None, **settings: Any) -> Any:
+    """Every weighted layer of `artifact`, run in its own runtime, against `reference` (its source, or another
+    exported file) on `data`, as `edgekit diff` does: returns an edgekit.layerdiff.DiffReport (.first_divergent,
+    .layers, .to_json()). `settings`: samples, layers, metric, threshold, atol, rtol, reference_inputs,
+    reference_weights, tokenizer, reduce (a folder for the smallest diverging piece), progress."""
+    from edgekit.layerdiff import diff as _diff
+
+    return _diff(artifact, data, reference=reference, **settings)
+
+
 from edgekit.sources.trust import unsafe_load  # noqa: E402  (light: the errors module only)
 
-__all__ = ["__version__", "benchmark", "evaluate", "export", "load", "run", "search", "targets", "unsafe_load"]
+__all__ = [
+    "__version__",
+    "benchmark",
+    "diff",
+    "evaluate",
+    "export",
+    "load",
+    "run",
+    "search",
+    "targets",
+    "unsafe_load",
+]

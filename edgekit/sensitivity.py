@@ -78,7 +78,7 @@ def quantizable_layers(model: Model) -> list[str]:
     """The names `--keep-float` and the fallback speak of: Linear/Conv module paths of a torch source,
     MatMul/Gemm/Conv nodes with a weight of an ONNX source."""
     if model.format == "torch":
-        return list(_torch_layers(model))
+        return list(torch_layers(model))
     if model.format == "onnx":
         return [n.name for n in _onnx_layers(model.obj.graph)]
     return []
@@ -87,7 +87,7 @@ def quantizable_layers(model: Model) -> list[str]:
 def layer_weights(model: Model, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The weight array of each named layer (runtimes that name layers differently match them by weights)."""
     if model.format == "torch":
-        layers = _torch_layers(model)
+        layers = torch_layers(model)
         return {n: layers[n].weight.detach().numpy() for n in names if n in layers}
     if model.format == "onnx":
         from onnx import numpy_helper
@@ -99,7 +99,8 @@ def layer_weights(model: Model, names: tuple[str, ...]) -> dict[str, np.ndarray]
     return {}
 
 
-def _torch_layers(model: Model) -> dict[str, Any]:
+def torch_layers(model: Model) -> dict[str, Any]:
+    """A torch source's Linear/Conv modules by module path (empty for sources without a module tree)."""
     from edgekit.sources.torch_source import torch_module
 
     module = torch_module(model.obj)
@@ -148,7 +149,7 @@ def _measure_torch(model: Model, data: Dataset, dynamic: bool, batch_size: int) 
     names = model.signature.input_names
     batch_size = 1 if any(isinstance(s.shape[0], int) for s in model.signature.inputs if s.shape) else batch_size
     feeds = [tuple(torch.from_numpy(b[n]) for n in names) for b in data.batches(batch_size)]
-    layers = _torch_layers(model)
+    layers = torch_layers(model)
 
     def run() -> list[np.ndarray]:
         with torch.inference_mode():

@@ -34,6 +34,7 @@ class _Group(click.Group):
         "cache": "edgekit.cli.cache_cmd:cache_cmd",
         "report": "edgekit.cli.report_cmd:report_cmd",
         "search": "edgekit.cli.search_cmd:search_cmd",
+        "diff": "edgekit.cli.diff_cmd:diff_cmd",
     }
 
     @staticmethod

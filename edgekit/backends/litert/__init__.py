@@ -50,6 +50,12 @@ def _count_work(path: Path, inputs: dict[str, list[int]]) -> dict[str, Any]:
     return count(path, inputs)
 
 
+def _layer_taps(path: Path, io: ArtifactIO | None):
+    from edgekit.backends.litert.taps import TFLiteTaps
+
+    return TFLiteTaps(path, io)
+
+
 BACKEND = Backend(
     runtime="litert",
     app_platforms=("android", "ios"),
@@ -102,4 +108,5 @@ BACKEND = Backend(
     plan=litert_plan,
     scheme_problems=scheme_problems,
     count_work=_count_work,
+    layer_taps=_layer_taps,
 )

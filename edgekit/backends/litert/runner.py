@@ -68,7 +68,9 @@ class LiteRTRunner(Runner):
         litert = require("ai_edge_litert.interpreter", "Running a .tflite file")
         try:
             with quiet():  # LiteRT announces its default XNNPACK delegate on stderr
-                self.interpreter = litert.Interpreter(model_path=str(self.path), num_threads=self.threads)
+                self.interpreter = litert.Interpreter(
+                    model_path=str(self.path), num_threads=self.threads, **self.options(litert)
+                )
                 self.interpreter.allocate_tensors()
         except Exception as e:  # a corrupt flatbuffer or a missing kernel
             raise ModelLoadError(f"LiteRT cannot load {self.path}: {first_line(e)}") from None
@@ -88,6 +90,10 @@ class LiteRTRunner(Runner):
         )
         fixed = [int(d["shape_signature"][0]) for d in self.inputs if len(d["shape"]) and d["shape_signature"][0] > 0]
         self.fixed_batch = fixed[0] if fixed else None
+
+    def options(self, litert: Any) -> dict[str, Any]:
+        """More keyword arguments for the Interpreter (none: LiteRT's defaults, XNNPACK included)."""
+        return {}
 
     def deactivate_impl(self) -> None:
         self.interpreter = None

@@ -82,6 +82,12 @@ def _count_work(path: Path, inputs: dict[str, list[int]]) -> dict[str, Any]:
     return count(path, inputs)
 
 
+def _layer_taps(path: Path, io: ArtifactIO | None):
+    from edgekit.backends.onnxruntime.taps import OnnxTaps
+
+    return OnnxTaps(path)
+
+
 BACKEND = Backend(
     runtime="onnxruntime",
     app_platforms=("android", "ios"),
@@ -106,4 +112,5 @@ BACKEND = Backend(
     plan=ort_plan,
     optimize=_fuse,
     count_work=_count_work,
+    layer_taps=_layer_taps,
 )

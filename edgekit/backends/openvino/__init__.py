@@ -71,6 +71,12 @@ def _count_work(path: Path, inputs: dict[str, list[int]]) -> dict[str, Any]:
     return count(path, inputs)
 
 
+def _layer_taps(path: Path, io: ArtifactIO | None):
+    from edgekit.backends.openvino.taps import OpenVINOTaps
+
+    return OpenVINOTaps(path)
+
+
 BACKEND = Backend(
     runtime="openvino",
     versioned=("openvino", "nncf"),
@@ -96,4 +102,5 @@ BACKEND = Backend(
     scheme_problems=scheme_problems,
     companions=companions,
     count_work=_count_work,
+    layer_taps=_layer_taps,
 )

@@ -1,0 +1,68 @@
+"""Pair the weighted layers of two models by their weights.
+
+Names do not survive export (an ONNX node, a TFLite tensor) and neither do layouts (OIHW vs OHWI, a MatMul's
+transposed weight), but weights do, up to a scale per output channel (a folded BatchNorm, int8 rounding, a
+wrong quantization scale). Two layers match when their weights, rows taken along the output channels and
+laid out alike, point the same way: the mean cosine of the rows is at least MIN_COSINE.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgekit.layerdiff.taps import TapLayer
+
+MIN_COSINE = 0.95
+
+
+@dataclass(frozen=True)
+class Match:
+    reference: TapLayer
+    artifact: TapLayer | None  # None: no layer of the other model has its weights
+    cosine: float | None = None  # how alike the weights are
+
+
+def _rows(layer: TapLayer) -> np.ndarray:
+    return np.moveaxis(layer.weight, layer.out_axis, 0)
+
+
+def weight_cosine(a: TapLayer, b: TapLayer) -> float:
+    """The best mean row cosine over the layouts of b's weight that have a's shape (0.0 when none has)."""
+    ra, rb = _rows(a), _rows(b)
+    if ra.shape[0] != rb.shape[0] or sorted(ra.shape[1:]) != sorted(rb.shape[1:]):
+        if ra.size == rb.size and ra.shape[0] == rb.shape[0]:  # a flattened filter (a conv as a matmul)
+            rb = rb.reshape(ra.shape)
+        else:
+            return 0.0
+    best = 0.0
+    for perm in itertools.permutations(range(1, rb.ndim)):
+        cand = np.transpose(rb, (0, *perm))
+        if cand.shape != ra.shape:
+            continue
+        x, y = ra.reshape(len(ra), -1).astype(np.float64), cand.reshape(len(cand), -1).astype(np.float64)
+        norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+        live = norms > 0
+        if live.any():
+            best = max(best, float(np.mean(np.sum(x * y, axis=1)[live] / norms[live])))
+    return best
+
+
+def match_layers(reference: list[TapLayer], artifact: list[TapLayer]) -> list[Match]:
+    """Each reference layer with the artifact layer whose weights are most alike (each used once)."""
+    scores = sorted(
+        ((weight_cosine(r, a), i, j) for i, r in enumerate(reference) for j, a in enumerate(artifact)),
+        key=lambda t: (-t[0], t[1], t[2]),
+    )
+    taken: dict[int, Match] = {}
+    used: set[int] = set()
+    for cosine, i, j in scores:
+        if cosine < MIN_COSINE:
+            break
+        if i in taken or j in used:
+            continue
+        taken[i] = Match(reference[i], artifact[j], round(cosine, 4))
+        used.add(j)
+    return [taken.get(i, Match(r, None)) for i, r in enumerate(reference)]
