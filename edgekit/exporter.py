@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shlex
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -97,6 +98,13 @@ def _backend(tgt: Target) -> Backend:
     return backend
 
 
+def _diff_command(rejected: Path, source, weights, calib) -> str:
+    """The `edgekit diff` command line for a file that failed its gate."""
+    parts = ["edgekit diff", shlex.quote(str(rejected)), "--data", shlex.quote(str(calib or "DATA"))]
+    parts += ["--reference", shlex.quote(str(source))] + (["--weights", shlex.quote(str(weights))] if weights else [])
+    return " ".join(parts)
+
+
 def export(
     source: str | Path,
     target: str,
@@ -150,78 +158,109 @@ def export(
     job = _Job(model, tgt, backend, dev, recipe, backend.plan(recipe), data, parity_data, resolved, fallback, progress)
 
     with staging(out) as tmp:
-        tried: list[dict[str, str]] = []
-        for i, route in enumerate(routes):
-            last_route = i == len(routes) - 1
-            folder = tmp / f"route{i}"
-            folder.mkdir()
-            try:
-                outcome = _through(job, route, folder)
-            except (ConversionError, UnsupportedOpError, GateError) as e:  # GateError: no fallback met the gate
-                if last_route:
-                    if tried:
-                        e.hint = "; ".join(filter(None, [e.hint, "routes tried before: " + _tried_text(tried)]))
-                    raise
-                tried.append({"route": route_name(route), "result": f"failed: {first_line(e)}"})
-                progress.warn(f"{route_name(route)} failed ({first_line(e, 160)}): trying {route_name(routes[i + 1])}")
-                continue
-            if outcome.chosen.verdict.passed or last_route:
-                break
-            tried.append({"route": route_name(route), "result": "; ".join(outcome.chosen.verdict.failures())})
-            progress.warn(f"{route_name(route)} made a file that failed its gate: trying {route_name(routes[i + 1])}")
-        chosen, gate = outcome.chosen, outcome.gate
-        current, quantized, verdict, parity = chosen.file, chosen.quantized, chosen.verdict, chosen.parity
-        io = backend.describe_io(current, model)
-        warnings.extend(parity.warnings)
-        fallback_record = (
-            fallback_record_json(fallback, verdict, gate.tried, outcome.table, outcome.pinned)
-            if outcome.keeps
-            else None
-        )
-
+        outcome, route, tried = _first_route_that_passes(job, routes, tmp)
         artifact = out / f"{model.name}-{tgt.name}{tgt.suffix}"
-        rejected = artifact.with_name(f"{artifact.stem}.rejected{artifact.suffix}")
-        final_name = artifact if verdict.passed else rejected
-        sidecar = _sidecar(
-            model,
-            tgt,
-            dev,
-            {
-                **recipe.to_json(),
-                **quantized,
-                "applied": chosen.applied,
-                **({"fallback": fallback_record} if fallback_record else {}),
-            },
-            data,
-            parity,
-            chosen.steps,
-            io,
-            warnings,
-            current,
-            final_name,
-            verdict.evaluation,
-            backend,
-            _route_choice(routes, route, tried) if len(routes) > 1 else None,
-        )
-        if not verdict.passed:
-            publish(current, rejected, sidecar, backend.companions)
-            off = ""
-            if not fallback.enabled:
-                off = " (--no-fallback)"
-            elif not outcome.step_keeps and tgt.quantization != "none":
-                off = f" ({backend.runtime} keeps no layers float in {tgt.quantization} quantization)"
-            elif not outcome.keeps and tgt.quantization != "none":
-                off = f" (no layers of this {model.kind} source can be kept float)"
-            raise ParityError(
-                f"{tgt.name} failed its gate{off}: " + "; ".join(verdict.failures()),
-                hint=f"The file was kept for inspection as {rejected}, not as {artifact.name}."
-                + (f" Routes tried before: {_tried_text(tried)}." if tried else ""),
-            )
-        publish(current, artifact, sidecar, backend.companions)
-        for stale in (rejected, sidecar_path(rejected), *backend.companions(rejected)):
-            stale.unlink(missing_ok=True)  # an earlier failed attempt no longer describes this export
+        sidecar = _publish(job, outcome, artifact, _route_choice(routes, route, tried) if len(routes) > 1 else None,
+                           warnings)  # fmt: skip
+        if not outcome.chosen.verdict.passed:
+            raise _rejection(job, outcome, artifact, tried, _diff_command(_rejected(artifact), source, weights, calib))
     engine = _build_engine(backend, tgt, artifact, resolved, progress, warnings)
-    return ExportResult(artifact, sidecar.to_json(), parity, warnings, engine)
+    return ExportResult(artifact, sidecar.to_json(), outcome.chosen.parity, warnings, engine)
+
+
+def _first_route_that_passes(
+    job: _Job, routes: list[list[Converter]], tmp: Path
+) -> tuple[_Outcome, list[Converter], list[dict[str, str]]]:
+    """Try the routes in order until one makes a file that passes its gate (or none is left): the outcome, its
+    route, and what the routes before it did. A route that fails to convert moves on to the next one."""
+    tried: list[dict[str, str]] = []
+    for i, route in enumerate(routes):
+        last_route = i == len(routes) - 1
+        folder = tmp / f"route{i}"
+        folder.mkdir()
+        try:
+            outcome = _through(job, route, folder)
+        except (ConversionError, UnsupportedOpError, GateError) as e:  # GateError: no fallback met the gate
+            if last_route:
+                if tried:
+                    e.hint = "; ".join(filter(None, [e.hint, "routes tried before: " + _tried_text(tried)]))
+                raise
+            tried.append({"route": route_name(route), "result": f"failed: {first_line(e)}"})
+            job.progress.warn(f"{route_name(route)} failed ({first_line(e, 160)}): trying {route_name(routes[i + 1])}")
+            continue
+        if outcome.chosen.verdict.passed or last_route:
+            return outcome, route, tried
+        tried.append({"route": route_name(route), "result": "; ".join(outcome.chosen.verdict.failures())})
+        job.progress.warn(f"{route_name(route)} made a file that failed its gate: trying {route_name(routes[i + 1])}")
+    raise AssertionError("the last route returns or raises")
+
+
+def _rejected(artifact: Path) -> Path:
+    return artifact.with_name(f"{artifact.stem}.rejected{artifact.suffix}")
+
+
+def _publish(job: _Job, outcome: _Outcome, artifact: Path, route_choice: Any, warnings: list[str]) -> Sidecar:
+    """Publish the chosen file with its sidecar: as ARTIFACT when it passed its gate (removing what an earlier
+    failed export left), else as the .rejected file kept for inspection."""
+    chosen, backend = outcome.chosen, job.backend
+    verdict = chosen.verdict
+    warnings.extend(chosen.parity.warnings)
+    fallback_record = (
+        fallback_record_json(job.fallback, verdict, outcome.gate.tried, outcome.table, outcome.pinned)
+        if outcome.keeps
+        else None
+    )
+    rejected = _rejected(artifact)
+    quantization = {
+        **job.recipe.to_json(),
+        **chosen.quantized,
+        "applied": chosen.applied,
+        **({"fallback": fallback_record} if fallback_record else {}),
+    }
+    sidecar = _sidecar(
+        job.model,
+        job.tgt,
+        job.dev,
+        quantization,
+        job.data,
+        chosen.parity,
+        chosen.steps,
+        backend.describe_io(chosen.file, job.model),
+        warnings,
+        chosen.file,
+        artifact if verdict.passed else rejected,
+        verdict.evaluation,
+        backend,
+        route_choice,
+    )
+    if not verdict.passed:
+        publish(chosen.file, rejected, sidecar, backend.companions)
+        return sidecar
+    publish(chosen.file, artifact, sidecar, backend.companions)
+    for stale in (rejected, sidecar_path(rejected), *backend.companions(rejected)):
+        stale.unlink(missing_ok=True)  # an earlier failed attempt no longer describes this export
+    return sidecar
+
+
+def _rejection(
+    job: _Job, outcome: _Outcome, artifact: Path, tried: list[dict[str, str]], diff_command: str
+) -> ParityError:
+    """The error of a file that failed its gate: why no fallback could help, where the file was kept, and the
+    command that finds the layer where it diverges."""
+    tgt, backend, fallback = job.tgt, job.backend, job.fallback
+    off = ""
+    if not fallback.enabled:
+        off = " (--no-fallback)"
+    elif not outcome.step_keeps and tgt.quantization != "none":
+        off = f" ({backend.runtime} keeps no layers float in {tgt.quantization} quantization)"
+    elif not outcome.keeps and tgt.quantization != "none":
+        off = f" (no layers of this {job.model.kind} source can be kept float)"
+    return ParityError(
+        f"{tgt.name} failed its gate{off}: " + "; ".join(outcome.chosen.verdict.failures()),
+        hint=f"The file was kept for inspection as {_rejected(artifact)}, not as {artifact.name}."
+        + (f" Routes tried before: {_tried_text(tried)}." if tried else "")
+        + f" Find the layer where it diverges: {diff_command}",
+    )
 
 
 @dataclass(frozen=True)
@@ -303,27 +342,44 @@ def _route_choice(routes: list[list[Converter]], chosen: list[Converter], tried:
 def _through(job: _Job, route: list[Converter], tmp: Path) -> _Outcome:
     """Run one route: its conversions, the graph optimization, then the quantizing step with the gate and,
     when the gate fails, the per-layer float fallback. Files are written in `tmp`."""
-    model, tgt, backend, recipe, plan, data, options, progress = (
-        job.model,
-        job.tgt,
-        job.backend,
-        job.recipe,
-        job.plan,
-        job.data,
-        job.options,
-        job.progress,
-    )
-    steps: list[dict[str, Any]] = []
-    applied = "none"
+    run = _RouteRun(job, route, tmp)
+    run.convert()
+    return run.quantize_and_gate()
 
-    def run_step(name: str, tool: str | None, fn: StepFn, ctx: StepContext, label: str) -> StepNotes:
+
+class _RouteRun:
+    """One route's steps in order, each timed and recorded in the route record (`steps`)."""
+
+    def __init__(self, job: _Job, route: list[Converter], tmp: Path) -> None:
+        self.job, self.route, self.tmp = job, route, tmp
+        self.steps: list[dict[str, Any]] = []
+        self.applied = "none"
+        tgt, backend = job.tgt, job.backend
+        self.quantizer = backend.quantizer(tgt.quantization)
+        # a converter that quantizes while converting (TFLite, PyTorch Mobile, ExecuTorch) is the step the
+        # fallback re-runs; otherwise the quantizer after the route is
+        last = route[-1] if route and self.quantizer is None and tgt.quantization in route[-1].quantizes else None
+        self.last = last
+        # converters that need fixed shapes (onnx2tf, ExecuTorch): the whole route then exports with them
+        self.edge_model = _with_static_shapes(job.model, job.data) if any(e.static_shapes for e in route) else job.model
+        self.float_file: Path | None = None  # the file before quantization; None while the model is only in memory
+
+    @property
+    def float_first(self) -> list[str]:
+        """The groups the quantizing converter keeps float before any layer (TFLite's non-linear ops)."""
+        return list(self.last.float_first) if self.last else []
+
+    def _context(self, model: Model, current: Path | None, out: Path, **extra: Any) -> StepContext:
+        job = self.job
+        return StepContext(model, current, job.recipe, job.plan, job.data, out, options=job.options, **extra)
+
+    def _step(self, name: str, tool: str | None, fn: StepFn, ctx: StepContext, label: str) -> StepNotes:
         """Run one step with its timing and progress line; its notes go into the route record."""
-        nonlocal applied
-        with progress.step(label):
+        with self.job.progress.step(label):
             t0 = time.perf_counter()
             notes = fn(ctx)
-        applied = notes.applied or applied
-        steps.append(
+        self.applied = notes.applied or self.applied
+        self.steps.append(
             {
                 "step": name,
                 "tool": tool or notes.details.get("method"),
@@ -333,105 +389,113 @@ def _through(job: _Job, route: list[Converter], tmp: Path) -> _Outcome:
         )
         return notes
 
-    current: Path | None = None  # the latest step's file; None while the model is only in memory
-    if not route:
-        current = tmp / f"float{tgt.suffix}"
-        _save_source_copy(model, current)
-    quantizer = backend.quantizer(tgt.quantization)
-    # a converter that quantizes while converting (TFLite, PyTorch Mobile, ExecuTorch) is the step the
-    # fallback re-runs; otherwise the quantizer after the route is
-    last = route[-1] if route and quantizer is None and tgt.quantization in route[-1].quantizes else None
-    # converters that need fixed shapes (onnx2tf, ExecuTorch): the whole route then exports with them
-    edge_model = _with_static_shapes(model, data) if any(e.static_shapes for e in route) else model
-    for i, edge in enumerate(route[:-1] if last else route):
-        step_file = tmp / f"step{i}{tgt.suffix if i == len(route) - 1 else '.' + edge.dst}"
-        notes = run_step(
-            f"{edge.src}->{edge.dst}",
-            edge.tool,
-            edge.run,
-            StepContext(edge_model, current, recipe, plan, data, step_file, options=options),
-            f"convert {edge.src} -> {edge.dst} ({edge.tool})",
-        )
-        steps[-1].update(notes.details)
-        current = step_file
-    if backend.optimize is not None and current is not None:
-        ctx = StepContext(model, current, recipe, plan, data, tmp / f"optimized{tgt.suffix}", options=options)
-        notes = run_step("optimize", None, backend.optimize, ctx, f"optimize the graph for {backend.runtime}")
-        if notes.details:
-            steps[-1].update(notes.details)
-        else:
-            steps.pop()  # nothing to optimize in this graph: no record
-        current = ctx.out if ctx.out.exists() else current
-    float_file = current
-    gate = Gate(model, tgt, job.parity_data, job.fallback, progress)
-    scheme = f" ({recipe.scheme_name})" if recipe.scheme_name else ""
-    n_steps = len(steps)
+    def convert(self) -> None:
+        """The conversions (all but a quantizing last one) and the backend's graph optimization."""
+        tgt, backend, tmp = self.job.tgt, self.job.backend, self.tmp
+        current: Path | None = None
+        if not self.route:
+            current = tmp / f"float{tgt.suffix}"
+            _save_source_copy(self.job.model, current)
+        for i, edge in enumerate(self.route[:-1] if self.last else self.route):
+            step_file = tmp / f"step{i}{tgt.suffix if i == len(self.route) - 1 else '.' + edge.dst}"
+            ctx = self._context(self.edge_model, current, step_file)
+            notes = self._step(
+                f"{edge.src}->{edge.dst}", edge.tool, edge.run, ctx, f"convert {edge.src} -> {edge.dst} ({edge.tool})"
+            )
+            self.steps[-1].update(notes.details)
+            current = step_file
+        if backend.optimize is not None and current is not None:
+            ctx = self._context(self.job.model, current, tmp / f"optimized{tgt.suffix}")
+            notes = self._step("optimize", None, backend.optimize, ctx, f"optimize the graph for {backend.runtime}")
+            if notes.details:
+                self.steps[-1].update(notes.details)
+            else:
+                self.steps.pop()  # nothing to optimize in this graph: no record
+            current = ctx.out if ctx.out.exists() else current
+        self.float_file = current
 
-    def attempt(keep: tuple[str, ...]) -> _Attempt:
+    def attempt(self, gate: Gate, keep: tuple[str, ...], converted: int) -> _Attempt:
         """Run the quantizing step with `keep` in float, then the gate; each attempt writes its own file."""
-        del steps[n_steps:]
+        job, tgt, last = self.job, self.job.tgt, self.last
+        del self.steps[converted:]
         tag = f"{len(gate.tried)}{tgt.suffix}"
         quantized: dict[str, Any] = {}  # a converter's quantization facts stay in its route step
         if last is not None:
-            ctx = StepContext(
-                edge_model, float_file, recipe, plan, data, tmp / f"last{tag}", keep_float=keep, options=options
-            )
+            ctx = self._context(self.edge_model, self.float_file, self.tmp / f"last{tag}", keep_float=keep)
             label = f"convert {last.src} -> {last.dst} ({last.tool})"
-            notes = run_step(f"{last.src}->{last.dst}", last.tool, last.run, ctx, label)
-            steps[-1].update(notes.details)
+            notes = self._step(f"{last.src}->{last.dst}", last.tool, last.run, ctx, label)
+            self.steps[-1].update(notes.details)
             produced = ctx.out
-        elif quantizer is not None:
-            ctx = StepContext(
-                model, float_file, recipe, plan, data, tmp / f"final{tag}", batch_size_for(model.signature, 8), keep,
-                options,
+        elif self.quantizer is not None:
+            ctx = self._context(
+                job.model, self.float_file, self.tmp / f"final{tag}", batch_size=batch_size_for(job.model.signature, 8),
+                keep_float=keep,
             )  # fmt: skip
+            scheme = f" ({job.recipe.scheme_name})" if job.recipe.scheme_name else ""
             label = f"quantize for {tgt.name} on {job.dev.name}{scheme}" + (
                 f", {len(keep)} layer(s) float" if keep else ""
             )
-            quantized = run_step(tgt.quantization, None, quantizer.run, ctx, label).details
+            quantized = self._step(tgt.quantization, None, self.quantizer.run, ctx, label).details
             produced = ctx.out
         else:
-            assert float_file is not None
-            produced = float_file
-        verdict = gate.judge(produced, backend.describe_io(produced, model), keep)
-        return _Attempt(produced, quantized, verdict, gate.parities[-1], copy.deepcopy(steps), applied)
+            assert self.float_file is not None
+            produced = self.float_file
+        verdict = gate.judge(produced, job.backend.describe_io(produced, job.model), keep)
+        return _Attempt(produced, quantized, verdict, gate.parities[-1], copy.deepcopy(self.steps), self.applied)
 
-    fallback = job.fallback
-    step_keeps = backend.keeps_float(tgt.quantization)
-    float_first = list(last.float_first) if last else []
-    layer_names = float_first + quantizable_layers(model) if step_keeps and tgt.quantization != "none" else []
-    keeps = len(layer_names) > len(float_first)  # a step that honours keep_float, and layers it can name
-    if fallback.keep_float and not keeps:
-        raise UsageError(
-            f"--keep-float: {tgt.name} from a {model.format} source ({model.kind}) has no layers edgekit can "
-            "keep float"
-            + (f" ({backend.runtime} quantizes in its converter, which takes no layer list)" if not step_keeps else "")
-            + ".",
-            hint="The per-layer fallback works on onnx-int8, onnx-int8-dynamic, pytorch-mobile-int8, "
-            "executorch-int8 and tflite-int8, from Python (factory, Hugging Face) and ONNX sources.",
-        )
-    pinned = tuple(resolve_patterns(fallback.keep_float, layer_names)) if fallback.keep_float else ()
-    chosen = attempt(pinned)
-    table: list[LayerSensitivity] = []
-    if keeps and (fallback.report_sensitivity or (not chosen.verdict.passed and fallback.enabled)):
-        with progress.step(f"measure per-layer sensitivity on {min(len(job.parity_data), SAMPLES)} samples"):
-            dynamic = recipe.quantization == "dynamic"
-            outliers = recipe.scheme.max_outlier_ratio if recipe.scheme else None
-            table = rank(measure(model, data or job.parity_data, dynamic), outliers)
-    if not chosen.verdict.passed and fallback.enabled and keeps:
-        progress.warn(
-            f"{tgt.name} failed its gate ({'; '.join(chosen.verdict.failures())}): keeping sensitive layers float"
-        )
-        attempts: dict[tuple[str, ...], _Attempt] = {}
+    def layer_names(self) -> tuple[list[str], bool, bool]:
+        """The layers the fallback may keep float (the converter's float-first groups first), whether the
+        quantizing step honours that, and whether it has layers to name; --keep-float without them is refused."""
+        job, tgt, backend = self.job, self.job.tgt, self.job.backend
+        step_keeps = backend.keeps_float(tgt.quantization)
+        names = self.float_first + quantizable_layers(job.model) if step_keeps and tgt.quantization != "none" else []
+        keeps = len(names) > len(self.float_first)
+        if job.fallback.keep_float and not keeps:
+            raise UsageError(
+                f"--keep-float: {tgt.name} from a {job.model.format} source ({job.model.kind}) has no layers edgekit "
+                "can keep float"
+                + (
+                    f" ({backend.runtime} quantizes in its converter, which takes no layer list)"
+                    if not step_keeps
+                    else ""
+                )
+                + ".",
+                hint="The per-layer fallback works on onnx-int8, onnx-int8-dynamic, pytorch-mobile-int8, "
+                "executorch-int8 and tflite-int8, from Python (factory, Hugging Face) and ONNX sources.",
+            )
+        return names, keeps, step_keeps
 
-        def tracked(keep: tuple[str, ...]) -> Verdict:
-            attempts[keep] = attempt(keep)
-            return attempts[keep].verdict
+    def quantize_and_gate(self) -> _Outcome:
+        """The first attempt (with --keep-float's layers), then the per-layer fallback when it fails its gate."""
+        job, fallback, progress = self.job, self.job.fallback, self.job.progress
+        gate = Gate(job.model, job.tgt, job.parity_data, fallback, progress)
+        converted = len(self.steps)
+        names, keeps, step_keeps = self.layer_names()
+        pinned = tuple(resolve_patterns(fallback.keep_float, names)) if fallback.keep_float else ()
+        chosen = self.attempt(gate, pinned, converted)
+        table: list[LayerSensitivity] = []
+        if keeps and (fallback.report_sensitivity or (not chosen.verdict.passed and fallback.enabled)):
+            with progress.step(f"measure per-layer sensitivity on {min(len(job.parity_data), SAMPLES)} samples"):
+                dynamic = job.recipe.quantization == "dynamic"
+                outliers = job.recipe.scheme.max_outlier_ratio if job.recipe.scheme else None
+                table = rank(measure(job.model, job.data or job.parity_data, dynamic), outliers)
+        if not chosen.verdict.passed and fallback.enabled and keeps:
+            progress.warn(
+                f"{job.tgt.name} failed its gate ({'; '.join(chosen.verdict.failures())}): keeping sensitive layers "
+                "float"
+            )
+            attempts: dict[tuple[str, ...], _Attempt] = {}
 
-        best, _ = search(tracked, pinned, lambda: float_first + [s.layer for s in table], chosen.verdict)
-        chosen = attempts[best.kept]
-    gate.evaluate(chosen.verdict, chosen.file, backend.describe_io(chosen.file, model))  # a rejected file's figures
-    return _Outcome(chosen, gate, table, pinned, keeps, step_keeps)
+            def tracked(keep: tuple[str, ...]) -> Verdict:
+                attempts[keep] = self.attempt(gate, keep, converted)
+                return attempts[keep].verdict
+
+            best, _ = search(tracked, pinned, lambda: self.float_first + [s.layer for s in table], chosen.verdict)
+            chosen = attempts[best.kept]
+        gate.evaluate(
+            chosen.verdict, chosen.file, job.backend.describe_io(chosen.file, job.model)
+        )  # a rejected file's figures
+        return _Outcome(chosen, gate, table, pinned, keeps, step_keeps)
 
 
 def _device(name: str | None, tgt: Target, backend: Backend, progress: Progress) -> Device:

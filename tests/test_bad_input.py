@@ -170,8 +170,14 @@ def test_parity_failure_exits_1_and_keeps_nothing_at_the_final_name(capsys, cnn,
     assert code == 1, out
     assert "failed its gate (--no-fallback)" in out and "max abs error" in out and "short by" in out
     assert not (out_dir / "digits_cnn-onnx-int8.onnx").exists()
-    assert (out_dir / "digits_cnn-onnx-int8.rejected.onnx").exists()
+    rejected = out_dir / "digits_cnn-onnx-int8.rejected.onnx"
+    assert rejected.exists()
     assert not [p for p in out_dir.iterdir() if p.name.startswith(".edgekit-tmp")]
+    # the error ends with the command that finds the diverging layer, and that command runs
+    command = " ".join(out.split()).split("Find the layer where it diverges: ")[1].split()
+    assert command[:2] == ["edgekit", "diff"] and command[2] == str(rejected), command
+    code, out = run_cli(capsys, *command[1:])
+    assert code == 0 and "4 of 4 weighted layers compared" in out, out
 
     # with the fallback, every layer ends up float and the gate still fails: said so, exit 1, nothing written
     out_dir = tmp_path / "out2"

@@ -174,19 +174,7 @@ def distill(
         teacher_model = load(teacher, inputs, teacher_weights)
     if tokenizer:
         teacher_model.tokenizer_dir = Path(tokenizer)
-    kept: list[int] | None = None
-    if student is not None:
-        with progress.step(f"load student {student}"):
-            student_model = load(student, inputs or teacher_model.signature.inputs, student_weights)
-    else:
-        assert student_layers is not None
-        student_model, kept = student_from_layers(teacher_model, student_layers)
-    if student_model.format not in ("torch", "keras"):
-        raise UsageError(
-            f"Distillation trains PyTorch and Keras students; {student_model.source} is {student_model.format}.",
-            hint="Give the student as the model it was built from.",
-        )
-    student_model.tokenizer_dir = student_model.tokenizer_dir or teacher_model.tokenizer_dir
+    student_model, kept = _student(teacher_model, student, student_layers, inputs, student_weights, progress)
     # a student that starts from pretrained weights (the teacher's layers, a Hugging Face folder) is fine-tuned;
     # one with weights of its own learns from scratch and takes a rate 30 times higher
     settings = settings.with_default_lr(1e-4 if kept is not None or student_model.kind == "hf" else 3e-3)
@@ -247,14 +235,40 @@ def distill(
         "history": run.history,
         "training": run.stopped,
     }
-    if student_model.format == "keras":
-        publish(out, lambda folder: save_keras(trained, folder), record)
-    elif student_model.kind == "hf":
-        publish(out, lambda folder: save_hf(student_model.obj.model, student_model.tokenizer_dir, folder), record)
-    else:
-        publish(out, lambda folder: save_torch(student_model.obj, student_model, folder, train, record), record)
+    _publish_student(out, student_model, trained if student_model.format == "keras" else None, train, record)
     checkpoints.remove()
     return CompressResult(out, record, run.history)
+
+
+def _student(
+    teacher: Model, student, student_layers: int | None, inputs, weights, progress: Progress
+) -> tuple[Model, list[int] | None]:
+    """The student as given (--student), or built from the teacher's own layers (--student-layers): with the
+    layers kept, and the teacher's tokenizer where it has none of its own."""
+    kept: list[int] | None = None
+    if student is not None:
+        with progress.step(f"load student {student}"):
+            model = load(student, inputs or teacher.signature.inputs, weights)
+    else:
+        assert student_layers is not None
+        model, kept = student_from_layers(teacher, student_layers)
+    if model.format not in ("torch", "keras"):
+        raise UsageError(
+            f"Distillation trains PyTorch and Keras students; {model.source} is {model.format}.",
+            hint="Give the student as the model it was built from.",
+        )
+    model.tokenizer_dir = model.tokenizer_dir or teacher.tokenizer_dir
+    return model, kept
+
+
+def _publish_student(out: Path, student: Model, keras_trained, train: Dataset, record: dict[str, Any]) -> None:
+    """Write the trained student in its own format (Keras, a Hugging Face folder, or torch weights)."""
+    if keras_trained is not None:
+        publish(out, lambda folder: save_keras(keras_trained, folder), record)
+    elif student.kind == "hf":
+        publish(out, lambda folder: save_hf(student.obj.model, student.tokenizer_dir, folder), record)
+    else:
+        publish(out, lambda folder: save_torch(student.obj, student, folder, train, record), record)
 
 
 def _parameters(model: Model) -> int | None:
