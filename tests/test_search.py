@@ -56,7 +56,7 @@ def _dominated(row: dict, rows: list[dict]) -> bool:
 def test_every_trial_runs_once_and_the_front_is_the_grids(searched):
     _, result = searched
     names = [t["name"] for t in result["trials"]]
-    # onnx-fp32 and onnx-int8 with fuse on and off, tflite-int8 once: every point of the grid, each once
+    # onnx-fp32 with fuse on and off, onnx-int8 with smoothing on and off, tflite-int8 once: the whole grid, once each
     assert len(names) == len(set(names)) == result["space_size"] == 5
     assert {t["target"] for t in result["trials"]} == set(TARGETS)
     assert all(t["status"] != "failed" for t in result["trials"]), result["trials"]
@@ -211,8 +211,13 @@ def test_a_space_file_narrows_the_targets_and_sets_the_values_tried(tmp_path):
     space.write_text("targets: [onnx-int8, onnx-fp32]\noptions:\n  onnxruntime:\n    fuse: [false]\n")
     read = read_space(space)
     trials = search_space([DEVICE], tuple(read.targets), read.options)
-    assert sorted(t.name for t in trials) == [f"{DEVICE}: onnx-fp32 (fuse=False)", f"{DEVICE}: onnx-int8 (fuse=False)"]
-    assert len(search_space([DEVICE], ("onnx-int8",))) == 2  # without the file: fuse on and off
+    # fuse does nothing to static int8 (its graph is unfused), so onnx-int8 varies only what acts on it
+    assert sorted(t.name for t in trials) == [
+        f"{DEVICE}: onnx-fp32 (fuse=False)",
+        f"{DEVICE}: onnx-int8 (smooth=False)",
+        f"{DEVICE}: onnx-int8 (smooth=True)",
+    ]
+    assert len(search_space([DEVICE], ("onnx-int8-dynamic",))) == 2  # without the file: fuse on and off
 
 
 @pytest.mark.parametrize(

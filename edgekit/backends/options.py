@@ -4,7 +4,8 @@ Each field of a backend's options model is at once a flag of `edgekit export` (`
 defaults to True becomes `--no-field-name`), a key under the runtime's name in a pipeline's `options:`,
 and a key of `edgekit.export(..., options={...})`. Its description is the flag's help. A field whose
 json_schema_extra has `engine: True` is an engine-build setting, also taken by `edgekit build-engine`; one whose
-json_schema_extra has `search: [values]` is varied over those values by `edgekit search`.
+json_schema_extra has `search: [values]` is varied over those values by `edgekit search` (only for the targets
+of the quantizations its `quantizations: [...]` lists, when it has that key).
 """
 
 from __future__ import annotations

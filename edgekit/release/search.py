@@ -93,20 +93,27 @@ def search_space(
             except UsageError:
                 continue  # the profile does not take this quantization (an NPU: full integer only)
             backend = backend_for_runtime(target.runtime)
-            for options in _option_settings(backend.options if backend else None, (values or {}).get(target.runtime)):
+            searched = _option_settings(
+                backend.options if backend else None, (values or {}).get(target.runtime), target.quantization
+            )
+            for options in searched:
                 trials.append(Trial(device.name, target.name, {target.runtime: options} if options else {}))
     return trials
 
 
-def _option_settings(model: Any, values: dict[str, list[Any]] | None = None) -> list[dict[str, Any]]:
-    """Every combination of the values the options model marks searchable, with `values` replacing or adding
-    options' ([{}] when none)."""
-    fields = {
-        name: extra["search"]
+def _option_settings(
+    model: Any, values: dict[str, list[Any]] | None = None, quantization: str | None = None
+) -> list[dict[str, Any]]:
+    """Every combination of the values the options model marks searchable (for this quantization, where an
+    option names the ones it acts on), with `values` replacing or adding options' ([{}] when none)."""
+    extras = {
+        name: extra
         for name, info in (model.model_fields.items() if model else ())
-        if isinstance(extra := info.json_schema_extra, dict) and "search" in extra
+        if isinstance(extra := info.json_schema_extra, dict)
     }
+    fields = {name: extra["search"] for name, extra in extras.items() if "search" in extra}
     fields.update(values or {})
+    fields = {k: v for k, v in fields.items() if quantization in extras.get(k, {}).get("quantizations", [quantization])}
     return [dict(zip(fields, values)) for values in itertools.product(*fields.values())]
 
 

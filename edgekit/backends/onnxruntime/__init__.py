@@ -19,7 +19,14 @@ class OnnxRuntimeOptions(BackendOptions):
     fuse: bool = Field(
         True,
         description="fuse a transformer encoder's graph (Attention, SkipLayerNormalization)",
-        json_schema_extra={"search": [True, False]},  # `edgekit search` tries both
+        # `edgekit search` tries both; static int8 quantizes the unfused graph either way
+        json_schema_extra={"search": [True, False], "quantizations": ["none", "fp16", "dynamic"]},
+    )
+    smooth: bool = Field(
+        True,
+        description="static int8: move activation outliers into the weights first (SmoothQuant, its strength "
+        "chosen per layer group)",
+        json_schema_extra={"search": [True, False], "quantizations": ["static"]},
     )
 
 

@@ -278,14 +278,15 @@ def static_int8(ctx: StepContext) -> StepNotes:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     plan: OrtPlan = ctx.plan
-    src, dst, data, batch_size = ctx.src_file, ctx.out, ctx.calibration, ctx.batch_size
+    dst, data, batch_size = ctx.out, ctx.calibration, ctx.batch_size
+    src, smoothing = _smoothed(ctx)
     float_model = onnx.load(str(src))
     quantized, kept = _split(Counter(n.op_type for n in float_model.graph.node), plan.int8_ops)
     act_type, weight_type = _quant_types(plan)
     _quiet()
     kept_nodes = layer_nodes(float_model, ctx.keep_float)
     products = [] if plan.quantize_activation_products else activation_products(float_model)
-    ranges = _ranges_cache(ctx, quantized)
+    ranges = _ranges_cache(ctx, src, quantized)
     reused = ranges.is_file()
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
@@ -321,6 +322,8 @@ def static_int8(ctx: StepContext) -> StepNotes:
             "method": "onnxruntime.quantization.quantize_static",
             "format": "QDQ",
             "calibration": "MinMax",
+            "smoothing": smoothing,
+            "float_output_ops": dict(plan.extra_options).get("OpTypesToExcludeOutputQuantization", []),
             "calibration_samples": len(data),
             "calibration_ranges": "reused" if reused else "measured",
             "quantized_ops": quantized_ops(dst, plan.int8_ops),
@@ -337,15 +340,48 @@ def static_int8(ctx: StepContext) -> StepNotes:
     )
 
 
-def _ranges_cache(ctx: StepContext, op_types: list[str]) -> Path:
+def _ranges_cache(ctx: StepContext, src: Path, op_types: list[str]) -> Path:
     """Where this export keeps the activation ranges calibration measured (ONNX Runtime's calibration cache),
     beside the attempts in its staging folder: the fallback's attempts differ only in the nodes they leave
     float, which calibration does not see, so the first attempt measures and the others reuse (on MiniLM each
     calibration ran the 200 samples through a graph with every activation as an output)."""
-    src, data = ctx.src_file, ctx.calibration
-    stat = src.stat()
-    key = repr((str(src), stat.st_size, stat.st_mtime_ns, data.sha256, len(data), ctx.batch_size, op_types, ctx.plan))
-    return ctx.out.parent / f"calibration-ranges-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    return ctx.out.parent / f"calibration-ranges-{_attempts_key(ctx, src, op_types)}.json"
+
+
+def _attempts_key(ctx: StepContext, src: Path, *more: object) -> str:
+    """What the fallback's attempts of one export share: the file, the calibration data and the plan."""
+    stat, data = src.stat(), ctx.calibration
+    key = repr((str(src), stat.st_size, stat.st_mtime_ns, data.sha256, len(data), ctx.batch_size, ctx.plan, more))
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _smoothed(ctx: StepContext) -> tuple[Path, dict | str]:
+    """The float file to quantize: the source with its activations smoothed (made once per export, like the
+    ranges, since smoothing is exact in float and does not depend on the layers kept float), or the source."""
+    import json
+
+    import onnx
+
+    from edgekit.backends.onnxruntime.smooth import Int8Grid, smooth
+
+    plan: OrtPlan = ctx.plan
+    if not plan.smooth_activations:
+        return ctx.src_file, f"off: not measured for {plan.target}"
+    if not getattr(ctx.options, "smooth", True):
+        return ctx.src_file, "off (--no-smooth)"
+    path = ctx.out.parent / f"smoothed-{_attempts_key(ctx, ctx.src_file)}.onnx"
+    notes_path = path.with_suffix(".json")
+    if path.is_file() and notes_path.is_file():
+        return path, {**json.loads(notes_path.read_text()), "reused": True}
+    model = onnx.load(str(ctx.src_file))
+    grid = Int8Grid(plan.activation_symmetric, plan.activation_type == "int8", 63 if plan.reduce_range else 127)
+    try:
+        notes = smooth(model, ctx.calibration, ctx.batch_size, grid)
+    except Exception as e:  # the calibration run failed: static quantization will say why in its own words
+        return ctx.src_file, {"method": "SmoothQuant", "skipped": first_line(e, 200)}
+    onnx.save(model, str(path), save_as_external_data=model.ByteSize() > 1_500_000_000)
+    notes_path.write_text(json.dumps(notes))
+    return path, notes
 
 
 def _quiet() -> None:

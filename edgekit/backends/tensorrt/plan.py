@@ -89,6 +89,7 @@ def trt_plan(recipe: Recipe) -> TrtPlan:
             base,
             extra_options=(*_TRT_QDQ_OPTIONS, ("OpTypesToExcludeOutputQuantization", list(recipe.int8_ops))),
             kept_weights_int8=False,
+            smooth_activations=False,  # TensorRT calibrates its own way; not measured with smoothing
         )
     parser = parser_support(recipe.runtime_version)
     return TrtPlan(

@@ -1,0 +1,78 @@
+"""Static onnx-int8 on the demo's MiniLM classifier, before and after activation smoothing: onnx-fp32, the
+dynamic int8 file (fused QAttention), static int8 without smoothing (`--no-smooth`) and with it (the
+default), each exported with the defaults (parity gate and per-layer fallback on 256 validation tweets), then
+scored on the 1,000 test tweets in ONNX Runtime against the source and timed in one interleaved `edgekit
+benchmark` run (1 thread, batch 1, sequence 64, 5 fresh processes).
+
+    .venv/bin/python benchmarks/minilm_static_int8.py   # -> benchmarks/results/minilm-static-int8.json
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from minilm_efficiency import ROOT, bench, export
+
+VARIANTS = [  # (label, target, export options); the first is the reference of every ratio
+    ("onnx-fp32", "onnx-fp32", []),
+    ("onnx-int8-dynamic", "onnx-int8-dynamic", []),
+    ("onnx-int8 --no-smooth", "onnx-int8", ["--no-smooth"]),
+    ("onnx-int8", "onnx-int8", []),
+]
+
+
+def main() -> None:
+    from edgekit.evaluation import evaluate
+    from edgekit.progress import SILENT
+    from edgekit.sidecar import read_sidecar
+    from edgekit_demo import zoo_text
+    from edgekit_demo.demo import _cached_sentiment_weights
+
+    out = Path(tempfile.mkdtemp(prefix="edgekit-static-"))
+    files = export(out, zoo_text.SENTIMENT_INPUTS, VARIANTS)
+    runs = bench(list(files), out / "bench.json", ["--threads", "1", "--processes", "5", "--min-time", "1"])
+    source = "edgekit_demo.zoo_text:minilm_sentiment"
+    weights = _cached_sentiment_weights(SILENT)
+    dynamic = next(r for r in runs if files[r["artifact"]] == "onnx-int8-dynamic")
+    rows = []
+    for run in runs:
+        report = evaluate(run["artifact"], "builtin:tweets:test", reference=source, reference_weights=weights)
+        quantization = read_sidecar(Path(run["artifact"])).quantization.model_dump(mode="json")
+        fallback = quantization.get("fallback") or {}
+        ratio = run.get("ratio_to_first")
+        rows.append(
+            {
+                "variant": files[run["artifact"]],
+                "size_mb": round(run["size_bytes"] / 1e6, 2),
+                "size_vs_dynamic": round(run["size_bytes"] / dynamic["size_bytes"], 2),
+                "p50_ms": round(run["latency_ms"]["p50"], 3),
+                "speedup_vs_fp32": round(ratio["ratio"], 3) if ratio else 1.0,
+                "speed_vs_dynamic": round(dynamic["latency_ms"]["p50"] / run["latency_ms"]["p50"], 3),
+                "accuracy": round(report.metrics["accuracy"], 4),
+                "accuracy_drop_pts": round(100 * (report.reference["accuracy"] - report.metrics["accuracy"]), 2),
+                "f1_drop_pts": round(100 * (report.reference["f1_macro"] - report.metrics["f1_macro"]), 2),
+                "layers_kept_float": len(fallback.get("float_layers") or []),
+                "smoothing": quantization.get("smoothing"),
+            }
+        )
+    env = runs[0]["environment"]
+    result = {
+        "what": __doc__.splitlines()[0],
+        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags", "runtime_versions")},
+        "source_accuracy": round(report.reference["accuracy"], 4),
+        "rows": rows,
+    }
+    path = ROOT / "benchmarks" / "results" / "minilm-static-int8.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    for r in rows:
+        print(
+            f"{r['variant']:24s} {r['size_mb']:6.2f} MB ({r['size_vs_dynamic']}x dyn) p50 {r['p50_ms']:.2f} ms "
+            f"x{r['speedup_vs_fp32']} fp32, x{r['speed_vs_dynamic']} dyn; acc {r['accuracy']} "
+            f"({r['accuracy_drop_pts']:+.2f} pt) kept {r['layers_kept_float']}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Activation smoothing before static int8 (SmoothQuant), its strength chosen per layer group.
+
+A per-tensor int8 scale on an activation with outlier channels (BERT-class LayerNorm and GELU outputs) leaves
+the other channels a few levels. Dividing channel j of the activation by s_j and multiplying row j of each
+weight that reads it by s_j computes the same product, with the outliers moved into the weights, which are
+quantized per output channel. s_j = max|x_j|^alpha / max|w_j|^(1 - alpha); one global alpha suits some layers
+and hurts others, so each group of MatMuls sharing an input gets the alpha whose simulated int8 output error on
+the calibration data is lowest, or no smoothing when that does not lower it clearly. The division is one `Mul`
+before the group (its input may feed a residual path too, so it cannot fold into the producer).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.data import Dataset
+
+ALPHAS = (0.25, 0.4, 0.5, 0.6, 0.75, 0.9)
+MIN_GAIN = 0.8  # a group is smoothed only when its simulated error falls below this fraction of the plain one
+SAMPLE_ROWS = 4096  # activation rows kept to simulate each group's error (channel ranges use every row)
+
+
+@dataclass(frozen=True)
+class Int8Grid:
+    """The grid the quantizer will put tensors on, to simulate it: activations per tensor (min/max calibrated,
+    as quantize_static's MinMax), weights symmetric per output channel."""
+
+    activation_symmetric: bool
+    activation_signed: bool
+    weight_qmax: int  # 127, or 63 with reduce_range
+
+    def activations(self, x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+        if self.activation_symmetric:
+            bound = max(-lo, hi)
+            lo, hi = -bound, bound
+        scale = (hi - lo) / (254 if self.activation_symmetric else 255) or 1.0
+        zero = 0.0 if self.activation_symmetric else np.round(-lo / scale)
+        qmin, qmax = (-127, 127) if self.activation_symmetric else (0, 255)
+        if self.activation_signed and not self.activation_symmetric:
+            qmin, qmax, zero = -128, 127, zero - 128
+        return (np.clip(np.round(x / scale) + zero, qmin, qmax) - zero) * scale
+
+    def weights(self, w: np.ndarray) -> np.ndarray:
+        scale = np.abs(w).max(axis=0, keepdims=True) / self.weight_qmax
+        scale[scale == 0] = 1.0
+        return np.clip(np.round(w / scale), -self.weight_qmax, self.weight_qmax) * scale
+
+
+@dataclass
+class _Group:
+    """The MatMul nodes that read one activation, with its per-channel range and a sample of its rows."""
+
+    tensor: str
+    nodes: list[Any]
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+    rows: list[np.ndarray] | None = None
+
+    def observe(self, x: np.ndarray, keep: int, rng: np.random.Generator) -> None:
+        x = x.reshape(-1, x.shape[-1])
+        lo, hi = x.min(axis=0), x.max(axis=0)
+        self.lo = lo if self.lo is None else np.minimum(self.lo, lo)
+        self.hi = hi if self.hi is None else np.maximum(self.hi, hi)
+        self.rows = (self.rows or []) + [x[rng.choice(len(x), size=min(len(x), keep), replace=False)]]
+
+
+def smooth(model, data: Dataset, batch_size: int, grid: Int8Grid, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Smooth the weighted MatMuls of `model` in place (nodes named in `skip` are left alone); returns what was
+    done, for the sidecar."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    groups = _groups(model, inits, skip)
+    if not groups:
+        return {"method": "SmoothQuant, strength per layer group", "groups": 0, "smoothed": 0}
+    _observe(model, groups, data, batch_size)
+    strengths: Counter = Counter()
+    gains = []
+    muls = {}
+    for group in groups.values():
+        weights = [numpy_helper.to_array(inits[n.input[1]]) for n in group.nodes]
+        alpha, scales, gain = _choose(group, weights, grid)
+        if alpha is None:
+            continue
+        strengths[alpha] += 1
+        gains.append(gain)
+        muls[group.tensor] = _apply(model, inits, group, weights, scales)
+    _insert_before_consumers(model, muls)
+    return {
+        "method": "SmoothQuant, strength per layer group",
+        "alphas_tried": list(ALPHAS),
+        "groups": len(groups),
+        "smoothed": len(muls),
+        "strengths": {str(a): n for a, n in sorted(strengths.items())},
+        "median_error_ratio": round(float(np.median(gains)), 3) if gains else None,
+    }
+
+
+def _groups(model, inits: dict, skip: frozenset[str]) -> dict[str, _Group]:
+    """MatMuls with a 2-D float weight, by the activation they read; a weight shared with another node is
+    left as it is (scaling it would change that node too)."""
+    from onnx import TensorProto
+
+    readers = Counter(i for n in model.graph.node for i in n.input)
+    groups: dict[str, _Group] = {}
+    for node in model.graph.node:
+        weight = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
+        if weight is None or len(weight.dims) != 2 or weight.data_type != TensorProto.FLOAT or node.name in skip:
+            continue
+        if readers[weight.name] == 1 and node.input[0] not in inits:
+            groups.setdefault(node.input[0], _Group(node.input[0], [])).nodes.append(node)
+    return groups
+
+
+def _observe(model, groups: dict[str, _Group], data: Dataset, batch_size: int) -> None:
+    """Run the calibration data once with every group's input as a graph output."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    outputs = {o.name for o in probe.graph.output}
+    for name in groups:
+        if name not in outputs:
+            probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    names = list(groups)
+    batches = list(data.batches(batch_size))
+    keep = max(1, SAMPLE_ROWS // len(batches))
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "probe.onnx"
+        onnx.save(probe, str(path), save_as_external_data=probe.ByteSize() > 1_500_000_000)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for batch in batches:
+            for name, value in zip(names, session.run(names, batch), strict=True):
+                groups[name].observe(np.asarray(value, dtype=np.float32), keep, rng)
+
+
+def _choose(group: _Group, weights: list[np.ndarray], grid: Int8Grid) -> tuple[float | None, np.ndarray, float]:
+    """The alpha with the lowest simulated int8 output error of the group (None: leave it), its scales and its
+    error relative to the unsmoothed one."""
+    assert group.lo is not None and group.hi is not None and group.rows
+    x = np.concatenate(group.rows)
+    exact = [x @ w for w in weights]
+
+    def error(scales: np.ndarray) -> float:
+        xq = grid.activations(x / scales, float((group.lo / scales).min()), float((group.hi / scales).max()))
+        return sum(
+            float(((xq @ grid.weights(w * scales[:, None]) - y) ** 2).sum() / max(float((y**2).sum()), 1e-30))
+            for w, y in zip(weights, exact, strict=True)
+        )
+
+    x_max = np.maximum(np.maximum(np.abs(group.lo), np.abs(group.hi)), 1e-5)
+    w_max = np.maximum(np.max([np.abs(w).max(axis=1) for w in weights], axis=0), 1e-5)
+    plain = error(np.ones_like(x_max))
+    best: tuple[float | None, np.ndarray, float] = (None, np.ones_like(x_max), plain)
+    for alpha in ALPHAS:
+        scales = np.clip(x_max**alpha / w_max ** (1 - alpha), 1e-4, 1e4).astype(np.float32)
+        err = error(scales)
+        if err < best[2]:
+            best = (alpha, scales, err)
+    chosen, scales, err = best
+    if chosen is None or plain == 0 or err > MIN_GAIN * plain:
+        return None, scales, 1.0
+    return chosen, scales, err / plain
+
+
+def _apply(model, inits: dict, group: _Group, weights: list[np.ndarray], scales: np.ndarray):
+    """Scale the group's weight rows by `scales` and feed the group `input / scales` (the Mul node returned)."""
+    from onnx import helper, numpy_helper
+
+    inverse, smoothed = f"{group.tensor}_smooth_inverse", f"{group.tensor}_smoothed"
+    model.graph.initializer.append(numpy_helper.from_array((1.0 / scales).astype(np.float32), inverse))
+    for node, w in zip(group.nodes, weights, strict=True):
+        inits[node.input[1]].CopyFrom(numpy_helper.from_array((w * scales[:, None]).astype(np.float32), node.input[1]))
+        node.input[0] = smoothed
+    mul = helper.make_node("Mul", [group.tensor, inverse], [smoothed], name=f"{group.nodes[0].name}_smooth")
+    mul.metadata_props.extend(group.nodes[0].metadata_props)  # the layer's scope: the fallback keeps it with it
+    return mul
+
+
+def _insert_before_consumers(model, muls: dict[str, Any]) -> None:
+    """Each Mul right before the first node that reads its output (the graph stays topologically sorted)."""
+    by_output = {mul.output[0]: mul for mul in muls.values()}
+    ordered: list[Any] = []
+    for node in model.graph.node:
+        ordered.extend(by_output.pop(i) for i in node.input if i in by_output)
+        ordered.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(ordered)
