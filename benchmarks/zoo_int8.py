@@ -94,7 +94,10 @@ def main(families: list[str], only: tuple[str, ...] = ()) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="edgekit-zoo-int8-"))
     path = ROOT / "benchmarks" / "results" / "zoo-int8.json"
-    rows = json.loads(path.read_text())["rows"] if path.exists() and (families or only) else []
+    partial = path.exists() and bool(families or only)
+    earlier = json.loads(path.read_text()) if partial else {}
+    rows, env = earlier.get("rows", []), environment()
+    machine = {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")}
     for family in families or (*ENCODERS, "vit", *KERAS_APPS):
         t0 = time.perf_counter()
         source, targets, (calib, test) = _trained(family, work)
@@ -103,15 +106,16 @@ def main(families: list[str], only: tuple[str, ...] = ()) -> None:
         print(f"{family}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
         for target in targets:
             inputs = INPUTS if family in ENCODERS else ()
-            rows.append(_row(family, source, target, work, calib, test, inputs))
+            # a row re-run on another machine than the table's names its own
+            rows.append({**_row(family, source, target, work, calib, test, inputs), "machine": machine})
             print(rows[-1], flush=True)
-        _write(path, rows, environment())  # after each family: a crash later keeps what was measured
+        _write(path, rows, earlier.get("machine", machine))  # after each family: a crash later keeps the rest
 
 
-def _write(path: Path, rows: list[dict], env: dict) -> None:
+def _write(path: Path, rows: list[dict], machine: dict) -> None:
     result = {
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
-        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")},
+        "machine": machine,
         "settings": {
             "fine_tune_tweets": TRAIN,
             "epochs": 2,

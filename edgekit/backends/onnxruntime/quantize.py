@@ -244,7 +244,8 @@ def int8_weights_only(path: Path, nodes: list[str]) -> int:
 
 def batched_weight_products(model) -> list[str]:
     """MatMul nodes whose constant B is not a matrix (DeBERTa's relative-position keys, folded to 3-D): ONNX
-    Runtime's dynamic int8 kernel rejects their per-channel zero points at run time."""
+    Runtime's integer MatMul kernel (dynamic int8, and static int8 with float outputs) rejects their
+    per-channel zero points at run time."""
     from onnx import numpy_helper
 
     ranks = {i.name: len(i.dims) for i in model.graph.initializer}
@@ -286,36 +287,43 @@ def static_int8(ctx: StepContext) -> StepNotes:
     _quiet()
     kept_nodes = layer_nodes(float_model, ctx.keep_float)
     products = [] if plan.quantize_activation_products else activation_products(float_model)
-    ranges = _ranges_cache(ctx, src, quantized)
-    reused = ranges.is_file()
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        try:
-            quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-        except Exception:  # pre-processing is an optimization; quantize the original when it fails
-            prepared = Path(src)
-        try:
-            quantize_static(
-                str(prepared),
-                str(dst),
-                _Reader(data, batch_size),
-                quant_format=QuantFormat.QDQ,
-                activation_type=act_type,
-                weight_type=weight_type,
-                per_channel=plan.per_channel,
-                reduce_range=plan.reduce_range,
-                op_types_to_quantize=quantized,
-                calibrate_method=CalibrationMethod.MinMax,
-                nodes_to_exclude=kept_nodes + products,
-                calibration_cache_path=ranges,
-                extra_options={
-                    "ActivationSymmetric": plan.activation_symmetric,
-                    "WeightSymmetric": plan.weight_symmetric,
-                    **dict(plan.extra_options),
-                },
-            )
-        except Exception as e:
-            raise ConversionError(f"ONNX Runtime static quantization failed: {first_line(e, 400)}") from None
+    batched = batched_weight_products(float_model)  # as in dynamic int8: the integer kernel rejects them
+    settings = {
+        "quant_format": QuantFormat.QDQ,
+        "activation_type": act_type,
+        "weight_type": weight_type,
+        "per_channel": plan.per_channel,
+        "reduce_range": plan.reduce_range,
+        "op_types_to_quantize": quantized,
+        "calibrate_method": CalibrationMethod.MinMax,
+        "nodes_to_exclude": kept_nodes + products + batched,
+        "extra_options": {
+            "ActivationSymmetric": plan.activation_symmetric,
+            "WeightSymmetric": plan.weight_symmetric,
+            **dict(plan.extra_options),
+        },
+    }
+    # ONNX Runtime's pre-processing optimizes the graph first (MatMul + Add -> Gemm, BatchNorm folded); on some
+    # fixed-shape encoders the file quantized from that graph with float layer outputs does not load ("Attempt
+    # to replace the existing tensor", ONNX Runtime 1.32): then the graph is quantized unoptimized
+    unloadable = ctx.out.parent / f"preprocessed-unloadable-{_attempts_key(ctx, src)}"
+    for optimize in (False,) if unloadable.exists() else (True, False):
+        ranges = _ranges_cache(ctx, src, quantized, optimize)
+        reused = ranges.is_file()
+        with tempfile.TemporaryDirectory() as tmp:
+            prepared = Path(tmp) / "prepared.onnx"
+            try:
+                quant_pre_process(str(src), str(prepared), skip_optimization=not optimize, skip_symbolic_shape=True)
+            except Exception:  # pre-processing is an optimization; quantize the original when it fails
+                prepared = Path(src)
+            try:
+                quantize_static(str(prepared), str(dst), _Reader(data, batch_size), calibration_cache_path=ranges,
+                                **settings)  # fmt: skip
+            except Exception as e:
+                raise ConversionError(f"ONNX Runtime static quantization failed: {first_line(e, 400)}") from None
+        if not optimize or _loads(dst):
+            break
+        unloadable.touch()
     weights_only = int8_weights_only(dst, kept_nodes) if plan.kept_weights_int8 else 0
     return StepNotes(
         {
@@ -326,11 +334,13 @@ def static_int8(ctx: StepContext) -> StepNotes:
             "float_output_ops": dict(plan.extra_options).get("OpTypesToExcludeOutputQuantization", []),
             "calibration_samples": len(data),
             "calibration_ranges": "reused" if reused else "measured",
+            "graph_optimized_first": optimize,
             "quantized_ops": quantized_ops(dst, plan.int8_ops),
             "float_op_types": kept,
             "float_nodes_kept": len(kept_nodes),
             "kept_nodes_int8_weights": weights_only,
             "float_nodes_activation_products": len(products),
+            **({"float_batched_matmuls": batched} if batched else {}),
             "activations": f"{plan.activation_type} symmetric={plan.activation_symmetric}",
             "weights": f"{plan.weight_type} symmetric={plan.weight_symmetric} per_channel={plan.per_channel}",
             "reduce_range": plan.reduce_range,
@@ -340,12 +350,25 @@ def static_int8(ctx: StepContext) -> StepNotes:
     )
 
 
-def _ranges_cache(ctx: StepContext, src: Path, op_types: list[str]) -> Path:
+def _loads(path: Path) -> bool:
+    """Whether ONNX Runtime builds a session for the file with its default graph optimizations."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    try:
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception:
+        return False
+    return True
+
+
+def _ranges_cache(ctx: StepContext, src: Path, op_types: list[str], optimized: bool) -> Path:
     """Where this export keeps the activation ranges calibration measured (ONNX Runtime's calibration cache),
     beside the attempts in its staging folder: the fallback's attempts differ only in the nodes they leave
     float, which calibration does not see, so the first attempt measures and the others reuse (on MiniLM each
     calibration ran the 200 samples through a graph with every activation as an output)."""
-    return ctx.out.parent / f"calibration-ranges-{_attempts_key(ctx, src, op_types)}.json"
+    return ctx.out.parent / f"calibration-ranges-{_attempts_key(ctx, src, op_types, optimized)}.json"
 
 
 def _attempts_key(ctx: StepContext, src: Path, *more: object) -> str:
