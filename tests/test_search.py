@@ -161,16 +161,19 @@ def test_a_repeated_file_counts_once_per_device_not_across_devices():
     assert [r.get("same_file_as") for r in marked] == [None, "a: onnx-fp32 (fuse=True)", None]
 
 
-def test_tpe_proposes_distinct_trials_within_its_budget(searched, cnn, calib_npz, test_npz):
-    """Optuna's TPE over the same space: each trial measured at most once, within the budget, its figures the
-    grid's (the steps come from the shared cache), and a choice within the budgets."""
+@pytest.mark.parametrize("strategy", ["tpe", "nsga2"])
+def test_a_sampler_proposes_distinct_trials_within_its_budget(strategy, searched, cnn, calib_npz, test_npz):
+    """Optuna's TPE (p50) and NSGA-II (drop, p50, size) over the same space: each trial measured at most once,
+    within the budget, its figures the grid's (the steps come from the shared cache), and a choice within the
+    budgets."""
     import edgekit
 
     out, grid = searched
     tpe = edgekit.search(
         "edgekit_demo.zoo:digits_cnn", str(test_npz), out, devices=[DEVICE], max_drop=1.0, max_size_mb=0.1,
-        strategy="tpe", trials=3, seed=0, **_settings(cnn, calib_npz),
+        strategy=strategy, trials=3, seed=0, **_settings(cnn, calib_npz),
     )  # fmt: skip
+    assert tpe["strategy"] == strategy
     names = [t["name"] for t in tpe["trials"]]
     assert 1 <= len(names) <= 3 and len(set(names)) == len(names)
     by_name = {t["name"]: t for t in grid["trials"]}

@@ -20,14 +20,15 @@ from edgekit.release.search import STRATEGIES
 @click.option("--target", "targets", multiple=True, help="Search only these targets; repeat (default: all that run).")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="grid", show_default=True,
               help="grid: every trial in order; random: a random sample (with --trials); tpe: Optuna's TPE "
-              "proposes each round from the trials before it (pip install 'edgekit[search]').")  # fmt: skip
+              "proposes each round from the trials before it, for the lowest p50; nsga2: Optuna's NSGA-II, for "
+              "the front of accuracy drop, p50 and size (both: pip install 'edgekit[search]').")  # fmt: skip
 @click.option("--trials", type=click.IntRange(min=1), help="Run at most this many trials per device profile.")
 @click.option("--time", "time_budget", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Start no round of trials after this long (the round running then finishes; device profiles "
               "share the time).")  # fmt: skip
 @click.option("--space", "space_file", type=click.Path(dir_okay=False), help="SPACE.yaml: the targets to try "
               "and the values per runtime option (e.g. options: {onnxruntime: {fuse: [false]}}).")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random and tpe strategies.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random, tpe and nsga2 strategies.")
 @click.option(
     "--bench", default="local", show_default=True, help="Benchmark device: local, ssh://USER@HOST, adb://SERIAL."
 )

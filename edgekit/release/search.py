@@ -31,7 +31,7 @@ from edgekit.release.pipeline import (
 )
 from edgekit.release.search_space import SearchSpace, read_space
 
-STRATEGIES = ("grid", "random", "tpe")
+STRATEGIES = ("grid", "random", "tpe", "nsga2")
 SEARCH_FILE = "search.json"
 
 
@@ -137,7 +137,7 @@ def search(
     weights: str | None = None,
     tokenizer: str | None = None,
     targets: tuple[str, ...] = (),
-    strategy: Literal["grid", "random", "tpe"] = "grid",
+    strategy: Literal["grid", "random", "tpe", "nsga2"] = "grid",
     trials: int | None = None,
     time_budget: float | None = None,
     space_file: str | Path | None = None,
@@ -181,10 +181,10 @@ def search(
         done: list[dict[str, Any]] = []
         for turn, mine in enumerate(by_device.values()):
             deadline = clock.share(len(devices) - turn)
-            if strategy == "tpe":
-                from edgekit.release.search_tpe import tpe_trials
+            if strategy in ("tpe", "nsga2"):
+                from edgekit.release.search_optuna import sampled_trials
 
-                rows = tpe_trials(mine, trials or len(mine), seed, runner.measure, batch, deadline)
+                rows = sampled_trials(strategy, mine, trials or len(mine), seed, runner.measure, batch, deadline)
             else:
                 rows = _in_rounds(pick(mine, strategy, trials, seed), runner.measure, batch, deadline)
             clock.check(deadline, len(rows) < min(trials or len(mine), len(mine)))

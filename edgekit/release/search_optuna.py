@@ -1,7 +1,9 @@
-"""The tpe strategy of `edgekit search`: Optuna's TPE sampler proposes the next trials of a device profile from
-the ones measured so far (the target, then its runtime's options), in rounds that run on the sweep executor.
-The objective is the p50 latency; the budgets are TPE constraints, so it learns where the feasible files are.
-A proposal already measured is answered from what it gave, without counting as a trial."""
+"""The sampled strategies of `edgekit search`: Optuna proposes the next trials of a device profile from the ones
+measured so far (the target, then its runtime's options), in rounds that run on the sweep executor. `tpe`
+minimizes the p50 latency; `nsga2` (NSGA-II) minimizes accuracy drop, p50 latency and size together, so its
+trials spread along the Pareto front instead of converging on the fastest file. The budgets are constraints of
+both samplers, so they learn where the feasible files are. A proposal already measured is answered from what it
+gave, without counting as a trial."""
 
 from __future__ import annotations
 
@@ -14,7 +16,15 @@ from edgekit._lazy import require
 PROPOSALS_PER_TRIAL = 20  # at most, so a sampler that keeps proposing measured points stops
 
 
-def tpe_trials(
+# what each strategy minimizes, from a measured trial's row
+OBJECTIVES: dict[str, tuple[str, ...]] = {
+    "tpe": ("p50_ms",),
+    "nsga2": ("accuracy_drop_pts", "p50_ms", "size_bytes"),
+}
+
+
+def sampled_trials(
+    strategy: str,
     space: list[Any],
     budget: int,
     seed: int,
@@ -23,14 +33,13 @@ def tpe_trials(
     deadline: float | None = None,
 ) -> list[dict[str, Any]]:
     """Measure at most `budget` distinct trials of `space` (one device profile's), `batch` at a time, chosen by
-    TPE, starting no round after `deadline` (time.monotonic()); returns their rows (the search's trial records)
-    in the order they ran."""
-    optuna = require("optuna", "The tpe search strategy")
+    `strategy`'s sampler, starting no round after `deadline` (time.monotonic()); returns their rows (the
+    search's trial records) in the order they ran."""
+    optuna = require("optuna", f"The {strategy} search strategy")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(
-        seed=seed, n_startup_trials=max(1, min(5, budget // 2)), constraints_func=lambda t: t.user_attrs["violation"]
-    )
-    study = optuna.create_study(direction="minimize", sampler=sampler)
+    objectives = OBJECTIVES[strategy]
+    sampler = _sampler(optuna, strategy, budget, seed)
+    study = optuna.create_study(directions=["minimize"] * len(objectives), sampler=sampler)
     targets = sorted({trial.target for trial in space})
     rows: dict[str, dict[str, Any]] = {}
     proposals = 0
@@ -44,7 +53,7 @@ def tpe_trials(
             proposal = study.ask()
             trial = _suggest(proposal, targets, space)
             if trial.name in rows:
-                _tell(study, proposal, rows[trial.name])
+                _tell(study, proposal, rows[trial.name], objectives)
             elif trial.name in {t.name for _, t in asked}:
                 study.tell(proposal, state=optuna.trial.TrialState.FAIL)  # proposed twice in one round
             else:
@@ -52,8 +61,21 @@ def tpe_trials(
                 wanted.append(trial)
         for (proposal, trial), row in zip(asked, measure(wanted)):
             rows[trial.name] = row
-            _tell(study, proposal, row)
+            _tell(study, proposal, row, objectives)
     return list(rows.values())
+
+
+def _sampler(optuna: Any, strategy: str, budget: int, seed: int) -> Any:
+    """TPE, or NSGA-II with generations as large as a quarter of the budget (at least 2), both constrained by the
+    budgets."""
+    samplers = optuna.samplers
+
+    def violation(trial: Any) -> list[float]:
+        return trial.user_attrs["violation"]
+
+    if strategy == "nsga2":
+        return samplers.NSGAIISampler(population_size=max(2, budget // 4), seed=seed, constraints_func=violation)
+    return samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(5, budget // 2)), constraints_func=violation)
 
 
 def _suggest(proposal: Any, targets: list[str], space: list[Any]) -> Any:
@@ -68,13 +90,14 @@ def _suggest(proposal: Any, targets: list[str], space: list[Any]) -> Any:
     return next(t for t in candidates if t.options == settings)
 
 
-def _tell(study: Any, proposal: Any, row: dict[str, Any]) -> None:
-    """A measured trial's p50, with its budgets as the constraint; a trial with no latency (failed, or over the
-    size budget) is a failed proposal."""
+def _tell(study: Any, proposal: Any, row: dict[str, Any], objectives: tuple[str, ...]) -> None:
+    """A measured trial's objectives, with its budgets as the constraint; a trial missing one (failed, or over
+    the size budget, so neither evaluated nor timed) is a failed proposal."""
     from optuna.trial import TrialState
 
-    if row.get("p50_ms") is None:
+    values = [row.get(name) for name in objectives]
+    if any(v is None for v in values):
         study.tell(proposal, state=TrialState.FAIL)
         return
     proposal.set_user_attr("violation", [0.0 if row["status"] == "passed" else 1.0])
-    study.tell(proposal, row["p50_ms"])
+    study.tell(proposal, values)
