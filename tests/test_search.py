@@ -241,3 +241,44 @@ def test_a_bad_space_file_is_refused_with_its_line(text, words, tmp_path, capsys
                         "-o", tmp_path / "out")  # fmt: skip
     assert code == 2 and words in " ".join(out.split()), out
     assert not (tmp_path / "out").exists()
+
+
+def _search_pipeline(folder: Path, cnn, calib_npz, test_npz, extra: str = "") -> Path:
+    path = folder / "search-pipeline.yaml"
+    path.write_text(
+        f"source: edgekit_demo.zoo:digits_cnn\nweights: {cnn[1]}\ninputs: ['{zoo.DIGITS_INPUT}']\n"
+        f"calib: {calib_npz}\ntargets: [onnx-fp32, onnx-int8]\nevaluate: {{data: {test_npz}}}\n"
+        f"search: {{devices: [{DEVICE}], output: found}}\n{extra}"
+    )
+    return path
+
+
+def test_a_pipelines_search_section_chooses_per_device_and_gates(tmp_path, cnn, calib_npz, test_npz, capsys):
+    """`search:` in a pipeline runs edgekit search with the pipeline's data, gates as budgets and targets as its
+    space: exit 0 with each device's choice, exit 1 naming the device when no file meets the gates."""
+    path = _search_pipeline(tmp_path, cnn, calib_npz, test_npz, "gates: {max_accuracy_drop: 1.0}\n")
+    code, out = run_cli(capsys, "run", str(path), "--executor", "serial")
+    assert code == 0, out
+    found = json.loads((tmp_path / "found" / "search.json").read_text())
+    choice = found["choices"][DEVICE]
+    assert f"{DEVICE}: {choice['file']}" in out and Path(choice["file"]).exists()
+    assert {t["target"] for t in found["trials"]} == {"onnx-fp32", "onnx-int8"}
+
+    path.write_text(path.read_text().replace("max_accuracy_drop: 1.0", "max_accuracy_drop: 1.0, max_size_mb: 0.001"))
+    code, out = run_cli(capsys, "run", str(path), "--executor", "serial")
+    assert code == 1 and "gate failed" in out and DEVICE in out, out
+    assert json.loads((tmp_path / "found" / "search.json").read_text())["steps"]["ran"] == 0  # all from its cache
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        ("", "a search: needs evaluate: {data: ...} and gates: {max_accuracy_drop: ...}"),
+        ("gates: {max_accuracy_drop: 1}\nmatrix: {calib: [a.npz, b.npz]}\n", "a matrix cannot sweep a search:"),
+        ("gates: {max_accuracy_drop: 1}\ncompress: {method: prune, data: x.npz, sparsity: 0.5}\n", "compress"),
+    ],
+)
+def test_a_search_section_that_cannot_run_is_refused(extra, words, tmp_path, cnn, calib_npz, test_npz, capsys):
+    code, out = run_cli(capsys, "run", str(_search_pipeline(tmp_path, cnn, calib_npz, test_npz, extra)))
+    assert code == 2 and words in " ".join(out.split()), out
+    assert not (tmp_path / "found").exists()

@@ -55,6 +55,12 @@ def run_cmd(pipeline, executor, jobs, address, cache, timeout, quiet) -> None:
         sys.exit(1)
     if not quiet:
         _table(result)
+    if "search" in result:  # a search: section chose the files
+        from edgekit.cli.search_cmd import print_choices
+
+        print_choices(result["search"])
+        click.echo(f"report: {result['report']}")
+        return
     ran = sum(not s["cached"] for s in result["steps"])
     click.echo(f"{pipeline}: {ran} step(s) ran, {len(result['steps']) - ran} cached; every gate passed")
     for combination in result.get("combinations", [result]):
@@ -64,9 +70,16 @@ def run_cmd(pipeline, executor, jobs, address, cache, timeout, quiet) -> None:
 
 
 def _table(result: dict) -> None:
-    """One row per file of each combination: size, accuracy and its drop, p90 per device, its gates."""
+    """One row per file of each combination: size, accuracy and its drop, p90 per device, its gates (a search's
+    trials, for a search: section)."""
     from rich.console import Console
     from rich.table import Table
+
+    if "search" in result:
+        from edgekit.cli.search_cmd import print_trials
+
+        print_trials(result["search"])
+        return
 
     combinations = result.get("combinations", [result])
     devices = sorted({d for c in combinations for t in c.get("targets", {}).values() for d in t["p90_ms"]})

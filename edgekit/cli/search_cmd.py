@@ -70,18 +70,22 @@ def search_cmd(source, devices, data, calib, max_drop, max_p90_ms, max_size_mb, 
         )  # fmt: skip
     except NoChoice as e:
         if not quiet:
-            _table(e.result)
+            print_trials(e.result)
         raise
     if not quiet:
-        _table(result)
-    for device, choice in result["choices"].items():
-        click.echo(
-            f"{device}: {choice['file']} ({choice['trial']})" + (f", bundle {choice['bundle']}" if bundle else "")
-        )
+        print_trials(result)
+    print_choices(result)
     click.echo(f"report: {out}/report.html")
 
 
-def _table(result: dict) -> None:
+def print_choices(result: dict) -> None:
+    """Each device profile's chosen file (and its bundle, when one was made)."""
+    for device, choice in result["choices"].items():
+        bundle = f", bundle {choice['bundle']}" if choice.get("bundle") else ""
+        click.echo(f"{device}: {choice['file']} ({choice['trial']}){bundle}")
+
+
+def print_trials(result: dict) -> None:
     """One row per trial: its figures, whether it is on its device's front, and what it missed."""
     from rich.console import Console
     from rich.table import Table

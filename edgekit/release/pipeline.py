@@ -109,6 +109,20 @@ class CompressSpec(_Strict):
         return self
 
 
+class SearchSpec(_Strict):
+    """`edgekit search` as the pipeline: evaluate.data is its data, gates are its budgets (max_accuracy_drop
+    required), targets (when listed) narrow its space, and bundle receives each device's choice."""
+
+    devices: list[str] = Field(default_factory=list)  # device profiles; default: this machine's
+    strategy: Literal["grid", "random", "tpe", "nsga2"] = "grid"
+    trials: int | None = Field(default=None, ge=1)  # at most, per device profile
+    time: float | None = Field(default=None, gt=0)  # seconds after which no new round of trials starts
+    space: str | None = None  # a SPACE.yaml, relative to the pipeline file
+    seed: int = 0
+    bench: str = "local"  # where trials are benchmarked: local, ssh://USER@HOST, adb://SERIAL
+    output: str = "search"  # folder for search.json, its cache and each device's choice, relative to the file
+
+
 class Pipeline(_Strict):
     source: str
     weights: str | None = None
@@ -117,13 +131,25 @@ class Pipeline(_Strict):
     calib: str | None = None
     device: str | None = None
     compress: CompressSpec | None = None
-    targets: list[str] = Field(min_length=1)
+    targets: list[str] = Field(default_factory=list)
+    search: SearchSpec | None = None
     evaluate: EvaluateSpec | None = None
     benchmark: BenchmarkSpec | None = None
     gates: Gates = Field(default_factory=Gates)
     bundle: BundleSpec | None = None
     # the runtimes' own export settings, by runtime: {onnxruntime: {fuse: false}} (edgekit export's flags)
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _targets_or_search(self) -> Pipeline:
+        if self.search is None and not self.targets:
+            raise ValueError("targets must list at least one target (or add a search: section, which tries them)")
+        if self.search is not None:
+            if self.evaluate is None or self.gates.max_accuracy_drop is None:
+                raise ValueError("a search: needs evaluate: {data: ...} and gates: {max_accuracy_drop: ...}")
+            if self.compress is not None:
+                raise ValueError("a search: does not run compress: (compress in its own pipeline, then search it)")
+        return self
 
     def options_for(self, target: str) -> dict[str, Any]:
         from edgekit.catalog import get_target
@@ -206,6 +232,8 @@ def _validated(data: dict, path: Path, root: Any) -> Pipeline:
         _named(functools.partial(_runtime_options, pipeline, runtime), path, root, ["options", runtime])
     if pipeline.device:
         _named(functools.partial(get_device, pipeline.device), path, root, ["device"])
+    for i, device in enumerate(pipeline.search.devices if pipeline.search else []):
+        _named(functools.partial(get_device, device), path, root, ["search", "devices", str(i)])
     return pipeline
 
 
@@ -288,6 +316,12 @@ def run_pipeline(
     path = Path(path)
     combinations = load_sweep(path)
     base = path.parent
+    if combinations[0].pipeline.search is not None:
+        from edgekit.release.pipeline_search import run_search_section
+
+        if len(combinations) > 1 or combinations[0].name:
+            raise UsageError(f"{path}: a matrix cannot sweep a search: (the search varies the settings itself).")
+        return run_search_section(path, combinations[0].pipeline, progress, executor, jobs)
     folder = Path(cache).resolve() if cache else base / CACHE_DIR
     plans, outcome = execute_combinations(combinations, base, folder, progress, executor, jobs, address, timeout)
     if outcome.errors:

@@ -1,0 +1,44 @@
+"""A pipeline whose `search:` section replaces its list of targets: `edgekit search` run with the pipeline's
+source, data, gates (as budgets) and bundle, so `edgekit run` and CI gate on the best file per device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgekit.progress import Progress
+
+if TYPE_CHECKING:
+    from edgekit.release.pipeline import Pipeline
+
+
+def run_search_section(path: Path, pipeline: Pipeline, progress: Progress, executor: str, jobs: int | None) -> dict:
+    """Run the pipeline's search; returns {"pipeline", "executor", "search": the search.json document, "report"}.
+    Raises GateFailed (with that result) when a device profile has no file within the gates."""
+    from edgekit.catalog import local_device
+    from edgekit.release.pipeline import GateFailed, _data_arg, _local, _source_arg
+    from edgekit.release.search import Budgets, NoChoice, search
+
+    spec, gates, base = pipeline.search, pipeline.gates, path.parent
+    assert spec is not None and pipeline.evaluate is not None and gates.max_accuracy_drop is not None
+    out = Path(_local(base, spec.output) or spec.output)
+    bundle = pipeline.bundle
+    budgets = Budgets(gates.max_accuracy_drop, gates.max_p90_ms.get(spec.bench), gates.max_size_mb)
+    try:
+        found = search(
+            _source_arg(pipeline, base), spec.devices or [local_device().name],
+            _data_arg(pipeline.evaluate.data, base), out, budgets,
+            calib=_data_arg(pipeline.calib, base), inputs=tuple(pipeline.inputs),
+            weights=_local(base, pipeline.weights), tokenizer=_local(base, pipeline.tokenizer),
+            targets=tuple(pipeline.targets), strategy=spec.strategy, trials=spec.trials, time_budget=spec.time,
+            space_file=_local(base, spec.space), seed=spec.seed, bench=spec.bench, executor=executor, jobs=jobs,
+            bundle=_local(base, bundle.output) if bundle else None,
+            labels=_local(base, bundle.labels) if bundle else None, progress=progress,
+        )  # fmt: skip
+    except NoChoice as e:
+        raise GateFailed(e.message, _result(path, executor, e.result, out)) from None
+    return _result(path, executor, found, out)
+
+
+def _result(path: Path, executor: str, found: dict[str, Any], out: Path) -> dict[str, Any]:
+    return {"pipeline": str(path), "executor": executor, "search": found, "report": str(out / "report.html")}
