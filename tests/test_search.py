@@ -269,6 +269,15 @@ def test_a_pipelines_search_section_chooses_per_device_and_gates(tmp_path, cnn, 
     assert code == 1 and "gate failed" in out and DEVICE in out, out
     assert json.loads((tmp_path / "found" / "search.json").read_text())["steps"]["ran"] == 0  # all from its cache
 
+    # data without labels: every evaluation fails, and the table says why (there is no file to report on)
+    import numpy as np
+
+    np.savez(tmp_path / "unlabelled.npz", **{k: v for k, v in np.load(test_npz).items() if k != "labels"})
+    text = path.read_text().replace(str(test_npz), str(tmp_path / "unlabelled.npz"))
+    path.write_text(text.replace(", max_size_mb: 0.001", ""))
+    code, out = run_cli(capsys, "run", str(path), "--executor", "serial")
+    assert code == 1 and "No trial met the budgets" in out and "has no labels" in out, out
+
 
 @pytest.mark.parametrize(
     "extra, words",

@@ -36,7 +36,8 @@ def run_search_section(path: Path, pipeline: Pipeline, progress: Progress, execu
             labels=_local(base, bundle.labels) if bundle else None, progress=progress,
         )  # fmt: skip
     except NoChoice as e:
-        raise GateFailed(e.message, _result(path, executor, e.result, out)) from None
+        said = f"{e.message} {e.hint}" if e.hint else e.message  # the hint names what each closest trial missed
+        raise GateFailed(said, _result(path, executor, e.result, out)) from None
     return _result(path, executor, found, out)
 
 

@@ -210,7 +210,11 @@ def search(
     (out / SEARCH_FILE).write_text(json.dumps(result, indent=2, default=str) + "\n")
     from edgekit.release.report import write_report
 
-    write_report([out / SEARCH_FILE], out / "report.html", f"edgekit search {source}")
+    try:
+        write_report([out / SEARCH_FILE], out / "report.html", f"edgekit search {source}")
+    except UsageError:  # no trial made a file to show: the trials' errors are what the user needs (below)
+        if not missing:
+            raise
     if missing:
         raise NoChoice(
             f"No trial met the budgets for {', '.join(missing)}.",
