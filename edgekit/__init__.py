@@ -239,6 +239,7 @@ def search(
     max_drop: float = 1.0,
     max_p90_ms: float | None = None,
     max_size_mb: float | None = None,
+    max_memory_mb: float | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Find the best file of `source` for each device profile (default: this machine's), as `edgekit search`
@@ -249,7 +250,7 @@ def search(
     from edgekit.release.search import Budgets
     from edgekit.release.search import search as run_search
 
-    budgets = Budgets(max_drop, max_p90_ms, max_size_mb)
+    budgets = Budgets(max_drop, max_p90_ms, max_size_mb, max_memory_mb)
     return run_search(source, devices or [local_device().name], data, out, budgets, **settings)
 
 

@@ -79,6 +79,7 @@ def test_the_choice_is_the_fastest_file_within_the_budgets_and_is_copied_with_it
     within = [t for t in result["trials"] if t["status"] == "passed" and "same_file_as" not in t]
     assert len(within) == 2 and row["p50_ms"] == min(t["p50_ms"] for t in within)
     assert row["size_bytes"] <= 0.1e6 and row["accuracy_drop_pts"] <= 1.0 and not row["over_budget"]
+    assert all(t["peak_rss_mb"] > 10 for t in within)  # the benchmark's process: Python and the runtime at least
     over = [t for t in result["trials"] if t["status"] == "over budget"]
     assert all(any("max_size_mb" in f for f in t["over_budget"]) for t in over)  # onnx-fp32: 0.165 MB
     page = (out / "report.html").read_text()  # the HTML report: every measured trial, the front marked
@@ -291,3 +292,21 @@ def test_a_search_section_that_cannot_run_is_refused(extra, words, tmp_path, cnn
     code, out = run_cli(capsys, "run", str(_search_pipeline(tmp_path, cnn, calib_npz, test_npz, extra)))
     assert code == 2 and words in " ".join(out.split()), out
     assert not (tmp_path / "found").exists()
+
+
+def test_a_memory_budget_is_checked_on_the_measured_peak(searched, cnn, calib_npz, test_npz):
+    """--max-memory-mb below any process's peak: every measured trial is over budget, naming its peak, so no file
+    is chosen (all from the first search's cache)."""
+    import edgekit
+    from edgekit.release.search import NoChoice
+
+    out, _ = searched
+    with pytest.raises(NoChoice) as caught:
+        edgekit.search(
+            "edgekit_demo.zoo:digits_cnn", str(test_npz), out, devices=[DEVICE], max_drop=1.0, max_memory_mb=1.0,
+            **_settings(cnn, calib_npz),
+        )  # fmt: skip
+    measured = [t for t in caught.value.result["trials"] if t.get("peak_rss_mb") is not None]
+    assert measured and all(any("peak memory" in f and "max_memory_mb 1.0" in f for f in t["over_budget"])
+                            for t in measured)  # fmt: skip
+    assert caught.value.result["steps"]["ran"] == 0

@@ -17,6 +17,8 @@ from edgekit.release.search import STRATEGIES
 @click.option("--max-drop", type=float, default=1.0, show_default=True, help="Most accuracy points a file may lose.")
 @click.option("--max-p90-ms", type=float, help="Slowest p90 latency a file may have on --bench.")
 @click.option("--max-size-mb", type=float, help="Largest a file may be.")
+@click.option("--max-memory-mb", type=float, help="Most peak memory (resident set) the process running a file "
+              "may reach on --bench.")  # fmt: skip
 @click.option("--target", "targets", multiple=True, help="Search only these targets; repeat (default: all that run).")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="grid", show_default=True,
               help="grid: every trial in order; random: a random sample (with --trials); tpe: Optuna's TPE "
@@ -44,9 +46,9 @@ from edgekit.release.search import STRATEGIES
 @click.option("--output", "-o", "out", required=True, type=click.Path(file_okay=False),
               help="Folder for search.json, the step cache and each device's chosen file.")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True)
-def search_cmd(source, devices, data, calib, max_drop, max_p90_ms, max_size_mb, targets, strategy, trials,
-               time_budget, space_file, seed, bench, inputs, weights, tokenizer, executor, jobs, bundle, labels, out,
-               quiet) -> None:  # fmt: skip
+def search_cmd(source, devices, data, calib, max_drop, max_p90_ms, max_size_mb, max_memory_mb, targets, strategy,
+               trials, time_budget, space_file, seed, bench, inputs, weights, tokenizer, executor, jobs, bundle, labels,
+               out, quiet) -> None:  # fmt: skip
     """Find the best file of SOURCE for each device profile: every target that runs there (and its runtime's
     searchable options) is exported, evaluated on --data in its runtime and benchmarked; the fastest file
     within the budgets is chosen. Re-running reuses every finished step (OUT/cache).
@@ -60,9 +62,10 @@ def search_cmd(source, devices, data, calib, max_drop, max_p90_ms, max_size_mb, 
     if labels and not bundle:
         raise click.UsageError("--labels goes into the bundles: use it with --bundle DIR.")
 
+    budgets = Budgets(max_drop, max_p90_ms, max_size_mb, max_memory_mb)
     try:
         result = search(
-            source, list(devices) or [local_device().name], data, out, Budgets(max_drop, max_p90_ms, max_size_mb),
+            source, list(devices) or [local_device().name], data, out, budgets,
             calib=calib, inputs=inputs, weights=weights, tokenizer=tokenizer, targets=targets, strategy=strategy,
             trials=trials, time_budget=time_budget, space_file=space_file, seed=seed, bench=bench,
             executor=executor, jobs=jobs, bundle=bundle, labels=labels,
@@ -92,10 +95,10 @@ def print_trials(result: dict) -> None:
 
     front = {name for names in result["front"].values() for name in names}
     chosen = {c["trial"] for c in result["choices"].values()}
-    table = Table("trial", "size", "drop", "p50 ms", "p90 ms", "front", "result")
+    table = Table("trial", "size", "drop", "p50 ms", "p90 ms", "peak MB", "front", "result")
     for row in result["trials"]:
         if row["status"] == "failed":
-            table.add_row(row["name"], "", "", "", "", "", f"failed: {row['error'][:80]}")
+            table.add_row(row["name"], "", "", "", "", "", "", f"failed: {row['error'][:80]}")
             continue
         drop = row["accuracy_drop_pts"]
         table.add_row(
@@ -104,6 +107,7 @@ def print_trials(result: dict) -> None:
             "-" if drop is None else f"{drop:+.2f} pt",
             "-" if row["p50_ms"] is None else f"{row['p50_ms']:.3f}",
             "-" if row["p90_ms"] is None else f"{row['p90_ms']:.3f}",
+            "-" if row.get("peak_rss_mb") is None else f"{row['peak_rss_mb']:.0f}",
             "yes" if row["name"] in front else "",
             "chosen"
             if row["name"] in chosen

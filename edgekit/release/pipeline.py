@@ -120,6 +120,7 @@ class SearchSpec(_Strict):
     space: str | None = None  # a SPACE.yaml, relative to the pipeline file
     seed: int = 0
     bench: str = "local"  # where trials are benchmarked: local, ssh://USER@HOST, adb://SERIAL
+    max_memory_mb: float | None = Field(default=None, gt=0)  # a budget on the bench device's peak memory
     output: str = "search"  # folder for search.json, its cache and each device's choice, relative to the file
 
 
@@ -539,6 +540,7 @@ def _figures(artifacts: dict, sizes: dict, evaluations: dict, benchmarks: dict, 
             "accuracy_drop_pts": (report.get("drop") or {}).get("accuracy"),
             "p50_ms": {d: r["latency_ms"].get("p50") for d, r in runs.items()},
             "p90_ms": {d: r["latency_ms"].get("p90") for d, r in runs.items()},
+            "peak_rss_mb": {d: r.get("peak_rss_mb") for d, r in runs.items()},
             "gate_failures": [f for f in failures if f.startswith((f"{target}: ", f"{artifact.name} on "))],
         }
     return figures

@@ -23,7 +23,7 @@ def run_search_section(path: Path, pipeline: Pipeline, progress: Progress, execu
     assert spec is not None and pipeline.evaluate is not None and gates.max_accuracy_drop is not None
     out = Path(_local(base, spec.output) or spec.output)
     bundle = pipeline.bundle
-    budgets = Budgets(gates.max_accuracy_drop, gates.max_p90_ms.get(spec.bench), gates.max_size_mb)
+    budgets = Budgets(gates.max_accuracy_drop, gates.max_p90_ms.get(spec.bench), gates.max_size_mb, spec.max_memory_mb)
     try:
         found = search(
             _source_arg(pipeline, base), spec.devices or [local_device().name],

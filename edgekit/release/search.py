@@ -37,11 +37,13 @@ SEARCH_FILE = "search.json"
 
 @dataclass(frozen=True)
 class Budgets:
-    """What a chosen file must meet: accuracy drop in points against the source, p90 latency, size."""
+    """What a chosen file must meet: accuracy drop in points against the source, p90 latency, size, and the
+    peak memory (resident set) of the process that ran it on the bench device."""
 
     max_drop: float
     max_p90_ms: float | None = None
     max_size_mb: float | None = None
+    max_memory_mb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,8 @@ class _TrialRunner:
         todo = [t for t in batch if "status" not in rows[t.name]]
         plans, measured = self._run(todo, measured=True)
         for trial, plan in zip(todo, plans):
-            rows[trial.name] = _measured(rows[trial.name], trial, plan, measured, self.bench, self.progress)
+            row = rows[trial.name]
+            rows[trial.name] = _measured(row, trial, plan, measured, self.bench, self.budgets, self.progress)
         self.ran += sum(not step["cached"] for step in (*exported.steps, *measured.steps))
         self.listed += len(exported.steps) + len(measured.steps) - len(todo)  # a measured export is listed twice
         return [rows[t.name] for t in batch]
@@ -312,6 +315,9 @@ class _TrialRunner:
         return execute_combinations(combinations, Path.cwd(), self.cache, self.progress, runner=self.started)
 
 
+_SCORES = ("accuracy", "accuracy_drop_pts", "p50_ms", "p90_ms", "size_bytes", "peak_rss_mb")
+
+
 def _choose(result: dict[str, Any], device: str, out: Path, bundle: str | Path | None, labels: str | None) -> bool:
     """Record the device's choice in `result` (the fastest file within the budgets, then the smallest), copy it to
     OUT/DEVICE and bundle it when asked; False when no trial of the device met the budgets."""
@@ -330,7 +336,7 @@ def _choose(result: dict[str, Any], device: str, out: Path, bundle: str | Path |
         "budgets": result["budgets"],
         "trials": len(mine),
         "trial": best["name"],
-        "scores": {k: best[k] for k in ("accuracy", "accuracy_drop_pts", "p50_ms", "p90_ms", "size_bytes")},
+        "scores": {k: best.get(k) for k in _SCORES},
         "front": result["front"][device],
         "why": why,
     }
@@ -361,17 +367,28 @@ def _exported(trial: Trial, plan: Any, outcome: Any, max_size_mb: float | None) 
     if over:
         row.update(status="over budget", over_budget=[f"{over} (not evaluated or benchmarked)"])
         row.update(accuracy=None, accuracy_drop_pts=None)
-        row.update(p50_ms=None, p90_ms=None)
+        row.update(p50_ms=None, p90_ms=None, peak_rss_mb=None)
     return row
 
 
-def _measured(row: dict[str, Any], trial: Trial, plan: Any, outcome: Any, bench: str, progress: Progress) -> dict:
+def memory_over(target: str, peak_mb: float | None, max_memory_mb: float | None) -> list[str]:
+    """The memory budget's failure for a file, if any (a run that measured no peak cannot meet a budget)."""
+    if max_memory_mb is None or (peak_mb is not None and peak_mb <= max_memory_mb):
+        return []
+    shown = "not measured" if peak_mb is None else f"{peak_mb:.1f} MB"
+    return [f"{target}: peak memory {shown} > max_memory_mb {max_memory_mb}"]
+
+
+def _measured(
+    row: dict[str, Any], trial: Trial, plan: Any, outcome: Any, bench: str, budgets: Budgets, progress: Progress
+) -> dict:
     """The trial's row with its evaluation and benchmark, and the budgets it missed."""
     error = _first_error(plan, outcome)
     if error is not None:
         return {**row, "status": "failed", "error": error}
     figures = plan.finish(outcome, progress)["targets"][trial.target]
-    failures = figures["gate_failures"]
+    peak = figures["peak_rss_mb"].get(bench)
+    failures = figures["gate_failures"] + memory_over(trial.target, peak, budgets.max_memory_mb)
     steps = (plan.evaluate_ids[trial.target], plan.benchmark_ids[bench])
     folders = [plan.cache / outcome.records[i]["_key"] for i in steps]
     return {
@@ -382,6 +399,7 @@ def _measured(row: dict[str, Any], trial: Trial, plan: Any, outcome: Any, bench:
         "accuracy_drop_pts": figures["accuracy_drop_pts"],
         "p50_ms": figures["p50_ms"].get(bench),
         "p90_ms": figures["p90_ms"].get(bench),
+        "peak_rss_mb": peak,
         "over_budget": failures,
     }
 

@@ -36,6 +36,7 @@ class SearchTrial(_Open):
     accuracy_drop_pts: float | None = None
     p50_ms: float | None = None
     p90_ms: float | None = None
+    peak_rss_mb: float | None = Field(None, description="peak resident memory of the benchmark's process")
     over_budget: list[str] = Field(default_factory=list, description="the budgets it missed")
     results: list[str] = Field(default_factory=list, description="its evaluate and benchmark JSON (step cache)")
 
