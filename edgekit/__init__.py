@@ -219,12 +219,13 @@ def run(
 ) -> dict[str, Any]:
     """Run a pipeline file (every combination of its matrix) as `edgekit run` does: executor "serial",
     "local" (worker processes, `jobs` at once) or "ray" (`address` of a cluster, or a Ray of this machine).
-    Returns the results (steps, gates, bundles; per combination under "combinations" for a sweep); raises
-    GateFailed (edgekit.release.pipeline) when a gate fails."""
+    Returns the results (steps, gates, bundles; per combination under "combinations" for a sweep; a `search:`
+    section's search.json document under "search"); raises GateFailed (edgekit.release.pipeline) when a gate
+    fails."""
     from edgekit.progress import SILENT
-    from edgekit.release.pipeline import run_pipeline
+    from edgekit.release.run import run_file
 
-    return run_pipeline(
+    return run_file(
         pipeline, progress or SILENT, executor=executor, jobs=jobs, address=address, cache=cache, timeout=timeout
     )
 

@@ -259,7 +259,8 @@ def _rejection(
         f"{tgt.name} failed its gate{off}: " + "; ".join(outcome.chosen.verdict.failures()),
         hint=f"The file was kept for inspection as {_rejected(artifact)}, not as {artifact.name}."
         + (f" Routes tried before: {_tried_text(tried)}." if tried else "")
-        + f" Find the layer where it diverges: {diff_command}",
+        # only where the runtime exposes its intermediates to edgekit diff (not .ptl, .pte, engines)
+        + (f" Find the layer where it diverges: {diff_command}" if backend.layer_taps else ""),
     )
 
 

@@ -59,8 +59,9 @@ def _run(path, x: np.ndarray) -> np.ndarray:
 
 
 def test_smoothing_is_exact_in_float_and_picks_a_strength_per_group(mlp):
-    from edgekit.backends.onnxruntime.smooth import ALPHAS, Int8Grid, smooth
+    from edgekit.backends.onnxruntime.smooth import smooth
     from edgekit.data import Dataset
+    from edgekit.smoothing import ALPHAS, Int8Grid
 
     model = onnx.load(str(mlp))
     notes = smooth(model, Dataset({"x": _inputs(64, 1)}, None, "test", ""), 16, Int8Grid(False, False, 127))

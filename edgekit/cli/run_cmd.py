@@ -38,12 +38,13 @@ def run_cmd(pipeline, executor, jobs, address, cache, timeout, quiet) -> None:
     Example: edgekit run examples/digits-pipeline.yaml --jobs 2
     """
     from edgekit.progress import Progress
-    from edgekit.release.pipeline import GateFailed, run_pipeline
+    from edgekit.release.pipeline import GateFailed
+    from edgekit.release.run import run_file
 
     if address is not None and executor != "ray":
         raise click.UsageError("--address joins a Ray cluster: use it with --executor ray.")
     try:
-        result = run_pipeline(
+        result = run_file(
             pipeline, Progress(quiet=quiet), executor=executor, jobs=jobs, address=address, cache=cache,
             timeout=timeout,
         )  # fmt: skip

@@ -318,11 +318,7 @@ def run_pipeline(
     combinations = load_sweep(path)
     base = path.parent
     if combinations[0].pipeline.search is not None:
-        from edgekit.release.pipeline_search import run_search_section
-
-        if len(combinations) > 1 or combinations[0].name:
-            raise UsageError(f"{path}: a matrix cannot sweep a search: (the search varies the settings itself).")
-        return run_search_section(path, combinations[0].pipeline, progress, executor, jobs)
+        raise UsageError(f"{path} searches: run it with edgekit.release.run.run_file, which runs either kind.")
     folder = Path(cache).resolve() if cache else base / CACHE_DIR
     plans, outcome = execute_combinations(combinations, base, folder, progress, executor, jobs, address, timeout)
     if outcome.errors:

@@ -385,7 +385,8 @@ def _smoothed(ctx: StepContext) -> tuple[Path, dict | str]:
 
     import onnx
 
-    from edgekit.backends.onnxruntime.smooth import Int8Grid, smooth
+    from edgekit.backends.onnxruntime.smooth import smooth
+    from edgekit.smoothing import Int8Grid
 
     plan: OrtPlan = ctx.plan
     if not plan.smooth_activations:

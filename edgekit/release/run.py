@@ -1,5 +1,6 @@
-"""A pipeline whose `search:` section replaces its list of targets: `edgekit search` run with the pipeline's
-source, data, gates (as budgets) and bundle, so `edgekit run` and CI gate on the best file per device."""
+"""`edgekit run PIPELINE.yaml`: a pipeline file runs its exports (edgekit.release.pipeline), or, when a `search:`
+section replaces its list of targets, `edgekit search` with the pipeline's source, data, gates (as budgets) and
+bundle, so `edgekit run` and CI gate on the best file per device."""
 
 from __future__ import annotations
 
@@ -10,6 +11,31 @@ from edgekit.progress import Progress
 
 if TYPE_CHECKING:
     from edgekit.release.pipeline import Pipeline
+
+
+def run_file(
+    path: str | Path,
+    progress: Progress,
+    *,
+    executor: str = "local",
+    jobs: int | None = None,
+    address: str | None = None,
+    cache: str | Path | None = None,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """Run the pipeline file: its results (see run_pipeline, or run_search_section for a search: section)."""
+    from edgekit.errors import UsageError
+    from edgekit.release.pipeline import load_sweep, run_pipeline
+
+    path = Path(path)
+    combinations = load_sweep(path)
+    if combinations[0].pipeline.search is None:
+        return run_pipeline(
+            path, progress, executor=executor, jobs=jobs, address=address, cache=cache, timeout=timeout
+        )  # fmt: skip
+    if len(combinations) > 1 or combinations[0].name:
+        raise UsageError(f"{path}: a matrix cannot sweep a search: (the search varies the settings itself).")
+    return run_search_section(path, combinations[0].pipeline, progress, executor, jobs)
 
 
 def run_search_section(path: Path, pipeline: Pipeline, progress: Progress, executor: str, jobs: int | None) -> dict:
