@@ -294,6 +294,13 @@ def test_a_search_section_that_cannot_run_is_refused(extra, words, tmp_path, cnn
     assert not (tmp_path / "found").exists()
 
 
+def test_a_search_section_refuses_the_flags_it_cannot_honour(tmp_path, cnn, calib_npz, test_npz, capsys):
+    path = _search_pipeline(tmp_path, cnn, calib_npz, test_npz, "gates: {max_accuracy_drop: 1}\n")
+    code, out = run_cli(capsys, "run", str(path), "--cache", str(tmp_path / "elsewhere"))
+    assert code == 2 and "--address and --cache apply to pipelines that list their targets" in out, out
+    assert not (tmp_path / "found").exists() and not (tmp_path / "elsewhere").exists()
+
+
 def test_a_memory_budget_is_checked_on_the_measured_peak(searched, cnn, calib_npz, test_npz):
     """--max-memory-mb below any process's peak: every measured trial is over budget, naming its peak, so no file
     is chosen (all from the first search's cache)."""

@@ -35,6 +35,12 @@ def run_file(
         )  # fmt: skip
     if len(combinations) > 1 or combinations[0].name:
         raise UsageError(f"{path}: a matrix cannot sweep a search: (the search varies the settings itself).")
+    if address is not None or cache is not None:
+        raise UsageError(
+            f"{path} searches: --address and --cache apply to pipelines that list their targets.",
+            hint="A search keeps its step cache in its output folder (search: {output: DIR}) and runs on this "
+            "machine's executors.",
+        )
     return run_search_section(path, combinations[0].pipeline, progress, executor, jobs)
 
 
