@@ -36,13 +36,14 @@ class LayerSensitivity:
         return {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def symmetric_int8(w: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def symmetric_int8(w: np.ndarray, axis: int = 0, qmax: int = 127) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 weights with one scale per channel along `axis` (the output channels), as every
-    runtime's int8 scheme here quantizes weights: (int8 values, float32 scales)."""
+    runtime's int8 scheme here quantizes weights: (int8 values, float32 scales). `qmax` 63: the 7-bit range
+    of ONNX Runtime's reduce_range."""
     peak = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1)
-    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    scale = np.where(peak > 0, peak / qmax, 1.0).astype(np.float32)
     shaped = scale.reshape([-1 if d == axis else 1 for d in range(w.ndim)])
-    return np.clip(np.round(w / shaped), -127, 127).astype(np.int8), scale
+    return np.clip(np.round(w / shaped), -qmax, qmax).astype(np.int8), scale
 
 
 def _fake_quant_weight(w: np.ndarray) -> np.ndarray:
@@ -51,12 +52,16 @@ def _fake_quant_weight(w: np.ndarray) -> np.ndarray:
     return (q * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
 
 
-def _fake_quant_activation(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Asymmetric 8-bit over [lo, hi] (the range always holds 0, as the runtimes require)."""
+def fake_quant_activation(x: np.ndarray, lo: float, hi: float, symmetric: bool = False) -> np.ndarray:
+    """`x` on an 8-bit grid over [lo, hi] (the range always holds 0, as the runtimes require), back in float:
+    asymmetric (uint8, or int8 with its zero point shifted: the same values), or symmetric about 0."""
     lo, hi = min(lo, 0.0), max(hi, 0.0)
-    scale = (hi - lo) / 255.0 or 1.0
-    zero = np.round(-lo / scale)
-    return ((np.clip(np.round(x / scale) + zero, 0, 255) - zero) * scale).astype(x.dtype)
+    if symmetric:
+        lo, hi = -max(-lo, hi), max(-lo, hi)
+    scale = (hi - lo) / (254.0 if symmetric else 255.0) or 1.0
+    zero = 0.0 if symmetric else np.round(-lo / scale)
+    qmin, qmax = (-127, 127) if symmetric else (0, 255)
+    return ((np.clip(np.round(x / scale) + zero, qmin, qmax) - zero) * scale).astype(x.dtype)
 
 
 def _outlier_ratio(values: list[np.ndarray]) -> float:
@@ -178,7 +183,7 @@ def _measure_torch(model: Model, data: Dataset, dynamic: bool, batch_size: int) 
         def quantize_input(_m, args, lo=lo, hi=hi):
             x = args[0]
             a, b = (float(x.min()), float(x.max())) if dynamic else (lo, hi)
-            return (torch.from_numpy(_fake_quant_activation(x.detach().numpy(), a, b)), *args[1:])
+            return (torch.from_numpy(fake_quant_activation(x.detach().numpy(), a, b)), *args[1:])
 
         original = layer.weight.data
         layer.weight.data = torch.from_numpy(_fake_quant_weight(original.numpy()))
@@ -236,7 +241,7 @@ def _measure_onnx(model: Model, data: Dataset, dynamic: bool, batch_size: int) -
         got = []
         for b, x in zip(batches, inputs):
             a, z = (float(x.min()), float(x.max())) if dynamic else (lo, hi)
-            got.append(sess.run([outputs[0]], {**b, feed_name: _fake_quant_activation(x, a, z)})[0])
+            got.append(sess.run([outputs[0]], {**b, feed_name: fake_quant_activation(x, a, z)})[0])
         found.append(LayerSensitivity(node.name, node.op_type, _relative_error(got, reference), _outlier_ratio(inputs)))
     return found
 

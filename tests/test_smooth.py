@@ -59,12 +59,11 @@ def _run(path, x: np.ndarray) -> np.ndarray:
 
 
 def test_smoothing_is_exact_in_float_and_picks_a_strength_per_group(mlp):
-    from edgekit.backends.onnxruntime.smooth import smooth
+    from edgekit.backends.onnxruntime.smooth import ALPHAS, Int8Grid, smooth
     from edgekit.data import Dataset
-    from edgekit.smoothing import ALPHAS, Int8Grid
 
     model = onnx.load(str(mlp))
-    notes = smooth(model, Dataset({"x": _inputs(64, 1)}, None, "test", ""), 16, Int8Grid(False, False, 127))
+    notes = smooth(model, Dataset({"x": _inputs(64, 1)}, None, "test", ""), 16, Int8Grid(False, 127))
     # one group per weighted MatMul here; the input with outliers is smoothed, before the layer that reads it
     assert notes["groups"] == 2 and notes["smoothed"] >= 1, notes
     assert [float(a) for a in notes["strengths"]] and all(float(a) in ALPHAS for a in notes["strengths"]), notes

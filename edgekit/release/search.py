@@ -29,9 +29,10 @@ from edgekit.release.pipeline import (
     execute_combinations,
     size_over,
 )
+from edgekit.release.search_optuna import OBJECTIVES, sampled_trials
 from edgekit.release.search_space import SearchSpace, read_space
 
-STRATEGIES = ("grid", "random", "tpe", "nsga2")
+STRATEGIES = ("grid", "random", *OBJECTIVES)  # the sampled ones: each with what it minimizes
 SEARCH_FILE = "search.json"
 
 
@@ -183,9 +184,7 @@ def search(
         done: list[dict[str, Any]] = []
         for turn, mine in enumerate(by_device.values()):
             deadline = clock.share(len(devices) - turn)
-            if strategy in ("tpe", "nsga2"):
-                from edgekit.release.search_optuna import sampled_trials
-
+            if strategy in OBJECTIVES:
                 rows = sampled_trials(strategy, mine, trials or len(mine), seed, runner.measure, batch, deadline)
             else:
                 rows = _in_rounds(pick(mine, strategy, trials, seed), runner.measure, batch, deadline)
@@ -371,7 +370,7 @@ def _exported(trial: Trial, plan: Any, outcome: Any, max_size_mb: float | None) 
     return row
 
 
-def memory_over(target: str, peak_mb: float | None, max_memory_mb: float | None) -> list[str]:
+def _memory_over(target: str, peak_mb: float | None, max_memory_mb: float | None) -> list[str]:
     """The memory budget's failure for a file, if any (a run that measured no peak cannot meet a budget)."""
     if max_memory_mb is None or (peak_mb is not None and peak_mb <= max_memory_mb):
         return []
@@ -388,7 +387,7 @@ def _measured(
         return {**row, "status": "failed", "error": error}
     figures = plan.finish(outcome, progress)["targets"][trial.target]
     peak = figures["peak_rss_mb"].get(bench)
-    failures = figures["gate_failures"] + memory_over(trial.target, peak, budgets.max_memory_mb)
+    failures = figures["gate_failures"] + _memory_over(trial.target, peak, budgets.max_memory_mb)
     steps = (plan.evaluate_ids[trial.target], plan.benchmark_ids[bench])
     folders = [plan.cache / outcome.records[i]["_key"] for i in steps]
     return {

@@ -385,8 +385,7 @@ def _smoothed(ctx: StepContext) -> tuple[Path, dict | str]:
 
     import onnx
 
-    from edgekit.backends.onnxruntime.smooth import smooth
-    from edgekit.smoothing import Int8Grid
+    from edgekit.backends.onnxruntime.smooth import Int8Grid, smooth
 
     plan: OrtPlan = ctx.plan
     if not plan.smooth_activations:
@@ -398,7 +397,7 @@ def _smoothed(ctx: StepContext) -> tuple[Path, dict | str]:
     if path.is_file() and notes_path.is_file():
         return path, {**json.loads(notes_path.read_text()), "reused": True}
     model = onnx.load(str(ctx.src_file))
-    grid = Int8Grid(plan.activation_symmetric, plan.activation_type == "int8", 63 if plan.reduce_range else 127)
+    grid = Int8Grid(plan.activation_symmetric, 63 if plan.reduce_range else 127)
     try:
         notes = smooth(model, ctx.calibration, ctx.batch_size, grid)
     except Exception as e:  # the calibration run failed: static quantization will say why in its own words

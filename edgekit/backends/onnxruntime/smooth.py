@@ -1,6 +1,13 @@
-"""Activation smoothing of an ONNX graph before static int8 (edgekit.smoothing): each group of MatMuls that read
-one activation gets its strength; the division is one `Mul` before the group (its input may feed a residual
-path too, so it cannot fold into the producer)."""
+"""Activation smoothing (SmoothQuant) of an ONNX graph before static int8, its strength chosen per layer group.
+
+A per-tensor int8 scale on an activation with outlier channels (BERT-class LayerNorm and GELU outputs) leaves
+the other channels a few levels. Dividing channel j of the activation by s_j and multiplying row j of each
+weight that reads it by s_j computes the same product, with the outliers moved into the weights, which are
+quantized per output channel. s_j = max|x_j|^alpha / max|w_j|^(1 - alpha); one global alpha suits some layers
+and hurts others, so each group of MatMuls reading one activation gets the alpha whose simulated int8 output
+error on the calibration data is lowest, or no smoothing when that does not lower it clearly. The division is
+one `Mul` before the group (its input may feed a residual path too, so it cannot fold into the producer).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,77 @@ from typing import Any
 import numpy as np
 
 from edgekit.data import Dataset
-from edgekit.smoothing import ALPHAS, SAMPLE_ROWS, ActivationStats, Int8Grid, choose_strength
+from edgekit.sensitivity import fake_quant_activation, symmetric_int8
+
+ALPHAS = (0.25, 0.4, 0.5, 0.6, 0.75, 0.9)
+MIN_GAIN = 0.8  # a group is smoothed only when its simulated error falls below this fraction of the plain one
+SAMPLE_ROWS = 4096  # activation rows kept to simulate each group's error (channel ranges use every row)
+METHOD = "SmoothQuant, strength per layer group"
+
+
+@dataclass(frozen=True)
+class Int8Grid:
+    """The grid the quantizer will put tensors on, to simulate it: activations per tensor (min/max calibrated,
+    as quantize_static's MinMax), weights symmetric per output channel."""
+
+    activation_symmetric: bool
+    weight_qmax: int  # 127, or 63 with reduce_range
+
+    def activations(self, x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        return fake_quant_activation(x, lo, hi, self.activation_symmetric)
+
+    def weights(self, w: np.ndarray) -> np.ndarray:
+        """`w` ([in, out]) as the quantizer will hold it, back in float."""
+        q, scale = symmetric_int8(w, axis=w.ndim - 1, qmax=self.weight_qmax)
+        return q * scale
+
+
+@dataclass
+class ActivationStats:
+    """One activation's per-channel range over the calibration data, and a sample of its rows."""
+
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+    rows: list[np.ndarray] = field(default_factory=list)
+
+    def observe(self, x: np.ndarray, keep: int, rng: np.random.Generator) -> None:
+        x = x.reshape(-1, x.shape[-1])
+        lo, hi = x.min(axis=0), x.max(axis=0)
+        self.lo = lo if self.lo is None else np.minimum(self.lo, lo)
+        self.hi = hi if self.hi is None else np.maximum(self.hi, hi)
+        self.rows.append(x[rng.choice(len(x), size=min(len(x), keep), replace=False)])
+
+
+def choose_strength(
+    stats: ActivationStats, weights: list[np.ndarray], grid: Int8Grid
+) -> tuple[float | None, np.ndarray, float]:
+    """For the layers that read one activation (`weights`: each as [in, out], x @ w), the alpha with the lowest
+    simulated int8 output error (None: leave it unsmoothed), its scales s (divide the activation's channels by
+    them, multiply the weights' rows) and that error relative to the unsmoothed one."""
+    assert stats.lo is not None and stats.hi is not None and stats.rows
+    x = np.concatenate(stats.rows)
+    exact = [x @ w for w in weights]
+
+    def error(scales: np.ndarray) -> float:
+        xq = grid.activations(x / scales, float((stats.lo / scales).min()), float((stats.hi / scales).max()))
+        return sum(
+            float(((xq @ grid.weights(w * scales[:, None]) - y) ** 2).sum() / max(float((y**2).sum()), 1e-30))
+            for w, y in zip(weights, exact, strict=True)
+        )
+
+    x_max = np.maximum(np.maximum(np.abs(stats.lo), np.abs(stats.hi)), 1e-5)
+    w_max = np.maximum(np.max([np.abs(w).max(axis=1) for w in weights], axis=0), 1e-5)
+    plain = error(np.ones_like(x_max))
+    best: tuple[float | None, np.ndarray, float] = (None, np.ones_like(x_max), plain)
+    for alpha in ALPHAS:
+        scales = np.clip(x_max**alpha / w_max ** (1 - alpha), 1e-4, 1e4).astype(np.float32)
+        err = error(scales)
+        if err < best[2]:
+            best = (alpha, scales, err)
+    chosen, scales, err = best
+    if chosen is None or plain == 0 or err > MIN_GAIN * plain:
+        return None, scales, 1.0
+    return chosen, scales, err / plain
 
 
 @dataclass
@@ -25,15 +102,14 @@ class _Group:
     stats: ActivationStats = field(default_factory=ActivationStats)
 
 
-def smooth(model, data: Dataset, batch_size: int, grid: Int8Grid, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Smooth the weighted MatMuls of `model` in place (nodes named in `skip` are left alone); returns what was
-    done, for the sidecar."""
+def smooth(model, data: Dataset, batch_size: int, grid: Int8Grid) -> dict[str, Any]:
+    """Smooth the weighted MatMuls of `model` in place; returns what was done, for the sidecar."""
     from onnx import numpy_helper
 
     inits = {i.name: i for i in model.graph.initializer}
-    groups = _groups(model, inits, skip)
+    groups = _groups(model, inits)
     if not groups:
-        return {"method": "SmoothQuant, strength per layer group", "groups": 0, "smoothed": 0}
+        return {"method": METHOD, "groups": 0, "smoothed": 0}
     _observe(model, groups, data, batch_size)
     strengths: Counter = Counter()
     gains = []
@@ -48,7 +124,7 @@ def smooth(model, data: Dataset, batch_size: int, grid: Int8Grid, skip: frozense
         muls[group.tensor] = _apply(model, inits, group, weights, scales)
     _insert_before_consumers(model, muls)
     return {
-        "method": "SmoothQuant, strength per layer group",
+        "method": METHOD,
         "alphas_tried": list(ALPHAS),
         "groups": len(groups),
         "smoothed": len(muls),
@@ -57,7 +133,7 @@ def smooth(model, data: Dataset, batch_size: int, grid: Int8Grid, skip: frozense
     }
 
 
-def _groups(model, inits: dict, skip: frozenset[str]) -> dict[str, _Group]:
+def _groups(model, inits: dict) -> dict[str, _Group]:
     """MatMuls with a 2-D float weight, by the activation they read; a weight shared with another node is
     left as it is (scaling it would change that node too)."""
     from onnx import TensorProto
@@ -66,7 +142,7 @@ def _groups(model, inits: dict, skip: frozenset[str]) -> dict[str, _Group]:
     groups: dict[str, _Group] = {}
     for node in model.graph.node:
         weight = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
-        if weight is None or len(weight.dims) != 2 or weight.data_type != TensorProto.FLOAT or node.name in skip:
+        if weight is None or len(weight.dims) != 2 or weight.data_type != TensorProto.FLOAT:
             continue
         if readers[weight.name] == 1 and node.input[0] not in inits:
             groups.setdefault(node.input[0], _Group(node.input[0], [])).nodes.append(node)
