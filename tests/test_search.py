@@ -317,3 +317,14 @@ def test_a_memory_budget_is_checked_on_the_measured_peak(searched, cnn, calib_np
     assert measured and all(any("peak memory" in f and "max_memory_mb 1.0" in f for f in t["over_budget"])
                             for t in measured)  # fmt: skip
     assert caught.value.result["steps"]["ran"] == 0
+
+
+@pytest.mark.ssh
+def test_an_unreachable_bench_device_is_named_before_any_trial(tmp_path, capsys, test_npz):
+    from sshd import free_port
+
+    bench = f"ssh://nobody@127.0.0.1:{free_port()}"
+    code, out = run_cli(capsys, "search", "edgekit_demo.zoo:digits_cnn", "--data", test_npz, "--bench", bench,
+                        "--target", "onnx-fp32", "-o", tmp_path / "out")  # fmt: skip
+    assert code == 1 and "Cannot reach" in out and bench.removeprefix("ssh://") in out and "Traceback" not in out
+    assert not (tmp_path / "out" / "cache").exists()  # no trial started

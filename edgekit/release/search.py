@@ -172,6 +172,7 @@ def search(
             f"for {', '.join(devices)}.",
             hint="`edgekit targets` lists what runs here; `edgekit devices` what each profile takes.",
         )
+    _reachable(bench)
     progress.info(f"search: {len(space)} trial(s) in the space ({strategy}) for {', '.join(devices)}")
     runner = _TrialRunner(
         {"source": source, "weights": weights, "inputs": list(inputs), "calib": calib, "tokenizer": tokenizer},
@@ -225,6 +226,20 @@ def search(
             + ". Loosen a budget or widen the space.",
         )
     return result
+
+
+REACH_TIMEOUT_S = 30.0
+
+
+def _reachable(bench: str) -> None:
+    """A remote bench device answers before any trial starts: unreachable, it would fail every trial's benchmark,
+    and hung, each after its own timeout. Raises DeviceError naming it."""
+    if bench in ("local", ""):
+        return
+    from edgekit.transport import open_transport
+
+    with open_transport(bench, timeout=REACH_TIMEOUT_S):
+        pass  # making and removing the work folder is a round trip
 
 
 class _Clock:
