@@ -44,7 +44,7 @@ def _row(family: str, source: Path, target: str, work: Path, calib: Path, test: 
     except EdgekitError as e:
         return {"family": family, "target": target, "outcome": first_line(e, 300),
                 "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
-    kept = (result.sidecar.get("fallback") or {}).get("float_layers") or []
+    kept = (result.sidecar["quantization"].get("fallback") or {}).get("float_layers") or []
     return {
         "family": family,
         "target": target,
@@ -59,13 +59,15 @@ def _row(family: str, source: Path, target: str, work: Path, calib: Path, test: 
     }
 
 
-def _digits(path: Path, name: str, channels_last: bool) -> tuple[Path, Path]:
-    """Calibration (200 training digits) and test files for an image input called `name`."""
+def _digits(path: Path, name: str, family: str) -> tuple[Path, Path]:
+    """Calibration (200 training digits) and test files for an image input called `name`: NCHW for ViT, NHWC
+    in the application's pixel range for the Keras CNNs."""
     import numpy as np
 
     from edgekit_demo.zoo import digits_rgb
+    from edgekit_demo.zoo_families import keras_app_digits
 
-    x_train, _, x_test, y_test = digits_rgb(32, channels_last)
+    x_train, _, x_test, y_test = digits_rgb(32) if family == "vit" else keras_app_digits(family)
     np.savez(path / f"{name}-calib.npz", **{name: x_train[:CALIB]})
     np.savez(path / f"{name}-test.npz", **{name: x_test, "labels": y_test})
     return path / f"{name}-calib.npz", path / f"{name}-test.npz"
@@ -82,10 +84,10 @@ def _trained(family: str, work: Path) -> tuple[Path, tuple[str, ...], tuple[Path
         return build_family(family, work / family, tweets=TRAIN), TARGETS, data
     if family == "vit":
         source = build_family(family, work / family, digits=True, epochs=IMAGE_EPOCHS)
-        return source, TARGETS, _digits(work, "pixel_values", channels_last=False)
+        return source, TARGETS, _digits(work, "pixel_values", family)
     source = build_keras_app(family, work / f"{family}.keras", digits_epochs=IMAGE_EPOCHS)
     name = load(source).signature.inputs[0].name
-    return source, KERAS_TARGETS, _digits(work, name, channels_last=True)
+    return source, KERAS_TARGETS, _digits(work, name, family)
 
 
 def main(families: list[str], only: tuple[str, ...] = ()) -> None:

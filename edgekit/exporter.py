@@ -462,7 +462,8 @@ class _RouteRun:
                 )
                 + ".",
                 hint="The per-layer fallback works on onnx-int8, onnx-int8-dynamic, pytorch-mobile-int8, "
-                "executorch-int8 and tflite-int8, from Python (factory, Hugging Face) and ONNX sources.",
+                "executorch-int8, tflite-int8 and openvino-int8, from Python (factory, Hugging Face), Keras 3 and ONNX "
+                "sources.",
             )
         return names, keeps, step_keeps
 

@@ -1,10 +1,10 @@
 """Per-layer quantization sensitivity: how much the model's output moves when one layer alone is int8.
 
 Measured on the source in its own framework, on the calibration data: each quantizable layer (Linear,
-Conv, and for ONNX sources MatMul/Gemm/Conv with a weight) gets its weights fake-quantized to int8
-(symmetric, per output channel) and its input activations fake-quantized as the target will do it
-(static: one range calibrated over the data; dynamic: a range per batch), with every other layer left
-float. The error is the output's relative squared error against the float model. The outlier ratio
+Conv; Keras Dense/Conv/DepthwiseConv; for ONNX sources MatMul/Gemm/Conv with a weight) gets its weights
+fake-quantized to int8 (symmetric, per output channel) and its input activations fake-quantized as the target
+will do it (static: one range calibrated over the data; dynamic: a range per batch), with every other layer
+left float. The error is the output's relative squared error against the float model. The outlier ratio
 (max|x| / p99.9|x| of the layer's input) says why a layer is sensitive: a range stretched over rare
 outliers leaves the bulk of the values a few levels.
 """
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,7 +29,7 @@ SAMPLES = 64  # calibration samples the measurement runs on
 
 @dataclass(frozen=True)
 class LayerSensitivity:
-    layer: str  # the source's name: a torch module path, or an ONNX node name
+    layer: str  # the source's name: a torch module path, a Keras layer name, or an ONNX node name
     kind: str  # Linear, Conv2d, MatMul, ...
     error: float  # relative squared output error with only this layer int8
     outlier_ratio: float  # max|x| / p99.9|x| of the layer's input on the calibration data
@@ -81,11 +83,13 @@ _ONNX_KINDS = ("MatMul", "Gemm", "Conv")
 
 def quantizable_layers(model: Model) -> list[str]:
     """The names `--keep-float` and the fallback speak of: Linear/Conv module paths of a torch source,
-    MatMul/Gemm/Conv nodes with a weight of an ONNX source."""
+    Dense/Conv layer names of a Keras model, MatMul/Gemm/Conv nodes with a weight of an ONNX source."""
     if model.format == "torch":
         return list(torch_layers(model))
+    if model.format == "keras":
+        return list(keras_layers(model))
     if model.format == "onnx":
-        return [n.name for n in _onnx_layers(model.obj.graph)]
+        return [n.name for n in onnx_layers(model.obj.graph)]
     return []
 
 
@@ -94,12 +98,15 @@ def layer_weights(model: Model, names: tuple[str, ...]) -> dict[str, np.ndarray]
     if model.format == "torch":
         layers = torch_layers(model)
         return {n: layers[n].weight.detach().numpy() for n in names if n in layers}
+    if model.format == "keras":
+        found = keras_layers(model)
+        return {n: _keras_kernel(found[n]).numpy() for n in names if n in found}
     if model.format == "onnx":
         from onnx import numpy_helper
 
         graph = model.obj.graph
         inits = {i.name: i for i in graph.initializer}
-        by_name = {n.name: n for n in _onnx_layers(graph)}
+        by_name = {n.name: n for n in onnx_layers(graph)}
         return {n: numpy_helper.to_array(inits[by_name[n].input[1]]) for n in names if n in by_name}
     return {}
 
@@ -117,7 +124,58 @@ def torch_layers(model: Model) -> dict[str, Any]:
     return {name: m for name, m in module.named_modules() if isinstance(m, kinds)}
 
 
-def _onnx_layers(graph) -> list:
+_KERAS_KINDS = frozenset({"Dense", "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D"})
+
+
+def keras_layers(model: Model) -> dict[str, Any]:
+    """A Keras model's Dense/Conv layers by layer name, in model order (empty for a SavedModel, which has no
+    layer objects). Converters keep these names in their node scopes (`model/block_1_expand_1/...`)."""
+    keras_model = model.extra.get("keras_model")
+    return {
+        layer.name: layer
+        for layer in getattr(keras_model, "layers", ())
+        if type(layer).__name__ in _KERAS_KINDS and _keras_kernel(layer) is not None
+    }
+
+
+def layer_ranks(model: Model) -> dict[str, int]:
+    """Each quantizable layer's weight rank (4: convolutions, depthwise ones too; 2: linear), in layer order."""
+    names = quantizable_layers(model)
+    weights = layer_weights(model, tuple(names))
+    return {n: weights[n].ndim for n in names if n in weights}
+
+
+def by_position(layer: str, ranks: dict[str, int], ops: list[tuple[str, int]]) -> list[str]:
+    """The converted op at `layer`'s place among the source's layers whose weights have its rank, where the
+    converted graph (`ops`: name and weight rank, in order) has as many of them; for converters that fold a
+    batch norm into a convolution and name the result anew (tf2onnx's `Conv__33`)."""
+    if layer not in ranks:
+        return []
+    peers = [n for n, rank in ranks.items() if rank == ranks[layer]]
+    same = [name for name, rank in ops if rank == ranks[layer]]
+    return [same[peers.index(layer)]] if len(same) == len(peers) else []
+
+
+def keras_scoped(name: str, layers: tuple[str, ...]) -> str | None:
+    """The one of `layers` whose scope a converted node's name sits in: tf2onnx and TFLite keep a Keras layer's
+    name as a path component (`model/block_1_expand_1/convolution`; TFLite joins fused ops' names with ';')."""
+    found = _scope_pattern(tuple(sorted(layers))).search(name) if layers else None
+    return found.group(1) if found else None
+
+
+@functools.lru_cache(maxsize=8)
+def _scope_pattern(layers: tuple[str, ...]) -> re.Pattern[str]:
+    # longest first, so `block_1_expand` wins over a layer called `block_1`
+    names = sorted(layers, key=len, reverse=True)
+    return re.compile(r"(?:^|[/;])(" + "|".join(map(re.escape, names)) + r")(?:_\d+)?/")
+
+
+def _keras_kernel(layer) -> Any:
+    """The kernel variable (tf_keras names a depthwise one `depthwise_kernel`)."""
+    return getattr(layer, "kernel", None) if hasattr(layer, "kernel") else getattr(layer, "depthwise_kernel", None)
+
+
+def onnx_layers(graph) -> list:
     inits = {i.name: i for i in graph.initializer}
     return [
         n
@@ -137,9 +195,12 @@ def measure(model: Model, data: Dataset, dynamic: bool = False, batch_size: int 
         found = _measure_torch(model, data, dynamic, batch_size)
     elif model.format == "onnx":
         found = _measure_onnx(model, data, dynamic, batch_size)
+    elif model.format == "keras" and model.kind == "keras3":
+        found = _measure_keras(model, data, dynamic, batch_size)
     else:
         raise UsageError(
-            f"Per-layer sensitivity is measured on PyTorch and ONNX sources; {model.source} is {model.format}.",
+            f"Per-layer sensitivity is measured on PyTorch, Keras 3 and ONNX sources; {model.source} is "
+            f"{model.format} ({model.kind}).",
             hint="Pin layers by hand with --keep-float, or pass --no-fallback.",
         )
     return sorted(found, key=lambda s: s.error, reverse=True)
@@ -197,6 +258,64 @@ def _measure_torch(model: Model, data: Dataset, dynamic: bool, batch_size: int) 
     return found
 
 
+def _measure_keras(model: Model, data: Dataset, dynamic: bool, batch_size: int) -> list[LayerSensitivity]:
+    """Keras 3 sources: the same measurement, eagerly through a clone of the functional model that shares its
+    layers and fake-quantizes the input of the one layer under measurement (clone_model's call_function)."""
+    import keras
+
+    keras_model = model.extra["keras_model"]
+    layers = keras_layers(model)
+    names = model.signature.input_names
+    feeds = [[b[n] for n in names] for b in data.batches(batch_size)]
+    single = keras_model.inputs[0] if len(keras_model.inputs) == 1 else keras_model.inputs
+    probe = keras.Model(single, [layer.input for layer in layers.values()])
+    seen: dict[str, list[np.ndarray]] = {name: [] for name in layers}
+    for feed in feeds:
+        for name, x in zip(layers, probe(feed if len(feed) > 1 else feed[0], training=False)):
+            seen[name].append(keras.ops.convert_to_numpy(x))
+    measuring: dict[str, Any] = {"layer": None, "range": (0.0, 0.0)}
+
+    def call(layer, *args, **kwargs):
+        if layer.name == measuring["layer"]:
+            x = keras.ops.convert_to_numpy(args[0])
+            lo, hi = (float(x.min()), float(x.max())) if dynamic else measuring["range"]
+            args = (keras.ops.convert_to_tensor(fake_quant_activation(x, lo, hi)), *args[1:])
+        return layer(*args, **kwargs)
+
+    clone = keras.models.clone_model(keras_model, clone_function=lambda layer: layer, call_function=call)
+
+    def run() -> list[np.ndarray]:
+        return [keras.ops.convert_to_numpy(_first(clone(f if len(f) > 1 else f[0], training=False))) for f in feeds]
+
+    reference = run()
+    found = []
+    for name, layer in layers.items():
+        inputs = seen[name]
+        measuring.update(layer=name, range=(min(float(v.min()) for v in inputs), max(float(v.max()) for v in inputs)))
+        kernel = _keras_kernel(layer)
+        original = kernel.numpy()
+        kernel.assign(_fake_quant_keras_kernel(original, depthwise="Depthwise" in type(layer).__name__))
+        try:
+            error = _relative_error(run(), reference)
+        finally:
+            kernel.assign(original)
+            measuring["layer"] = None
+        found.append(LayerSensitivity(name, type(layer).__name__, error, _outlier_ratio(inputs)))
+    return found
+
+
+def _fake_quant_keras_kernel(w: np.ndarray, depthwise: bool) -> np.ndarray:
+    """A Keras kernel as int8 would hold it: output channels are its last axis (a depthwise kernel's last two,
+    channels times multiplier)."""
+    channels_last = w.reshape(*w.shape[:-2], -1) if depthwise else w
+    quantized = np.moveaxis(_fake_quant_weight(np.moveaxis(channels_last, -1, 0)), 0, -1)
+    return quantized.reshape(w.shape)
+
+
+def _first(outputs: Any) -> Any:
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+
+
 def _measure_onnx(model: Model, data: Dataset, dynamic: bool, batch_size: int) -> list[LayerSensitivity]:
     """ONNX sources: the same measurement with ONNX Runtime, one session per layer (weights swapped,
     a fake-quantized copy of the input fed through an added graph input)."""
@@ -208,7 +327,7 @@ def _measure_onnx(model: Model, data: Dataset, dynamic: bool, batch_size: int) -
     graph_model.CopyFrom(model.obj)
     graph = graph_model.graph
     inits = {i.name: i for i in graph.initializer}
-    nodes = _onnx_layers(graph)
+    nodes = onnx_layers(graph)
     if not nodes:
         return []
     outputs = [o.name for o in graph.output]

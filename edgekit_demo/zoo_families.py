@@ -154,6 +154,20 @@ def _fit_vit_on_digits(model, epochs: int):
 
 
 KERAS_APPS = ("mobilenetv2", "mobilenetv3", "efficientnet")
+# The pixel range each application takes: EfficientNet rescales by 1/255 and normalizes inside the model, so
+# digits in [0, 1] would reach its first convolution as values within 0.02 of -2.1 (float copes; int8 sees
+# a constant), the others were built without their preprocessing and take [0, 1].
+PIXEL_SCALE = {"efficientnet": 255.0}
+
+
+def keras_app_digits(name: str, side: int = 32):
+    """The digits upscaled to `side` x `side` RGB (NHWC) in the pixel range `name` takes:
+    (x_train, y_train, x_test, y_test)."""
+    from edgekit_demo.zoo import digits_rgb
+
+    x, y, x_test, y_test = digits_rgb(side, channels_last=True)
+    scale = PIXEL_SCALE.get(name, 1.0)
+    return (x * scale).astype(x.dtype), y, (x_test * scale).astype(x.dtype), y_test
 
 
 def build_keras_app(name: str, path: Path, side: int = 32, seed: int = 0, digits_epochs: int = 0) -> Path:
@@ -175,9 +189,7 @@ def build_keras_app(name: str, path: Path, side: int = 32, seed: int = 0, digits
     }
     model = builders[name]()
     if digits_epochs:
-        from edgekit_demo.zoo import digits_rgb
-
-        x, y, _, _ = digits_rgb(side, channels_last=True)
+        x, y, _, _ = keras_app_digits(name, side)
         for layer in model.layers:  # MobileNetV2's 0.999 leaves the moving statistics near their start after
             if isinstance(layer, keras.layers.BatchNormalization):  # a few hundred steps: chance accuracy
                 layer.momentum = 0.9

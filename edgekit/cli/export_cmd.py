@@ -40,7 +40,7 @@ from edgekit.data import CALIB_LIMIT
     "--keep-float",
     multiple=True,
     metavar="NAME_OR_GLOB",
-    help="Leave this layer (module path or ONNX node name; globs work) in float; repeat for more.",
+    help="Leave this layer (module path, Keras layer or ONNX node name; globs work) in float; repeat for more.",
 )
 @click.option(
     "--no-fallback",

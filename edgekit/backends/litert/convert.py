@@ -312,8 +312,15 @@ def _quantize_keeping_float(
     kept layers'). Returns the file and the layers it kept float."""
     from tensorflow.lite.python.convert import mlir_quantize
 
+    from edgekit.sensitivity import keras_scoped
+
     by_print = {print_: name for name, print_ in kept.items()}
-    nodes = {out: by_print[p] for out, p in calibrated.weighted.items() if p in by_print}
+    # by weights, or (Keras sources, whose batch norms the converter folds into the weights) by scope name
+    nodes: dict[str, str] = {}
+    for out, print_ in calibrated.weighted.items():
+        layer = by_print.get(print_) or keras_scoped(out, tuple(kept))
+        if layer:
+            nodes[out] = layer
     with quiet():
         flatbuffer = mlir_quantize(
             calibrated.data,

@@ -14,7 +14,8 @@ from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.onnxruntime.plan import OrtPlan
 from edgekit.data import Dataset
 from edgekit.errors import ConversionError, first_line
-from edgekit.sensitivity import symmetric_int8
+from edgekit.sensitivity import by_position, keras_scoped, layer_ranks, onnx_layers, symmetric_int8
+from edgekit.sources.base import Model
 
 
 def op_types(path: Path) -> Counter:
@@ -115,18 +116,29 @@ def _replace_nodes(graph, nodes: list) -> None:
     graph.initializer.extend(kept)
 
 
-def layer_nodes(model, layers: tuple[str, ...]) -> list[str]:
-    """The ONNX nodes that compute `layers`: nodes of that name, or (torch exports) nodes whose recorded
-    module scope (`pkg.torch.onnx.name_scopes`) is the layer or inside it."""
-    if not layers:
-        return []
-    wanted = set(layers)
-    found = []
-    for node in model.graph.node:
-        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
-        if node.name in wanted or any(f"'{layer}'" in scopes for layer in wanted):
-            found.append(node.name)
-    return found
+def layer_nodes(model, layers: tuple[str, ...], source: Model | None = None) -> list[str]:
+    """The ONNX nodes that compute `layers`: nodes of that name, (torch exports) nodes whose recorded module
+    scope (`pkg.torch.onnx.name_scopes`) is the layer or inside it, (tf2onnx exports of Keras models) nodes
+    whose name or weight sits in the layer's scope (`model/block_1_expand_1/convolution/merged_input`), else
+    the weighted node at the layer's place among the source's layers (tf2onnx renames what it folds)."""
+    found: list[str] = []
+    ranks: dict[str, int] | None = None  # read once, if a name does not match
+    for layer in layers:
+        named = []
+        for node in model.graph.node:
+            scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
+            if (
+                node.name == layer
+                or f"'{layer}'" in scopes
+                or any(keras_scoped(name, (layer,)) for name in (node.name, *node.input[1:2]))
+            ):
+                named.append(node.name)
+        if not named and source is not None:
+            ranks = layer_ranks(source) if ranks is None else ranks
+            inits = {i.name: len(i.dims) for i in model.graph.initializer}
+            named = by_position(layer, ranks, [(n.name, inits[n.input[1]]) for n in onnx_layers(model.graph)])
+        found += named
+    return list(dict.fromkeys(found))
 
 
 def to_fp16(ctx: StepContext) -> StepNotes:
@@ -173,7 +185,7 @@ def dynamic_int8(ctx: StepContext) -> StepNotes:
                 per_channel=plan.per_channel,
                 reduce_range=plan.reduce_range,
                 op_types_to_quantize=wanted,
-                nodes_to_exclude=layer_nodes(model, ctx.keep_float) + batched,
+                nodes_to_exclude=layer_nodes(model, ctx.keep_float, ctx.model) + batched,
             )
     except Exception as e:
         raise ConversionError(f"ONNX Runtime dynamic quantization failed: {first_line(e, 400)}") from None
@@ -285,7 +297,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
     quantized, kept = _split(Counter(n.op_type for n in float_model.graph.node), plan.int8_ops)
     act_type, weight_type = _quant_types(plan)
     _quiet()
-    kept_nodes = layer_nodes(float_model, ctx.keep_float)
+    kept_nodes = layer_nodes(float_model, ctx.keep_float, ctx.model)
     products = [] if plan.quantize_activation_products else activation_products(float_model)
     batched = batched_weight_products(float_model)  # as in dynamic int8: the integer kernel rejects them
     settings = {

@@ -121,8 +121,11 @@ def _is_activation(node: Any) -> bool:
 
 def ignored_ops(model: Any, layers: tuple[str, ...], source: Model | None = None) -> list[str]:
     """The IR's weighted ops (MatMul, Convolution...) that belong to the named source layers: by name (the PyTorch
-    frontend names ops `__module.<path>/aten::...`, the ONNX frontend keeps node names), else by position among
-    the source's layers of the same weight rank (a convolution folded with its batch norm loses its name)."""
+    frontend names ops `__module.<path>/aten::...`, the ONNX frontend keeps node names, the TensorFlow frontend
+    a Keras layer's scope), else by position among the source's layers of the same weight rank (a convolution
+    folded with its batch norm loses its name)."""
+    from edgekit.sensitivity import by_position, keras_scoped, layer_ranks
+
     if not layers:
         return []
     weighted = [
@@ -134,10 +137,14 @@ def ignored_ops(model: Any, layers: tuple[str, ...], source: Model | None = None
     ranks: dict[str, int] | None = None  # the source layers' weight ranks, read once if a name does not match
     for layer in layers:
         pattern = re.compile(rf"^(__module\.)?{re.escape(layer)}(/|$)")
-        named = [op.get_friendly_name() for op in weighted if pattern.search(op.get_friendly_name())]
+        named = [
+            op.get_friendly_name()
+            for op in weighted
+            if pattern.search(op.get_friendly_name()) or keras_scoped(op.get_friendly_name(), (layer,))
+        ]
         if not named and source is not None:
-            ranks = _weight_ranks(source) if ranks is None else ranks
-            named = _by_position(weighted, layer, ranks)
+            ranks = layer_ranks(source) if ranks is None else ranks
+            named = by_position(layer, ranks, [(op.get_friendly_name(), _weight_rank(op)) for op in weighted])
         found += named
     return list(dict.fromkeys(found))
 
@@ -145,25 +152,10 @@ def ignored_ops(model: Any, layers: tuple[str, ...], source: Model | None = None
 _WEIGHTED = ("MatMul", "Convolution", "GroupConvolution", "ConvolutionBackpropData")
 
 
-def _weight_ranks(source: Model) -> dict[str, int]:
-    """Each quantizable source layer's weight rank (4: convolutions, 2: linear), in the source's layer order."""
-    from edgekit.sensitivity import layer_weights, quantizable_layers
-
-    names = quantizable_layers(source)
-    weights = layer_weights(source, tuple(names))
-    return {n: weights[n].ndim for n in names if n in weights}
-
-
-def _by_position(weighted: list[Any], layer: str, ranks: dict[str, int]) -> list[str]:
-    """The op at the layer's place among the source's layers whose weights have its rank, where the source and
-    the IR have as many of them."""
-    if layer not in ranks:
-        return []
-    peers = [n for n, rank in ranks.items() if rank == ranks[layer]]
-    ops = [op for op in weighted if _weight_rank(op) == ranks[layer]]
-    return [ops[peers.index(layer)].get_friendly_name()] if len(ops) == len(peers) else []
-
-
 def _weight_rank(op: Any) -> int:
+    """The rank its source layer's weight has: a GroupConvolution's weight has one more axis (the groups) than
+    a depthwise layer's kernel in PyTorch or Keras."""
     shape = op.input_value(1).get_partial_shape()
-    return shape.rank.get_length() if shape.rank.is_static else -1
+    if not shape.rank.is_static:
+        return -1
+    return shape.rank.get_length() - (op.get_type_name() == "GroupConvolution")
