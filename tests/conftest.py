@@ -91,3 +91,29 @@ def pipeline(cnn, tmp_path):
         shutil.copyfile(root / name, tmp_path / name)
     shutil.copyfile(cnn[1], tmp_path / "digits_cnn.pt")
     return tmp_path / "digits-pipeline.yaml"
+
+
+@pytest.fixture(scope="session")
+def mobile_block(digits, tmp_path_factory):
+    """A MobileNet-style Keras model (conv, batch norm, ReLU6, depthwise, pointwise with swish, dense) trained on
+    the digits, and 256 training images to calibrate with."""
+    import keras
+
+    x_train, y_train, _, _ = digits
+    x = x_train.transpose(0, 2, 3, 1)
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1), name="image")
+    # no bias before a batch norm, as in MobileNets: tf2onnx folds the stem's batch norm into it (not dw's)
+    h = keras.layers.BatchNormalization()(keras.layers.Conv2D(16, 3, name="stem", use_bias=False)(inp))
+    h = keras.layers.ReLU(6.0)(h)
+    h = keras.layers.BatchNormalization()(keras.layers.DepthwiseConv2D(3, name="dw", use_bias=False)(h))
+    h = keras.layers.ReLU(6.0)(h)
+    h = keras.layers.BatchNormalization()(keras.layers.Conv2D(24, 1, name="pw", activation="swish")(h))
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(inp, keras.layers.Dense(10, name="head")(h))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y_train, epochs=4, batch_size=32, verbose=0)
+    folder = tmp_path_factory.mktemp("keras-fallback")
+    model.save(folder / "mobile.keras")
+    np.savez(folder / "calib.npz", image=x[:256])
+    return folder / "mobile.keras", folder / "calib.npz"

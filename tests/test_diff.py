@@ -15,6 +15,7 @@ import edgekit
 from edgekit.errors import DataError, UsageError
 from edgekit.exporter import export
 from edgekit.layerdiff import diff
+from edgekit.layerdiff.metrics import best_layout, lay_out
 from edgekit.layerdiff.schema import SCHEMA_FILE
 from edgekit.spec import parse_input_spec
 from edgekit_demo import zoo
@@ -194,6 +195,34 @@ def test_a_keras_source_is_read_through_its_layers(digits, tmp_path):
     _plant_tflite_weight_scale(exported.artifact, broken, 2, 10.0)
     first = diff(broken, tmp_path / "test.npz", reference=tmp_path / "cnn.keras").first_divergent
     assert first is not None and first.layer == report.layers[2].layer  # the first Dense
+
+
+def test_a_keras_source_whose_batch_norms_a_converter_folded_does_not_diverge(mobile_block, tmp_path):
+    """tf2onnx folds a batch norm into the convolution before it: that layer is compared with the batch norm
+    applied; the swish a Keras layer carries is applied to the ONNX convolution's output."""
+    import onnx
+    from onnx import numpy_helper
+
+    path, calib = mobile_block
+    exported = export(path, "onnx-fp32", tmp_path)
+    report = diff(exported.artifact, calib, reference=path, samples=16)
+    assert [r.layer for r in report.layers] == ["stem", "dw", "pw", "head"] and report.coverage == 1.0
+    assert report.first_divergent is None and all(r.metrics["snr_db"] > 60 for r in report.layers), report.layers
+    model = onnx.load(str(exported.artifact))
+    depthwise = next(n for n in model.graph.node if any(a.name == "group" and a.i > 1 for a in n.attribute))
+    weight = next(i for i in model.graph.initializer if i.name == depthwise.input[1])
+    weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * 3, weight.name))
+    broken = _copy_with_sidecar(exported.artifact, tmp_path / "broken")
+    onnx.save(model, str(broken))
+    first = diff(broken, calib, reference=path, samples=16).first_divergent
+    assert first is not None and first.layer == "dw"
+
+
+def test_a_map_with_as_many_channels_as_rows_is_laid_out_by_its_values():
+    want = np.random.default_rng(0).normal(size=(2, 4, 4, 4)).astype(np.float32)  # NHWC
+    got = np.ascontiguousarray(want.transpose(0, 3, 1, 2))  # NCHW: the same shape, the values elsewhere
+    how = best_layout(got, want)
+    assert how == ("transpose", (0, 2, 3, 1)) and np.array_equal(lay_out(got, want.shape, how), want)
 
 
 def test_two_files_compare_layer_by_layer(files, test_npz):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import pytest
 
 from edgekit.backends.litert.tflite_file import read_tflite
 from edgekit.data import read_data
@@ -16,30 +15,6 @@ from edgekit.sensitivity import keras_scoped, measure, quantizable_layers
 from edgekit.sources import load
 
 LAYERS = ["stem", "dw", "pw", "head"]
-
-
-@pytest.fixture(scope="module")
-def mobile_block(digits, tmp_path_factory):
-    """A MobileNet-style Keras model (conv, batch norm, ReLU6, depthwise, pointwise, dense) trained on the
-    digits, and 256 training images to calibrate with."""
-    import keras
-
-    x_train, y_train, _, _ = digits
-    x = x_train.transpose(0, 2, 3, 1)
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((8, 8, 1), name="image")
-    h = keras.layers.ReLU(6.0)(keras.layers.BatchNormalization()(keras.layers.Conv2D(16, 3, name="stem")(inp)))
-    h = keras.layers.ReLU(6.0)(keras.layers.BatchNormalization()(keras.layers.DepthwiseConv2D(3, name="dw")(h)))
-    h = keras.layers.GlobalAveragePooling2D()(
-        keras.layers.BatchNormalization()(keras.layers.Conv2D(24, 1, name="pw")(h))
-    )
-    model = keras.Model(inp, keras.layers.Dense(10, name="head")(h))
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y_train, epochs=4, batch_size=32, verbose=0)
-    folder = tmp_path_factory.mktemp("keras-fallback")
-    model.save(folder / "mobile.keras")
-    np.savez(folder / "calib.npz", image=x[:256])
-    return folder / "mobile.keras", folder / "calib.npz"
 
 
 def test_keras_layers_are_named_and_measured_and_an_outlier_layer_ranks_first(mobile_block, tmp_path):

@@ -29,25 +29,43 @@ def _rows(layer: TapLayer) -> np.ndarray:
     return np.moveaxis(layer.weight, layer.out_axis, 0)
 
 
-def weight_cosine(a: TapLayer, b: TapLayer) -> float:
-    """The best mean row cosine over the layouts of b's weight that have a's shape (0.0 when none has)."""
+def _layouts(a: TapLayer, b: TapLayer):
+    """b's weight rows in each layout that has a's shape, with a's rows: (a rows, b rows) as 2-D float64."""
     ra, rb = _rows(a), _rows(b)
     if ra.shape[0] != rb.shape[0] or sorted(ra.shape[1:]) != sorted(rb.shape[1:]):
         if ra.size == rb.size and ra.shape[0] == rb.shape[0]:  # a flattened filter (a conv as a matmul)
             rb = rb.reshape(ra.shape)
         else:
-            return 0.0
-    best = 0.0
+            return
     for perm in itertools.permutations(range(1, rb.ndim)):
         cand = np.transpose(rb, (0, *perm))
-        if cand.shape != ra.shape:
-            continue
-        x, y = ra.reshape(len(ra), -1).astype(np.float64), cand.reshape(len(cand), -1).astype(np.float64)
-        norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
-        live = norms > 0
-        if live.any():
-            best = max(best, float(np.mean(np.sum(x * y, axis=1)[live] / norms[live])))
-    return best
+        if cand.shape == ra.shape:
+            yield ra.reshape(len(ra), -1).astype(np.float64), cand.reshape(len(cand), -1).astype(np.float64)
+
+
+def _mean_row_cosine(x: np.ndarray, y: np.ndarray) -> float:
+    norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+    live = norms > 0
+    return float(np.mean(np.sum(x * y, axis=1)[live] / norms[live])) if live.any() else 0.0
+
+
+def weight_cosine(a: TapLayer, b: TapLayer) -> float:
+    """The best mean row cosine over the layouts of b's weight that have a's shape (0.0 when none has)."""
+    return max((_mean_row_cosine(x, y) for x, y in _layouts(a, b)), default=0.0)
+
+
+def folds_batch_norm(m: Match) -> bool:
+    """Whether the artifact layer's weights are the reference's times the scale of the batch norm that follows
+    it in the source (a converter folded it in: compare with the batch norm applied), rather than its own."""
+    r, a = m.reference, m.artifact
+    if r.batch_norm is None or a is None:
+        return False
+    laid = max(_layouts(r, a), key=lambda xy: _mean_row_cosine(*xy), default=None)
+    if laid is None:
+        return False
+    x, y = laid
+    scale = np.sum(x * y, axis=1) / np.maximum(np.sum(x * x, axis=1), 1e-30)  # each row's factor
+    return float(np.median(np.abs(scale - r.batch_norm[0]))) < float(np.median(np.abs(scale - 1)))
 
 
 def match_layers(reference: list[TapLayer], artifact: list[TapLayer]) -> list[Match]:

@@ -14,6 +14,8 @@ _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "RELU6": lambda x: np.clip(x, 0, 6),
     "RELU_N1_TO_1": lambda x: np.clip(x, -1, 1),
     "TANH": np.tanh,
+    "SIGMOID": lambda x: 1 / (1 + np.exp(-x)),
+    "SWISH": lambda x: x / (1 + np.exp(-x)),  # EfficientNet's squeeze-excitation layers carry it (Keras)
 }
 
 
@@ -24,13 +26,16 @@ def apply_activation(name: str | None, x: np.ndarray) -> np.ndarray:
 
 def layouts(got: np.ndarray, shape: tuple[int, ...]) -> list[tuple[str, tuple[int, ...] | None]]:
     """The ways to lay `got` out as `shape`: axis orders that give it (NHWC -> NCHW), or a reshape
-    (a (batch*tokens, features) matmul against (batch, tokens, features))."""
-    if got.shape == shape:
-        return [("same", None)]
-    found: list[tuple[str, tuple[int, ...] | None]] = [
+    (a (batch*tokens, features) matmul against (batch, tokens, features)). A shape that is its own transpose (an
+    NCHW map with as many channels as rows and columns against an NHWC one) keeps the transposes as options."""
+    found: list[tuple[str, tuple[int, ...] | None]] = [("same", None)] if got.shape == shape else []
+    found += [
         ("transpose", p)
         for p in itertools.permutations(range(got.ndim))
-        if got.ndim == len(shape) and tuple(got.shape[i] for i in p) == shape and p[0] == 0
+        if got.ndim == len(shape)
+        and tuple(got.shape[i] for i in p) == shape
+        and p[0] == 0
+        and p != tuple(range(got.ndim))
     ]
     if not found and got.size == int(np.prod(shape)):
         found.append(("reshape", None))

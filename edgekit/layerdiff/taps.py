@@ -29,6 +29,8 @@ class TapLayer:
     bias: np.ndarray | None = None  # the bias the layer adds (on the last axis of a Linear's output)
     bias_in_output: bool = True  # False: a fused op downstream adds it (ONNX Runtime's SkipLayerNormalization)
     channel_axis: int = -1  # the axis of the output channels in its output (1: an NCHW convolution)
+    # the batch norm right after it in the source, as (scale, shift) per output channel: converters fold it in
+    batch_norm: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def float_weights(self) -> bool:
