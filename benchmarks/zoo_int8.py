@@ -32,14 +32,14 @@ KERAS_TARGETS = ("onnx-int8", "onnx-int8-dynamic", "tflite-int8", "tflite-dynami
 TRAIN, CALIB, TEST, IMAGE_EPOCHS = 2000, 200, 500, 3
 
 
-def _row(family: str, source: Path, target: str, work: Path, calib: Path, test: Path, inputs=()) -> dict:
+def _row(family: str, source: Path, target: str, work: Path, calib: Path, test: Path, inputs=(), options=None) -> dict:
     from edgekit.errors import EdgekitError, first_line
     from edgekit.evaluation import evaluate
     from edgekit.exporter import export
 
     t0 = time.perf_counter()
     try:
-        result = export(source, target, work / f"{family}-{target}", calib=calib, inputs=inputs)
+        result = export(source, target, work / f"{family}-{target}", calib=calib, inputs=inputs, options=options)
         report = evaluate(result.artifact, test, reference=source)
     except EdgekitError as e:
         return {"family": family, "target": target, "outcome": first_line(e, 300),

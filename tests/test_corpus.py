@@ -333,6 +333,7 @@ CASES += [
     ("device-unknown", E + " -t onnx-fp32 --device pixel-99", 2, ("pixel-99",)),
     ("device-refuses-precision", E + " -t openvino-fp32 --device intel-npu", 2, ("intel-npu",)),
     ("keep-float-no-layer", E8 + " --calib {calib} --keep-float no_such_layer", 2, ("no_such_layer",)),
+    ("calibration-unknown", E8 + " --calib {calib} --calibration entropy", 2, ("entropy", "percentile")),
     # calibration data
     ("calib-missing-for-int8", E8, 2, ("--calib",)),
     ("calib-missing-file", E8 + " --calib {missing}", 2, ("does not exist",)),

@@ -128,3 +128,30 @@ def test_device_profile_changes_the_int8_recipe(tmp_path, cnn, calib_npz, device
     # the zero point of the first activation QuantizeLinear carries the activation dtype
     q = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "image")
     assert inits[q.input[2]].data_type == act_dtype
+
+
+def _activation_scales(path) -> dict[str, float]:
+    """Each quantized activation's scale in a QDQ file (by the tensor it quantizes)."""
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    inits = {i.name: i for i in model.graph.initializer}
+    return {
+        n.input[0]: float(numpy_helper.to_array(inits[n.input[1]]))
+        for n in model.graph.node
+        if n.op_type == "QuantizeLinear" and n.input[0] not in inits
+    }
+
+
+def test_percentile_calibration_clips_ranges_that_minmax_stretches(exported, tmp_path, cnn, calib_npz):
+    """--calibration percentile sets each activation range to the 99.999th percentile: never wider than minmax's,
+    narrower somewhere, and the file still keeps parity; the sidecar says which method ran."""
+    method = "percentile"
+    minmax = exported["digits_cnn", "onnx-int8"]
+    result = export("edgekit_demo.zoo:digits_cnn", "onnx-int8", tmp_path, calib=calib_npz, weights=cnn[1],
+                    inputs=IMAGE, options={"calibration": method})  # fmt: skip
+    assert result.parity.passed and minmax.sidecar["quantization"]["calibration"] == "minmax"
+    assert result.sidecar["quantization"]["calibration"] == method
+    wide, clipped = _activation_scales(minmax.artifact), _activation_scales(result.artifact)
+    assert wide.keys() == clipped.keys() and len(wide) >= 3
+    assert all(clipped[t] <= wide[t] * (1 + 1e-6) for t in wide) and any(clipped[t] < 0.99 * wide[t] for t in wide)

@@ -222,6 +222,11 @@ def test_a_space_file_narrows_the_targets_and_sets_the_values_tried(tmp_path):
         f"{DEVICE}: onnx-int8 (smooth=True)",
     ]
     assert len(search_space([DEVICE], ("onnx-int8-dynamic",))) == 2  # without the file: fuse on and off
+    # an option outside the default grid joins it, for the quantization it acts on
+    space.write_text("targets: [onnx-int8, onnx-fp32]\noptions:\n  onnxruntime:\n    calibration: [minmax, percentile]")
+    read = read_space(space)
+    names = sorted(t.name for t in search_space([DEVICE], tuple(read.targets), read.options))
+    assert len(names) == 6 and f"{DEVICE}: onnx-int8 (calibration=percentile, smooth=False)" in names, names
 
 
 @pytest.mark.parametrize(
@@ -233,6 +238,7 @@ def test_a_space_file_narrows_the_targets_and_sets_the_values_tried(tmp_path):
         ("options:\n  coreml:\n    fuse: [true]\n", "line 2: no runtime named 'coreml'"),
         ("options:\n  onnxruntime:\n    fuse: ['maybe']\n", "line 3: onnxruntime.fuse = 'maybe'"),
         ("options:\n  onnxruntime:\n    fuse: []\n", "line 3: onnxruntime.fuse lists no value to try"),
+        ("options:\n  onnxruntime:\n    calibration: [median]\n", "line 3: onnxruntime.calibration = 'median'"),
     ],
 )
 def test_a_bad_space_file_is_refused_with_its_line(text, words, tmp_path, capsys, test_npz):

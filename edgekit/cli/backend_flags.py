@@ -46,7 +46,9 @@ def _option(name: str, info: FieldInfo, runtimes: list[str]) -> Callable:
         return click.option(flag_name, dest, flag_value=not on, default=None, help=scope + said)
     repeated = typing.get_origin(info.annotation) is tuple
     shown = "" if repeated or info.default is None else f" (default: {info.default})"
-    kind = info.annotation if info.annotation in (int, float) else None
+    kind: Any = info.annotation if info.annotation in (int, float) else None
+    if typing.get_origin(info.annotation) is typing.Literal:
+        kind = click.Choice(typing.get_args(info.annotation))
     return click.option(
         f"--{dashed}",
         dest,

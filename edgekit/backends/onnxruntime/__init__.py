@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -27,6 +27,14 @@ class OnnxRuntimeOptions(BackendOptions):
         description="static int8: move activation outliers into the weights first (SmoothQuant, its strength "
         "chosen per layer group)",
         json_schema_extra={"search": [True, False], "quantizations": ["static"]},
+    )
+    calibration: Literal["minmax", "percentile"] = Field(
+        "minmax",
+        description="static int8: how activation ranges are set from the calibration data: minmax (every value "
+        "fits) or percentile (the 99.999th: rare outliers clip)",
+        # not in search's default grid (each value is a full calibration); a space file can add it. Not entropy:
+        # quantize_static leaves its histogram at 128 bins for 128 levels, one candidate (the minmax file's bytes)
+        json_schema_extra={"quantizations": ["static"]},
     )
 
 

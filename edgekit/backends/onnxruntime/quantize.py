@@ -292,6 +292,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
 
     plan: OrtPlan = ctx.plan
     dst, data, batch_size = ctx.out, ctx.calibration, ctx.batch_size
+    method = getattr(ctx.options, "calibration", "minmax")
     src, smoothing = _smoothed(ctx)
     float_model = onnx.load(str(src))
     quantized, kept = _split(Counter(n.op_type for n in float_model.graph.node), plan.int8_ops)
@@ -307,7 +308,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
         "per_channel": plan.per_channel,
         "reduce_range": plan.reduce_range,
         "op_types_to_quantize": quantized,
-        "calibrate_method": CalibrationMethod.MinMax,
+        "calibrate_method": getattr(CalibrationMethod, _CALIBRATION[method]),
         "nodes_to_exclude": kept_nodes + products + batched,
         "extra_options": {
             "ActivationSymmetric": plan.activation_symmetric,
@@ -320,7 +321,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
     # to replace the existing tensor", ONNX Runtime 1.32): then the graph is quantized unoptimized
     unloadable = ctx.out.parent / f"preprocessed-unloadable-{_attempts_key(ctx, src)}"
     for optimize in (False,) if unloadable.exists() else (True, False):
-        ranges = _ranges_cache(ctx, src, quantized, optimize)
+        ranges = _ranges_cache(ctx, src, quantized, optimize, method)
         reused = ranges.is_file()
         with tempfile.TemporaryDirectory() as tmp:
             prepared = Path(tmp) / "prepared.onnx"
@@ -329,8 +330,9 @@ def static_int8(ctx: StepContext) -> StepNotes:
             except Exception:  # pre-processing is an optimization; quantize the original when it fails
                 prepared = Path(src)
             try:
-                quantize_static(str(prepared), str(dst), _Reader(data, batch_size), calibration_cache_path=ranges,
-                                **settings)  # fmt: skip
+                with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print their settings
+                    quantize_static(str(prepared), str(dst), _Reader(data, batch_size), calibration_cache_path=ranges,
+                                    **settings)  # fmt: skip
             except Exception as e:
                 raise ConversionError(f"ONNX Runtime static quantization failed: {first_line(e, 400)}") from None
         if not optimize or _loads(dst):
@@ -341,7 +343,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
         {
             "method": "onnxruntime.quantization.quantize_static",
             "format": "QDQ",
-            "calibration": "MinMax",
+            "calibration": method,
             "smoothing": smoothing,
             "float_output_ops": dict(plan.extra_options).get("OpTypesToExcludeOutputQuantization", []),
             "calibration_samples": len(data),
@@ -362,6 +364,9 @@ def static_int8(ctx: StepContext) -> StepNotes:
     )
 
 
+_CALIBRATION = {"minmax": "MinMax", "percentile": "Percentile"}  # ONNX Runtime's names
+
+
 def _loads(path: Path) -> bool:
     """Whether ONNX Runtime builds a session for the file with its default graph optimizations."""
     import onnxruntime as ort
@@ -375,12 +380,12 @@ def _loads(path: Path) -> bool:
     return True
 
 
-def _ranges_cache(ctx: StepContext, src: Path, op_types: list[str], optimized: bool) -> Path:
+def _ranges_cache(ctx: StepContext, src: Path, op_types: list[str], optimized: bool, method: str) -> Path:
     """Where this export keeps the activation ranges calibration measured (ONNX Runtime's calibration cache),
     beside the attempts in its staging folder: the fallback's attempts differ only in the nodes they leave
     float, which calibration does not see, so the first attempt measures and the others reuse (on MiniLM each
     calibration ran the 200 samples through a graph with every activation as an output)."""
-    return ctx.out.parent / f"calibration-ranges-{_attempts_key(ctx, src, op_types, optimized)}.json"
+    return ctx.out.parent / f"calibration-ranges-{_attempts_key(ctx, src, op_types, optimized, method)}.json"
 
 
 def _attempts_key(ctx: StepContext, src: Path, *more: object) -> str:

@@ -1,0 +1,50 @@
+"""ONNX Runtime's static int8 with each way of setting activation ranges (`--calibration minmax|percentile`) on
+zoo families trained on real data (benchmarks/zoo_int8.py's training, data and scoring): accuracy
+change against the source in points, layers the per-layer fallback kept float, export seconds.
+
+    .venv/bin/python benchmarks/calibration_methods.py [family ...]   # -> benchmarks/results/calibration-methods.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from zoo_int8 import ROOT, _row, _trained
+
+METHODS = ("minmax", "percentile")
+FAMILIES = ("mobilenetv2", "efficientnet", "vit", "distilbert")
+
+
+def main(families: list[str]) -> None:
+    from edgekit.bench.worker import environment
+    from edgekit_demo.zoo_families import ENCODERS, INPUTS
+
+    work = Path(tempfile.mkdtemp(prefix="edgekit-calibration-"))
+    env = environment()
+    rows = []
+    for family in families or FAMILIES:
+        t0 = time.perf_counter()
+        source, _, (calib, test) = _trained(family, work)
+        print(f"{family}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
+        for method in METHODS:
+            inputs = INPUTS if family in ENCODERS else ()
+            row = _row(family, source, "onnx-int8", work / method, calib, test, inputs, {"calibration": method})
+            rows.append({**row, "calibration": method})
+            print(rows[-1], flush=True)
+    result = {
+        "what": __doc__.split("\n\n")[0].replace("\n", " "),
+        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")},
+        "rows": rows,
+    }
+    path = ROOT / "benchmarks" / "results" / "calibration-methods.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
