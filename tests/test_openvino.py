@@ -314,3 +314,21 @@ def test_a_savedmodel_converts_through_its_traced_function(tmp_path):
     result = export(tmp_path / "sm", "openvino-int8", tmp_path / "out", calib=calib)
     assert result.parity.passed and result.sidecar["route"][0]["step"] == "keras->openvino"
     assert [o["name"] for o in result.sidecar["tensors"]["outputs"]] == ["logits"]
+
+
+def test_an_openvino_error_naming_a_node_says_which_ops_surround_it():
+    """OpenVINO refuses NNCF's per-channel FakeQuantize on EfficientNet naming only `FakeQuantize_436192`: the
+    error also says what the node reads and what reads it, which names the layer."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from edgekit.backends.openvino.runner import named_node_context
+
+    x = ops.parameter([1, 4], np.float32, name="x")
+    lo, hi = ops.constant(np.array([0.0], np.float32)), ops.constant(np.array([1.0], np.float32))
+    fq = ops.fake_quantize(x, lo, hi, lo, hi, 256, name="fq")
+    model = ov.Model([ops.multiply(fq, ops.constant(np.ones((1, 4), np.float32)), name="se_excite/Mul")], [x])
+    said = named_node_context(model, "FakeQuantize node with name 'fq' doesn't support non per-tensor quantization")
+    assert said == "; fq is a FakeQuantize reading Parameter 'x' read by Multiply 'se_excite/Mul'"
+    assert named_node_context(model, "a message that names no node") == ""
+    assert named_node_context(model, "node with name 'gone' failed") == ""

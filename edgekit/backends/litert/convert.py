@@ -131,14 +131,15 @@ def _fresh_layer_names() -> None:
     tf_keras.backend.clear_session()
 
 
-def _kept(ctx: StepContext) -> tuple[bool, dict[str, tuple]]:
+def _kept(ctx: StepContext) -> tuple[bool, dict[str, tuple], bool]:
     """The fallback's request in TFLite terms: whether the non-linear ops stay float, and the fingerprints
     of the weights of the layers kept float (TFLite names its ops differently; their weights match)."""
     from edgekit.backends.litert.tflite_file import fingerprint
     from edgekit.sensitivity import layer_weights
 
     named = tuple(n for n in ctx.keep_float if n != OTHER_OPS)
-    return OTHER_OPS in ctx.keep_float, {n: fingerprint(w) for n, w in layer_weights(ctx.model, named).items()}
+    prints = {n: fingerprint(w) for n, w in layer_weights(ctx.model, named).items()}
+    return OTHER_OPS in ctx.keep_float, prints, ctx.model.format == "keras"
 
 
 def _tf():
@@ -305,7 +306,7 @@ def _calibrate(tf, frozen, settings: ConverterSettings, data: Dataset, specs) ->
 
 
 def _quantize_keeping_float(
-    tf, calibrated: _Calibrated, settings: ConverterSettings, others: bool, kept: dict[str, tuple]
+    tf, calibrated: _Calibrated, settings: ConverterSettings, others: bool, kept: dict[str, tuple], by_scope: bool
 ) -> tuple[bytes, list[str]]:
     """Full-integer quantization of a calibrated file with layers left float: TFLite's MLIR quantizer with
     denylists (every non-linear op type when `others`; the FULLY_CONNECTED/CONV ops whose weights are the
@@ -318,7 +319,7 @@ def _quantize_keeping_float(
     # by weights, or (Keras sources, whose batch norms the converter folds into the weights) by scope name
     nodes: dict[str, str] = {}
     for out, print_ in calibrated.weighted.items():
-        layer = by_print.get(print_) or keras_scoped(out, tuple(kept))
+        layer = by_print.get(print_) or (keras_scoped(out, tuple(kept)) if by_scope else None)
         if layer:
             nodes[out] = layer
     with quiet():
@@ -334,7 +335,7 @@ def _quantize_keeping_float(
 
 
 def _convert(
-    build: Callable[[], Any], specs: tuple[TensorSpec, ...], ctx: StepContext, kept: tuple[bool, dict[str, tuple]]
+    build: Callable[[], Any], specs: tuple[TensorSpec, ...], ctx: StepContext, kept: tuple[bool, dict[str, tuple], bool]
 ) -> StepNotes:
     """Freeze the tf.function `build()` returns and convert it with the plan's settings (keeping the
     fallback's layers float when it asks)."""
@@ -342,7 +343,7 @@ def _convert(
     plan: LiteRTPlan = ctx.plan
     settings, data, source, out_path = plan.settings, ctx.data, ctx.model.source, ctx.out
     fallback = plan.allow_float_fallback
-    others, kept_weights = kept
+    others, kept_weights, by_scope = kept
     keeping = bool(others or kept_weights) and data is not None and settings.calibrate
     key = _calibration_key(ctx) if keeping else ()
     frozen = None
@@ -355,7 +356,8 @@ def _convert(
             if key not in _CALIBRATED:
                 _CALIBRATED.clear()  # one export's at a time
                 _CALIBRATED[key] = _calibrate(tf, frozen, settings, data, specs)
-            flatbuffer, float_layers = _quantize_keeping_float(tf, _CALIBRATED[key], settings, others, kept_weights)
+            calibrated = _CALIBRATED[key]
+            flatbuffer, float_layers = _quantize_keeping_float(tf, calibrated, settings, others, kept_weights, by_scope)
         else:
             flatbuffer = _run_converter(tf, frozen, settings, data, specs, fallback)
     except Exception as e:  # ConverterError and friends; translate into what the user can act on

@@ -123,6 +123,7 @@ def layer_nodes(model, layers: tuple[str, ...], source: Model | None = None) -> 
     the weighted node at the layer's place among the source's layers (tf2onnx renames what it folds)."""
     found: list[str] = []
     ranks: dict[str, int] | None = None  # read once, if a name does not match
+    keras = source is not None and source.format == "keras"  # `_1` ends another node's name in other files
     for layer in layers:
         named = []
         for node in model.graph.node:
@@ -130,7 +131,7 @@ def layer_nodes(model, layers: tuple[str, ...], source: Model | None = None) -> 
             if (
                 node.name == layer
                 or f"'{layer}'" in scopes
-                or any(keras_scoped(name, (layer,)) for name in (node.name, *node.input[1:2]))
+                or (keras and any(keras_scoped(name, (layer,)) for name in (node.name, *node.input[1:2])))
             ):
                 named.append(node.name)
         if not named and source is not None:

@@ -135,12 +135,13 @@ def ignored_ops(model: Any, layers: tuple[str, ...], source: Model | None = None
     ]
     found: list[str] = []
     ranks: dict[str, int] | None = None  # the source layers' weight ranks, read once if a name does not match
+    keras = source is not None and source.format == "keras"  # `_1` ends another op's name in other files
     for layer in layers:
         pattern = re.compile(rf"^(__module\.)?{re.escape(layer)}(/|$)")
         named = [
             op.get_friendly_name()
             for op in weighted
-            if pattern.search(op.get_friendly_name()) or keras_scoped(op.get_friendly_name(), (layer,))
+            if pattern.search(op.get_friendly_name()) or (keras and keras_scoped(op.get_friendly_name(), (layer,)))
         ]
         if not named and source is not None:
             ranks = layer_ranks(source) if ranks is None else ranks

@@ -3,6 +3,7 @@ Intel GPU or NPU), one latency stream, the benchmark's thread count."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,15 @@ class OpenVINORunner(Runner):
         ov = import_stack("openvino", "Running an OpenVINO IR (.xml)")
         check_complete(self.path)
         core = ov.Core()
+        model = None
         try:
             model = core.read_model(str(self.path))
             self.device, precision = placement(core, model)
             config = compile_config(self.device, self.threads, precision)
             self.compiled = core.compile_model(model, self.device, config)
         except Exception as e:
-            raise ModelLoadError(f"OpenVINO cannot load {self.path}: {first_line(e, 400)}") from None
+            where = named_node_context(model, str(e)) if model is not None else ""
+            raise ModelLoadError(f"OpenVINO cannot load {self.path}: {first_line(e, 400)}{where}") from None
         self.request = self.compiled.create_infer_request()
         # names as the IR declares them: a compiled port may gather several (GPT-2's input_ids also answers to
         # 'input_ids_1' and '46'), and get_any_name would pick any of them
@@ -71,3 +74,20 @@ def ir_signature(path: Path) -> Signature:
     check_complete(path)
     model = ov.Core().read_model(str(path))
     return Signature(tuple(port_spec(p) for p in model.inputs), tuple(port_spec(p) for p in model.outputs))
+
+
+def named_node_context(model: Any, message: str) -> str:
+    """Where the node an OpenVINO error names sits: what it reads and what reads it (a converter's name such as
+    FakeQuantize_436192 says nothing to a user; the ops around it name the layer)."""
+    found = re.search(r"name '([^']+)'", message)
+    op = next((o for o in model.get_ops() if o.get_friendly_name() == found.group(1)), None) if found else None
+    if op is None:
+        return ""
+    said = [f"; {op.get_friendly_name()} is a {op.get_type_name()}"]
+    if op.get_input_size():
+        source = op.input_value(0).get_node()
+        said.append(f"reading {source.get_type_name()} '{source.get_friendly_name()}'")
+    readers = [t.get_node() for out in op.outputs() for t in out.get_target_inputs()]
+    if readers:
+        said.append("read by " + ", ".join(f"{r.get_type_name()} '{r.get_friendly_name()}'" for r in readers[:3]))
+    return " ".join(said)
