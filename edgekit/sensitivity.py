@@ -15,6 +15,7 @@ import difflib
 import fnmatch
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -138,17 +139,32 @@ def keras_layers(model: Model) -> dict[str, Any]:
     }
 
 
-def layer_ranks(model: Model) -> dict[str, int]:
+def converted_ops(
+    layers: tuple[str, ...], ops: list[tuple[str, int]], named: Callable[[str], list[str]], source: Model | None
+) -> list[str]:
+    """The ops of a converted file that compute `layers`: those `named(layer)` finds by name, else the op at the
+    layer's place among the source's layers whose weights have its rank (`ops`: each weighted op's name and
+    weight rank, in order), where the file has as many of them; for converters that fold a batch norm into a
+    convolution and name the result anew (tf2onnx's `Conv__33`, OpenVINO's `Transpose_2922`)."""
+    found: list[str] = []
+    ranks: dict[str, int] | None = None  # the source's, read once if a name does not match
+    for layer in layers:
+        hits = named(layer)
+        if not hits and source is not None:
+            ranks = _layer_ranks(source) if ranks is None else ranks
+            hits = _by_position(layer, ranks, ops)
+        found += hits
+    return list(dict.fromkeys(found))
+
+
+def _layer_ranks(model: Model) -> dict[str, int]:
     """Each quantizable layer's weight rank (4: convolutions, depthwise ones too; 2: linear), in layer order."""
     names = quantizable_layers(model)
     weights = layer_weights(model, tuple(names))
     return {n: weights[n].ndim for n in names if n in weights}
 
 
-def by_position(layer: str, ranks: dict[str, int], ops: list[tuple[str, int]]) -> list[str]:
-    """The converted op at `layer`'s place among the source's layers whose weights have its rank, where the
-    converted graph (`ops`: name and weight rank, in order) has as many of them; for converters that fold a
-    batch norm into a convolution and name the result anew (tf2onnx's `Conv__33`)."""
+def _by_position(layer: str, ranks: dict[str, int], ops: list[tuple[str, int]]) -> list[str]:
     if layer not in ranks:
         return []
     peers = [n for n, rank in ranks.items() if rank == ranks[layer]]

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from edgekit.errors import DataError, UsageError
-from edgekit.layerdiff.match import Match, folds_batch_norm, match_layers
+from edgekit.layerdiff.match import Match, match_layers
 from edgekit.layerdiff.metrics import LayerError, apply_activation
 from edgekit.layerdiff.report import DEFAULT_THRESHOLDS, METRICS, DiffReport, LayerDiff, within
 from edgekit.layerdiff.taps import LayerTaps
@@ -174,8 +174,8 @@ def _accumulate(matches: list[Match], want: dict, got: dict, errors: dict, misfi
             )
             continue
         (want_in, want_out), (got_in, got_out) = want[name], got[m.artifact.name]
-        if m.reference.batch_norm is not None and folds_batch_norm(m):
-            scale, shift = m.reference.batch_norm  # on the reference's output channels (its last axis)
+        if m.folded_batch_norm is not None:
+            scale, shift = m.folded_batch_norm  # on the reference's output channels (its last axis)
             want_out = want_out * scale + shift
         want_out, got_out = _like_for_like(m, want_out, got_out)
         error = errors[name]

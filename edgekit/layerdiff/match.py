@@ -8,6 +8,7 @@ laid out alike, point the same way: the mean cosine of the rows is at least MIN_
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -23,6 +24,22 @@ class Match:
     reference: TapLayer
     artifact: TapLayer | None  # None: no layer of the other model has its weights
     cosine: float | None = None  # how alike the weights are
+
+    @functools.cached_property
+    def folded_batch_norm(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The batch norm that follows the reference layer in the source, as (scale, shift), when the artifact's
+        weights are the reference's times its scale (a converter folded it in: compare with it applied); None
+        when they are the reference's own, or no batch norm follows. Decided once per pair, from the weights."""
+        r, a = self.reference, self.artifact
+        if r.batch_norm is None or a is None:
+            return None
+        laid = max(_layouts(r, a), key=lambda xy: _mean_row_cosine(*xy), default=None)
+        if laid is None:
+            return None
+        x, y = laid
+        scale = np.sum(x * y, axis=1) / np.maximum(np.sum(x * x, axis=1), 1e-30)  # each row's factor
+        folded = float(np.median(np.abs(scale - r.batch_norm[0]))) < float(np.median(np.abs(scale - 1)))
+        return r.batch_norm if folded else None
 
 
 def _rows(layer: TapLayer) -> np.ndarray:
@@ -52,20 +69,6 @@ def _mean_row_cosine(x: np.ndarray, y: np.ndarray) -> float:
 def weight_cosine(a: TapLayer, b: TapLayer) -> float:
     """The best mean row cosine over the layouts of b's weight that have a's shape (0.0 when none has)."""
     return max((_mean_row_cosine(x, y) for x, y in _layouts(a, b)), default=0.0)
-
-
-def folds_batch_norm(m: Match) -> bool:
-    """Whether the artifact layer's weights are the reference's times the scale of the batch norm that follows
-    it in the source (a converter folded it in: compare with the batch norm applied), rather than its own."""
-    r, a = m.reference, m.artifact
-    if r.batch_norm is None or a is None:
-        return False
-    laid = max(_layouts(r, a), key=lambda xy: _mean_row_cosine(*xy), default=None)
-    if laid is None:
-        return False
-    x, y = laid
-    scale = np.sum(x * y, axis=1) / np.maximum(np.sum(x * x, axis=1), 1e-30)  # each row's factor
-    return float(np.median(np.abs(scale - r.batch_norm[0]))) < float(np.median(np.abs(scale - 1)))
 
 
 def match_layers(reference: list[TapLayer], artifact: list[TapLayer]) -> list[Match]:

@@ -14,7 +14,7 @@ from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.onnxruntime.plan import OrtPlan
 from edgekit.data import Dataset
 from edgekit.errors import ConversionError, first_line
-from edgekit.sensitivity import by_position, keras_scoped, layer_ranks, onnx_layers, symmetric_int8
+from edgekit.sensitivity import converted_ops, keras_scoped, onnx_layers, symmetric_int8
 from edgekit.sources.base import Model
 
 
@@ -121,25 +121,26 @@ def layer_nodes(model, layers: tuple[str, ...], source: Model | None = None) -> 
     scope (`pkg.torch.onnx.name_scopes`) is the layer or inside it, (tf2onnx exports of Keras models) nodes
     whose name or weight sits in the layer's scope (`model/block_1_expand_1/convolution/merged_input`), else
     the weighted node at the layer's place among the source's layers (tf2onnx renames what it folds)."""
-    found: list[str] = []
-    ranks: dict[str, int] | None = None  # read once, if a name does not match
+    if not layers:
+        return []
     keras = source is not None and source.format == "keras"  # `_1` ends another node's name in other files
-    for layer in layers:
-        named = []
-        for node in model.graph.node:
-            scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
-            if (
-                node.name == layer
-                or f"'{layer}'" in scopes
-                or (keras and any(keras_scoped(name, (layer,)) for name in (node.name, *node.input[1:2])))
-            ):
-                named.append(node.name)
-        if not named and source is not None:
-            ranks = layer_ranks(source) if ranks is None else ranks
-            inits = {i.name: len(i.dims) for i in model.graph.initializer}
-            named = by_position(layer, ranks, [(n.name, inits[n.input[1]]) for n in onnx_layers(model.graph)])
-        found += named
-    return list(dict.fromkeys(found))
+    scoped = [
+        (node, next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), ""))
+        for node in model.graph.node
+    ]
+
+    def named(layer: str) -> list[str]:
+        return [
+            node.name
+            for node, scopes in scoped
+            if node.name == layer
+            or f"'{layer}'" in scopes
+            or (keras and any(keras_scoped(name, (layer,)) for name in (node.name, *node.input[1:2])))
+        ]
+
+    inits = {i.name: len(i.dims) for i in model.graph.initializer}
+    weighted = [(n.name, inits[n.input[1]]) for n in onnx_layers(model.graph)]
+    return converted_ops(layers, weighted, named, source)
 
 
 def to_fp16(ctx: StepContext) -> StepNotes:

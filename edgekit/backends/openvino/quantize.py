@@ -124,7 +124,7 @@ def ignored_ops(model: Any, layers: tuple[str, ...], source: Model | None = None
     frontend names ops `__module.<path>/aten::...`, the ONNX frontend keeps node names, the TensorFlow frontend
     a Keras layer's scope), else by position among the source's layers of the same weight rank (a convolution
     folded with its batch norm loses its name)."""
-    from edgekit.sensitivity import by_position, keras_scoped, layer_ranks
+    from edgekit.sensitivity import converted_ops, keras_scoped
 
     if not layers:
         return []
@@ -133,21 +133,18 @@ def ignored_ops(model: Any, layers: tuple[str, ...], source: Model | None = None
         for op in model.get_ordered_ops()
         if op.get_type_name() in _WEIGHTED and not _is_activation(op.input_value(1).get_node())
     ]
-    found: list[str] = []
-    ranks: dict[str, int] | None = None  # the source layers' weight ranks, read once if a name does not match
     keras = source is not None and source.format == "keras"  # `_1` ends another op's name in other files
-    for layer in layers:
+
+    def named(layer: str) -> list[str]:
         pattern = re.compile(rf"^(__module\.)?{re.escape(layer)}(/|$)")
-        named = [
+        return [
             op.get_friendly_name()
             for op in weighted
             if pattern.search(op.get_friendly_name()) or (keras and keras_scoped(op.get_friendly_name(), (layer,)))
         ]
-        if not named and source is not None:
-            ranks = layer_ranks(source) if ranks is None else ranks
-            named = by_position(layer, ranks, [(op.get_friendly_name(), _weight_rank(op)) for op in weighted])
-        found += named
-    return list(dict.fromkeys(found))
+
+    ranked = [(op.get_friendly_name(), _weight_rank(op)) for op in weighted]
+    return converted_ops(layers, ranked, named, source)
 
 
 _WEIGHTED = ("MatMul", "Convolution", "GroupConvolution", "ConvolutionBackpropData")
