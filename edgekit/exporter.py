@@ -370,6 +370,11 @@ class _RouteRun:
         """The groups the quantizing converter keeps float before any layer (TFLite's non-linear ops)."""
         return list(self.last.float_first) if self.last else []
 
+    @property
+    def float_last(self) -> tuple[str, ...]:
+        """The groups the quantizer keeps float when every layer float fails (ONNX Runtime's non-layer ops)."""
+        return self.quantizer.float_last if self.quantizer else ()
+
     def _context(self, model: Model, current: Path | None, out: Path, **extra: Any) -> StepContext:
         job = self.job
         return StepContext(model, current, job.recipe, job.plan, job.data, out, options=job.options, **extra)
@@ -449,8 +454,9 @@ class _RouteRun:
         quantizing step honours that, and whether it has layers to name; --keep-float without them is refused."""
         job, tgt, backend = self.job, self.job.tgt, self.job.backend
         step_keeps = backend.keeps_float(tgt.quantization)
-        names = self.float_first + quantizable_layers(job.model) if step_keeps and tgt.quantization != "none" else []
-        keeps = len(names) > len(self.float_first)
+        groups = [*self.float_first, *self.float_last]
+        names = groups + quantizable_layers(job.model) if step_keeps and tgt.quantization != "none" else []
+        keeps = len(names) > len(groups)
         if job.fallback.keep_float and not keeps:
             raise UsageError(
                 f"--keep-float: {tgt.name} from a {job.model.format} source ({job.model.kind}) has no layers edgekit "
@@ -492,7 +498,8 @@ class _RouteRun:
                 attempts[keep] = self.attempt(gate, keep, converted)
                 return attempts[keep].verdict
 
-            best, _ = search(tracked, pinned, lambda: self.float_first + [s.layer for s in table], chosen.verdict)
+            order = lambda: self.float_first + [s.layer for s in table]
+            best, _ = search(tracked, pinned, order, chosen.verdict, last_resort=self.float_last)
             chosen = attempts[best.kept]
         gate.evaluate(
             chosen.verdict, chosen.file, job.backend.describe_io(chosen.file, job.model)

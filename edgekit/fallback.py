@@ -83,15 +83,18 @@ def search(
     order: Callable[[], list[str]],
     first: Verdict,
     on_try: Callable[[int], None] = lambda n: None,
+    last_resort: tuple[str, ...] = (),
 ) -> tuple[Verdict, list[Verdict]]:
     """Keep more layers float until `attempt` passes; returns the passing verdict and every verdict tried.
 
-    order: the layers in fallback order (measured only when the first attempt failed). Raises GateError
-    when every layer is float and the gate still fails, with the all-float file's own figures.
+    order: the layers in fallback order (measured only when the first attempt failed). last_resort: groups of
+    ops that are not layers (ONNX Runtime's quantized pooling, activations and embedding lookups), kept float
+    only when every layer float fails; the layers are then searched again with them float. Raises GateError
+    when every layer (and each last-resort group) is float and the gate still fails, with that file's figures.
     """
     tried = [first]
     verdict = first
-    ranked = [name for name in order() if name not in pinned]
+    ranked = [name for name in order() if name not in pinned and name not in last_resort]
 
     def keep(n: int) -> Verdict:
         on_try(len(pinned) + n)
@@ -115,9 +118,25 @@ def search(
             else:
                 failed = middle
         return best, tried
+    extra = tuple(g for g in last_resort if g not in pinned)
+    if extra:  # every layer float fails: is it the other ops? Everything float first, to refuse without a search
+        everything = pinned + extra + tuple(ranked)
+        on_try(len(everything))
+        tried.append(attempt(everything))
+        if tried[-1].passed:
+            on_try(len(pinned) + len(extra))
+            again = attempt(pinned + extra)
+            if again.passed:
+                return again, [*tried, again]
+            known = {everything: tried[-1]}
+            best, more = search(lambda k: known.get(k) or attempt(k), pinned + extra, lambda: ranked, again, on_try)
+            return best, tried + more
+        verdict = tried[-1]
+    layers = len([p for p in pinned if p not in last_resort]) + len(ranked)
     raise GateError(
-        f"No float fallback meets the gate: with all {len(pinned) + len(ranked)} quantizable layers kept float "
-        f"the file still fails: {'; '.join(verdict.failures())}.",
+        f"No float fallback meets the gate: with all {layers} quantizable layers"
+        f"{' and the ' + ', '.join(last_resort) if last_resort else ''} kept float the file still fails: "
+        f"{'; '.join(verdict.failures())}.",
         hint="The loss is not in the quantized layers (compare the float target of this runtime), or the gate "
         "is tighter than the runtime's float arithmetic allows: loosen --max-drop or the target's tolerances.",
     )

@@ -36,6 +36,7 @@ TARGETS = [
 ]
 INT8 = ["onnx-int8", "onnx-int8-dynamic", "pytorch-mobile-int8", "executorch-int8", "openvino-int8"]
 PLANTED_CHANNEL, PLANTED_SCALE = 5, 300.0
+UNUSED_TOKEN = 1  # [unused0] in MiniLM's vocabulary: the tokenizer never produces it
 
 
 @pytest.fixture(scope="session")
@@ -57,9 +58,17 @@ def tiny_bert(workdir) -> dict:
     state["head.weight"][:, PLANTED_CHANNEL] /= PLANTED_SCALE
     planted = workdir / "tiny-bert-planted.safetensors"
     save_file(state, str(planted))
+    # an outlier outside every layer: a word-embedding row no tweet looks up ([unused0]), 1000x the table's
+    # largest value; the float model computes the same, the int8 embedding Gather's scale crushes every row
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    table = state["encoder.embeddings.word_embeddings.weight"]
+    table[UNUSED_TOKEN] = 1000 * table.abs().max()
+    embedding = workdir / "tiny-bert-embedding-outlier.safetensors"
+    save_file(state, str(embedding))
     return {
         "weights": weights,
         "planted": planted,
+        "embedding": embedding,
         "calib": write_tweets_csv(workdir / "tweets-calib.csv", "train", 200),
         "test": write_tweets_csv(workdir / "tweets-test-300.csv", "test", 300),
     }
@@ -136,6 +145,61 @@ def test_the_fallback_keeps_exactly_the_planted_outlier_layer_float(target, tiny
         )
         assert pinned.sidecar["quantization"]["calibration_ranges"] == "measured"
         assert _initializers(pinned.artifact) == _initializers(result.artifact)  # the same scales either way
+
+
+@pytest.mark.parametrize("target", ["onnx-int8", "onnx-int8-dynamic"])
+def test_an_outlier_outside_every_layer_is_kept_float_by_the_non_layer_group(target, tiny_bert, tmp_path):
+    """Keeping all 13 layers float cannot fix an int8 embedding table: the fallback then keeps ONNX Runtime's
+    quantized non-layer ops float, tries the layers again on top, and the sidecar says which ops those were."""
+    import onnx
+
+    from edgekit.backends.onnxruntime.plan import NON_LAYER_OPS
+
+    result = _export(tiny_bert, target, tmp_path, weights="embedding")
+    record, quantization = result.sidecar["quantization"]["fallback"], result.sidecar["quantization"]
+    assert result.parity.passed and [f["layer"] for f in record["float_layers"]] == [NON_LAYER_OPS]
+    attempts = record["attempts"]
+    assert not attempts[0]["passed"] and [a["float_layers"] for a in attempts if a["passed"]][-1] == 1
+    everything = next(a for a in attempts if a["float_layers"] == 14)  # all 13 layers and the group: passed
+    assert everything["passed"] and not any(a["passed"] for a in attempts[: attempts.index(everything)])
+    assert quantization["float_non_layer_ops"]["Gather"] >= 1
+    graph = onnx.load(str(result.artifact)).graph
+    produced_by = {o: n.op_type for n in graph.node for o in n.output}
+    gathers = [n for n in graph.node if n.op_type == "Gather" and n.input[0].endswith("word_embeddings.weight")]
+    assert gathers and all(produced_by.get(n.input[0]) != "DequantizeLinear" for n in gathers)
+    plain = _export(tiny_bert, target, tmp_path / "plain").sidecar["quantization"]["quantized_ops"]
+    assert quantization["quantized_ops"] == {op: n for op, n in plain.items() if op != "Gather"}  # layers int8
+
+
+def _gate(passing: set[str]):
+    """An attempt that passes when it keeps every op group in `passing` float, recording what it was asked."""
+    from edgekit.fallback import Verdict
+
+    asked: list[tuple[str, ...]] = []
+
+    def attempt(keep: tuple[str, ...]) -> Verdict:
+        asked.append(keep)
+        return Verdict(keep, passing <= set(keep), [] if passing <= set(keep) else [f"needs {sorted(passing)}"])
+
+    return attempt, asked
+
+
+def test_the_fallback_tries_the_non_layer_group_only_after_every_layer_and_then_the_fewest_layers_on_top():
+    from edgekit.errors import GateError
+    from edgekit.fallback import search
+
+    attempt, asked = _gate({"OPS", "b"})
+    best, _ = search(attempt, (), lambda: ["a", "b", "c"], attempt(()), last_resort=("OPS",))
+    assert best.kept == ("OPS", "a", "b")  # in sensitivity order: a before b
+    assert asked == [(), ("a",), ("a", "b"), ("a", "b", "c"), ("OPS", "a", "b", "c"), ("OPS",), ("OPS", "a"),
+                     ("OPS", "a", "b")]  # fmt: skip
+    attempt, asked = _gate({"b"})  # the layers suffice: the group is never tried
+    best, _ = search(attempt, (), lambda: ["a", "b", "c"], attempt(()), last_resort=("OPS",))
+    assert best.kept == ("a", "b") and not any("OPS" in keep for keep in asked)
+    attempt, asked = _gate({"elsewhere"})  # nothing the fallback controls: refused after one more attempt
+    with pytest.raises(GateError, match=r"all 3 quantizable layers and the OPS kept float .*needs"):
+        search(attempt, (), lambda: ["a", "b", "c"], attempt(()), last_resort=("OPS",))
+    assert asked[-1] == ("OPS", "a", "b", "c") and len(asked) == 5
 
 
 def _initializers(path) -> dict:

@@ -105,6 +105,8 @@ class Quantizer:
     quantization: str
     run: StepFn
     keeps_float: bool = False  # honours StepContext.keep_float (the exporter's per-layer fallback)
+    # groups of ops, not layers, the fallback keeps float only when every layer float fails its gate
+    float_last: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

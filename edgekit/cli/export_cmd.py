@@ -40,7 +40,8 @@ from edgekit.data import CALIB_LIMIT
     "--keep-float",
     multiple=True,
     metavar="NAME_OR_GLOB",
-    help="Leave this layer (module path, Keras layer or ONNX node name; globs work) in float; repeat for more.",
+    help="Leave this layer (module path, Keras layer or ONNX node name; globs work) in float; repeat for more. "
+    "'(non-linear ops)' (TFLite) and '(non-layer ops)' (ONNX Runtime) name the ops that are not layers.",
 )
 @click.option(
     "--no-fallback",

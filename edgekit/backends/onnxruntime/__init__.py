@@ -9,7 +9,7 @@ from pydantic import Field
 
 from edgekit.backends.base import Backend, Converter, NativeTool, Quantizer, StepContext, StepNotes
 from edgekit.backends.onnxruntime import native
-from edgekit.backends.onnxruntime.plan import ort_plan
+from edgekit.backends.onnxruntime.plan import NON_LAYER_OPS, ort_plan
 from edgekit.backends.options import BackendOptions
 from edgekit.sidecar import ArtifactIO
 from edgekit.sources.base import Model
@@ -120,8 +120,8 @@ BACKEND = Backend(
     ),
     quantizers=(
         Quantizer("fp16", _fp16),
-        Quantizer("dynamic", _dynamic, keeps_float=True),
-        Quantizer("static", _static, keeps_float=True),
+        Quantizer("dynamic", _dynamic, keeps_float=True, float_last=(NON_LAYER_OPS,)),
+        Quantizer("static", _static, keeps_float=True, float_last=(NON_LAYER_OPS,)),
     ),
     native_tool=NativeTool("onnxruntime_perf_test", native.command, native.parse_ort_perf_test),
     plan=ort_plan,

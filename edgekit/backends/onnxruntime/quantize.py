@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from edgekit.backends.base import StepContext, StepNotes
-from edgekit.backends.onnxruntime.plan import OrtPlan
+from edgekit.backends.onnxruntime.plan import NON_LAYER_OPS, OrtPlan
 from edgekit.data import Dataset
 from edgekit.errors import ConversionError, first_line
 from edgekit.sensitivity import converted_ops, keras_scoped, onnx_layers, symmetric_int8
@@ -143,6 +143,22 @@ def layer_nodes(model, layers: tuple[str, ...], source: Model | None = None) -> 
     return converted_ops(layers, weighted, named, source)
 
 
+def kept_float_nodes(model, ctx: StepContext, op_types: list[str]) -> tuple[list[str], dict[str, int]]:
+    """The nodes the fallback keeps float: its layers' and, with the non-layer group, every node of `op_types`
+    without a weight matrix as its second input (pooling, activations, an embedding Gather; not a fused
+    Attention, whose weights are the layers'), with their count per op type for the record."""
+    nodes = layer_nodes(model, tuple(k for k in ctx.keep_float if k != NON_LAYER_OPS), ctx.model)
+    if NON_LAYER_OPS not in ctx.keep_float:
+        return nodes, {}
+    ranks = {i.name: len(i.dims) for i in model.graph.initializer}
+    others = [
+        n
+        for n in model.graph.node
+        if n.op_type in op_types and n.name not in nodes and not (len(n.input) > 1 and ranks.get(n.input[1], 0) >= 2)
+    ]
+    return nodes + [n.name for n in others], dict(sorted(Counter(n.op_type for n in others).items()))
+
+
 def to_fp16(ctx: StepContext) -> StepNotes:
     """fp16 weights and compute, float32 I/O (onnxruntime.transformers.float16 keeps transformer graphs valid)."""
     import onnx
@@ -177,6 +193,7 @@ def dynamic_int8(ctx: StepContext) -> StepNotes:
     wanted, kept = _split(present, plan.int8_ops)
     _, weight_type = _quant_types(plan)
     batched = batched_weight_products(model)
+    kept_nodes, non_layer = kept_float_nodes(model, ctx, wanted)
     _quiet()
     try:
         if wanted:
@@ -187,14 +204,14 @@ def dynamic_int8(ctx: StepContext) -> StepNotes:
                 per_channel=plan.per_channel,
                 reduce_range=plan.reduce_range,
                 op_types_to_quantize=wanted,
-                nodes_to_exclude=layer_nodes(model, ctx.keep_float, ctx.model) + batched,
+                nodes_to_exclude=kept_nodes + batched,
             )
     except Exception as e:
         raise ConversionError(f"ONNX Runtime dynamic quantization failed: {first_line(e, 400)}") from None
     finally:
         prepared.unlink()
     done = quantized_ops(dst, plan.int8_ops) if dst.exists() else {}
-    if not done:
+    if not done and not (ctx.keep_float and dst.exists()):  # the fallback may keep everything float
         dst.unlink(missing_ok=True)
         raise ConversionError(
             f"Dynamic int8 quantized nothing on {plan.device}: the model has none of {', '.join(plan.int8_ops)}.",
@@ -206,6 +223,7 @@ def dynamic_int8(ctx: StepContext) -> StepNotes:
             "gemm_rewritten_as_matmul": rewritten,
             "quantized_ops": done,
             "float_op_types": kept,
+            **({"float_non_layer_ops": non_layer} if non_layer else {}),
             **({"float_batched_matmuls": batched} if batched else {}),
             "activations": "uint8, quantized at run time",
             "weights": f"{plan.weight_type} per_channel={plan.per_channel}",
@@ -300,7 +318,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
     quantized, kept = _split(Counter(n.op_type for n in float_model.graph.node), plan.int8_ops)
     act_type, weight_type = _quant_types(plan)
     _quiet()
-    kept_nodes = layer_nodes(float_model, ctx.keep_float, ctx.model)
+    kept_nodes, non_layer = kept_float_nodes(float_model, ctx, quantized)
     products = [] if plan.quantize_activation_products else activation_products(float_model)
     batched = batched_weight_products(float_model)  # as in dynamic int8: the integer kernel rejects them
     settings = {
@@ -354,6 +372,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
             "quantized_ops": quantized_ops(dst, plan.int8_ops),
             "float_op_types": kept,
             "float_nodes_kept": len(kept_nodes),
+            **({"float_non_layer_ops": non_layer} if non_layer else {}),
             "kept_nodes_int8_weights": weights_only,
             "float_nodes_activation_products": len(products),
             **({"float_batched_matmuls": batched} if batched else {}),
