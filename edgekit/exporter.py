@@ -290,7 +290,7 @@ class _Outcome:
     table: list[LayerSensitivity]
     pinned: tuple[str, ...]
     keeps: bool  # the quantizing step honours keep_float and has layers it can name
-    step_keeps: bool  # the backend can keep layers float in this quantization at all
+    step_keeps: bool  # this route's quantizing step can keep layers float at all
 
 
 def route_name(route: list[Converter]) -> str:
@@ -454,9 +454,13 @@ class _RouteRun:
         quantizing step honours that, and whether it has layers to name; --keep-float without them is refused."""
         job, tgt, backend = self.job, self.job.tgt, self.job.backend
         step_keeps = backend.keeps_float(tgt.quantization)
+        # this route's quantizing step: another route's converter may keep layers where this one cannot
+        route_keeps = tgt.quantization in self.last.keeps_float if self.last else step_keeps
         groups = [*self.float_first, *self.float_last]
-        names = groups + quantizable_layers(job.model) if step_keeps and tgt.quantization != "none" else []
+        names = groups + quantizable_layers(job.model) if route_keeps and tgt.quantization != "none" else []
         keeps = len(names) > len(groups)
+        if job.fallback.keep_float and step_keeps and not route_keeps:
+            raise ConversionError(f"{route_name(self.route)} cannot keep layers float for {tgt.name} (--keep-float)")
         if job.fallback.keep_float and not keeps:
             raise UsageError(
                 f"--keep-float: {tgt.name} from a {job.model.format} source ({job.model.kind}) has no layers edgekit "
@@ -468,10 +472,10 @@ class _RouteRun:
                 )
                 + ".",
                 hint="The per-layer fallback works on onnx-int8, onnx-int8-dynamic, pytorch-mobile-int8, "
-                "executorch-int8, tflite-int8 and openvino-int8, from Python (factory, Hugging Face), Keras 3 and ONNX "
-                "sources.",
+                "executorch-int8, tflite-int8, tflite-int16x8 (from PyTorch) and openvino-int8, from Python (factory, "
+                "Hugging Face), Keras 3 and ONNX sources.",
             )
-        return names, keeps, step_keeps
+        return names, keeps, route_keeps
 
     def quantize_and_gate(self) -> _Outcome:
         """The first attempt (with --keep-float's layers), then the per-layer fallback when it fails its gate."""

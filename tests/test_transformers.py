@@ -13,8 +13,7 @@ from helpers import run_cli
 from edgekit_demo.zoo_text import TINY_BERT_INPUTS, minilm_dir
 
 SOURCE = "edgekit_demo.zoo_text:tiny_bert_sentiment"
-# every target that exports and runs here; tflite-int16x8 is refused by TFLite's 16x8 calibrator on integer
-# inputs (token ids), see the README
+# every target that exports and runs here
 TARGETS = [
     "onnx-fp32",
     "onnx-fp16",
@@ -29,6 +28,7 @@ TARGETS = [
     "tflite-fp16",
     "tflite-dynamic",
     "tflite-int8",
+    "tflite-int16x8",
     "openvino-fp32",
     "openvino-fp16",
     "openvino-int8",
@@ -169,6 +169,29 @@ def test_an_outlier_outside_every_layer_is_kept_float_by_the_non_layer_group(tar
     assert gathers and all(produced_by.get(n.input[0]) != "DequantizeLinear" for n in gathers)
     plain = _export(tiny_bert, target, tmp_path / "plain").sidecar["quantization"]["quantized_ops"]
     assert quantization["quantized_ops"] == {op: n for op, n in plain.items() if op != "Gather"}  # layers int8
+
+
+def test_int16x8_takes_the_token_ids_through_litert_torch_with_16_bit_activations(tiny_bert, tmp_path):
+    """TFLite's 16x8 calibrator refuses integer inputs; the litert-torch route quantizes with ai-edge-quantizer,
+    whose calibrator passes them through: int32 token ids in, int16 activations, int8 weights."""
+    from edgekit.backends.litert.tflite_file import read_tflite
+
+    result = _export(tiny_bert, "tflite-int16x8", tmp_path)
+    assert result.parity.passed and result.sidecar["quantization"]["applied"] == "int16x8"
+    step = result.sidecar["route"][-1]
+    assert step["tool"] == "litert-torch" and "ai-edge-quantizer" in step["quantizer"]
+    (onnx_route,) = result.sidecar["route_choice"]["tried"]  # refused before onnx2tf ran, naming the inputs
+    assert "takes float inputs only" in onnx_route["result"] and "(input_ids, attention_mask)" in onnx_route["result"]
+    info = read_tflite(result.artifact)
+    assert [t.dtype for t in info.inputs] == ["INT32", "INT32"]
+    fc = [op for op in info.ops if op.op == "FULLY_CONNECTED"]
+    assert len(fc) == 13 and all(op.inputs[0].dtype == "INT16" and op.inputs[1].dtype == "INT8" for op in fc)
+    from edgekit.fallback import FallbackOptions
+
+    pinned = _export(tiny_bert, "tflite-int16x8", tmp_path / "pinned", fallback=FallbackOptions(keep_float=("head",)))
+    fc = [op for op in read_tflite(pinned.artifact).ops if op.op == "FULLY_CONNECTED"]
+    assert [op.outputs[0].shape for op in fc if op.computes_in_float] == [(1, 3)]  # the head: 3 logits
+    assert sum(op.inputs[0].dtype == "INT16" for op in fc) == 12
 
 
 def _gate(passing: set[str]):

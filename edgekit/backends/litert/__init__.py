@@ -76,10 +76,12 @@ BACKEND = Backend(
             _from_torch,
             "litert-torch",
             needs=("litert_torch", "ai_edge_litert"),
-            quantizes=("dynamic", "full-integer"),
+            quantizes=("dynamic", "full-integer", "int16x8"),
             static_shapes=True,
-            keeps_float=("full-integer",),
-            partly_float=("full-integer",),  # its int8 file keeps the non-linear ops float; the ONNX route's does not
+            keeps_float=("full-integer", "int16x8"),
+            # its int8 and int16x8 files keep the non-linear ops float; the ONNX route's do not (where it converts:
+            # TFLite's 16x8 calibrator refuses integer inputs)
+            partly_float=("full-integer", "int16x8"),
         ),
         Converter(
             "keras",

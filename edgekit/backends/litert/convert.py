@@ -33,7 +33,20 @@ from edgekit.spec import TensorSpec, np_dtype
 def from_keras(ctx: StepContext) -> StepNotes:
     """The Keras loader already traced the model into a tf.function with its input signature."""
     model = ctx.model
+    _refuse_integer_inputs_16x8(ctx)
     return _convert(lambda: model.obj, model.signature.inputs, ctx, _kept(ctx))
+
+
+def _refuse_integer_inputs_16x8(ctx: StepContext) -> None:
+    """TFLite's 16x8 calibrator asks for the ranges of every input, integer token ids too, and fails ("Max and
+    min for dynamic tensors should be recorded during calibration"): said before a conversion that would end so."""
+    integer = [s.name for s in ctx.model.signature.inputs if not s.dtype.startswith("float")]
+    if ctx.recipe.quantization == "int16x8" and integer:
+        raise ConversionError(
+            f"TFLite's int16x8 calibrator takes float inputs only; {ctx.model.source} has integer inputs "
+            f"({', '.join(integer)}).",
+            hint="From a PyTorch source the litert-torch route makes tflite-int16x8 (ai-edge-quantizer).",
+        )
 
 
 @contextlib.contextmanager
@@ -57,6 +70,7 @@ def _no_sample_download():
 
 def from_onnx(ctx: StepContext) -> StepNotes:
     """ONNX -> SavedModel (onnx2tf, static shapes, source layout kept) -> .tflite."""
+    _refuse_integer_inputs_16x8(ctx)
     tf = _tf()
     onnx2tf = require("onnx2tf", "Converting ONNX to TFLite")
     model, src = ctx.model, ctx.src
