@@ -125,6 +125,16 @@ def test_evaluate_int8_against_source_with_a_gate_that_passes(cnn_files, cnn, te
     assert document.schema_version == "1" and document.reference.accuracy == report.reference["accuracy"]
 
 
+def test_a_reference_whose_inputs_fix_batch_1_is_run_one_sample_at_a_time(cnn_files, cnn, test_npz):
+    """--input fixing the reference's batch (as for a fixed-shape export) used to fail after the artifact's whole
+    evaluation: the reference was fed the artifact's batches of 32."""
+    fixed = tuple(parse_input_spec(f"{s.name}:{s.dtype}:1x" + "x".join(map(str, s.shape[1:]))) for s in IMAGE)
+    report = evaluate(cnn_files["onnx-fp32"], test_npz, reference="edgekit_demo.zoo:digits_cnn",
+                      reference_weights=cnn[1], reference_inputs=fixed, max_drop=0.01)  # fmt: skip
+    assert report.passed and report.reference["samples"] == 449
+    assert report.reference["accuracy"] == pytest.approx(report.metrics["accuracy"])
+
+
 def test_gate_that_fails_exits_1_with_the_numbers(capsys, cnn_files, cnn, tmp_path):
     """fp32 file vs a reference of *other* weights: the drop is real and large, so the gate must fail."""
     from edgekit_demo import zoo as z

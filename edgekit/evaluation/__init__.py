@@ -129,20 +129,27 @@ def evaluate(
     tok_dir = tokenizer_for(artifact, tokenizer)
     with open_runner(artifact) as runner:
         signature = Signature(runner.input_specs())
+        model = _reference_model(reference, reference_inputs or signature.inputs, reference_weights)  # fails early
         values, loaded = score(runner, signature, data, metrics, tok_dir, limit, progress, artifact.name)
     sidecar = read_sidecar(artifact)
     report = EvalReport(str(artifact), sidecar.target if sidecar else None, str(data), values, max_drop=max_drop)
-    if reference is not None:
+    if model is not None:
         from edgekit.runners.source import source_runner
-        from edgekit.sources import load
 
-        model = load(reference, reference_inputs or signature.inputs, reference_weights)
-        with source_runner(model) as ref_runner:
-            report.reference, _ = score(
-                ref_runner, signature, data, metrics, tok_dir, limit, progress, f"the reference {reference}", loaded
-            )
+        with source_runner(model) as ref_runner:  # in batches its own signature takes (--input fixing batch 1)
+            label, specs = f"the reference {reference}", model.signature
+            report.reference, _ = score(ref_runner, specs, data, metrics, tok_dir, limit, progress, label, loaded)
         gate(report, metrics)
     return report
+
+
+def _reference_model(reference: str | Path | None, inputs: InputSpecs, weights: str | Path | None):
+    """The reference SOURCE, loaded before the artifact's (maybe long) evaluation so that a bad one fails first."""
+    if reference is None:
+        return None
+    from edgekit.sources import load
+
+    return load(reference, inputs, weights)
 
 
 def score(
