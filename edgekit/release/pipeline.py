@@ -310,12 +310,14 @@ def run_pipeline(
     address: str | None = None,
     cache: str | Path | None = None,
     timeout: float = 30,
+    combinations: list[Combination] | None = None,
 ) -> dict[str, Any]:
     """Run the pipeline (every combination of its matrix) on `executor`; returns its results (steps with
     `cached`, gates with `failures`, per combination under `combinations` for a sweep). Raises GateFailed when
-    a gate fails (after the bundles are written, so they can be inspected)."""
+    a gate fails (after the bundles are written, so they can be inspected). `combinations`: the file as
+    load_sweep already read it."""
     path = Path(path)
-    combinations = load_sweep(path)
+    combinations = combinations or load_sweep(path)
     base = path.parent
     if combinations[0].pipeline.search is not None:
         raise UsageError(f"{path} searches: run it with edgekit.release.run.run_file, which runs either kind.")
@@ -414,8 +416,8 @@ class _Plan:
 
     def steps(self) -> list[Step]:
         pipeline, base = self.pipeline, self.base
-        source_hash = _source_hash(pipeline.source, base, _local(base, pipeline.weights))
-        tokenizer_hash = _tokenizer_hash(_local(base, pipeline.tokenizer))
+        source_hash = _source_hash(pipeline.source, base, local_path(base, pipeline.weights))
+        tokenizer_hash = _tokenizer_hash(local_path(base, pipeline.tokenizer))
         steps: list[Step] = []
         compress_id = None
         if pipeline.compress:
@@ -424,15 +426,15 @@ class _Plan:
                 "compress",
                 source_hash,
                 spec_c.model_dump(),
-                _hash_path(_data_arg(spec_c.data, base)),
-                _hash_path(_data_arg(spec_c.val, base)),
+                _hash_path(data_arg(spec_c.data, base)),
+                _hash_path(data_arg(spec_c.val, base)),
                 tokenizer_hash,
             )
             compress_id = self.prefix + f"compress ({spec_c.method})"
             job = Job(compress_key, functools.partial(_compress, pipeline, base))
             steps.append(Step(compress_id, (), functools.partial(_planned, job)))
             source_hash = compress_key  # the step's key already hashes everything the compressed model came from
-        calib_hash = _hash_path(_data_arg(pipeline.calib, base))
+        calib_hash = _hash_path(data_arg(pipeline.calib, base))
         self.export_ids = {t: self.prefix + f"export {t}" for t in pipeline.targets}
         for target, step_id in self.export_ids.items():
             key = _key(
@@ -449,7 +451,7 @@ class _Plan:
                 self._export_job, key, target, compress_id)))  # fmt: skip
         self.evaluate_ids: dict[str, str] = {}
         if pipeline.evaluate:
-            data_hash = _hash_path(_data_arg(pipeline.evaluate.data, base))
+            data_hash = _hash_path(data_arg(pipeline.evaluate.data, base))
             for target, export_id in self.export_ids.items():
                 self.evaluate_ids[target] = self.prefix + f"evaluate {target}"
                 plan = functools.partial(self._evaluate_job, target, data_hash, source_hash, compress_id)
@@ -551,10 +553,10 @@ def _compress(pipeline: Pipeline, base: Path, folder: Path) -> dict:
     assert spec is not None
     settings = compress.TrainSettings(spec.epochs, spec.lr, spec.batch, spec.seed, spec.patience, spec.val_fraction)
     common: dict[str, Any] = {
-        "val": _data_arg(spec.val, base),
+        "val": data_arg(spec.val, base),
         "inputs": parse_input_specs(tuple(pipeline.inputs)),
     }
-    source, data, out = _source_arg(pipeline, base), _data_arg(spec.data, base), folder / "model"
+    source, data, out = source_arg(pipeline, base), data_arg(spec.data, base), folder / "model"
     if spec.method == "prune":
         assert spec.sparsity is not None  # CompressSpec requires it
         compress.prune(
@@ -566,11 +568,11 @@ def _compress(pipeline: Pipeline, base: Path, folder: Path) -> dict:
             finetune_epochs=spec.epochs,
             ramp_epochs=spec.ramp_epochs,
             settings=settings,
-            weights=_local(base, pipeline.weights),
+            weights=local_path(base, pipeline.weights),
             **common,
         )
     elif spec.method == "qat":
-        compress.qat(source, data, out, settings=settings, weights=_local(base, pipeline.weights), **common)
+        compress.qat(source, data, out, settings=settings, weights=local_path(base, pipeline.weights), **common)
     elif spec.method == "distill":
         assert spec.student_layers is not None  # CompressSpec requires it
         compress.distill(
@@ -581,8 +583,8 @@ def _compress(pipeline: Pipeline, base: Path, folder: Path) -> dict:
             alpha=spec.alpha,
             temperature=spec.temperature,
             settings=settings,
-            teacher_weights=_local(base, pipeline.weights),
-            tokenizer=_local(base, pipeline.tokenizer),
+            teacher_weights=local_path(base, pipeline.weights),
+            tokenizer=local_path(base, pipeline.tokenizer),
             **common,
         )
     else:
@@ -595,14 +597,14 @@ def _export(pipeline: Pipeline, base: Path, target: str, folder: Path) -> dict:
     from edgekit.spec import parse_input_specs
 
     result = export(
-        _source_arg(pipeline, base),
+        source_arg(pipeline, base),
         target,
         folder,
-        calib=_data_arg(pipeline.calib, base),
+        calib=data_arg(pipeline.calib, base),
         device=pipeline.device,
         inputs=parse_input_specs(tuple(pipeline.inputs)),
-        weights=_local(base, pipeline.weights),
-        tokenizer=_local(base, pipeline.tokenizer),
+        weights=local_path(base, pipeline.weights),
+        tokenizer=local_path(base, pipeline.tokenizer),
         options=pipeline.options_for(target),
     )
     return {"artifact": result.artifact.name, "size_bytes": result.size_bytes}
@@ -616,12 +618,12 @@ def _evaluate(pipeline: Pipeline, base: Path, artifact: Path, folder: Path) -> d
     reference = pipeline.gates.max_accuracy_drop is not None
     report = evaluate(
         artifact,
-        _data_arg(pipeline.evaluate.data, base),
+        data_arg(pipeline.evaluate.data, base),
         metrics=tuple(pipeline.evaluate.metrics),
-        reference=_source_arg(pipeline, base) if reference else None,
-        tokenizer=_local(base, pipeline.tokenizer),
+        reference=source_arg(pipeline, base) if reference else None,
+        tokenizer=local_path(base, pipeline.tokenizer),
         reference_inputs=parse_input_specs(tuple(pipeline.inputs)),
-        reference_weights=_local(base, pipeline.weights),
+        reference_weights=local_path(base, pipeline.weights),
     )
     data = report.to_json()
     (folder / "evaluate.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
@@ -637,7 +639,7 @@ def _benchmark(spec: BenchmarkSpec, base: Path, device: str, files: list[Path], 
     paths: list[str | Path] = list(files)
     ssh = spec.ssh
     reach: dict[str, Any] = {
-        "identity": _local(base, ssh.identity),
+        "identity": local_path(base, ssh.identity),
         "python": ssh.python,
         "options": tuple(ssh.options),
     }
@@ -712,7 +714,7 @@ def _bundle(plan: _Plan, artifacts: dict, evaluations: dict, benchmarks: dict, p
             list(artifacts.values()),
             output,
             platform=spec.platform,
-            labels=_local(plan.base, spec.labels),
+            labels=local_path(plan.base, spec.labels),
             name=spec.name,
             version=spec.version,
             results=results,
@@ -720,24 +722,24 @@ def _bundle(plan: _Plan, artifacts: dict, evaluations: dict, benchmarks: dict, p
     return str(made.path)
 
 
-def _source_arg(pipeline: Pipeline, base: Path) -> str:
+def source_arg(pipeline: Pipeline, base: Path) -> str:
     """The source as export() takes it: a path relative to the pipeline file, or a package.module:factory."""
     path = base / pipeline.source
     return str(path.resolve()) if path.exists() else pipeline.source
 
 
-def _local(base: Path, path: str | None) -> str | None:
+def local_path(base: Path, path: str | None) -> str | None:
     """A path the pipeline file names, relative to that file (or to the home folder: ~/...)."""
     return str((base / Path(path).expanduser()).resolve()) if path else None
 
 
 @overload
-def _data_arg(data: str, base: Path) -> str: ...
+def data_arg(data: str, base: Path) -> str: ...
 @overload
-def _data_arg(data: None, base: Path) -> None: ...
+def data_arg(data: None, base: Path) -> None: ...
 @overload
-def _data_arg(data: str | None, base: Path) -> str | None: ...
-def _data_arg(data: str | None, base: Path) -> str | None:
+def data_arg(data: str | None, base: Path) -> str | None: ...
+def data_arg(data: str | None, base: Path) -> str | None:
     """DATA relative to the pipeline file, or a built-in dataset (builtin:tweets:test)."""
     return data if data is None or data.startswith("builtin:") else str((base / data).resolve())
 

@@ -31,7 +31,8 @@ def run_file(
     combinations = load_sweep(path)
     if combinations[0].pipeline.search is None:
         return run_pipeline(
-            path, progress, executor=executor, jobs=jobs, address=address, cache=cache, timeout=timeout
+            path, progress, executor=executor, jobs=jobs, address=address, cache=cache, timeout=timeout,
+            combinations=combinations,
         )  # fmt: skip
     if len(combinations) > 1 or combinations[0].name:
         raise UsageError(f"{path}: a matrix cannot sweep a search: (the search varies the settings itself).")
@@ -48,24 +49,24 @@ def run_search_section(path: Path, pipeline: Pipeline, progress: Progress, execu
     """Run the pipeline's search; returns {"pipeline", "executor", "search": the search.json document, "report"}.
     Raises GateFailed (with that result) when a device profile has no file within the gates."""
     from edgekit.catalog import local_device
-    from edgekit.release.pipeline import GateFailed, _data_arg, _local, _source_arg
+    from edgekit.release.pipeline import GateFailed, data_arg, local_path, source_arg
     from edgekit.release.search import Budgets, NoChoice, search
 
     spec, gates, base = pipeline.search, pipeline.gates, path.parent
     assert spec is not None and pipeline.evaluate is not None and gates.max_accuracy_drop is not None
-    out = Path(_local(base, spec.output) or spec.output)
+    out = Path(local_path(base, spec.output) or spec.output)
     bundle = pipeline.bundle
     budgets = Budgets(gates.max_accuracy_drop, gates.max_p90_ms.get(spec.bench), gates.max_size_mb, spec.max_memory_mb)
     try:
         found = search(
-            _source_arg(pipeline, base), spec.devices or [local_device().name],
-            _data_arg(pipeline.evaluate.data, base), out, budgets,
-            calib=_data_arg(pipeline.calib, base), inputs=tuple(pipeline.inputs),
-            weights=_local(base, pipeline.weights), tokenizer=_local(base, pipeline.tokenizer),
+            source_arg(pipeline, base), spec.devices or [local_device().name],
+            data_arg(pipeline.evaluate.data, base), out, budgets,
+            calib=data_arg(pipeline.calib, base), inputs=tuple(pipeline.inputs),
+            weights=local_path(base, pipeline.weights), tokenizer=local_path(base, pipeline.tokenizer),
             targets=tuple(pipeline.targets), strategy=spec.strategy, trials=spec.trials, time_budget=spec.time,
-            space_file=_local(base, spec.space), seed=spec.seed, bench=spec.bench, executor=executor, jobs=jobs,
-            bundle=_local(base, bundle.output) if bundle else None,
-            labels=_local(base, bundle.labels) if bundle else None, progress=progress,
+            space_file=local_path(base, spec.space), seed=spec.seed, bench=spec.bench, executor=executor, jobs=jobs,
+            bundle=local_path(base, bundle.output) if bundle else None,
+            labels=local_path(base, bundle.labels) if bundle else None, progress=progress,
         )  # fmt: skip
     except NoChoice as e:
         said = f"{e.message} {e.hint}" if e.hint else e.message  # the hint names what each closest trial missed
