@@ -6,8 +6,9 @@ Every user-facing failure says what was wrong, what is available, and what to do
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 # a line that only names a C++ source location: one pattern, kept in the worker, which runs without edgekit
 from edgekit.bench.worker import WHERE
@@ -114,6 +115,12 @@ def first_line(e: BaseException, limit: int = 300) -> str:
     after; lines that only name a C++ source location are skipped)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     return next((ln for ln in lines if not WHERE.match(ln)), lines[0] if lines else type(e).__name__)[:limit]
+
+
+def validation_message(error: Mapping[str, Any]) -> str:
+    """A pydantic error's message without the "Value error, " that pydantic puts before a validator's own words."""
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgekit.errors import ModelLoadError
+from edgekit.errors import ModelLoadError, validation_message
 from edgekit.spec import Role, Signature, TensorSpec
 
 SCHEMA_VERSION = "1.6"  # major.minor: a new major breaks readers, a new minor only adds optional fields
@@ -192,7 +192,7 @@ def parse_sidecar(data: dict[str, Any], where: str = "the sidecar") -> Sidecar:
         return Sidecar.model_validate(data)
     except ValidationError as e:
         raise ModelLoadError(
-            f"{where} does not match the sidecar schema {version}: {e.errors()[0]['msg']} "
+            f"{where} does not match the sidecar schema {version}: {validation_message(e.errors()[0])} "
             f"at {'.'.join(map(str, e.errors()[0]['loc']))}."
         ) from None
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from edgekit.errors import UsageError
+from edgekit.errors import UsageError, validation_message
 
 M = TypeVar("M", bound=BaseModel)
 MOST = 4  # problems named per file: enough to fix several at once, short enough to read
@@ -43,7 +43,7 @@ def validate(model: type[M], data: Any, path: Path, root: Any, hint: str | None 
         for error in errors[:MOST]:
             loc = [str(part) for part in error["loc"]]
             where = f"{'.'.join(loc)}: " if loc else ""
-            problems.append(f"line {line_of(root, loc)}: {where}{error['msg']}")
+            problems.append(f"line {line_of(root, loc)}: {where}{validation_message(error)}")
         more = f" (and {e.error_count() - MOST} more)" if e.error_count() > MOST else ""
         raise UsageError(f"{path}, {'; '.join(problems)}{more}.", hint=hint) from None
 

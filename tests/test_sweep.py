@@ -95,7 +95,7 @@ def test_a_matrix_runs_each_combination_shares_common_steps_and_names_the_one_th
         ("matrix:\n  calib: []\n", "line 21: matrix key 'calib' must list at least one value"),
         ("matrix: [calib]\n", "line 20: matrix must map pipeline keys to lists of values"),
         ("matrix:\n  device: [x86-vnni, x86-avx3]\n", "line 21: matrix combination device=x86-avx3: Unknown device"),
-        ("matrix:\n  benchmark.devices: [[local, local]]\n", '"local"]: benchmark: Value error, devices lists local'),
+        ("matrix:\n  benchmark.devices: [[local, local]]\n", '"local"]: benchmark: devices lists local'),
         ("matrix:\n  options.onnxruntime.nope: [1]\n", "matrix key 'options.onnxruntime.nope' is not a pipeline"),
         ("options:\n  litert: {fuse: false}\n", "line 21: Target tflite-int8 runs on litert, which has no option fuse"),
         ("options:\n  coreml9: {}\n", "line 21: options: 'coreml9' is not a runtime"),

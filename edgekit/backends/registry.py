@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from edgekit.backends.base import Backend, Converter
 from edgekit.backends.options import BackendOptions
-from edgekit.errors import NoRouteError, UsageError
+from edgekit.errors import NoRouteError, UsageError, validation_message
 
 # Formats a route starts from: every source loader maps its source kind onto one of these.
 SOURCE_FORMATS = ("torch", "keras", "onnx")
@@ -168,7 +168,7 @@ def resolve_options(backend: Backend, given: Mapping[str, Any] | BackendOptions 
                 f"(whose option it is: {said}).",
                 hint=f"{backend.runtime}'s options: {own}.",
             ) from None
-        problems = "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in e.errors())
+        problems = "; ".join(f"{err['loc'][0]}: {validation_message(err)}" for err in e.errors())
         raise UsageError(f"Bad {backend.runtime} option for {target}: {problems}.") from None
 
 

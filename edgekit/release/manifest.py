@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edgekit.errors import ModelLoadError
+from edgekit.errors import ModelLoadError, validation_message
 
 MANIFEST_VERSION = "1.0"  # major.minor, as the sidecar's: a new major breaks readers
 MANIFEST_FILE = "manifest.json"
@@ -110,7 +110,8 @@ def parse_manifest(data: Any, where: str) -> Manifest:
     except ValidationError as e:
         error = e.errors()[0]
         raise ModelLoadError(
-            f"{where} does not match the manifest schema: {error['msg']} at {'.'.join(map(str, error['loc']))}."
+            f"{where} does not match the manifest schema: {validation_message(error)} at "
+            f"{'.'.join(map(str, error['loc']))}."
         ) from None
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgekit.errors import UsageError
+from edgekit.errors import UsageError, validation_message
 from edgekit.yamlfile import line_of, node_at, read_yaml, validate
 
 
@@ -65,6 +65,6 @@ def read_space(path: str | Path) -> SearchSpace:
                 try:
                     backend.options.model_validate({name: value})
                 except ValidationError as e:
-                    reason = e.errors()[0]["msg"]
+                    reason = validation_message(e.errors()[0])
                     raise UsageError(f"{path}, line {where(name)}: {runtime}.{name} = {value!r}: {reason}.") from None
     return space
