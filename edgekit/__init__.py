@@ -246,7 +246,8 @@ def search(
     """Find the best file of `source` for each device profile (default: this machine's), as `edgekit search`
     does: returns the search.json document (every trial, the Pareto front and the choice per device) and
     raises NoChoice (edgekit.release.search) when a device has no file within the budgets. `settings`: calib,
-    inputs, weights, tokenizer, targets, strategy, trials, seed, bench, executor, jobs, bundle, labels, progress."""
+    inputs, weights, tokenizer, targets, space_file, strategy, trials, seed, bench, executor, jobs, bundle, labels,
+    progress."""
     from edgekit.catalog import local_device
     from edgekit.release.search import Budgets
     from edgekit.release.search import search as run_search

@@ -227,6 +227,29 @@ def test_a_space_file_narrows_the_targets_and_sets_the_values_tried(tmp_path):
     read = read_space(space)
     names = sorted(t.name for t in search_space([DEVICE], tuple(read.targets), read.options))
     assert len(names) == 6 and f"{DEVICE}: onnx-int8 (calibration=percentile, smooth=False)" in names, names
+    # calibration sizes multiply the targets that calibrate only
+    space.write_text("targets: [onnx-int8, onnx-fp32]\ncalibration_samples: [16, 64]\n")
+    read = read_space(space)
+    names = sorted(t.name for t in search_space([DEVICE], tuple(read.targets), read.options, (16, 64)))
+    assert read.calibration_samples == [16, 64] and len(names) == 6, names
+    assert f"{DEVICE}: onnx-int8 (smooth=True, calib_samples=16)" in names
+    assert f"{DEVICE}: onnx-fp32 (fuse=True)" in names  # not multiplied
+
+
+def test_a_search_over_calibration_sizes_exports_each_with_its_own(tmp_path, cnn, calib_npz, test_npz):
+    import edgekit
+
+    space = tmp_path / "space.yaml"
+    space.write_text("targets: [onnx-int8]\noptions: {onnxruntime: {smooth: [false]}}\ncalibration_samples: [8, 64]\n")
+    settings = {**_settings(cnn, calib_npz), "targets": ()}
+    result = edgekit.search("edgekit_demo.zoo:digits_cnn", str(test_npz), tmp_path / "out", devices=[DEVICE],
+                            max_drop=5.0, space_file=space, **settings)  # fmt: skip
+    trials = {t["calibration_samples"]: t for t in result["trials"]}
+    assert sorted(trials) == [8, 64] and all(t["status"] != "failed" for t in trials.values()), result["trials"]
+    for size, trial in trials.items():  # each file calibrated on that many samples, read from its own sidecar
+        sidecar = json.loads(Path(trial["file"]).with_suffix(".edgekit.json").read_text())
+        assert sidecar["quantization"]["calibration_samples"] == size
+    assert trials[8]["sha256"] != trials[64]["sha256"]
 
 
 @pytest.mark.parametrize(
@@ -239,6 +262,7 @@ def test_a_space_file_narrows_the_targets_and_sets_the_values_tried(tmp_path):
         ("options:\n  onnxruntime:\n    fuse: ['maybe']\n", "line 3: onnxruntime.fuse = 'maybe'"),
         ("options:\n  onnxruntime:\n    fuse: []\n", "line 3: onnxruntime.fuse lists no value to try"),
         ("options:\n  onnxruntime:\n    calibration: [median]\n", "line 3: onnxruntime.calibration = 'median'"),
+        ("calibration_samples: [64, 0]\n", "line 1: calibration_samples.1: Input should be greater than 0"),
     ],
 )
 def test_a_bad_space_file_is_refused_with_its_line(text, words, tmp_path, capsys, test_npz):

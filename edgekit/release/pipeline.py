@@ -130,6 +130,8 @@ class Pipeline(_Strict):
     inputs: list[str] = Field(default_factory=list)
     tokenizer: str | None = None
     calib: str | None = None
+    # how many calibration samples an export reads (default: the exporter's limit); `edgekit search` varies it
+    calib_samples: int | None = Field(None, ge=1)
     device: str | None = None
     compress: CompressSpec | None = None
     targets: list[str] = Field(default_factory=list)
@@ -446,6 +448,7 @@ class _Plan:
                 calib_hash,
                 tokenizer_hash,
                 pipeline.options_for(target),
+                *((pipeline.calib_samples,) if pipeline.calib_samples else ()),  # keys without it stay as they were
             )
             steps.append(Step(step_id, (compress_id,) if compress_id else (), functools.partial(
                 self._export_job, key, target, compress_id)))  # fmt: skip
@@ -593,6 +596,7 @@ def _compress(pipeline: Pipeline, base: Path, folder: Path) -> dict:
 
 
 def _export(pipeline: Pipeline, base: Path, target: str, folder: Path) -> dict:
+    from edgekit.data import CALIB_LIMIT
     from edgekit.exporter import export
     from edgekit.spec import parse_input_specs
 
@@ -606,6 +610,7 @@ def _export(pipeline: Pipeline, base: Path, target: str, folder: Path) -> dict:
         weights=local_path(base, pipeline.weights),
         tokenizer=local_path(base, pipeline.tokenizer),
         options=pipeline.options_for(target),
+        calib_limit=pipeline.calib_samples or CALIB_LIMIT,
     )
     return {"artifact": result.artifact.name, "size_bytes": result.size_bytes}
 

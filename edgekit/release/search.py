@@ -49,15 +49,18 @@ class Budgets:
 
 @dataclass(frozen=True)
 class Trial:
-    """One point of the space: a target for a device profile, with its runtime's options."""
+    """One point of the space: a target for a device profile, with its runtime's options and (targets that
+    calibrate, when the space varies it) how many calibration samples the export reads."""
 
     device: str
     target: str
     options: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
+    calib_samples: int | None = None
 
     @property
     def name(self) -> str:
         settings = [f"{k}={v}" for opts in self.options.values() for k, v in sorted(opts.items())]
+        settings += [f"calib_samples={self.calib_samples}"] if self.calib_samples else []
         return f"{self.device}: {self.target}" + (f" ({', '.join(settings)})" if settings else "")
 
 
@@ -70,11 +73,15 @@ class NoChoice(EdgekitError):
 
 
 def search_space(
-    devices: list[str], targets: tuple[str, ...] = (), values: dict[str, dict[str, list[Any]]] | None = None
+    devices: list[str],
+    targets: tuple[str, ...] = (),
+    values: dict[str, dict[str, list[Any]]] | None = None,
+    calib_samples: tuple[int, ...] = (),
 ) -> list[Trial]:
     """Every target that exports and runs on this machine and that the device profile takes (it has a rule for
     the runtime and allows the quantization), once per combination of its runtime's searchable option values.
-    `targets` narrows it to those names; `values` (per runtime, option -> values) replaces or adds options'."""
+    `targets` narrows it to those names; `values` (per runtime, option -> values) replaces or adds options';
+    `calib_samples`: the calibration sizes each target that calibrates is tried with."""
     from edgekit.backends.registry import backend_for_runtime
     from edgekit.catalog import get_device, get_target, resolve
     from edgekit.catalog import targets as all_targets
@@ -99,8 +106,9 @@ def search_space(
             searched = _option_settings(
                 backend.options if backend else None, (values or {}).get(target.runtime), target.quantization
             )
-            for options in searched:
-                trials.append(Trial(device.name, target.name, {target.runtime: options} if options else {}))
+            sizes = calib_samples if calib_samples and target.needs_calibration else (None,)
+            for options, size in itertools.product(searched, sizes):
+                trials.append(Trial(device.name, target.name, {target.runtime: options} if options else {}, size))
     return trials
 
 
@@ -165,7 +173,9 @@ def search(
         raise UsageError(f"Unknown search strategy '{strategy}'.", hint=f"Use one of: {', '.join(STRATEGIES)}.")
     out, devices = Path(out), [get_device(d).name for d in devices]
     chosen_space = read_space(space_file) if space_file else SearchSpace()
-    space = search_space(devices, targets or tuple(chosen_space.targets), chosen_space.options)
+    space = search_space(
+        devices, targets or tuple(chosen_space.targets), chosen_space.options, tuple(chosen_space.calibration_samples)
+    )
     if not space:
         raise UsageError(
             f"Nothing to search: no target{' of ' + ', '.join(targets) if targets else ''} exports and runs here "
@@ -312,6 +322,7 @@ class _TrialRunner:
         budgets, combinations = self.budgets, []
         for trial in trials:
             settings = {**self.common, "device": trial.device, "targets": [trial.target], "options": trial.options}
+            settings["calib_samples"] = trial.calib_samples
             if measured:
                 settings["evaluate"] = EvaluateSpec(data=self.data)
                 settings["benchmark"] = BenchmarkSpec(devices=[self.bench], processes=1, min_runs=20, min_time=0.2)
@@ -371,6 +382,8 @@ def _exported(trial: Trial, plan: Any, outcome: Any, max_size_mb: float | None) 
     is over the size budget, so it is neither evaluated nor benchmarked."""
     row: dict[str, Any] = {"name": trial.name, "device": trial.device, "target": trial.target}
     row["options"] = trial.options
+    if trial.calib_samples:
+        row["calibration_samples"] = trial.calib_samples
     error = _first_error(plan, outcome)
     if error is not None:
         return {**row, "status": "failed", "error": error}

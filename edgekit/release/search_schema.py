@@ -26,6 +26,8 @@ class SearchTrial(_Open):
     device: str = Field(description="the device profile")
     target: str
     options: dict[str, dict[str, Any]] = Field(description="the runtime's options, by runtime")
+    calibration_samples: int | None = Field(None, description="the calibration samples the export read, where the "
+                                            "space varied it")  # fmt: skip
     status: Literal["passed", "over budget", "failed"]
     error: str | None = Field(None, description="why a failed trial stopped (its first failing step)")
     file: str | None = Field(None, description="the file in the step cache")

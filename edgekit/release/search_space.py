@@ -5,6 +5,7 @@ line of each problem.
     options:                            # per runtime: the values to try for any of its options
       onnxruntime:
         fuse: [false]
+    calibration_samples: [64, 256]      # calibration sizes for the targets that calibrate (default: 256)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from edgekit.errors import UsageError, validation_message
 from edgekit.yamlfile import line_of, node_at, read_yaml, validate
@@ -23,6 +24,7 @@ class SearchSpace(BaseModel):
 
     targets: list[str] = Field(default_factory=list)
     options: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
+    calibration_samples: list[PositiveInt] = Field(default_factory=list)
 
 
 def read_space(path: str | Path) -> SearchSpace:
