@@ -121,6 +121,23 @@ def test_a_weight_scale_off_by_ten_is_the_first_divergent_layer(files, test_npz,
     assert all(r.passed for r in report.layers[:layer])  # the layers before it are untouched
 
 
+def test_an_activation_kernel_that_differs_is_named_at_the_first_layer_it_feeds(files, test_npz, cnn, tmp_path):
+    """A runtime whose ReLU kernel leaks (planted: the float file's first Relu made a LeakyRelu) computes the first
+    convolution right and feeds the second a different input: the second is where the file diverges."""
+    import onnx
+    from onnx import helper
+
+    broken = _copy_with_sidecar(files["onnx-fp32"], tmp_path)
+    model = onnx.load(str(files["onnx-fp32"]))
+    relu = next(n for n in model.graph.node if n.op_type == "Relu")
+    relu.op_type = "LeakyRelu"
+    relu.attribute.append(helper.make_attribute("alpha", 0.5))
+    onnx.save(model, str(broken))
+    report = _diff(broken, test_npz, cnn)
+    assert report.layers[0].passed and report.first_divergent is not None
+    assert report.first_divergent.layer == LAYERS[1] == report.worst_added.layer
+
+
 def test_an_outlier_channel_that_stretches_an_int8_range_is_named_where_it_stretches_it(
     cnn, calib_npz, test_npz, tmp_path
 ):
