@@ -62,6 +62,29 @@ def digits_cnn():
     )
 
 
+def digits_residual_cnn():
+    """A small CNN with what static int8 must carry between layers: a residual add, a concatenation and a mean."""
+    torch = require("torch", "The built-in torch models")
+    nn = torch.nn
+
+    class ResidualCNN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(1, 16, 3, padding=1)
+            self.conv1, self.bn1 = nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16)
+            self.conv2, self.bn2 = nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16)
+            self.branch = nn.Conv2d(16, 8, 1)
+            self.head = nn.Linear(24, 10)
+
+        def forward(self, x):
+            x = torch.relu(self.stem(x))
+            y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+            x = torch.relu(x + y)
+            return self.head(torch.cat([x, self.branch(x)], dim=1).mean(dim=(2, 3)))
+
+    return ResidualCNN()
+
+
 def digits_small_cnn():
     """digits_cnn with a quarter of its channels and neurons: a student for distillation."""
     nn = _nn()

@@ -29,6 +29,22 @@ def mobile(tmp_path_factory, cnn, mlp, transformer, calib_npz):
     }
 
 
+def test_static_int8_carries_a_residual_add_a_concatenation_and_a_mean(digits, calib_npz, tmp_path):
+    """FX dequantizes around the ops it has no int8 kernel for (add, cat, mean): static int8, not dynamic."""
+    import torch
+
+    x_train, y_train, x_test, y_test = digits
+    torch.manual_seed(0)
+    weights = zoo.save_weights(zoo.train(zoo.digits_residual_cnn(), x_train, y_train, epochs=4), tmp_path / "res.pt")
+    result = export("edgekit_demo.zoo:digits_residual_cnn", "pytorch-mobile-int8", tmp_path, calib=calib_npz,
+                    weights=weights, inputs=IMAGE)  # fmt: skip
+    assert result.parity.passed and result.sidecar["quantization"]["applied"] == "static"
+    assert result.sidecar["route"][-1]["quantization"]["quantized_module_types"] == ["Conv2d", "Linear"]
+    fp32 = export("edgekit_demo.zoo:digits_residual_cnn", "pytorch-mobile", tmp_path, weights=weights, inputs=IMAGE)
+    accuracy = artifact_accuracy(fp32.artifact, x_test, y_test)
+    assert accuracy > 0.85 and artifact_accuracy(result.artifact, x_test, y_test) >= accuracy - 0.015
+
+
 @pytest.mark.parametrize("model", ["digits_mlp", "digits_cnn", "tiny_transformer"])
 def test_lite_interpreter_files_keep_accuracy(mobile, digits, model):
     _, _, x_test, y_test = digits
