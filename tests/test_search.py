@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import run_cli
 
+from edgekit.sidecar import sidecar_path
 from edgekit_demo import zoo
 
 TARGETS = ("onnx-fp32", "onnx-int8", "tflite-int8")
@@ -247,7 +248,7 @@ def test_a_search_over_calibration_sizes_exports_each_with_its_own(tmp_path, cnn
     trials = {t["calibration_samples"]: t for t in result["trials"]}
     assert sorted(trials) == [8, 64] and all(t["status"] != "failed" for t in trials.values()), result["trials"]
     for size, trial in trials.items():  # each file calibrated on that many samples, read from its own sidecar
-        sidecar = json.loads(Path(trial["file"]).with_suffix(".edgekit.json").read_text())
+        sidecar = json.loads(sidecar_path(trial["file"]).read_text())
         assert sidecar["quantization"]["calibration_samples"] == size
     assert trials[8]["sha256"] != trials[64]["sha256"]
 

@@ -22,7 +22,14 @@ from edgekit._lazy import require
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.litert.onnx_prep import explain_onnx2tf_failure, prepare_for_onnx2tf
 from edgekit.backends.litert.plan import FLOAT, OTHER_OPS, ConverterSettings, LiteRTPlan
-from edgekit.backends.litert.tflite_file import CONVERSION_OPS, WEIGHTED_OPS, OpInfo, read_tflite, weighted_ops
+from edgekit.backends.litert.tflite_file import (
+    CONVERSION_OPS,
+    WEIGHTED_OPS,
+    OpInfo,
+    layer_prints,
+    read_tflite,
+    weighted_ops,
+)
 from edgekit.data import CALIB_HINT, Dataset
 from edgekit.errors import ConversionError, DataError, UnsupportedOpError, UsageError, first_line, is_user_frame
 from edgekit.quiet import quiet
@@ -148,12 +155,8 @@ def _fresh_layer_names() -> None:
 def _kept(ctx: StepContext) -> tuple[bool, dict[str, tuple], bool]:
     """The fallback's request in TFLite terms: whether the non-linear ops stay float, and the fingerprints
     of the weights of the layers kept float (TFLite names its ops differently; their weights match)."""
-    from edgekit.backends.litert.tflite_file import fingerprint
-    from edgekit.sensitivity import layer_weights
-
     named = tuple(n for n in ctx.keep_float if n != OTHER_OPS)
-    prints = {n: fingerprint(w) for n, w in layer_weights(ctx.model, named).items()}
-    return OTHER_OPS in ctx.keep_float, prints, ctx.model.format == "keras"
+    return OTHER_OPS in ctx.keep_float, layer_prints(ctx.model, named), ctx.model.format == "keras"
 
 
 def _tf():

@@ -155,19 +155,19 @@ def _static_int16(ctx: StepContext, path: Path) -> dict[str, Any]:
     from ai_edge_quantizer.qtyping import TFLOperationName
     from ai_edge_quantizer.utils import qsv_utils
 
-    from edgekit.backends.litert.tflite_file import fingerprint, weighted_ops
-    from edgekit.sensitivity import layer_weights
+    from edgekit.backends.litert.tflite_file import layer_prints, weighted_ops
 
     named = tuple(n for n in ctx.keep_float if n != OTHER_OPS)
-    by_print = {fingerprint(w): n for n, w in layer_weights(ctx.model, named).items()}
-    kept = {out: by_print[p] for out, p in weighted_ops(path.read_bytes()).items() if p in by_print}
+    by_print = {print_: name for name, print_ in layer_prints(ctx.model, named).items()}
+    flatbuffer = path.read_bytes()
+    kept = {out: by_print[p] for out, p in weighted_ops(flatbuffer).items() if p in by_print}
     recipe = recipe_manager.RecipeManager()
     for op in _LINEAR:
         recipe.add_static_config(".*", TFLOperationName(op), activation_num_bits=16, weight_num_bits=8)
     for out in kept:  # ai-edge-quantizer scopes an op by its output tensors' names, each ending in ";"
         recipe.add_quantization_config(f"^{re.escape(out)};", TFLOperationName.ALL_SUPPORTED,
                                        algorithm_key=AlgorithmName.NO_QUANTIZE)  # fmt: skip
-    interpreter = Interpreter(model_path=str(path))
+    interpreter = Interpreter(model_content=flatbuffer)
     key = next(iter(interpreter.get_signature_list()))
     # litert-torch names the inputs args_0, args_1, ... in the source's order, int32 where the source took int64
     dtypes = {arg: d["dtype"] for arg, d in interpreter.get_signature_runner(key).get_input_details().items()}
@@ -185,9 +185,9 @@ def _static_int16(ctx: StepContext, path: Path) -> dict[str, Any]:
             # the whole calibration set's min and max: Quantizer.calibrate keeps a moving average of each batch's
             # (weight 0.95 on the past), which clipped the demo MiniLM's logits at 2.2 where they reach 4.1
             # (parity cosine 0.941 with every layer int16; 0.9995 with the true ranges)
-            ranges = calibrator.Calibrator(path.read_bytes(), num_threads=1, qsv_update_func=qsv_utils.min_max_update)
+            ranges = calibrator.Calibrator(flatbuffer, num_threads=1, qsv_update_func=qsv_utils.min_max_update)
             ranges.calibrate({key: feeds}, recipe)
-            qt = quantizer.Quantizer(str(path), recipe.get_quantization_recipe())
+            qt = quantizer.Quantizer(flatbuffer, recipe.get_quantization_recipe())
             result = qt.quantize(ranges.get_model_qsvs(), enable_progress_bar=False, enable_progress_report=False)
     except Exception as e:  # the quantizer raises many types; the first line names the op or tensor
         raise ConversionError(f"ai-edge-quantizer could not quantize {path.name} to int16x8: {first_line(e)}") from None

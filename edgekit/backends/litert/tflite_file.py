@@ -145,6 +145,13 @@ def fingerprint(weights) -> tuple:
     return (tuple(sorted(w.shape)), round(float(w.sum()), 3), round(float((w * w).sum()), 3))
 
 
+def layer_prints(model: Any, names: tuple[str, ...]) -> dict[str, tuple]:
+    """The fingerprints of the named source layers' weights: how a .tflite's ops are found again as those layers."""
+    from edgekit.sensitivity import layer_weights
+
+    return {name: fingerprint(w) for name, w in layer_weights(model, names).items()}
+
+
 def weighted_ops(data: bytes) -> dict[str, tuple]:
     """The float file's FULLY_CONNECTED/CONV ops: output tensor name -> fingerprint of its weights (the
     names TFLite's quantizer takes in `denylisted_nodes`)."""
