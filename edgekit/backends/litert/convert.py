@@ -49,7 +49,7 @@ def _refuse_integer_inputs_16x8(ctx: StepContext) -> None:
     min for dynamic tensors should be recorded during calibration"): said before a conversion that would end so."""
     integer = [s.name for s in ctx.model.signature.inputs if not s.dtype.startswith("float")]
     if ctx.recipe.quantization == "int16x8" and integer:
-        raise ConversionError(
+        raise UnsupportedOpError(
             f"TFLite's int16x8 calibrator takes float inputs only; {ctx.model.source} has integer inputs "
             f"({', '.join(integer)}).",
             hint="From a PyTorch source the litert-torch route makes tflite-int16x8 (ai-edge-quantizer).",
