@@ -30,6 +30,7 @@ EXTRAS = {
     "nncf": "openvino",
     "h5py": "tensorflow",
     "optuna": "search",
+    "onnxruntime_genai": "genai",
 }
 # importable module -> how to get it where no extra can (NVIDIA's GPU stacks)
 INSTALL = {

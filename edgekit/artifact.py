@@ -29,12 +29,24 @@ def artifact_files(path: Path) -> list[Path]:
 
 
 def require_artifact(path: Path) -> Path:
-    """An exported file that exists, is a file, is not empty and has its companions beside it (else exit 2)."""
+    """An exported file that exists, is a file (or a folder, for runtimes whose artifacts are folders), is not
+    empty and has its companions beside it (else exit 2)."""
+    if path.is_dir() and _folder_artifact(path):
+        if not any(path.iterdir()):
+            raise UsageError(f"Artifact {path} is an empty folder: an interrupted copy or export?")
+        return path
     require_file(path, "Artifact")
     if path.stat().st_size == 0:
         raise UsageError(f"Artifact {path} is empty (0 bytes): an interrupted copy or export?")
     check_complete(path)
     return path
+
+
+def _folder_artifact(path: Path) -> bool:
+    """Whether `path`'s runtime writes folders (an ONNX Runtime GenAI model), judged by its suffix."""
+    from edgekit.backends.registry import backends
+
+    return any(b.folders and path.suffix in b.suffixes for b in backends().values())
 
 
 def check_complete(path: Path) -> None:
@@ -199,8 +211,20 @@ def _publish(staged_file: Path, final: Path, sidecar: Sidecar, companions: Calla
             sidecar_path(final).unlink(missing_ok=True)
         for staged, placed in moves:
             os.replace(staged, placed)
-        os.replace(staged_file, final)
+        _replace(staged_file, final)
         os.replace(staged_sidecar, sidecar_path(final))
     except BaseException:
         staged_sidecar.unlink(missing_ok=True)
         raise
+
+
+def _replace(staged: Path, final: Path) -> None:
+    """os.replace, also for a folder artifact over an earlier one (a rename cannot replace a folder that has
+    files): the old folder is renamed aside first and removed once the new one is in place."""
+    if not (staged.is_dir() and final.is_dir()):
+        os.replace(staged, final)
+        return
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    os.replace(final, old)
+    os.replace(staged, final)
+    shutil.rmtree(old, ignore_errors=True)

@@ -17,6 +17,19 @@ def document_schema(model: type[BaseModel], title: str) -> dict[str, Any]:
     return {"$schema": DRAFT, "title": title, **model.model_json_schema()}
 
 
+def list_schema(model: type[BaseModel], title: str, description: str) -> dict[str, Any]:
+    """The JSON Schema of a document that is a list of `model` items (benchmark runs)."""
+    schema = model.model_json_schema()
+    return {
+        "$schema": DRAFT,
+        "title": title,
+        "description": description,
+        "type": "array",
+        "items": {"$ref": f"#/$defs/{model.__name__}"},
+        "$defs": {**schema.pop("$defs", {}), model.__name__: schema},
+    }
+
+
 def rewrite(path: Path, schema: dict[str, Any]) -> None:
     """Write the shipped schema file (what a schema module's `python -m` does)."""
     path.parent.mkdir(exist_ok=True)

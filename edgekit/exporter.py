@@ -21,7 +21,7 @@ from edgekit.backends.registry import backend_for_runtime, find_routes, resolve_
 from edgekit.catalog import get_device, get_target, local_device, resolve
 from edgekit.catalog.availability import engine_lacking
 from edgekit.catalog.schema import Device, Recipe, Target
-from edgekit.checksum import sha256_path
+from edgekit.checksum import sha256_path, size_of
 from edgekit.data import (
     CALIB_HINT,
     CALIB_LIMIT,
@@ -595,7 +595,7 @@ def _sidecar(
             "runtime": tgt.runtime,
             "precision": tgt.precision,
             "file": final.name,
-            "size_bytes": staged.stat().st_size,
+            "size_bytes": size_of(staged),
             "sha256": sha256_path(staged),
             "route": steps,
             "device": {"name": dev.name, "description": dev.description},

@@ -35,6 +35,17 @@ def _configs(t) -> dict[str, tuple[Any, Callable]]:
     """family -> (its configuration, the model class); t is the transformers module."""
     enc = _encoder_args()
     bert_ids = dict(pad_token_id=0, bos_token_id=101, eos_token_id=102, cls_token_id=101, sep_token_id=102)
+    lm_ids = dict(pad_token_id=0, bos_token_id=101, eos_token_id=102)
+    decoder = dict(
+        vocab_size=30522,
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=HIDDEN // 4,
+        intermediate_size=2 * HIDDEN,
+        max_position_embeddings=2 * SEQUENCE,
+    )
     return {
         "bert": (t.BertConfig(**enc), t.BertForSequenceClassification),
         "distilbert": (
@@ -99,6 +110,16 @@ def _configs(t) -> dict[str, tuple[Any, Callable]]:
             ),
             t.LlamaForCausalLM,
         ),
+        # the families ONNX Runtime GenAI's builder takes beside Llama (MiniLM's token ids for begin and end)
+        **{
+            name: (config(**decoder, **lm_ids, **more), model)
+            for name, config, model, more in (
+                ("qwen3", t.Qwen3Config, t.Qwen3ForCausalLM, {}),
+                # Phi-3 without LongRoPE: its original context is its context
+                ("phi3", t.Phi3Config, t.Phi3ForCausalLM, {"original_max_position_embeddings": 2 * SEQUENCE}),
+                ("gemma", t.GemmaConfig, t.GemmaForCausalLM, {}),
+            )
+        },
         "gpt2": (
             t.GPT2Config(vocab_size=30522, n_embd=HIDDEN, n_layer=2, n_head=4, n_positions=2 * SEQUENCE),
             t.GPT2LMHeadModel,
@@ -106,8 +127,11 @@ def _configs(t) -> dict[str, tuple[Any, Callable]]:
     }
 
 
+CAUSAL_LMS = ("llama", "gpt2")
+# causal LMs of the families ONNX Runtime GenAI builds (GPT-2 is not one): the ort-genai targets' tests
+GENAI_FAMILIES = ("llama", "qwen3", "phi3", "gemma")
 ENCODERS = ("bert", "distilbert", "mobilebert", "albert", "electra", "roberta", "deberta-v2", "modernbert")
-FAMILIES = (*ENCODERS, "vit", "llama", "gpt2")
+FAMILIES = (*ENCODERS, "vit", *CAUSAL_LMS)
 
 
 def build_family(
@@ -121,8 +145,8 @@ def build_family(
 
     from edgekit.compress.save import copy_tokenizer
 
-    if (tweets and family not in ENCODERS) or (digits and family != "vit"):
-        raise ValueError(f"the encoders {ENCODERS} are trained on tweets, ViT on digits; not {family}")
+    if (tweets and family not in (*ENCODERS, *CAUSAL_LMS, *GENAI_FAMILIES)) or (digits and family != "vit"):
+        raise ValueError(f"encoders and causal LMs train on tweets, ViT on digits; not {family}")
     if digits:
         config = {"num_labels": 10, **config}
     transformers = transformers_offline("Building the model zoo")
@@ -131,10 +155,13 @@ def build_family(
     torch.manual_seed(seed)
     model = cls(settings).eval()
     if tweets:
-        from edgekit_demo.zoo_text import fit_on_tweets
+        from edgekit_demo.zoo_text import fit_lm_on_tweets, fit_on_tweets
 
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
-        model = fit_on_tweets(model, tokenizer, tweets, epochs, lr=1e-3, seq_len=SEQUENCE)
+        if family in (*CAUSAL_LMS, *GENAI_FAMILIES):
+            model = fit_lm_on_tweets(model, tokenizer, tweets, epochs, lr=3e-3, context=SEQUENCE)
+        else:
+            model = fit_on_tweets(model, tokenizer, tweets, epochs, lr=1e-3, seq_len=SEQUENCE)
     if digits:
         model = _fit_vit_on_digits(model, epochs)
     folder.mkdir(parents=True, exist_ok=True)

@@ -207,6 +207,27 @@ def train_lm(tokenizer_dir: Path, n_texts: int = 8000, epochs: int = 2, seed: in
     return model.eval()
 
 
+def fit_lm_on_tweets(model, tokenizer, n_texts: int, epochs: int, lr: float, context: int):
+    """Train a Hugging Face causal LM on `n_texts` training tweets, joined with end-of-text marks and cut into
+    `context`-token windows (next-token cross-entropy, batches of 32); returns it in eval mode."""
+    torch = require("torch", "Training a causal LM")
+    from edgekit_demo.datasets import tweets
+
+    texts, _ = tweets("train", n_texts)
+    end = tokenizer.sep_token_id if tokenizer.eos_token_id is None else tokenizer.eos_token_id
+    stream = [i for t in texts for i in tokenizer(t, add_special_tokens=False)["input_ids"] + [end]]
+    n = len(stream) // context * context
+    windows = torch.tensor(stream[:n]).view(-1, context)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(windows)).split(32):
+            optimizer.zero_grad()
+            model(input_ids=windows[idx], labels=windows[idx]).loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
 def fit_hf_classifier(model, features: dict, labels: np.ndarray, epochs: int, lr: float):
     """Train a Hugging Face classifier end to end on `features` (its forward's keyword inputs, as tensors) and
     `labels`, batches of 32 drawn from torch's global generator (which the caller seeds); returns it in eval mode."""

@@ -30,6 +30,8 @@ DESIGN_TARGETS = {
     "openvino-fp16",
     "openvino-int8",
     "openvino-int8-weights",
+    "ort-genai-fp32",  # causal LMs with their key/value cache
+    "ort-genai-int4",
 }
 
 

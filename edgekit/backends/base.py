@@ -155,6 +155,11 @@ class Backend:
     # The device profile an export uses when none is named and this machine's profile has no rule for the
     # runtime (TensorRT on a CPU-only machine: the generic NVIDIA GPU profile)
     default_device: str | None = None
+    # a self-contained script that times generation of its files on a device (`benchmark --generate`; causal
+    # LMs): argv FILE PROMPT_TOKENS NEW_TOKENS THREADS RUNS WARMUP, one JSON line out (edgekit.bench.generation)
+    generation_worker: Path | None = None
+    # its artifacts are folders named with its suffix (an ONNX Runtime GenAI model: decoder, config, tokenizer)
+    folders: bool = False
     # its own export settings (a pydantic model; edgekit.backends.options): CLI flags, pipeline keys and
     # edgekit.export(options=...) all come from it
     options: type[BackendOptions] = BackendOptions

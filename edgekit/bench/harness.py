@@ -17,6 +17,7 @@ from edgekit.backends.registry import backend_for_file
 from edgekit.bench import stats
 from edgekit.bench.schema import SCHEMA_VERSION as BENCHMARK_SCHEMA
 from edgekit.bench.strategies import NativeTool, PythonWorker
+from edgekit.checksum import files_of, size_of
 from edgekit.errors import UsageError
 from edgekit.progress import SILENT, Progress
 from edgekit.sidecar import read_sidecar
@@ -42,7 +43,8 @@ class Settings:
 
 def gzip_size(path: Path) -> int:
     """What the artifact's files (an OpenVINO .xml with its .bin) weigh gzipped, as an app download would."""
-    return len(gzip.compress(b"".join(p.read_bytes() for p in artifact_files(path)), compresslevel=6))
+    parts = [f for p in artifact_files(path) for f in files_of(p)]
+    return len(gzip.compress(b"".join(p.read_bytes() for p in parts), compresslevel=6))
 
 
 def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[dict], env: dict) -> dict[str, Any]:
@@ -82,7 +84,7 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
         "memory_method": reps[0]["memory_method"],
         "batch_fed": batch_fed,
         "throughput_per_s": batch_fed * 1000.0 / latency["mean"] if latency["mean"] else None,
-        "size_bytes": sum(p.stat().st_size for p in artifact_files(artifact)),
+        "size_bytes": sum(size_of(p) for p in artifact_files(artifact)),
         "size_gzip_bytes": gzip_size(artifact),
         "noisy": noisy,
         "drift": round(drift, 4),

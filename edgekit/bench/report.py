@@ -90,3 +90,35 @@ def _speedup(run: dict, plain: float) -> str:
 
 def _f(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def print_generation_runs(runs: list[dict], stderr: bool = False) -> None:
+    """The generation table: time to first token, prefill and decode speed, per-token latency, memory, size; a
+    setting every run shares is said once, in the title (intervals and each process's figures: the JSON)."""
+    rows = [
+        {
+            "artifact": Path(run["artifact"]).name,
+            "threads": str(run["threads"]),
+            "prompt": str(run["prompt_tokens"]),
+            "new": str(run["new_tokens"]),
+            "TTFT ms": f"{run['time_to_first_token_ms']['median']:.1f}",
+            "prefill tok/s": f"{run['prefill_tokens_per_s']['median']:.0f}",
+            "decode tok/s": f"{run['decode_tokens_per_s']['median']:.1f}",
+            "p50 ms": f"{run['token_latency_ms'].get('p50', float('nan')):.2f}",
+            "p99 ms": f"{run['token_latency_ms'].get('p99', float('nan')):.2f}",
+            "RSS MB": f"{run['peak_rss_mb']:.0f}" if run["peak_rss_mb"] else "-",
+            "MB": f"{run['size_bytes'] / 1e6:.1f}",
+        }
+        for run in runs
+    ]
+    same = [c for c in ("threads", "prompt", "new") if rows and len({r[c] for r in rows}) == 1]
+    said = ", ".join(f"{c} {rows[0][c]}" for c in same)
+    table = Table(title=f"edgekit benchmark --generate ({said + '; ' if said else ''}medians over fresh processes)")
+    table.box, table.collapse_padding = box.SIMPLE_HEAD, True
+    columns = [c for c in (rows[0] if rows else {}) if c not in same]
+    for col in columns:
+        wide = min(32, max(len(r[col]) for r in rows)) if col == "artifact" else None
+        table.add_column(col, justify="left" if col == "artifact" else "right", overflow="fold", min_width=wide)
+    for row in rows:
+        table.add_row(*(row[c] for c in columns))
+    Console(stderr=stderr).print(table)

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgekit.contract import list_schema
+
 SCHEMA_VERSION = "1"
 SCHEMA_FILE = Path(__file__).parent.parent / "schemas" / f"benchmark-{SCHEMA_VERSION}.schema.json"
 
@@ -90,15 +92,11 @@ class BenchmarkDocument(BaseModel):
 
 
 def json_schema() -> dict[str, Any]:
-    schema = BenchmarkRun.model_json_schema()
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": f"edgekit benchmark --json {SCHEMA_VERSION}",
-        "description": "A list of runs: one per artifact, thread count and batch.",
-        "type": "array",
-        "items": {"$ref": "#/$defs/BenchmarkRun"},
-        "$defs": {**schema.pop("$defs", {}), "BenchmarkRun": schema},
-    }
+    return list_schema(
+        BenchmarkRun,
+        f"edgekit benchmark --json {SCHEMA_VERSION}",
+        "A list of runs: one per artifact, thread count and batch.",
+    )
 
 
 if __name__ == "__main__":  # python -m edgekit.bench.schema: rewrite the shipped JSON Schema

@@ -19,7 +19,9 @@ def resolve(target: Target, device: Device) -> Recipe:
             hint=f"{device.description}. Pick a target with one of those quantizations.",
         )
     supported = rule.supported_ops if rule else None
-    if target.quantization in ("none", "fp16"):
+    # weights-only quantization needs no activation scheme: a runtime without a row on the device uses its own
+    # (ONNX Runtime GenAI's block-wise int4); one with a row (OpenVINO) takes the row's scheme below
+    if target.quantization in ("none", "fp16") or (target.quantization == "weight-only" and rule is None):
         recipe = Recipe(target.name, device.name, target.quantization, None, None, (), None, supported_ops=supported)
         return _with_stack(recipe, rule, device)
     if rule is None:

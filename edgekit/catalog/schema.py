@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Runtimes are open: a backend folder brings its own (edgekit.backends.registry), with the format it writes.
 Runtime = str
-Precision = Literal["fp32", "fp16", "int8", "int16x8"]
+Precision = Literal["fp32", "fp16", "int8", "int16x8", "int4"]
 # int8-auto: static int8 where calibration data is given and the model allows it, else dynamic;
 # the sidecar's quantization.applied says which one the file holds.
 # weight-only: int8 weights decompressed to float at run time, activations stay float (OpenVINO's NNCF)

@@ -141,6 +141,29 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
     show_default=True,
     help="Seconds before a device command counts as hung.",
 )
+@click.option(
+    "--generate",
+    is_flag=True,
+    help="Causal-LM files: time generation (time to first token, prefill and decode tokens/s) instead of one "
+    "forward pass; --processes and --threads apply.",
+)
+@click.option(
+    "--prompt-tokens",
+    default="64",
+    callback=_ints,
+    show_default=True,
+    help="--generate: prompt lengths, comma-separated.",
+)
+@click.option(
+    "--new-tokens", default=128, type=click.IntRange(min=2), show_default=True, help="--generate: tokens to generate."
+)
+@click.option(
+    "--generations",
+    default=3,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="--generate: timed generations per process (after one untimed).",
+)
 @click.option("--json", "json_path", type=click.Path(), help="Write the runs as JSON here ('-': stdout).")
 @click.option("--quiet", "-q", is_flag=True)
 def benchmark_cmd(
@@ -164,6 +187,10 @@ def benchmark_cmd(
     tool,
     adb,
     timeout,
+    generate,
+    prompt_tokens,
+    new_tokens,
+    generations,
     json_path,
     quiet,
 ) -> None:
@@ -177,7 +204,8 @@ def benchmark_cmd(
     from edgekit.progress import Progress
 
     options: dict = {"timeout": timeout}
-    if device.startswith("adb://"):
+    adb_device = device.startswith("adb://")
+    if adb_device:
         options["adb"] = adb
     if python:
         options["python"] = python
@@ -196,6 +224,20 @@ def benchmark_cmd(
         target_ci=target_ci / 100,
         seq_len=seq_len,
     )
+    if generate:
+        from edgekit.errors import UsageError
+
+        given = {"--aa": aa, "--baseline": baseline, "--tool": tool, "--max-time": max_time, "adb://": adb_device}
+        if any(given.values()):
+            raise UsageError(
+                f"--generate does not take {', '.join(k for k, v in given.items() if v)}: it times edgekit's "
+                "generation worker in fresh processes, here or over ssh.",
+                hint="Compare generation runs by their JSON (decode_tokens_per_s has a 95% interval).",
+            )
+        _generate(
+            artifacts, device, threads, processes, prompt_tokens, new_tokens, generations, options, json_path, quiet
+        )
+        return
     old_runs = read_baseline(Path(baseline)) if baseline else None  # a bad baseline fails before the run
     if json_path:
         check_json_path(json_path)
@@ -224,4 +266,25 @@ def benchmark_cmd(
         kept = "\nThe runs above were completed before it and are kept." if runs else ""
         click.secho(f"error: {error}{kept}", err=True, fg="red")
     if failures or error:
+        sys.exit(1)
+
+
+def _generate(artifacts, device, threads, processes, prompt_tokens, new_tokens, generations, options, json_path, quiet):
+    """benchmark --generate: the generation runs, their table and JSON."""
+    from edgekit.artifact import check_json_path, write_json_output
+    from edgekit.bench.generation import GenerationSettings, benchmark_generation
+    from edgekit.bench.report import print_generation_runs
+    from edgekit.progress import Progress
+
+    if json_path:
+        check_json_path(json_path)
+    settings = GenerationSettings(threads, prompt_tokens, new_tokens, processes, generations)
+    runs, error = benchmark_generation(list(artifacts), device, settings, Progress(quiet=quiet), **options)
+    if runs:
+        print_generation_runs(runs, stderr=json_path == "-")
+    if json_path:
+        write_json_output(json_path, runs)
+    if error:
+        kept = "\nThe runs above were completed before it and are kept." if runs else ""
+        click.secho(f"error: {error}{kept}", err=True, fg="red")
         sys.exit(1)

@@ -192,7 +192,10 @@ def _stage(
             target = staged / "models" / part.name
             if target.exists():
                 raise UsageError(f"Two bundled files are named {part.name}; bundle them separately.")
-            shutil.copyfile(part, target)
+            if part.is_dir():  # a folder artifact (an ONNX Runtime GenAI model): the manifest lists its files
+                shutil.copytree(part, target)
+            else:
+                shutil.copyfile(part, target)
             placed.append(f"models/{part.name}")
         entries.append(
             ModelEntry(

@@ -71,9 +71,10 @@ def _check(reader: Reader, where: str) -> tuple[Manifest | None, list[str]]:
         elif hashlib.sha256(data).hexdigest() != entry.sha256:
             problems.append(f"{entry.path}: sha256 differs from the manifest (tampered or corrupted)")
     problems += [f"{name}: not listed in the manifest" for name in names if name not in listed | {MANIFEST_FILE}]
-    for model in manifest.models:
+    for model in manifest.models:  # a model's part is a listed file, or a folder of listed files (a .genai model)
         problems += [f"{part}: a file of model {model.file} that the manifest does not list"
-                     for part in model.files if part not in listed]  # fmt: skip
+                     for part in model.files
+                     if part not in listed and not any(f.startswith(f"{part}/") for f in listed)]  # fmt: skip
     if manifest.labels and manifest.labels not in listed:
         problems.append(f"{manifest.labels}: the labels file is not listed")
     return manifest, problems

@@ -139,6 +139,11 @@ def _auto_class(config: dict) -> str:
     return next((auto for suffix, auto in _HEADS.items() for a in archs if a.endswith(suffix)), "AutoModel")
 
 
+def is_causal_lm(config: dict) -> bool:
+    """Whether a folder's config names a causal-LM head (...ForCausalLM, GPT-2's ...LMHeadModel)."""
+    return _auto_class(config) == "AutoModelForCausalLM"
+
+
 def load_hf(path: Path, inputs: tuple[TensorSpec, ...] = ()) -> Model:
     torch = require("torch", "Loading a Hugging Face model")
     transformers = transformers_offline("Loading a Hugging Face model")

@@ -44,7 +44,7 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def push(self, local: Path, name: str | None = None) -> str:
-        """Copy a file into the work folder (as `name`, default its own name); return its path on the device."""
+        """Copy a file or folder into the work folder (as `name`, default its own name); return its path there."""
 
     @abc.abstractmethod
     def fetch(self, remote: str, local: Path) -> None:

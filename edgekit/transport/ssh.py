@@ -70,7 +70,7 @@ class SshTransport(RemoteTransport):
         return result
 
     def _scp(self, src: str, dst: str, what: str) -> None:
-        result = self._exec(["scp", "-q", "-P", str(self.port), *self.base[2:], src, dst], None, what)
+        result = self._exec(["scp", "-q", "-r", "-P", str(self.port), *self.base[2:], src, dst], None, what)
         if result.returncode != 0:
             raise DeviceError(f"Cannot {what} ({self.name}): {result.stderr.strip()}")
 

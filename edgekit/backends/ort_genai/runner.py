@@ -1,0 +1,58 @@
+"""Prefill runner for ONNX Runtime GenAI folders: the decoder run over a whole input with an empty cache.
+
+ONNX Runtime GenAI drives this same ONNX file with onnxruntime; parity and perplexity compare its logits over
+every position (generation, which reads one position a step, is checked with onnxruntime_genai itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.backends.onnxruntime.runner import OnnxRuntimeRunner
+from edgekit.backends.ort_genai.worker_loader import decoder, empty_cache
+from edgekit.errors import ModelLoadError
+from edgekit.sidecar import ArtifactIO
+from edgekit.spec import Signature, TensorSpec
+
+
+class GenAIRunner(OnnxRuntimeRunner):
+    name = "onnxruntime-genai"
+
+    def __init__(self, path: str | Path, io: ArtifactIO | None = None, threads: int | None = None) -> None:
+        self.section, model = _decoder(Path(path))
+        super().__init__(model, io, threads)
+
+    def input_specs_impl(self) -> tuple[TensorSpec, ...]:
+        return tuple(s for s in super().input_specs_impl() if not s.name.startswith("past_"))
+
+    def output_names_impl(self) -> list[str]:
+        return ["logits"]
+
+    def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        batch = len(next(iter(feed.values())))
+        cache = empty_cache(self.section, self.session, batch)
+        return super().infer_impl({**feed, **{k: np.zeros(s, d) for k, (s, d) in cache.items()}})
+
+
+def _decoder(folder: Path) -> tuple[dict[str, Any], str]:
+    try:
+        return decoder(str(folder))
+    except (OSError, KeyError, ValueError) as e:
+        raise ModelLoadError(
+            f"{folder} is not an ONNX Runtime GenAI folder: its genai_config.json is missing or has no decoder "
+            f"({type(e).__name__}: {e})."
+        ) from None
+
+
+def signature(folder: Path) -> Signature:
+    """The folder's prefill inputs (token ids, attention mask) and its logits, as the decoder declares them."""
+    runner = GenAIRunner(folder)
+    with runner:
+        inputs = runner.input_specs()
+        (logits,) = (o for o in runner.session.get_outputs() if o.name == "logits")
+    dims = tuple(d if isinstance(d, int) else f"logits_dim{k}" for k, d in enumerate(logits.shape))
+    return Signature(inputs, (TensorSpec("logits", "float32", dims),))
