@@ -10,8 +10,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from edgekit.backends.onnxruntime.work import count
 from edgekit.bench.peak import efficiency
-from edgekit.bench.work import count
 
 
 def _save(tmp_path, name, nodes, inputs, outputs, weights=(), opsets=(("", 17),)):

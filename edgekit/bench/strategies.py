@@ -165,7 +165,8 @@ def check_device(transport: Transport, backends: list[Backend]) -> dict[str, Any
             f"{transport.name} lacks the Python package(s) {', '.join(missing)} under {transport.python()}.",
             hint="Install them on the device (e.g. pip install onnxruntime numpy), or pass --python.",
         )
-    return json.loads(transport.run([transport.python(), transport.push(WORKER), "--env"], timeout=120).stdout)
+    versions = [transport.python(), transport.push(WORKER), "--env", *modules[1:]]  # numpy is always probed
+    return json.loads(transport.run(versions, timeout=120).stdout)
 
 
 def _worker_inputs(artifact: Path, backend: Backend) -> list[str]:

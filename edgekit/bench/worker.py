@@ -70,8 +70,9 @@ def import_file(path, name):
     return module
 
 
-def environment():
-    """What the numbers were measured on: CPU, cores, governor, OS, Python and runtime versions."""
+def environment(modules=()):
+    """What the numbers were measured on: CPU, cores, governor, OS, Python, and the versions of numpy and of
+    `modules` (the runtimes of the files to run, as their backends name them)."""
     import platform
 
     env: dict[str, object] = {
@@ -107,7 +108,7 @@ def environment():
         env["affinity_cpus"] = len(os.sched_getaffinity(0))
     except AttributeError:
         pass
-    for module in ("numpy", "onnxruntime", "ai_edge_litert"):
+    for module in ("numpy", *modules):
         try:
             env[module] = __import__(module).__version__
         except Exception:
@@ -119,8 +120,8 @@ def main(argv=None):
     # before any runtime loads, --env's version probe included: over ssh the worker starts in a clean
     # environment, without edgekit's setting (edgekit/__init__.py says why)
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-    if argv is None and sys.argv[1:2] == ["--env"]:
-        print(json.dumps(environment()))
+    if argv is None and sys.argv[1:2] == ["--env"]:  # --env [RUNTIME_MODULE ...]
+        print(json.dumps(environment(sys.argv[2:])))
         return 0
     parser = argparse.ArgumentParser()
     parser.add_argument("model")

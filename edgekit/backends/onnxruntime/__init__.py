@@ -92,7 +92,7 @@ def describe_io(path: Path, model: Model) -> ArtifactIO:
 
 
 def _count_work(path: Path, inputs: dict[str, list[int]]) -> dict[str, Any]:
-    from edgekit.bench.work import count
+    from edgekit.backends.onnxruntime.work import count
 
     return count(path, inputs)
 
