@@ -81,8 +81,13 @@ def test_int4_folder_is_smaller_and_keeps_perplexity(folders, trained, text):
         report = evaluate(folder, text, metrics=("perplexity",), reference=trained, max_drop=10.0)
         assert report.passed and report.metrics["tokens"] > 1000, (target, report.drop)
         assert report.metrics["perplexity"] < 2000  # trained: well below the 30522-token vocabulary
+        # the file's most likely next token against the source's, over every scored position
+        agreement = report.metrics["next_token_agreement"]
+        assert 0 < report.metrics["next_token_accuracy"] < 1 and "next_token_agreement" not in report.reference
         if target == "fp32":
-            assert abs(report.drop["perplexity"]) < 0.01
+            assert abs(report.drop["perplexity"]) < 0.01 and agreement > 0.999
+        else:
+            assert 0.8 < agreement < 1
 
 
 def test_export_again_replaces_the_folder_whole(trained, tmp_path):

@@ -70,7 +70,8 @@ def _print(report, stderr: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    keys = [k for k in ("accuracy", "f1_macro", "f1_micro", "f1_binary", "perplexity") if k in report.metrics]
+    shown = ("accuracy", "f1_macro", "f1_micro", "f1_binary", "perplexity", "next_token_accuracy")
+    keys = [k for k in shown if report.metrics.get(k) is not None]
     table = Table(title=f"{report.artifact} on {report.data}")
     table.add_column("metric")
     table.add_column("artifact", justify="right")
@@ -105,3 +106,5 @@ def _print(report, stderr: bool = False) -> None:
         console.print(
             f"perplexity over {m['tokens']} tokens, context length {m['context_length']}, stride {m['stride']}"
         )
+        if m.get("next_token_agreement") is not None:
+            console.print(f"next-token top-1 agreement with the reference: {100 * m['next_token_agreement']:.2f}%")

@@ -10,6 +10,7 @@ import numpy as np
 
 from edgekit.data import Dataset, batch_size_for, class_indices, read_data
 from edgekit.errors import DataError, UsageError
+from edgekit.evaluation.perplexity import PREDICTIONS
 from edgekit.evaluation.schema import SCHEMA_VERSION as EVALUATE_SCHEMA
 from edgekit.progress import SILENT, Progress
 from edgekit.runners import Runner, open_runner
@@ -18,7 +19,11 @@ from edgekit.spec import InputSpecs, Signature
 
 METRICS = ("accuracy", "f1", "perplexity")
 # what each metric name reports, and which way is better
-_REPORTED = {"accuracy": ("accuracy",), "f1": ("f1_macro", "f1_micro", "f1_binary"), "perplexity": ("perplexity",)}
+_REPORTED = {
+    "accuracy": ("accuracy",),
+    "f1": ("f1_macro", "f1_micro", "f1_binary"),
+    "perplexity": ("perplexity", "next_token_accuracy"),
+}
 
 
 @dataclass
@@ -131,6 +136,7 @@ def evaluate(
         signature = Signature(runner.input_specs())
         model = _reference_model(reference, reference_inputs or signature.inputs, reference_weights)  # fails early
         values, loaded = score(runner, signature, data, metrics, tok_dir, limit, progress, artifact.name)
+    predicted = values.pop(PREDICTIONS, None)
     sidecar = read_sidecar(artifact)
     report = EvalReport(str(artifact), sidecar.target if sidecar else None, str(data), values, max_drop=max_drop)
     if model is not None:
@@ -139,6 +145,10 @@ def evaluate(
         with source_runner(model) as ref_runner:  # in batches its own signature takes (--input fixing batch 1)
             label, specs = f"the reference {reference}", model.signature
             report.reference, _ = score(ref_runner, specs, data, metrics, tok_dir, limit, progress, label, loaded)
+        theirs = report.reference.pop(PREDICTIONS, None)
+        if predicted is not None and theirs is not None and len(predicted) == len(theirs) and len(predicted):
+            # how often the file's most likely next token is the source's, whatever the true token was
+            report.metrics["next_token_agreement"] = round(float((predicted == theirs).mean()), 6)
         gate(report, metrics)
     return report
 

@@ -36,6 +36,7 @@ def evaluate_perplexity(
     stride = stride or context // 2
     names = {s.name for s in runner.input_specs()}
     total, count = 0.0, 0
+    predicted = []  # each scored position's most likely next token
     for window, first in stream_windows(token_ids, context, stride):
         n = len(window)
         ids = np.full((1, context), pad_id, dtype=np.int64)
@@ -52,7 +53,20 @@ def evaluate_perplexity(
         nll = token_nll(logits[first - 1 : n - 1], window[first:n])
         total += float(nll.sum())
         count += n - first
-    return {"perplexity": perplexity(total, count), "tokens": count, "context_length": context, "stride": stride}
+        predicted.append(logits[first - 1 : n - 1].argmax(-1))
+    top1 = np.concatenate(predicted) if predicted else np.zeros(0, np.int64)
+    scored = np.concatenate([w[f:] for w, f in stream_windows(token_ids, context, stride)]) if count else top1
+    return {
+        "perplexity": perplexity(total, count),
+        "next_token_accuracy": round(float((top1 == scored).mean()), 6) if count else None,
+        "tokens": count,
+        "context_length": context,
+        "stride": stride,
+        PREDICTIONS: top1,  # not reported: evaluate compares them with the reference's (next_token_agreement)
+    }
+
+
+PREDICTIONS = "_predictions"
 
 
 def _require_vocabulary(name: str, logits: np.ndarray, window: np.ndarray) -> None:

@@ -34,6 +34,10 @@ class Metrics(BaseModel):
     confusion_matrix: list[list[int]] | None = Field(None, description="rows: true class, columns: predicted")
     samples: int | None = None
     perplexity: float | None = None
+    next_token_accuracy: float | None = Field(None, description="share of scored tokens the model ranks first")
+    next_token_agreement: float | None = Field(
+        None, description="with --reference: share of scored positions where the file's top token is the source's"
+    )
     tokens: int | None = None
     context_length: int | None = None
     stride: int | None = None
