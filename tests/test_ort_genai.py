@@ -186,7 +186,15 @@ def test_a_bundle_carries_the_folder_and_verifies(folders, tmp_path, capsys):
     manifest = json.loads((bundle / "manifest.json").read_text())
     listed = {f["path"] for f in manifest["files"]}
     assert {f"models/{folders['int4'].name}/{name}" for name in ("genai_config.json", "model.onnx")} <= listed
-    assert manifest["models"][0]["file"] == f"models/{folders['int4'].name}"
+    model = manifest["models"][0]
+    assert model["file"] == f"models/{folders['int4'].name}"
+    # 2 layers x keys and values x 2 key/value heads x 16 per head x 4 bytes (fp32 cache), for each of 128 positions
+    assert model["generation"] == {
+        "context_length": 128,
+        "eos_token_ids": [2],
+        "kv_cache_bytes": 2 * 2 * 2 * 16 * 4 * 128,
+        "chat_template": False,
+    }
     code, text = run_cli(capsys, "verify", bundle)
     assert code == 0, text
 

@@ -158,6 +158,9 @@ class Backend:
     # a self-contained script that times generation of its files on a device (`benchmark --generate`; causal
     # LMs): argv FILE PROMPT_TOKENS NEW_TOKENS THREADS RUNS WARMUP, one JSON line out (edgekit.bench.generation)
     generation_worker: Path | None = None
+    # a generating file's facts for a bundle's manifest (edgekit.release.manifest.Generation: context length, end
+    # ids, the key/value cache's size, whether there is a chat template), read from the file; None: not an LM runtime
+    describe_generation: Callable[[Path], dict[str, Any]] | None = None
     # its artifacts are folders named with its suffix (an ONNX Runtime GenAI model: decoder, config, tokenizer)
     folders: bool = False
     # its own export settings (a pydantic model; edgekit.backends.options): CLI flags, pipeline keys and

@@ -17,7 +17,16 @@ from edgekit.artifact import artifact_files, require_artifact
 from edgekit.checksum import sha256_path
 from edgekit.data import TOKENIZER_FILES
 from edgekit.errors import UsageError, require_file
-from edgekit.release.manifest import MANIFEST_FILE, FileEntry, Manifest, ModelEntry, Preprocessing, Provenance, Tensor
+from edgekit.release.manifest import (
+    MANIFEST_FILE,
+    FileEntry,
+    Generation,
+    Manifest,
+    ModelEntry,
+    Preprocessing,
+    Provenance,
+    Tensor,
+)
 from edgekit.sidecar import Sidecar, read_sidecar
 
 
@@ -100,6 +109,14 @@ def bundle(
             os.replace(final, old)
         os.replace(staged, final)
     return BundleResult(final, manifest, layout.where)
+
+
+def _generation(path: Path) -> Generation | None:
+    """A generating model's facts for the manifest, as its backend reads them from the file (None: not an LM)."""
+    from edgekit.backends.registry import backend_for_file
+
+    describe = backend_for_file(path).describe_generation
+    return Generation.model_validate(describe(path)) if describe else None
 
 
 def _read_artifact(path: Path, platform: str) -> tuple[Path, Sidecar]:
@@ -208,6 +225,7 @@ def _stage(
                 inputs=[_tensor(t) for t in sidecar.tensors.inputs],
                 outputs=[_tensor(t) for t in sidecar.tensors.outputs],
                 preprocessing=_preprocessing(sidecar, staged, tokenizers),
+                generation=_generation(path),
                 evaluation=evaluations[path.name],
                 benchmark=benchmarks[path.name],
                 provenance=Provenance(

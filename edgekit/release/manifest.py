@@ -59,6 +59,15 @@ class Preprocessing(_Strict):
     lowercase: bool | None = None  # from the tokenizer's own config where it says
 
 
+class Generation(_Strict):
+    """What an app needs to run a causal LM that generates (its runtime reads the same from the model's files)."""
+
+    context_length: int  # prompt and generated tokens together, at most
+    eos_token_ids: list[int]  # generation stops at any of these
+    kv_cache_bytes: int = Field(description="the key/value cache at the full context, batch 1")
+    chat_template: bool  # whether the tokenizer carries one (apps format chat prompts with it)
+
+
 class Provenance(_Strict):
     edgekit_version: str
     tools: dict[str, str]
@@ -81,6 +90,7 @@ class ModelEntry(_Strict):
     evaluation: list[dict[str, Any]] = Field(default_factory=list)
     benchmark: list[dict[str, Any]] = Field(default_factory=list)
     provenance: Provenance
+    generation: Generation | None = None  # causal LMs that generate with a key/value cache
 
     _check_file = field_validator("file")(lambda cls, v: safe_relative(v))
 

@@ -5,6 +5,7 @@ with block-wise int4 weights (MatMulNBits), run with onnxruntime_genai."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
 from edgekit.backends.ort_genai.options import GenAIOptions
@@ -33,6 +34,12 @@ def describe_io(path: Path, model: Model) -> ArtifactIO:
     return ArtifactIO.from_signature(signature(path).with_roles(model.signature))
 
 
+def _describe_generation(path: Path) -> dict[str, Any]:
+    from edgekit.backends.ort_genai.runner import generation_facts
+
+    return generation_facts(path)
+
+
 BACKEND = Backend(
     runtime="ort-genai",
     versioned=("onnxruntime-genai",),
@@ -43,6 +50,7 @@ BACKEND = Backend(
     describe_io=describe_io,
     worker_loader=Path(__file__).with_name("worker_loader.py"),
     generation_worker=Path(__file__).with_name("generate_worker.py"),
+    describe_generation=_describe_generation,
     runtime_modules=_STACK,
     converters=(
         Converter(

@@ -56,3 +56,26 @@ def signature(folder: Path) -> Signature:
         (logits,) = (o for o in runner.session.get_outputs() if o.name == "logits")
     dims = tuple(d if isinstance(d, int) else f"logits_dim{k}" for k, d in enumerate(logits.shape))
     return Signature(inputs, (TensorSpec("logits", "float32", dims),))
+
+
+def generation_facts(folder: Path) -> dict[str, Any]:
+    """Context length, end-of-text ids, the key/value cache's bytes at the full context and whether the tokenizer
+    has a chat template, from the folder's genai_config.json, decoder and tokenizer config."""
+    import json
+
+    described = json.loads((folder / "genai_config.json").read_text())["model"]
+    section, _ = _decoder(folder)
+    runner = GenAIRunner(folder)
+    with runner:
+        caches = [i for i in runner.session.get_inputs() if i.name.startswith("past_key_values.")]
+    width = 2 if caches and caches[0].type == "tensor(float16)" else 4
+    per_token = len(caches) * section["num_key_value_heads"] * section["head_size"] * width  # keys and values
+    eos = described["eos_token_id"]
+    tokenizer = folder / "tokenizer_config.json"
+    template = tokenizer.is_file() and bool(json.loads(tokenizer.read_text()).get("chat_template"))
+    return {
+        "context_length": described["context_length"],
+        "eos_token_ids": eos if isinstance(eos, list) else [eos],
+        "kv_cache_bytes": per_token * described["context_length"],
+        "chat_template": template,
+    }
