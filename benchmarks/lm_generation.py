@@ -1,5 +1,5 @@
-"""Causal LMs through ONNX Runtime GenAI: fp32 against block-wise int4, size, time to first token, decode tokens/s
-(1 and 2 threads) and perplexity.
+"""Causal LMs through ONNX Runtime GenAI (fp32, block-wise int4) and ExecuTorch (fp32, 8da4w): size, time to first
+token, decode tokens/s (1 and 2 threads) and perplexity.
 
 Speed is measured on a ~120M-parameter Llama configuration with random weights (speed does not depend on what
 the weights are); perplexity on a tiny Llama trained here on tweets (random weights make it meaningless), over
@@ -20,6 +20,7 @@ from platform import python_version
 from minilm_efficiency import EDGEKIT, ROOT
 
 from edgekit.bench.worker import environment
+from edgekit.catalog import get_target
 from edgekit.sidecar import sidecar_path
 
 SPEED_CONFIG = dict(
@@ -34,7 +35,7 @@ SPEED_CONFIG = dict(
     eos_token_id=102,
     pad_token_id=0,
 )
-TARGETS = ("ort-genai-fp32", "ort-genai-int4")
+TARGETS = ("ort-genai-fp32", "ort-genai-int4", "executorch-llm-fp32", "executorch-llm-8da4w")
 
 
 def speed_model(folder: Path) -> Path:
@@ -62,7 +63,8 @@ def export(source: Path, out: Path, prompts: int) -> dict[str, dict]:
         options = ["--prompts", str(prompts)]
         argv = [*EDGEKIT, "export", str(source), "-t", target, "-o", str(out), "-q", *options]
         gate = subprocess.run(argv).returncode
-        folder = out / f"{source.name}-{target}{'.rejected' if gate else ''}.genai"
+        suffix = get_target(target).suffix
+        folder = out / f"{source.name}-{target}{'.rejected' if gate else ''}{suffix}"
         if not folder.is_dir():
             raise SystemExit(f"{target} was not exported (exit {gate})")
         sidecar = json.loads(sidecar_path(folder).read_text())
@@ -80,7 +82,7 @@ def export(source: Path, out: Path, prompts: int) -> dict[str, dict]:
 
 def generation(folders: list[str], result: Path) -> list[dict]:
     argv = [*EDGEKIT, "benchmark", *folders, "--generate", "--threads", "1,2", "--prompt-tokens", "64,256"]
-    argv += ["--new-tokens", "64", "--processes", "3", "--generations", "3", "--json", str(result), "-q"]
+    argv += ["--new-tokens", "64", "--processes", "3", "--generations", "2", "--json", str(result), "-q"]
     subprocess.run(argv, check=True)
     runs = json.loads(result.read_text())
     return [
@@ -110,6 +112,7 @@ def perplexity(folder: str, source: Path, text: Path) -> dict:
         "perplexity": round(report["metrics"]["perplexity"], 2),
         "source_perplexity": round(report["reference"]["perplexity"], 2),
         "increase_pct": round(report["drop"]["perplexity"], 2),
+        "next_token_agreement": report["metrics"]["next_token_agreement"],
         "tokens": report["metrics"]["tokens"],
     }
 

@@ -32,6 +32,8 @@ DESIGN_TARGETS = {
     "openvino-int8-weights",
     "ort-genai-fp32",  # causal LMs with their key/value cache
     "ort-genai-int4",
+    "executorch-llm-fp32",
+    "executorch-llm-8da4w",
 }
 
 

@@ -79,7 +79,9 @@ def targets() -> dict[str, Target]:
 
 
 _RUNTIME_ORDER = ("litert", "onnxruntime", "tensorrt", "openvino", "torch-lite", "executorch")
-_QUANT_ORDER = ("none", "fp16", "dynamic", "static", "int8-auto", "full-integer", "int16x8", "weight-only")
+_QUANT_ORDER = (
+    "none", "fp16", "dynamic", "static", "int8-auto", "full-integer", "int16x8", "weight-only", "int4-dynamic"
+)  # fmt: skip
 
 
 def _order(target: Target) -> tuple[int, str, int]:

@@ -19,9 +19,10 @@ def resolve(target: Target, device: Device) -> Recipe:
             hint=f"{device.description}. Pick a target with one of those quantizations.",
         )
     supported = rule.supported_ops if rule else None
-    # weights-only quantization needs no activation scheme: a runtime without a row on the device uses its own
-    # (ONNX Runtime GenAI's block-wise int4); one with a row (OpenVINO) takes the row's scheme below
-    if target.quantization in ("none", "fp16") or (target.quantization == "weight-only" and rule is None):
+    # 4-bit and weights-only quantization need no activation scheme: a runtime without a row on the device uses
+    # its own (ONNX Runtime GenAI's block-wise int4, ExecuTorch's 8da4w); one with a row (OpenVINO) takes its scheme
+    own = target.quantization in ("weight-only", "int4-dynamic") and rule is None
+    if target.quantization in ("none", "fp16") or own:
         recipe = Recipe(target.name, device.name, target.quantization, None, None, (), None, supported_ops=supported)
         return _with_stack(recipe, rule, device)
     if rule is None:

@@ -13,7 +13,10 @@ Precision = Literal["fp32", "fp16", "int8", "int16x8", "int4"]
 # int8-auto: static int8 where calibration data is given and the model allows it, else dynamic;
 # the sidecar's quantization.applied says which one the file holds.
 # weight-only: int8 weights decompressed to float at run time, activations stay float (OpenVINO's NNCF)
-Quantization = Literal["none", "fp16", "dynamic", "static", "int8-auto", "full-integer", "int16x8", "weight-only"]
+# int4-dynamic: int4 grouped weights with int8 activations quantized at run time (ExecuTorch's 8da4w for LLMs)
+Quantization = Literal[
+    "none", "fp16", "dynamic", "static", "int8-auto", "full-integer", "int16x8", "weight-only", "int4-dynamic"
+]
 IntType = Literal["int8", "uint8"]
 Hardware = Literal["nvidia-gpu"]
 

@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from edgekit.backends.options import BackendOptions
+from edgekit.backends.llm import GenerationCheck
 
 
-class GenAIOptions(BackendOptions):
+class GenAIOptions(GenerationCheck):
     block_size: Literal[16, 32, 64, 128, 256] = Field(
         32,
         description="int4: weights per quantization block (a scale each); smaller blocks keep more accuracy",
@@ -19,5 +19,3 @@ class GenAIOptions(BackendOptions):
         4,
         description="int4: what the 4-bit MatMul computes in on the CPU (4: int8 activations, fastest; 1: fp32)",
     )
-    prompts: int = Field(20, ge=1, description="greedy-generation check: how many prompts")
-    new_tokens: int = Field(32, ge=1, description="greedy-generation check: tokens generated per prompt")

@@ -1,5 +1,6 @@
-"""ONNX Runtime GenAI targets: causal-LM folders built with their key/value cache, proved by greedy generation
-against the source, scored for perplexity, and benchmarked generating (time to first token, decode tokens/s)."""
+"""Generative targets (ONNX Runtime GenAI, ExecuTorch LLM): causal-LM folders built with their key/value cache,
+proved by greedy generation against the source, scored for perplexity, and benchmarked generating (time to first
+token, decode tokens/s)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from helpers import run_cli
 
 from edgekit_demo.zoo_families import GENAI_FAMILIES, build_family
 
+# runtime -> (its fp32 target, its 4-bit target, the folder suffix, a file every folder of it has)
+RUNTIMES = {
+    "ort-genai": ("ort-genai-fp32", "ort-genai-int4", ".genai", "genai_config.json"),
+    "executorch-llm": ("executorch-llm-fp32", "executorch-llm-8da4w", ".etllm", "model.pte"),
+}
 pytest.importorskip("onnxruntime_genai", reason="edgekit[genai] is not installed")
 
 
@@ -35,10 +41,22 @@ def text(lms) -> Path:
 
 
 @pytest.fixture(scope="module")
-def folders(trained, lms) -> dict[str, Path]:
+def exported(trained, lms) -> dict[str, dict[str, Path]]:
+    """Per runtime, its fp32 and 4-bit folders of the trained Llama, exported on first use."""
+    return {}
+
+
+@pytest.fixture(params=list(RUNTIMES))
+def folders(request, exported, trained, lms) -> dict[str, Path]:
+    """The runtime's fp32 and 4-bit folders (keys fp32, int4) of the trained Llama."""
     from edgekit.exporter import export
 
-    return {t: export(trained, f"ort-genai-{t}", lms / "out").artifact for t in ("fp32", "int4")}
+    if request.param not in exported:
+        fp32, four_bit, _, _ = RUNTIMES[request.param]
+        exported[request.param] = {
+            k: export(trained, t, lms / "out").artifact for k, t in (("fp32", fp32), ("int4", four_bit))
+        }
+    return exported[request.param]
 
 
 def _family(lms: Path, family: str) -> Path:
@@ -46,36 +64,39 @@ def _family(lms: Path, family: str) -> Path:
     return folder if (folder / "config.json").exists() else build_family(family, folder)
 
 
+@pytest.mark.parametrize("runtime", list(RUNTIMES))
 @pytest.mark.parametrize(
     "family", [f if f == "llama" else pytest.param(f, marks=pytest.mark.slow) for f in GENAI_FAMILIES]
 )
-def test_fp32_folder_generates_the_sources_greedy_tokens(family, lms, tmp_path):
-    """Every family the builder takes: 20 prompts x 32 greedy tokens from the folder (onnxruntime_genai, with its
-    cache) equal the source's (transformers, recomputing every position without a cache), and the prefill's
-    logits match."""
+def test_fp32_folder_generates_the_sources_greedy_tokens(family, runtime, lms, tmp_path):
+    """Every family ONNX Runtime GenAI's builder takes: 20 prompts x 32 greedy tokens from the folder (in its
+    runtime, with its cache) equal the source's (transformers, recomputing every position without a cache), and
+    the prefill's logits match."""
     from edgekit.checksum import sha256_path, size_of
     from edgekit.exporter import export
 
-    result = export(_family(lms, family), "ort-genai-fp32", tmp_path)
+    target, _, suffix, marker = RUNTIMES[runtime]
+    result = export(_family(lms, family), target, tmp_path)
     generation = result.sidecar["route"][0]["generation"]
     assert generation == {"prompts": 20, "new_tokens": 32, "identical_prompts": 20, "token_agreement": 1.0}
     assert result.parity.passed and result.parity.to_json()["outputs"][0]["cosine"] > 0.9999
     folder = result.artifact
-    assert folder.is_dir() and folder.suffix == ".genai" and (folder / "genai_config.json").is_file()
+    assert folder.is_dir() and folder.suffix == suffix and (folder / marker).is_file()
     assert result.sidecar["size_bytes"] == size_of(folder) and result.sidecar["sha256"] == sha256_path(folder)
 
 
-def test_int4_folder_is_smaller_and_keeps_perplexity(folders, trained, text):
-    """Block-wise int4 weights (MatMulNBits) on a trained LM: a smaller folder, perplexity in its runtime within
-    the 10 % gate of the source's, and the generation check's agreement recorded (not required: int4 may change
-    a near-tied greedy choice, after which the rest of the sequence differs)."""
+def test_four_bit_folder_is_smaller_and_keeps_perplexity(folders, trained, text):
+    """Grouped int4 weights (ONNX Runtime GenAI's MatMulNBits; ExecuTorch's 8da4w, int8 dynamic activations too)
+    on a trained LM: a smaller folder, perplexity in its runtime within the 10 % gate of the source's, and the
+    generation check's agreement recorded (not required: int4 may change a near-tied greedy choice, after which
+    the rest of the sequence differs)."""
     from edgekit.evaluation import evaluate
     from edgekit.sidecar import read_sidecar
 
     fp32, int4 = (read_sidecar(folders[t]) for t in ("fp32", "int4"))
     assert int4.size_bytes < 0.7 * fp32.size_bytes  # the embedding table stays float: the tiny model's largest
     (step,) = int4.route
-    assert step.model_extra["precision"] == "int4" and step.model_extra["block_size"] == 32
+    assert int4.precision == "int4" and 32 in (step.model_extra.get("block_size"), step.model_extra.get("group_size"))
     assert 0 < step.model_extra["generation"]["token_agreement"] <= 1
     for target, folder in folders.items():
         report = evaluate(folder, text, metrics=("perplexity",), reference=trained, max_drop=10.0)
@@ -108,18 +129,22 @@ def test_generation_benchmark_follows_its_contract(folders, tmp_path, capsys):
     from pydantic import TypeAdapter
 
     from edgekit.bench.generation_schema import SCHEMA_FILE, GenerationRun, json_schema
+    from edgekit.sidecar import read_sidecar
 
     assert json.loads(SCHEMA_FILE.read_text()) == json_schema(), "stale: run python -m edgekit.bench.generation_schema"
     out = tmp_path / "generation.json"
+    # two prompt lengths where a process starts fast; one where each imports torch (ExecuTorch's runtime)
+    lengths = (8, 32) if folders["fp32"].suffix == ".genai" else (16,)
     args = ["benchmark", folders["fp32"], folders["int4"], "--generate", "--new-tokens", "16", "--prompt-tokens"]
-    code, text = run_cli(capsys, *args, "8,32", "--processes", "3", "--generations", "2", "--json", out)
+    prompts = ",".join(map(str, lengths))
+    code, text = run_cli(capsys, *args, prompts, "--processes", "3", "--generations", "2", "--json", out)
     assert code == 0, text
     runs = TypeAdapter(list[GenerationRun]).validate_json(out.read_text())
     assert [(Path(r.artifact).name, r.prompt_tokens) for r in runs] == [
-        (folders[t].name, p) for p in (8, 32) for t in ("fp32", "int4")
+        (folders[t].name, p) for p in lengths for t in ("fp32", "int4")
     ]
     for run in runs:
-        assert run.generations == 6 and run.target in ("ort-genai-fp32", "ort-genai-int4")
+        assert run.generations == 6 and run.target in {read_sidecar(f).target for f in folders.values()}
         assert run.decode_tokens_per_s.median > 0 and len(run.decode_tokens_per_s.processes) == 3
         assert run.decode_tokens_per_s.median_ci95 is not None
         assert run.token_latency_ms.n == 6 * 15  # every token after the first, every timed generation
@@ -136,19 +161,27 @@ def test_generation_benchmark_refuses_what_it_cannot_run(folders, tmp_path, caps
     onnx = tmp_path / "classifier.onnx"
     onnx.write_bytes(b"refused by its suffix before it is read")
     code, text = run_cli(capsys, "benchmark", onnx, "--generate")
-    assert code == 2 and "does not benchmark generating text" in text and "ort-genai" in text
+    assert (
+        code == 2 and "does not benchmark generating text" in text and "ort-genai" in text and "executorch-llm" in text
+    )
 
 
 @pytest.mark.parametrize(
-    ("source", "said"),
+    ("target", "source", "said"),
     [
-        ("gpt2", "does not build GPT2LMHeadModel models"),
-        ("bert", "is not a causal language model (its config's architectures: BertForSequenceClassification)"),
-        ("edgekit_demo.zoo_text:tiny_causal_lm", "build from a Hugging Face model folder"),
-        ("llama-without-tokenizer", "has no tokenizer (tokenizer.json or vocab.txt)"),
+        ("ort-genai-int4", "gpt2", "does not build GPT2LMHeadModel models"),
+        *[
+            (target, source, said)
+            for target in ("ort-genai-int4", "executorch-llm-8da4w")
+            for source, said in (
+                ("bert", "is not a causal language model (its config's architectures: BertForSequenceClassification)"),
+                ("edgekit_demo.zoo_text:tiny_causal_lm", "build from a Hugging Face model folder"),
+                ("llama-without-tokenizer", "has no tokenizer (tokenizer.json or vocab.txt)"),
+            )
+        ],
     ],
 )
-def test_what_the_builder_cannot_take_is_refused(source, said, lms, tmp_path, capsys):
+def test_what_the_builder_cannot_take_is_refused(target, source, said, lms, tmp_path, capsys):
     """A causal LM the builder does not build (GPT-2), an encoder, a source that is not a folder, a folder without
     its tokenizer: exit 2 with the reason, nothing written."""
     if source == "llama-without-tokenizer":
@@ -160,7 +193,7 @@ def test_what_the_builder_cannot_take_is_refused(source, said, lms, tmp_path, ca
     else:
         model = source if ":" in source else _family(lms, source)
     extra = ["--input", "input_ids:int64:1x32"] if ":" in source else []
-    code, text = run_cli(capsys, "export", model, "-t", "ort-genai-int4", "-o", tmp_path / "out", *extra)
+    code, text = run_cli(capsys, "export", model, "-t", target, "-o", tmp_path / "out", *extra)
     assert code == 2 and said in text and "Traceback" not in text
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
@@ -185,7 +218,11 @@ def test_a_bundle_carries_the_folder_and_verifies(folders, tmp_path, capsys):
     (bundle,) = (tmp_path / "bundle").iterdir()
     manifest = json.loads((bundle / "manifest.json").read_text())
     listed = {f["path"] for f in manifest["files"]}
-    assert {f"models/{folders['int4'].name}/{name}" for name in ("genai_config.json", "model.onnx")} <= listed
+    marker = next(m for _, _, suffix, m in RUNTIMES.values() if suffix == folders["int4"].suffix)
+    assert (
+        f"models/{folders['int4'].name}/{marker}" in listed
+        and f"models/{folders['int4'].name}/tokenizer.json" in listed
+    )
     model = manifest["models"][0]
     assert model["file"] == f"models/{folders['int4'].name}"
     # 2 layers x keys and values x 2 key/value heads x 16 per head x 4 bytes (fp32 cache), for each of 128 positions

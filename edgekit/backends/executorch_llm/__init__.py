@@ -1,0 +1,65 @@
+"""ExecuTorch for causal LMs: folders holding a .pte with a static key/value cache (one token in, next-token logits
+out, XNNPACK), generation.json and the tokenizer; fp32, or 8da4w (int4 grouped weights, int8 dynamic activations)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
+from edgekit.backends.executorch_llm.options import ExecuTorchLLMOptions
+from edgekit.sidecar import ArtifactIO
+from edgekit.sources.base import Model
+
+_STACK = ("executorch", "torch")
+
+
+def _build(ctx: StepContext) -> StepNotes:
+    from edgekit.backends.executorch_llm.build import build
+
+    return build(ctx)
+
+
+def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
+    from edgekit.backends.executorch_llm.runner import ExecuTorchLLMRunner
+
+    return ExecuTorchLLMRunner(path, io, threads)
+
+
+def describe_io(path: Path, model: Model) -> ArtifactIO:
+    from edgekit.backends.executorch_llm.runner import signature
+
+    return ArtifactIO.from_signature(signature(path).with_roles(model.signature))
+
+
+def _describe_generation(path: Path) -> dict[str, Any]:
+    from edgekit.backends.executorch_llm.runner import generation_facts
+
+    return generation_facts(path)
+
+
+BACKEND = Backend(
+    runtime="executorch-llm",
+    app_platforms=("android", "ios"),
+    versioned=("executorch", "torchao"),
+    format="executorch-llm",
+    suffixes=(".etllm",),
+    folders=True,
+    runner=_runner,
+    describe_io=describe_io,
+    worker_loader=Path(__file__).with_name("worker_loader.py"),
+    generation_worker=Path(__file__).with_name("generate_worker.py"),
+    describe_generation=_describe_generation,
+    runtime_modules=_STACK,
+    converters=(
+        Converter(
+            "torch",
+            "executorch-llm",
+            _build,
+            "torch.export with a static cache + ExecuTorch (XNNPACK)",
+            needs=(*_STACK, "torchao", "transformers"),
+            quantizes=("int4-dynamic",),
+        ),
+    ),
+    options=ExecuTorchLLMOptions,
+)

@@ -1,0 +1,113 @@
+"""Hugging Face causal-LM folder -> ExecuTorch LLM folder: torch.export of the model with a static key/value cache
+(transformers' exportable decoder: one token and its position in, next-token logits out), lowered to XNNPACK;
+for 8da4w the linear layers first get int4 weights in groups and int8 dynamic activations (torchao). Proved by
+greedy generation against the source (edgekit.backends.llm)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from typing import Any
+
+from edgekit.backends.base import StepContext, StepNotes
+from edgekit.backends.executorch_llm.options import ExecuTorchLLMOptions
+from edgekit.backends.executorch_llm.worker_loader import CONFIG, PROGRAM, open_folder, step
+from edgekit.backends.llm import check_generation, hf_causal_lm
+from edgekit.data import TOKENIZER_FILES
+from edgekit.errors import ConversionError, UnsupportedOpError, first_line
+from edgekit.quiet import quiet
+
+MAX_CONTEXT = 2048  # the default cache length at most: the cache is allocated whole, whatever a prompt uses
+
+
+def build(ctx: StepContext) -> StepNotes:
+    hf_causal_lm(ctx.model, "ExecuTorch LLM")  # refuses what is not a causal-LM folder
+    options = ctx.options
+    assert isinstance(options, ExecuTorchLLMOptions)  # the registry resolved this backend's own model
+    import torch
+
+    model = copy.deepcopy(ctx.model.obj.model).eval()  # quantization changes it in place; the source stays whole
+    config = model.config
+    context = options.context or min(int(getattr(config, "max_position_embeddings", MAX_CONTEXT)), MAX_CONTEXT)
+    details: dict[str, Any] = {"context_length": context, "cache": "static"}
+    if ctx.recipe.quantization == "int4-dynamic":
+        _eight_da_four_w(model, options.group_size)
+        details.update(weights="int4", group_size=options.group_size, activations="int8 dynamic")
+    ctx.out.mkdir(parents=True)
+    with quiet(), torch.no_grad():
+        program = _lower(model, context)
+    (ctx.out / PROGRAM).write_bytes(program)
+    described = _describe(config, context)
+    (ctx.out / CONFIG).write_text(json.dumps(described, indent=2) + "\n")
+    for name in TOKENIZER_FILES:
+        if ctx.model.tokenizer_dir and (ctx.model.tokenizer_dir / name).is_file():
+            shutil.copy(ctx.model.tokenizer_dir / name, ctx.out / name)
+    with quiet():  # the runtime's C++ logs its CPU probing
+        method, _ = open_folder(str(ctx.out))
+    details["generation"] = check_generation(
+        ctx, lambda prompt, n: generate_greedy(torch, method, prompt, n), options.prompts, options.new_tokens
+    )
+    return StepNotes(details, applied="int4-dynamic" if ctx.recipe.quantization == "int4-dynamic" else None)
+
+
+def _eight_da_four_w(model: Any, group_size: int) -> None:
+    """int4 weights in groups with int8 dynamic activations on every linear layer (XNNPACK runs them as one)."""
+    import torch
+    from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
+    from torchao.quantization.granularity import PerGroup
+
+    quantize_(
+        model, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4, weight_granularity=PerGroup(group_size))
+    )
+
+
+def _lower(model: Any, context: int) -> bytes:
+    """The model with a static cache of `context` positions, exported and lowered to XNNPACK: the .pte bytes."""
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+    from transformers.integrations.executorch import TorchExportableModuleForDecoderOnlyLM
+
+    model.generation_config.cache_implementation = "static"
+    try:
+        exportable = TorchExportableModuleForDecoderOnlyLM(model, batch_size=1, max_cache_len=context)
+        exported = exportable.export(input_ids=torch.tensor([[1]]), cache_position=torch.tensor([0]))
+    except Exception as e:  # an architecture without a static cache, an op torch.export cannot trace
+        raise UnsupportedOpError(
+            f"{type(model).__name__} does not export with a static key/value cache: {first_line(e)}",
+            hint="Export it to onnx-fp32 or onnx-int8-dynamic (one forward pass, no cache), or to ort-genai-*.",
+        ) from None
+    try:
+        edge = to_edge_transform_and_lower(
+            exported, partitioner=[XnnpackPartitioner()], compile_config=EdgeCompileConfig(_check_ir_validity=False)
+        )
+        return edge.to_executorch().buffer
+    except Exception as e:
+        raise ConversionError(f"ExecuTorch could not lower {type(model).__name__}: {first_line(e)}") from None
+
+
+def _describe(config: Any, context: int) -> dict[str, Any]:
+    """generation.json: what a runner needs besides the program (context, end ids, vocabulary, cache size)."""
+    eos = config.eos_token_id
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    per_token = 2 * config.num_hidden_layers * heads * head_dim * 4  # keys and values, fp32
+    return {
+        "context_length": context,
+        "eos_token_ids": eos if isinstance(eos, list) else [eos] if eos is not None else [],
+        "vocab_size": config.vocab_size,
+        "kv_cache_bytes": per_token * context,
+    }
+
+
+def generate_greedy(torch: Any, method: Any, prompt: list[int], new_tokens: int) -> list[int]:
+    """`new_tokens` greedy tokens after `prompt` through the program's cache (end of text does not stop it)."""
+    for position, token in enumerate(prompt):
+        logits = step(torch, method, token, position)
+    out: list[int] = []
+    for position in range(len(prompt), len(prompt) + new_tokens):
+        out.append(int(logits.argmax()))
+        if len(out) < new_tokens:
+            logits = step(torch, method, out[-1], position)
+    return out

@@ -1,0 +1,23 @@
+"""ExecuTorch LLM export settings: the cache's length, the 4-bit group size, and the generation check's size."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from edgekit.backends.llm import GenerationCheck
+
+
+class ExecuTorchLLMOptions(GenerationCheck):
+    context: int | None = Field(
+        None,
+        ge=8,
+        description="tokens the static key/value cache holds, prompt and generated together (default: the model's "
+        "positions, at most 2048)",
+    )
+    group_size: Literal[32, 64, 128, 256] = Field(
+        32,
+        description="8da4w: int4 weights per group (a scale each); smaller groups keep more accuracy",
+        json_schema_extra={"quantizations": ["int4-dynamic"]},
+    )

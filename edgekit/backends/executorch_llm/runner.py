@@ -1,0 +1,79 @@
+"""Runner for ExecuTorch LLM folders: a whole input fed one position at a time through the program's cache, the
+logits of every position stacked (what parity and perplexity compare with the source's)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit._lazy import require
+from edgekit.backends.executorch.runner import load_hint
+from edgekit.backends.executorch_llm.worker_loader import CONFIG, open_folder, set_threads, step
+from edgekit.errors import ModelLoadError, first_line
+from edgekit.quiet import quiet
+from edgekit.runners.base import Runner
+from edgekit.sidecar import ArtifactIO
+from edgekit.spec import Signature, TensorSpec
+
+INPUTS = (
+    TensorSpec("input_ids", "int64", ("batch", "sequence")),
+    TensorSpec("attention_mask", "int64", ("batch", "sequence")),
+)
+
+
+class ExecuTorchLLMRunner(Runner):
+    name = "executorch-llm"
+
+    def __init__(self, path: str | Path, io: ArtifactIO | None = None, threads: int | None = None) -> None:
+        super().__init__()
+        self.path, self.threads = Path(path), threads
+        self.method: Any = None
+
+    def activate_impl(self) -> None:
+        with quiet():
+            require("executorch.runtime", "Running an ExecuTorch LLM folder")
+            try:
+                if self.threads:
+                    set_threads(self.threads)
+                self.method, self.described = open_folder(str(self.path))
+            except (OSError, ValueError, RuntimeError) as e:
+                raise ModelLoadError(
+                    f"ExecuTorch cannot load the LLM folder {self.path}: {first_line(e)}", hint=load_hint(str(e))
+                ) from None
+
+    def deactivate_impl(self) -> None:
+        self.method = None
+
+    def input_specs_impl(self) -> tuple[TensorSpec, ...]:
+        return INPUTS
+
+    def output_names_impl(self) -> list[str]:
+        return ["logits"]
+
+    def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        ids = np.asarray(feed["input_ids"])
+        context = self.described["context_length"]
+        if ids.shape[1] > context:
+            raise ModelLoadError(f"{self.path} holds {context} positions; an input of {ids.shape[1]} tokens is longer.")
+        rows = [np.stack([step(torch, self.method, t, p) for p, t in enumerate(row)]) for row in ids]
+        return {"logits": np.stack(rows).astype(np.float32)}
+
+
+def signature(folder: Path) -> Signature:
+    described = json.loads((folder / CONFIG).read_text())
+    return Signature(INPUTS, (TensorSpec("logits", "float32", ("batch", "sequence", described["vocab_size"])),))
+
+
+def generation_facts(folder: Path) -> dict[str, Any]:
+    """The manifest's generation facts, as the export wrote them in generation.json."""
+    described = json.loads((folder / CONFIG).read_text())
+    tokenizer = folder / "tokenizer_config.json"
+    template = tokenizer.is_file() and bool(json.loads(tokenizer.read_text()).get("chat_template"))
+    keys = ("context_length", "eos_token_ids", "kv_cache_bytes")
+    return {**{k: described[k] for k in keys}, "chat_template": template}

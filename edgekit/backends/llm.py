@@ -1,0 +1,113 @@
+"""What every generative (causal-LM) target shares: the Hugging Face causal-LM folder it builds from, and the
+proof by generation: greedy tokens from the exported file, through its runtime and its key/value cache, against
+the source's (transformers, recomputing every position without a cache)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from edgekit.backends.base import StepContext
+from edgekit.backends.options import BackendOptions
+from edgekit.errors import ConversionError, ParityError, UsageError, first_line
+from edgekit.sources.base import Model
+from edgekit.sources.hf_source import is_causal_lm
+
+
+class GenerationCheck(BackendOptions):
+    """The options every generative target shares: the size of the generation check."""
+
+    prompts: int = Field(20, ge=1, description="greedy-generation check: how many prompts")
+    new_tokens: int = Field(32, ge=1, description="greedy-generation check: tokens generated per prompt")
+
+
+def hf_causal_lm(model: Model, runtime: str) -> Path:
+    """The Hugging Face folder of a causal LM source; anything else is refused, saying what these targets take."""
+    folder = Path(model.source)
+    config = folder / "config.json"
+    if model.kind != "hf" or not config.is_file():
+        raise UsageError(
+            f"{runtime} targets build from a Hugging Face model folder; {model.source} is a {model.kind} source.",
+            hint="Give the causal LM's folder (config.json, weights, tokenizer), as saved by save_pretrained.",
+        )
+    described = json.loads(config.read_text())
+    if not is_causal_lm(described):
+        architectures = described.get("architectures") or []
+        raise UsageError(
+            f"{folder} is not a causal language model (its config's architectures: "
+            f"{', '.join(architectures) or 'none'}); {runtime} generates text with ...ForCausalLM models.",
+            hint="Export an encoder or classifier to an onnx-* target instead.",
+        )
+    if model.tokenizer_dir is None:
+        raise UsageError(
+            f"{folder} has no tokenizer (tokenizer.json or vocab.txt): a {runtime} folder carries the tokenizer "
+            "the app generates with.",
+            hint="Save it beside the model: tokenizer.save_pretrained(folder).",
+        )
+    return folder
+
+
+def prompts(ctx: StepContext, count: int, vocabulary: int) -> list[list[int]]:
+    """Prompts for the generation check: the first tokens of the calibration texts where given, else token ids
+    drawn at random from the vocabulary (seeded), 4 to 24 tokens long."""
+    rng = np.random.default_rng(0)
+    if ctx.data is not None and "input_ids" in ctx.data.arrays:
+        ids, mask = ctx.data.arrays["input_ids"], ctx.data.arrays.get("attention_mask")
+        lengths = mask.sum(axis=1) if mask is not None else [ids.shape[1]] * len(ids)
+        rows = [row[: int(n)] for row, n in zip(ids, lengths)]
+        return [r[:24].tolist() for r in rows if len(r) >= 4][:count]
+    return [rng.integers(0, vocabulary, size=int(rng.integers(4, 25))).tolist() for _ in range(count)]
+
+
+def check_generation(
+    ctx: StepContext, generate: Callable[[list[int], int], list[int]], count: int, new_tokens: int
+) -> dict[str, Any]:
+    """Greedy generation of `new_tokens` from each prompt by the exported file (`generate(prompt, n)`, through its
+    runtime and cache) and by the source: how many prompts give identical tokens, and how many of all tokens
+    agree. A float file must agree on every token (ParityError); a quantized one's agreement is recorded."""
+    source = ctx.model.obj.model
+    feeds = prompts(ctx, count, source.config.vocab_size)
+    try:
+        ours = [generate(p, new_tokens) for p in feeds]
+    except RuntimeError as e:  # the runtime's errors: a config it rejects, a kernel that fails
+        raise ConversionError(f"The exported model cannot generate in its runtime: {first_line(e)}") from None
+    theirs = [reference_greedy(source, p, new_tokens) for p in feeds]
+    same = [sum(a == b for a, b in zip(x, y)) for x, y in zip(ours, theirs)]
+    identical = sum(s == new_tokens for s in same)
+    result = {
+        "prompts": len(feeds),
+        "new_tokens": new_tokens,
+        "identical_prompts": identical,
+        "token_agreement": round(sum(same) / (new_tokens * len(feeds)), 4) if feeds else None,
+    }
+    if ctx.recipe.quantization == "none" and identical < len(feeds):
+        first = next(i for i, s in enumerate(same) if s < new_tokens)
+        raise ParityError(
+            f"Greedy generation from the exported model differs from the source's: prompt {first} diverges at "
+            f"new token {next(j for j, (a, b) in enumerate(zip(ours[first], theirs[first])) if a != b)} "
+            f"({identical} of {len(feeds)} prompts identical)."
+        )
+    return result
+
+
+def reference_greedy(model: Any, prompt: list[int], new_tokens: int) -> list[int]:
+    """The source's greedy tokens, every position recomputed (no cache): the check of the folder's cache too."""
+    import torch
+
+    with torch.no_grad():
+        ids = torch.tensor([prompt])
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            use_cache=False,
+            pad_token_id=model.config.eos_token_id or 0,
+        )
+    return out[0, len(prompt) :].tolist()
