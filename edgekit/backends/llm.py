@@ -52,6 +52,12 @@ def hf_causal_lm(model: Model, runtime: str) -> Path:
     return folder
 
 
+def has_chat_template(folder: Path) -> bool:
+    """Whether the tokenizer saved in an exported LM folder carries a chat template (for the bundle manifest)."""
+    tokenizer = folder / "tokenizer_config.json"
+    return tokenizer.is_file() and bool(json.loads(tokenizer.read_text()).get("chat_template"))
+
+
 def prompts(ctx: StepContext, count: int, vocabulary: int) -> list[list[int]]:
     """Prompts for the generation check: the first tokens of the calibration texts where given, else token ids
     drawn at random from the vocabulary (seeded), 4 to 24 tokens long."""

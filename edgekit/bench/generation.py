@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.artifact import require_artifact
+from edgekit.backends.base import Backend
 from edgekit.backends.registry import backend_for_file, backends
 from edgekit.bench import stats
 from edgekit.bench.generation_schema import SCHEMA_VERSION
@@ -46,12 +47,13 @@ def benchmark_generation(
     """Generation runs for every file, thread count and prompt length; returns (runs, error that stopped it
     early or None). A file whose runtime does not generate is refused before any device is touched."""
     paths = [require_artifact(Path(a)) for a in artifacts]
-    workers = [_worker(p) for p in paths]
+    generating = [_generating_backend(p) for p in paths]
     taken: dict[tuple[int, int, int], list[dict[str, Any]]] = {}
     error = None
     with open_transport(device, **transport_options) as transport:
-        environment = check_device(transport, [backend_for_file(p) for p in paths])
-        pushed = {w: transport.push(w, f"{backend_for_file(p).runtime}_generate.py") for p, w in zip(paths, workers)}
+        environment = check_device(transport, [b for b, _ in generating])
+        # every runtime's worker is called generate_worker.py: each is pushed under its runtime's name
+        workers = {b.runtime: transport.push(w, f"{b.runtime}_generate.py") for b, w in generating}
         remote = [push_artifact(transport, p) for p in paths]
         try:
             for threads in settings.threads:
@@ -63,7 +65,8 @@ def benchmark_generation(
                                 f"{paths[i].name} threads={threads} prompt={prompt} process {rep + 1}/"
                                 f"{settings.processes}"
                             ):
-                                record = _run(transport, pushed[workers[i]], remote[i], threads, prompt, settings)
+                                worker = workers[generating[i][0].runtime]
+                                record = _run(transport, worker, remote[i], threads, prompt, settings)
                             taken.setdefault((i, threads, prompt), []).append(record)
         except DeviceError as e:  # keep every repetition already taken
             error = str(e)
@@ -75,7 +78,8 @@ def benchmark_generation(
     return runs, error
 
 
-def _worker(path: Path) -> Path:
+def _generating_backend(path: Path) -> tuple[Backend, Path]:
+    """The file's backend and its generation worker; refused (exit 2) when the runtime has none."""
     backend = backend_for_file(path)
     if backend.generation_worker is None:
         generative = [b.runtime for b in backends().values() if b.generation_worker]
@@ -84,7 +88,7 @@ def _worker(path: Path) -> Path:
             hint=f"--generate times causal-LM files of: {', '.join(generative)} (e.g. edgekit export LM_FOLDER "
             "-t ort-genai-int4). Drop --generate to time one forward pass of this file.",
         )
-    return backend.generation_worker
+    return backend, backend.generation_worker
 
 
 def _run(

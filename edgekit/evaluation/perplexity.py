@@ -36,7 +36,7 @@ def evaluate_perplexity(
     stride = stride or context // 2
     names = {s.name for s in runner.input_specs()}
     total, count = 0.0, 0
-    predicted = []  # each scored position's most likely next token
+    predicted, actual = [], []  # each scored position's most likely next token, and the token that came
     for window, first in stream_windows(token_ids, context, stride):
         n = len(window)
         ids = np.full((1, context), pad_id, dtype=np.int64)
@@ -54,8 +54,9 @@ def evaluate_perplexity(
         total += float(nll.sum())
         count += n - first
         predicted.append(logits[first - 1 : n - 1].argmax(-1))
+        actual.append(window[first:n])
     top1 = np.concatenate(predicted) if predicted else np.zeros(0, np.int64)
-    scored = np.concatenate([w[f:] for w, f in stream_windows(token_ids, context, stride)]) if count else top1
+    scored = np.concatenate(actual) if actual else top1
     return {
         "perplexity": perplexity(total, count),
         "next_token_accuracy": round(float((top1 == scored).mean()), 6) if count else None,

@@ -13,6 +13,7 @@ import numpy as np
 from edgekit._lazy import require
 from edgekit.backends.executorch.runner import load_hint
 from edgekit.backends.executorch_llm.worker_loader import CONFIG, open_folder, set_threads, step
+from edgekit.backends.llm import has_chat_template
 from edgekit.errors import ModelLoadError, first_line
 from edgekit.quiet import quiet
 from edgekit.runners.base import Runner
@@ -73,7 +74,5 @@ def signature(folder: Path) -> Signature:
 def generation_facts(folder: Path) -> dict[str, Any]:
     """The manifest's generation facts, as the export wrote them in generation.json."""
     described = json.loads((folder / CONFIG).read_text())
-    tokenizer = folder / "tokenizer_config.json"
-    template = tokenizer.is_file() and bool(json.loads(tokenizer.read_text()).get("chat_template"))
     keys = ("context_length", "eos_token_ids", "kv_cache_bytes")
-    return {**{k: described[k] for k in keys}, "chat_template": template}
+    return {**{k: described[k] for k in keys}, "chat_template": has_chat_template(folder)}

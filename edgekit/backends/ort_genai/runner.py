@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.backends.llm import has_chat_template
 from edgekit.backends.onnxruntime.runner import OnnxRuntimeRunner
-from edgekit.backends.ort_genai.worker_loader import decoder, empty_cache
+from edgekit.backends.ort_genai.worker_loader import CONFIG, decoder, empty_cache
 from edgekit.errors import ModelLoadError
 from edgekit.sidecar import ArtifactIO
+from edgekit.sources.onnx_source import onnx_signature
 from edgekit.spec import Signature, TensorSpec
 
 
@@ -48,34 +50,37 @@ def _decoder(folder: Path) -> tuple[dict[str, Any], str]:
         ) from None
 
 
+def _graph(folder: Path) -> Any:
+    """The folder's decoder graph without its weights (what describing it needs)."""
+    import onnx
+
+    _, model = _decoder(folder)
+    return onnx.load(model, load_external_data=False)
+
+
 def signature(folder: Path) -> Signature:
     """The folder's prefill inputs (token ids, attention mask) and its logits, as the decoder declares them."""
-    runner = GenAIRunner(folder)
-    with runner:
-        inputs = runner.input_specs()
-        (logits,) = (o for o in runner.session.get_outputs() if o.name == "logits")
-    dims = tuple(d if isinstance(d, int) else f"logits_dim{k}" for k, d in enumerate(logits.shape))
-    return Signature(inputs, (TensorSpec("logits", "float32", dims),))
+    graph = onnx_signature(_graph(folder))
+    inputs = tuple(s for s in graph.inputs if not s.name.startswith("past_"))
+    return Signature(inputs, tuple(s for s in graph.outputs if s.name == "logits"))
 
 
 def generation_facts(folder: Path) -> dict[str, Any]:
     """Context length, end-of-text ids, the key/value cache's bytes at the full context and whether the tokenizer
-    has a chat template, from the folder's genai_config.json, decoder and tokenizer config."""
+    has a chat template, from the folder's genai_config.json, decoder graph and tokenizer config."""
     import json
 
-    described = json.loads((folder / "genai_config.json").read_text())["model"]
-    section, _ = _decoder(folder)
-    runner = GenAIRunner(folder)
-    with runner:
-        caches = [i for i in runner.session.get_inputs() if i.name.startswith("past_key_values.")]
-    width = 2 if caches and caches[0].type == "tensor(float16)" else 4
+    import onnx
+
+    described = json.loads((folder / CONFIG).read_text())["model"]
+    section = described["decoder"]
+    caches = [i for i in _graph(folder).graph.input if i.name.startswith("past_key_values.")]
+    width = 2 if caches and caches[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 else 4
     per_token = len(caches) * section["num_key_value_heads"] * section["head_size"] * width  # keys and values
     eos = described["eos_token_id"]
-    tokenizer = folder / "tokenizer_config.json"
-    template = tokenizer.is_file() and bool(json.loads(tokenizer.read_text()).get("chat_template"))
     return {
         "context_length": described["context_length"],
         "eos_token_ids": eos if isinstance(eos, list) else [eos],
         "kv_cache_bytes": per_token * described["context_length"],
-        "chat_template": template,
+        "chat_template": has_chat_template(folder),
     }
