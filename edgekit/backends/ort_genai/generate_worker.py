@@ -6,6 +6,7 @@ Prints one JSON object: load time, and per timed generation the time to first to
 """
 
 import json
+import os
 import resource
 import sys
 import time
@@ -33,6 +34,8 @@ def generation(og, model, prompt, new_tokens):
 
 def main(argv):
     folder, prompt_tokens, new_tokens, threads, runs, warmup = argv[0], *map(int, argv[1:6])
+    # before ONNX Runtime loads: over ssh the worker starts without edgekit's setting (edgekit/__init__.py says why)
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     import numpy as np
     import onnxruntime_genai as og
 
