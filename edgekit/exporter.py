@@ -35,6 +35,7 @@ from edgekit.data import (
 from edgekit.errors import (
     ConversionError,
     GateError,
+    ModelLoadError,
     NoRouteError,
     ParityError,
     UnsupportedOpError,
@@ -499,7 +500,11 @@ class _RouteRun:
             attempts: dict[tuple[str, ...], _Attempt] = {}
 
             def tracked(keep: tuple[str, ...]) -> Verdict:
-                attempts[keep] = self.attempt(gate, keep, converted)
+                try:
+                    attempts[keep] = self.attempt(gate, keep, converted)
+                except ModelLoadError as e:
+                    gate.tried.append(Verdict.unloadable(keep, first_line(e, 300)))
+                    return gate.tried[-1]
                 return attempts[keep].verdict
 
             order = lambda: self.float_first + [s.layer for s in table]

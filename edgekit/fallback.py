@@ -50,6 +50,14 @@ class Verdict:
     parity_failures: list[str]
     evaluation: dict[str, Any] | None = None  # the eval gate's report (metrics, reference, drop, failures)
     summary: dict[str, Any] = field(default_factory=dict)  # top-1 / cosine / drop figures for the record
+    loads: bool = True  # False: the runtime could not load the file made with these layers float
+
+    @classmethod
+    def unloadable(cls, kept: tuple[str, ...], reason: str) -> Verdict:
+        """An attempt whose file the runtime refused to load (an OpenVINO CPU plugin that cannot compile an int8
+        IR with a given layer float): a failure the search steps around, not the end of the export."""
+        failure = f"the runtime cannot load the file with these layers float: {reason}"
+        return cls(kept, False, [failure], summary={"loads": False, "layers": list(kept)}, loads=False)
 
     @property
     def passed(self) -> bool:
@@ -103,13 +111,19 @@ def search(
         return v
 
     failed = 0  # the largest prefix known to fail (none kept: the first attempt)
-    for chosen in groups(ranked):
-        verdict = keep(len(chosen))
+    sizes = [len(g) for g in groups(ranked)]
+    while sizes:
+        size = sizes.pop(0)
+        verdict = keep(size)
+        if not verdict.loads:  # keeping these float broke the file: they stay quantized, the search goes on
+            del ranked[failed:size]
+            sizes = [len(g) for g in groups(ranked) if len(g) > failed]
+            continue
         if not verdict.passed:
-            failed = len(chosen)
+            failed = size
             continue
         # the group that passed may hold more than it takes: bisect between the last failure and it
-        passed, best = len(chosen), verdict
+        passed, best = size, verdict
         while passed - failed > 1:
             middle = (passed + failed) // 2
             verdict = keep(middle)

@@ -225,6 +225,22 @@ def test_the_fallback_tries_the_non_layer_group_only_after_every_layer_and_then_
     assert asked[-1] == ("OPS", "a", "b", "c") and len(asked) == 5
 
 
+def test_a_layer_whose_float_copy_the_runtime_cannot_load_stays_quantized_and_the_search_goes_on():
+    """OpenVINO's CPU plugin refused ModernBERT's int8 IR with its head's first Linear float: that attempt is a
+    failure the search steps around (the layer stays quantized), not the end of the export."""
+    from edgekit.fallback import Verdict, search
+
+    attempt, _ = _gate({"c"})
+
+    def loading(keep: tuple[str, ...]) -> Verdict:
+        return Verdict.unloadable(keep, "Check failed") if "b" in keep else attempt(keep)
+
+    best, tried = search(loading, (), lambda: ["a", "b", "c", "d"], loading(()))
+    assert best.kept == ("a", "c")
+    assert [v.kept for v in tried if not v.loads] == [("a", "b")]
+    assert "cannot load" in tried[2].failures()[0] and tried[2].to_json()["layers"] == ["a", "b"]
+
+
 def _initializers(path) -> dict:
     import onnx
     from onnx import numpy_helper

@@ -335,6 +335,30 @@ def test_deberta_int8_keeps_its_batched_position_products_float(target, zoo, twe
     assert record["quantized_ops"].get("MatMulInteger" if target.endswith("dynamic") else "MatMul", 0) > 0
 
 
+@pytest.mark.slow  # 50 s
+def test_deberta_executorch_int8_lowers_op_by_op_when_partitions_would_form_a_cycle(zoo, tweets, tmp_path):
+    """XNNPACK's grouped partitions of DeBERTa's quantized attention depend on themselves through an op it
+    leaves out ("Invalid partition, found dependency cycles"): the export lowers each op on its own instead."""
+    result = _export(_family(zoo, "deberta-v2"), "executorch-int8", tmp_path, tweets, "deberta-v2")
+    assert result.parity.passed
+    delegation = result.sidecar["route"][0]["delegation"]
+    assert "dependency cycle" in delegation["per_op_mode"]
+    assert delegation["delegated_nodes"] > 0  # XNNPACK still runs the layers
+
+
+@pytest.mark.slow  # 40 s
+def test_modernbert_openvino_int8_leaves_the_route_whose_float_ir_computes_nan(zoo, tweets, tmp_path):
+    """The PyTorch frontend's ModernBERT IR is NaN in the padded rows of its attention (the classifier never
+    reads them); NNCF finds no range there and its int8 file outputs zeros. The route is refused naming those
+    ops, without a per-layer search no layer could win, and the route through ONNX makes the file."""
+    result = _export(_family(zoo, "modernbert"), "openvino-int8", tmp_path, tweets, "modernbert")
+    assert result.parity.passed
+    choice = result.sidecar["route_choice"]
+    assert choice["chosen"].startswith("torch->onnx") and len(choice["tried"]) == 1
+    assert "NaN or infinite on the calibration data" in choice["tried"][0]["result"]
+    assert "attention" in choice["tried"][0]["result"] or "norm" in choice["tried"][0]["result"]
+
+
 def test_an_onnx_runtime_kernel_failure_is_cut_to_the_node_and_its_reason():
     from edgekit.backends.onnxruntime.runner import node_failure
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
+from typing import Any
 
 from edgekit._lazy import require
 from edgekit.backends.base import StepContext, StepNotes
@@ -109,6 +110,20 @@ def delegation(edge_program) -> dict:
     }
 
 
+def _lower(exir, exported, XnnpackPartitioner) -> tuple[Any, str | None]:
+    """Lower to XNNPACK in partitions as large as it takes; when grouping the supported ops would make a
+    partition that depends on itself through an op XNNPACK leaves out (seen on DeBERTa's quantized attention),
+    lower each op on its own instead: the same kernels, more delegate calls. Returns (edge program, why it
+    went op by op, or None)."""
+    try:
+        return exir.to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]), None
+    except AssertionError as e:
+        if "dependency cycles" not in str(e):
+            raise
+    edge = exir.to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner(per_op_mode=True)])
+    return edge, "grouped partitions formed a dependency cycle; every op lowered as its own partition"
+
+
 def convert(ctx: StepContext) -> StepNotes:
     torch = require("torch", "Exporting to ExecuTorch")
     model, plan = ctx.model, ctx.plan
@@ -131,10 +146,12 @@ def convert(ctx: StepContext) -> StepNotes:
     exported = capture(torch, module, args, model.source)
     try:
         with quiet():
-            edge = exir.to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+            edge, per_op = _lower(exir, exported, XnnpackPartitioner)
             program = edge.to_executorch()
     except Exception as e:
         raise ConversionError(f"ExecuTorch could not lower {model.source}: {' '.join(str(e).split())[:300]}") from None
     notes["delegation"] = delegation(edge)
+    if per_op:
+        notes["delegation"]["per_op_mode"] = per_op
     ctx.out.write_bytes(program.buffer)
     return StepNotes(notes, applied="static" if plan.quantize else "none")

@@ -50,6 +50,7 @@ def int8(ctx: StepContext) -> StepNotes:
             )
     except Exception as e:
         raise ConversionError(f"nncf.quantize failed for {ctx.recipe.target}: {first_line(e, 400)}") from None
+    _refuse_unmeasured_ranges(ctx, quantized, feeds)
     save(quantized, ctx.out, plan)
     details: dict[str, Any] = {
         "method": "nncf.quantize",
@@ -83,6 +84,44 @@ def weight_only(ctx: StepContext) -> StepNotes:
     if ignored:
         details["kept_float_ops"] = ignored
     return StepNotes(details, applied="weight-only")
+
+
+def _refuse_unmeasured_ranges(ctx: StepContext, quantized: Any, feeds: list[dict[str, Any]]) -> None:
+    """An activation that is NaN or infinite somewhere on the calibration data (ModernBERT's IR from PyTorch
+    computes NaN in the padded rows of its attention, which the classifier never reads) leaves NNCF an empty
+    range: the int8 IR then outputs zeros, and no layer kept float can change it. Refused naming those ops, so
+    the exporter tries its next route at once."""
+    import numpy as np
+
+    empty = []
+    for op in quantized.get_ops():
+        if op.get_type_name() != "FakeQuantize":
+            continue
+        low, high = (op.input_value(k).get_node() for k in (1, 2))
+        constant = low.get_type_name() == high.get_type_name() == "Constant"
+        if constant and np.array_equal(low.get_data(), high.get_data()):
+            empty.append(op.input_value(0).get_node().get_friendly_name())
+    if not empty:
+        return
+    ov = import_stack("openvino", f"Exporting to {ctx.recipe.target}")
+    model = _read(ctx)
+    probes = [o for o in model.get_ops() if o.get_friendly_name() in set(empty)]
+    model.add_outputs([o.output(0) for o in probes])
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    ports = compiled.outputs[-len(probes) :]
+    bad = set()
+    for feed in feeds[:8]:
+        values = compiled(feed)
+        bad |= {op.get_friendly_name() for op, port in zip(probes, ports) if not np.isfinite(values[port]).all()}
+    if bad:
+        named = sorted(bad)
+        raise ConversionError(
+            f"nncf.quantize found no range for {len(named)} activation(s) that are NaN or infinite on the "
+            f"calibration data in the float IR ({', '.join(named[:3])}{', ...' if len(named) > 3 else ''}): "
+            "the int8 file would output zeros there.",
+            hint="Another route to OpenVINO (through ONNX) may compute them finitely; onnx-int8 and "
+            "executorch-int8 quantize this model too.",
+        )
 
 
 def _read(ctx: StepContext) -> Any:
