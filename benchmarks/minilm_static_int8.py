@@ -1,8 +1,9 @@
-"""Static onnx-int8 on the demo's MiniLM classifier, before and after activation smoothing: onnx-fp32, the
-dynamic int8 file (fused QAttention), static int8 without smoothing (`--no-smooth`) and with it (the
-default), each exported with the defaults (parity gate and per-layer fallback on 256 validation tweets), then
-scored on the 1,000 test tweets in ONNX Runtime against the source and timed in one interleaved `edgekit
-benchmark` run (1 thread, batch 1, sequence 64, 5 fresh processes).
+"""Static int8 on the demo's MiniLM classifier, before and after activation smoothing, on ONNX Runtime and TFLite:
+onnx-fp32, the dynamic int8 files (ONNX Runtime's fused QAttention, TFLite's dynamic range), static int8 without
+smoothing and with it (onnx-int8: `--no-smooth` and the default; tflite-int8: the default and `--smoothquant`),
+each exported with the defaults (parity gate and per-layer fallback on 256 validation tweets), then scored on the
+1,000 test tweets in its own runtime against the source and timed in one interleaved `edgekit benchmark` run
+(1 thread, batch 1, sequence 64, 5 fresh processes).
 
     .venv/bin/python benchmarks/minilm_static_int8.py   # -> benchmarks/results/minilm-static-int8.json
 """
@@ -20,6 +21,9 @@ VARIANTS = [  # (label, target, export options); the first is the reference of e
     ("onnx-int8-dynamic", "onnx-int8-dynamic", []),
     ("onnx-int8 --no-smooth", "onnx-int8", ["--no-smooth"]),
     ("onnx-int8", "onnx-int8", []),
+    ("tflite-dynamic", "tflite-dynamic", []),
+    ("tflite-int8", "tflite-int8", []),
+    ("tflite-int8 --smoothquant", "tflite-int8", ["--smoothquant"]),
 ]
 
 
@@ -39,8 +43,11 @@ def main() -> None:
     rows = []
     for run in runs:
         report = evaluate(run["artifact"], "builtin:tweets:test", reference=source, reference_weights=weights)
-        quantization = read_sidecar(Path(run["artifact"])).quantization.model_dump(mode="json")
+        sidecar = read_sidecar(Path(run["artifact"])).model_dump(mode="json")
+        quantization, route = sidecar["quantization"], sidecar["route"]
         fallback = quantization.get("fallback") or {}
+        # ONNX Runtime records it with the quantization, TFLite's ONNX route in its conversion step
+        smoothing = quantization.get("smoothing") or next((s["smoothing"] for s in route if s.get("smoothing")), None)
         ratio = run.get("ratio_to_first")
         rows.append(
             {
@@ -54,7 +61,9 @@ def main() -> None:
                 "accuracy_drop_pts": round(100 * (report.reference["accuracy"] - report.metrics["accuracy"]), 2),
                 "f1_drop_pts": round(100 * (report.reference["f1_macro"] - report.metrics["f1_macro"]), 2),
                 "layers_kept_float": len(fallback.get("float_layers") or []),
-                "smoothing": quantization.get("smoothing"),
+                "route": " -> ".join(step["tool"] for step in route if step.get("tool")),
+                "float_op_types": next((s["float_op_types"] for s in route if s.get("float_op_types")), {}),
+                "smoothing": smoothing,
             }
         )
     env = runs[0]["environment"]

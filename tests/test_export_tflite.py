@@ -122,6 +122,28 @@ def test_transformer_encoder_dynamic_and_int8(tmp_path, transformer, digits, cal
     assert read_tflite(result.artifact).float_ops() == []
 
 
+def test_smoothquant_scales_the_onnx_graph_and_the_fallback_still_finds_the_layers_kept_float(
+    tmp_path, transformer, digits, calib_npz
+):
+    """--smoothquant scales activation outliers into the weights before onnx2tf (off by default); a smoothed
+    layer's weights change, and the fallback still finds it in the file to keep it float."""
+    from edgekit.fallback import FallbackOptions
+
+    _, weights = transformer
+    kept = FallbackOptions(keep_float=("encoder.linear1",))
+    common = dict(calib=calib_npz, weights=weights, inputs=IMAGE, fallback=kept)
+    plain = export("edgekit_demo.zoo:tiny_transformer", "tflite-int8", tmp_path / "off", **common)
+    assert plain.sidecar["route"][-1]["smoothing"] == "off (--smoothquant not given)"
+    result = export(
+        "edgekit_demo.zoo:tiny_transformer", "tflite-int8", tmp_path / "on", options={"smoothquant": True}, **common
+    )
+    step = result.sidecar["route"][-1]
+    assert step["tool"].startswith("onnx2tf") and result.parity.passed
+    assert step["smoothing"]["smoothed"] >= 1, step["smoothing"]
+    assert "encoder.linear1" in step["float_layers"] and step["float_op_types"]["FULLY_CONNECTED"] == 1
+    assert plain.artifact.read_bytes() != result.artifact.read_bytes()
+
+
 @pytest.fixture
 def litert_torch_route_only():
     """The LiteRT backend with only its litert-torch converter: the route an export takes after the ONNX route

@@ -26,6 +26,7 @@ from edgekit.backends.litert.tflite_file import (
     CONVERSION_OPS,
     WEIGHTED_OPS,
     OpInfo,
+    fingerprint,
     layer_prints,
     read_tflite,
     weighted_ops,
@@ -92,6 +93,7 @@ def from_onnx(ctx: StepContext) -> StepNotes:
 
     def build():
         """onnx2tf's Keras model, wrapped in a tf.function with the source's input names and order."""
+        _smooth(ctx, ready)
         log = io.StringIO()  # onnx2tf prints the failing node ("onnx_op_name: ...") to stdout
         _fresh_layer_names()
         try:
@@ -134,13 +136,55 @@ def from_onnx(ctx: StepContext) -> StepNotes:
         return fn
 
     notes = _convert(build, specs, ctx, _kept(ctx))
+    smoothed = _SMOOTHED.get(_calibration_key(ctx)) if ctx.plan.settings.integer_io else None
     notes.details = {
         "converter_from_onnx": "onnx2tf",
         "static_shapes": {n: list(s) for n, s in shapes.items()},
         "onnx_prep": prep,
+        **({"smoothing": smoothed[0]} if smoothed else {}),
         **notes.details,
     }
     return notes
+
+
+# Per export, like _CALIBRATED: what smoothing did to the float file the calibration of that key was made from
+# (its notes, and the fingerprints of the weights it scaled: source layer's -> smoothed file's)
+_SMOOTHED: dict[tuple, tuple[dict | str, dict[tuple, tuple]]] = {}
+
+
+def _smooth(ctx: StepContext, ready: Path) -> None:
+    """Full integer with --smoothquant: SmoothQuant on the ONNX graph onnx2tf reads (TFLite's grid: asymmetric
+    per-tensor int8 activations, symmetric per-channel weights), its strength chosen per layer group; exact in
+    float. Recorded in _SMOOTHED for the step's notes."""
+    plan: LiteRTPlan = ctx.plan
+    if not plan.settings.integer_io or ctx.data is None:
+        return
+    key = _calibration_key(ctx)
+    _SMOOTHED.clear()
+    if not getattr(ctx.options, "smoothquant", False):
+        _SMOOTHED[key] = "off (--smoothquant not given)", {}
+        return
+    import onnx
+    from onnx import numpy_helper
+
+    from edgekit.backends.onnxruntime.smooth import Int8Grid, smooth
+
+    model = onnx.load(str(ready))
+    before = {i.name: fingerprint(numpy_helper.to_array(i)) for i in model.graph.initializer if len(i.dims) == 2}
+    try:
+        notes = smooth(model, ctx.data, ctx.batch_size, Int8Grid(activation_symmetric=False, weight_qmax=127))
+    except Exception as e:  # the calibration run failed: the converter's calibration will say why in its words
+        _SMOOTHED[key] = {"method": "SmoothQuant", "skipped": first_line(e, 200)}, {}
+        return
+    onnx.save(model, str(ready), save_as_external_data=model.ByteSize() > 1_500_000_000)
+    after = {i.name: fingerprint(numpy_helper.to_array(i)) for i in model.graph.initializer if i.name in before}
+    _SMOOTHED[key] = notes, {before[n]: p for n, p in after.items() if p != before[n]}
+
+
+def _smoothed_prints(prints: dict[str, tuple], key: tuple) -> dict[str, tuple]:
+    """The kept layers' weight fingerprints as the smoothed file holds those weights (scaled rows)."""
+    scaled = _SMOOTHED[key][1] if key in _SMOOTHED else {}
+    return {name: scaled.get(p, p) for name, p in prints.items()}
 
 
 def _fresh_layer_names() -> None:
@@ -296,7 +340,7 @@ class _Calibrated:
 
 
 # Per export: the fallback re-runs this converter once per attempt, and only the denylists change between
-# attempts (key: source, float file, shapes, settings, calibration data).
+# attempts (key: source, float file, shapes, settings, calibration data, the backend's options).
 _CALIBRATED: dict[tuple, _Calibrated] = {}
 
 
@@ -305,7 +349,8 @@ def _calibration_key(ctx: StepContext) -> tuple:
 
     shapes = tuple((s.name, tuple(s.shape)) for s in ctx.model.signature.inputs)
     data = ctx.data.sha256 if ctx.data is not None else None
-    return ctx.model.source_hash, sha256_path(ctx.src) if ctx.src else None, shapes, ctx.plan.settings, data
+    src = sha256_path(ctx.src) if ctx.src else None
+    return ctx.model.source_hash, src, shapes, ctx.plan.settings, data, repr(ctx.options)  # options: --smoothquant
 
 
 def _calibrate(tf, frozen, settings: ConverterSettings, data: Dataset, specs) -> _Calibrated:
@@ -374,6 +419,7 @@ def _convert(
                 _CALIBRATED.clear()  # one export's at a time
                 _CALIBRATED[key] = _calibrate(tf, frozen, settings, data, specs)
             calibrated = _CALIBRATED[key]
+            kept_weights = _smoothed_prints(kept_weights, key)
             flatbuffer, float_layers = _quantize_keeping_float(tf, calibrated, settings, others, kept_weights, by_scope)
         else:
             flatbuffer = _run_converter(tf, frozen, settings, data, specs, fallback)
