@@ -91,6 +91,7 @@ def export(
     calib_limit: int | None = None,
     allow_float_fallback: bool = False,
     keep_float: tuple[str, ...] = (),
+    keep_sensitive: int = 0,
     fallback: bool = True,
     report_sensitivity: bool = False,
     eval_data: str | Path | None = None,
@@ -102,7 +103,8 @@ def export(
     data and, with `eval_data` and `max_drop`, the accuracy drop on labelled data.
 
     An int8 file that misses the gate gets its most sensitive layers kept float until it passes
-    (`fallback=False`: the first failure is final); `keep_float` pins layers (names or globs).
+    (`fallback=False`: the first failure is final); `keep_float` pins layers (names or globs), `keep_sensitive`
+    the N most sensitive ones (measured first).
     `options`: the target's runtime's own settings (`{"fuse": False}` for ONNX Runtime; see `edgekit export
     --help`, where each is a flag); a setting that runtime does not have is refused by name.
     Raises ParityError (the file is kept as *.rejected.*) when the exported file disagrees with its source.
@@ -123,7 +125,7 @@ def export(
         tokenizer=tokenizer,
         calib_limit=calib_limit or CALIB_LIMIT,
         allow_float_fallback=allow_float_fallback,
-        fallback=FallbackOptions(fallback, tuple(keep_float), report_sensitivity, eval_data, max_drop),
+        fallback=FallbackOptions(fallback, tuple(keep_float), keep_sensitive, report_sensitivity, eval_data, max_drop),
         options=options,
         progress=progress or SILENT,
     )

@@ -452,7 +452,8 @@ class _RouteRun:
 
     def layer_names(self) -> tuple[list[str], bool, bool]:
         """The layers the fallback may keep float (the converter's float-first groups first), whether the
-        quantizing step honours that, and whether it has layers to name; --keep-float without them is refused."""
+        quantizing step honours that, and whether it has layers to name; --keep-float (or --keep-sensitive) without
+        them is refused."""
         job, tgt, backend = self.job, self.job.tgt, self.job.backend
         step_keeps = backend.keeps_float(tgt.quantization)
         # this route's quantizing step: another route's converter may keep layers where this one cannot
@@ -460,11 +461,12 @@ class _RouteRun:
         groups = [*self.float_first, *self.float_last]
         names = groups + quantizable_layers(job.model) if route_keeps and tgt.quantization != "none" else []
         keeps = len(names) > len(groups)
-        if job.fallback.keep_float and step_keeps and not route_keeps:
-            raise ConversionError(f"{route_name(self.route)} cannot keep layers float for {tgt.name} (--keep-float)")
-        if job.fallback.keep_float and not keeps:
+        flag = "--keep-float" if job.fallback.keep_float else "--keep-sensitive" if job.fallback.keep_sensitive else ""
+        if flag and step_keeps and not route_keeps:
+            raise ConversionError(f"{route_name(self.route)} cannot keep layers float for {tgt.name} ({flag})")
+        if flag and not keeps:
             raise UsageError(
-                f"--keep-float: {tgt.name} from a {job.model.format} source ({job.model.kind}) has no layers edgekit "
+                f"{flag}: {tgt.name} from a {job.model.format} source ({job.model.kind}) has no layers edgekit "
                 "can keep float"
                 + (
                     f" ({backend.runtime} quantizes in its converter, which takes no layer list)"
@@ -478,6 +480,14 @@ class _RouteRun:
             )
         return names, keeps, route_keeps
 
+    def sensitivity(self) -> list[LayerSensitivity]:
+        """Each quantizable layer's error in int8 alone, in the fallback's order (measured in the source)."""
+        job = self.job
+        with job.progress.step(f"measure per-layer sensitivity on {min(len(job.parity_data), SAMPLES)} samples"):
+            dynamic = job.recipe.quantization == "dynamic"
+            outliers = job.recipe.scheme.max_outlier_ratio if job.recipe.scheme else None
+            return rank(measure(job.model, job.data or job.parity_data, dynamic), outliers)
+
     def quantize_and_gate(self) -> _Outcome:
         """The first attempt (with --keep-float's layers), then the per-layer fallback when it fails its gate."""
         job, fallback, progress = self.job, self.job.fallback, self.job.progress
@@ -485,13 +495,14 @@ class _RouteRun:
         converted = len(self.steps)
         names, keeps, step_keeps = self.layer_names()
         pinned = tuple(resolve_patterns(fallback.keep_float, names)) if fallback.keep_float else ()
-        chosen = self.attempt(gate, pinned, converted)
         table: list[LayerSensitivity] = []
-        if keeps and (fallback.report_sensitivity or (not chosen.verdict.passed and fallback.enabled)):
-            with progress.step(f"measure per-layer sensitivity on {min(len(job.parity_data), SAMPLES)} samples"):
-                dynamic = job.recipe.quantization == "dynamic"
-                outliers = job.recipe.scheme.max_outlier_ratio if job.recipe.scheme else None
-                table = rank(measure(job.model, job.data or job.parity_data, dynamic), outliers)
+        if fallback.keep_sensitive:  # the fallback's order, measured before the first attempt
+            table = self.sensitivity()
+            ranked = [n for n in (*self.float_first, *(s.layer for s in table)) if n not in pinned]
+            pinned += tuple(ranked[: fallback.keep_sensitive])
+        chosen = self.attempt(gate, pinned, converted)
+        if keeps and not table and (fallback.report_sensitivity or (not chosen.verdict.passed and fallback.enabled)):
+            table = self.sensitivity()
         if not chosen.verdict.passed and fallback.enabled and keeps:
             progress.warn(
                 f"{job.tgt.name} failed its gate ({'; '.join(chosen.verdict.failures())}): keeping sensitive layers "

@@ -31,11 +31,12 @@ from edgekit.sources.base import Model
 
 @dataclass(frozen=True)
 class FallbackOptions:
-    """What the user asked of the fallback (export's --no-fallback, --keep-float, --report-sensitivity,
-    --eval, --max-drop)."""
+    """What the user asked of the fallback (export's --no-fallback, --keep-float, --keep-sensitive,
+    --report-sensitivity, --eval, --max-drop)."""
 
     enabled: bool = True
     keep_float: tuple[str, ...] = ()  # layer names or globs pinned to float by hand
+    keep_sensitive: int = 0  # the most sensitive layers (the fallback's order) pinned float from the first attempt
     report_sensitivity: bool = False  # measure (and record) the table even when the gate passes first time
     eval_data: str | Path | None = None  # task data for the accuracy gate
     max_drop: float | None = None  # points of accuracy / macro-F1 the file may lose against the source
@@ -230,6 +231,7 @@ def fallback_record_json(
     return {
         "enabled": options.enabled,
         "pinned": list(pinned),
+        **({"keep_sensitive": options.keep_sensitive} if options.keep_sensitive else {}),
         "float_layers": [
             {**(by_name[name].to_json() if name in by_name else {"layer": name}), "pinned": name in pinned}
             for name in verdict.kept

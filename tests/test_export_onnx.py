@@ -155,3 +155,21 @@ def test_percentile_calibration_clips_ranges_that_minmax_stretches(exported, tmp
     wide, clipped = _activation_scales(minmax.artifact), _activation_scales(result.artifact)
     assert wide.keys() == clipped.keys() and len(wide) >= 3
     assert all(clipped[t] <= wide[t] * (1 + 1e-6) for t in wide) and any(clipped[t] < 0.99 * wide[t] for t in wide)
+
+
+def test_keep_sensitive_pins_the_most_sensitive_layers_before_the_first_attempt(tmp_path, cnn, calib_npz, capsys):
+    """--keep-sensitive N measures the sensitivity first and keeps the N layers at the top of the fallback's
+    order float from the first attempt (what `edgekit search` varies as a keep-float set)."""
+    from helpers import run_cli
+
+    code, out = run_cli(capsys, "export", "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1], "--input",
+                        zoo.DIGITS_INPUT, "-t", "onnx-int8", "--calib", calib_npz, "--keep-sensitive", "2",
+                        "-o", tmp_path)  # fmt: skip
+    assert code == 0, out
+    record = json.loads((tmp_path / "digits_cnn-onnx-int8.edgekit.json").read_text())["quantization"]["fallback"]
+    ranked = [row["layer"] for row in record["sensitivity"]]
+    assert record["keep_sensitive"] == 2 and record["pinned"] == ranked[:2]
+    assert [f["layer"] for f in record["float_layers"]] == ranked[:2] and len(record["attempts"]) == 1
+    code, out = run_cli(capsys, "export", "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1], "--input",
+                        zoo.DIGITS_INPUT, "-t", "onnx-fp16", "--keep-sensitive", "1", "-o", tmp_path)  # fmt: skip
+    assert code == 2 and "--keep-sensitive: onnx-fp16" in out and "no layers edgekit can keep float" in out

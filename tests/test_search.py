@@ -235,6 +235,15 @@ def test_a_space_file_narrows_the_targets_and_sets_the_values_tried(tmp_path):
     assert read.calibration_samples == [16, 64] and len(names) == 6, names
     assert f"{DEVICE}: onnx-int8 (smooth=True, calib_samples=16)" in names
     assert f"{DEVICE}: onnx-fp32 (fuse=True)" in names  # not multiplied
+    # keep-float sets multiply the targets whose fallback keeps layers float only
+    space.write_text("targets: [onnx-int8, onnx-fp32]\nkeep_sensitive: [0, 2]\n")
+    read = read_space(space)
+    names = sorted(t.name for t in search_space([DEVICE], tuple(read.targets), read.options, (), (0, 2)))
+    assert read.keep_sensitive == [0, 2] and len(names) == 6, names
+    assert (
+        f"{DEVICE}: onnx-int8 (smooth=False, keep_sensitive=2)" in names
+        and f"{DEVICE}: onnx-fp32 (fuse=False)" in names
+    )
 
 
 def test_a_search_over_calibration_sizes_exports_each_with_its_own(tmp_path, cnn, calib_npz, test_npz):
@@ -251,6 +260,48 @@ def test_a_search_over_calibration_sizes_exports_each_with_its_own(tmp_path, cnn
         sidecar = json.loads(sidecar_path(trial["file"]).read_text())
         assert sidecar["quantization"]["calibration_samples"] == size
     assert trials[8]["sha256"] != trials[64]["sha256"]
+
+
+@pytest.mark.parametrize("strategy", ["tpe", "nsga2"])
+def test_the_samplers_reach_every_calibration_size_and_keep_float_set(strategy):
+    """Trials that differ only in calibration size or keep-float set are proposals of their own (they used to
+    collapse onto the first of them, so the sampler could never measure the others)."""
+    from edgekit.release.search import Trial
+    from edgekit.release.search_optuna import sampled_trials
+
+    space = [
+        Trial(DEVICE, "onnx-int8", {"onnxruntime": {"smooth": smooth}}, size, kept)
+        for smooth in (True, False)
+        for size in (16, 64)
+        for kept in (0, 2)
+    ]
+
+    def measure(batch):  # p50 falls as the trial keeps fewer layers and reads more samples: a landscape to learn
+        return [{"name": t.name, "status": "passed", "p50_ms": 10.0 - t.calib_samples / 16 + t.keep_sensitive,
+                 "accuracy_drop_pts": 0.1, "size_bytes": 1000} for t in batch]  # fmt: skip
+
+    rows = sampled_trials(strategy, space, len(space), 0, measure)
+    names = [r["name"] for r in rows]
+    assert all(f"calib_samples={n}" in " ".join(names) for n in (16, 64)), names
+    assert all(f"keep_sensitive={k}" in " ".join(names) for k in (0, 2)), names
+    if strategy == "tpe":  # NSGA-II's generations of 2 keep proposing what it measured; TPE reaches all 8
+        assert sorted(names) == sorted(t.name for t in space)
+
+
+def test_a_search_over_keep_float_sets_pins_that_many_sensitive_layers(tmp_path, cnn, calib_npz, test_npz):
+    import edgekit
+
+    space = tmp_path / "space.yaml"
+    space.write_text("targets: [onnx-int8]\noptions: {onnxruntime: {smooth: [false]}}\nkeep_sensitive: [0, 1]\n")
+    settings = {**_settings(cnn, calib_npz), "targets": ()}
+    result = edgekit.search("edgekit_demo.zoo:digits_cnn", str(test_npz), tmp_path / "out", devices=[DEVICE],
+                            max_drop=5.0, space_file=space, **settings)  # fmt: skip
+    trials = {t["keep_sensitive"]: t for t in result["trials"]}
+    assert sorted(trials) == [0, 1] and all(t["status"] != "failed" for t in trials.values()), result["trials"]
+    for k, trial in trials.items():  # read from each file's own sidecar
+        record = json.loads(sidecar_path(trial["file"]).read_text())["quantization"].get("fallback") or {}
+        assert len(record.get("pinned", [])) == k
+    assert trials[0]["sha256"] != trials[1]["sha256"]
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,14 @@ from edgekit.data import CALIB_LIMIT
     "'(non-linear ops)' (TFLite) and '(non-layer ops)' (ONNX Runtime) name the ops that are not layers.",
 )
 @click.option(
+    "--keep-sensitive",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Measure each layer's int8 sensitivity first and keep the N most sensitive float from the first attempt "
+    "(the fallback's order; TFLite's first is '(non-linear ops)').",
+)
+@click.option(
     "--no-fallback",
     is_flag=True,
     help="Fail when the int8 file misses its gate, instead of keeping its most sensitive layers float.",
@@ -69,6 +77,7 @@ def export_cmd(
     calib_limit,
     allow_float_fallback,
     keep_float,
+    keep_sensitive,
     no_fallback,
     report_sensitivity,
     eval_data,
@@ -110,6 +119,7 @@ def export_cmd(
         fallback=FallbackOptions(
             enabled=not no_fallback,
             keep_float=tuple(keep_float),
+            keep_sensitive=keep_sensitive,
             report_sensitivity=report_sensitivity,
             eval_data=eval_data,
             max_drop=max_drop,

@@ -132,6 +132,8 @@ class Pipeline(_Strict):
     calib: str | None = None
     # how many calibration samples an export reads (default: the exporter's limit); `edgekit search` varies it
     calib_samples: int | None = Field(None, ge=1)
+    # int8 exports: the N most sensitive layers float from the first attempt (export's --keep-sensitive)
+    keep_sensitive: int | None = Field(None, ge=0)
     device: str | None = None
     compress: CompressSpec | None = None
     targets: list[str] = Field(default_factory=list)
@@ -449,6 +451,7 @@ class _Plan:
                 tokenizer_hash,
                 pipeline.options_for(target),
                 *((pipeline.calib_samples,) if pipeline.calib_samples else ()),  # keys without it stay as they were
+                *((("keep_sensitive", pipeline.keep_sensitive),) if pipeline.keep_sensitive else ()),
             )
             steps.append(Step(step_id, (compress_id,) if compress_id else (), functools.partial(
                 self._export_job, key, target, compress_id)))  # fmt: skip
@@ -598,6 +601,7 @@ def _compress(pipeline: Pipeline, base: Path, folder: Path) -> dict:
 def _export(pipeline: Pipeline, base: Path, target: str, folder: Path) -> dict:
     from edgekit.data import CALIB_LIMIT
     from edgekit.exporter import export
+    from edgekit.fallback import FallbackOptions
     from edgekit.spec import parse_input_specs
 
     result = export(
@@ -611,6 +615,7 @@ def _export(pipeline: Pipeline, base: Path, target: str, folder: Path) -> dict:
         tokenizer=local_path(base, pipeline.tokenizer),
         options=pipeline.options_for(target),
         calib_limit=pipeline.calib_samples or CALIB_LIMIT,
+        fallback=FallbackOptions(keep_sensitive=pipeline.keep_sensitive or 0),
     )
     return {"artifact": result.artifact.name, "size_bytes": result.size_bytes}
 

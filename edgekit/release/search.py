@@ -49,18 +49,21 @@ class Budgets:
 
 @dataclass(frozen=True)
 class Trial:
-    """One point of the space: a target for a device profile, with its runtime's options and (targets that
-    calibrate, when the space varies it) how many calibration samples the export reads."""
+    """One point of the space: a target for a device profile, with its runtime's options and, where the space
+    varies them, how many calibration samples the export reads (targets that calibrate) and how many of the
+    most sensitive layers it keeps float from the start (targets whose fallback keeps layers)."""
 
     device: str
     target: str
     options: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
     calib_samples: int | None = None
+    keep_sensitive: int | None = None
 
     @property
     def name(self) -> str:
         settings = [f"{k}={v}" for opts in self.options.values() for k, v in sorted(opts.items())]
         settings += [f"calib_samples={self.calib_samples}"] if self.calib_samples else []
+        settings += [f"keep_sensitive={self.keep_sensitive}"] if self.keep_sensitive is not None else []
         return f"{self.device}: {self.target}" + (f" ({', '.join(settings)})" if settings else "")
 
 
@@ -77,11 +80,13 @@ def search_space(
     targets: tuple[str, ...] = (),
     values: dict[str, dict[str, list[Any]]] | None = None,
     calib_samples: tuple[int, ...] = (),
+    keep_sensitive: tuple[int, ...] = (),
 ) -> list[Trial]:
     """Every target that exports and runs on this machine and that the device profile takes (it has a rule for
     the runtime and allows the quantization), once per combination of its runtime's searchable option values.
     `targets` narrows it to those names; `values` (per runtime, option -> values) replaces or adds options';
-    `calib_samples`: the calibration sizes each target that calibrates is tried with."""
+    `calib_samples`: the calibration sizes each target that calibrates is tried with; `keep_sensitive`: how many
+    of the most sensitive layers each target whose fallback keeps layers float is tried with from the start."""
     from edgekit.backends.registry import backend_for_runtime
     from edgekit.catalog import get_device, get_target, resolve
     from edgekit.catalog import targets as all_targets
@@ -107,8 +112,10 @@ def search_space(
                 backend.options if backend else None, (values or {}).get(target.runtime), target.quantization
             )
             sizes = calib_samples if calib_samples and target.needs_calibration else (None,)
-            for options, size in itertools.product(searched, sizes):
-                trials.append(Trial(device.name, target.name, {target.runtime: options} if options else {}, size))
+            keeps = backend is not None and backend.keeps_float(target.quantization)
+            kept = keep_sensitive if keep_sensitive and keeps else (None,)
+            for options, size, k in itertools.product(searched, sizes, kept):
+                trials.append(Trial(device.name, target.name, {target.runtime: options} if options else {}, size, k))
     return trials
 
 
@@ -174,7 +181,11 @@ def search(
     out, devices = Path(out), [get_device(d).name for d in devices]
     chosen_space = read_space(space_file) if space_file else SearchSpace()
     space = search_space(
-        devices, targets or tuple(chosen_space.targets), chosen_space.options, tuple(chosen_space.calibration_samples)
+        devices,
+        targets or tuple(chosen_space.targets),
+        chosen_space.options,
+        tuple(chosen_space.calibration_samples),
+        tuple(chosen_space.keep_sensitive),
     )
     if not space:
         raise UsageError(
@@ -323,6 +334,7 @@ class _TrialRunner:
         for trial in trials:
             settings = {**self.common, "device": trial.device, "targets": [trial.target], "options": trial.options}
             settings["calib_samples"] = trial.calib_samples
+            settings["keep_sensitive"] = trial.keep_sensitive
             if measured:
                 settings["evaluate"] = EvaluateSpec(data=self.data)
                 settings["benchmark"] = BenchmarkSpec(devices=[self.bench], processes=1, min_runs=20, min_time=0.2)
@@ -384,6 +396,8 @@ def _exported(trial: Trial, plan: Any, outcome: Any, max_size_mb: float | None) 
     row["options"] = trial.options
     if trial.calib_samples:
         row["calibration_samples"] = trial.calib_samples
+    if trial.keep_sensitive is not None:
+        row["keep_sensitive"] = trial.keep_sensitive
     error = _first_error(plan, outcome)
     if error is not None:
         return {**row, "status": "failed", "error": error}

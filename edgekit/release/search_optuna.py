@@ -79,7 +79,8 @@ def _sampler(optuna: Any, strategy: str, budget: int, seed: int) -> Any:
 
 
 def _suggest(proposal: Any, targets: list[str], space: list[Any]) -> Any:
-    """The trial a proposal names: a target, then a value for each of its runtime's searchable options."""
+    """The trial a proposal names: a target, then a value for each of its runtime's searchable options, and for
+    the calibration size and the layers kept float where the space varies them."""
     target = proposal.suggest_categorical("target", targets)
     candidates = [t for t in space if t.target == target]
     settings: dict[str, dict[str, Any]] = {}
@@ -87,7 +88,13 @@ def _suggest(proposal: Any, targets: list[str], space: list[Any]) -> Any:
         for name in options:
             values = sorted({t.options[runtime][name] for t in candidates}, key=str)
             settings.setdefault(runtime, {})[name] = proposal.suggest_categorical(f"{runtime}.{name}", values)
-    return next(t for t in candidates if t.options == settings)
+    candidates = [t for t in candidates if t.options == settings]
+    for name in ("calib_samples", "keep_sensitive"):
+        values = sorted({getattr(t, name) for t in candidates}, key=str)
+        if len(values) > 1:
+            chosen = proposal.suggest_categorical(name, values)
+            candidates = [t for t in candidates if getattr(t, name) == chosen]
+    return candidates[0]
 
 
 def _tell(study: Any, proposal: Any, row: dict[str, Any], objectives: tuple[str, ...]) -> None:

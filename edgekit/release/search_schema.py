@@ -28,6 +28,8 @@ class SearchTrial(_Open):
     options: dict[str, dict[str, Any]] = Field(description="the runtime's options, by runtime")
     calibration_samples: int | None = Field(None, description="the calibration samples the export read, where the "
                                             "space varied it")  # fmt: skip
+    keep_sensitive: int | None = Field(None, description="the most sensitive layers the export kept float from its "
+                                       "first attempt, where the space varied it")  # fmt: skip
     status: Literal["passed", "over budget", "failed"]
     error: str | None = Field(None, description="why a failed trial stopped (its first failing step)")
     file: str | None = Field(None, description="the file in the step cache")

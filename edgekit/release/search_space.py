@@ -6,6 +6,7 @@ line of each problem.
       onnxruntime:
         fuse: [false]
     calibration_samples: [64, 256]      # calibration sizes for the targets that calibrate (default: 256)
+    keep_sensitive: [0, 2]              # the most sensitive layers kept float from the start (int8 targets)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
 
 from edgekit.errors import UsageError, validation_message
 from edgekit.yamlfile import line_of, node_at, read_yaml, validate
@@ -25,6 +26,7 @@ class SearchSpace(BaseModel):
     targets: list[str] = Field(default_factory=list)
     options: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
     calibration_samples: list[PositiveInt] = Field(default_factory=list)
+    keep_sensitive: list[NonNegativeInt] = Field(default_factory=list)
 
 
 def read_space(path: str | Path) -> SearchSpace:
