@@ -246,20 +246,26 @@ def test_a_space_file_narrows_the_targets_and_sets_the_values_tried(tmp_path):
     )
 
 
-def test_a_search_over_calibration_sizes_exports_each_with_its_own(tmp_path, cnn, calib_npz, test_npz):
+@pytest.mark.parametrize("key, values", [("calibration_samples", [8, 64]), ("keep_sensitive", [0, 1])])
+def test_a_search_over_a_space_dimension_exports_each_value_its_own_way(
+    key, values, tmp_path, cnn, calib_npz, test_npz
+):
+    """Each calibration size, or each number of sensitive layers kept float, makes its own file; its sidecar
+    says it read that many samples, or pinned that many layers."""
     import edgekit
 
     space = tmp_path / "space.yaml"
-    space.write_text("targets: [onnx-int8]\noptions: {onnxruntime: {smooth: [false]}}\ncalibration_samples: [8, 64]\n")
+    space.write_text(f"targets: [onnx-int8]\noptions: {{onnxruntime: {{smooth: [false]}}}}\n{key}: {values}\n")
     settings = {**_settings(cnn, calib_npz), "targets": ()}
     result = edgekit.search("edgekit_demo.zoo:digits_cnn", str(test_npz), tmp_path / "out", devices=[DEVICE],
                             max_drop=5.0, space_file=space, **settings)  # fmt: skip
-    trials = {t["calibration_samples"]: t for t in result["trials"]}
-    assert sorted(trials) == [8, 64] and all(t["status"] != "failed" for t in trials.values()), result["trials"]
-    for size, trial in trials.items():  # each file calibrated on that many samples, read from its own sidecar
-        sidecar = json.loads(sidecar_path(trial["file"]).read_text())
-        assert sidecar["quantization"]["calibration_samples"] == size
-    assert trials[8]["sha256"] != trials[64]["sha256"]
+    trials = {t[key]: t for t in result["trials"]}
+    assert sorted(trials) == values and all(t["status"] != "failed" for t in trials.values()), result["trials"]
+    for value, trial in trials.items():  # read from each file's own sidecar
+        quantization = json.loads(sidecar_path(trial["file"]).read_text())["quantization"]
+        pinned = (quantization.get("fallback") or {}).get("pinned", [])
+        assert (quantization["calibration_samples"] if key == "calibration_samples" else len(pinned)) == value
+    assert trials[values[0]]["sha256"] != trials[values[1]]["sha256"]
 
 
 @pytest.mark.parametrize("strategy", ["tpe", "nsga2"])
@@ -288,22 +294,6 @@ def test_the_samplers_reach_every_calibration_size_and_keep_float_set(strategy):
         assert sorted(names) == sorted(t.name for t in space)
 
 
-def test_a_search_over_keep_float_sets_pins_that_many_sensitive_layers(tmp_path, cnn, calib_npz, test_npz):
-    import edgekit
-
-    space = tmp_path / "space.yaml"
-    space.write_text("targets: [onnx-int8]\noptions: {onnxruntime: {smooth: [false]}}\nkeep_sensitive: [0, 1]\n")
-    settings = {**_settings(cnn, calib_npz), "targets": ()}
-    result = edgekit.search("edgekit_demo.zoo:digits_cnn", str(test_npz), tmp_path / "out", devices=[DEVICE],
-                            max_drop=5.0, space_file=space, **settings)  # fmt: skip
-    trials = {t["keep_sensitive"]: t for t in result["trials"]}
-    assert sorted(trials) == [0, 1] and all(t["status"] != "failed" for t in trials.values()), result["trials"]
-    for k, trial in trials.items():  # read from each file's own sidecar
-        record = json.loads(sidecar_path(trial["file"]).read_text())["quantization"].get("fallback") or {}
-        assert len(record.get("pinned", [])) == k
-    assert trials[0]["sha256"] != trials[1]["sha256"]
-
-
 @pytest.mark.parametrize(
     "text, words",
     [
@@ -315,6 +305,7 @@ def test_a_search_over_keep_float_sets_pins_that_many_sensitive_layers(tmp_path,
         ("options:\n  onnxruntime:\n    fuse: []\n", "line 3: onnxruntime.fuse lists no value to try"),
         ("options:\n  onnxruntime:\n    calibration: [median]\n", "line 3: onnxruntime.calibration = 'median'"),
         ("calibration_samples: [64, 0]\n", "line 1: calibration_samples.1: Input should be greater than 0"),
+        ("targets: [onnx-int8]\nkeep_sensitive: [-1]\n", "line 2: keep_sensitive.0: Input should be greater than or"),
     ],
 )
 def test_a_bad_space_file_is_refused_with_its_line(text, words, tmp_path, capsys, test_npz):
