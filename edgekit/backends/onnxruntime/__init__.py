@@ -28,6 +28,12 @@ class OnnxRuntimeOptions(BackendOptions):
         "chosen per layer group)",
         json_schema_extra={"search": [True, False], "quantizations": ["static"]},
     )
+    bias_correction: bool = Field(
+        False,
+        description="static int8: shift each Conv/Gemm bias by the mean error its int8 weights add on the "
+        "calibration data (depthwise convolutions round coarsest)",
+        json_schema_extra={"quantizations": ["static"]},
+    )
     calibration: Literal["minmax", "percentile"] = Field(
         "minmax",
         description="static int8: how activation ranges are set from the calibration data: minmax (every value "

@@ -314,6 +314,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
     dst, data, batch_size = ctx.out, ctx.calibration, ctx.batch_size
     method = getattr(ctx.options, "calibration", "minmax")
     src, smoothing = _smoothed(ctx)
+    correction: dict | str = "off (--bias-correction not given)"
     float_model = onnx.load(str(src))
     quantized, kept = _split(Counter(n.op_type for n in float_model.graph.node), plan.int8_ops)
     act_type, weight_type = _quant_types(plan)
@@ -349,6 +350,8 @@ def static_int8(ctx: StepContext) -> StepNotes:
                 quant_pre_process(str(src), str(prepared), skip_optimization=not optimize, skip_symbolic_shape=True)
             except Exception:  # pre-processing is an optimization; quantize the original when it fails
                 prepared = Path(src)
+            if getattr(ctx.options, "bias_correction", False):  # on the graph quantize_static rounds (BN folded)
+                prepared, correction = _bias_corrected(prepared, Path(tmp), ctx, set(kept_nodes))
             try:
                 with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print their settings
                     quantize_static(str(prepared), str(dst), _Reader(data, batch_size), calibration_cache_path=ranges,
@@ -365,6 +368,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
             "format": "QDQ",
             "calibration": method,
             "smoothing": smoothing,
+            "bias_correction": correction,
             "float_output_ops": dict(plan.extra_options).get("OpTypesToExcludeOutputQuantization", []),
             "calibration_samples": len(data),
             "calibration_ranges": "reused" if reused else "measured",
@@ -414,6 +418,25 @@ def _attempts_key(ctx: StepContext, src: Path, *more: object) -> str:
     stat, data = src.stat(), ctx.calibration
     key = repr((str(src), stat.st_size, stat.st_mtime_ns, data.sha256, len(data), ctx.batch_size, ctx.plan, more))
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _bias_corrected(prepared: Path, tmp: Path, ctx: StepContext, kept: set[str]) -> tuple[Path, dict | str]:
+    """The graph to quantize with its Conv and Gemm biases corrected for the weights' rounding (the layers kept
+    float left alone), or as it was when the calibration run fails (static quantization then says why)."""
+    import onnx
+
+    from edgekit.backends.onnxruntime.bias_correction import WeightGrid, correct_biases
+
+    plan: OrtPlan = ctx.plan
+    model = onnx.load(str(prepared))
+    grid = WeightGrid(qmax=64 if plan.reduce_range else 127, per_channel=plan.per_channel)
+    try:
+        notes = correct_biases(model, ctx.calibration, ctx.batch_size, grid, kept)
+    except Exception as e:
+        return prepared, {"method": "bias correction", "skipped": first_line(e, 200)}
+    corrected = tmp / "corrected.onnx"
+    onnx.save(model, str(corrected), save_as_external_data=model.ByteSize() > 1_500_000_000)
+    return corrected, notes
 
 
 def _smoothed(ctx: StepContext) -> tuple[Path, dict | str]:

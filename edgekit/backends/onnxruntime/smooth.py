@@ -11,14 +11,13 @@ one `Mul` before the group (its input may feed a residual path too, so it cannot
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgekit.backends.onnxruntime.probe import probe
 from edgekit.data import Dataset
 from edgekit.sensitivity import fake_quant_activation, symmetric_int8
 
@@ -151,29 +150,12 @@ def _groups(model, inits: dict) -> dict[str, _Group]:
 
 def _observe(model, groups: dict[str, _Group], data: Dataset, batch_size: int) -> None:
     """Run the calibration data once with every group's input as a graph output."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import helper
-
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    outputs = {o.name for o in probe.graph.output}
-    for name in groups:
-        if name not in outputs:
-            probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     names = list(groups)
-    batches = list(data.batches(batch_size))
-    keep = max(1, SAMPLE_ROWS // len(batches))
+    keep = max(1, SAMPLE_ROWS // max(1, -(-len(data) // batch_size)))  # rows per batch, SAMPLE_ROWS in all
     rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "probe.onnx"
-        onnx.save(probe, str(path), save_as_external_data=probe.ByteSize() > 1_500_000_000)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        for batch in batches:
-            for name, value in zip(names, session.run(names, batch), strict=True):
-                groups[name].stats.observe(np.asarray(value, dtype=np.float32), keep, rng)
+    for values in probe(model, names, data, batch_size):
+        for name, value in zip(names, values, strict=True):
+            groups[name].stats.observe(np.asarray(value, dtype=np.float32), keep, rng)
 
 
 def _apply(model, inits: dict, group: _Group, weights: list[np.ndarray], scales: np.ndarray):
