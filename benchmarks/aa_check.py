@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from machine import machine
+
 ROOT = Path(__file__).resolve().parent.parent
 EDGEKIT = [sys.executable, "-m", "edgekit"]
 INVOCATIONS = 10
@@ -51,7 +53,7 @@ def main() -> None:
         "settings": "5 rounds" + (f", then adaptive to +-0.5 % for at most {args.max_time:g} s" if adaptive else ""),
         "within_1_percent": within,
         "met": within >= 9,
-        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags", "onnxruntime")},
+        "machine": machine(env, "onnxruntime"),
         "invocations": ratios,
     }
     name = "aa-check-adaptive.json" if adaptive else "aa-check.json"

@@ -12,14 +12,13 @@ import json
 import tempfile
 from pathlib import Path
 
+from machine import machine
 from zoo_int8 import ROOT, _row, _trained
 
 FAMILIES = ("mobilenetv2", "mobilenetv3", "efficientnet")
 
 
 def main() -> None:
-    from edgekit.bench.worker import environment
-
     work = Path(tempfile.mkdtemp(prefix="edgekit-bias-correction-"))
     rows = []
     for family in FAMILIES:
@@ -30,10 +29,9 @@ def main() -> None:
             row = _row(family, source, "onnx-int8", folder, calib, test, options={"bias_correction": corrected})
             rows.append({**row, "bias_correction": corrected})
             print(rows[-1], flush=True)
-    env = environment()
     result = {
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
-        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")},
+        "machine": machine(),
         "rows": rows,
     }
     (ROOT / "benchmarks" / "results" / "bias-correction.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine import machine
 from zoo_int8 import ROOT, _row, _trained
 
 METHODS = ("minmax", "percentile")
@@ -22,11 +23,9 @@ FAMILIES = ("mobilenetv2", "efficientnet", "vit", "distilbert")
 
 
 def main(families: list[str]) -> None:
-    from edgekit.bench.worker import environment
     from edgekit_demo.zoo_families import ENCODERS, INPUTS
 
     work = Path(tempfile.mkdtemp(prefix="edgekit-calibration-"))
-    env = environment()
     rows = []
     for family in families or FAMILIES:
         t0 = time.perf_counter()
@@ -39,7 +38,7 @@ def main(families: list[str]) -> None:
             print(rows[-1], flush=True)
     result = {
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
-        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")},
+        "machine": machine(),
         "rows": rows,
     }
     path = ROOT / "benchmarks" / "results" / "calibration-methods.json"

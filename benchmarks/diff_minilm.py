@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import machine
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = (
     "onnx-fp32",
@@ -29,7 +31,6 @@ SAMPLES = 100
 
 
 def main() -> None:
-    from edgekit.bench.worker import environment
     from edgekit.errors import EdgekitError
     from edgekit.exporter import export
     from edgekit.fallback import FallbackOptions
@@ -92,11 +93,10 @@ def main() -> None:
             }
         )
         print(json.dumps(rows[-1]))
-    env = environment()
     result = {
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
         "samples": SAMPLES,
-        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")},
+        "machine": machine(),
         "rows": rows,
     }
     out = ROOT / "benchmarks" / "results" / "diff-minilm.json"

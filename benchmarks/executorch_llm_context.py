@@ -13,9 +13,8 @@ from pathlib import Path
 from platform import python_version
 
 from lm_generation import speed_model
+from machine import machine
 from minilm_efficiency import EDGEKIT, ROOT
-
-from edgekit.bench.worker import environment
 
 CONTEXTS = (128, 1024)
 
@@ -46,10 +45,9 @@ def main() -> None:
     ]
     for row in rows:
         print(row, flush=True)
-    env = environment()
     document = {
         "what": __doc__.splitlines()[0],
-        "machine": {**{k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")}, "python": python_version()},
+        "machine": {**machine(), "python": python_version()},
         "rows": rows,
     }
     (ROOT / "benchmarks" / "results" / "executorch-llm-context.json").write_text(json.dumps(document, indent=2) + "\n")

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from platform import python_version
 
+from machine import machine
 from minilm_efficiency import EDGEKIT, ROOT
 
-from edgekit.bench.worker import environment
 from edgekit.catalog import get_target
 from edgekit.sidecar import sidecar_path
 
@@ -133,12 +133,11 @@ def main() -> None:
         text = write_tweets_csv(work / "held-out.csv", "test", 300)
         quality = {t: {**small[t], **perplexity(small[t]["folder"], trained, text)} for t in TARGETS}
         print(json.dumps(quality, indent=1), flush=True)
-    env = environment()
     for facts in (*big.values(), *quality.values()):
         facts.pop("folder")
     document = {
         "what": __doc__.splitlines()[0],
-        "machine": {**{k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")}, "python": python_version()},
+        "machine": {**machine(), "python": python_version()},
         "speed_model": {"config": SPEED_CONFIG, "files": big},
         "generation": speed,
         "quality_model": "tiny Llama (hidden 64, 2 layers, MiniLM's 30522-token vocabulary) trained on 3000 tweets",

@@ -14,6 +14,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from machine import machine
 from minilm_efficiency import ROOT, bench, export, row
 
 VARIANTS = [  # (label, target, export options); the first is the reference of every ratio
@@ -57,7 +58,7 @@ def main() -> None:
     env = runs[0]["environment"]
     result = {
         "what": __doc__.splitlines()[0],
-        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags", "runtime_versions")},
+        "machine": machine(env, "runtime_versions"),
         "source": {k: round(reference[k], 4) for k in ("accuracy", "f1_macro")},
         "goals": GOALS,
         "rows": rows,

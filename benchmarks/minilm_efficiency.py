@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from machine import machine
+
 ROOT = Path(__file__).resolve().parent.parent
 EDGEKIT = [sys.executable, "-m", "edgekit"]
 
@@ -91,7 +93,7 @@ def main() -> None:
     env = runs[0]["environment"]
     result = {
         "what": __doc__.splitlines()[0],
-        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags", "onnxruntime")},
+        "machine": machine(env, "onnxruntime"),
         "rows": rows,
         "unpadded": unpadded,
     }

@@ -12,6 +12,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from machine import machine
 from minilm_efficiency import ROOT, bench, export
 
 VARIANTS = [  # (label, target, export options); the first is the reference of every ratio
@@ -60,7 +61,7 @@ def main() -> None:
     env = runs[0]["environment"]
     result = {
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
-        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")},
+        "machine": machine(env),
         "settings": {"threads": 1, "batch": 1, "seq_len": 64, "processes": 5, "min_time_s": 1},
         "source": {"model": source, "test": TEST, **reference},
         "rows": rows,

@@ -14,6 +14,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from machine import machine
 from minilm_efficiency import ROOT, bench, export
 
 VARIANTS = [  # (label, target, export options); the first is the reference of every ratio
@@ -69,7 +70,7 @@ def main() -> None:
     env = runs[0]["environment"]
     result = {
         "what": __doc__.splitlines()[0],
-        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags", "runtime_versions")},
+        "machine": machine(env, "runtime_versions"),
         "source_accuracy": round(report.reference["accuracy"], 4),
         "rows": rows,
     }

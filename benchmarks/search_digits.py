@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 EDGEKIT = str(Path(sys.executable).with_name("edgekit"))
 DEVICES = ("x86-avx2", "android-arm64")
@@ -69,7 +71,6 @@ def _found(result: dict, grid: dict) -> dict:
 
 
 def main() -> None:
-    from edgekit.bench.worker import environment
     from edgekit_demo import zoo
 
     work = Path(tempfile.mkdtemp(prefix="edgekit-search-"))
@@ -79,10 +80,9 @@ def main() -> None:
     warm, again = _search(work, "grid")
     sampled_s, sampled = _search(work, "random", "--strategy", "random", "--trials", "6")
     tpe_s, tpe = _search(work, "tpe", "--strategy", "tpe", "--trials", "6")
-    env = environment()
     result = {
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
-        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")},
+        "machine": machine(),
         "grid": {"seconds": round(cold, 1), **_summary(grid)},
         "grid_again_from_cache": {"seconds": round(warm, 1), "steps": again["steps"]},
         "random_6_per_device": {"seconds": round(sampled_s, 1), **_summary(sampled), **_found(sampled, grid)},

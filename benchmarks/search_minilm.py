@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import machine
 from search_digits import EDGEKIT, ROOT, _found, _summary
 
 TARGETS = (
@@ -48,7 +49,6 @@ def _p50_of_choice(result: dict) -> dict:
 
 
 def main() -> None:
-    from edgekit.bench.worker import environment
     from edgekit.progress import SILENT
     from edgekit_demo import zoo_text
     from edgekit_demo.datasets import write_tweets_csv
@@ -72,10 +72,9 @@ def main() -> None:
             **_found(result, grid),
             "choice_p50_ms": _p50_of_choice(result),
         }
-    env = environment()
     result = {
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
-        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")},
+        "machine": machine(),
         "space": SPACE.strip(),
         **runs,
     }

@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import machine
 from minilm_efficiency import ROOT, bench
 
 ROUTES = {"litert-torch": "litert-torch", "onnx2tf": "onnx2tf + tf.lite.TFLiteConverter"}
@@ -95,7 +96,7 @@ def main() -> None:
     env = runs[0]["environment"]
     result = {
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
-        "machine": {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")},
+        "machine": machine(env),
         "settings": {"target": "tflite-fp32", "threads": 1, "batch": 1, "processes": 5, "min_time_s": 1},
         "rows": rows,
     }

@@ -19,6 +19,7 @@ from pathlib import Path
 from platform import python_version
 
 import numpy as np
+from machine import machine
 from minilm_efficiency import EDGEKIT, ROOT
 
 ACTIVATION_BITS = (8, 16)
@@ -68,7 +69,6 @@ def _quantize(float_file: Path, path: Path, feeds: list[dict], bits: int, ops: s
 
 
 def main() -> None:
-    from edgekit.bench.worker import environment
     from edgekit.progress import SILENT
     from edgekit_demo.demo import _cached_sentiment_weights
 
@@ -96,10 +96,9 @@ def main() -> None:
             "top1_agreement": round(float((predicted == reference).mean()), 4),
         })  # fmt: skip
         print(rows[-1], flush=True)
-    env = environment()
     result_doc = {
         "what": __doc__.splitlines()[0],
-        "machine": {**{k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")}, "python": python_version()},
+        "machine": {**machine(), "python": python_version()},
         "float": {"size_mb": round(float_file.stat().st_size / 1e6, 2), "accuracy": round(float_accuracy, 4)},
         "rows": rows,
     }

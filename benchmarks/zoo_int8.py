@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (
     "onnx-int8",
@@ -91,15 +93,13 @@ def _trained(family: str, work: Path) -> tuple[Path, tuple[str, ...], tuple[Path
 
 
 def main(families: list[str], only: tuple[str, ...] = ()) -> None:
-    from edgekit.bench.worker import environment
     from edgekit_demo.zoo_families import ENCODERS, INPUTS, KERAS_APPS
 
     work = Path(tempfile.mkdtemp(prefix="edgekit-zoo-int8-"))
     path = ROOT / "benchmarks" / "results" / "zoo-int8.json"
     partial = path.exists() and bool(families or only)
     earlier = json.loads(path.read_text()) if partial else {}
-    rows, env = earlier.get("rows", []), environment()
-    machine = {k: env.get(k) for k in ("cpu_model", "cpu_count", "cpu_flags")}
+    rows, here = earlier.get("rows", []), machine()
     for family in families or (*ENCODERS, "vit", *KERAS_APPS):
         t0 = time.perf_counter()
         source, targets, (calib, test) = _trained(family, work)
@@ -109,9 +109,9 @@ def main(families: list[str], only: tuple[str, ...] = ()) -> None:
         for target in targets:
             inputs = INPUTS if family in ENCODERS else ()
             # a row re-run on another machine than the table's names its own
-            rows.append({**_row(family, source, target, work, calib, test, inputs), "machine": machine})
+            rows.append({**_row(family, source, target, work, calib, test, inputs), "machine": here})
             print(rows[-1], flush=True)
-        _write(path, rows, earlier.get("machine", machine))  # after each family: a crash later keeps the rest
+        _write(path, rows, earlier.get("machine", here))  # after each family: a crash later keeps the rest
 
 
 def _write(path: Path, rows: list[dict], machine: dict) -> None:
