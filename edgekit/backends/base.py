@@ -155,9 +155,9 @@ class Backend:
     # The device profile an export uses when none is named and this machine's profile has no rule for the
     # runtime (TensorRT on a CPU-only machine: the generic NVIDIA GPU profile)
     default_device: str | None = None
-    # a self-contained script that times generation of its files on a device (`benchmark --generate`; causal
-    # LMs): argv FILE PROMPT_TOKENS NEW_TOKENS THREADS RUNS WARMUP, one JSON line out (edgekit.bench.generation)
-    generation_worker: Path | None = None
+    # a self-contained module that edgekit's generation worker (edgekit/bench/generate_worker.py) loads on a device
+    # to time generation of its files (`benchmark --generate`; causal LMs): describe, load, generation, versions
+    generation_loader: Path | None = None
     # a generating file's facts for a bundle's manifest (edgekit.release.manifest.Generation: context length, end
     # ids, the key/value cache's size, whether there is a chat template), read from the file; None: not an LM runtime
     describe_generation: Callable[[Path], dict[str, Any]] | None = None

@@ -1,6 +1,7 @@
 """benchmark_generation(): time to first token, prefill and decode speed of generative files (causal LMs), each
 repetition a fresh process on the device, interleaved across files, summarised as JSON runs
-(edgekit.bench.generation_schema). The runtime's own worker script (Backend.generation_worker) generates."""
+(edgekit.bench.generation_schema). edgekit's generation worker (generate_worker.py beside this module) generates
+through the runtime's loader (Backend.generation_loader), both pushed to the device."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from edgekit.sidecar import read_sidecar
 from edgekit.transport import open_transport
 from edgekit.transport.base import DeviceError, Transport
 
-USAGE_EXIT = 3  # a worker's exit status for a request the model cannot take (a prompt past its context)
+USAGE_EXIT = 3  # the worker's exit status for a request the model cannot take (a prompt past its context)
+WORKER = Path(__file__).with_name("generate_worker.py")
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,9 @@ def benchmark_generation(
     error = None
     with open_transport(device, **transport_options) as transport:
         environment = check_device(transport, [b for b, _ in generating])
-        # every runtime's worker is called generate_worker.py: each is pushed under its runtime's name
-        workers = {b.runtime: transport.push(w, f"{b.runtime}_generate.py") for b, w in generating}
+        worker = transport.push(WORKER, WORKER.name)
+        # every runtime's loader is called generation_loader.py: each is pushed under its runtime's name
+        loaders = {b.runtime: transport.push(loader, f"{b.runtime}_generation_loader.py") for b, loader in generating}
         remote = [push_artifact(transport, p) for p in paths]
         try:
             for threads in settings.threads:
@@ -65,8 +68,8 @@ def benchmark_generation(
                                 f"{paths[i].name} threads={threads} prompt={prompt} process {rep + 1}/"
                                 f"{settings.processes}"
                             ):
-                                worker = workers[generating[i][0].runtime]
-                                record = _run(transport, worker, remote[i], threads, prompt, settings)
+                                loader = loaders[generating[i][0].runtime]
+                                record = _run(transport, [worker, loader, remote[i]], threads, prompt, settings)
                             taken.setdefault((i, threads, prompt), []).append(record)
         except DeviceError as e:  # keep every repetition already taken
             error = str(e)
@@ -79,22 +82,23 @@ def benchmark_generation(
 
 
 def _generating_backend(path: Path) -> tuple[Backend, Path]:
-    """The file's backend and its generation worker; refused (exit 2) when the runtime has none."""
+    """The file's backend and its generation loader; refused (exit 2) when the runtime has none."""
     backend = backend_for_file(path)
-    if backend.generation_worker is None:
-        generative = [b.runtime for b in backends().values() if b.generation_worker]
+    if backend.generation_loader is None:
+        generative = [b.runtime for b in backends().values() if b.generation_loader]
         raise UsageError(
             f"{path} is a {backend.runtime} file, which edgekit does not benchmark generating text.",
             hint=f"--generate times causal-LM files of: {', '.join(generative)} (e.g. edgekit export LM_FOLDER "
             "-t ort-genai-int4). Drop --generate to time one forward pass of this file.",
         )
-    return backend, backend.generation_worker
+    return backend, backend.generation_loader
 
 
 def _run(
-    transport: Transport, worker: str, artifact: str, threads: int, prompt: int, settings: GenerationSettings
+    transport: Transport, pushed: list[str], threads: int, prompt: int, settings: GenerationSettings
 ) -> dict[str, Any]:
-    argv = [transport.python(), worker, artifact, str(prompt), str(settings.new_tokens), str(threads)]
+    """One process of the worker on `pushed` (worker, loader, artifact), its JSON record."""
+    argv = [transport.python(), *pushed, str(prompt), str(settings.new_tokens), str(threads)]
     result = transport.run([*argv, str(settings.runs), str(settings.warmup)])
     last = (result.stderr.strip().splitlines() or ["no output"])[-1]
     if result.returncode == USAGE_EXIT:
