@@ -360,3 +360,20 @@ def test_a_device_that_accepts_and_never_answers_times_out_clearly(files, capsys
                             "--timeout", "5")  # fmt: skip
     assert code == 1 and f"127.0.0.1:{port}" in out and "Traceback" not in out, out
     assert time.monotonic() - began < 60
+
+
+def test_the_generation_table_keeps_every_column_on_80_columns(monkeypatch, capsys):
+    """Headers a word a line and the file name folding: nothing is cut on a narrow terminal."""
+    from edgekit.bench.report import print_generation_runs
+
+    monkeypatch.setenv("COLUMNS", "80")
+    run = {"artifact": "/x/llama-tweets-ort-genai-int4.genai", "threads": 1, "prompt_tokens": 64, "new_tokens": 128,
+           "time_to_first_token_ms": {"median": 12.3}, "prefill_tokens_per_s": {"median": 5200},
+           "decode_tokens_per_s": {"median": 211.4}, "token_latency_ms": {"p50": 4.7, "p99": 6.1},
+           "peak_rss_mb": 410, "size_bytes": 150e6}  # fmt: skip
+    print_generation_runs([run, {**run, "threads": 2, "prompt_tokens": 256}])
+    text = capsys.readouterr().out
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for shown in ("threads", "prompt", "TTFT", "prefill", "decode", "p50", "p99", "RSS", "size", "150.0", "6.10"):
+        assert shown in text, shown
+    assert "new 128" in text  # the setting every run shares, said once in the title

@@ -107,18 +107,20 @@ def print_generation_runs(runs: list[dict], stderr: bool = False) -> None:
             "p50 ms": f"{run['token_latency_ms'].get('p50', float('nan')):.2f}",
             "p99 ms": f"{run['token_latency_ms'].get('p99', float('nan')):.2f}",
             "RSS MB": f"{run['peak_rss_mb']:.0f}" if run["peak_rss_mb"] else "-",
-            "MB": f"{run['size_bytes'] / 1e6:.1f}",
+            "size MB": f"{run['size_bytes'] / 1e6:.1f}",
         }
         for run in runs
     ]
     same = [c for c in ("threads", "prompt", "new") if rows and len({r[c] for r in rows}) == 1]
     said = ", ".join(f"{c} {rows[0][c]}" for c in same)
     table = Table(title=f"edgekit benchmark --generate ({said + '; ' if said else ''}medians over fresh processes)")
-    table.box, table.collapse_padding = box.SIMPLE_HEAD, True
+    table.box, table.collapse_padding, table.pad_edge = box.SIMPLE_HEAD, True, False
     columns = [c for c in (rows[0] if rows else {}) if c not in same]
-    for col in columns:
-        wide = min(32, max(len(r[col]) for r in rows)) if col == "artifact" else None
-        table.add_column(col, justify="left" if col == "artifact" else "right", overflow="fold", min_width=wide)
+    for col in columns:  # headers a word a line and the file name folding: every column fits 80 characters
+        if col == "artifact":
+            table.add_column(col, overflow="fold", min_width=min(14, max(len(r[col]) for r in rows)), ratio=1)
+        else:
+            table.add_column(col.replace(" ", "\n"), justify="right", no_wrap=True)
     for row in rows:
         table.add_row(*(row[c] for c in columns))
     Console(stderr=stderr).print(table)
