@@ -29,6 +29,8 @@ def build(ctx: StepContext) -> StepNotes:
     assert isinstance(options, GenAIOptions)  # the registry resolved this backend's own model
     precision = PRECISION[ctx.recipe.quantization]
     extra = [f"int4_block_size={options.block_size}", f"int4_accuracy_level={options.accuracy_level}"]
+    if options.int4_embeddings:
+        extra.append("op_types_to_quantize=MatMul/Gather")
     with tempfile.TemporaryDirectory(prefix="edgekit-genai-") as cache:
         argv = [sys.executable, "-m", BUILDER, "-i", str(folder), "-o", str(ctx.out), "-p", precision, "-e", "cpu"]
         argv += ["-c", cache, "--extra_options", *extra]
@@ -40,6 +42,7 @@ def build(ctx: StepContext) -> StepNotes:
     details: dict[str, Any] = {"precision": precision, "execution_provider": "cpu"}
     if precision == "int4":
         details.update(block_size=options.block_size, accuracy_level=options.accuracy_level)
+        details["embeddings"] = "int4" if options.int4_embeddings else "float"
     import onnxruntime_genai as og
 
     try:

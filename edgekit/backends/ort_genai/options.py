@@ -19,3 +19,9 @@ class GenAIOptions(GenerationCheck):
         4,
         description="int4: what the 4-bit MatMul computes in on the CPU (4: int8 activations, fastest; 1: fp32)",
     )
+    int4_embeddings: bool = Field(
+        True,
+        description="int4: the token embedding table in 4-bit blocks too (GatherBlockQuantized): a 120M Llama's "
+        "folder 6.3x smaller than fp32 instead of 3.1x, perplexity +0.39 % instead of +0.22 % on a tiny one",
+        json_schema_extra={"quantizations": ["weight-only"]},
+    )
