@@ -496,10 +496,10 @@ class _RouteRun:
         names, keeps, step_keeps = self.layer_names()
         pinned = tuple(resolve_patterns(fallback.keep_float, names)) if fallback.keep_float else ()
         table: list[LayerSensitivity] = []
-        if fallback.keep_sensitive:  # the fallback's order, measured before the first attempt
+        order = lambda: self.float_first + [s.layer for s in table]  # the fallback's order, once measured
+        if fallback.keep_sensitive:  # measured before the first attempt
             table = self.sensitivity()
-            ranked = [n for n in (*self.float_first, *(s.layer for s in table)) if n not in pinned]
-            pinned += tuple(ranked[: fallback.keep_sensitive])
+            pinned += tuple([n for n in order() if n not in pinned][: fallback.keep_sensitive])
         chosen = self.attempt(gate, pinned, converted)
         if keeps and not table and (fallback.report_sensitivity or (not chosen.verdict.passed and fallback.enabled)):
             table = self.sensitivity()
@@ -518,7 +518,6 @@ class _RouteRun:
                     return gate.tried[-1]
                 return attempts[keep].verdict
 
-            order = lambda: self.float_first + [s.layer for s in table]
             best, _ = search(tracked, pinned, order, chosen.verdict, last_resort=self.float_last)
             chosen = attempts[best.kept]
         gate.evaluate(

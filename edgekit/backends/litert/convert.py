@@ -90,10 +90,12 @@ def from_onnx(ctx: StepContext) -> StepNotes:
     # static dims, shape subgraphs folded, Erf GELUs fused, constant outputs kept computed (see onnx_prep)
     ready = ctx.out.with_name(ctx.out.stem + "-onnx2tf.onnx")  # in the staging folder, removed with it
     prep = prepare_for_onnx2tf(Path(onnx_file), shapes, ready)
+    key = _calibration_key(ctx) if ctx.plan.settings.integer_io else None  # smoothing is for full integer only
 
     def build():
         """onnx2tf's Keras model, wrapped in a tf.function with the source's input names and order."""
-        _smooth(ctx, ready)
+        if key is not None:
+            _smooth(ctx, ready, key)
         log = io.StringIO()  # onnx2tf prints the failing node ("onnx_op_name: ...") to stdout
         _fresh_layer_names()
         try:
@@ -136,7 +138,7 @@ def from_onnx(ctx: StepContext) -> StepNotes:
         return fn
 
     notes = _convert(build, specs, ctx, _kept(ctx))
-    smoothed = _SMOOTHED.get(_calibration_key(ctx)) if ctx.plan.settings.integer_io else None
+    smoothed = _SMOOTHED.get(key) if key is not None else None
     notes.details = {
         "converter_from_onnx": "onnx2tf",
         "static_shapes": {n: list(s) for n, s in shapes.items()},
@@ -152,14 +154,12 @@ def from_onnx(ctx: StepContext) -> StepNotes:
 _SMOOTHED: dict[tuple, tuple[dict | str, dict[tuple, tuple]]] = {}
 
 
-def _smooth(ctx: StepContext, ready: Path) -> None:
+def _smooth(ctx: StepContext, ready: Path, key: tuple) -> None:
     """Full integer with --smoothquant: SmoothQuant on the ONNX graph onnx2tf reads (TFLite's grid: asymmetric
     per-tensor int8 activations, symmetric per-channel weights), its strength chosen per layer group; exact in
     float. Recorded in _SMOOTHED for the step's notes."""
-    plan: LiteRTPlan = ctx.plan
-    if not plan.settings.integer_io or ctx.data is None:
+    if ctx.data is None:
         return
-    key = _calibration_key(ctx)
     _SMOOTHED.clear()
     if not getattr(ctx.options, "smoothquant", False):
         _SMOOTHED[key] = "off (--smoothquant not given)", {}

@@ -14,6 +14,7 @@ import numpy as np
 
 from edgekit.backends.onnxruntime.probe import probe
 from edgekit.data import Dataset
+from edgekit.sensitivity import symmetric_int8
 
 METHOD = "bias correction (data-aware: per-channel input means)"
 
@@ -29,9 +30,8 @@ class WeightGrid:
     def rounded(self, w: np.ndarray) -> np.ndarray:
         """`w` (output channels on axis 0) as the quantizer will hold it, back in float."""
         flat = w.reshape(w.shape[0], -1) if self.per_channel else w.reshape(1, -1)
-        peak = np.abs(flat).max(axis=1, keepdims=True)
-        scale = np.where(peak > 0, peak / self.qmax, 1.0)
-        return (np.clip(np.round(flat / scale), -self.qmax, self.qmax) * scale).reshape(w.shape)
+        q, scale = symmetric_int8(flat, axis=0, qmax=self.qmax)
+        return (q * scale[:, None]).reshape(w.shape)
 
 
 def correct_biases(model: Any, data: Dataset, batch_size: int, grid: WeightGrid, skip: set[str]) -> dict[str, Any]:
@@ -40,14 +40,12 @@ def correct_biases(model: Any, data: Dataset, batch_size: int, grid: WeightGrid,
     from onnx import numpy_helper
 
     inits = {i.name: i for i in model.graph.initializer}
-    layers = [n for n in model.graph.node if _weight(n, inits) is not None and n.name not in skip]
+    layers = [(n, w) for n in model.graph.node if n.name not in skip and (w := _weight(n, inits)) is not None]
     if not layers:
         return {"method": METHOD, "layers": 0}
-    means = _input_means(model, sorted({n.input[0] for n in layers}), data, batch_size)
+    means = _input_means(model, sorted({n.input[0] for n, _ in layers}), data, batch_size)
     shifts = []
-    for node in layers:
-        w = _weight(node, inits)
-        assert w is not None
+    for node, w in layers:
         error = _output_error(node, w, grid.rounded(w), means[node.input[0]])
         bias = _bias(model, node, inits, len(error))
         value = numpy_helper.to_array(inits[bias])
@@ -115,4 +113,4 @@ def _input_means(model: Any, names: list[str], data: Dataset, batch_size: int) -
             flat = moved.reshape(-1, moved.shape[-1])
             sums[name] = sums.get(name, 0) + flat.sum(axis=0)
             counts[name] = counts.get(name, 0) + len(flat)
-    return {name: (sums[name] / counts[name]).astype(np.float64) for name in names}
+    return {name: sums[name] / counts[name] for name in names}

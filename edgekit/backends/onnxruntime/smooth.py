@@ -11,6 +11,7 @@ one `Mul` before the group (its input may feed a residual path too, so it cannot
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,7 +152,7 @@ def _groups(model, inits: dict) -> dict[str, _Group]:
 def _observe(model, groups: dict[str, _Group], data: Dataset, batch_size: int) -> None:
     """Run the calibration data once with every group's input as a graph output."""
     names = list(groups)
-    keep = max(1, SAMPLE_ROWS // max(1, -(-len(data) // batch_size)))  # rows per batch, SAMPLE_ROWS in all
+    keep = max(1, SAMPLE_ROWS // max(1, math.ceil(len(data) / batch_size)))  # rows per batch, SAMPLE_ROWS in all
     rng = np.random.default_rng(0)
     for values in probe(model, names, data, batch_size):
         for name, value in zip(names, values, strict=True):

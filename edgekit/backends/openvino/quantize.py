@@ -93,19 +93,19 @@ def _refuse_unmeasured_ranges(ctx: StepContext, quantized: Any, feeds: list[dict
     the exporter tries its next route at once."""
     import numpy as np
 
-    empty = []
+    empty = set()
     for op in quantized.get_ops():
         if op.get_type_name() != "FakeQuantize":
             continue
         low, high = (op.input_value(k).get_node() for k in (1, 2))
         constant = low.get_type_name() == high.get_type_name() == "Constant"
         if constant and np.array_equal(low.get_data(), high.get_data()):
-            empty.append(op.input_value(0).get_node().get_friendly_name())
+            empty.add(op.input_value(0).get_node().get_friendly_name())
     if not empty:
         return
     ov = import_stack("openvino", f"Exporting to {ctx.recipe.target}")
     model = _read(ctx)
-    probes = [o for o in model.get_ops() if o.get_friendly_name() in set(empty)]
+    probes = [o for o in model.get_ops() if o.get_friendly_name() in empty]
     model.add_outputs([o.output(0) for o in probes])
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     ports = compiled.outputs[-len(probes) :]
