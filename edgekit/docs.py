@@ -12,8 +12,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def catalog_page() -> str:
-    """Every target, device profile and quantization scheme, from targets/."""
-    from edgekit.catalog import devices, schemes, targets
+    """Every target, kind of quantization, device profile and quantization scheme, from targets/."""
+    from edgekit.catalog import devices, quantizations, schemes, targets
 
     lines = ["# Targets, devices and schemes", "", "Generated from `targets/` by `python -m edgekit.docs`.", "",
              "## Targets", "", "| target | runtime | file | precision | quantization | calibration | what it is |",
@@ -21,6 +21,8 @@ def catalog_page() -> str:
     for t in targets().values():
         lines.append(f"| `{t.name}` | {t.runtime} | `{t.suffix}` | {t.precision} | {t.quantization} | "
                      f"{'needed' if t.needs_calibration else '-'} | {t.description} |")  # fmt: skip
+    lines += ["", "## Kinds of quantization", "", "| quantization | device scheme | what it is |", "|---|---|---|"]
+    lines += [f"| {name} | {k.device_scheme} | {k.description} |" for name, k in quantizations().items()]
     lines += [
         "",
         "## Device profiles",

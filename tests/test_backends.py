@@ -20,7 +20,8 @@ from edgekit.backends import registry
 from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
 from edgekit.backends.options import BackendOptions
 from edgekit.catalog import loader
-from edgekit.errors import EdgekitError
+from edgekit.catalog.resolve import resolve
+from edgekit.errors import EdgekitError, UsageError
 from edgekit.sidecar import ArtifactIO
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ def catalog(tmp_path, monkeypatch):
     folder = tmp_path / "targets"
     shutil.copytree(ROOT / "targets", folder)
     monkeypatch.setattr(loader, "catalog_dir", lambda: folder)
-    caches = (loader.targets, loader.devices, loader.schemes)
+    caches = (loader.targets, loader.devices, loader.schemes, loader.quantizations)
     for cache in caches:
         cache.cache_clear()
     yield folder
@@ -255,3 +256,16 @@ def test_routes_and_runners_derive_from_the_registry():
     assert not registry.supports("tensorrt", "dynamic")
     with pytest.raises(EdgekitError, match="No runtime for '.xyz' files"):
         registry.backend_for_file("m.xyz")
+
+
+def test_a_kind_of_quantization_is_catalog_data(catalog, tmp_path, capsys):
+    """A target naming an undeclared kind is refused naming its file; declared in quantizations.yaml, it loads."""
+    _fake_target(catalog, quantization="palettized-3bit")
+    with pytest.raises(UsageError, match=r"fake-fp32\.yaml.*'palettized-3bit'.*known: none, fp16"):
+        loader.targets()
+    with (catalog / "quantizations.yaml").open("a") as f:
+        f.write("palettized-3bit:\n  description: 3-bit lookup-table weights\n  device_scheme: never\n")
+    loader.quantizations.cache_clear()
+    assert loader.targets()["fake-fp32"].quantization == "palettized-3bit"
+    recipe = resolve(loader.targets()["fake-fp32"], loader.devices()["x86-vnni"])
+    assert recipe.scheme is None and recipe.quantization == "palettized-3bit"  # `never`: no device scheme taken

@@ -1,4 +1,5 @@
-"""Load and validate the YAML catalog: targets/*.yaml, targets/schemes.yaml, targets/devices/*.yaml, and a
+"""Load and validate the YAML catalog: targets/*.yaml, targets/schemes.yaml, targets/quantizations.yaml,
+targets/devices/*.yaml, and a
 user catalog laid out the same way on top (EDGEKIT_CATALOG or `edgekit --catalog DIR`)."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from edgekit.catalog.schema import Device, RuntimeRule, Scheme, Target
+from edgekit.catalog.schema import Device, QuantizationKind, RuntimeRule, Scheme, Target
 from edgekit.errors import EdgekitError, UsageError, unknown_name
 from edgekit.yamlfile import node_at, read_yaml, validate
 
@@ -57,38 +58,56 @@ def _load(model: type[M], path: Path) -> M:
     return validate(model, data or {}, path, root, hint=_HINT)
 
 
-def _load_schemes(path: Path) -> dict[str, Scheme]:
+def _load_named(model: type[M], path: Path, what: str) -> dict[str, M]:
+    """A catalog file mapping names to settings (schemes.yaml, quantizations.yaml), each validated as `model`."""
     data, root = read_yaml(path, "the catalog file")
     if not isinstance(data, dict):
-        raise UsageError(f"{path} must map scheme names to their settings.", hint=_HINT)
-    return {name: validate(Scheme, item, path, node_at(root, [name]), hint=_HINT) for name, item in data.items()}
+        raise UsageError(f"{path} must map {what} names to their settings.", hint=_HINT)
+    return {name: validate(model, item, path, node_at(root, [name]), hint=_HINT) for name, item in data.items()}
+
+
+_NAMED_FILES = ("schemes.yaml", "quantizations.yaml")
 
 
 @functools.cache
 def targets() -> dict[str, Target]:
     """Every target, by CLI name, in the order the YAML files sort."""
     out: dict[str, Target] = {}
+    kinds = quantizations()
     for path in (p for folder in catalog_dirs() for p in sorted(folder.glob("*.yaml"))):
-        if path.name == "schemes.yaml":
+        if path.name in _NAMED_FILES:
             continue
         target = _load(Target, path)
         if target.name != path.stem:
             raise EdgekitError(f"Catalog file {path} names target '{target.name}'; the file must be {target.name}.yaml")
+        if target.quantization not in kinds:
+            raise UsageError(
+                f"Catalog file {path}: target {target.name} names quantization '{target.quantization}', "
+                f"which no quantizations.yaml declares; known: {', '.join(kinds)}.",
+                hint="Declare a new kind in quantizations.yaml beside the targets (docs/catalog.md).",
+            )
         out[target.name] = target
-    return dict(sorted(out.items(), key=lambda kv: _order(kv[1])))
+    return dict(sorted(out.items(), key=lambda kv: _order(kv[1], list(kinds))))
 
 
 _RUNTIME_ORDER = ("litert", "onnxruntime", "tensorrt", "openvino", "torch-lite", "executorch")
-_QUANT_ORDER = (
-    "none", "fp16", "dynamic", "static", "int8-auto", "full-integer", "int16x8", "weight-only", "int4-dynamic"
-)  # fmt: skip
 
 
-def _order(target: Target) -> tuple[int, str, int]:
-    """By runtime (the documented ones first, then any other by name), then by precision."""
+def _order(target: Target, kinds: list[str]) -> tuple[int, str, int]:
+    """By runtime (the documented ones first, then any other by name), then by kind of quantization."""
     known = target.runtime in _RUNTIME_ORDER
     rank = _RUNTIME_ORDER.index(target.runtime) if known else len(_RUNTIME_ORDER)
-    return rank, "" if known else target.runtime, _QUANT_ORDER.index(target.quantization)
+    return rank, "" if known else target.runtime, kinds.index(target.quantization)
+
+
+@functools.cache
+def quantizations() -> dict[str, QuantizationKind]:
+    """The kinds of quantization targets may name, in listing order (the built-in file, then the user's)."""
+    out: dict[str, QuantizationKind] = {}
+    for path in (folder / "quantizations.yaml" for folder in catalog_dirs()):
+        if path.is_file():
+            out.update(_load_named(QuantizationKind, path, "quantization"))
+    return out
 
 
 @functools.cache
@@ -96,7 +115,7 @@ def schemes() -> dict[str, Scheme]:
     out: dict[str, Scheme] = {}
     for path in (folder / "schemes.yaml" for folder in catalog_dirs()):
         if path.is_file():
-            out.update(_load_schemes(path))
+            out.update(_load_named(Scheme, path, "scheme"))
     return out
 
 
@@ -111,6 +130,12 @@ def devices() -> dict[str, Device]:
                 raise EdgekitError(
                     f"Device {device.name} ({path}) uses unknown scheme '{rule.scheme}' for {runtime}; "
                     f"known: {', '.join(known_schemes)}"
+                )
+            unknown = [q for q in rule.quantizations or () if q not in quantizations()]
+            if unknown:
+                raise EdgekitError(
+                    f"Device {device.name} ({path}) lists unknown quantization {', '.join(unknown)} for {runtime}; "
+                    f"known: {', '.join(quantizations())}"
                 )
             check_scheme(device.name, runtime, rule, known_schemes[rule.scheme], path)
         out[device.name] = device

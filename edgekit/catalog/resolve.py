@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from edgekit.catalog.loader import schemes
+from edgekit.catalog.loader import quantizations, schemes
 from edgekit.catalog.schema import Device, Recipe, RuntimeRule, Target
 from edgekit.errors import UsageError
 
@@ -19,10 +19,10 @@ def resolve(target: Target, device: Device) -> Recipe:
             hint=f"{device.description}. Pick a target with one of those quantizations.",
         )
     supported = rule.supported_ops if rule else None
-    # 4-bit and weights-only quantization need no activation scheme: a runtime without a row on the device uses
-    # its own (ONNX Runtime GenAI's block-wise int4, ExecuTorch's 8da4w); one with a row (OpenVINO) takes its scheme
-    own = target.quantization in ("weight-only", "int4-dynamic") and rule is None
-    if target.quantization in ("none", "fp16") or own:
+    # weights-only kinds need no activation scheme: a runtime without a row on the device uses its own (ONNX
+    # Runtime GenAI's block-wise int4, ExecuTorch's 8da4w); one with a row (OpenVINO) takes its scheme
+    device_scheme = quantizations()[target.quantization].device_scheme
+    if device_scheme == "never" or (device_scheme == "optional" and rule is None):
         recipe = Recipe(target.name, device.name, target.quantization, None, None, (), None, supported_ops=supported)
         return _with_stack(recipe, rule, device)
     if rule is None:

@@ -10,19 +10,24 @@ from pydantic import BaseModel, ConfigDict, Field
 # Runtimes are open: a backend folder brings its own (edgekit.backends.registry), with the format it writes.
 Runtime = str
 Precision = Literal["fp32", "fp16", "int8", "int16x8", "int4"]
-# int8-auto: static int8 where calibration data is given and the model allows it, else dynamic;
-# the sidecar's quantization.applied says which one the file holds.
-# weight-only: int8 weights decompressed to float at run time, activations stay float (OpenVINO's NNCF)
-# int4-dynamic: int4 grouped weights with int8 activations quantized at run time (ExecuTorch's 8da4w for LLMs)
-Quantization = Literal[
-    "none", "fp16", "dynamic", "static", "int8-auto", "full-integer", "int16x8", "weight-only", "int4-dynamic"
-]
+# A kind of quantization (none, fp16, dynamic, static, int8-auto, full-integer, int16x8, weight-only, ...): open,
+# like runtimes; the known kinds are data in targets/quantizations.yaml, which a target's name is checked against.
+Quantization = str
 IntType = Literal["int8", "uint8"]
 Hardware = Literal["nvidia-gpu"]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class QuantizationKind(_Frozen):
+    """One kind of quantization a target may name: what it is, and whether an export takes the device's scheme."""
+
+    description: str
+    # never: no int8 settings to choose; optional: the device row's scheme when it has one for the runtime, else
+    # the runtime's own; required: the device must have a row for the runtime
+    device_scheme: Literal["never", "optional", "required"]
 
 
 class Requirements(_Frozen):
