@@ -8,7 +8,8 @@ from types import ModuleType
 
 from edgekit.errors import MissingDependencyError
 
-# importable module -> the extra that installs it
+# importable module -> the extra that installs it, for the stacks several parts of edgekit share; a backend's own
+# runtime names its extra where it imports it (require(..., extra=...)) and in its Backend.extra
 EXTRAS = {
     "torch": "torch",
     "onnxscript": "torch",
@@ -20,17 +21,12 @@ EXTRAS = {
     "transformers": "hf",
     "tokenizers": "hf",
     "huggingface_hub": "hf",
-    "ai_edge_litert": "tflite",
     "sklearn": "data",
     "torch_pruning": "compress",
     "tensorflow_model_optimization": "tensorflow",
-    "polygraphy": "tensorrt",
     "onnx_graphsurgeon": "tensorrt",
-    "openvino": "openvino",
-    "nncf": "openvino",
     "h5py": "tensorflow",
     "optuna": "search",
-    "onnxruntime_genai": "genai",
 }
 # importable module -> how to get it where no extra can (NVIDIA's GPU stacks)
 INSTALL = {
@@ -51,8 +47,8 @@ NO_DEPS = {
 }
 
 
-def require(module: str, purpose: str) -> ModuleType:
-    """Import `module`, or raise an error that says which extra installs it."""
+def require(module: str, purpose: str, extra: str | None = None) -> ModuleType:
+    """Import `module`, or raise an error that says which extra installs it (`extra`, for a backend's own stack)."""
     top = module.split(".")[0]
     if top in IMPORTS_NOISY_DEPENDENCY and available(IMPORTS_NOISY_DEPENDENCY[top]):
         from edgekit.quiet import quiet
@@ -68,7 +64,7 @@ def require(module: str, purpose: str) -> ModuleType:
             raise MissingDependencyError(top, "", purpose, command=f"pip install --no-deps {NO_DEPS[top]}") from None
         if top in INSTALL and top not in EXTRAS:
             raise MissingDependencyError(top, "", purpose, command=INSTALL[top]) from None
-        raise MissingDependencyError(top, EXTRAS.get(top, "all"), purpose) from None
+        raise MissingDependencyError(top, extra or EXTRAS.get(top, "all"), purpose) from None
 
 
 def available(module: str) -> bool:

@@ -225,3 +225,23 @@ def test_catalog_option_reaches_the_commands(tmp_path):
     result = run_cli_process("--catalog", tmp_path, "devices", "--json")
     assert result.returncode == 0, result.stderr
     assert "my-board" in result.stdout
+
+
+def test_a_missing_backend_stack_names_the_backends_own_extra(monkeypatch):
+    """A backend names its extra where it imports its stack; the shared table in _lazy does not list it."""
+    import sys
+    from pathlib import Path
+
+    import tomllib
+
+    from edgekit._lazy import EXTRAS
+    from edgekit.backends.openvino.stack import import_stack
+    from edgekit.backends.registry import backends
+    from edgekit.errors import MissingDependencyError
+
+    extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert {b.extra for b in backends().values() if b.extra} <= set(extras["optional-dependencies"])
+    assert "openvino" not in EXTRAS
+    monkeypatch.setitem(sys.modules, "openvino", None)  # importing it now fails as if it were not installed
+    with pytest.raises(MissingDependencyError, match=r"edgekit\[openvino\]"):
+        import_stack("openvino", "Testing")

@@ -65,7 +65,7 @@ class LiteRTRunner(Runner):
         self.interpreter: Any = None
 
     def activate_impl(self) -> None:
-        litert = require("ai_edge_litert.interpreter", "Running a .tflite file")
+        litert = require("ai_edge_litert.interpreter", "Running a .tflite file", extra="tflite")
         try:
             with quiet():  # LiteRT announces its default XNNPACK delegate on stderr
                 self.interpreter = litert.Interpreter(

@@ -76,7 +76,7 @@ def _names(enum_cls) -> dict[int, str]:
 
 def _unpack(path: str | Path | bytes):
     """The flatbuffer schema module, the unpacked model and its main subgraph (a path or the bytes)."""
-    schema = require("ai_edge_litert.schema_py_generated", "Reading a .tflite file")
+    schema = require("ai_edge_litert.schema_py_generated", "Reading a .tflite file", extra="tflite")
     data = path if isinstance(path, bytes) else Path(path).read_bytes()
     try:
         model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)

@@ -17,6 +17,6 @@ from edgekit._lazy import require
 def import_stack(module: str, purpose: str) -> ModuleType:
     """`module` (openvino, nncf, or a submodule) with telemetry blocked; names the extra when missing."""
     sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]  # None: import raises ImportError
-    imported = require(module, purpose)
+    imported = require(module, purpose, extra="openvino")
     logging.getLogger("nncf").setLevel(logging.ERROR)  # its INFO tables go to stdout; edgekit reports the facts
     return imported

@@ -60,7 +60,9 @@ def _opset(model, plan: TrtPlan):
 
 def prepare(ctx: StepContext) -> StepNotes:
     onnx = require("onnx", "The TensorRT export")
-    polygraphy = require("polygraphy.backend.onnx", "The TensorRT export (constant folding, shape inference)")
+    polygraphy = require(
+        "polygraphy.backend.onnx", "The TensorRT export (constant folding, shape inference)", extra="tensorrt"
+    )
     plan: TrtPlan = ctx.plan
     model = onnx.load(str(ctx.src)) if ctx.src is not None else ctx.model.obj
     model, opset_in = _opset(model, plan)
