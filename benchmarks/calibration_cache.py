@@ -26,7 +26,7 @@ def main() -> None:
     from edgekit.backends.onnxruntime.quantize import _Reader
     from edgekit.catalog.detect import cpu_model
     from edgekit.data import read_data
-    from edgekit.runners import open_runner
+    from edgekit.dispatch import open_runner
     from edgekit.spec import Signature
     from edgekit_demo.datasets import write_tweets_csv
     from edgekit_demo.zoo_text import SENTIMENT_INPUTS, minilm_dir

@@ -1,4 +1,6 @@
-"""Artifacts on disk: the output folder, a staging area beside it, and atomic publishing with the sidecar."""
+"""Artifacts on disk: the output folder, a staging area beside it, and atomic publishing with the sidecar.
+
+Which files make up an artifact is its runtime's to say: edgekit.dispatch.files asks the backend."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import ModelLoadError, UsageError, require_file
+from edgekit.errors import ModelLoadError, UsageError
 from edgekit.sidecar import Sidecar, sidecar_path
 
 
@@ -21,43 +23,14 @@ def _none(path: Path) -> tuple[Path, ...]:
     return ()
 
 
-def artifact_files(path: Path) -> list[Path]:
-    """An artifact's files: itself, then the companions its runtime reads beside it (an OpenVINO .xml's .bin)."""
-    from edgekit.backends.registry import backend_for_file
-
-    return [Path(path), *backend_for_file(path).companions(Path(path))]
-
-
-def require_artifact(path: Path) -> Path:
-    """An exported file that exists, is a file (or a folder, for runtimes whose artifacts are folders), is not
-    empty and has its companions beside it (else exit 2)."""
-    if path.is_dir() and _folder_artifact(path):
-        if not any(path.iterdir()):
-            raise UsageError(f"Artifact {path} is an empty folder: an interrupted copy or export?")
-        return path
-    require_file(path, "Artifact")
-    if path.stat().st_size == 0:
-        raise UsageError(f"Artifact {path} is empty (0 bytes): an interrupted copy or export?")
-    check_complete(path)
-    return path
-
-
-def _folder_artifact(path: Path) -> bool:
-    """Whether `path`'s runtime writes folders (an ONNX Runtime GenAI model), judged by its suffix."""
-    from edgekit.backends.registry import backends
-
-    return any(b.folders and path.suffix in b.suffixes for b in backends().values())
-
-
-def check_complete(path: Path) -> None:
-    """Refuse an artifact whose companion files are not beside it, naming the one missing (exit 2): a runtime's
-    own message for an OpenVINO .xml without its .bin speaks of empty weights."""
-    files = artifact_files(path)
-    for part in files[1:]:
+def check_complete(path: Path, companions: tuple[Path, ...]) -> None:
+    """Refuse an artifact whose companion files (its runtime's, e.g. an OpenVINO .xml's .bin) are not beside it,
+    naming the one missing (exit 2): a runtime's own message for an .xml without its .bin speaks of empty weights."""
+    for part in companions:
         if not part.exists():
             raise ModelLoadError(
                 f"{path} is missing a file it needs: {part} is missing.",
-                hint=f"Its files belong together in one folder: {', '.join(f.name for f in files)}.",
+                hint=f"Its files belong together in one folder: {', '.join(f.name for f in (path, *companions))}.",
             )
 
 

@@ -84,7 +84,7 @@ def _installed(name: str) -> str | None:
 def report() -> dict[str, Any]:
     """The doctor's findings as JSON: packages, targets (exports/runs here, why not), warnings."""
     from edgekit.catalog import local_device, targets
-    from edgekit.catalog.availability import availability
+    from edgekit.dispatch import availability
 
     rows = [{**asdict(p), "status": p.status} for p in packages()]
     target_rows = []

@@ -6,12 +6,12 @@ Every user-facing failure says what was wrong, what is available, and what to do
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 # a line that only names a C++ source location: one pattern, kept in the worker, which runs without edgekit
-from edgekit.bench.worker import WHERE
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job ran and failed, or a quality gate was missed
@@ -108,6 +108,11 @@ def require_file(path: Path, what: str, error: type[UsageError] = UsageError, hi
     if not path.is_file():
         raise error(f"{what} {path} does not exist.", hint=hint)
     return path
+
+
+# a line that only names a C++ source location (OpenVINO's "Exception from src/...:123:"); the benchmark worker,
+# which runs without edgekit on devices, has its own copy (a test keeps the two equal)
+WHERE = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:)$")
 
 
 def first_line(e: BaseException, limit: int = 300) -> str:

@@ -19,7 +19,7 @@ from edgekit.backends.base import Backend, Converter, StepContext, StepFn, StepN
 from edgekit.backends.options import BackendOptions
 from edgekit.backends.registry import backend_for_runtime, find_routes, resolve_options, supports
 from edgekit.catalog import get_device, get_target, local_device, resolve
-from edgekit.catalog.availability import engine_lacking
+from edgekit.catalog.requirements import engine_lacking
 from edgekit.catalog.schema import Device, Recipe, Target
 from edgekit.checksum import sha256_path, size_of
 from edgekit.data import (
@@ -32,6 +32,7 @@ from edgekit.data import (
     read_data,
     static_shapes,
 )
+from edgekit.dispatch import check_device_rules
 from edgekit.errors import (
     ConversionError,
     GateError,
@@ -135,6 +136,7 @@ def export(
     backend = _backend(tgt)
     resolved = resolve_options(backend, options, tgt.name)
     dev = _device(device, tgt, backend, progress)
+    check_device_rules([dev.name])
     out = prepare_out_dir(out_dir)
     if calib is None and tgt.needs_calibration:
         raise UsageError(f"Target '{tgt.name}' needs calibration data to set its int8 ranges.", hint=CALIB_HINT)

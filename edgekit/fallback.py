@@ -18,12 +18,11 @@ if TYPE_CHECKING:
     from edgekit.catalog.schema import Target
 
 from edgekit.data import Dataset, batch_size_for
+from edgekit.dispatch import open_runner, source_runner
 from edgekit.errors import GateError
 from edgekit.parity import ParityResult, check_parity
 from edgekit.progress import Progress
-from edgekit.runners import open_runner
 from edgekit.runners.base import RecordingRunner
-from edgekit.runners.source import source_runner
 from edgekit.sensitivity import LayerSensitivity
 from edgekit.sidecar import ArtifactIO
 from edgekit.sources.base import Model

@@ -19,7 +19,7 @@ from typing import Any
 
 from edgekit.artifact import prepare_out_dir, write_json_atomic
 from edgekit.catalog import targets
-from edgekit.catalog.availability import availability
+from edgekit.dispatch import availability
 from edgekit.errors import UsageError
 from edgekit.progress import Progress
 from edgekit_demo.demo_steps import FEED, HF_INPUTS, TEST_DATA, TIMING_THREADS, DemoGraph, build_graph

@@ -103,8 +103,8 @@ def _timing_job(graph: DemoGraph, cache: Path, weights: str, records: dict[str, 
 
 def source_row(weights: str, folder: Path) -> dict[str, Any]:
     """The source classifier's accuracy and F1 on the test tweets; saves its first sample for the timing."""
+    from edgekit.dispatch import source_runner
     from edgekit.evaluation import score
-    from edgekit.runners.source import source_runner
     from edgekit.sources import load
     from edgekit.spec import Signature, parse_input_specs
     from edgekit_demo import zoo_text
@@ -214,8 +214,7 @@ def time_files(files: dict[str, str], feed_path: str, weights: str, folder: Path
     first test tweet (the distilled models' token_type_ids: zeros, one segment)."""
     import torch
 
-    from edgekit.runners import open_runner
-    from edgekit.runners.source import source_runner
+    from edgekit.dispatch import open_runner, source_runner
     from edgekit.sources import load
     from edgekit.spec import parse_input_specs
     from edgekit_demo import zoo_text

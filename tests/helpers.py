@@ -27,7 +27,7 @@ def run_cli_process(*args: str, timeout: int = 300) -> subprocess.CompletedProce
 
 
 def artifact_accuracy(path, x: np.ndarray, y: np.ndarray, input_name: str = "image") -> float:
-    from edgekit.runners import open_runner
+    from edgekit.dispatch import open_runner
 
     with open_runner(path) as runner:
         logits = np.concatenate(

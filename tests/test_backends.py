@@ -21,6 +21,7 @@ from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
 from edgekit.backends.options import BackendOptions
 from edgekit.catalog import loader
 from edgekit.catalog.resolve import resolve
+from edgekit.dispatch import check_device_rules
 from edgekit.errors import EdgekitError, UsageError
 from edgekit.sidecar import ArtifactIO
 
@@ -96,7 +97,7 @@ def catalog(tmp_path, monkeypatch):
     folder = tmp_path / "targets"
     shutil.copytree(ROOT / "targets", folder)
     monkeypatch.setattr(loader, "catalog_dir", lambda: folder)
-    caches = (loader.targets, loader.devices, loader.schemes, loader.quantizations)
+    caches = (loader.targets, loader.device_files, loader.schemes, loader.quantizations)
     for cache in caches:
         cache.cache_clear()
     yield folder
@@ -201,7 +202,7 @@ def test_without_the_backend_the_target_is_listed_but_not_built(catalog, tmp_pat
     assert not list(tmp_path.glob("*.fake"))
 
 
-def test_a_scheme_its_runtime_cannot_honour_is_refused_at_load(catalog, capsys):
+def test_a_scheme_its_runtime_cannot_honour_is_refused(catalog, tmp_path, capsys):
     """TFLite's converter writes one int8 layout: a device row asking it for uint8 reduce_range is an error."""
     (catalog / "devices" / "odd-phone.yaml").write_text(
         yaml.safe_dump(
@@ -215,9 +216,12 @@ def test_a_scheme_its_runtime_cannot_honour_is_refused_at_load(catalog, capsys):
         )
     )
     with pytest.raises(EdgekitError, match="litert for scheme 'u8s8_reduce_range'.*asymmetric int8.*reduce_range"):
-        loader.devices()
+        check_device_rules()
     code, text = run_cli(capsys, "targets")
     assert code == 1 and "odd-phone" in text and "cannot honour" in text
+    model = linear_classifier(tmp_path / "l.onnx")
+    code, text = run_cli(capsys, "export", model, "-t", "tflite-fp32", "--device", "odd-phone", "-o", tmp_path / "o")
+    assert code == 1 and "odd-phone.yaml" in text and "cannot honour" in text and not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize(
@@ -241,7 +245,7 @@ def test_each_backend_checks_its_scheme(catalog, runtime, scheme, phrase):
         )
     )
     with pytest.raises(EdgekitError, match=phrase):
-        loader.devices()
+        check_device_rules(["odd"])
 
 
 def test_routes_and_runners_derive_from_the_registry():

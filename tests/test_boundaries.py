@@ -44,13 +44,16 @@ def test_the_core_never_imports_demo_content():
     assert offenders == []
 
 
-def test_imports_have_no_cycles():
-    """Between edgekit's modules, counting imports inside functions (edges to the root package, which every
-    submodule imports implicitly, are left out)."""
+def _module_graph() -> dict[str, set[str]]:
+    """Module -> the edgekit modules it imports (edges to the root package, which every submodule imports
+    implicitly, are left out)."""
     files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-    graph = {
+    return {
         name: {m for m in _imports(path) if m in files and m not in (name, "edgekit")} for name, path in files.items()
     }
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[str]:
     state: dict[str, int] = {}
     cycles: list[str] = []
 
@@ -66,8 +69,34 @@ def test_imports_have_no_cycles():
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
+    return cycles
+
+
+def test_imports_have_no_cycles():
+    """Between edgekit's modules, counting imports inside functions."""
+    graph = _module_graph()
     assert sum(len(v) for v in graph.values()) > 100  # the graph was really read
-    assert cycles == []
+    assert _cycles(graph) == []
+
+
+def test_packages_have_no_cycles():
+    """Between edgekit's top-level packages and modules (edgekit.backends, edgekit.catalog, edgekit.artifact...):
+    the backends build on the catalog, runners and artifacts, and edgekit.dispatch sits above them all."""
+    top = {name: ".".join(name.split(".")[:2]) for name in _module_graph()}
+    graph: dict[str, set[str]] = {}
+    for name, imported in _module_graph().items():
+        graph.setdefault(top[name], set()).update(top[m] for m in imported if top[m] != top[name])
+    assert "edgekit.backends" in graph["edgekit.dispatch"]  # the graph was really read
+    assert not any("edgekit.backends" in graph[p] for p in ("edgekit.catalog", "edgekit.runners", "edgekit.artifact"))
+    assert _cycles(graph) == []
+
+
+def test_the_worker_skips_the_same_location_lines_as_edgekit():
+    """The benchmark worker runs without edgekit on devices, so it keeps its own copy of this pattern."""
+    from edgekit.bench import worker
+    from edgekit.errors import WHERE
+
+    assert worker.WHERE.pattern == WHERE.pattern
 
 
 def test_listing_commands_and_targets_imports_no_framework():
@@ -81,3 +110,14 @@ def test_listing_commands_and_targets_imports_no_framework():
     assert "HEAVY []" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
     assert "demo" in result.stdout  # the demo package's command, plugged in through its entry point
     assert "builtin:tweets:SPLIT" in result.stdout  # its datasets, registered with the data reader
+
+
+def test_no_function_is_longer_than_100_lines():
+    """A longer one is split into steps with names that say what they do."""
+    long = [
+        f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 100
+    ]
+    assert long == []

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from edgekit.catalog import devices, get_device, get_target, resolve, schemes, targets
-from edgekit.catalog.availability import availability
 from edgekit.catalog.detect import cpu_flags, local_device
+from edgekit.dispatch import availability
 from edgekit.errors import UnknownNameError
 
 DESIGN_TARGETS = {
@@ -101,11 +101,13 @@ def test_availability_explains_what_is_missing():
 
 def test_built_wheel_ships_the_catalog(tmp_path):
     """targets/ lives beside the package in the checkout; an installed wheel must carry it inside."""
+    import shutil
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
+    shutil.rmtree(root / "build", ignore_errors=True)  # setuptools builds in-tree: a file removed since would ship
     subprocess.run(
         [
             sys.executable,

@@ -258,7 +258,7 @@ def test_no_telemetry_module_loads_with_the_stack():
 def test_outputs_match_the_source_on_real_digits(exported, cnn, digits):
     import torch
 
-    from edgekit.runners import open_runner
+    from edgekit.dispatch import open_runner
 
     _, _, x_test, _ = digits
     model, _ = cnn

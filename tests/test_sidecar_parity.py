@@ -12,10 +12,10 @@ from onnx_graphs import inputs_npz, linear_classifier
 from edgekit.backends.onnxruntime.runner import OnnxRuntimeRunner
 from edgekit.catalog.schema import OutputTolerance, Tolerance
 from edgekit.data import Dataset
+from edgekit.dispatch import open_runner
 from edgekit.errors import ModelLoadError
 from edgekit.exporter import export
 from edgekit.parity import check_parity
-from edgekit.runners import open_runner
 from edgekit.sidecar import SCHEMA_FILE, SCHEMA_VERSION, Sidecar, json_schema, read_sidecar, sidecar_path
 
 LOOSE = Tolerance(cosine_min=0.9999, top1_min=0.99)

@@ -80,7 +80,7 @@ def test_int8_files_run_here_with_tensorrts_exact_int8_arithmetic(stage1):
     to cosine 0.85 on an AVX2 EPYC, every layer kept float or not). The file says so, and parity, evaluate and
     the per-layer fallback run it with the pairs unfused; fp32 files are run as they are."""
     from edgekit.backends.onnxruntime.runner import EXACT_QDQ
-    from edgekit.runners import open_runner
+    from edgekit.dispatch import open_runner
 
     for target, exact in (("tensorrt-int8", "1"), ("tensorrt-fp32", "")):
         path = stage1["tiny_transformer", target].artifact

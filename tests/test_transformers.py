@@ -423,8 +423,8 @@ def test_onnx_runtime_fuses_the_encoder_and_the_fused_graph_matches_the_unfused_
     import onnx
 
     from edgekit.data import read_data
+    from edgekit.dispatch import open_runner
     from edgekit.fallback import FallbackOptions
-    from edgekit.runners import open_runner
     from edgekit.spec import Signature, parse_input_specs
 
     fused = _export(tiny_bert, "onnx-fp32", tmp_path / "fused")

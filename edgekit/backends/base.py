@@ -178,10 +178,10 @@ class Backend:
     # what the runtime's words mean when it cannot load a file (ExecuTorch's bare error codes), or None
     load_hint: Callable[[str], str | None] = lambda message: None
     # the file's arithmetic work at the benchmarked input shapes (path, {input: shape}) -> the document of
-    # edgekit.bench.work.tally, for the benchmark's GFLOP/s and efficiency; None: not counted for this runtime
+    # edgekit.backends.work.tally, for the benchmark's GFLOP/s and efficiency; None: not counted for this runtime
     count_work: Callable[[Path, dict[str, list[int]]], dict[str, Any]] | None = None
     # the file run with its weighted layers' inputs and outputs exposed, for `edgekit diff`: (file, its I/O) ->
-    # an edgekit.layerdiff.taps.LayerTaps; None: this runtime exposes no intermediates here
+    # an edgekit.backends.taps.LayerTaps; None: this runtime exposes no intermediates here
     layer_taps: Callable[[Path, ArtifactIO | None], Any] | None = None
 
     def quantizer(self, quantization: str) -> Quantizer | None:

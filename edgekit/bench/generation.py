@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.artifact import require_artifact
 from edgekit.backends.base import Backend
 from edgekit.backends.registry import backend_for_file, backends
 from edgekit.bench import stats
 from edgekit.bench.generation_schema import SCHEMA_VERSION
 from edgekit.bench.strategies import check_device, push_artifact
 from edgekit.checksum import size_of
+from edgekit.dispatch import require_artifact
 from edgekit.errors import UsageError
 from edgekit.progress import SILENT, Progress
 from edgekit.sidecar import read_sidecar

@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.artifact import artifact_files, require_artifact
 from edgekit.backends.registry import backend_for_file
 from edgekit.bench import stats
 from edgekit.bench.schema import SCHEMA_VERSION as BENCHMARK_SCHEMA
 from edgekit.bench.strategies import NativeTool, PythonWorker
 from edgekit.checksum import files_of, size_of
+from edgekit.dispatch import artifact_files, require_artifact
 from edgekit.errors import UsageError
 from edgekit.progress import SILENT, Progress
 from edgekit.sidecar import read_sidecar
@@ -114,7 +114,7 @@ def summarize(artifact: Path, device: str, threads: int, batch: int, reps: list[
 
 def work_and_efficiency(artifact: Path, run: dict[str, Any]) -> dict[str, Any] | None:
     """The file's arithmetic work at the benchmarked shapes, the GFLOP/s achieved at p50 and, on this
-    machine, the efficiency against its measured GEMM peak (edgekit.bench.work, edgekit.bench.peak).
+    machine, the efficiency against its measured GEMM peak (edgekit.backends.work, edgekit.bench.peak).
     For the runtimes whose backend counts work (ONNX, OpenVINO IR, .tflite)."""
     if backend_for_file(artifact).count_work is None or not run["inputs"] or not run["latency_ms"].get("p50"):
         return None

@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edgekit.artifact import artifact_files
 from edgekit.backends.base import Backend
 from edgekit.backends.registry import backend_for_file
 from edgekit.bench.worker import LOAD_FAILED
+from edgekit.dispatch import artifact_files
 from edgekit.errors import ModelLoadError, UsageError
 from edgekit.sidecar import read_io
 from edgekit.transport.base import DeviceError, Transport

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from edgekit.catalog.schema import Device, QuantizationKind, RuntimeRule, Scheme, Target
+from edgekit.catalog.schema import Device, QuantizationKind, Scheme, Target
 from edgekit.errors import EdgekitError, UsageError, unknown_name
 from edgekit.yamlfile import node_at, read_yaml, validate
 
@@ -120,8 +120,11 @@ def schemes() -> dict[str, Scheme]:
 
 
 @functools.cache
-def devices() -> dict[str, Device]:
-    out: dict[str, Device] = {}
+def device_files() -> dict[str, tuple[Device, Path]]:
+    """Every device profile with the file it came from (a user catalog's replaces a built-in one of its name),
+    its schemes and kinds of quantization checked against the catalog's; the runtime's own rules for its row are
+    checked by edgekit.dispatch.check_device_rules."""
+    out: dict[str, tuple[Device, Path]] = {}
     known_schemes = schemes()
     for path in (p for folder in catalog_dirs() for p in sorted((folder / "devices").glob("*.yaml"))):
         device = _load(Device, path)
@@ -137,23 +140,13 @@ def devices() -> dict[str, Device]:
                     f"Device {device.name} ({path}) lists unknown quantization {', '.join(unknown)} for {runtime}; "
                     f"known: {', '.join(quantizations())}"
                 )
-            check_scheme(device.name, runtime, rule, known_schemes[rule.scheme], path)
-        out[device.name] = device
+        out[device.name] = (device, path)
     return out
 
 
-def check_scheme(device: str, runtime: str, rule: RuntimeRule, scheme: Scheme, where: Path) -> None:
-    """Refuse a device row whose scheme its runtime's backend cannot honour (never a silent ignore)."""
-    from edgekit.backends.registry import backend_for_runtime
-
-    backend = backend_for_runtime(runtime)
-    problems = backend.scheme_problems(scheme, rule) if backend else []
-    if problems:
-        raise EdgekitError(
-            f"Device {device} ({where}) asks {runtime} for scheme '{rule.scheme}', which it cannot "
-            f"honour: {'; '.join(problems)}.",
-            hint=f"Pick a scheme from targets/schemes.yaml that {runtime} supports.",
-        )
+def devices() -> dict[str, Device]:
+    """Every device profile, by name."""
+    return {name: device for name, (device, _) in device_files().items()}
 
 
 def get_target(name: str) -> Target:

@@ -97,8 +97,8 @@ def _use_catalog(ctx, param, value) -> None:
     expose_value=False,
     is_eager=True,
     callback=_use_catalog,
-    help="A folder of your own targets, schemes.yaml and devices/*.yaml on top of the built-in catalog "
-    "(same as EDGEKIT_CATALOG); a file of the same name replaces the built-in one.",
+    help="A folder of your own targets, schemes.yaml, quantizations.yaml and devices/*.yaml on top of the built-in "
+    "catalog (same as EDGEKIT_CATALOG); a file of the same name replaces the built-in one.",
 )
 def cli() -> None:
     """Take trained models to edge devices and prove they still work there."""

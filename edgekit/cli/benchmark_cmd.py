@@ -37,7 +37,7 @@ def a_a_pair(artifacts: list[str], folder: Path) -> list[str]:
     what the harness and the machine alone make of two identical files."""
     import shutil
 
-    from edgekit.artifact import artifact_files, require_artifact
+    from edgekit.dispatch import artifact_files, require_artifact
     from edgekit.errors import UsageError
     from edgekit.sidecar import sidecar_path
 
@@ -203,16 +203,8 @@ def benchmark_cmd(
     from edgekit.bench.report import print_runs
     from edgekit.progress import Progress
 
-    options: dict = {"timeout": timeout}
-    adb_device = device.startswith("adb://")
-    if adb_device:
-        options["adb"] = adb
-    if python:
-        options["python"] = python
-    if identity:
-        options["identity"] = identity
-    if ssh_options:
-        options["options"] = tuple(ssh_options)
+    options = _transport_options(device, timeout, adb, python, identity, ssh_options)
+    adb_device = "adb" in options
     settings = Settings(
         threads,
         batch,
@@ -267,6 +259,20 @@ def benchmark_cmd(
         click.secho(f"error: {error}{kept}", err=True, fg="red")
     if failures or error:
         sys.exit(1)
+
+
+def _transport_options(device, timeout, adb, python, identity, ssh_options) -> dict:
+    """The device flags the transport takes, only those given (adb's for adb:// devices)."""
+    options: dict = {"timeout": timeout}
+    if device.startswith("adb://"):
+        options["adb"] = adb
+    if python:
+        options["python"] = python
+    if identity:
+        options["identity"] = identity
+    if ssh_options:
+        options["options"] = tuple(ssh_options)
+    return options
 
 
 def _generate(artifacts, device, threads, processes, prompt_tokens, new_tokens, generations, options, json_path, quiet):

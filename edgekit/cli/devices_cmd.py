@@ -22,7 +22,9 @@ def devices_cmd(as_json: bool) -> None:
 
     from edgekit.catalog import devices, local_device
     from edgekit.catalog.detect import cpu_flags, cpu_model
+    from edgekit.dispatch import check_device_rules
 
+    check_device_rules()  # every row, against its runtime's backend
     here = local_device()
     flags = cpu_flags()
     rules = {

@@ -158,7 +158,8 @@ def export_cmd(
     if result.engine:
         click.echo(f"{result.engine} (TensorRT engine)", err=to_stderr)
     if json_path:
-        from edgekit.artifact import artifact_files, write_json_output
+        from edgekit.artifact import write_json_output
+        from edgekit.dispatch import artifact_files
 
         files = [str(f) for f in artifact_files(result.artifact)]
         write_json_output(json_path, {"schema_version": "1", "artifact": str(result.artifact), "files": files,

@@ -18,10 +18,10 @@ def targets_cmd(as_json: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from edgekit.catalog import devices, local_device, targets
-    from edgekit.catalog.availability import availability
+    from edgekit.catalog import local_device, targets
+    from edgekit.dispatch import availability, check_device_rules
 
-    devices()  # the whole catalog is checked, device schemes against their backends included
+    check_device_rules()  # the whole catalog is checked, device schemes against their backends included
     rows = [(t, availability(t)) for t in targets().values()]
     if as_json:
         click.echo(

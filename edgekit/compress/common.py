@@ -435,7 +435,7 @@ def torch_logits(module, data: Dataset, model: Model, batch: int = 64) -> np.nda
 
 def source_logits(model: Model, data: Dataset) -> np.ndarray:
     """A loaded model's first output over `data`, run in its own framework (PyTorch, Keras, ONNX alike)."""
-    from edgekit.runners.source import source_runner
+    from edgekit.dispatch import source_runner
 
     with source_runner(model) as runner:
         return np.concatenate([next(iter(runner.infer(feed, check=False).values())) for feed in data.batches(64)])

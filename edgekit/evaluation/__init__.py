@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from edgekit.data import Dataset, batch_size_for, class_indices, read_data
+from edgekit.dispatch import open_runner
 from edgekit.errors import DataError, UsageError
 from edgekit.evaluation.perplexity import PREDICTIONS
 from edgekit.evaluation.schema import SCHEMA_VERSION as EVALUATE_SCHEMA
 from edgekit.progress import SILENT, Progress
-from edgekit.runners import Runner, open_runner
+from edgekit.runners import Runner
 from edgekit.sidecar import read_sidecar
 from edgekit.spec import InputSpecs, Signature
 
@@ -140,7 +141,7 @@ def evaluate(
     sidecar = read_sidecar(artifact)
     report = EvalReport(str(artifact), sidecar.target if sidecar else None, str(data), values, max_drop=max_drop)
     if model is not None:
-        from edgekit.runners.source import source_runner
+        from edgekit.dispatch import source_runner
 
         with source_runner(model) as ref_runner:  # in batches its own signature takes (--input fixing batch 1)
             label, specs = f"the reference {reference}", model.signature

@@ -8,11 +8,11 @@ import fnmatch
 from contextlib import ExitStack
 from pathlib import Path
 
+from edgekit.backends.taps import LayerTaps
 from edgekit.errors import DataError, UsageError
 from edgekit.layerdiff.match import Match, match_layers
 from edgekit.layerdiff.metrics import LayerError, apply_activation
 from edgekit.layerdiff.report import DEFAULT_THRESHOLDS, METRICS, DiffReport, LayerDiff, within
-from edgekit.layerdiff.taps import LayerTaps
 from edgekit.progress import SILENT, Progress
 from edgekit.spec import InputSpecs, Signature
 
@@ -39,10 +39,9 @@ def diff(
 ) -> DiffReport:
     """Compare `artifact`'s weighted layers with `reference`'s (default: the source its sidecar names).
     `reduce`: a folder for the smallest piece of the file that still diverges (ONNX-based files)."""
-    from edgekit.artifact import require_artifact
     from edgekit.data import batch_size_for, read_data
+    from edgekit.dispatch import open_runner, require_artifact
     from edgekit.evaluation import tokenizer_for
-    from edgekit.runners import open_runner
 
     if metric not in METRICS:
         raise UsageError(f"Unknown metric '{metric}'.", hint=f"Choose one of: {', '.join(METRICS)}.")

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.backends.taps import LayerTaps, TapLayer
 from edgekit.errors import UsageError
-from edgekit.layerdiff.taps import LayerTaps, TapLayer
 from edgekit.sources.base import Model
 
 _KINDS = {"Dense": 1, "Conv1D": 2, "Conv2D": 3, "DepthwiseConv2D": 2}  # kernel axis of the output channels

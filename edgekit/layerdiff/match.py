@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgekit.layerdiff.taps import TapLayer
+from edgekit.backends.taps import TapLayer
 
 MIN_COSINE = 0.95
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.backends.taps import LayerTaps, TapLayer
 from edgekit.errors import UsageError
-from edgekit.layerdiff.taps import LayerTaps, TapLayer
 from edgekit.sources.base import Model
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.artifact import artifact_files, require_artifact
 from edgekit.checksum import sha256_path
 from edgekit.data import TOKENIZER_FILES
+from edgekit.dispatch import artifact_files, require_artifact
 from edgekit.errors import UsageError, require_file
 from edgekit.release.manifest import (
     MANIFEST_FILE,

@@ -90,7 +90,7 @@ def search_space(
     from edgekit.backends.registry import backend_for_runtime
     from edgekit.catalog import get_device, get_target, resolve
     from edgekit.catalog import targets as all_targets
-    from edgekit.catalog.availability import availability
+    from edgekit.dispatch import availability
 
     for name in targets:
         get_target(name)  # an unknown name is an error naming the known ones
@@ -199,19 +199,9 @@ def search(
         {"source": source, "weights": weights, "inputs": list(inputs), "calib": calib, "tokenizer": tokenizer},
         data, bench, budgets, out / "cache", executor, jobs, progress,
     )  # fmt: skip
-    by_device = {d: [t for t in space if t.device == d] for d in devices}
     clock = _Clock(time_budget)
-    batch = jobs or os.cpu_count() or 1
     try:
-        done: list[dict[str, Any]] = []
-        for turn, mine in enumerate(by_device.values()):
-            deadline = clock.share(len(devices) - turn)
-            if strategy in OBJECTIVES:
-                rows = sampled_trials(strategy, mine, trials or len(mine), seed, runner.measure, batch, deadline)
-            else:
-                rows = _in_rounds(pick(mine, strategy, trials, seed), runner.measure, batch, deadline)
-            clock.check(deadline, len(rows) < min(trials or len(mine), len(mine)))
-            done += rows
+        done = _run_trials(space, devices, strategy, trials, seed, runner, jobs or os.cpu_count() or 1, clock)
     finally:
         runner.close()
     trials_run = _same_files(done)
@@ -247,6 +237,30 @@ def search(
             + ". Loosen a budget or widen the space.",
         )
     return result
+
+
+def _run_trials(
+    space: list[Trial],
+    devices: list[str],
+    strategy: str,
+    trials: int | None,
+    seed: int,
+    runner: _TrialRunner,
+    batch: int,
+    clock: _Clock,
+) -> list[dict[str, Any]]:
+    """Each device profile's trials in turn, by the strategy, within its share of the time budget."""
+    done: list[dict[str, Any]] = []
+    for turn, device in enumerate(devices):
+        mine = [t for t in space if t.device == device]
+        deadline = clock.share(len(devices) - turn)
+        if strategy in OBJECTIVES:
+            rows = sampled_trials(strategy, mine, trials or len(mine), seed, runner.measure, batch, deadline)
+        else:
+            rows = _in_rounds(pick(mine, strategy, trials, seed), runner.measure, batch, deadline)
+        clock.check(deadline, len(rows) < min(trials or len(mine), len(mine)))
+        done += rows
+    return done
 
 
 REACH_TIMEOUT_S = 30.0
@@ -489,7 +503,8 @@ def _bundle(row: dict[str, Any], folder: Path, device: str, labels: str | None) 
 def _publish(row: dict[str, Any], folder: Path, record: dict[str, Any]) -> Path:
     """Copy the chosen file and its companions from the step cache into `folder`, with its sidecar recording
     the search that chose it."""
-    from edgekit.artifact import artifact_files, write_json_atomic
+    from edgekit.artifact import write_json_atomic
+    from edgekit.dispatch import artifact_files
     from edgekit.sidecar import sidecar_path
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Runners for source models (torch modules, Keras/TF functions), so parity compares like with like."""
+"""Runners for source models (torch modules, Keras/TF functions), so parity compares like with like
+(edgekit.dispatch.source_runner picks one, and ONNX Runtime for an ONNX source)."""
 
 from __future__ import annotations
 
@@ -70,14 +71,3 @@ class KerasRunner(Runner):
         args = [tf.constant(feed[s.name]) for s in self.model.signature.inputs]
         outs = self.model.obj(*args)
         return {n: np.asarray(o) for n, o in zip(self.output_names_impl(), outs)}
-
-
-def source_runner(model: Model) -> Runner:
-    """The runner that executes a loaded source model in its own framework."""
-    if model.format == "torch":
-        return TorchRunner(model)
-    if model.format == "keras":
-        return KerasRunner(model)
-    from edgekit.backends.onnxruntime.runner import OnnxRuntimeRunner
-
-    return OnnxRuntimeRunner(model.obj.SerializeToString(), None)

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgekit.backends.litert.runner import LiteRTRunner, dequantize
 from edgekit.backends.litert.tflite_file import WEIGHTED_OPS, _names, _op_names, _unpack
-from edgekit.layerdiff.taps import LayerTaps, TapLayer, quantization_words
+from edgekit.backends.taps import LayerTaps, TapLayer, quantization_words
 from edgekit.sidecar import ArtifactIO
 
 _OUT_AXIS = {"FULLY_CONNECTED": 0, "CONV_2D": 0, "DEPTHWISE_CONV_2D": 3}  # OHWI filters; depthwise is 1HWC

@@ -1,4 +1,4 @@
-"""The arithmetic work of a .tflite file at the benchmarked input shapes (edgekit.bench.work's document).
+"""The arithmetic work of a .tflite file at the benchmarked input shapes (edgekit.backends.work's document).
 
 Read from the flatbuffer itself (its tensors carry their shapes; a free dimension, -1, is the benchmarked
 batch). Counted: FULLY_CONNECTED, BATCH_MATMUL, CONV_2D and DEPTHWISE_CONV_2D. An op runs in int8 when its
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.backends.litert.tflite_file import OpInfo, read_tflite
-from edgekit.bench.work import tally
+from edgekit.backends.work import tally
 
 _INT = {"INT8", "UINT8", "INT4"}
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.backends.taps import LayerTaps, TapLayer, quantization_words
 from edgekit.errors import ModelLoadError
-from edgekit.layerdiff.taps import LayerTaps, TapLayer, quantization_words
 
 _WEIGHTED = {"MatMul", "Gemm", "Conv", "MatMulInteger", "ConvInteger", "FusedConv", "FusedMatMul"}
 _PART_OF_LAYER = {"Add", "BatchNormalization", "Cast", "Mul", "QuantizeLinear", "DequantizeLinear"}

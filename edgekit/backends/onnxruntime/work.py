@@ -1,4 +1,4 @@
-"""The arithmetic work of an ONNX file at the benchmarked input shapes (edgekit.bench.work's document).
+"""The arithmetic work of an ONNX file at the benchmarked input shapes (edgekit.backends.work's document).
 
 Counted: MatMul/Gemm/Conv/ConvTranspose and their integer and QDQ forms, and the fused Attention ops
 (QKV projection, scores, context). Element-wise ops, softmax and normalization are memory-bound and left
@@ -12,7 +12,7 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
-from edgekit.bench.work import tally
+from edgekit.backends.work import tally
 
 _INT8 = {"MatMulInteger", "QLinearMatMul", "ConvInteger", "QLinearConv", "QGemm", "QAttention", "DynamicQuantizeMatMul"}
 

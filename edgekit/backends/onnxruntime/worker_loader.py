@@ -30,5 +30,5 @@ def load(ort, path, threads, specs=None):
     def infer(feed):
         return session.run(names, feed)
 
-    infer.session = session  # benchmarks/harness_self.py times the worker's loop against a bare session.run
+    infer.session = session  # type: ignore[attr-defined]  # benchmarks/harness_self.py times the worker's loop against a bare session.run
     return specs, infer, {"onnxruntime": ort.__version__}

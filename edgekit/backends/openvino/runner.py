@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.artifact import check_complete
+from edgekit.backends.openvino.ir import companions
 from edgekit.backends.openvino.stack import import_stack
 from edgekit.backends.openvino.worker_loader import OV_TYPES, compile_config, placement
 from edgekit.errors import ModelLoadError, first_line
@@ -30,7 +31,7 @@ class OpenVINORunner(Runner):
 
     def activate_impl(self) -> None:
         ov = import_stack("openvino", "Running an OpenVINO IR (.xml)")
-        check_complete(self.path)
+        check_complete(self.path, companions(self.path))
         core = ov.Core()
         model = None
         try:
@@ -71,7 +72,7 @@ def port_spec(port: Any) -> TensorSpec:
 def ir_signature(path: Path) -> Signature:
     """The inputs and outputs an IR declares (read, not compiled)."""
     ov = import_stack("openvino", "Reading an OpenVINO IR (.xml)")
-    check_complete(path)
+    check_complete(path, companions(path))
     model = ov.Core().read_model(str(path))
     return Signature(tuple(port_spec(p) for p in model.inputs), tuple(port_spec(p) for p in model.outputs))
 

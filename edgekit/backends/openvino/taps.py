@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.backends.openvino.stack import import_stack
-from edgekit.layerdiff.taps import LayerTaps, TapLayer, quantization_words
+from edgekit.backends.taps import LayerTaps, TapLayer, quantization_words
 
 _WEIGHTED = {"MatMul", "Convolution", "GroupConvolution"}
 

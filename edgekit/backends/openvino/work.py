@@ -1,4 +1,4 @@
-"""The arithmetic work of an OpenVINO IR at the benchmarked input shapes (edgekit.bench.work's document).
+"""The arithmetic work of an OpenVINO IR at the benchmarked input shapes (edgekit.backends.work's document).
 
 The model is reshaped to those shapes, so every shape is static. Counted: MatMul, Convolution,
 GroupConvolution and the fused ScaledDotProductAttention (scores and context, float). A MatMul or
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.backends.openvino.stack import import_stack
-from edgekit.bench.work import tally
+from edgekit.backends.work import tally
 
 # ops between a quantized tensor and its consumer that keep it int8 (dequantizing, layout, max pooling)
 _PASS_THROUGH = {"Convert", "Subtract", "Multiply", "Reshape", "Transpose", "Unsqueeze", "Squeeze", "MaxPool"}

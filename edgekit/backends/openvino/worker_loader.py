@@ -40,7 +40,7 @@ def placement(core, model):
 def compile_config(device, threads, precision):
     """OpenVINO compile properties: one latency stream; thread count and float precision where the device
     takes them (the CPU; GPU and NPU pick their own threads)."""
-    config = {"PERFORMANCE_HINT": "LATENCY"}
+    config: dict = {"PERFORMANCE_HINT": "LATENCY"}
     if device == "CPU":
         config["NUM_STREAMS"] = "1"
         if threads:

@@ -58,7 +58,7 @@ def local_build_missing(target: str = "tensorrt-fp32") -> list[str]:
     """What this machine lacks to build (and run) the target's engines itself, as its YAML's `engine.requires`
     says (the same answer `edgekit targets` gives); empty when it can."""
     from edgekit.catalog import get_target
-    from edgekit.catalog.availability import engine_lacking
+    from edgekit.catalog.requirements import engine_lacking
 
     return engine_lacking(get_target(target))
 

@@ -59,7 +59,8 @@ class EngineSession:
 
         cudart = self.cudart
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        buffers, hosts = [], {}
+        buffers = []
+        hosts: dict = {}  # name -> its host array (inputs), or (host array, device pointer) (outputs)
         try:
             for name in self.inputs:
                 array = np.ascontiguousarray(feed[name], dtype=self.dtype(name))
