@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from edgekit.catalog.schema import Target
 
+from edgekit.backends.registry import backend_for_file
 from edgekit.data import Dataset, batch_size_for
 from edgekit.dispatch import open_runner, source_runner
 from edgekit.errors import GateError
@@ -170,6 +171,9 @@ class Gate:
         self._source = RecordingRunner(source_runner(model))  # the source runs on the parity data once
 
     def judge(self, artifact: Path, io: ArtifactIO, kept: tuple[str, ...]) -> Verdict:
+        elsewhere = backend_for_file(artifact).cannot_run_here()
+        if elsewhere is not None:  # the file cannot run on this machine (Core ML off macOS): no parity, and said so
+            return self._not_measured(kept, elsewhere)
         batch = batch_size_for(self.model.signature, default=32)
         label = f"parity on {len(self.data)} samples ({self.data.source})"
         with self.progress.step(label), self._source as ref, open_runner(artifact, io) as got:
@@ -184,6 +188,15 @@ class Gate:
             self.evaluate(verdict, artifact, io)
         elif self._evaluates:
             summary["evaluated"] = False
+        self.tried.append(verdict)
+        return verdict
+
+    def _not_measured(self, kept: tuple[str, ...], why: str) -> Verdict:
+        """A verdict that publishes the file with no parity measured, the reason in the sidecar and on screen."""
+        self.progress.warn(f"parity was not measured: {why}")
+        tolerance = self.tgt.parity.model_dump()
+        self.parities.append(ParityResult([], 0, self.data.source, tolerance, not_measured=why))
+        verdict = Verdict(kept, True, [], summary={"parity": "not measured here"})
         self.tried.append(verdict)
         return verdict
 

@@ -35,6 +35,7 @@ class ParityResult:
     matched_by: Literal["name", "position"] = "name"
     warnings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # failures that belong to no single output
+    not_measured: str | None = None  # why parity could not be measured on this machine (the file cannot run here)
 
     @property
     def passed(self) -> bool:
@@ -52,6 +53,7 @@ class ParityResult:
             "tolerance": self.tolerance,
             "outputs": [asdict(o) for o in self.outputs],
             "problems": self.problems,
+            **({"not_measured": self.not_measured} if self.not_measured else {}),
         }
 
     def failures(self) -> list[str]:

@@ -119,6 +119,7 @@ class ParityRecord(_Open):
     inputs: str
     matched_by: Literal["name", "position"]
     outputs: list[OutputParityRecord]
+    not_measured: str | None = None  # why no parity ran where the file was exported (it cannot run there)
 
 
 class CompanionFile(BaseModel):

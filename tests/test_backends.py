@@ -169,6 +169,27 @@ def test_a_registered_backend_exports_runs_and_benchmarks(fake, tmp_path, capsys
     assert error is None and runs[0]["target"] == "fake-fp32" and len(runs[0]["samples_ms"]) >= 5
 
 
+def test_a_backend_whose_files_cannot_run_here_exports_without_parity_and_says_so(fake, tmp_path, capsys):
+    """Core ML off macOS: the file is published with parity marked not measured (never "passed"), and listed as
+    not running here, with the backend's reason."""
+    from dataclasses import replace
+
+    why = "Fake files run on FakeOS only. Checked here instead: the copy's size"
+    registry.register(replace(registry.backend_for_runtime("fake"), cannot_run_here=lambda: why))
+    source, calib = linear_classifier(tmp_path / "linear.onnx"), inputs_npz(tmp_path / "x.npz")
+    from edgekit.exporter import export
+
+    result = export(source, "fake-fp32", tmp_path / "out", calib=calib)  # the API: the CLI's flags stay unbuilt
+    assert result.parity.not_measured == why and not result.parity.passed
+    sidecar = __import__("json").loads((tmp_path / "out" / "linear-fake-fp32.edgekit.json").read_text())
+    assert sidecar["parity"]["passed"] is False and sidecar["parity"]["not_measured"] == why
+    assert sidecar["parity"]["outputs"] == [] and sidecar["parity"]["samples"] == 0
+    code, text = run_cli(capsys, "targets", "--json")
+    assert code == 0
+    row = next(r for r in __import__("json").loads(text) if r["name"] == "fake-fp32")
+    assert not row["runs_here"] and row["exports_here"] and "Fake files run on FakeOS only" in row["why_not"], row
+
+
 def test_a_backends_options_become_flags_and_other_runtimes_options_are_refused(fake, tmp_path):
     import click
     from click.testing import CliRunner

@@ -183,6 +183,9 @@ class Backend:
     # the file run with its weighted layers' inputs and outputs exposed, for `edgekit diff`: (file, its I/O) ->
     # an edgekit.backends.taps.LayerTaps; None: this runtime exposes no intermediates here
     layer_taps: Callable[[Path, ArtifactIO | None], Any] | None = None
+    # why this machine cannot run its files and what an export checks instead (Core ML off macOS), or None when it
+    # can: an export here is then published without parity (its sidecar says so) and `edgekit targets` says why
+    cannot_run_here: Callable[[], str | None] = lambda: None
 
     def quantizer(self, quantization: str) -> Quantizer | None:
         return next((q for q in self.quantizers if q.quantization == quantization), None)

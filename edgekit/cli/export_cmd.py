@@ -154,7 +154,8 @@ def export_cmd(
     size = result.size_bytes
     scheme = result.sidecar["quantization"].get("scheme_name") or result.sidecar["precision"]
     to_stderr = json_path == "-"
-    click.echo(f"{result.artifact} ({size / 1e6:.2f} MB, {scheme}, parity passed)", err=to_stderr)
+    checked = "parity not measured here" if result.parity.not_measured else "parity passed"
+    click.echo(f"{result.artifact} ({size / 1e6:.2f} MB, {scheme}, {checked})", err=to_stderr)
     if result.engine:
         click.echo(f"{result.engine} (TensorRT engine)", err=to_stderr)
     if json_path:

@@ -26,6 +26,9 @@ def availability(target: Target) -> Availability:
     missing, reasons = lacking(target.requires, backend.extra if backend else None)
     if not (has_runner and has_route):
         reasons.append("not built in this version of edgekit")
+    elsewhere = backend.cannot_run_here() if backend else None
+    if elsewhere:
+        reasons.append(elsewhere.split(". ")[0])  # its first sentence: where its files run
     engine_here, engine_reason = None, ""
     if target.engine is not None:
         engine_reasons = engine_lacking(target)
@@ -35,5 +38,9 @@ def availability(target: Target) -> Availability:
                 engine_reasons
             )
     return Availability(
-        has_runner and not missing, has_route and not missing, "; ".join(reasons), engine_here, engine_reason
+        has_runner and not missing and not elsewhere,
+        has_route and not missing,
+        "; ".join(reasons),
+        engine_here,
+        engine_reason,
     )

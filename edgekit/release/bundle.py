@@ -243,6 +243,7 @@ def _stage(
                     parity={
                         "passed": sidecar.parity.passed,
                         "samples": sidecar.parity.samples,
+                        **({"not_measured": sidecar.parity.not_measured} if sidecar.parity.not_measured else {}),
                     },
                 ),
             )
