@@ -193,9 +193,10 @@ class Gate:
 
     def _not_measured(self, kept: tuple[str, ...], why: str) -> Verdict:
         """A verdict that publishes the file with no parity measured, the reason in the sidecar and on screen."""
-        self.progress.warn(f"parity was not measured: {why}")
+        warning = f"parity was not measured: {why}"
+        self.progress.warn(warning)
         tolerance = self.tgt.parity.model_dump()
-        self.parities.append(ParityResult([], 0, self.data.source, tolerance, not_measured=why))
+        self.parities.append(ParityResult([], 0, self.data.source, tolerance, warnings=[warning], not_measured=why))
         verdict = Verdict(kept, True, [], summary={"parity": "not measured here"})
         self.tried.append(verdict)
         return verdict

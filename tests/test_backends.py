@@ -184,6 +184,7 @@ def test_a_backend_whose_files_cannot_run_here_exports_without_parity_and_says_s
     sidecar = __import__("json").loads((tmp_path / "out" / "linear-fake-fp32.edgekit.json").read_text())
     assert sidecar["parity"]["passed"] is False and sidecar["parity"]["not_measured"] == why
     assert sidecar["parity"]["outputs"] == [] and sidecar["parity"]["samples"] == 0
+    assert f"parity was not measured: {why}" in sidecar["warnings"]
     code, text = run_cli(capsys, "targets", "--json")
     assert code == 0
     row = next(r for r in __import__("json").loads(text) if r["name"] == "fake-fp32")

@@ -127,6 +127,26 @@ def export_cmd(
         options=given_backend_options(backend_flags),
         progress=progress,
     )
+    _report(result, progress, report_sensitivity)
+    size = result.size_bytes
+    scheme = result.sidecar["quantization"].get("scheme_name") or result.sidecar["precision"]
+    to_stderr = json_path == "-"
+    checked = "parity not measured here" if result.parity.not_measured else "parity passed"
+    click.echo(f"{result.artifact} ({size / 1e6:.2f} MB, {scheme}, {checked})", err=to_stderr)
+    if result.engine:
+        click.echo(f"{result.engine} (TensorRT engine)", err=to_stderr)
+    if json_path:
+        from edgekit.artifact import write_json_output
+        from edgekit.dispatch import artifact_files
+
+        files = [str(f) for f in artifact_files(result.artifact)]
+        write_json_output(json_path, {"schema_version": "1", "artifact": str(result.artifact), "files": files,
+                                      "engine": str(result.engine) if result.engine else None,
+                                      "warnings": result.warnings, "sidecar": result.sidecar})  # fmt: skip
+
+
+def _report(result, progress, report_sensitivity: bool) -> None:
+    """What the export did, before its last line: parity per output, float ops and layers, the accuracy gate."""
     for out in result.parity.outputs:
         top1 = f", top-1 agreement {out.top1:.3f}" if out.top1 is not None else ""
         progress.info(
@@ -151,21 +171,6 @@ def export_cmd(
     if gate:
         drops = ", ".join(f"{k} drop {v:.2f} pts" for k, v in gate["drop"].items() if k in ("accuracy", "f1_macro"))
         progress.info(f"accuracy gate on {gate['data']}: {drops} (max {gate['max_drop']})")
-    size = result.size_bytes
-    scheme = result.sidecar["quantization"].get("scheme_name") or result.sidecar["precision"]
-    to_stderr = json_path == "-"
-    checked = "parity not measured here" if result.parity.not_measured else "parity passed"
-    click.echo(f"{result.artifact} ({size / 1e6:.2f} MB, {scheme}, {checked})", err=to_stderr)
-    if result.engine:
-        click.echo(f"{result.engine} (TensorRT engine)", err=to_stderr)
-    if json_path:
-        from edgekit.artifact import write_json_output
-        from edgekit.dispatch import artifact_files
-
-        files = [str(f) for f in artifact_files(result.artifact)]
-        write_json_output(json_path, {"schema_version": "1", "artifact": str(result.artifact), "files": files,
-                                      "engine": str(result.engine) if result.engine else None,
-                                      "warnings": result.warnings, "sidecar": result.sidecar})  # fmt: skip
 
 
 def sensitivity_table(rows: list[dict], kept: set[str]):
