@@ -34,6 +34,10 @@ DESIGN_TARGETS = {
     "ort-genai-int4",
     "executorch-llm-fp32",
     "executorch-llm-8da4w",
+    "coreml-fp32",  # converted on Linux, run on macOS/iOS
+    "coreml-fp16",
+    "coreml-int8",
+    "coreml-palettized",
 }
 
 
