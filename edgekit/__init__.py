@@ -143,10 +143,13 @@ def evaluate(
     limit: int | None = None,
     reference_inputs: InputSpecs = (),
     reference_weights: str | Path | None = None,
+    device: str = "local",
+    device_options: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> EvalReport:
-    """Task metrics (accuracy, F1, perplexity) of an exported file run in its own runtime; with `reference`,
-    compared with the source and gated on `max_drop`."""
+    """Task metrics (accuracy, F1, perplexity) of an exported file run in its own runtime, here or on `device`
+    (ssh://user@host[:port]; `device_options`: python, identity, options, timeout); with `reference`, compared
+    with the source and gated on `max_drop`."""
     from edgekit.evaluation import evaluate as _evaluate
     from edgekit.progress import SILENT
 
@@ -160,6 +163,8 @@ def evaluate(
         limit=limit,
         reference_inputs=reference_inputs,
         reference_weights=reference_weights,
+        device=device,
+        device_options=device_options,
         progress=progress or SILENT,
     )
 

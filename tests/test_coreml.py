@@ -141,6 +141,18 @@ def test_evaluate_off_macos_says_where_it_runs(exported, test_npz, capsys):
     assert "macOS and iOS only" in out and "--device ssh://user@mac" in out and "Checked here instead" in out
 
 
+@pytest.mark.ssh
+@pytest.mark.skipif(ON_MAC, reason="loopback is a Mac: Core ML runs there")
+def test_evaluate_on_a_device_runs_the_package_there_and_a_linux_one_refuses_it(exported, test_npz, sshd, capsys):
+    """The way a Mac is reached from Linux (the worker predicts with coremltools there), here against a Linux
+    device, whose worker refuses the package as a file its runtime cannot run (exit 2), saying how."""
+    ssh = ["--device", sshd.url, "--identity", str(sshd.key), "--python", sys.executable,
+           *[arg for o in sshd.ssh_options for arg in ("--ssh-option", o)]]  # fmt: skip
+    code, out = run_cli(capsys, "evaluate", exported["coreml-fp16"], "--data", test_npz, *ssh)
+    assert code == 2 and "Traceback" not in out
+    assert "the runtime cannot load it" in out and "macOS and iOS only" in out and "--device ssh://user@mac" in out
+
+
 @pytest.mark.skipif(ON_MAC, reason="Core ML runs here")
 def test_benchmark_off_macos_says_where_it_runs(exported, capsys):
     code, out = run_cli(capsys, "benchmark", exported["coreml-int8"], "--processes", "1", "--min-runs", "1")

@@ -37,7 +37,7 @@ class PythonWorker:
         # every backend's loader is called worker_loader.py: each is pushed under its runtime's name
         self.loaders = {b.runtime: transport.push(b.worker_loader, f"{b.runtime}_loader.py") for b in self.backends}
         self.remote = [push_artifact(transport, p) for p in paths]
-        self.extra = [_worker_inputs(p, b) for p, b in zip(paths, self.backends)]
+        self.extra = [worker_inputs(p, b) for p, b in zip(paths, self.backends)]
 
     def batches(self) -> tuple[int, ...]:
         return self.settings.batches
@@ -169,7 +169,7 @@ def check_device(transport: Transport, backends: list[Backend]) -> dict[str, Any
     return json.loads(transport.run(versions, timeout=120).stdout)
 
 
-def _worker_inputs(artifact: Path, backend: Backend) -> list[str]:
+def worker_inputs(artifact: Path, backend: Backend) -> list[str]:
     """`--inputs` for files that record no input names (.ptl, .pte): the tensors from the sidecar."""
     if not backend.needs_sidecar_io:
         return []

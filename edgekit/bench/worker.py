@@ -5,6 +5,10 @@ and the artifact's backend loader (backends/<runtime>/worker_loader.py) to the d
 the device's own Python, so it must not import edgekit. Prints one JSON object on stdout.
 
     python worker.py MODEL --loader LOADER.py --synthetic synthetic.py --threads N --batch N ...
+
+With --serve it runs the file for edgekit instead (edgekit/bench/remote.py is the other end): it loads it once,
+then answers each feed it reads on stdin with the outputs on stdout, in frames (a kind byte, J for JSON or N for
+an .npz read with allow_pickle off; an 8-byte big-endian length; the payload) until a Q frame or the end of input.
 """
 
 import argparse
@@ -16,7 +20,7 @@ import time
 
 LOAD_FAILED = 4  # exit status when the runtime cannot load the file: the file is bad, not the device
 # a line of a runtime's error that only names a C++ source location (OpenVINO), skipped in the one-line message
-# (here and in edgekit.errors.first_line, which imports it: this file cannot import edgekit)
+# (here and in edgekit.errors.first_line, which has its own copy: this file cannot import edgekit)
 WHERE = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:)$")
 
 
@@ -126,7 +130,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("model")
     parser.add_argument("--loader", required=True, help="the backend's worker_loader.py for this file type")
-    parser.add_argument("--synthetic", required=True, help="edgekit's synthetic.py (how inputs are invented)")
+    parser.add_argument("--synthetic", help="edgekit's synthetic.py (how inputs are invented; not with --serve)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=10)
@@ -136,9 +140,14 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--free-dim", type=int, default=64, help="size of every free non-batch input dim")
     parser.add_argument("--inputs", help="JSON list of [name, dtype, shape] for files that do not record them")
+    parser.add_argument("--serve", action="store_true", help="run feeds from stdin instead of timing (see above)")
     args = parser.parse_args(argv)
-    clock = time.perf_counter  # monotonic, on the device
     loader = import_file(args.loader, "edgekit_worker_loader")
+    if args.serve:
+        return serve(args, loader)
+    if not args.synthetic:
+        parser.error("--synthetic is required to time the file")
+    clock = time.perf_counter  # monotonic, on the device
     start = clock()
     try:
         imported = loader.import_runtime()
@@ -152,8 +161,7 @@ def main(argv=None):
     try:
         specs, infer, versions = loader.load(imported, args.model, args.threads, *([given] if given else []))
     except Exception as e:  # a corrupt or truncated file: one line for the user, not the runtime's traceback
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not WHERE.match(ln.strip())]
-        print(json.dumps({"error": f"the runtime cannot load it: {lines[0][:300] if lines else type(e).__name__}"}))
+        print(json.dumps({"error": f"the runtime cannot load it: {one_line(e)}"}))
         return LOAD_FAILED
     init_ms = (clock() - start) * 1e3
     after_load_kb = read_status_kb("VmHWM")
@@ -190,6 +198,64 @@ def main(argv=None):
     }
     print(json.dumps(result))
     return 0
+
+
+def one_line(e):
+    """The first line of a runtime's error that says what went wrong (not a C++ source location)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not WHERE.match(ln.strip())]
+    return lines[0][:300] if lines else type(e).__name__
+
+
+def serve(args, loader):
+    """--serve: load the file once, then answer feeds with outputs until told to stop. Anything the runtime
+    prints goes to stderr: stdout carries the frames only."""
+    import io
+
+    import numpy as np
+
+    channel = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    source = sys.stdin.buffer
+
+    def send(kind, payload):
+        channel.write(kind + len(payload).to_bytes(8, "big") + payload)
+        channel.flush()
+
+    def send_json(data):
+        send(b"J", json.dumps(data).encode())
+
+    try:
+        imported = loader.import_runtime()
+    except ImportError as e:
+        send_json({"error": f"missing runtime on this host: {e}"})
+        return 3
+    given = [tuple(x) for x in json.loads(args.inputs)] if args.inputs else None
+    try:
+        specs, infer, versions = loader.load(imported, args.model, args.threads, *([given] if given else []))
+    except Exception as e:  # the file, not the device (edgekit reports it as bad input)
+        send_json({"error": f"the runtime cannot load it: {one_line(e)}"})
+        return LOAD_FAILED
+    send_json({"inputs": [list(s) for s in specs], "runtime_versions": versions})
+    while True:
+        header = source.read(9)
+        if len(header) < 9 or header[:1] == b"Q":
+            return 0
+        payload = source.read(int.from_bytes(header[1:], "big"))
+        with np.load(io.BytesIO(payload), allow_pickle=False) as given_arrays:
+            feed = {name: given_arrays[name] for name in given_arrays.files}
+        try:
+            outputs = infer(feed)
+        except Exception as e:  # a wrong shape, a runtime error: said, and the next feed is still answered
+            send_json({"error": f"inference failed: {one_line(e)}"})
+            continue
+        if isinstance(outputs, dict):  # by name (TensorRT's loader), else by position (one tensor, or several)
+            named = outputs
+        else:
+            named = {str(i): o for i, o in enumerate(outputs if isinstance(outputs, (list, tuple)) else [outputs])}
+        arrays: dict = {name: np.asarray(value) for name, value in named.items()}
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        send(b"N", buffer.getvalue())
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from edgekit.cli.device_flags import ssh_flags, transport_options
+
 
 def read_baseline(path: Path) -> list[dict]:
     """An earlier --json, checked before anything runs: a list of runs with artifact, threads, batch, latency."""
@@ -121,11 +123,7 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
     show_default=True,
     help="Regression threshold in percent (with --baseline).",
 )
-@click.option("--python", "python", help="Python on the device (ssh: default python3; local: this one).")
-@click.option("--identity", type=click.Path(), help="ssh private key.")
-@click.option(
-    "--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE", help="Extra ssh -o option; repeatable."
-)
+@ssh_flags
 @click.option(
     "--tool",
     type=click.Path(),
@@ -203,7 +201,7 @@ def benchmark_cmd(
     from edgekit.bench.report import print_runs
     from edgekit.progress import Progress
 
-    options = _transport_options(device, timeout, adb, python, identity, ssh_options)
+    options = transport_options(device, timeout, python, identity, ssh_options, adb)
     adb_device = "adb" in options
     settings = Settings(
         threads,
@@ -259,20 +257,6 @@ def benchmark_cmd(
         click.secho(f"error: {error}{kept}", err=True, fg="red")
     if failures or error:
         sys.exit(1)
-
-
-def _transport_options(device, timeout, adb, python, identity, ssh_options) -> dict:
-    """The device flags the transport takes, only those given (adb's for adb:// devices)."""
-    options: dict = {"timeout": timeout}
-    if device.startswith("adb://"):
-        options["adb"] = adb
-    if python:
-        options["python"] = python
-    if identity:
-        options["identity"] = identity
-    if ssh_options:
-        options["options"] = tuple(ssh_options)
-    return options
 
 
 def _generate(artifacts, device, threads, processes, prompt_tokens, new_tokens, generations, options, json_path, quiet):

@@ -7,6 +7,7 @@ import sys
 import click
 
 from edgekit.cli import unsafe_load_option
+from edgekit.cli.device_flags import ssh_flags, transport_options
 
 
 @click.command("evaluate")
@@ -27,12 +28,28 @@ from edgekit.cli import unsafe_load_option
 )
 @click.option("--tokenizer", type=click.Path(), help="Tokenizer folder for text data (default: from the sidecar).")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate the first N samples only.")
+@click.option(
+    "--device",
+    default="local",
+    show_default=True,
+    help="Where ARTIFACT runs: here, or ssh://user@host[:port] (edgekit's worker runs it in the device's own "
+    "runtime; a Core ML package on a Mac). The reference SOURCE always runs here.",
+)
+@ssh_flags
+@click.option(
+    "--timeout",
+    default=600.0,
+    type=click.FloatRange(min=0, min_open=True),
+    show_default=True,
+    help="Seconds before a device that does not answer counts as hung.",
+)
 @click.option("--json", "json_path", type=click.Path(), help="Write the report as JSON here ('-': stdout).")
 @click.option("--quiet", "-q", is_flag=True)
 @unsafe_load_option
 def evaluate_cmd(
-    artifact, data, metric, reference, inputs, weights, max_drop, tokenizer, limit, json_path, quiet
-) -> None:
+    artifact, data, metric, reference, inputs, weights, max_drop, tokenizer, limit, device, python, identity,
+    ssh_options, timeout, json_path, quiet,
+) -> None:  # fmt: skip
     """Run ARTIFACT in its own runtime over DATA and report task metrics (and the drop vs --reference).
 
     Example: edgekit evaluate out/model-onnx-int8.onnx --data builtin:digits:test --reference model.onnx
@@ -55,6 +72,8 @@ def evaluate_cmd(
         limit=limit,
         reference_inputs=parse_input_specs(inputs),
         reference_weights=weights,
+        device=device,
+        device_options=transport_options(device, timeout, python, identity, ssh_options),
         progress=progress,
     )
     _print(report, stderr=json_path == "-")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,15 +126,18 @@ def evaluate(
     limit: int | None = None,
     reference_inputs: InputSpecs = (),
     reference_weights: str | Path | None = None,
+    device: str = "local",
+    device_options: Mapping[str, Any] | None = None,
     progress: Progress = SILENT,
 ) -> EvalReport:
-    """Run `artifact` in its runtime over `data`; with `reference`, compare with the source and gate on `max_drop`."""
+    """Run `artifact` in its runtime over `data` (here, or on `device`: ssh://user@host[:port], reached with
+    `device_options`, edgekit.transport's); with `reference`, compare with the source and gate on `max_drop`."""
     artifact = Path(artifact)
     metrics = metrics or ("accuracy", "f1")
     if max_drop is not None and reference is None:
         raise UsageError("--max-drop needs --reference SOURCE to compare against.")
     tok_dir = tokenizer_for(artifact, tokenizer)
-    with open_runner(artifact) as runner:
+    with _runner(artifact, device, device_options or {}) as runner:
         signature = Signature(runner.input_specs())
         model = _reference_model(reference, reference_inputs or signature.inputs, reference_weights)  # fails early
         values, loaded = score(runner, signature, data, metrics, tok_dir, limit, progress, artifact.name)
@@ -152,6 +156,15 @@ def evaluate(
             report.metrics["next_token_agreement"] = round(float((predicted == theirs).mean()), 6)
         gate(report, metrics)
     return report
+
+
+def _runner(artifact: Path, device: str, options: Mapping[str, Any]) -> Runner:
+    """The artifact's runner: here, or edgekit's worker running it on a device."""
+    if device == "local":
+        return open_runner(artifact)
+    from edgekit.bench.remote import RemoteRunner
+
+    return RemoteRunner(artifact, device, options)
 
 
 def _reference_model(reference: str | Path | None, inputs: InputSpecs, weights: str | Path | None):

@@ -6,8 +6,9 @@ import abc
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, UsageError
 
 
 class DeviceError(EdgekitError):
@@ -64,6 +65,27 @@ class Transport(abc.ABC):
             if probe.returncode == 0:
                 return path
         return None
+
+    streams = False  # whether start() carries binary frames both ways (here and over ssh; not adb's shell)
+
+    def start(self, argv: list[str], stderr: IO[bytes]) -> subprocess.Popen:
+        """Start a command on the device with binary pipes to its stdin and stdout (edgekit.bench.remote's worker);
+        its stderr goes to `stderr`. Only where `streams`."""
+        raise self.cannot_stream()
+
+    def cannot_stream(self) -> UsageError:
+        return UsageError(
+            f"{self.name} cannot run a file for evaluation: its shell does not carry binary input.",
+            hint="Evaluate on this machine or over ssh (--device ssh://user@host); benchmark works on this device.",
+        )
+
+    def _popen(self, cmd: list[str], stderr: IO[bytes]) -> subprocess.Popen:
+        try:
+            return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+        except FileNotFoundError as e:
+            raise DeviceError(
+                f"Cannot run {cmd[0]}: {e.strerror}.", hint=f"Install {cmd[0]} or put it on PATH."
+            ) from None
 
     def _exec(self, cmd: list[str], timeout: float | None, what: str) -> CommandResult:
         try:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import IO
 
 from edgekit.transport.base import CommandResult, DeviceError, Transport
 
@@ -34,6 +36,11 @@ class LocalTransport(Transport):
 
     def run(self, argv: list[str], timeout: float | None = None) -> CommandResult:
         return self._exec(argv, timeout, "the command")
+
+    streams = True
+
+    def start(self, argv: list[str], stderr: IO[bytes]) -> subprocess.Popen:
+        return self._popen(argv, stderr)
 
     def python(self) -> str:
         return self._python

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
+from typing import IO
 
 from edgekit.errors import UsageError
 from edgekit.transport.base import CommandResult, DeviceError, RemoteTransport
@@ -68,6 +70,11 @@ class SshTransport(RemoteTransport):
                 hint="Check the host, port, user and key (ssh must log in without a password: BatchMode).",
             )
         return result
+
+    streams = True
+
+    def start(self, argv: list[str], stderr: IO[bytes]) -> subprocess.Popen:
+        return self._popen(["ssh", *self.base, self.target, " ".join(shlex.quote(a) for a in argv)], stderr)
 
     def _scp(self, src: str, dst: str, what: str) -> None:
         result = self._exec(["scp", "-q", "-r", "-P", str(self.port), *self.base[2:], src, dst], None, what)

@@ -50,9 +50,9 @@ def cannot_run_here() -> str | None:
 
 
 HOW_TO_RUN = (
-    "Run it on a Mac: `edgekit benchmark FILE --device ssh://user@mac` (Python with coremltools and numpy "
-    "there; docs/benchmark.md), or `edgekit evaluate FILE --data DATA` on a Mac with edgekit[coreml] installed; "
-    "an iPhone app embeds it with `edgekit bundle --platform ios`."
+    "Run it on a Mac: `edgekit evaluate FILE --data DATA --device ssh://user@mac` or `edgekit benchmark FILE "
+    "--device ssh://user@mac` (Python with coremltools and numpy there; docs/evaluate.md, docs/benchmark.md), or "
+    "edgekit itself on a Mac with edgekit[coreml]; an iPhone app embeds it with `edgekit bundle --platform ios`."
 )
 CHECKED_INSTEAD = (
     "Checked here instead, at export: the package read back with coremltools (its spec version and "

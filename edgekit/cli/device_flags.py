@@ -1,0 +1,48 @@
+"""The flags that reach a device over ssh, shared by the commands that run files there (benchmark, evaluate)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+
+def ssh_flags(command: Callable) -> Callable:
+    """--python, --identity and --ssh-option (repeatable), passed to the command as python, identity, ssh_options."""
+    for flag in reversed(
+        (
+            click.option("--python", "python", help="Python on the device (ssh: default python3; local: this one)."),
+            click.option("--identity", type=click.Path(), help="ssh private key."),
+            click.option(
+                "--ssh-option",
+                "ssh_options",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="Extra ssh -o option; repeatable.",
+            ),
+        )
+    ):
+        command = flag(command)
+    return command
+
+
+def transport_options(
+    device: str,
+    timeout: float,
+    python: str | None,
+    identity: str | None,
+    ssh_options: tuple[str, ...],
+    adb: str = "adb",
+) -> dict[str, Any]:
+    """The options edgekit.transport.open_transport takes for `device`, only those given (adb's for adb:// ones)."""
+    options: dict[str, Any] = {"timeout": timeout}
+    if device.startswith("adb://"):
+        options["adb"] = adb
+    if python:
+        options["python"] = python
+    if identity:
+        options["identity"] = identity
+    if ssh_options:
+        options["options"] = tuple(ssh_options)
+    return options
