@@ -29,3 +29,10 @@ def test_every_commands_help_shows_an_example():
     missing = [s.splitlines()[0] for s in sections if "Example: edgekit" not in s and s.split()[1] != "compress"]
     assert missing == [], missing
     assert len(sections) >= len(cli.list_commands(None))
+
+
+def test_adding_a_backend_documents_every_backend_field():
+    from edgekit.backends.base import Backend
+
+    guide = (DOCS / "architecture.md").read_text()
+    assert [f for f in Backend.__dataclass_fields__ if f"`{f}`" not in guide] == []
