@@ -9,7 +9,7 @@ a bisection between it and the last failure finds the fewest layers (in that ord
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from edgekit.dispatch import open_runner, source_runner
 from edgekit.errors import GateError
 from edgekit.parity import ParityResult, check_parity
 from edgekit.progress import Progress
-from edgekit.runners.base import RecordingRunner
+from edgekit.runners.base import RecordingRunner, Runner
 from edgekit.sensitivity import LayerSensitivity
 from edgekit.sidecar import ArtifactIO
 from edgekit.sources.base import Model
@@ -31,8 +31,8 @@ from edgekit.sources.base import Model
 
 @dataclass(frozen=True)
 class FallbackOptions:
-    """What the user asked of the fallback (export's --no-fallback, --keep-float, --keep-sensitive,
-    --report-sensitivity, --eval, --max-drop)."""
+    """What the user asked of the fallback and its gate (export's --no-fallback, --keep-float, --keep-sensitive,
+    --report-sensitivity, --eval, --max-drop, --run-on)."""
 
     enabled: bool = True
     keep_float: tuple[str, ...] = ()  # layer names or globs pinned to float by hand
@@ -40,6 +40,10 @@ class FallbackOptions:
     report_sensitivity: bool = False  # measure (and record) the table even when the gate passes first time
     eval_data: str | Path | None = None  # task data for the accuracy gate
     max_drop: float | None = None  # points of accuracy / macro-F1 the file may lose against the source
+    # where the gate runs the file: here, or on a device (ssh://user@host[:port], reached with edgekit.transport's
+    # options): a Core ML package's parity measured on a Mac from Linux
+    run_on: str = "local"
+    run_on_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -171,13 +175,15 @@ class Gate:
         self._source = RecordingRunner(source_runner(model))  # the source runs on the parity data once
 
     def judge(self, artifact: Path, io: ArtifactIO, kept: tuple[str, ...]) -> Verdict:
-        elsewhere = backend_for_file(artifact).cannot_run_here()
+        here = self.options.run_on == "local"
+        elsewhere = backend_for_file(artifact).cannot_run_here() if here else None
         if elsewhere is not None:  # the file cannot run on this machine (Core ML off macOS): no parity, and said so
             return self._not_measured(kept, elsewhere)
         batch = batch_size_for(self.model.signature, default=32)
-        label = f"parity on {len(self.data)} samples ({self.data.source})"
-        with self.progress.step(label), self._source as ref, open_runner(artifact, io) as got:
+        label = f"parity on {len(self.data)} samples ({self.data.source}){'' if here else ' on ' + self.options.run_on}"
+        with self.progress.step(label), self._source as ref, self._runner(artifact, io) as got:
             parity = check_parity(ref, got, self.data, batch, self.tgt.parity, roles=io.roles())
+        parity.ran_on = None if here else self.options.run_on
         self.parities.append(parity)
         first = parity.outputs[0] if parity.outputs else None
         summary: dict[str, Any] = {"cosine": round(first.cosine, 5)} if first else {}
@@ -190,6 +196,14 @@ class Gate:
             summary["evaluated"] = False
         self.tried.append(verdict)
         return verdict
+
+    def _runner(self, artifact: Path, io: ArtifactIO) -> Runner:
+        """The file's runner: here, or edgekit's worker running it on the device the export names (--run-on)."""
+        if self.options.run_on == "local":
+            return open_runner(artifact, io)
+        from edgekit.bench.remote import RemoteRunner
+
+        return RemoteRunner(artifact, self.options.run_on, self.options.run_on_options, io)
 
     def _not_measured(self, kept: tuple[str, ...], why: str) -> Verdict:
         """A verdict that publishes the file with no parity measured, the reason in the sidecar and on screen."""
@@ -225,7 +239,7 @@ class Gate:
             with source_runner(self.model) as ref:
                 self._reference = score(ref, signature, data, metrics, tok, None, self.progress, "the source")
         reference, loaded = self._reference
-        with open_runner(artifact, io) as runner:
+        with self._runner(artifact, io) as runner:
             values, _ = score(runner, signature, data, metrics, tok, None, self.progress, artifact.name, loaded)
         report = EvalReport(str(artifact), self.tgt.name, str(data), values, reference, max_drop=self.options.max_drop)
         gate(report, metrics)

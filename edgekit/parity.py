@@ -36,6 +36,7 @@ class ParityResult:
     warnings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # failures that belong to no single output
     not_measured: str | None = None  # why parity could not be measured on this machine (the file cannot run here)
+    ran_on: str | None = None  # the device the file ran on for parity (None: here)
 
     @property
     def passed(self) -> bool:
@@ -54,6 +55,7 @@ class ParityResult:
             "outputs": [asdict(o) for o in self.outputs],
             "problems": self.problems,
             **({"not_measured": self.not_measured} if self.not_measured else {}),
+            **({"ran_on": self.ran_on} if self.ran_on else {}),
         }
 
     def failures(self) -> list[str]:

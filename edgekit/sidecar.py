@@ -120,6 +120,7 @@ class ParityRecord(_Open):
     matched_by: Literal["name", "position"]
     outputs: list[OutputParityRecord]
     not_measured: str | None = None  # why no parity ran where the file was exported (it cannot run there)
+    ran_on: str | None = None  # the device the file ran on for parity (export --run-on; None: where it was exported)
 
 
 class CompanionFile(BaseModel):

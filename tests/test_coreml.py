@@ -153,6 +153,18 @@ def test_evaluate_on_a_device_runs_the_package_there_and_a_linux_one_refuses_it(
     assert "the runtime cannot load it" in out and "macOS and iOS only" in out and "--device ssh://user@mac" in out
 
 
+@pytest.mark.ssh
+@pytest.mark.skipif(ON_MAC, reason="loopback is a Mac: Core ML runs there")
+def test_export_with_parity_on_a_device_that_cannot_run_the_package_writes_nothing(cnn, sshd, tmp_path, capsys):
+    """--run-on a Mac measures the package's parity there; a Linux device refuses it, and the export stops (exit 2)
+    with nothing published, never a package whose parity was asked for and not measured."""
+    run_on = ["--run-on", sshd.url, "--run-on-identity", str(sshd.key), "--run-on-python", sys.executable,
+              *[arg for o in sshd.ssh_options for arg in ("--run-on-ssh-option", o)]]  # fmt: skip
+    code, out = run_cli(capsys, *_export_argv(cnn, tmp_path / "out", "coreml-fp16", *run_on))
+    assert code == 2 and "the runtime cannot load it" in out and "macOS and iOS only" in out
+    assert not list((tmp_path / "out").glob("*.mlpackage")) and not list((tmp_path / "out").glob("*.json"))
+
+
 @pytest.mark.skipif(ON_MAC, reason="Core ML runs here")
 def test_benchmark_off_macos_says_where_it_runs(exported, capsys):
     code, out = run_cli(capsys, "benchmark", exported["coreml-int8"], "--processes", "1", "--min-runs", "1")

@@ -1,6 +1,6 @@
-"""`edgekit evaluate --device ssh://...`: the file runs on the device through edgekit's worker (--serve), in the
-device's own runtime, and scores exactly what it scores here; a device without the runtime, a file its runtime
-cannot load and a link that cannot carry the frames are each said plainly."""
+"""`edgekit evaluate --device ssh://...` and `edgekit export --run-on ssh://...`: the file runs on the device through
+edgekit's worker (--serve), in the device's own runtime, and scores and matches exactly as it does here; a device
+without the runtime, a file its runtime cannot load and a link that cannot carry the frames are each said plainly."""
 
 from __future__ import annotations
 
@@ -85,3 +85,20 @@ def test_a_file_the_devices_runtime_cannot_load_is_bad_input(sshd, files, test_n
 def test_a_device_whose_link_cannot_carry_the_frames_is_refused(files, test_npz, capsys):
     code, text = run_cli(capsys, "evaluate", files["onnx-int8"], "--data", test_npz, "--device", "adb://emulator-1")
     assert code == 2 and "cannot run a file for evaluation" in text and "ssh://" in text
+
+
+@pytest.mark.ssh
+def test_export_measures_parity_with_the_file_on_the_device(sshd, cnn, calib_npz, tmp_path, capsys):
+    run_on = ["--run-on", sshd.url, "--run-on-identity", str(sshd.key), "--run-on-python", sys.executable,
+              *[arg for o in sshd.ssh_options for arg in ("--run-on-ssh-option", o)]]  # fmt: skip
+    argv = ["export", "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1], "--input", zoo.DIGITS_INPUT,
+            "-t", "onnx-int8", "--calib", calib_npz]  # fmt: skip
+    code, text = run_cli(capsys, *argv, "-o", tmp_path / "there", *run_on)
+    assert code == 0 and "parity passed" in text, text
+    code, text = run_cli(capsys, *argv, "-o", tmp_path / "here")
+    assert code == 0, text
+    there, here = (
+        json.loads(next((tmp_path / d).glob("*.edgekit.json")).read_text())["parity"] for d in ("there", "here")
+    )
+    assert there["ran_on"] == f"ssh://{sshd.user}@127.0.0.1:{sshd.port}" and here["ran_on"] is None
+    assert there["outputs"] == here["outputs"]  # the same runtime on the same inputs

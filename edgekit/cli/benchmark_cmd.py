@@ -123,7 +123,7 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
     show_default=True,
     help="Regression threshold in percent (with --baseline).",
 )
-@ssh_flags
+@ssh_flags()
 @click.option(
     "--tool",
     type=click.Path(),

@@ -8,23 +8,30 @@ from typing import Any
 import click
 
 
-def ssh_flags(command: Callable) -> Callable:
-    """--python, --identity and --ssh-option (repeatable), passed to the command as python, identity, ssh_options."""
-    for flag in reversed(
-        (
-            click.option("--python", "python", help="Python on the device (ssh: default python3; local: this one)."),
-            click.option("--identity", type=click.Path(), help="ssh private key."),
-            click.option(
-                "--ssh-option",
-                "ssh_options",
-                multiple=True,
-                metavar="KEY=VALUE",
-                help="Extra ssh -o option; repeatable.",
-            ),
-        )
-    ):
-        command = flag(command)
-    return command
+def ssh_flags(prefix: str = "") -> Callable[[Callable], Callable]:
+    """--python, --identity and --ssh-option (repeatable), passed as python, identity, ssh_options; with a prefix
+    (`run-on`: --run-on-python ...) for a command where the plain names belong to something else."""
+    flag, name = (f"--{prefix}-", f"{prefix.replace('-', '_')}_") if prefix else ("--", "")
+    options = (
+        click.option(
+            f"{flag}python", f"{name}python", help="Python on the device (ssh: default python3; local: this one)."
+        ),
+        click.option(f"{flag}identity", f"{name}identity", type=click.Path(), help="ssh private key."),
+        click.option(
+            f"{flag}ssh-option",
+            f"{name}ssh_options",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Extra ssh -o option; repeatable.",
+        ),
+    )
+
+    def decorate(command: Callable) -> Callable:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 def transport_options(

@@ -35,7 +35,7 @@ from edgekit.cli.device_flags import ssh_flags, transport_options
     help="Where ARTIFACT runs: here, or ssh://user@host[:port] (edgekit's worker runs it in the device's own "
     "runtime; a Core ML package on a Mac). The reference SOURCE always runs here.",
 )
-@ssh_flags
+@ssh_flags()
 @click.option(
     "--timeout",
     default=600.0,

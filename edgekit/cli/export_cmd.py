@@ -6,6 +6,7 @@ import click
 
 from edgekit.cli import unsafe_load_option
 from edgekit.cli.backend_flags import backend_option_flags, given_backend_options
+from edgekit.cli.device_flags import ssh_flags, transport_options
 from edgekit.data import CALIB_LIMIT
 
 
@@ -56,6 +57,14 @@ from edgekit.data import CALIB_LIMIT
     is_flag=True,
     help="Fail when the int8 file misses its gate, instead of keeping its most sensitive layers float.",
 )
+@click.option(
+    "--run-on",
+    default="local",
+    show_default=True,
+    help="Where the gate runs the file (parity, --eval): here, or ssh://user@host[:port] with edgekit's worker "
+    "in the device's runtime (a Core ML package's parity on a Mac, from Linux).",
+)
+@ssh_flags("run-on")
 @click.option("--report-sensitivity", is_flag=True, help="Measure and print the per-layer quantization sensitivity.")
 @click.option("--eval", "eval_data", help="Task DATA (labelled) for an accuracy gate on the exported file.")
 @click.option("--max-drop", type=float, help="With --eval: most accuracy/macro-F1 points the file may lose.")
@@ -79,6 +88,10 @@ def export_cmd(
     keep_float,
     keep_sensitive,
     no_fallback,
+    run_on,
+    run_on_python,
+    run_on_identity,
+    run_on_ssh_options,
     report_sensitivity,
     eval_data,
     max_drop,
@@ -123,6 +136,8 @@ def export_cmd(
             report_sensitivity=report_sensitivity,
             eval_data=eval_data,
             max_drop=max_drop,
+            run_on=run_on,
+            run_on_options=transport_options(run_on, 600.0, run_on_python, run_on_identity, run_on_ssh_options),
         ),
         options=given_backend_options(backend_flags),
         progress=progress,
