@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 # Runtimes are open: a backend folder brings its own (edgekit.backends.registry), with the format it writes.
 Runtime = str
-Precision = Literal["fp32", "fp16", "int8", "int16x8", "int4"]
+# What the file's weights are stored in: fp32, fp16, int8, int16x8 (int16 activations), int4, or a backend's own
+# (Core ML's n-bit palettes: lut); descriptive, like the YAML's description
+Precision = Annotated[str, Field(pattern=r"^[a-z0-9]+$")]
 # A kind of quantization (none, fp16, dynamic, static, int8-auto, full-integer, int16x8, weight-only, ...): open,
 # like runtimes; the known kinds are data in targets/quantizations.yaml, which a target's name is checked against.
 Quantization = str
