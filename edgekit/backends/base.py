@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol
+
+from typing_extensions import TypeVar
 
 from edgekit.backends.options import BackendOptions
 from edgekit.errors import ConversionError, DataError
@@ -126,8 +128,12 @@ class RunnerFactory(Protocol):
     def __call__(self, path: Path, io: ArtifactIO | None, threads: int | None = None) -> Runner: ...
 
 
+# a backend's own typed recipe (OrtPlan, LiteRTPlan...); the catalog's Recipe itself when it needs none
+PlanT = TypeVar("PlanT", default="Recipe")
+
+
 @dataclass(frozen=True)
-class Backend:
+class Backend(Generic[PlanT]):
     """One runtime. The registry holds one per runtime; routes, availability, runners and benchmark
     dispatch are all derived from these objects."""
 
@@ -147,7 +153,7 @@ class Backend:
     # the packages (distribution names) whose versions every sidecar records, as the tools that made the file
     versioned: tuple[str, ...] = ()
     # Build this backend's typed recipe from the catalog's, or raise UsageError when it cannot be honoured.
-    plan: Callable[[Recipe], Any] = lambda recipe: recipe
+    plan: Callable[[Recipe], PlanT] = lambda recipe: recipe  # type: ignore[assignment,return-value]
     # What a device row's scheme asks that this runtime cannot do (empty: it fits); checked when devices load.
     scheme_problems: Callable[[Scheme, RuntimeRule], list[str]] = lambda scheme, rule: []
     # Files the runtime cannot describe itself (.ptl, .pte) need the sidecar's tensors to run.
