@@ -300,7 +300,7 @@ def test_the_samplers_reach_every_calibration_size_and_keep_float_set(strategy):
         ("targets: [onnx-int9]\n", "line 1: Unknown target 'onnx-int9'"),
         ("targets: [onnx-int8]\nstrategy: tpe\n", "line 2: strategy: Extra inputs are not permitted"),
         ("options:\n  onnxruntime:\n    fusion: [true]\n", "line 3: onnxruntime has no option 'fusion'"),
-        ("options:\n  coreml:\n    fuse: [true]\n", "line 2: no runtime named 'coreml'"),
+        ("options:\n  snpe:\n    fuse: [true]\n", "line 2: no runtime named 'snpe'"),
         ("options:\n  onnxruntime:\n    fuse: ['maybe']\n", "line 3: onnxruntime.fuse = 'maybe'"),
         ("options:\n  onnxruntime:\n    fuse: []\n", "line 3: onnxruntime.fuse lists no value to try"),
         ("options:\n  onnxruntime:\n    calibration: [median]\n", "line 3: onnxruntime.calibration = 'median'"),
