@@ -268,6 +268,41 @@ def test_a_search_over_a_space_dimension_exports_each_value_its_own_way(
     assert trials[values[0]]["sha256"] != trials[values[1]]["sha256"]
 
 
+def test_a_search_over_compression_scores_the_compressed_files_against_the_source(tmp_path, cnn, calib_npz, test_npz):
+    """A pruned source is a trial of its own beside the source: its file exported from the pruned model, and its
+    accuracy drop measured against the source as given (the same reference as the unpruned trial's)."""
+    import edgekit
+
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "targets: [onnx-fp32]\n"
+        f"compression:\n  - {{method: prune, data: '{calib_npz}', sparsity: [0.5], epochs: 1, patience: 0}}\n"
+    )
+    settings = {**_settings(cnn, calib_npz), "targets": ()}
+    result = edgekit.search("edgekit_demo.zoo:digits_cnn", str(test_npz), tmp_path / "out", devices=[DEVICE],
+                            max_drop=50.0, space_file=space, **settings)  # fmt: skip
+    plains = [t for t in result["trials"] if "compress" not in t]
+    pruneds = [t for t in result["trials"] if "compress" in t]
+    assert len(plains) == len(pruneds) >= 1, result["trials"]  # each setting with and without the compression
+    plain, pruned = plains[0], next(t for t in pruneds if t["options"] == plains[0]["options"])
+    assert pruned["compress"]["sparsity"] == 0.5, pruned
+    assert "prune sparsity=0.5" in pruned["name"] and pruned["status"] != "failed", pruned
+    assert pruned["sha256"] != plain["sha256"]  # its own file, from the pruned model
+    references = [json.loads(Path(t["results"][0]).read_text())["reference"] for t in (plain, pruned)]
+    assert references[0] == references[1]  # both scored against the source the user gave
+
+
+def test_a_sampler_reaches_each_compression():
+    from edgekit.release.search import Trial
+    from edgekit.release.search_optuna import sampled_trials
+
+    prune = {"method": "prune", "data": "x.npz", "sparsity": 0.5}
+    space = [Trial(DEVICE, "onnx-fp32", {}, None, None, compress) for compress in (None, prune)]
+    rows = sampled_trials("tpe", space, 2, 0, lambda batch: [{"name": t.name, "status": "passed", "p50_ms": 1.0,
+                          "accuracy_drop_pts": 0.1, "size_bytes": 1000} for t in batch])  # fmt: skip
+    assert sorted(r["name"] for r in rows) == sorted(t.name for t in space)
+
+
 @pytest.mark.parametrize("strategy", ["tpe", "nsga2"])
 def test_the_samplers_reach_every_calibration_size_and_keep_float_set(strategy):
     """Trials that differ only in calibration size or keep-float set are proposals of their own (they used to
@@ -306,6 +341,8 @@ def test_the_samplers_reach_every_calibration_size_and_keep_float_set(strategy):
         ("options:\n  onnxruntime:\n    calibration: [median]\n", "line 3: onnxruntime.calibration = 'median'"),
         ("calibration_samples: [64, 0]\n", "line 1: calibration_samples.1: Input should be greater than 0"),
         ("targets: [onnx-int8]\nkeep_sensitive: [-1]\n", "line 2: keep_sensitive.0: Input should be greater than or"),
+        ("compression:\n  - {method: prune, data: x.npz}\n", "line 2: compression prune: method prune needs sparsity"),
+        ("compression:\n  - {method: squeeze, data: x.npz}\n", "line 2: compression squeeze: Input should be 'prune'"),
     ],
 )
 def test_a_bad_space_file_is_refused_with_its_line(text, words, tmp_path, capsys, test_npz):

@@ -41,6 +41,9 @@ class _Strict(BaseModel):
 class EvaluateSpec(_Strict):
     data: str
     metrics: list[str] = Field(default_factory=lambda: ["accuracy", "f1"])
+    # with compress: the drop against the compressed model the files were exported from (what the export changed),
+    # or against the source as given (what compression and export changed together: the search's budget)
+    against: Literal["compressed", "source"] = "compressed"
 
 
 class SshSpec(_Strict):
@@ -153,7 +156,7 @@ class Pipeline(_Strict):
             if self.evaluate is None or self.gates.max_accuracy_drop is None:
                 raise ValueError("a search: needs evaluate: {data: ...} and gates: {max_accuracy_drop: ...}")
             if self.compress is not None:
-                raise ValueError("a search: does not run compress: (compress in its own pipeline, then search it)")
+                raise ValueError("a search: does not run compress: (its space file's compression: tries them)")
         return self
 
     def options_for(self, target: str) -> dict[str, Any]:
@@ -420,7 +423,7 @@ class _Plan:
 
     def steps(self) -> list[Step]:
         pipeline, base = self.pipeline, self.base
-        source_hash = _source_hash(pipeline.source, base, local_path(base, pipeline.weights))
+        source_hash = original_hash = _source_hash(pipeline.source, base, local_path(base, pipeline.weights))
         tokenizer_hash = _tokenizer_hash(local_path(base, pipeline.tokenizer))
         steps: list[Step] = []
         compress_id = None
@@ -458,9 +461,12 @@ class _Plan:
         self.evaluate_ids: dict[str, str] = {}
         if pipeline.evaluate:
             data_hash = _hash_path(data_arg(pipeline.evaluate.data, base))
+            against_source = pipeline.evaluate.against == "source"
+            reference_hash = original_hash if against_source else source_hash
+            reference_id = None if against_source else compress_id
             for target, export_id in self.export_ids.items():
                 self.evaluate_ids[target] = self.prefix + f"evaluate {target}"
-                plan = functools.partial(self._evaluate_job, target, data_hash, source_hash, compress_id)
+                plan = functools.partial(self._evaluate_job, target, data_hash, reference_hash, reference_id)
                 deps = (export_id, compress_id) if compress_id else (export_id,)
                 steps.append(Step(self.evaluate_ids[target], deps, plan))
         self.benchmark_ids: dict[str, str] = {}
@@ -489,6 +495,7 @@ class _Plan:
     def _evaluate_job(
         self, target: str, data_hash: str | None, source_hash: str, compress_id: str | None, records: dict
     ) -> Job:
+        """The file's evaluation, against `compress_id`'s model (the compressed one) or, None, the source."""
         artifact = self._artifact(records[self.export_ids[target]])
         assert self.pipeline.evaluate is not None
         reference = self.pipeline.gates.max_accuracy_drop is not None

@@ -30,7 +30,7 @@ from edgekit.release.pipeline import (
     size_over,
 )
 from edgekit.release.search_optuna import OBJECTIVES, sampled_trials
-from edgekit.release.search_space import SearchSpace, read_space
+from edgekit.release.search_space import SearchSpace, compression_label, read_space
 
 STRATEGIES = ("grid", "random", *OBJECTIVES)  # the sampled ones: each with what it minimizes
 SEARCH_FILE = "search.json"
@@ -58,12 +58,14 @@ class Trial:
     options: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
     calib_samples: int | None = None
     keep_sensitive: int | None = None
+    compress: dict[str, Any] | None = field(default=None, hash=False)  # a pipeline's compress: settings
 
     @property
     def name(self) -> str:
         settings = [f"{k}={v}" for opts in self.options.values() for k, v in sorted(opts.items())]
         settings += [f"calib_samples={self.calib_samples}"] if self.calib_samples else []
         settings += [f"keep_sensitive={self.keep_sensitive}"] if self.keep_sensitive is not None else []
+        settings += [compression_label(self.compress)] if self.compress else []
         return f"{self.device}: {self.target}" + (f" ({', '.join(settings)})" if settings else "")
 
 
@@ -81,12 +83,14 @@ def search_space(
     values: dict[str, dict[str, list[Any]]] | None = None,
     calib_samples: tuple[int, ...] = (),
     keep_sensitive: tuple[int, ...] = (),
+    compressions: tuple[dict[str, Any], ...] = (),
 ) -> list[Trial]:
     """Every target that exports and runs on this machine and that the device profile takes (it has a rule for
     the runtime and allows the quantization), once per combination of its runtime's searchable option values.
     `targets` narrows it to those names; `values` (per runtime, option -> values) replaces or adds options';
     `calib_samples`: the calibration sizes each target that calibrates is tried with; `keep_sensitive`: how many
-    of the most sensitive layers each target whose fallback keeps layers float is tried with from the start."""
+    of the most sensitive layers each target whose fallback keeps layers float is tried with from the start;
+    `compressions`: compressed sources (a pipeline's compress: settings) each target is tried on besides the source."""
     from edgekit.backends.registry import backend_for_runtime
     from edgekit.catalog import get_device, get_target, resolve
     from edgekit.catalog import targets as all_targets
@@ -114,8 +118,9 @@ def search_space(
             sizes = calib_samples if calib_samples and target.needs_calibration else (None,)
             keeps = backend is not None and backend.keeps_float(target.quantization)
             kept = keep_sensitive if keep_sensitive and keeps else (None,)
-            for options, size, k in itertools.product(searched, sizes, kept):
-                trials.append(Trial(device.name, target.name, {target.runtime: options} if options else {}, size, k))
+            for options, size, k, c in itertools.product(searched, sizes, kept, (None, *compressions)):
+                runtime_options = {target.runtime: options} if options else {}
+                trials.append(Trial(device.name, target.name, runtime_options, size, k, c))
     return trials
 
 
@@ -186,6 +191,7 @@ def search(
         chosen_space.options,
         tuple(chosen_space.calibration_samples),
         tuple(chosen_space.keep_sensitive),
+        tuple(chosen_space.compressions()),
     )
     if not space:
         raise UsageError(
@@ -349,8 +355,9 @@ class _TrialRunner:
             settings = {**self.common, "device": trial.device, "targets": [trial.target], "options": trial.options}
             settings["calib_samples"] = trial.calib_samples
             settings["keep_sensitive"] = trial.keep_sensitive
-            if measured:
-                settings["evaluate"] = EvaluateSpec(data=self.data)
+            settings["compress"] = trial.compress
+            if measured:  # a compressed source's files are scored against the source the user gave
+                settings["evaluate"] = EvaluateSpec(data=self.data, against="source")
                 settings["benchmark"] = BenchmarkSpec(devices=[self.bench], processes=1, min_runs=20, min_time=0.2)
                 settings["gates"] = Gates(
                     max_accuracy_drop=budgets.max_drop,
@@ -412,6 +419,8 @@ def _exported(trial: Trial, plan: Any, outcome: Any, max_size_mb: float | None) 
         row["calibration_samples"] = trial.calib_samples
     if trial.keep_sensitive is not None:
         row["keep_sensitive"] = trial.keep_sensitive
+    if trial.compress:
+        row["compress"] = trial.compress
     error = _first_error(plan, outcome)
     if error is not None:
         return {**row, "status": "failed", "error": error}

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgekit._lazy import require
+from edgekit.release.search_space import compression_label
 
 PROPOSALS_PER_TRIAL = 20  # at most, so a sampler that keeps proposing measured points stops
 
@@ -94,6 +95,10 @@ def _suggest(proposal: Any, targets: list[str], space: list[Any]) -> Any:
         if len(values) > 1:
             chosen = proposal.suggest_categorical(name, values)
             candidates = [t for t in candidates if getattr(t, name) == chosen]
+    labels = sorted({compression_label(t.compress) for t in candidates})
+    if len(labels) > 1:
+        chosen = proposal.suggest_categorical("compress", labels)
+        candidates = [t for t in candidates if compression_label(t.compress) == chosen]
     return candidates[0]
 
 

@@ -30,6 +30,8 @@ class SearchTrial(_Open):
                                             "space varied it")  # fmt: skip
     keep_sensitive: int | None = Field(None, description="the most sensitive layers the export kept float from its "
                                        "first attempt, where the space varied it")  # fmt: skip
+    compress: dict[str, Any] | None = Field(None, description="the compression the source went through before "
+                                            "the export, where the space asked for it")  # fmt: skip
     status: Literal["passed", "over budget", "failed"]
     error: str | None = Field(None, description="why a failed trial stopped (its first failing step)")
     file: str | None = Field(None, description="the file in the step cache")
