@@ -206,6 +206,8 @@ def test_a_failing_gate_exits_1_and_names_it(pipeline, capsys):
          "Unknown device profile 'x86-avx3'"),
         (("targets:", "compress: {method: prune, data: builtin:digits:train}\ntargets:"),
          "line 10: compress: method prune needs sparsity"),
+        (("targets:", "compress: {method: lowrank, data: builtin:digits:train}\ntargets:"),
+         "line 10: compress: method lowrank needs one of rank_ratio"),
     ],
 )  # fmt: skip
 def test_a_bad_pipeline_is_refused_with_its_line(pipeline, capsys, edit, phrase):
@@ -272,15 +274,16 @@ def test_a_relative_tokenizer_path_is_recorded_absolute(tmp_path, monkeypatch):
     assert os.path.isabs(recorded) and Path(recorded) == minilm_dir()
 
 
-def test_a_pipeline_compresses_before_it_exports_and_caches_that_too(pipeline, capsys):
+@pytest.mark.parametrize("method, setting", [("prune", "sparsity: 0.5"), ("lowrank", "rank_ratio: 0.5")])
+def test_a_pipeline_compresses_before_it_exports_and_caches_that_too(pipeline, capsys, method, setting):
     text = pipeline.read_text().replace(
         "targets: [tflite-int8, onnx-int8]",
-        "compress: {method: prune, data: builtin:digits:train, sparsity: 0.5, epochs: 1}\ntargets: [onnx-int8]",
+        f"compress: {{method: {method}, data: builtin:digits:train, {setting}, epochs: 1}}\ntargets: [onnx-int8]",
     )
     pipeline.write_text(text.replace("max_accuracy_drop: 1.0", "max_accuracy_drop: 5.0"))
     code, out = run_cli(capsys, "run", pipeline)
-    assert code == 0 and "compress (prune)" in out and "4 step(s) ran, 0 cached" in out, out
+    assert code == 0 and f"compress ({method})" in out and "4 step(s) ran, 0 cached" in out, out
     manifest = json.loads((pipeline.parent / "release" / "digits" / "manifest.json").read_text())
     assert manifest["models"][0]["provenance"]["source"]["kind"] != "factory"  # the pruned model was exported
     code, out = run_cli(capsys, "run", pipeline)
-    assert code == 0 and "0 step(s) ran, 4 cached" in out and "compress (prune): cached" in out, out
+    assert code == 0 and "0 step(s) ran, 4 cached" in out and f"compress ({method}): cached" in out, out

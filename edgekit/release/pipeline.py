@@ -41,9 +41,9 @@ class _Strict(BaseModel):
 class EvaluateSpec(_Strict):
     data: str
     metrics: list[str] = Field(default_factory=lambda: ["accuracy", "f1"])
-    # with compress: the drop against the compressed model the files were exported from (what the export changed),
-    # or against the source as given (what compression and export changed together: the search's budget)
-    against: Literal["compressed", "source"] = "compressed"
+    # with compress: the drop against the source as given (what compression and export lose together), or against
+    # the compressed model the files were exported from (what the export alone changed)
+    against: Literal["source", "compressed"] = "source"
 
 
 class SshSpec(_Strict):
@@ -87,7 +87,7 @@ class BundleSpec(_Strict):
 class CompressSpec(_Strict):
     """A compression step before the exports (edgekit compress): its output becomes the source they export."""
 
-    method: Literal["prune", "qat", "distill", "vocab"]
+    method: Literal["prune", "lowrank", "qat", "distill", "vocab"]
     data: str  # training data (text data for vocab)
     val: str | None = None
     epochs: int = Field(default=30, ge=0)  # the most; training stops once the validation loss stops improving
@@ -99,6 +99,8 @@ class CompressSpec(_Strict):
     sparsity: float | None = Field(default=None, gt=0, lt=1)  # prune
     ramp_epochs: int = Field(default=2, ge=1)  # prune: the sparsity rises over these
     prune_method: Literal["magnitude", "structured"] = "magnitude"
+    rank_ratio: float | None = Field(default=None, gt=0, le=1)  # lowrank: the share of each Linear's rank kept
+    energy: float | None = Field(default=None, gt=0, le=1)  # lowrank: or the rank keeping this share of energy
     student_layers: int | None = Field(default=None, ge=1)  # distill: the teacher's own layers, evenly spaced
     alpha: float = Field(default=0.5, ge=0, le=1)
     temperature: float = Field(default=2.0, gt=0)
@@ -107,6 +109,8 @@ class CompressSpec(_Strict):
     def _method_settings(self) -> CompressSpec:
         if self.method == "prune" and self.sparsity is None:
             raise ValueError("method prune needs sparsity (the fraction of weights to remove, e.g. 0.5)")
+        if self.method == "lowrank" and (self.rank_ratio is None) == (self.energy is None):
+            raise ValueError("method lowrank needs one of rank_ratio (e.g. 0.25) or energy (e.g. 0.9)")
         if self.method == "distill" and self.student_layers is None:
             raise ValueError("method distill needs student_layers (how many of the teacher's layers)")
         return self
@@ -580,6 +584,18 @@ def _compress(pipeline: Pipeline, base: Path, folder: Path) -> dict:
             method=spec.prune_method,
             finetune_epochs=spec.epochs,
             ramp_epochs=spec.ramp_epochs,
+            settings=settings,
+            weights=local_path(base, pipeline.weights),
+            **common,
+        )
+    elif spec.method == "lowrank":
+        compress.lowrank(
+            source,
+            data,
+            out,
+            rank_ratio=spec.rank_ratio,
+            energy=spec.energy,
+            finetune_epochs=spec.epochs,
             settings=settings,
             weights=local_path(base, pipeline.weights),
             **common,

@@ -356,8 +356,8 @@ class _TrialRunner:
             settings["calib_samples"] = trial.calib_samples
             settings["keep_sensitive"] = trial.keep_sensitive
             settings["compress"] = trial.compress
-            if measured:  # a compressed source's files are scored against the source the user gave
-                settings["evaluate"] = EvaluateSpec(data=self.data, against="source")
+            if measured:  # a compressed source's files are scored against the source the user gave (the default)
+                settings["evaluate"] = EvaluateSpec(data=self.data)
                 settings["benchmark"] = BenchmarkSpec(devices=[self.bench], processes=1, min_runs=20, min_time=0.2)
                 settings["gates"] = Gates(
                     max_accuracy_drop=budgets.max_drop,
