@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.device_flags import ssh_flags, transport_options
+from edgekit.cli.device_flags import ssh_flags, timeout_flag, transport_options
 
 
 def read_baseline(path: Path) -> list[dict]:
@@ -132,13 +132,7 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
     "(benchmark_app beside OpenVINO).",
 )
 @click.option("--adb", "adb", default="adb", show_default=True, help="adb: the adb client to use.")
-@click.option(
-    "--timeout",
-    default=600.0,
-    type=click.FloatRange(min=0, min_open=True),
-    show_default=True,
-    help="Seconds before a device command counts as hung.",
-)
+@timeout_flag
 @click.option(
     "--generate",
     is_flag=True,

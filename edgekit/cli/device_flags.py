@@ -34,6 +34,16 @@ def ssh_flags(prefix: str = "") -> Callable[[Callable], Callable]:
     return decorate
 
 
+# how long a device may take to answer before it counts as hung (a command, or a reply of edgekit's worker)
+timeout_flag = click.option(
+    "--timeout",
+    default=600.0,
+    type=click.FloatRange(min=0, min_open=True),
+    show_default=True,
+    help="Seconds before a device that does not answer counts as hung.",
+)
+
+
 def transport_options(
     device: str,
     timeout: float,

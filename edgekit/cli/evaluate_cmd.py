@@ -7,7 +7,7 @@ import sys
 import click
 
 from edgekit.cli import unsafe_load_option
-from edgekit.cli.device_flags import ssh_flags, transport_options
+from edgekit.cli.device_flags import ssh_flags, timeout_flag, transport_options
 
 
 @click.command("evaluate")
@@ -36,13 +36,7 @@ from edgekit.cli.device_flags import ssh_flags, transport_options
     "runtime; a Core ML package on a Mac). The reference SOURCE always runs here.",
 )
 @ssh_flags()
-@click.option(
-    "--timeout",
-    default=600.0,
-    type=click.FloatRange(min=0, min_open=True),
-    show_default=True,
-    help="Seconds before a device that does not answer counts as hung.",
-)
+@timeout_flag
 @click.option("--json", "json_path", type=click.Path(), help="Write the report as JSON here ('-': stdout).")
 @click.option("--quiet", "-q", is_flag=True)
 @unsafe_load_option
