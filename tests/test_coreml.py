@@ -201,6 +201,40 @@ def test_an_op_coremltools_cannot_convert_is_named(tmp_path, capsys):
     assert not out_dir.exists() or not any(out_dir.iterdir())
 
 
+def test_a_bert_encoder_converts_with_a_flexible_batch_and_int8_weights(tmp_path, capsys):
+    """A Hugging Face BERT (transformers' attention mask: a traced int() of a one-element constant, which
+    coremltools 9.0 refuses under NumPy 2.4, and aten::new_ones, which it lacks) through the CLI to coreml-fp16 and
+    coreml-int8, each package whole with its ops and weights read back."""
+    from edgekit_demo.zoo_text import TINY_BERT_INPUTS
+
+    inputs = [arg for spec in TINY_BERT_INPUTS for arg in ("--input", spec)]
+    facts = {}
+    for target in ("coreml-fp16", "coreml-int8"):
+        code, out = run_cli(capsys, "export", "edgekit_demo.zoo_text:tiny_bert_sentiment", *inputs, "-t", target,
+                            "-o", tmp_path)  # fmt: skip
+        assert code == 0, out
+        package = tmp_path / f"tiny_bert_sentiment-{target}.mlpackage"
+        assert (package / "Manifest.json").is_file()
+        assert (package / "Data" / "com.apple.CoreML" / "weights" / "weight.bin").is_file()
+        sidecar = _sidecar(package)
+        assert sidecar["sha256"] == sha256_path(package) and sidecar["size_bytes"] == size_of(package)
+        assert [(t["name"], t["dtype"], t["shape"]) for t in sidecar["tensors"]["inputs"]] == [
+            ("input_ids", "int64", ["batch", 32]),
+            ("attention_mask", "int64", ["batch", 32]),
+        ]
+        facts[target] = _facts(package)
+        assert facts[target]["read_back"] == "inputs and outputs match the source by name"
+        ops = facts[target]["ops"]
+        assert ops["linear"] == 13 and ops["softmax"] == 2 and ops["gelu"] == 2 and ops["layer_norm"] == 5
+        assert facts[target]["compute_precision"] == "float16"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".edgekit-tmp")]
+    assert set(facts["coreml-fp16"]["weights"]) == {"float16"}
+    # the 12 linear weights and the word embeddings are int8; the rest (biases, LayerNorms, the head) stay float16
+    assert facts["coreml-int8"]["weights"]["int8"]["tensors"] == 13
+    assert facts["coreml-int8"]["weights_checked"]["compressed"] == 13
+    assert facts["coreml-int8"]["weights_checked"]["min_cosine"] > 0.99
+
+
 def test_a_folder_that_is_no_package_is_refused(tmp_path, capsys):
     fake = tmp_path / "empty.mlpackage"
     fake.mkdir()

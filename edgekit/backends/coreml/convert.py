@@ -1,5 +1,6 @@
 """torch -> Core ML package (.mlpackage, an ML program): the module traced with example inputs from its signature,
-converted by coremltools and saved without loading it (Core ML itself, which loads and predicts, is macOS-only)."""
+converted by coremltools (with edgekit's fills for two gaps of its TorchScript frontend, torch_ops.py) and saved
+without loading it (Core ML itself, which loads and predicts, is macOS-only)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.coreml.options import CoreMLOptions
 from edgekit.backends.coreml.program import META_COMPUTE_UNITS, facts, load_spec, signature
 from edgekit.backends.coreml.stack import coremltools, deployment_target
+from edgekit.backends.coreml.torch_ops import register as fill_torch_gaps
 from edgekit.errors import ConversionError, UnsupportedOpError, UsageError, first_line
 from edgekit.quiet import quiet
 
@@ -47,6 +49,7 @@ def convert(ctx: StepContext) -> StepNotes:
     args = example_args(model)
     names = output_names(model, args)
     program, how = _traced(model, torch_module(model.obj), args)
+    fill_torch_gaps()
     inputs = [
         ct.TensorType(name=s.name, shape=_shape(ct, s.shape, options.max_dynamic_size), dtype=_dtype(s.dtype))
         for s in model.signature.inputs
