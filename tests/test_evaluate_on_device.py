@@ -102,3 +102,12 @@ def test_export_measures_parity_with_the_file_on_the_device(sshd, cnn, calib_npz
     )
     assert there["ran_on"] == f"ssh://{sshd.user}@127.0.0.1:{sshd.port}" and here["ran_on"] is None
     assert there["outputs"] == here["outputs"]  # the same runtime on the same inputs
+
+
+def test_a_device_that_does_not_answer_in_time_is_named_and_nothing_is_left_running(files):
+    from edgekit.transport.base import DeviceError
+
+    remote = RemoteRunner(files["onnx-int8"], "local", {"timeout": 0.01})
+    with pytest.raises(DeviceError, match="did not answer within"):
+        remote.activate()
+    assert remote.proc is None and remote.transport is None and not remote.is_active
