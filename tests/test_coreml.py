@@ -141,6 +141,7 @@ def test_evaluate_off_macos_says_where_it_runs(exported, test_npz, capsys):
     assert "macOS and iOS only" in out and "--device ssh://user@mac" in out and "Checked here instead" in out
 
 
+@pytest.mark.slow  # the worker imports coremltools over ssh (30 s); the generic path is fast in test_evaluate_on_device
 @pytest.mark.ssh
 @pytest.mark.skipif(ON_MAC, reason="loopback is a Mac: Core ML runs there")
 def test_evaluate_on_a_device_runs_the_package_there_and_a_linux_one_refuses_it(exported, test_npz, sshd, capsys):
@@ -153,6 +154,7 @@ def test_evaluate_on_a_device_runs_the_package_there_and_a_linux_one_refuses_it(
     assert "the runtime cannot load it" in out and "macOS and iOS only" in out and "--device ssh://user@mac" in out
 
 
+@pytest.mark.slow  # the worker imports coremltools over ssh (30 s); the generic path is fast in test_evaluate_on_device
 @pytest.mark.ssh
 @pytest.mark.skipif(ON_MAC, reason="loopback is a Mac: Core ML runs there")
 def test_export_with_parity_on_a_device_that_cannot_run_the_package_writes_nothing(cnn, sshd, tmp_path, capsys):
