@@ -19,6 +19,14 @@ def run_cli(capsys, *args: str) -> tuple[int, str]:
     return exit_info.value.code, captured.out + captured.err
 
 
+def ssh_device_args(sshd, python: str = sys.executable, device: str = "--device") -> list[str]:
+    """The flags that reach the loopback sshd as a device: `--device URL --identity KEY --python P --ssh-option ...`,
+    or with device="--run-on" export's `--run-on URL --run-on-identity KEY ...`."""
+    prefix = "--" if device == "--device" else f"{device}-"
+    options = [arg for o in sshd.ssh_options for arg in (f"{prefix}ssh-option", o)]
+    return [device, sshd.url, f"{prefix}identity", str(sshd.key), f"{prefix}python", python, *options]
+
+
 def run_cli_process(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `edgekit ARGS` in a fresh interpreter (for what must hold of the real process)."""
     return subprocess.run(

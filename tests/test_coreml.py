@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import run_cli, ssh_device_args
 
 from edgekit.checksum import sha256_path, size_of
 from edgekit.cli import main
@@ -147,9 +147,7 @@ def test_evaluate_off_macos_says_where_it_runs(exported, test_npz, capsys):
 def test_evaluate_on_a_device_runs_the_package_there_and_a_linux_one_refuses_it(exported, test_npz, sshd, capsys):
     """The way a Mac is reached from Linux (the worker predicts with coremltools there), here against a Linux
     device, whose worker refuses the package as a file its runtime cannot run (exit 2), saying how."""
-    ssh = ["--device", sshd.url, "--identity", str(sshd.key), "--python", sys.executable,
-           *[arg for o in sshd.ssh_options for arg in ("--ssh-option", o)]]  # fmt: skip
-    code, out = run_cli(capsys, "evaluate", exported["coreml-fp16"], "--data", test_npz, *ssh)
+    code, out = run_cli(capsys, "evaluate", exported["coreml-fp16"], "--data", test_npz, *ssh_device_args(sshd))
     assert code == 2 and "Traceback" not in out
     assert "the runtime cannot load it" in out and "macOS and iOS only" in out and "--device ssh://user@mac" in out
 
@@ -160,8 +158,7 @@ def test_evaluate_on_a_device_runs_the_package_there_and_a_linux_one_refuses_it(
 def test_export_with_parity_on_a_device_that_cannot_run_the_package_writes_nothing(cnn, sshd, tmp_path, capsys):
     """--run-on a Mac measures the package's parity there; a Linux device refuses it, and the export stops (exit 2)
     with nothing published, never a package whose parity was asked for and not measured."""
-    run_on = ["--run-on", sshd.url, "--run-on-identity", str(sshd.key), "--run-on-python", sys.executable,
-              *[arg for o in sshd.ssh_options for arg in ("--run-on-ssh-option", o)]]  # fmt: skip
+    run_on = ssh_device_args(sshd, device="--run-on")
     code, out = run_cli(capsys, *_export_argv(cnn, tmp_path / "out", "coreml-fp16", *run_on))
     assert code == 2 and "the runtime cannot load it" in out and "macOS and iOS only" in out
     assert not list((tmp_path / "out").glob("*.mlpackage")) and not list((tmp_path / "out").glob("*.json"))

@@ -5,10 +5,9 @@ without the runtime, a file its runtime cannot load and a link that cannot carry
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
-from helpers import run_cli
+from helpers import run_cli, ssh_device_args
 
 from edgekit.bench.remote import RemoteRunner
 from edgekit.dispatch import open_runner
@@ -27,18 +26,13 @@ def files(tmp_path_factory, cnn, calib_npz):
     return made
 
 
-def _ssh(sshd, python: str = sys.executable) -> list[str]:
-    return ["--device", sshd.url, "--identity", str(sshd.key), "--python", python,
-            *[arg for o in sshd.ssh_options for arg in ("--ssh-option", o)]]  # fmt: skip
-
-
 @pytest.mark.ssh
 @pytest.mark.parametrize("target", ["onnx-int8", "pytorch-mobile"])
 def test_a_file_evaluated_over_ssh_scores_what_it_scores_here(sshd, files, test_npz, tmp_path, capsys, target):
     here, there = tmp_path / "here.json", tmp_path / "there.json"
     code, text = run_cli(capsys, "evaluate", files[target], "--data", test_npz, "--json", here)
     assert code == 0, text
-    code, text = run_cli(capsys, "evaluate", files[target], "--data", test_npz, *_ssh(sshd), "--json", there)
+    code, text = run_cli(capsys, "evaluate", files[target], "--data", test_npz, *ssh_device_args(sshd), "--json", there)
     assert code == 0, text
     local, remote = json.loads(here.read_text())["metrics"], json.loads(there.read_text())["metrics"]
     assert remote["samples"] == local["samples"] == 449 and remote["accuracy"] > 0.8  # the whole test split
@@ -68,7 +62,7 @@ def test_a_device_without_the_runtime_is_named(sshd, files, test_npz, tmp_path, 
     bare = tmp_path / "python-without-ort"
     bare.write_text('#!/bin/sh\nexec /usr/bin/env -i PATH=/usr/bin:/bin python3 -I "$@"\n')
     bare.chmod(0o755)
-    code, text = run_cli(capsys, "evaluate", files["onnx-int8"], "--data", test_npz, *_ssh(sshd, str(bare)))
+    code, text = run_cli(capsys, "evaluate", files["onnx-int8"], "--data", test_npz, *ssh_device_args(sshd, str(bare)))
     assert code == 1 and "onnxruntime" in text and "Traceback" not in text
 
 
@@ -78,7 +72,7 @@ def test_a_file_the_devices_runtime_cannot_load_is_bad_input(sshd, files, test_n
     broken.write_bytes(files["onnx-int8"].read_bytes()[:200])  # truncated on the way
     sidecar = files["onnx-int8"].with_name(files["onnx-int8"].stem + ".edgekit.json")
     (tmp_path / sidecar.name).write_text(sidecar.read_text())
-    code, text = run_cli(capsys, "evaluate", broken, "--data", test_npz, *_ssh(sshd))
+    code, text = run_cli(capsys, "evaluate", broken, "--data", test_npz, *ssh_device_args(sshd))
     assert code == 2 and "the runtime cannot load it" in text and "Traceback" not in text
 
 
@@ -89,8 +83,7 @@ def test_a_device_whose_link_cannot_carry_the_frames_is_refused(files, test_npz,
 
 @pytest.mark.ssh
 def test_export_measures_parity_with_the_file_on_the_device(sshd, cnn, calib_npz, tmp_path, capsys):
-    run_on = ["--run-on", sshd.url, "--run-on-identity", str(sshd.key), "--run-on-python", sys.executable,
-              *[arg for o in sshd.ssh_options for arg in ("--run-on-ssh-option", o)]]  # fmt: skip
+    run_on = ssh_device_args(sshd, device="--run-on")
     argv = ["export", "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1], "--input", zoo.DIGITS_INPUT,
             "-t", "onnx-int8", "--calib", calib_npz]  # fmt: skip
     code, text = run_cli(capsys, *argv, "-o", tmp_path / "there", *run_on)

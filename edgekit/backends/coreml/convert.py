@@ -12,15 +12,15 @@ import numpy as np
 
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.coreml.options import CoreMLOptions
-from edgekit.backends.coreml.program import META_COMPUTE_UNITS, facts, load_spec, signature
+from edgekit.backends.coreml.program import facts, load_spec, signature
 from edgekit.backends.coreml.stack import coremltools, deployment_target
 from edgekit.backends.coreml.torch_ops import register as fill_torch_gaps
+from edgekit.backends.coreml.worker_loader import META_COMPUTE_UNITS, UNITS
 from edgekit.errors import ConversionError, UnsupportedOpError, UsageError, first_line
 from edgekit.quiet import quiet
 
 TOOL = "coremltools.convert (mlprogram)"
 _MISSING_OP = re.compile(r"convert function for op '([^']+)' not implemented")
-_UNIT_NAMES = {"all": "ALL", "cpu_only": "CPU_ONLY", "cpu_and_gpu": "CPU_AND_GPU", "cpu_and_ne": "CPU_AND_NE"}
 
 
 def compute_precision(quantization: str, options: CoreMLOptions, target: str) -> str:
@@ -64,7 +64,7 @@ def convert(ctx: StepContext) -> StepNotes:
                 convert_to="mlprogram",
                 minimum_deployment_target=target,
                 compute_precision=getattr(ct.precision, precision.upper()),
-                compute_units=getattr(ct.ComputeUnit, _UNIT_NAMES[options.compute_units]),
+                compute_units=getattr(ct.ComputeUnit, UNITS[options.compute_units]),
                 skip_model_load=True,
             )
     except NotImplementedError as e:
@@ -132,8 +132,6 @@ def _shape(ct: Any, dims: tuple, largest: int) -> tuple:
 
 def _dtype(dtype: str) -> Any:
     """Core ML takes float16/32 and int32 inputs: int64 (token ids) is fed as int32, bool as int32."""
-    import numpy as np
-
     return {"float16": np.float16, "float32": np.float32, "int32": np.int32}.get(
         dtype, np.float32 if "float" in dtype else np.int32
     )

@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.backends.coreml.stack import coremltools
+from edgekit.backends.coreml.worker_loader import ARRAY_TYPES
 from edgekit.errors import ModelLoadError, first_line
 from edgekit.spec import Signature, TensorSpec
 
-# multiArrayType data types (Core ML's FeatureTypes proto) -> numpy names
-ARRAY_TYPES = {65552: "float16", 65568: "float32", 65600: "float64", 131104: "int32", 131080: "int8"}
-META_COMPUTE_UNITS = "edgekit.compute_units"  # written at export; the runner and the benchmark worker read it
 # constexpr ops that expand stored weights when the model loads, and the argument that holds the stored values
 _COMPRESSED = {
     "constexpr_lut_to_dense": "indices",
@@ -66,11 +64,6 @@ def _tensor(feature: Any, source: TensorSpec | None, is_input: bool) -> TensorSp
         shape = source.shape
     role = source.role if source is not None else None
     return TensorSpec(feature.name, dtype, shape, role=role)
-
-
-def compute_units(spec: Any) -> str:
-    """The compute units the export stored in the package ("all" when it stored none)."""
-    return dict(spec.description.metadata.userDefined).get(META_COMPUTE_UNITS, "all")
 
 
 def facts(spec: Any) -> dict[str, Any]:

@@ -6,7 +6,8 @@ cannot run on that device. The package names its compute units (edgekit stores t
 
 import sys
 
-META_COMPUTE_UNITS = "edgekit.compute_units"
+META_COMPUTE_UNITS = "edgekit.compute_units"  # written at export (convert.py), read when loading
+# edgekit's --compute-units -> coremltools.ComputeUnit; multiArrayType data types -> numpy names
 UNITS = {"all": "ALL", "cpu_only": "CPU_ONLY", "cpu_and_gpu": "CPU_AND_GPU", "cpu_and_ne": "CPU_AND_NE"}
 ARRAY_TYPES = {65552: "float16", 65568: "float32", 65600: "float64", 131104: "int32", 131080: "int8"}
 
