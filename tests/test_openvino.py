@@ -86,6 +86,32 @@ def test_kept_layers_become_nncf_ignored_scope(cnn, calib_npz, tmp_path):
     assert quantization["quantized_ops"] < 4 and result.parity.passed
 
 
+def _fake_quantize_readers(xml: Path) -> set[str]:
+    """The op types that read a FakeQuantize's output in an IR (a quantized weight's Convert chain skipped)."""
+    import openvino as ov
+
+    readers = set()
+    for op in ov.Core().read_model(str(xml)).get_ops():
+        if op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_type_name() != "Constant":
+            readers |= {t.get_node().get_type_name() for t in op.output(0).get_target_inputs()}
+    return readers
+
+
+def test_the_non_layer_group_keeps_every_op_but_the_layers_float(exported, cnn, calib_npz, tmp_path):
+    """EfficientNetB0 failed its gate with every layer float: NNCF also quantizes the inputs of pooling,
+    activations and element-wise ops. The fallback's last group keeps those float; the layers stay int8."""
+    from edgekit.backends.base import NON_LAYER_OPS
+    from edgekit.fallback import FallbackOptions
+
+    plain = _fake_quantize_readers(exported["openvino-int8"].artifact)
+    assert plain - {"Convolution", "MatMul"}  # the default quantizes more than the layers' inputs
+    result = _export(cnn, calib_npz, "openvino-int8", tmp_path, fallback=FallbackOptions(keep_float=(NON_LAYER_OPS,)))
+    quantization = result.sidecar["quantization"]
+    assert _fake_quantize_readers(result.artifact) <= {"Convolution", "MatMul"}
+    assert quantization["float_non_layer_ops"] and quantization["quantized_ops"] >= 3 and result.parity.passed
+    assert [f["layer"] for f in quantization["fallback"]["float_layers"]] == [NON_LAYER_OPS]
+
+
 def test_an_onnx_source_and_its_node_names(exported, cnn, calib_npz, tmp_path, capsys):
     """ONNX -> IR keeps ONNX node names, which --keep-float takes."""
     onnx_file = _export(cnn, calib_npz, "onnx-fp32", tmp_path / "onnx").artifact
@@ -332,3 +358,29 @@ def test_an_openvino_error_naming_a_node_says_which_ops_surround_it():
     assert said == "; fq is a FakeQuantize reading Parameter 'x' read by Multiply 'se_excite/Mul'"
     assert named_node_context(model, "a message that names no node") == ""
     assert named_node_context(model, "node with name 'gone' failed") == ""
+
+
+def test_a_keras_cnn_reaches_openvino_without_a_transpose_around_every_layer(tmp_path):
+    """From the loader's list of outputs the TensorFlow frontend left NHWC<->NCHW Transposes around every layer
+    (46 in EfficientNetB0), and NNCF moved per-channel activation quantizers across them onto the wrong axis:
+    OpenVINO refused the int8 file. The frontend sorts outputs by name (output_10 before output_2: parity failed and
+    the ONNX route took over); the IR keeps the model's order."""
+    import keras
+    import openvino as ov
+
+    from edgekit.exporter import export
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3), name="image")
+    h = keras.layers.Conv2D(8, 3, activation="swish")(inp)
+    h = keras.layers.DepthwiseConv2D(3, activation="swish")(h)
+    h = keras.layers.Conv2D(8, 1, activation="swish")(h)
+    pooled = keras.layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(inp, [keras.layers.Dense(k + 1)(pooled) for k in range(11)])  # output_10 sorts before _2
+    model.save(tmp_path / "heads.keras")
+    result = export(tmp_path / "heads.keras", "openvino-fp32", tmp_path / "out")
+    assert result.parity.passed and result.sidecar["route"][0]["step"] == "keras->openvino"  # not the ONNX detour
+    ir = ov.Core().read_model(str(result.artifact))
+    assert sum(op.get_type_name() == "Transpose" for op in ir.get_ops()) <= 1
+    assert [port.get_partial_shape()[1].get_length() for port in ir.outputs] == list(range(1, 12))
+    assert [port.get_any_name() for port in ir.outputs] == [o["name"] for o in result.sidecar["tensors"]["outputs"]]

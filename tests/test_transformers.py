@@ -153,7 +153,7 @@ def test_an_outlier_outside_every_layer_is_kept_float_by_the_non_layer_group(tar
     quantized non-layer ops float, tries the layers again on top, and the sidecar says which ops those were."""
     import onnx
 
-    from edgekit.backends.onnxruntime.plan import NON_LAYER_OPS
+    from edgekit.backends.base import NON_LAYER_OPS
 
     result = _export(tiny_bert, target, tmp_path, weights="embedding")
     record, quantization = result.sidecar["quantization"]["fallback"], result.sidecar["quantization"]

@@ -100,6 +100,11 @@ class Converter:
     partly_float: tuple[str, ...] = ()
 
 
+# The fallback's group for what a quantizer touches outside the layers: pooling, activations, element-wise ops,
+# embedding lookups (EfficientNet's squeeze-excitation pooling and Multiply, a BERT's word-embedding Gather)
+NON_LAYER_OPS = "(non-layer ops)"
+
+
 @dataclass(frozen=True)
 class Quantizer:
     """A step after conversion that turns the float file into a quantized one."""

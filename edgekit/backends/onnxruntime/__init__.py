@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from edgekit.backends.base import Backend, Converter, NativeTool, Quantizer, StepContext, StepNotes
+from edgekit.backends.base import NON_LAYER_OPS, Backend, Converter, NativeTool, Quantizer, StepContext, StepNotes
 from edgekit.backends.onnxruntime import native
-from edgekit.backends.onnxruntime.plan import NON_LAYER_OPS, ort_plan
+from edgekit.backends.onnxruntime.plan import ort_plan
 from edgekit.backends.options import BackendOptions
 from edgekit.sidecar import ArtifactIO
 from edgekit.sources.base import Model

@@ -31,10 +31,6 @@ class OrtPlan:
     smooth_activations: bool = True
 
 
-# The fallback's group for what static and dynamic int8 quantize outside the layers: pooling, activations,
-# embedding lookups (EfficientNet's squeeze-excitation GlobalAveragePool, a BERT's word-embedding Gather)
-NON_LAYER_OPS = "(non-layer ops)"
-
 # Weighted layers whose int8 product is dequantized to float instead of requantized: ONNX Runtime's CPU kernel
 # for that (MatMulIntegerToFloat) is as fast, and a per-tensor int8 scale on a BERT FFN's output (outlier
 # channels ~100x the median) left the median channel at 1 dB SNR: MiniLM lost 3.5 pt of accuracy with it.

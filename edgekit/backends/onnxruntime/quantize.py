@@ -10,8 +10,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from edgekit.backends.base import StepContext, StepNotes
-from edgekit.backends.onnxruntime.plan import NON_LAYER_OPS, OrtPlan
+from edgekit.backends.base import NON_LAYER_OPS, StepContext, StepNotes
+from edgekit.backends.onnxruntime.plan import OrtPlan
 from edgekit.data import Dataset
 from edgekit.errors import ConversionError, first_line
 from edgekit.sensitivity import converted_ops, keras_scoped, onnx_layers, symmetric_int8

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgekit.backends.base import Backend, Converter, NativeTool, Quantizer, StepContext, StepNotes
+from edgekit.backends.base import NON_LAYER_OPS, Backend, Converter, NativeTool, Quantizer, StepContext, StepNotes
 from edgekit.backends.openvino import benchmark_app
 from edgekit.backends.openvino.ir import companions
 from edgekit.backends.openvino.plan import ov_plan, scheme_problems
@@ -93,7 +93,7 @@ BACKEND = Backend(
     ),
     quantizers=(
         Quantizer("fp16", _fp16),
-        Quantizer("static", _int8, keeps_float=True),
+        Quantizer("static", _int8, keeps_float=True, float_last=(NON_LAYER_OPS,)),
         Quantizer("weight-only", _weight_only, keeps_float=True),
     ),
     native_tool=NativeTool("benchmark_app", benchmark_app.command, benchmark_app.parse, benchmark_app.extra_args),

@@ -42,10 +42,33 @@ def from_onnx(ctx: StepContext) -> StepNotes:
 
 def from_keras(ctx: StepContext) -> StepNotes:
     model = ctx.model
-    concrete = model.obj.get_concrete_function()  # the loader's tf.function has a fixed input signature
-    converted = _convert(ctx, lambda ov: ov.convert_model(concrete))
-    _name(converted, model, [o.name for o in model.signature.outputs])
+    names = [o.name for o in model.signature.outputs]
+    concrete = _dict_outputs(model.obj, names).get_concrete_function()
+    converted = _convert(ctx, lambda ov: _in_order(ov, ov.convert_model(concrete), names))
+    _name(converted, model, names)
     return _save(converted, ctx, "openvino.convert_model (TensorFlow frontend)")
+
+
+def _dict_outputs(fn: Any, names: list[str]) -> Any:
+    """The loader's tf.function (fixed input signature, a list of outputs) returning a dict by output name: from
+    a list the TensorFlow frontend leaves the NHWC<->NCHW Transposes around every layer (46 in EfficientNetB0,
+    1 from a dict), and NNCF then moved per-channel activation quantizers across them onto the wrong axis
+    (OpenVINO refused the file: 'FakeQuantize ... non per-tensor quantization for axis: 2')."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=fn.input_signature)
+    def named(*args: Any) -> dict[str, Any]:
+        return dict(zip(names, fn(*args)))
+
+    return named
+
+
+def _in_order(ov: Any, converted: Any, names: list[str]) -> Any:
+    """The IR with its outputs in the signature's order (the frontend sorts a dict's outputs by key)."""
+    results = {name: r for r in converted.get_results() for name in r.output(0).get_names()}
+    if not all(name in results for name in names):
+        return converted
+    return ov.Model([results[name] for name in names], converted.get_parameters(), converted.get_friendly_name())
 
 
 def _input_shapes(model: Model) -> list[Any]:
