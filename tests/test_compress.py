@@ -403,6 +403,41 @@ def test_student_layers_keep_evenly_spaced_teacher_layers(tmp_path):
         student_from_layers(teacher, 4)
 
 
+def test_a_narrower_student_keeps_the_teachers_strongest_feed_forward_units(tmp_path):
+    """--student-width 0.25: every kept layer's FFN keeps the 16 of 64 units with the largest ‖w_in‖·‖w_out‖
+    (the teacher's own weights, not new ones); the distilled folder reloads with the narrower config and exports."""
+    import torch
+
+    from edgekit.compress.distill import student_from_layers
+    from edgekit.sources import load
+
+    teacher = load(_tiny_bert(tmp_path / "bert"))
+    student, kept = student_from_layers(teacher, 2, 0.25)
+    assert kept == [0, 3] and student.obj.model.config.intermediate_size == 16
+    t_layer, s_layer = teacher.obj.model.bert.encoder.layer[3], student.obj.model.bert.encoder.layer[1]
+    w_in, w_out = t_layer.intermediate.dense.weight, t_layer.output.dense.weight
+    strongest = torch.sort(torch.topk(w_in.norm(dim=1) * w_out.norm(dim=0), 16).indices).values
+    assert torch.equal(s_layer.intermediate.dense.weight, w_in[strongest])
+    assert torch.equal(s_layer.output.dense.weight, w_out[:, strongest])
+    assert torch.equal(s_layer.output.dense.bias, t_layer.output.dense.bias)
+    with pytest.raises(UsageError, match="in \\(0, 1\\]"):
+        student_from_layers(teacher, None, 1.5)
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 64, (64, 16)).astype(np.int64)
+    zeros, ones = np.zeros_like(ids), np.ones_like(ids)
+    np.savez(tmp_path / "data.npz", input_ids=ids, attention_mask=ones, token_type_ids=zeros, labels=ids[:, 0] % 3)
+    settings = TrainSettings(epochs=1, patience=0)
+    result = distill(tmp_path / "bert", tmp_path / "data.npz", tmp_path / "w", student_width=0.5, settings=settings)
+    assert result.record["student"]["width"] == 0.5 and result.record["student"]["layers_kept"] == [0, 1, 2, 3]
+    from safetensors.numpy import load_file
+
+    weights = load_file(result.out / "model.safetensors")
+    assert weights["bert.encoder.layer.2.intermediate.dense.weight"].shape == (32, 32)
+    assert result.record["student"]["parameters"] < result.record["teacher"]["parameters"]
+    assert export(result.out, "onnx-fp32", tmp_path / "out", calib=tmp_path / "data.npz").parity.passed
+
+
 def test_an_interrupted_run_resumes_to_the_same_result(cnn, npz, tmp_path):
     """Ctrl-C during fine-tuning leaves the last complete checkpoint and no OUT; --resume finishes the job
     with the weights an uninterrupted run gets."""

@@ -343,6 +343,10 @@ def test_the_samplers_reach_every_calibration_size_and_keep_float_set(strategy):
         ("targets: [onnx-int8]\nkeep_sensitive: [-1]\n", "line 2: keep_sensitive.0: Input should be greater than or"),
         ("compression:\n  - {method: prune, data: x.npz}\n", "line 2: compression prune: method prune needs sparsity"),
         ("compression:\n  - {method: squeeze, data: x.npz}\n", "line 2: compression squeeze: Input should be 'prune'"),
+        (
+            "compression:\n  - {method: distill, data: x.npz, student_width: [0.5, 1.5]}\n",
+            "line 2: compression distill student_width=1.5: Input should be less than or equal to 1",
+        ),
     ],
 )
 def test_a_bad_space_file_is_refused_with_its_line(text, words, tmp_path, capsys, test_npz):

@@ -102,6 +102,11 @@ def compress_cmd() -> None:
 @click.option("--student", help="The student SOURCE (its outputs must match the teacher's classes).")
 @click.option("--student-weights", type=click.Path(), help="Weights for a factory student.")
 @click.option("--student-layers", type=int, help="Build the student from N of a Hugging Face teacher's layers.")
+@click.option(
+    "--student-width",
+    type=float,
+    help="Build the student with this share (0-1] of each feed-forward block's units (the teacher's strongest).",
+)
 @click.option("--data", required=True, type=click.Path(), help="Training DATA (labels needed unless --alpha 0).")
 @click.option("--alpha", default=0.5, show_default=True, help="Weight of the hard-label loss (0: soft targets only).")
 @click.option("--temperature", default=2.0, show_default=True, help="Softening temperature T.")
@@ -115,6 +120,7 @@ def distill_cmd(
     student,
     student_weights,
     student_layers,
+    student_width,
     data,
     alpha,
     temperature,
@@ -140,6 +146,7 @@ def distill_cmd(
         out,
         student=student,
         student_layers=student_layers,
+        student_width=student_width,
         val=val,
         alpha=alpha,
         temperature=temperature,

@@ -78,27 +78,83 @@ def _encoder_layers(hf_model):
     )
 
 
-def student_from_layers(teacher: Model, layers: int) -> tuple[Model, list[int]]:
-    """A student that keeps `layers` of the teacher's encoder layers, evenly spaced (as DistilBERT took every
-    other layer), with the embeddings and the head: its weights start as the teacher's."""
+def student_from_layers(teacher: Model, layers: int | None, width: float | None = None) -> tuple[Model, list[int]]:
+    """A student built from a Hugging Face teacher's own encoder: `layers` of its layers, evenly spaced (as
+    DistilBERT took every other layer; all of them when None), each feed-forward block narrowed to `width` of
+    its hidden units (the teacher's strongest ones), with the embeddings and the head: its weights start as the
+    teacher's."""
     if teacher.kind != "hf":
         raise UsageError(
-            "--student-layers builds a student from a Hugging Face teacher's own layers; "
+            "--student-layers and --student-width build a student from a Hugging Face teacher's own layers; "
             f"{teacher.source} is a {teacher.kind} source.",
             hint="Pass --student SOURCE.",
         )
     wrapper = copy.deepcopy(teacher.obj)
     name, module = _encoder_layers(wrapper.model)
     total = len(module)
-    if not 1 <= layers < total:
+    if layers is not None and not 1 <= layers <= total - (width is None):
         raise UsageError(f"--student-layers {layers}: the teacher has {total} layers; give 1 to {total - 1}.")
-    keep = sorted({round(i) for i in np.linspace(0, total - 1, layers)})
+    keep = sorted({round(i) for i in np.linspace(0, total - 1, layers or total)})
     parent = wrapper.model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else wrapper.model
     setattr(parent, name.rsplit(".", 1)[-1], type(module)([module[i] for i in keep]))
     wrapper.model.config.num_hidden_layers = len(keep)
+    label = f"{len(keep)}layers"
+    if width is not None:
+        units = [narrow_feed_forward(layer, width) for layer in getattr(parent, name.rsplit(".", 1)[-1])]
+        _set_intermediate_size(wrapper.model.config, units[0])
+        label += f"-width{width:g}"
     student = copy.copy(teacher)
-    student.obj, student.name = wrapper, f"{teacher.name}-{len(keep)}layers"
+    student.obj, student.name = wrapper, f"{teacher.name}-{label}"
     return student, keep
+
+
+def narrow_feed_forward(layer, width: float) -> int:
+    """Keep `width` of an encoder layer's feed-forward hidden units: its expanding Linear's rows and the
+    contracting Linear's columns of the units with the largest ‖w_in‖·‖w_out‖ (the activation between them
+    works unit by unit, so the others are removed whole). Returns the units kept."""
+    import torch
+
+    if not 0 < width <= 1:
+        raise UsageError(f"--student-width {width}: give the share of feed-forward units to keep, in (0, 1].")
+    expand, contract = _feed_forward(layer)
+    units = expand.out_features
+    kept = max(1, round(width * units))
+    importance = expand.weight.detach().norm(dim=1) * contract.weight.detach().norm(dim=0)
+    rows = torch.sort(torch.topk(importance, kept).indices).values
+    with torch.no_grad():
+        expand.weight = torch.nn.Parameter(expand.weight[rows].clone())
+        if expand.bias is not None:
+            expand.bias = torch.nn.Parameter(expand.bias[rows].clone())
+        contract.weight = torch.nn.Parameter(contract.weight[:, rows].clone())
+    expand.out_features = contract.in_features = kept
+    return kept
+
+
+def _feed_forward(layer):
+    """An encoder layer's feed-forward pair: the Linear that widens the hidden size and the one that brings it
+    back (BERT: intermediate.dense and output.dense; DistilBERT: ffn.lin1 and ffn.lin2)."""
+    import torch
+
+    linears = [m for m in layer.modules() if isinstance(m, torch.nn.Linear)]
+    for expand in linears:
+        for contract in linears:
+            wider = expand.out_features > expand.in_features
+            if wider and contract.in_features == expand.out_features and contract.out_features == expand.in_features:
+                return expand, contract
+    raise UsageError(
+        f"Cannot find the feed-forward block of this {type(layer).__name__} (a Linear that widens the hidden size "
+        "and one that narrows it back) to make the student narrower.",
+        hint="Leave --student-width out, or pass --student SOURCE.",
+    )
+
+
+def _set_intermediate_size(config, units: int) -> None:
+    """The narrower feed-forward size in the student's config, under the name its family uses."""
+    for key in ("intermediate_size", "hidden_dim", "ffn_dim", "n_inner"):
+        if getattr(config, key, None) is not None:
+            setattr(config, key, units)
+            return
+    raise UsageError(f"{type(config).__name__} names no feed-forward size edgekit knows to narrow the student.")
 
 
 def _check_classes(teacher_out: np.ndarray, student: Model, data: Dataset) -> None:
@@ -149,6 +205,7 @@ def distill(
     *,
     student: str | Path | None = None,
     student_layers: int | None = None,
+    student_width: float | None = None,
     val: str | Path | None = None,
     alpha: float = 0.5,
     temperature: float = 2.0,
@@ -160,21 +217,24 @@ def distill(
     resume: bool = False,
     progress: Progress = SILENT,
 ) -> CompressResult:
-    """Train `student` (or `student_layers` of the teacher's own layers) on the teacher's soft targets until
+    """Train `student` (or one built from the teacher's own layers: `student_layers` of them, their feed-forward
+    blocks narrowed to `student_width`) on the teacher's soft targets until
     the validation loss stops improving (see TrainSettings; default rate: 1e-4 for a student that starts from
     pretrained weights, 3e-3 for one of its own)."""
 
     if not 0 <= alpha <= 1 or temperature <= 0:
         raise UsageError(f"--alpha must be in [0, 1] and --temperature > 0 (got {alpha}, {temperature}).")
-    if (student is None) == (student_layers is None):
-        raise UsageError("Give the student: --student SOURCE or --student-layers N (one of them).")
+    built = student_layers is not None or student_width is not None
+    if (student is None) == (not built):
+        raise UsageError("Give the student: --student SOURCE, or --student-layers N and/or --student-width W.")
     out = Path(out)
     seed_everything(settings.seed)
     with progress.step(f"load teacher {teacher}"):
         teacher_model = load(teacher, inputs, teacher_weights)
     if tokenizer:
         teacher_model.tokenizer_dir = Path(tokenizer)
-    student_model, kept = _student(teacher_model, student, student_layers, inputs, student_weights, progress)
+    built_from = (student_layers, student_width)
+    student_model, kept = _student(teacher_model, student, built_from, inputs, student_weights, progress)
     # a student that starts from pretrained weights (the teacher's layers, a Hugging Face folder) is fine-tuned;
     # one with weights of its own learns from scratch and takes a rate 30 times higher
     settings = settings.with_default_lr(1e-4 if kept is not None or student_model.kind == "hf" else 3e-3)
@@ -224,7 +284,12 @@ def distill(
             "metrics": teacher_val,
             "parameters": _parameters(teacher_model),
         },
-        "student": {"source": str(student) if student else None, "layers_kept": kept, "parameters": parameters},
+        "student": {
+            "source": str(student) if student else None,
+            "layers_kept": kept,
+            "width": student_width,
+            "parameters": parameters,
+        },
         "data": {"path": train.source, "sha256": train.sha256, "samples": len(train)},
         "val": {"path": validation.source, "sha256": validation.sha256, "samples": len(validation)}
         if validation
@@ -241,17 +306,16 @@ def distill(
 
 
 def _student(
-    teacher: Model, student, student_layers: int | None, inputs, weights, progress: Progress
+    teacher: Model, student, built: tuple[int | None, float | None], inputs, weights, progress: Progress
 ) -> tuple[Model, list[int] | None]:
-    """The student as given (--student), or built from the teacher's own layers (--student-layers): with the
-    layers kept, and the teacher's tokenizer where it has none of its own."""
+    """The student as given (--student), or built from the teacher's own layers (--student-layers and
+    --student-width): with the layers kept, and the teacher's tokenizer where it has none of its own."""
     kept: list[int] | None = None
     if student is not None:
         with progress.step(f"load student {student}"):
             model = load(student, inputs or teacher.signature.inputs, weights)
     else:
-        assert student_layers is not None
-        model, kept = student_from_layers(teacher, student_layers)
+        model, kept = student_from_layers(teacher, *built)
     if model.format not in ("torch", "keras"):
         raise UsageError(
             f"Distillation trains PyTorch and Keras students; {model.source} is {model.format}.",

@@ -102,6 +102,7 @@ class CompressSpec(_Strict):
     rank_ratio: float | None = Field(default=None, gt=0, le=1)  # lowrank: the share of each Linear's rank kept
     energy: float | None = Field(default=None, gt=0, le=1)  # lowrank: or the rank keeping this share of energy
     student_layers: int | None = Field(default=None, ge=1)  # distill: the teacher's own layers, evenly spaced
+    student_width: float | None = Field(default=None, gt=0, le=1)  # distill: the share of feed-forward units kept
     alpha: float = Field(default=0.5, ge=0, le=1)
     temperature: float = Field(default=2.0, gt=0)
 
@@ -111,8 +112,11 @@ class CompressSpec(_Strict):
             raise ValueError("method prune needs sparsity (the fraction of weights to remove, e.g. 0.5)")
         if self.method == "lowrank" and (self.rank_ratio is None) == (self.energy is None):
             raise ValueError("method lowrank needs one of rank_ratio (e.g. 0.25) or energy (e.g. 0.9)")
-        if self.method == "distill" and self.student_layers is None:
-            raise ValueError("method distill needs student_layers (how many of the teacher's layers)")
+        if self.method == "distill" and self.student_layers is None and self.student_width is None:
+            raise ValueError(
+                "method distill needs student_layers (how many of the teacher's layers) and/or student_width "
+                "(the share of their feed-forward units)"
+            )
         return self
 
 
@@ -603,12 +607,12 @@ def _compress(pipeline: Pipeline, base: Path, folder: Path) -> dict:
     elif spec.method == "qat":
         compress.qat(source, data, out, settings=settings, weights=local_path(base, pipeline.weights), **common)
     elif spec.method == "distill":
-        assert spec.student_layers is not None  # CompressSpec requires it
         compress.distill(
             source,
             data,
             out,
             student_layers=spec.student_layers,
+            student_width=spec.student_width,
             alpha=spec.alpha,
             temperature=spec.temperature,
             settings=settings,
