@@ -272,6 +272,7 @@ def distill(
         )
         parameters = sum(p.numel() for p in student_model.obj.parameters())
     after = scores(source_logits(student_model, validation), val_labels) if validation else None
+    student_record = {"width": student_width, "parameters": parameters}
     record: dict[str, Any] = {
         "method": "distill",
         "vocab_size": student_model.extra.get("vocab_size"),
@@ -284,16 +285,8 @@ def distill(
             "metrics": teacher_val,
             "parameters": _parameters(teacher_model),
         },
-        "student": {
-            "source": str(student) if student else None,
-            "layers_kept": kept,
-            "width": student_width,
-            "parameters": parameters,
-        },
-        "data": {"path": train.source, "sha256": train.sha256, "samples": len(train)},
-        "val": {"path": validation.source, "sha256": validation.sha256, "samples": len(validation)}
-        if validation
-        else None,
+        "student": {"source": str(student) if student else None, "layers_kept": kept, **student_record},
+        **_provenance(train, validation),
         "teacher_logits": cache,
         "metrics_before": before,
         "metrics_after": after,
@@ -303,6 +296,15 @@ def distill(
     _publish_student(out, student_model, trained if student_model.format == "keras" else None, train, record)
     checkpoints.remove()
     return CompressResult(out, record, run.history)
+
+
+def _provenance(train: Dataset, validation: Dataset | None) -> dict[str, Any]:
+    """Where the training and validation samples came from, for compress.json."""
+
+    def one(data: Dataset | None) -> dict[str, Any] | None:
+        return {"path": data.source, "sha256": data.sha256, "samples": len(data)} if data else None
+
+    return {"data": one(train), "val": one(validation)}
 
 
 def _student(
