@@ -2,9 +2,9 @@
 matches, the first divergent layer of int8 files made without the per-layer fallback (kept as .rejected when
 they fail the export's gate), and the time it takes for 100 test tweets.
 
-    .venv/bin/python benchmarks/diff_minilm.py [--work DIR]   # DIR: reuse its exports
+    .venv/bin/python benchmarks/diff_minilm.py [--work DIR] [--targets T,T]   # DIR: reuse its exports
 
-Writes benchmarks/results/diff-minilm.json.
+Writes benchmarks/results/diff-minilm.json; named targets replace their rows (each row names its machine).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ TARGETS = (
     "tflite-int8",
     "openvino-fp32",
     "openvino-int8",
+    "executorch-fp32",
+    "executorch-int8",
 )
 SAMPLES = 100
 
@@ -43,6 +45,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, help="a folder with this script's earlier exports to reuse")
+    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated targets (default: all)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="edgekit-diff-minilm-"))
     progress = Progress()
@@ -50,7 +53,8 @@ def main() -> None:
     inputs = parse_input_specs(zoo_text.SENTIMENT_INPUTS)
     tok = zoo_text.minilm_dir()
     rows = []
-    for target in TARGETS:
+    here = machine()
+    for target in args.targets.split(","):
         rejected = None
         try:
             artifact = _exported(work, target) or export(
@@ -90,16 +94,21 @@ def main() -> None:
                 "lowest_snr_db": min(snr, default=None),
                 "not_compared": {r.layer: r.unmatched for r in report.layers if not r.compared},
                 "folded": [r.layer for r in report.layers if r.folded_scale is not None],
+                "notes": report.notes,
+                "machine": here,
             }
         )
         print(json.dumps(rows[-1]))
+    out = ROOT / "benchmarks" / "results" / "diff-minilm.json"
+    kept = json.loads(out.read_text())["rows"] if out.exists() else []
+    measured = {r["target"] for r in rows}
     result = {
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
         "samples": SAMPLES,
-        "machine": machine(),
-        "rows": rows,
+        "rows": sorted(
+            [r for r in kept if r["target"] not in measured] + rows, key=lambda r: TARGETS.index(r["target"])
+        ),
     }
-    out = ROOT / "benchmarks" / "results" / "diff-minilm.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(out)
 
@@ -111,6 +120,8 @@ def _exported(work: Path, target: str) -> Path | None:
         f"*-{target}.tflite",
         f"*-{target}.rejected.onnx",
         f"*-{target}.rejected.tflite",
+        f"*-{target}.pte",
+        f"*-{target}.rejected.pte",
     ):
         found = sorted(work.glob(pattern))
         if found:

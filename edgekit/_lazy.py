@@ -44,6 +44,7 @@ NO_DEPS = {
     "torchao": _EXECUTORCH,
     "litert_torch": "litert-torch==0.10.0 litert-converter==0.5.0 jax==0.10.2 jaxlib==0.10.2 "
     "ai-edge-quantizer==0.10.0 immutabledict==4.2.1",
+    "pandas": "pandas==3.1.1 python-dateutil==4.0.0 tzdata==2026.6",  # executorch.devtools imports it
 }
 
 

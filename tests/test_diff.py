@@ -158,6 +158,65 @@ def test_an_outlier_channel_that_stretches_an_int8_range_is_named_where_it_stret
     assert row.metrics["snr_db"] > 30 > 15 > row.metrics["median_channel_snr_db"]
 
 
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory, cnn, calib_npz):
+    """The CNN's ExecuTorch programs (XNNPACK runs each as one delegate call), calibrated on a copy of the data."""
+    out = tmp_path_factory.mktemp("diff-pte")
+    calib = shutil.copyfile(calib_npz, out / "calib.npz")
+    return {
+        t: export(SOURCE, t, out, calib=calib, weights=cnn[1], inputs=IMAGE).artifact
+        for t in ("executorch-fp32", "executorch-int8")
+    }
+
+
+@pytest.mark.parametrize("target", ["executorch-fp32", "executorch-int8"])
+def test_an_executorch_program_is_read_layer_by_layer_through_its_rebuilt_twin(programs, test_npz, cnn, target):
+    """The program is rebuilt from the source with the sidecar's recipe and every layer's tensors as outputs; its
+    own outputs equal the file's, which the report says."""
+    report = _diff(programs[target], test_npz, cnn, samples=32)
+    assert [r.layer for r in report.layers] == LAYERS and report.coverage == 1.0
+    assert report.first_divergent is None and report.runtime == "executorch"
+    assert any("outputs on these inputs are equal to the file's" in note for note in report.notes), report.notes
+    snr = [r.metrics["snr_db"] for r in report.layers]
+    if target.endswith("fp32"):
+        assert all(s is None or s > 100 for s in snr) and all(r.quantization == "float" for r in report.layers)
+    else:  # the convolutions static int8, the linears with int8 activations measured at run time (x86-vnni)
+        assert all(25 < s < 80 for s in snr), snr
+        words = [r.quantization for r in report.layers]
+        assert words[0] == "w int8 per-channel · a int8" and words[-1] == "w int8 per-channel · a int8 dynamic"
+
+
+def test_an_outlier_in_an_executorch_int8_program_is_named_inside_its_delegate(cnn, calib_npz, test_npz, tmp_path):
+    import torch
+
+    model = zoo.digits_cnn()
+    model.load_state_dict(torch.load(cnn[1]))
+    with torch.no_grad():
+        model[4].bias[0] += 400.0  # one channel of the second convolution's output far above the others
+    weights = tmp_path / "outlier.pt"
+    torch.save(model.state_dict(), weights)
+    exported = export(SOURCE, "executorch-int8", tmp_path / "out", calib=calib_npz, weights=weights, inputs=IMAGE)
+    report = diff(exported.artifact, test_npz, reference=SOURCE, reference_weights=weights, reference_inputs=IMAGE)
+    assert report.first_divergent is not None and report.first_divergent.layer == "3", report.layers
+    assert report.layers[0].passed
+
+
+def test_an_executorch_program_whose_recipe_cannot_be_replayed_is_refused(programs, test_npz, cnn, tmp_path):
+    """Its calibration data changed, or it is asked to be the reference: said, never a wrong answer."""
+    folder = tmp_path / "moved"
+    program = _copy_with_sidecar(programs["executorch-int8"], folder)
+    calib = programs["executorch-int8"].parent / "calib.npz"
+    original = calib.read_bytes()
+    try:
+        calib.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        with pytest.raises(DataError, match="changed since"):
+            _diff(program, test_npz, cnn)
+    finally:
+        calib.write_bytes(original)
+    with pytest.raises(UsageError, match="PyTorch source"):
+        diff(program, test_npz, reference=programs["executorch-fp32"])
+
+
 def test_the_cli_names_the_first_divergent_layer_and_exits_1(files, test_npz, cnn, tmp_path, capsys):
     broken = _copy_with_sidecar(files["onnx-int8"], tmp_path)
     _plant_onnx_weight_scale(files["onnx-int8"], broken, 1, 10.0)
@@ -263,9 +322,9 @@ def test_data_that_does_not_fit_and_a_runtime_without_intermediates_are_refused(
     np.savez(wrong, image=np.zeros((4, 1, 6, 6), np.float32))
     with pytest.raises(DataError):
         _diff(files["onnx-int8"], wrong, cnn)
-    opaque = tmp_path / "model.pte"
+    opaque = tmp_path / "model.ptl"
     opaque.write_bytes(b"not looked at")
-    with pytest.raises(UsageError, match="executorch files do not expose") as info:
+    with pytest.raises(UsageError, match="torch-lite files do not expose") as info:
         diff(opaque, wrong)
     assert "edgekit evaluate" in info.value.hint
 

@@ -1,8 +1,9 @@
 """What `edgekit diff` reads from a model: its weighted layers (Linear/Conv and their runtime ops), each
 with its weights and the tensors going in and out of it on real inputs.
 
-Every runtime that exposes intermediates implements `LayerTaps` (ONNX Runtime, LiteRT, the torch source);
-the matcher pairs layers of two models by their weights, which survive renaming, fusion and layout changes.
+Every runtime that exposes intermediates implements `LayerTaps` (ONNX Runtime, LiteRT, OpenVINO, ExecuTorch, the
+torch source); the matcher pairs layers of two models by their weights, which survive renaming, fusion and layout
+changes.
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ class LayerTaps(abc.ABC):
     @abc.abstractmethod
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """One batch: each layer's (input, output) as float arrays, by layer name."""
+
+    def bind_reference(self, reference: LayerTaps) -> None:
+        """Called with the reference before the layers are read: a runtime whose file hides its intermediates
+        (ExecuTorch's delegate) rebuilds it from the reference's source with them exposed."""
+        return None
 
     def __enter__(self) -> LayerTaps:
         return self

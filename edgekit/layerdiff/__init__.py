@@ -59,6 +59,8 @@ def diff(
     with ExitStack() as stack:
         stack.enter_context(art)
         ref = stack.enter_context(_reference_taps(reference, signature, reference_inputs, reference_weights))
+        with progress.step(f"prepare {artifact.name} for a layer-by-layer run ({art.runtime})"):
+            art.bind_reference(ref)
         matches = match_layers(ref.layers, art.layers)
         if not any(m.artifact for m in matches):
             raise UsageError(

@@ -24,6 +24,12 @@ def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
     return ExecuTorchRunner(path, io, threads)
 
 
+def _layer_taps(path: Path, io: ArtifactIO | None):
+    from edgekit.backends.executorch.taps import ExecuTorchTaps
+
+    return ExecuTorchTaps(path, io)
+
+
 def _load_hint(message: str) -> str | None:
     from edgekit.backends.executorch.runner import load_hint
 
@@ -57,4 +63,5 @@ BACKEND = Backend(
     plan=executorch_plan,
     scheme_problems=scheme_problems,
     needs_sidecar_io=True,
+    layer_taps=_layer_taps,
 )

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 from edgekit._lazy import require
@@ -126,10 +128,36 @@ def _lower(exir, exported, XnnpackPartitioner) -> tuple[Any, str | None]:
 
 def convert(ctx: StepContext) -> StepNotes:
     torch = require("torch", "Exporting to ExecuTorch")
-    model, plan = ctx.model, ctx.plan
+    model = ctx.model
+    args = tuple(a.contiguous() for a in example_args(model))  # canonical strides: ExecuTorch records dim order
+    calibration = ctx.calibration if ctx.plan.quantize and not is_prequantized(model) else None
+    built = build_program(torch, model, ctx.plan, args, calibration, ctx.keep_float)
+    ctx.out.write_bytes(built.program.buffer)
+    return StepNotes(built.notes, applied="static" if ctx.plan.quantize else "none")
+
+
+@dataclass
+class Built:
+    program: Any  # the ExecutorchProgramManager (.buffer: the .pte bytes)
+    notes: dict
+    taps: list[Any]  # executorch.devtools TapSpecs: the program outputs after the model's own
+
+
+def build_program(
+    torch,
+    model: Model,
+    plan: ExecuTorchPlan,
+    args: tuple,
+    calibration: Dataset | None,
+    keep_float: tuple[str, ...],
+    tap: Callable[[Any], Collection[Any]] | None = None,
+) -> Built:
+    """The .pte the recipe makes from `model` at `args`' shapes. `tap`: given the ExportedProgram (quantized,
+    not yet lowered), the graph nodes whose values become extra program outputs, which is how `edgekit diff`
+    sees inside the XNNPACK delegate (ExecuTorch's intermediate_output_tap); the model's own outputs are
+    unchanged."""
     exir, XnnpackPartitioner = _executorch()
     module = _source_module(torch, model)
-    args = tuple(a.contiguous() for a in example_args(model))  # canonical strides: ExecuTorch records dim order
     names = model.signature.input_names
     notes: dict = {"example_shapes": {n: list(a.shape) for n, a in zip(names, args)}}
     if is_prequantized(model):  # int8 ranges learned in quantization-aware training: lower them as they are
@@ -140,18 +168,28 @@ def convert(ctx: StepContext) -> StepNotes:
             "recalibrated": False,
         }
     elif plan.quantize:
-        module, notes["quantization"] = _quantize_pt2e(
-            torch, module, args, plan, ctx.calibration, names, ctx.keep_float
-        )
+        assert calibration is not None  # the target needs calibration: the exporter refuses without it
+        module, notes["quantization"] = _quantize_pt2e(torch, module, args, plan, calibration, names, keep_float)
     exported = capture(torch, module, args, model.source)
+    taps: list[Any] = []
+    if tap is not None:
+        with quiet():
+            from executorch.devtools.intermediate_output_tap import FULL_TENSOR, tap_intermediate_outputs_
+
+            chosen = set(tap(exported))
+            rule = (lambda node: node in chosen, FULL_TENSOR)
+            exported, taps = tap_intermediate_outputs_(exported, [rule], error_on_empty=False)
     try:
         with quiet():
             edge, per_op = _lower(exir, exported, XnnpackPartitioner)
+            if taps:
+                from executorch.devtools.intermediate_output_tap import strip_taps_
+
+                strip_taps_(edge)
             program = edge.to_executorch()
     except Exception as e:
         raise ConversionError(f"ExecuTorch could not lower {model.source}: {' '.join(str(e).split())[:300]}") from None
     notes["delegation"] = delegation(edge)
     if per_op:
         notes["delegation"]["per_op_mode"] = per_op
-    ctx.out.write_bytes(program.buffer)
-    return StepNotes(notes, applied="static" if plan.quantize else "none")
+    return Built(program, notes, list(taps))
