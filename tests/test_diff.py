@@ -186,6 +186,7 @@ def test_an_executorch_program_is_read_layer_by_layer_through_its_rebuilt_twin(p
         assert words[0] == "w int8 per-channel · a int8" and words[-1] == "w int8 per-channel · a int8 dynamic"
 
 
+@pytest.mark.slow  # 10 s: a second int8 program; the clean ones above stay in the fast suite
 def test_an_outlier_in_an_executorch_int8_program_is_named_inside_its_delegate(cnn, calib_npz, test_npz, tmp_path):
     import torch
 
