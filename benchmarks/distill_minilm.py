@@ -107,17 +107,7 @@ def main() -> int:
     }
     RESULTS.mkdir(exist_ok=True)
     write_json_atomic(RESULTS / "distill-minilm.json", results)
-    env = results["environment"]
-    lines = [
-        f"machine: {env.get('cpu_model')} ({', '.join(env.get('cpu_flags', []))}), {env.get('cpu_count')} cores",
-        f"{'model':<32}{'params':>12}{'size':>10}{'accuracy':>10}{'macro-F1':>10}{'p50 ms':>9}"
-        "   (onnx-int8-dynamic, 1 thread, batch 1)",
-    ]
-    lines += [
-        f"{r['model']:<32}{r['parameters']:>12,}{r['size_bytes'] / 1e6:>7.1f} MB{r['accuracy']:>10.3f}"
-        f"{r['f1_macro']:>10.3f}{r['p50_ms']:>9.2f}"
-        for r in rows
-    ]
+    lines = model_table(rows, results["environment"], 32)
     lines.append(
         f"student keeps {summary['f1_kept']:.1%} of the teacher's macro-F1 with "
         f"{summary['parameters_ratio']:.1%} of its parameters, {summary['speedup_p50']:.2f}x faster (p50)"
@@ -125,6 +115,20 @@ def main() -> int:
     (RESULTS / "distill-minilm.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
+
+
+def model_table(rows: list[dict], env: dict, width: int) -> list[str]:
+    """The machine, then one line per model: parameters, size, accuracy, macro-F1 and p50 of its int8 file."""
+    lines = [
+        f"machine: {env.get('cpu_model')} ({', '.join(env.get('cpu_flags', []))}), {env.get('cpu_count')} cores",
+        f"{'model':<{width}}{'params':>12}{'size':>10}{'accuracy':>10}{'macro-F1':>10}{'p50 ms':>9}"
+        "   (onnx-int8-dynamic, 1 thread, batch 1)",
+    ]
+    return lines + [
+        f"{r['model']:<{width}}{r['parameters']:>12,}{r['size_bytes'] / 1e6:>7.1f} MB{r['accuracy']:>10.3f}"
+        f"{r['f1_macro']:>10.3f}{r['p50_ms']:>9.2f}"
+        for r in rows
+    ]
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from distill_minilm import model_table
+
 RESULTS = Path(__file__).resolve().parent / "results"
 WIDTHS = (0.5, 0.25)
 
@@ -68,17 +70,7 @@ def main() -> int:
     results = {"rows": rows, "environment": environment(), "runs": runs}
     RESULTS.mkdir(exist_ok=True)
     write_json_atomic(RESULTS / "distill-width.json", results)
-    env = results["environment"]
-    lines = [
-        f"machine: {env.get('cpu_model')} ({', '.join(env.get('cpu_flags', []))}), {env.get('cpu_count')} cores",
-        f"{'model':<22}{'params':>12}{'size':>10}{'accuracy':>10}{'macro-F1':>10}{'p50 ms':>9}"
-        "   (onnx-int8-dynamic, 1 thread, batch 1)",
-    ]
-    lines += [
-        f"{r['model']:<22}{r['parameters']:>12,}{r['size_bytes'] / 1e6:>7.1f} MB{r['accuracy']:>10.3f}"
-        f"{r['f1_macro']:>10.3f}{r['p50_ms']:>9.2f}"
-        for r in rows
-    ]
+    lines = model_table(rows, results["environment"], 22)
     (RESULTS / "distill-width.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
