@@ -128,6 +128,16 @@ def test_device_profile_changes_the_int8_recipe(tmp_path, cnn, calib_npz, device
     # the zero point of the first activation QuantizeLinear carries the activation dtype
     q = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "image")
     assert inits[q.input[2]].data_type == act_dtype
+    # the int8 weights span what OrtPlan.weight_qmax says (smoothing and bias correction model that grid)
+    from onnx import numpy_helper
+
+    from edgekit.backends.registry import backend_for_runtime
+    from edgekit.catalog import get_device, get_target
+    from edgekit.catalog.resolve import resolve
+
+    plan = backend_for_runtime("onnxruntime").plan(resolve(get_target("onnx-int8"), get_device(device)))
+    weights_q = [numpy_helper.to_array(i) for i in inits.values() if i.data_type == onnx.TensorProto.INT8 and i.dims]
+    assert max(int(abs(w.astype(int)).max()) for w in weights_q if w.ndim >= 2) == plan.weight_qmax
 
 
 def _activation_scales(path) -> dict[str, float]:

@@ -30,6 +30,11 @@ class OrtPlan:
     # SmoothQuant before calibration, its strength per layer group (edgekit.backends.onnxruntime.smooth)
     smooth_activations: bool = True
 
+    @property
+    def weight_qmax(self) -> int:
+        """The largest int8 weight ONNX Runtime writes: 127, or 64 with reduce_range (its 7-bit [-64, 64])."""
+        return 64 if self.reduce_range else 127
+
 
 # Weighted layers whose int8 product is dequantized to float instead of requantized: ONNX Runtime's CPU kernel
 # for that (MatMulIntegerToFloat) is as fast, and a per-tensor int8 scale on a BERT FFN's output (outlier

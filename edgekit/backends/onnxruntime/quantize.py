@@ -429,7 +429,7 @@ def _bias_corrected(prepared: Path, tmp: Path, ctx: StepContext, kept: set[str])
 
     plan: OrtPlan = ctx.plan
     model = onnx.load(str(prepared))
-    grid = WeightGrid(qmax=64 if plan.reduce_range else 127, per_channel=plan.per_channel)
+    grid = WeightGrid(qmax=plan.weight_qmax, per_channel=plan.per_channel)
     try:
         notes = correct_biases(model, ctx.calibration, ctx.batch_size, grid, kept)
     except Exception as e:
@@ -458,7 +458,7 @@ def _smoothed(ctx: StepContext) -> tuple[Path, dict | str]:
     if path.is_file() and notes_path.is_file():
         return path, {**json.loads(notes_path.read_text()), "reused": True}
     model = onnx.load(str(ctx.src_file))
-    grid = Int8Grid(plan.activation_symmetric, 63 if plan.reduce_range else 127)
+    grid = Int8Grid(plan.activation_symmetric, plan.weight_qmax)
     try:
         notes = smooth(model, ctx.calibration, ctx.batch_size, grid)
     except Exception as e:  # the calibration run failed: static quantization will say why in its own words

@@ -34,7 +34,7 @@ class Int8Grid:
     as quantize_static's MinMax), weights symmetric per output channel."""
 
     activation_symmetric: bool
-    weight_qmax: int  # 127, or 63 with reduce_range
+    weight_qmax: int  # 127, or 64 with reduce_range (OrtPlan.weight_qmax)
 
     def activations(self, x: np.ndarray, lo: float, hi: float) -> np.ndarray:
         return fake_quant_activation(x, lo, hi, self.activation_symmetric)
