@@ -28,6 +28,8 @@ TARGETS = (
     "openvino-int8",
     "executorch-fp32",
     "executorch-int8",
+    "pytorch-mobile",
+    "pytorch-mobile-int8",
 )
 SAMPLES = 100
 
@@ -122,6 +124,8 @@ def _exported(work: Path, target: str) -> Path | None:
         f"*-{target}.rejected.tflite",
         f"*-{target}.pte",
         f"*-{target}.rejected.pte",
+        f"*-{target}.ptl",
+        f"*-{target}.rejected.ptl",
     ):
         found = sorted(work.glob(pattern))
         if found:

@@ -160,13 +160,42 @@ def test_an_outlier_channel_that_stretches_an_int8_range_is_named_where_it_stret
 
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory, cnn, calib_npz):
-    """The CNN's ExecuTorch programs (XNNPACK runs each as one delegate call), calibrated on a copy of the data."""
+    """The CNN's ExecuTorch programs (XNNPACK runs each as one delegate call), calibrated on a copy of the data,
+    and its PyTorch Mobile files."""
     out = tmp_path_factory.mktemp("diff-pte")
     calib = shutil.copyfile(calib_npz, out / "calib.npz")
     return {
         t: export(SOURCE, t, out, calib=calib, weights=cnn[1], inputs=IMAGE).artifact
-        for t in ("executorch-fp32", "executorch-int8")
+        for t in ("executorch-fp32", "executorch-int8", "pytorch-mobile", "pytorch-mobile-int8")
     }
+
+
+@pytest.mark.parametrize("target", ["pytorch-mobile", "pytorch-mobile-int8"])
+def test_a_pytorch_mobile_file_is_read_layer_by_layer_from_its_own_graph(programs, test_npz, cnn, target):
+    report = _diff(programs[target], test_npz, cnn, samples=32)
+    assert [r.layer for r in report.layers] == LAYERS and report.coverage == 1.0
+    assert report.first_divergent is None and report.runtime == "torch-lite"
+    snr = [r.metrics["snr_db"] for r in report.layers]
+    if target == "pytorch-mobile":
+        assert all(s is None or s > 100 for s in snr) and all(r.quantization == "float" for r in report.layers)
+    else:
+        assert all(25 < s < 80 for s in snr), snr
+        assert all(r.quantization.startswith("w int8 per-channel · a uint8") for r in report.layers)
+
+
+def test_a_weight_off_by_ten_in_a_pytorch_mobile_file_is_the_first_divergent_layer(programs, test_npz, cnn, tmp_path):
+    """The fault planted in the file itself (its second convolution's weights times ten, saved again for the lite
+    interpreter): the layers are read from the file, not rebuilt."""
+    import torch
+
+    broken = _copy_with_sidecar(programs["pytorch-mobile"], tmp_path)
+    module = torch.jit.load(str(broken))
+    with torch.no_grad():
+        getattr(module, "3").weight.mul_(10.0)
+    module._save_for_lite_interpreter(str(broken))
+    report = _diff(broken, test_npz, cnn)
+    assert report.first_divergent is not None and report.first_divergent.layer == "3" == report.worst_added.layer
+    assert report.layers[0].passed
 
 
 @pytest.mark.parametrize("target", ["executorch-fp32", "executorch-int8"])
@@ -323,9 +352,9 @@ def test_data_that_does_not_fit_and_a_runtime_without_intermediates_are_refused(
     np.savez(wrong, image=np.zeros((4, 1, 6, 6), np.float32))
     with pytest.raises(DataError):
         _diff(files["onnx-int8"], wrong, cnn)
-    opaque = tmp_path / "model.ptl"
+    opaque = tmp_path / "model.engine"
     opaque.write_bytes(b"not looked at")
-    with pytest.raises(UsageError, match="torch-lite files do not expose") as info:
+    with pytest.raises(UsageError, match="tensorrt files do not expose") as info:
         diff(opaque, wrong)
     assert "edgekit evaluate" in info.value.hint
 

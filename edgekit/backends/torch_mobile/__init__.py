@@ -34,6 +34,12 @@ def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
     return LiteInterpreterRunner(path, io, threads)
 
 
+def _layer_taps(path: Path, io: ArtifactIO | None):
+    from edgekit.backends.torch_mobile.taps import TorchMobileTaps
+
+    return TorchMobileTaps(path, io)
+
+
 BACKEND = Backend(
     runtime="torch-lite",
     app_platforms=("android", "ios"),
@@ -59,4 +65,5 @@ BACKEND = Backend(
     options=TorchLiteOptions,
     scheme_problems=scheme_problems,
     needs_sidecar_io=True,
+    layer_taps=_layer_taps,
 )
