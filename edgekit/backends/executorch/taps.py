@@ -85,17 +85,15 @@ class ExecuTorchTaps(LayerTaps):
         torch = require("torch", "Diffing an ExecuTorch program")
         require("pandas", "Diffing an ExecuTorch program (executorch.devtools imports it)")
         from edgekit.backends.executorch.convert import build_program
-        from edgekit.sources.torch_source import is_prequantized
+        from edgekit.sources.torch_source import example_args, is_prequantized
 
         plan, step = _recipe(self.sidecar)
         shapes = step.get("example_shapes") or {}
+        quantized = plan.quantize and not is_prequantized(model)
+        calibration = self._calibration(model) if quantized else None  # read as the export read it
         model = _at_shapes(model, shapes)
         self.inputs = model.signature.input_names
-        rng = np.random.default_rng(0)
-        args = tuple(torch.from_numpy(rng.random(shapes[n], dtype=np.float32)) for n in self.inputs)
-        args = tuple(a if s.dtype == "float32" else a.to(torch.int64) for a, s in zip(args, model.signature.inputs))
-        quantized = plan.quantize and not is_prequantized(model)
-        calibration = self._calibration(model) if quantized else None
+        args = tuple(a.contiguous() for a in example_args(model))  # as the export captured it
         keep = tuple((step.get("quantization") or {}).get("float_layers") or ())
         built = build_program(torch, model, plan, args, calibration, keep, tap=self._choose)
         self.taps = {t.node_name: t.output_index for t in built.taps}
