@@ -377,3 +377,49 @@ def test_the_generation_table_keeps_every_column_on_80_columns(monkeypatch, caps
     for shown in ("threads", "prompt", "TTFT", "prefill", "decode", "p50", "p99", "RSS", "size", "150.0", "6.10"):
         assert shown in text, shown
     assert "new 128" in text  # the setting every run shares, said once in the title
+
+
+def test_synthetic_inputs_follow_the_sources_names_where_the_file_renamed_them():
+    """litert-torch names a BERT's inputs serving_default_args_N: by those names the attention mask got random
+    integers and the token types ids past their 2-row table, and LiteRT failed mid-benchmark."""
+    from edgekit import synthetic
+    from edgekit.bench.worker import make_inputs
+
+    specs = [(f"serving_default_args_{i}", "int32", [1, 8]) for i in range(3)]
+    names = {"serving_default_args_1": "attention_mask", "serving_default_args_2": "token_type_ids"}
+    feed = make_inputs(specs, 1, 0, synthetic.synthetic_array, names=names)
+    assert (feed["serving_default_args_1"] == 1).all() and (feed["serving_default_args_2"] == 0).all()
+    assert feed["serving_default_args_0"].max() > 1  # token ids
+    blind = make_inputs(specs, 1, 0, synthetic.synthetic_array)
+    assert blind["serving_default_args_2"].max() > 1  # what the worker fed before
+
+
+@pytest.mark.slow  # litert-torch converts a BERT folder (20 s)
+def test_a_bert_folder_converted_by_litert_torch_benchmarks(tmp_path, capsys):
+    import transformers
+
+    config = transformers.BertConfig(
+        vocab_size=128,  # the worker's token ids stay below 100 (it does not know a file's vocabulary)
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        architectures=["BertForSequenceClassification"],
+    )
+    transformers.BertForSequenceClassification(config).save_pretrained(tmp_path / "bert")
+    inputs = tuple(parse_input_spec(f"{n}:int64:batchx8") for n in ("input_ids", "attention_mask", "token_type_ids"))
+    file = export(tmp_path / "bert", "tflite-dynamic", tmp_path, inputs=inputs).artifact
+    report = tmp_path / "b.json"
+    code, out = run_cli(capsys, "benchmark", file, "--processes", "1", "--min-runs", "5", "--json", str(report))
+    assert code == 0, out
+    assert json.loads(report.read_text())[0]["latency_ms"]["p50"] > 0
+
+
+def test_a_worker_that_fails_mid_run_is_reported_by_its_exception():
+    """A worker's traceback used to be cut at its last 500 characters and then at a line: 'ule>'."""
+    import subprocess
+
+    from edgekit.bench.strategies import _last_line
+
+    failed = subprocess.run([sys.executable, "-c", "import json; json.loads('{')"], capture_output=True, text=True)
+    assert _last_line(failed.stderr).startswith("json.decoder.JSONDecodeError: Expecting property name")

@@ -74,7 +74,7 @@ class PythonWorker:
             out = json.loads(result.stdout.strip().splitlines()[-1])
         except (json.JSONDecodeError, IndexError):
             raise DeviceError(
-                f"The benchmark worker failed on {t.name} for {name}: {(result.stderr or result.stdout).strip()[-500:]}"
+                f"The benchmark worker failed on {t.name} for {name}: {_last_line(result.stderr or result.stdout)}"
             ) from None
         if "error" in out and result.returncode == LOAD_FAILED:  # the file, not the device: bad input (exit 2)
             hint = backend_for_file(self.paths[i]).load_hint(out["error"])
@@ -169,12 +169,24 @@ def check_device(transport: Transport, backends: list[Backend]) -> dict[str, Any
     return json.loads(transport.run(versions, timeout=120).stdout)
 
 
+def _last_line(text: str) -> str:
+    """A failed worker's last line: the exception its traceback ends with (never the middle of the traceback)."""
+    return (text.strip().splitlines() or ["no output"])[-1][:500]
+
+
 def worker_inputs(artifact: Path, backend: Backend) -> list[str]:
-    """`--inputs` for files that record no input names (.ptl, .pte): the tensors from the sidecar."""
-    if not backend.needs_sidecar_io:
-        return []
+    """`--inputs` for files that record no input names (.ptl, .pte): the tensors from the sidecar; `--names`
+    for files that renamed the source's inputs (the synthetic values follow the source's names)."""
     io = read_io(artifact)
+    renamed = {
+        e.file_tensor["name"]: e.name
+        for e in (io.inputs if io else [])
+        if e.file_tensor and e.file_tensor.get("name") not in (None, e.name)
+    }
+    names = ["--names", json.dumps(renamed)] if renamed else []
+    if not backend.needs_sidecar_io:
+        return names
     if io is None:
         raise UsageError(f"{artifact} has no sidecar with its input tensors; export it with edgekit.")
     specs = [[s.name, s.dtype, [d if isinstance(d, int) else -1 for d in s.shape]] for s in io.input_specs()]
-    return ["--inputs", json.dumps(specs)]
+    return ["--inputs", json.dumps(specs), *names]

@@ -50,16 +50,18 @@ def read_smaps_rollup_kb():
     return out
 
 
-def make_inputs(specs, batch, seed, synthetic_array, free_dim=64):
+def make_inputs(specs, batch, seed, synthetic_array, free_dim=64, names=None):
     """Inputs for (name, dtype, shape) specs by edgekit's one rule (synthetic.py, pushed with this file):
-    dim 0 dynamic = batch, other dynamic dims = free_dim (64: the sequence length, for text models)."""
+    dim 0 dynamic = batch, other dynamic dims = free_dim (64: the sequence length, for text models). `names`:
+    the source's name of a file input the file names otherwise (TFLite's serving_default_args_2 is the
+    token_type_ids, which must be zeros), which is what the rule reads."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     feed = {}
     for name, dtype, shape in specs:
         dims = [d if isinstance(d, int) and d > 0 else (batch if i == 0 else free_dim) for i, d in enumerate(shape)]
-        feed[name] = synthetic_array(name, dtype, dims, rng)
+        feed[name] = synthetic_array((names or {}).get(name, name), dtype, dims, rng)
     return feed
 
 
@@ -140,6 +142,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--free-dim", type=int, default=64, help="size of every free non-batch input dim")
     parser.add_argument("--inputs", help="JSON list of [name, dtype, shape] for files that do not record them")
+    parser.add_argument("--names", help="JSON {file input: the source's name} where the file renamed its inputs")
     parser.add_argument("--serve", action="store_true", help="run feeds from stdin instead of timing (see above)")
     args = parser.parse_args(argv)
     loader = import_file(args.loader, "edgekit_worker_loader")
@@ -166,7 +169,7 @@ def main(argv=None):
     init_ms = (clock() - start) * 1e3
     after_load_kb = read_status_kb("VmHWM")
     synthetic = import_file(args.synthetic, "edgekit_synthetic").synthetic_array
-    feed = make_inputs(specs, args.batch, args.seed, synthetic, args.free_dim)
+    feed = make_inputs(specs, args.batch, args.seed, synthetic, args.free_dim, json.loads(args.names or "{}"))
     start = clock()
     infer(feed)
     first_ms = (clock() - start) * 1e3
