@@ -59,6 +59,10 @@ def folders(request, exported, trained, lms) -> dict[str, Path]:
     return exported[request.param]
 
 
+# the harness is the same for both runtimes: ExecuTorch's variant (33 s and 11 s) runs in the slow suite
+HARNESS_RUNTIMES = ["ort-genai", pytest.param("executorch-llm", marks=pytest.mark.slow)]
+
+
 def _family(lms: Path, family: str) -> Path:
     folder = lms / family
     return folder if (folder / "config.json").exists() else build_family(family, folder)
@@ -143,6 +147,7 @@ def test_int4_embeddings_put_the_token_table_in_4_bit_blocks(trained, tmp_path):
     assert small.sidecar["route"][0]["generation"]["token_agreement"] > 0
 
 
+@pytest.mark.parametrize("folders", HARNESS_RUNTIMES, indirect=True)
 def test_generation_benchmark_follows_its_contract(folders, tmp_path, capsys):
     from pydantic import TypeAdapter
 
@@ -217,6 +222,7 @@ def test_what_the_builder_cannot_take_is_refused(target, source, said, lms, tmp_
 
 
 @pytest.mark.ssh
+@pytest.mark.parametrize("folders", HARNESS_RUNTIMES, indirect=True)
 def test_generation_benchmark_over_ssh_on_loopback(sshd, folders, tmp_path, capsys):
     """The folder is copied whole to the device and the worker generates there."""
     out = tmp_path / "ssh.json"

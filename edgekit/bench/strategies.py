@@ -31,6 +31,8 @@ class PythonWorker:
     def __init__(self, transport: Transport, paths: list[Path], settings) -> None:
         self.transport, self.paths, self.settings = transport, paths, settings
         self.backends = [backend_for_file(p) for p in paths]
+        if transport.name == "local":
+            _refuse_what_cannot_run_here(paths, self.backends)
         self.environment = check_device(transport, self.backends)
         self.worker = transport.push(WORKER)
         self.synthetic = transport.push(SYNTHETIC)
@@ -143,6 +145,16 @@ def push_artifact(transport: Transport, path: Path) -> str:
     for part in artifact_files(path)[1:]:
         transport.push(part)
     return transport.push(path)
+
+
+def _refuse_what_cannot_run_here(paths: list[Path], backends: list[Backend]) -> None:
+    """A file this machine cannot run (Core ML off macOS) is refused before any worker starts (the device probe
+    alone imported coremltools for 12 s to learn it)."""
+    for path, backend in zip(paths, backends):
+        elsewhere = backend.cannot_run_here()
+        if elsewhere:
+            where = elsewhere.split(". ")[0]  # its first sentence: where its files run
+            raise ModelLoadError(f"{path}: the runtime cannot load it here: {where}.", hint=backend.load_hint(where))
 
 
 def check_device(transport: Transport, backends: list[Backend]) -> dict[str, Any]:

@@ -13,6 +13,10 @@ ARRAY_TYPES = {65552: "float16", 65568: "float32", 65600: "float64", 131104: "in
 
 
 def import_runtime():
+    """coremltools, or None off macOS: Core ML cannot predict there, and importing coremltools (torch with it)
+    took half a minute before load() could say so."""
+    if sys.platform != "darwin":
+        return None
     import coremltools
 
     return coremltools
