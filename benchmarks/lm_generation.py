@@ -55,10 +55,10 @@ def speed_model(folder: Path) -> Path:
     return folder
 
 
-def export(source: Path, out: Path, prompts: int) -> dict[str, dict]:
+def export(source: Path, out: Path, prompts: int, targets: tuple[str, ...] = TARGETS) -> dict[str, dict]:
     """Each target's folder and its export facts (seconds, size, the generation check)."""
     done = {}
-    for target in TARGETS:
+    for target in targets:
         began = time.monotonic()
         options = ["--prompts", str(prompts)]
         argv = [*EDGEKIT, "export", str(source), "-t", target, "-o", str(out), "-q", *options]
@@ -80,8 +80,8 @@ def export(source: Path, out: Path, prompts: int) -> dict[str, dict]:
     return done
 
 
-def generation(folders: list[str], result: Path) -> list[dict]:
-    argv = [*EDGEKIT, "benchmark", *folders, "--generate", "--threads", "1,2", "--prompt-tokens", "64,256"]
+def generation(folders: list[str], result: Path, prompt_tokens: str = "64,256") -> list[dict]:
+    argv = [*EDGEKIT, "benchmark", *folders, "--generate", "--threads", "1,2", "--prompt-tokens", prompt_tokens]
     argv += ["--new-tokens", "64", "--processes", "3", "--generations", "2", "--json", str(result), "-q"]
     subprocess.run(argv, check=True)
     runs = json.loads(result.read_text())

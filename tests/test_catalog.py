@@ -34,6 +34,9 @@ DESIGN_TARGETS = {
     "ort-genai-int4",
     "executorch-llm-fp32",
     "executorch-llm-8da4w",
+    "openvino-llm-int8",
+    "openvino-llm-int4",
+    "openvino-llm-fp32",  # beyond the design's list: the float folder that proves the route token for token
     "coreml-fp32",  # converted on Linux, run on macOS/iOS
     "coreml-fp16",
     "coreml-int8",

@@ -1,6 +1,6 @@
-"""Generative targets (ONNX Runtime GenAI, ExecuTorch LLM): causal-LM folders built with their key/value cache,
-proved by greedy generation against the source, scored for perplexity, and benchmarked generating (time to first
-token, decode tokens/s)."""
+"""Generative targets (ONNX Runtime GenAI, ExecuTorch LLM, OpenVINO LLM): causal-LM folders built with their
+key/value cache, proved by greedy generation against the source, scored for perplexity, and benchmarked
+generating (time to first token, decode tokens/s)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ from edgekit_demo.zoo_families import GENAI_FAMILIES, build_family
 RUNTIMES = {
     "ort-genai": ("ort-genai-fp32", "ort-genai-int4", ".genai", "genai_config.json"),
     "executorch-llm": ("executorch-llm-fp32", "executorch-llm-8da4w", ".etllm", "model.pte"),
+    "openvino-llm": ("openvino-llm-fp32", "openvino-llm-int4", ".ovllm", "openvino_model.xml"),
 }
+# bytes per cached key or value of each runtime's 4-bit folder: OpenVINO's CPU keeps its cache in u8
+CACHE_BYTES = {".genai": 4, ".etllm": 4, ".ovllm": 1}
 pytest.importorskip("onnxruntime_genai", reason="edgekit[genai] is not installed")
 
 
@@ -60,7 +63,7 @@ def folders(request, exported, trained, lms) -> dict[str, Path]:
 
 
 # the harness is the same for both runtimes: ExecuTorch's variant (33 s and 11 s) runs in the slow suite
-HARNESS_RUNTIMES = ["ort-genai", pytest.param("executorch-llm", marks=pytest.mark.slow)]
+HARNESS_RUNTIMES = ["ort-genai", pytest.param("executorch-llm", marks=pytest.mark.slow), "openvino-llm"]
 
 
 def _family(lms: Path, family: str) -> Path:
@@ -90,17 +93,19 @@ def test_fp32_folder_generates_the_sources_greedy_tokens(family, runtime, lms, t
 
 
 def test_four_bit_folder_is_smaller_and_keeps_perplexity(folders, trained, text):
-    """Grouped int4 weights (ONNX Runtime GenAI's MatMulNBits; ExecuTorch's 8da4w, int8 dynamic activations too)
-    on a trained LM: a smaller folder, perplexity in its runtime within the 10 % gate of the source's, and the
-    generation check's agreement recorded (not required: int4 may change a near-tied greedy choice, after which
-    the rest of the sequence differs)."""
+    """Grouped int4 weights (ONNX Runtime GenAI's MatMulNBits; ExecuTorch's 8da4w, int8 dynamic activations too;
+    NNCF's int4 groups with the embedding table and head in int8, for OpenVINO) on a trained LM: a smaller
+    folder, perplexity in its runtime within the 10 % gate of the source's, and the generation check's agreement
+    recorded (not required: int4 may change a near-tied greedy choice, after which the rest of the sequence
+    differs)."""
     from edgekit.evaluation import evaluate
     from edgekit.sidecar import read_sidecar
 
     fp32, int4 = (read_sidecar(folders[t]) for t in ("fp32", "int4"))
     assert int4.size_bytes < 0.7 * fp32.size_bytes  # the embedding table stays float: the tiny model's largest
     (step,) = int4.route
-    assert int4.precision == "int4" and 32 in (step.model_extra.get("block_size"), step.model_extra.get("group_size"))
+    group = step.model_extra.get("block_size") or step.model_extra.get("group_size")
+    assert int4.precision == "int4" and group == (64 if int4.runtime == "openvino-llm" else 32)
     assert 0 < step.model_extra["generation"]["token_agreement"] <= 1
     for target, folder in folders.items():
         report = evaluate(folder, text, metrics=("perplexity",), reference=trained, max_drop=10.0)
@@ -185,7 +190,9 @@ def test_generation_benchmark_refuses_what_it_cannot_run(folders, tmp_path, caps
     onnx.write_bytes(b"refused by its suffix before it is read")
     code, text = run_cli(capsys, "benchmark", onnx, "--generate")
     assert (
-        code == 2 and "does not benchmark generating text" in text and "ort-genai" in text and "executorch-llm" in text
+        code == 2
+        and "does not benchmark generating text" in text
+        and all(runtime in text for runtime in ("ort-genai", "executorch-llm", "openvino-llm"))
     )
 
 
@@ -195,7 +202,7 @@ def test_generation_benchmark_refuses_what_it_cannot_run(folders, tmp_path, caps
         ("ort-genai-int4", "gpt2", "does not build GPT2LMHeadModel models"),
         *[
             (target, source, said)
-            for target in ("ort-genai-int4", "executorch-llm-8da4w")
+            for target in ("ort-genai-int4", "executorch-llm-8da4w", "openvino-llm-int4")
             for source, said in (
                 ("bert", "is not a causal language model (its config's architectures: BertForSequenceClassification)"),
                 ("edgekit_demo.zoo_text:tiny_causal_lm", "build from a Hugging Face model folder"),
@@ -249,11 +256,11 @@ def test_a_bundle_carries_the_folder_and_verifies(folders, tmp_path, capsys):
     )
     model = manifest["models"][0]
     assert model["file"] == f"models/{folders['int4'].name}"
-    # 2 layers x keys and values x 2 key/value heads x 16 per head x 4 bytes (fp32 cache), for each of 128 positions
+    # 2 layers x keys and values x 2 key/value heads x 16 per head x bytes per value, for each of 128 positions
     assert model["generation"] == {
         "context_length": 128,
         "eos_token_ids": [2],
-        "kv_cache_bytes": 2 * 2 * 2 * 16 * 4 * 128,
+        "kv_cache_bytes": 2 * 2 * 2 * 16 * CACHE_BYTES[folders["int4"].suffix] * 128,
         "chat_template": False,
     }
     code, text = run_cli(capsys, "verify", bundle)
@@ -263,3 +270,13 @@ def test_a_bundle_carries_the_folder_and_verifies(folders, tmp_path, capsys):
 def test_generate_refuses_the_flags_of_the_forward_pass_benchmark(folders, capsys):
     code, text = run_cli(capsys, "benchmark", folders["int4"], "--generate", "--aa", "--tool", "benchmark_model")
     assert code == 2 and "--generate does not take --aa, --tool" in text
+
+
+@pytest.mark.slow
+def test_openvino_takes_gpt2_which_the_genai_builder_refuses(lms, tmp_path):
+    """The stateful OpenVINO route traces the model itself, so GPT-2 (learned positions, fused QKV) generates the
+    source's greedy tokens there too."""
+    from edgekit.exporter import export
+
+    result = export(_family(lms, "gpt2"), "openvino-llm-fp32", tmp_path, options={"prompts": 5})
+    assert result.sidecar["route"][0]["generation"]["identical_prompts"] == 5 and result.parity.passed

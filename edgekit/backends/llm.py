@@ -17,6 +17,7 @@ from edgekit.backends.options import BackendOptions
 from edgekit.errors import ConversionError, ParityError, UsageError, first_line
 from edgekit.sources.base import Model
 from edgekit.sources.hf_source import is_causal_lm
+from edgekit.spec import Signature, TensorSpec
 
 
 class GenerationCheck(BackendOptions):
@@ -117,3 +118,25 @@ def reference_greedy(model: Any, prompt: list[int], new_tokens: int) -> list[int
             pad_token_id=model.config.eos_token_id or 0,
         )
     return out[0, len(prompt) :].tolist()
+
+
+# what a runner of a folder that feeds the cache itself takes: a whole input (ExecuTorch LLM, OpenVINO LLM)
+PREFILL_INPUTS = (
+    TensorSpec("input_ids", "int64", ("batch", "sequence")),
+    TensorSpec("attention_mask", "int64", ("batch", "sequence")),
+)
+GENERATION_JSON = "generation.json"  # what those folders' exports write beside the model: context, end ids, cache
+
+
+def prefill_signature(folder: Path) -> Signature:
+    """Token ids and mask in, logits over the vocabulary that generation.json names out."""
+    described = json.loads((folder / GENERATION_JSON).read_text())
+    vocabulary = described["vocab_size"]
+    return Signature(PREFILL_INPUTS, (TensorSpec("logits", "float32", ("batch", "sequence", vocabulary)),))
+
+
+def generation_facts(folder: Path) -> dict[str, Any]:
+    """The bundle manifest's generation facts, as the export wrote them in generation.json."""
+    described = json.loads((folder / GENERATION_JSON).read_text())
+    keys = ("context_length", "eos_token_ids", "kv_cache_bytes")
+    return {**{k: described[k] for k in keys}, "chat_template": has_chat_template(folder)}

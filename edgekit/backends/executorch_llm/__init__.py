@@ -4,10 +4,10 @@ out, XNNPACK), generation.json and the tokenizer; fp32, or 8da4w (int4 grouped w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
 from edgekit.backends.executorch_llm.options import ExecuTorchLLMOptions
+from edgekit.backends.llm import generation_facts, prefill_signature
 from edgekit.sidecar import ArtifactIO
 from edgekit.sources.base import Model
 
@@ -27,15 +27,7 @@ def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
 
 
 def describe_io(path: Path, model: Model) -> ArtifactIO:
-    from edgekit.backends.executorch_llm.runner import signature
-
-    return ArtifactIO.from_signature(signature(path).with_roles(model.signature))
-
-
-def _describe_generation(path: Path) -> dict[str, Any]:
-    from edgekit.backends.executorch_llm.runner import generation_facts
-
-    return generation_facts(path)
+    return ArtifactIO.from_signature(prefill_signature(path).with_roles(model.signature))
 
 
 BACKEND = Backend(
@@ -49,7 +41,7 @@ BACKEND = Backend(
     describe_io=describe_io,
     worker_loader=Path(__file__).with_name("worker_loader.py"),
     generation_loader=Path(__file__).with_name("generation_loader.py"),
-    describe_generation=_describe_generation,
+    describe_generation=generation_facts,
     runtime_modules=_STACK,
     converters=(
         Converter(

@@ -18,6 +18,6 @@ class ExecuTorchLLMOptions(GenerationCheck):
     )
     group_size: Literal[32, 64, 128, 256] = Field(
         32,
-        description="8da4w: int4 weights per group (a scale each); smaller groups keep more accuracy",
+        description="int4 weights per group (a scale each); smaller groups keep more accuracy",
         json_schema_extra={"quantizations": ["int4-dynamic"]},
     )

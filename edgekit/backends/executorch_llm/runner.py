@@ -3,7 +3,6 @@ logits of every position stacked (what parity and perplexity compare with the so
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,18 +11,13 @@ import numpy as np
 
 from edgekit._lazy import require
 from edgekit.backends.executorch.runner import load_hint
-from edgekit.backends.executorch_llm.worker_loader import CONFIG, open_folder, set_threads, step
-from edgekit.backends.llm import has_chat_template
+from edgekit.backends.executorch_llm.worker_loader import open_folder, set_threads, step
+from edgekit.backends.llm import PREFILL_INPUTS
 from edgekit.errors import ModelLoadError, first_line
 from edgekit.quiet import quiet
 from edgekit.runners.base import Runner
 from edgekit.sidecar import ArtifactIO
-from edgekit.spec import Signature, TensorSpec
-
-INPUTS = (
-    TensorSpec("input_ids", "int64", ("batch", "sequence")),
-    TensorSpec("attention_mask", "int64", ("batch", "sequence")),
-)
+from edgekit.spec import TensorSpec
 
 
 class ExecuTorchLLMRunner(Runner):
@@ -50,7 +44,7 @@ class ExecuTorchLLMRunner(Runner):
         self.method = None
 
     def input_specs_impl(self) -> tuple[TensorSpec, ...]:
-        return INPUTS
+        return PREFILL_INPUTS
 
     def output_names_impl(self) -> list[str]:
         return ["logits"]
@@ -64,15 +58,3 @@ class ExecuTorchLLMRunner(Runner):
             raise ModelLoadError(f"{self.path} holds {context} positions; an input of {ids.shape[1]} tokens is longer.")
         rows = [np.stack([step(torch, self.method, t, p) for p, t in enumerate(row)]) for row in ids]
         return {"logits": np.stack(rows).astype(np.float32)}
-
-
-def signature(folder: Path) -> Signature:
-    described = json.loads((folder / CONFIG).read_text())
-    return Signature(INPUTS, (TensorSpec("logits", "float32", ("batch", "sequence", described["vocab_size"])),))
-
-
-def generation_facts(folder: Path) -> dict[str, Any]:
-    """The manifest's generation facts, as the export wrote them in generation.json."""
-    described = json.loads((folder / CONFIG).read_text())
-    keys = ("context_length", "eos_token_ids", "kv_cache_bytes")
-    return {**{k: described[k] for k in keys}, "chat_template": has_chat_template(folder)}
