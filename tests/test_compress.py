@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -665,3 +666,67 @@ def test_lowrank_bad_settings_exit_2_and_write_nothing(capsys, cnn, npz, tmp_pat
     )  # fmt: skip
     assert code == 2 and phrase in out, out
     assert not (tmp_path / "lr").exists()
+
+
+def test_causal_lm_loss_scores_each_position_against_the_next_token_and_skips_padding():
+    """α·CE(next token) + (1−α)·T²·KL over the positions that have a next token: a padded position changes
+    nothing, whatever its logits."""
+    import torch
+
+    from edgekit.compress.distill_lm import lm_loss
+
+    rng = np.random.default_rng(0)
+    s, t = rng.normal(size=(1, 4, 5)), rng.normal(size=(1, 4, 5))
+    ids, mask = np.array([[1, 3, 2, 0]]), np.array([[1, 1, 1, 0]])  # the last position is padding
+    alpha, temp = 0.25, 2.0
+
+    def log_softmax(z):
+        z = z - z.max(-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+    scored = [0, 1]  # positions 0 and 1 predict tokens 3 and 2; position 2 predicts padding
+    lp_t, lp_s = log_softmax(t[0, scored] / temp), log_softmax(s[0, scored] / temp)
+    kl = np.mean(np.sum(np.exp(lp_t) * (lp_t - lp_s), axis=-1))
+    ce = np.mean(-log_softmax(s[0, scored])[[0, 1], [3, 2]])
+    expected = alpha * ce + (1 - alpha) * temp**2 * kl
+    args = [torch.tensor(a) for a in (s, t, ids, mask)]
+    assert float(lm_loss(*args, alpha, temp)) == pytest.approx(expected, rel=1e-9)
+    s[0, 2:] += 100.0  # what padding predicts does not count
+    assert float(lm_loss(torch.tensor(s), *args[1:], alpha, temp)) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def lm_teacher(tmp_path_factory) -> Path:
+    from edgekit_demo.zoo_families import build_family
+
+    return build_family("llama", tmp_path_factory.mktemp("lm") / "llama", tweets=600, epochs=1)
+
+
+def test_a_causal_lm_student_cannot_be_narrowed_yet(tmp_path, capsys):
+    from edgekit_demo.zoo_families import build_family
+
+    teacher = build_family("llama", tmp_path / "llama")
+    code, text = run_cli(
+        capsys, "compress", "distill", "--teacher", teacher, "--student-width", "0.5",
+        "--data", "builtin:tweets:train", "-o", tmp_path / "student",
+    )  # fmt: skip
+    assert code == 2 and "a causal LM's gated feed-forward" in text and not (tmp_path / "student").exists()
+
+
+@pytest.mark.slow  # a minute or more: the teacher runs beside the student at every step
+def test_a_causal_lm_teacher_distills_into_a_layer_dropped_student_that_generates(lm_teacher, tmp_path, capsys):
+    """A 1-layer student of the 2-layer Llama learns the teacher's next-token distributions: its perplexity on
+    held-out tweets falls, compress.json records both perplexities, and the student exports with its cache."""
+    from edgekit.exporter import export
+    from edgekit_demo.datasets import write_tweets_csv
+
+    train, val = write_tweets_csv(tmp_path / "t.csv", "train", 160), write_tweets_csv(tmp_path / "v.csv", "test", 40)
+    args = ["--teacher", lm_teacher, "--student-layers", "1", "--data", train, "--val", val, "--epochs", "3"]
+    code, text = run_cli(capsys, "compress", "distill", *args, "--batch", "8", "-o", tmp_path / "student")
+    assert code == 0, text
+    record = json.loads((tmp_path / "student" / "compress.json").read_text())
+    assert record["student"]["layers_kept"] == [0] and record["teacher"]["metrics"]["perplexity"] > 1
+    assert record["metrics_after"]["perplexity"] < 0.8 * record["metrics_before"]["perplexity"]
+    assert record["history"][-1]["val"]["loss"] < record["history"][0]["val"]["loss"]
+    result = export(tmp_path / "student", "openvino-llm-fp32", tmp_path / "out", options={"prompts": 4})
+    assert result.sidecar["route"][0]["generation"]["identical_prompts"] == 4

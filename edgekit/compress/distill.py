@@ -30,6 +30,7 @@ from edgekit.compress.common import (
     train_epochs,
     validation_loss,
 )
+from edgekit.compress.distill_lm import is_lm, lm_scores, train_lm
 from edgekit.compress.save import save_hf, save_keras, save_torch
 from edgekit.data import Dataset
 from edgekit.errors import UsageError
@@ -233,46 +234,22 @@ def distill(
         teacher_model = load(teacher, inputs, teacher_weights)
     if tokenizer:
         teacher_model.tokenizer_dir = Path(tokenizer)
+    if student_width is not None and is_lm(teacher_model):
+        raise UsageError(
+            "--student-width narrows an encoder's feed-forward block; a causal LM's gated feed-forward (three "
+            "linear layers) is not narrowed yet.",
+            hint="Build the student with --student-layers alone, or pass --student SOURCE.",
+        )
     built_from = (student_layers, student_width)
     student_model, kept = _student(teacher_model, student, built_from, inputs, student_weights, progress)
     # a student that starts from pretrained weights (the teacher's layers, a Hugging Face folder) is fine-tuned;
     # one with weights of its own learns from scratch and takes a rate 30 times higher
     settings = settings.with_default_lr(1e-4 if kept is not None or student_model.kind == "hf" else 3e-3)
-    train = read_training_data(data, teacher_model, need_labels=alpha > 0, what="distillation with --alpha > 0")
-    soft, cache = teacher_logits(teacher_model, train, progress)
-    _check_classes(soft, student_model, train)
-    validation = read_training_data(val, teacher_model, need_labels=True, what="validation") if val else None
-    rows, validation = split_validation(train, validation, settings)
-    if len(rows) < len(train):
-        train, soft = train.take(rows, "the part that trains"), soft[rows]
-    soft_val = teacher_logits(teacher_model, validation, progress)[0] if validation else None
-    val_labels = validation.labels if validation else None
-    before = scores(source_logits(student_model, validation), val_labels) if validation else None
-    teacher_val = scores(soft_val, val_labels) if soft_val is not None else None
-
-    def validate() -> dict[str, float] | None:  # after each epoch: the loss decides when to stop
-        if validation is None:
-            return None
-        logits = source_logits(student_model, validation)
-        loss = validation_loss(logits, val_labels, soft_val, alpha, temperature)
-        return {"loss": round(loss, 6), **(scores(logits, val_labels) or {})}
-
-    checkpoints = Checkpoints(out)
-    if student_model.format == "keras":
-        from edgekit.compress.keras_compress import KerasCheckpoints, distill_keras
-
-        keras_checkpoints = KerasCheckpoints(out)
-        trained, run = distill_keras(
-            student_model, soft, train, alpha, temperature, settings, keras_checkpoints, resume, progress, validate
-        )
-        parameters = int(trained.count_params())
-    else:
-        run = _train_torch(
-            student_model, soft, train, alpha, temperature, settings, checkpoints, resume, progress, validate
-        )
-        parameters = sum(p.numel() for p in student_model.obj.parameters())
-    after = scores(source_logits(student_model, validation), val_labels) if validation else None
-    student_record = {"width": student_width, "parameters": parameters}
+    fit = (_fit_lm if is_lm(teacher_model) else _fit_classifier)(
+        teacher_model, student_model, data, val, alpha, temperature, settings, out, resume, progress
+    )
+    train, validation, run = fit["train"], fit["validation"], fit["run"]
+    student_record = {"width": student_width, "parameters": fit["parameters"]}
     record: dict[str, Any] = {
         "method": "distill",
         "vocab_size": student_model.extra.get("vocab_size"),
@@ -282,20 +259,108 @@ def distill(
         "teacher": {
             "source": str(teacher),
             "sha256": teacher_model.source_hash,
-            "metrics": teacher_val,
+            "metrics": fit["teacher_metrics"],
             "parameters": _parameters(teacher_model),
         },
         "student": {"source": str(student) if student else None, "layers_kept": kept, **student_record},
         **_provenance(train, validation),
-        "teacher_logits": cache,
-        "metrics_before": before,
-        "metrics_after": after,
+        "teacher_logits": fit["teacher_logits"],
+        "metrics_before": fit["before"],
+        "metrics_after": fit["after"],
         "history": run.history,
         "training": run.stopped,
     }
-    _publish_student(out, student_model, trained if student_model.format == "keras" else None, train, record)
-    checkpoints.remove()
+    _publish_student(out, student_model, fit.get("keras"), train, record)
+    Checkpoints(out).remove()  # the folder PyTorch's and Keras' checkpoints share
     return CompressResult(out, record, run.history)
+
+
+def _fit_classifier(
+    teacher: Model,
+    student: Model,
+    data,
+    val,
+    alpha: float,
+    temperature: float,
+    settings: TrainSettings,
+    out: Path,
+    resume: bool,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Train a classifier (or any model with one output per sample) on the teacher's soft targets, cached."""
+    train = read_training_data(data, teacher, need_labels=alpha > 0, what="distillation with --alpha > 0")
+    soft, cache = teacher_logits(teacher, train, progress)
+    _check_classes(soft, student, train)
+    validation = read_training_data(val, teacher, need_labels=True, what="validation") if val else None
+    rows, validation = split_validation(train, validation, settings)
+    if len(rows) < len(train):
+        train, soft = train.take(rows, "the part that trains"), soft[rows]
+    soft_val = teacher_logits(teacher, validation, progress)[0] if validation else None
+    val_labels = validation.labels if validation else None
+    before = scores(source_logits(student, validation), val_labels) if validation else None
+
+    def validate() -> dict[str, float] | None:  # after each epoch: the loss decides when to stop
+        if validation is None:
+            return None
+        logits = source_logits(student, validation)
+        loss = validation_loss(logits, val_labels, soft_val, alpha, temperature)
+        return {"loss": round(loss, 6), **(scores(logits, val_labels) or {})}
+
+    fit: dict[str, Any] = {"teacher_logits": cache, "before": before}
+    if student.format == "keras":
+        from edgekit.compress.keras_compress import KerasCheckpoints, distill_keras
+
+        fit["keras"], run = distill_keras(
+            student, soft, train, alpha, temperature, settings, KerasCheckpoints(out), resume, progress, validate
+        )
+        parameters = int(fit["keras"].count_params())
+    else:
+        checkpoints = Checkpoints(out)
+        run = _train_torch(student, soft, train, alpha, temperature, settings, checkpoints, resume, progress, validate)
+        parameters = sum(p.numel() for p in student.obj.parameters())
+    return {
+        **fit,
+        "train": train,
+        "validation": validation,
+        "run": run,
+        "parameters": parameters,
+        "teacher_metrics": scores(soft_val, val_labels) if soft_val is not None else None,
+        "after": scores(source_logits(student, validation), val_labels) if validation else None,
+    }
+
+
+def _fit_lm(
+    teacher: Model,
+    student: Model,
+    data,
+    val,
+    alpha: float,
+    temperature: float,
+    settings: TrainSettings,
+    out: Path,
+    resume: bool,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Train a causal LM on the teacher's next-token distributions (edgekit.compress.distill_lm); the metrics are
+    perplexities on the validation texts."""
+    train = read_training_data(data, teacher, need_labels=False, what="distillation")
+    validation = read_training_data(val, teacher, need_labels=False, what="validation") if val else None
+    rows, validation = split_validation(train, validation, settings)
+    if len(rows) < len(train):
+        train = train.take(rows, "the part that trains")
+    before = lm_scores(student, validation) if validation else None
+    checkpoints = Checkpoints(out)
+    run = train_lm(student, teacher, train, validation, alpha, temperature, settings, checkpoints, resume, progress)
+    return {
+        "train": train,
+        "validation": validation,
+        "run": run,
+        "parameters": sum(p.numel() for p in student.obj.parameters()),
+        "teacher_logits": "computed beside the student, per batch (too large to cache)",
+        "teacher_metrics": lm_scores(teacher, validation) if validation else None,
+        "before": before,
+        "after": lm_scores(student, validation) if validation else None,
+    }
 
 
 def _provenance(train: Dataset, validation: Dataset | None) -> dict[str, Any]:
