@@ -352,9 +352,10 @@ def test_data_that_does_not_fit_and_a_runtime_without_intermediates_are_refused(
     np.savez(wrong, image=np.zeros((4, 1, 6, 6), np.float32))
     with pytest.raises(DataError):
         _diff(files["onnx-int8"], wrong, cnn)
-    opaque = tmp_path / "model.engine"
-    opaque.write_bytes(b"not looked at")
-    with pytest.raises(UsageError, match="tensorrt files do not expose") as info:
+    opaque = tmp_path / "model.ovllm"  # an OpenVINO LLM folder: its pipeline exposes no layer
+    opaque.mkdir()
+    (opaque / "openvino_model.xml").write_text("not looked at")
+    with pytest.raises(UsageError, match="openvino-llm files do not expose") as info:
         diff(opaque, wrong)
     assert "edgekit evaluate" in info.value.hint
 

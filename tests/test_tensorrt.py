@@ -9,6 +9,7 @@ sshd a stand-in trtexec (a script printing real trtexec output) only because the
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -403,3 +404,58 @@ def test_engine_built_here_passes_parity_and_benchmarks(stage1, digits, target):
     assert artifact_accuracy(engine, x_test, y_test) >= onnx_acc - 0.015
     runs, error = benchmark([engine], "local", Settings(min_runs=20, min_time=0.05, processes=2))
     assert error is None and runs[0]["latency_ms"]["p50"] > 0
+
+
+def _engine_beside(onnx_file: Path, name: str = "model-sm90.plan") -> Path:
+    """An engine file with the sidecar build-engine writes (the ONNX named and hashed); its bytes are not read
+    before the rebuild, which needs a GPU."""
+
+    from edgekit.checksum import sha256_path
+    from edgekit.sidecar import sidecar_path
+
+    engine = onnx_file.with_name(name)
+    engine.write_bytes(b"a serialized engine")
+    record = read_sidecar(onnx_file).to_json()
+    record.update(file=engine.name, engine={"from_onnx": {"file": onnx_file.name, "sha256": sha256_path(onnx_file)}})
+    sidecar_path(engine).write_text(json.dumps(record))
+    return engine
+
+
+@pytest.mark.skipif(not NO_ENGINE_HERE, reason="checks the refusal on a machine that cannot build engines")
+def test_diff_of_an_engine_says_what_it_needs_here(stage1, test_npz, tmp_path):
+    """edgekit diff rebuilds an engine from its ONNX with the layers marked as outputs: without a GPU it is
+    refused naming the ONNX to diff instead, and an engine whose ONNX changed or went is refused naming it."""
+    from edgekit.layerdiff import diff
+    from edgekit.sidecar import sidecar_path
+
+    built = stage1["digits_cnn", "tensorrt-int8"].artifact
+    onnx_file = tmp_path / "model.onnx"
+    shutil.copy(built, onnx_file)
+    shutil.copy(sidecar_path(built), sidecar_path(onnx_file))
+    engine = _engine_beside(onnx_file)
+    with pytest.raises(UsageError, match="this machine cannot build engines") as info:
+        diff(engine, test_npz, reference="edgekit_demo.zoo:digits_cnn", reference_inputs=IMAGE)
+    assert "edgekit diff model.onnx" in info.value.hint and info.value.exit_code == 2
+    onnx_file.write_bytes(onnx_file.read_bytes() + b"\0")
+    with pytest.raises(UsageError, match="was built from model.onnx, which is not beside it as it was"):
+        diff(engine, test_npz, reference="edgekit_demo.zoo:digits_cnn", reference_inputs=IMAGE)
+    bare = tmp_path / "elsewhere.plan"
+    bare.write_bytes(b"an engine without its sidecar")
+    with pytest.raises(UsageError, match="has no sidecar naming the ONNX it was built from"):
+        diff(bare, test_npz, reference="edgekit_demo.zoo:digits_cnn", reference_inputs=IMAGE)
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+def test_diff_reads_every_layer_of_an_engine_built_here(stage1, cnn, test_npz):
+    """Runs unchanged on a machine with an NVIDIA GPU: the int8 engine's layers, read from the engine rebuilt
+    with them marked, match the source's, and the rebuilt engine's outputs are compared with the shipped one's."""
+    from edgekit.layerdiff import diff
+
+    engine = build_engine(stage1["digits_cnn", "tensorrt-int8"].artifact)
+    report = diff(engine, test_npz, reference="edgekit_demo.zoo:digits_cnn", reference_weights=cnn[1],
+                  reference_inputs=IMAGE, samples=16)  # fmt: skip
+    assert report.runtime == "tensorrt" and len(report.layers) >= 4
+    assert any("marked as outputs" in note for note in report.notes)
+    assert all(layer.quantization != "float" for layer in report.layers)

@@ -50,6 +50,20 @@ def quantization_words(stored: str, activations: str | None = None) -> str:
     return f"w {stored} · a {activations}"
 
 
+def rebuilt_gap(file_outputs: list[np.ndarray], rebuilt_outputs: list[np.ndarray]) -> tuple[float, str]:
+    """How far the outputs of a model rebuilt with its layers exposed are from the shipped file's on the same
+    inputs (the largest difference relative to the file's largest value), and that in the report's words."""
+
+    def relative(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-12)) if a.size else 0.0
+
+    pairs = zip(file_outputs, rebuilt_outputs)
+    gap = max(relative(np.asarray(a, np.float32), np.asarray(b, np.float32)) for a, b in pairs)
+    if gap < 1e-4:
+        return gap, "equal to the file's" + (f" to float rounding ({gap:.1e} relative)" if gap else "")
+    return gap, f"differing from the file's by {gap:.3g} (relative): read the layers with that in mind"
+
+
 class LayerTaps(abc.ABC):
     """A model run with the inputs and outputs of its weighted layers exposed (a context manager)."""
 

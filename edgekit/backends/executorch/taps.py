@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgekit._lazy import require
-from edgekit.backends.taps import LayerTaps, TapLayer, quantization_words
+from edgekit.backends.taps import LayerTaps, TapLayer, quantization_words, rebuilt_gap
 from edgekit.errors import DataError, UsageError
 from edgekit.sidecar import ArtifactIO, Sidecar
 from edgekit.sources.base import Model
@@ -191,22 +191,12 @@ class ExecuTorchTaps(LayerTaps):
 
         with ExecuTorchRunner(self.path, self.io) as runner:
             file_out = list(runner.infer(dict(feed)).values())
-        self.checked = max(_relative(a, b) for a, b in zip(file_out, outputs))
-        said = (
-            "equal to the file's" + (f" to float rounding ({self.checked:.1e} relative)" if self.checked else "")
-            if self.checked < 1e-4
-            else f"differing from the file's by {self.checked:.3g} (relative): read the layers with that in mind"
-        )
+        self.checked, said = rebuilt_gap(file_out, outputs)
         self.note = (
             "XNNPACK keeps the intermediates inside its delegate calls: the layers are read from "
             "the program rebuilt from the source with the sidecar's recipe, each layer's tensors added as outputs "
             f"(ExecuTorch's intermediate_output_tap); its outputs on these inputs are {said}"
         )
-
-
-def _relative(a: np.ndarray, b: np.ndarray) -> float:
-    """The largest difference of two outputs relative to the largest value of the first."""
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-12)) if a.size else 0.0
 
 
 def _recipe(sidecar: Sidecar) -> tuple[Any, dict[str, Any]]:

@@ -64,6 +64,12 @@ def _shapes(engine: Path) -> list[str]:
     return [f"--shapes={shapes_argument(profiles, 'opt')}"] if profiles else []
 
 
+def _layer_taps(path: Path, io: ArtifactIO | None):
+    from edgekit.backends.tensorrt.taps import TensorRTTaps
+
+    return TensorRTTaps(path)
+
+
 BACKEND = Backend(
     runtime="tensorrt",
     format="tensorrt",
@@ -89,4 +95,5 @@ BACKEND = Backend(
     default_device=DEFAULT_DEVICE,
     engine=_build,
     options=TensorRTOptions,
+    layer_taps=_layer_taps,
 )

@@ -47,6 +47,7 @@ def build(args, trt):
                 where = f" (node {error.node_name()}, op {error.node_operator()})"
             errors.append(f"{error.desc()}{where}")
         return {"error": "parse", "parser_errors": errors}
+    marked = _mark_outputs(network, json.loads(args.mark))
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, args.workspace_mib << 20)
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
@@ -81,7 +82,24 @@ def build(args, trt):
     inspector = engine.create_engine_inspector()
     with open(args.layer_info, "w") as text:
         text.write(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
-    return {"builder_flags_set": set_flags, "builder_flags_not_in_this_version": unknown_flags}
+    done = {"builder_flags_set": set_flags, "builder_flags_not_in_this_version": unknown_flags}
+    return {**done, "marked": marked} if marked else done
+
+
+def _mark_outputs(network, names):
+    """Make the named tensors outputs too (edgekit diff reads each layer's input and output); returns those the
+    parsed network has (a tensor the parser folded away has none to mark)."""
+    wanted, marked = set(names), []
+    outputs = {network.get_output(i).name for i in range(network.num_outputs)}
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        for k in range(layer.num_outputs):
+            tensor = layer.get_output(k)
+            if tensor.name in wanted and tensor.name not in outputs:
+                network.mark_output(tensor)
+                outputs.add(tensor.name)
+                marked.append(tensor.name)
+    return marked
 
 
 def main():
@@ -93,6 +111,7 @@ def main():
     parser.add_argument("--timing-cache", required=True)
     parser.add_argument("--layer-info", required=True)
     parser.add_argument("--workspace-mib", type=int, default=1024)
+    parser.add_argument("--mark", default="[]", help="JSON list of tensor names to make outputs as well")
     args = parser.parse_args()
     try:
         import tensorrt as trt

@@ -149,6 +149,47 @@ def build_engine(onnx_file: str | Path, options: EngineOptions = EngineOptions()
     return final
 
 
+def engine_onnx(engine: Path) -> tuple[Path, dict[str, Any]]:
+    """The TensorRT-ready ONNX an engine was built from (beside it, as its sidecar hashed it) and the engine's
+    build facts, where this machine can build engines: what rebuilding it with its layers exposed needs."""
+    sidecar = read_sidecar(engine)
+    facts = (sidecar.engine if sidecar else None) or {}
+    source = facts.get("from_onnx") or {}
+    if not source:
+        raise UsageError(
+            f"{engine.name} has no sidecar naming the ONNX it was built from: edgekit diff rebuilds a TensorRT "
+            "engine from that ONNX with every layer's tensors exposed.",
+            hint="Build engines with edgekit build-engine, which records it.",
+        )
+    onnx_file = engine.parent / source["file"]
+    if not onnx_file.is_file() or sha256_path(onnx_file) != source.get("sha256"):
+        raise UsageError(
+            f"{engine.name} was built from {onnx_file.name}, which is not beside it as it was: edgekit diff rebuilds "
+            "the engine from that ONNX with every layer's tensors exposed.",
+            hint=f"Put the TensorRT-ready ONNX {onnx_file.name} (sha256 {str(source.get('sha256'))[:12]}...) back "
+            f"beside the engine, or diff the ONNX itself: edgekit diff {onnx_file.name}",
+        )
+    missing = local_build_missing(_stage1(onnx_file)[0].target)
+    if missing:
+        raise MissingOnDeviceError(
+            f"edgekit diff rebuilds a TensorRT engine with its layers exposed, and this machine cannot build "
+            f"engines: it {'; '.join(missing)}.",
+            hint=f"Run edgekit diff on the GPU machine, or diff the TensorRT-ready ONNX here: edgekit diff "
+            f"{onnx_file.name} (ONNX Runtime runs it).",
+        )
+    return onnx_file, facts
+
+
+def tapped_engine(engine: Path, marks: tuple[str, ...], tmp: Path) -> tuple[Path, list[str]]:
+    """The engine rebuilt here from its ONNX (engine_onnx) with the same builder flags and profiles and each of
+    `marks` made an output (what edgekit diff reads); returns it and the tensors marked."""
+    onnx_file, facts = engine_onnx(engine)
+    profiles = _stage1(onnx_file)[2]
+    flags = tuple(facts.get("builder_flags") or ())
+    record = _build_local(onnx_file, tmp, flags, profiles, tmp / "unused.cache", EngineOptions(), marks)
+    return record.engine, list(record.facts.get("marked") or [])
+
+
 def _engine_parity(onnx_file: Path, engine: Path, sidecar: Sidecar) -> dict[str, Any]:
     """The engine against its ONNX in ONNX Runtime, on generated inputs at the profiles' opt shapes, with the
     target's tolerance; a miss is a ParityError and nothing is published (runs only where the engine does)."""
@@ -171,8 +212,15 @@ def _engine_parity(onnx_file: Path, engine: Path, sidecar: Sidecar) -> dict[str,
 
 
 def _build_local(
-    onnx_file: Path, tmp: Path, flags: tuple[str, ...], profiles: list[Profile], cache: Path, options: EngineOptions
+    onnx_file: Path,
+    tmp: Path,
+    flags: tuple[str, ...],
+    profiles: list[Profile],
+    cache: Path,
+    options: EngineOptions,
+    marks: tuple[str, ...] = (),
 ) -> BuildRecord:
+    """Build in a subprocess on this machine's GPU; `marks`: tensors to make outputs too (edgekit diff)."""
     engine, layers, cache_tmp = tmp / "engine.plan", tmp / "layers.json", tmp / "timing.cache"
     if cache.exists():
         cache_tmp.write_bytes(cache.read_bytes())
@@ -193,6 +241,8 @@ def _build_local(
         str(layers),
         "--workspace-mib",
         str(options.workspace_mib),
+        "--mark",
+        json.dumps(list(marks)),
     ]
     proc = subprocess.run(argv, capture_output=True, text=True)
     try:
@@ -216,7 +266,8 @@ def _raise_for(result: dict[str, Any], log: str, where: str) -> None:
 
 
 def _facts(result: dict[str, Any]) -> dict[str, Any]:
-    keep = ("tensorrt_version", "gpu", "compute_capability", "builder_flags_set", "builder_flags_not_in_this_version")
+    built = ("tensorrt_version", "gpu", "compute_capability", "builder_flags_set", "builder_flags_not_in_this_version")
+    keep = (*built, "marked")  # marked: the tensors made outputs for edgekit diff (tapped_engine)
     return {k: result[k] for k in keep if k in result}
 
 
