@@ -115,6 +115,7 @@ def test_evaluate_int8_against_source_with_a_gate_that_passes(cnn_files, cnn, te
         max_drop=1.5,
     )
     assert report.passed, report.failures
+    assert report.notes == []  # its own source
     assert report.metrics["accuracy"] > 0.85
     assert report.drop["accuracy"] == pytest.approx((report.reference["accuracy"] - report.metrics["accuracy"]) * 100)
     assert report.metrics["samples"] == 449
@@ -123,6 +124,21 @@ def test_evaluate_int8_against_source_with_a_gate_that_passes(cnn_files, cnn, te
     assert json.loads(SCHEMA_FILE.read_text()) == json_schema(), "stale: run python -m edgekit.evaluation.schema"
     document = EvaluateReport.model_validate(json.loads(json.dumps(report.to_json())))
     assert document.schema_version == "1" and document.reference.accuracy == report.reference["accuracy"]
+
+
+def test_a_reference_that_is_not_the_files_source_is_said(cnn_files, cnn, mlp, test_npz, tmp_path, capsys):
+    """Another model as the reference (by the source hash the sidecar records), and a file with no sidecar (a
+    file made elsewhere): the comparison still runs, and the report says what it compares."""
+    import shutil
+
+    other = evaluate(cnn_files["onnx-fp32"], test_npz, reference="edgekit_demo.zoo:digits_mlp",
+                     reference_weights=mlp[1], reference_inputs=IMAGE)  # fmt: skip
+    (note,) = other.notes
+    assert "not from the reference edgekit_demo.zoo:digits_mlp" in note and "two different models" in note
+    bare = shutil.copy(cnn_files["onnx-fp32"], tmp_path / "from-elsewhere.onnx")
+    args = ["evaluate", bare, "--data", test_npz, "--reference", "edgekit_demo.zoo:digits_cnn"]
+    code, text = run_cli(capsys, *args, "--weights", cnn[1], "--input", zoo.DIGITS_INPUT)
+    assert code == 0 and "note: from-elsewhere.onnx has no edgekit sidecar" in text
 
 
 def test_a_reference_whose_inputs_fix_batch_1_is_run_one_sample_at_a_time(cnn_files, cnn, test_npz):

@@ -71,6 +71,8 @@ def evaluate_cmd(
         progress=progress,
     )
     _print(report, stderr=json_path == "-")
+    for note in report.notes:
+        click.secho(f"note: {note}", err=True, fg="yellow")
     if json_path:
         write_json_output(json_path, report.to_json())
     if not report.passed:

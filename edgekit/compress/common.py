@@ -79,6 +79,18 @@ def split_validation(data: Dataset, val: Dataset | None, settings: TrainSettings
     return np.sort(order[held:]), data.take(np.sort(order[:held]), "held out for validation")
 
 
+def distillation_loss(student, teacher, labels, alpha: float, temperature: float):
+    """The loss on torch tensors (student and teacher logits, integer labels or None when alpha is 0)."""
+    import torch.nn.functional as F
+
+    t = temperature
+    soft = F.kl_div(F.log_softmax(student / t, dim=-1), F.softmax(teacher / t, dim=-1), reduction="batchmean")
+    loss = (1 - alpha) * t * t * soft
+    if alpha > 0:
+        loss = loss + alpha * F.cross_entropy(student, labels)
+    return loss
+
+
 def validation_loss(
     logits: np.ndarray, labels: np.ndarray | None, soft: np.ndarray | None = None, alpha: float = 1.0, t: float = 1.0
 ) -> float:

@@ -20,6 +20,7 @@ from edgekit.compress.common import (
     CompressResult,
     Trained,
     TrainSettings,
+    distillation_loss,
     publish,
     read_training_data,
     scores,
@@ -38,18 +39,6 @@ from edgekit.progress import SILENT, Progress
 from edgekit.sources import load
 from edgekit.sources.base import Model
 from edgekit.spec import TensorSpec
-
-
-def distillation_loss(student, teacher, labels, alpha: float, temperature: float):
-    """The loss on torch tensors (student and teacher logits, integer labels or None when alpha is 0)."""
-    import torch.nn.functional as F
-
-    t = temperature
-    soft = F.kl_div(F.log_softmax(student / t, dim=-1), F.softmax(teacher / t, dim=-1), reduction="batchmean")
-    loss = (1 - alpha) * t * t * soft
-    if alpha > 0:
-        loss = loss + alpha * F.cross_entropy(student, labels)
-    return loss
 
 
 def teacher_logits(teacher: Model, data: Dataset, progress: Progress) -> tuple[np.ndarray, str]:

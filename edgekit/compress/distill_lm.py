@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.compress.common import Checkpoints, Trained, TrainSettings, train_epochs
+from edgekit.compress.common import Checkpoints, Trained, TrainSettings, distillation_loss, train_epochs
 from edgekit.data import Dataset
 from edgekit.progress import Progress
 from edgekit.sources.base import Model
@@ -40,8 +40,6 @@ def _logits(model: Model, data: Dataset, idx: np.ndarray):
 def lm_loss(student, teacher, ids, mask, alpha: float, temperature: float):
     """The loss above on torch tensors: logits (batch, positions, vocab), token ids and mask (batch, positions);
     position i is scored against token i + 1."""
-    from edgekit.compress.distill import distillation_loss
-
     scored = (mask[:, 1:] if mask is not None else ids[:, 1:].new_ones(ids[:, 1:].shape)).bool()
     # each scored position is one sample of the classifier's loss: its logits, the teacher's, the next token
     return distillation_loss(student[:, :-1][scored], teacher[:, :-1][scored], ids[:, 1:][scored], alpha, temperature)

@@ -38,6 +38,7 @@ class EvalReport:
     drop: dict[str, float] = field(default_factory=dict)  # points for accuracy/F1; % increase for perplexity
     max_drop: float | None = None
     failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -55,6 +56,7 @@ class EvalReport:
             "max_drop": self.max_drop,
             "passed": self.passed,
             "failures": self.failures,
+            "notes": self.notes,
         }
 
 
@@ -154,8 +156,27 @@ def evaluate(
         if predicted is not None and theirs is not None and len(predicted) == len(theirs) and len(predicted):
             # how often the file's most likely next token is the source's, whatever the true token was
             report.metrics["next_token_agreement"] = round(float((predicted == theirs).mean()), 6)
+        report.notes += provenance_notes(artifact, sidecar, model)
         gate(report, metrics)
     return report
+
+
+def provenance_notes(artifact: Path, sidecar: Any, reference: Any) -> list[str]:
+    """Said when the reference is not the model the file was exported from (by the source hash its sidecar
+    records), or when the file has no sidecar to tell: a student against its teacher is a fair comparison, a
+    .pte or GGUF of another model is not, and the numbers alone do not show which."""
+    if sidecar is None:
+        return [
+            f"{artifact.name} has no edgekit sidecar: which model it was exported from is unknown, so the "
+            f"reference {reference.source} may not be its source."
+        ]
+    if sidecar.source.sha256 != reference.source_hash:
+        return [
+            f"{artifact.name} was exported from {sidecar.source.path} (sha256 {sidecar.source.sha256[:12]}), not "
+            f"from the reference {reference.source} (sha256 {reference.source_hash[:12]}): the drop compares two "
+            "different models."
+        ]
+    return []
 
 
 def _runner(artifact: Path, device: str, options: Mapping[str, Any]) -> Runner:

@@ -56,6 +56,10 @@ class EvaluateReport(BaseModel):
     max_drop: float | None
     passed: bool
     failures: list[str]
+    notes: list[str] = Field(
+        default_factory=list,
+        description="what the comparison should be read with (a reference that is not the file's own source)",
+    )
 
 
 def json_schema() -> dict[str, Any]:
