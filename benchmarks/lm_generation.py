@@ -80,8 +80,8 @@ def export(source: Path, out: Path, prompts: int, targets: tuple[str, ...] = TAR
     return done
 
 
-def generation(folders: list[str], result: Path, prompt_tokens: str = "64,256") -> list[dict]:
-    argv = [*EDGEKIT, "benchmark", *folders, "--generate", "--threads", "1,2", "--prompt-tokens", prompt_tokens]
+def generation(folders: list[str], result: Path, prompt_tokens: str = "64,256", threads: str = "1,2") -> list[dict]:
+    argv = [*EDGEKIT, "benchmark", *folders, "--generate", "--threads", threads, "--prompt-tokens", prompt_tokens]
     argv += ["--new-tokens", "64", "--processes", "3", "--generations", "2", "--json", str(result), "-q"]
     subprocess.run(argv, check=True)
     runs = json.loads(result.read_text())

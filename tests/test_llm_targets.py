@@ -280,3 +280,23 @@ def test_openvino_takes_gpt2_which_the_genai_builder_refuses(lms, tmp_path):
 
     result = export(_family(lms, "gpt2"), "openvino-llm-fp32", tmp_path, options={"prompts": 5})
     assert result.sidecar["route"][0]["generation"]["identical_prompts"] == 5 and result.parity.passed
+
+
+@pytest.mark.parametrize("folders", ["executorch-llm"], indirect=True)
+def test_executorch_prefills_a_whole_prompt_in_one_call(folders):
+    """The program is exported with a free sequence length: a prompt fed in one call leaves the same cache and
+    gives the same logits at every position as feeding it one token a call (what a decode step does)."""
+    import numpy as np
+    import torch
+
+    from edgekit.backends.executorch_llm.worker_loader import open_folder, positions, step
+
+    method, described = open_folder(str(folders["fp32"]))
+    prompt = [101, 2023, 2003, 1037, 7099, 102, 2009]
+    whole = positions(torch, method, prompt, 0)
+    one_by_one = np.stack([step(torch, method, t, p) for p, t in enumerate(prompt)])
+    assert described["prefill"] == "whole" and whole.shape == (len(prompt), described["vocab_size"])
+    np.testing.assert_allclose(whole, one_by_one, rtol=1e-4, atol=1e-4)
+    after_whole = step(torch, method, 2000, len(prompt))  # a decode step after a one-call prefill
+    positions(torch, method, prompt, 0)
+    np.testing.assert_allclose(step(torch, method, 2000, len(prompt)), after_whole, rtol=1e-5, atol=1e-5)

@@ -1,5 +1,6 @@
 """Hugging Face causal-LM folder -> ExecuTorch LLM folder: torch.export of the model with a static key/value cache
-(transformers' exportable decoder: one token and its position in, next-token logits out), lowered to XNNPACK;
+(transformers' exportable decoder: tokens and their positions in, a whole prompt or one new token, next-token
+logits out), lowered to XNNPACK;
 for 8da4w the linear layers first get int4 weights in groups and int8 dynamic activations (torchao). Proved by
 greedy generation against the source (edgekit.backends.llm)."""
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.executorch_llm.options import ExecuTorchLLMOptions
-from edgekit.backends.executorch_llm.worker_loader import CONFIG, PROGRAM, open_folder, step
+from edgekit.backends.executorch_llm.worker_loader import CONFIG, PROGRAM, open_folder, positions, step
 from edgekit.backends.llm import check_generation, hf_causal_lm
 from edgekit.data import TOKENIZER_FILES
 from edgekit.errors import ConversionError, UnsupportedOpError, first_line
@@ -70,9 +71,14 @@ def _lower(model: Any, context: int) -> bytes:
     from transformers.integrations.executorch import TorchExportableModuleForDecoderOnlyLM
 
     model.generation_config.cache_implementation = "static"
+    sequence = torch.export.Dim("sequence", max=context)  # a whole prompt in one call, or one new token
     try:
         exportable = TorchExportableModuleForDecoderOnlyLM(model, batch_size=1, max_cache_len=context)
-        exported = exportable.export(input_ids=torch.tensor([[1]]), cache_position=torch.tensor([0]))
+        exported = exportable.export(
+            input_ids=torch.tensor([[1, 1]]),
+            cache_position=torch.tensor([0, 1]),
+            dynamic_shapes={"input_ids": {1: sequence}, "cache_position": {0: sequence}},
+        )
     except Exception as e:  # an architecture without a static cache, an op torch.export cannot trace
         raise UnsupportedOpError(
             f"{type(model).__name__} does not export with a static key/value cache: {first_line(e)}",
@@ -95,6 +101,7 @@ def _describe(config: Any, context: int) -> dict[str, Any]:
     per_token = 2 * config.num_hidden_layers * heads * head_dim * 4  # keys and values, fp32
     return {
         "context_length": context,
+        "prefill": "whole",  # the program takes a whole prompt in one call (exported with a free sequence length)
         "eos_token_ids": eos if isinstance(eos, list) else [eos] if eos is not None else [],
         "vocab_size": config.vocab_size,
         "kv_cache_bytes": per_token * context,
@@ -103,8 +110,7 @@ def _describe(config: Any, context: int) -> dict[str, Any]:
 
 def generate_greedy(torch: Any, method: Any, prompt: list[int], new_tokens: int) -> list[int]:
     """`new_tokens` greedy tokens after `prompt` through the program's cache (end of text does not stop it)."""
-    for position, token in enumerate(prompt):
-        logits = step(torch, method, token, position)
+    logits = positions(torch, method, prompt, 0)[-1]  # the whole prompt in one call
     out: list[int] = []
     for position in range(len(prompt), len(prompt) + new_tokens):
         out.append(int(logits.argmax()))

@@ -1,6 +1,7 @@
 """What edgekit's generation worker (edgekit/bench/generate_worker.py) needs to time an ExecuTorch LLM folder
 (self-contained: pushed to the device beside it; needs the ExecuTorch runtime, torch and numpy there). The
-program takes one token a step, so the prompt's prefill is one step per prompt token."""
+prompt is prefilled in one call where the program takes a whole input (generation.json: "prefill": "whole"), else
+one call per prompt token; each new token is one call."""
 
 import json
 import os
@@ -23,26 +24,32 @@ def load(folder, threads):
         _unsafe_reset_threadpool(threads)
     except Exception:
         pass
-    return torch, Runtime.get().load_program(os.path.join(folder, "model.pte")).load_method("forward")
+    with open(os.path.join(folder, "generation.json")) as f:
+        whole = json.load(f).get("prefill") == "whole"
+    return torch, Runtime.get().load_program(os.path.join(folder, "model.pte")).load_method("forward"), whole
 
 
 def generation(loaded, prompt, new_tokens):
-    torch, method = loaded
+    torch, method, whole = loaded
 
-    def step(token, position):
-        out = method.execute([torch.tensor([[token]], dtype=torch.long), torch.tensor([position], dtype=torch.long)])
+    def step(tokens, position):  # the logits after the last of `tokens`, the first at `position`
+        ids = torch.tensor([tokens], dtype=torch.long)
+        out = method.execute([ids, torch.arange(position, position + len(tokens), dtype=torch.long)])
         return out[0].reshape(-1, out[0].shape[-1])[-1]
 
     prompt = [int(t) for t in prompt]
     start = time.perf_counter()
-    for position, token in enumerate(prompt):
-        logits = step(token, position)
+    if whole:
+        logits = step(prompt, 0)
+    else:
+        for position, token in enumerate(prompt):
+            logits = step([token], position)
     token = int(logits.argmax())
     first = (time.perf_counter() - start) * 1e3
     steps = []
     for position in range(len(prompt), len(prompt) + new_tokens - 1):
         began = time.perf_counter()
-        token = int(step(token, position).argmax())
+        token = int(step([token], position).argmax())
         steps.append((time.perf_counter() - began) * 1e3)
     return first, steps
 

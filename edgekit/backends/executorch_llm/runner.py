@@ -1,5 +1,6 @@
-"""Runner for ExecuTorch LLM folders: a whole input fed one position at a time through the program's cache, the
-logits of every position stacked (what parity and perplexity compare with the source's)."""
+"""Runner for ExecuTorch LLM folders: a whole input fed through the program's cache (in one call, or one position
+a call for a program exported before prefill was whole), the logits of every position returned (what parity and
+perplexity compare with the source's)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from edgekit._lazy import require
 from edgekit.backends.executorch.runner import load_hint
-from edgekit.backends.executorch_llm.worker_loader import open_folder, set_threads, step
+from edgekit.backends.executorch_llm.worker_loader import open_folder, set_threads, whole
 from edgekit.backends.llm import PREFILL_INPUTS
 from edgekit.errors import ModelLoadError, first_line
 from edgekit.quiet import quiet
@@ -56,5 +57,5 @@ class ExecuTorchLLMRunner(Runner):
         context = self.described["context_length"]
         if ids.shape[1] > context:
             raise ModelLoadError(f"{self.path} holds {context} positions; an input of {ids.shape[1]} tokens is longer.")
-        rows = [np.stack([step(torch, self.method, t, p) for p, t in enumerate(row)]) for row in ids]
+        rows = [whole(self.described, torch, self.method, row) for row in ids]
         return {"logits": np.stack(rows).astype(np.float32)}

@@ -1,8 +1,9 @@
 """Benchmark-worker loader for ExecuTorch LLM folders (self-contained: the ExecuTorch runtime + torch tensors).
 
-The folder's model.pte takes one token and its position and returns the next-token logits, keeping its key/value
-cache inside (a static cache, as long as the context). A whole input is fed one position at a time; each row of a
-batch starts again at position 0, which overwrites what the cache held.
+The folder's model.pte takes tokens and their positions and returns the next-token logits at each, keeping its
+key/value cache inside (a static cache, as long as the context). A program exported with a free sequence length
+(generation.json: "prefill": "whole") takes a whole input in one call; an older one, one token a call. Each row of
+a batch starts again at position 0, which overwrites what the cache held.
 """
 
 import json
@@ -33,8 +34,24 @@ def open_folder(folder):
 
 def step(torch, method, token, position):
     """Next-token logits (a 1-D array) after `token` at `position`, the cache holding every earlier position."""
-    out = method.execute([torch.tensor([[int(token)]], dtype=torch.long), torch.tensor([position], dtype=torch.long)])
-    return out[0].reshape(-1, out[0].shape[-1])[-1].numpy()
+    return positions(torch, method, [token], position)[-1]
+
+
+def positions(torch, method, tokens, start):
+    """Next-token logits at each of `tokens` (rows of a 2-D array), fed at positions start, start + 1, ... in one
+    call; the cache holds every earlier position."""
+    ids = torch.tensor([[int(t) for t in tokens]], dtype=torch.long)
+    out = method.execute([ids, torch.arange(start, start + len(tokens), dtype=torch.long)])
+    return out[0].reshape(-1, out[0].shape[-1]).numpy()
+
+
+def whole(described, torch, method, tokens, start=0):
+    """Logits at every one of `tokens`: in one call where the program takes a whole input, else a call each."""
+    if described.get("prefill") == "whole":
+        return positions(torch, method, tokens, start)
+    import numpy as np
+
+    return np.stack([step(torch, method, t, start + p) for p, t in enumerate(tokens)])
 
 
 def import_runtime():
@@ -47,12 +64,11 @@ def load(torch, path, threads, specs=None):
     import numpy as np
 
     set_threads(threads)
-    method, _ = open_folder(path)
+    method, described = open_folder(path)
     specs = [("input_ids", "int64", [1, -1]), ("attention_mask", "int64", [1, -1])]
 
     def infer(feed):
-        ids = feed["input_ids"]
-        return [np.stack([np.stack([step(torch, method, t, p) for p, t in enumerate(row)]) for row in ids])]
+        return [np.stack([whole(described, torch, method, row) for row in feed["input_ids"]])]
 
     try:
         from importlib.metadata import version
