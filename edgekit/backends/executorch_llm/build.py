@@ -35,6 +35,7 @@ def build(ctx: StepContext) -> StepNotes:
     if ctx.recipe.quantization == "int4-dynamic":
         _eight_da_four_w(model, options.group_size)
         details.update(weights="int4", group_size=options.group_size, activations="int8 dynamic")
+        details["embeddings"] = _byte_embeddings(model) if options.int8_embeddings else "float"
     ctx.out.mkdir(parents=True)
     with quiet(), torch.no_grad():
         program = _lower(model, context)
@@ -61,6 +62,36 @@ def _eight_da_four_w(model: Any, group_size: int) -> None:
     quantize_(
         model, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4, weight_granularity=PerGroup(group_size))
     )
+
+
+def _byte_embeddings(model: Any) -> str:
+    """The token embedding table as int8 rows with a float scale each, looked up by ExecuTorch's
+    quantized_decomposed::embedding_byte kernel; a table the output layer shares stays float (quantizing one copy
+    would store the table twice). Returns what the table became, for the sidecar."""
+    import torch
+    from executorch.exir.passes import _quant_patterns_and_replacements  # noqa: F401  (registers the op to trace)
+
+    table = model.get_input_embeddings()
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is table.weight:
+        return "float (tied to the output layer)"
+    weight = table.weight.detach().float()
+    scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+
+    class ByteEmbedding(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            rows = torch.clamp(torch.round(weight / scale[:, None]), -128, 127).to(torch.int8)
+            self.register_buffer("rows", rows)
+            self.register_buffer("scales", scale)
+            self.register_buffer("zeros", torch.zeros_like(scale))  # the kernel wants zero points, symmetric here
+
+        def forward(self, ids):
+            op = torch.ops.quantized_decomposed.embedding_byte.default
+            return op(self.rows, self.scales, self.zeros, -128, 127, ids)
+
+    model.set_input_embeddings(ByteEmbedding())
+    return "int8 per row"
 
 
 def _lower(model: Any, context: int) -> bytes:

@@ -18,6 +18,10 @@ def load(folder, threads):
     import torch
     from executorch.runtime import Runtime
 
+    try:  # the quantized kernels (an int8 embedding table runs embedding_byte)
+        import executorch.kernels.quantized  # noqa: F401
+    except ImportError:
+        pass
     try:
         from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
 

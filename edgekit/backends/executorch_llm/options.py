@@ -21,3 +21,9 @@ class ExecuTorchLLMOptions(GenerationCheck):
         description="int4 weights per group (a scale each); smaller groups keep more accuracy",
         json_schema_extra={"quantizations": ["int4-dynamic"]},
     )
+    int8_embeddings: bool = Field(
+        True,
+        description="8da4w: the token embedding table in int8, a scale per row (ExecuTorch's embedding_byte kernel); "
+        "a table tied to the output layer stays float",
+        json_schema_extra={"quantizations": ["int4-dynamic"]},
+    )

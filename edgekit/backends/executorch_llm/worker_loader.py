@@ -23,10 +23,19 @@ def set_threads(threads):
         pass
 
 
+def quantized_kernels():
+    """Register ExecuTorch's quantized kernels with its runtime (an int8 embedding table runs embedding_byte)."""
+    try:
+        import executorch.kernels.quantized  # noqa: F401
+    except ImportError:
+        pass
+
+
 def open_folder(folder):
     """(the forward method, the folder's generation.json)."""
     from executorch.runtime import Runtime
 
+    quantized_kernels()
     with open(os.path.join(folder, CONFIG)) as f:
         described = json.load(f)
     return Runtime.get().load_program(os.path.join(folder, PROGRAM)).load_method("forward"), described
