@@ -117,33 +117,38 @@ def perplexity(folder: str, source: Path, text: Path) -> dict:
     }
 
 
-def main() -> None:
+def run(targets: tuple[str, ...], result: str, what: str, prompt_tokens: str) -> None:
+    """Both models exported to `targets`, generation timed (1 and 2 threads), perplexity scored: results/`result`."""
     from edgekit_demo.datasets import write_tweets_csv
     from edgekit_demo.zoo_families import build_family
 
     with tempfile.TemporaryDirectory(prefix="edgekit-lm-") as tmp:
         work = Path(tmp)
-        big = export(speed_model(work / "llama-120m"), work / "out", prompts=4)
+        big = export(speed_model(work / "llama-120m"), work / "out", prompts=4, targets=targets)
         print(json.dumps(big, indent=1), flush=True)
-        speed = generation([big[t]["folder"] for t in TARGETS], work / "generation.json")
+        speed = generation([big[t]["folder"] for t in targets], work / "generation.json", prompt_tokens)
         for row in speed:
             print(row, flush=True)
         trained = build_family("llama", work / "llama-tweets", tweets=3000, epochs=2)
-        small = export(trained, work / "out", prompts=20)
+        small = export(trained, work / "out", prompts=20, targets=targets)
         text = write_tweets_csv(work / "held-out.csv", "test", 300)
-        quality = {t: {**small[t], **perplexity(small[t]["folder"], trained, text)} for t in TARGETS}
+        quality = {t: {**small[t], **perplexity(small[t]["folder"], trained, text)} for t in targets}
         print(json.dumps(quality, indent=1), flush=True)
     for facts in (*big.values(), *quality.values()):
         facts.pop("folder")
     document = {
-        "what": __doc__.splitlines()[0],
+        "what": what,
         "machine": {**machine(), "python": python_version()},
         "speed_model": {"config": SPEED_CONFIG, "files": big},
         "generation": speed,
         "quality_model": "tiny Llama (hidden 64, 2 layers, MiniLM's 30522-token vocabulary) trained on 3000 tweets",
         "quality": quality,
     }
-    (ROOT / "benchmarks" / "results" / "lm-generation.json").write_text(json.dumps(document, indent=2) + "\n")
+    (ROOT / "benchmarks" / "results" / result).write_text(json.dumps(document, indent=2) + "\n")
+
+
+def main() -> None:
+    run(TARGETS, "lm-generation.json", __doc__.splitlines()[0], "64,256")
 
 
 if __name__ == "__main__":
