@@ -140,3 +140,23 @@ def generation_facts(folder: Path) -> dict[str, Any]:
     described = json.loads((folder / GENERATION_JSON).read_text())
     keys = ("context_length", "eos_token_ids", "kv_cache_bytes")
     return {**{k: described[k] for k in keys}, "chat_template": has_chat_template(folder)}
+
+
+def cache_shape(config: Any) -> tuple[int, int]:
+    """(key/value heads, size of each head) of a transformers config."""
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    return heads, getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
+def generation_json(config: Any, context: int | None, bytes_per_value: int) -> dict[str, Any]:
+    """What generation.json says of every LM folder: context, end-of-text ids, vocabulary, and the key/value
+    cache's bytes at the full context (keys and values of every layer)."""
+    eos = config.eos_token_id
+    heads, head_dim = cache_shape(config)
+    per_token = 2 * config.num_hidden_layers * heads * head_dim * bytes_per_value
+    return {
+        "context_length": context,
+        "eos_token_ids": eos if isinstance(eos, list) else [eos] if eos is not None else [],
+        "vocab_size": config.vocab_size,
+        "kv_cache_bytes": per_token * context if context else None,
+    }

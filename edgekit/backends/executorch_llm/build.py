@@ -14,7 +14,7 @@ from typing import Any
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.executorch_llm.options import ExecuTorchLLMOptions
 from edgekit.backends.executorch_llm.worker_loader import CONFIG, PROGRAM, open_folder, positions, step
-from edgekit.backends.llm import check_generation, hf_causal_lm
+from edgekit.backends.llm import check_generation, generation_json, hf_causal_lm
 from edgekit.data import TOKENIZER_FILES
 from edgekit.errors import ConversionError, UnsupportedOpError, first_line
 from edgekit.quiet import quiet
@@ -126,17 +126,8 @@ def _lower(model: Any, context: int) -> bytes:
 
 def _describe(config: Any, context: int) -> dict[str, Any]:
     """generation.json: what a runner needs besides the program (context, end ids, vocabulary, cache size)."""
-    eos = config.eos_token_id
-    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    per_token = 2 * config.num_hidden_layers * heads * head_dim * 4  # keys and values, fp32
-    return {
-        "context_length": context,
-        "prefill": "whole",  # the program takes a whole prompt in one call (exported with a free sequence length)
-        "eos_token_ids": eos if isinstance(eos, list) else [eos] if eos is not None else [],
-        "vocab_size": config.vocab_size,
-        "kv_cache_bytes": per_token * context,
-    }
+    described = generation_json(config, context, 4)  # an fp32 cache
+    return {**described, "prefill": "whole"}  # the program takes a whole prompt in one call (a free sequence)
 
 
 def generate_greedy(torch: Any, method: Any, prompt: list[int], new_tokens: int) -> list[int]:

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.backends.base import StepContext, StepNotes
-from edgekit.backends.llm import GENERATION_JSON, check_generation, hf_causal_lm
+from edgekit.backends.llm import GENERATION_JSON, check_generation, generation_json, hf_causal_lm
 from edgekit.backends.openvino.stack import import_stack
 from edgekit.backends.openvino_llm.generation_loader import greedy, load
 from edgekit.backends.openvino_llm.options import OpenVINOLLMOptions
-from edgekit.backends.openvino_llm.stateful import cache_shape, convert
+from edgekit.backends.openvino_llm.stateful import convert
 from edgekit.backends.openvino_llm.worker_loader import MODEL
 from edgekit.catalog.loader import get_target
 from edgekit.data import TOKENIZER_FILES
@@ -111,18 +111,9 @@ def _tokenizer(ctx: StepContext, folder: Path, ov: Any) -> None:
 def _describe(config: Any, kv_cache: str, inference_precision: str | None) -> dict[str, Any]:
     """generation.json: what a runner needs besides the model (context, end ids, vocabulary, cache size, the
     float precision the export computes in)."""
-    eos = config.eos_token_id
-    heads, head_dim = cache_shape(config)
-    per_token = 2 * config.num_hidden_layers * heads * head_dim * CACHE_BYTES[kv_cache]  # keys and values
     context = int(getattr(config, "max_position_embeddings", 0)) or None
-    return {
-        "context_length": context,
-        "eos_token_ids": eos if isinstance(eos, list) else [eos] if eos is not None else [],
-        "vocab_size": config.vocab_size,
-        "kv_cache_bytes": per_token * context if context else None,
-        "kv_cache_precision": kv_cache,
-        "inference_precision": inference_precision,
-    }
+    described = generation_json(config, context, CACHE_BYTES[kv_cache])
+    return {**described, "kv_cache_precision": kv_cache, "inference_precision": inference_precision}
 
 
 def generate_greedy(loaded: Any, prompt: list[int], new_tokens: int) -> list[int]:

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.backends.llm import cache_shape
+
 INPUTS = ("input_ids", "attention_mask", "position_ids")
 
 
@@ -48,12 +50,6 @@ def _with_flat_cache(model: Any) -> Any:
             return (out.logits, *present)
 
     return FlatCache().eval()
-
-
-def cache_shape(config: Any) -> tuple[int, int]:
-    """(key/value heads, size of each head) of a transformers config."""
-    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-    return heads, getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
 
 
 def convert(model: Any) -> Any:
