@@ -15,6 +15,7 @@ from pydantic import Field
 from edgekit.backends.base import StepContext
 from edgekit.backends.options import BackendOptions
 from edgekit.errors import ConversionError, ParityError, UsageError, first_line
+from edgekit.sidecar import ArtifactIO
 from edgekit.sources.base import Model
 from edgekit.sources.hf_source import is_causal_lm
 from edgekit.spec import Signature, TensorSpec
@@ -128,11 +129,12 @@ PREFILL_INPUTS = (
 GENERATION_JSON = "generation.json"  # what those folders' exports write beside the model: context, end ids, cache
 
 
-def prefill_signature(folder: Path) -> Signature:
-    """Token ids and mask in, logits over the vocabulary that generation.json names out."""
-    described = json.loads((folder / GENERATION_JSON).read_text())
-    vocabulary = described["vocab_size"]
-    return Signature(PREFILL_INPUTS, (TensorSpec("logits", "float32", ("batch", "sequence", vocabulary)),))
+def prefill_io(folder: Path, model: Model) -> ArtifactIO:
+    """A folder's inputs and outputs: token ids and mask in, logits over the vocabulary generation.json names
+    out (with the source's output roles)."""
+    vocabulary = json.loads((folder / GENERATION_JSON).read_text())["vocab_size"]
+    logits = TensorSpec("logits", "float32", ("batch", "sequence", vocabulary))
+    return ArtifactIO.from_signature(Signature(PREFILL_INPUTS, (logits,)).with_roles(model.signature))
 
 
 def generation_facts(folder: Path) -> dict[str, Any]:

@@ -37,10 +37,15 @@ def _logits(model: Model, data: Dataset, idx: np.ndarray):
     return model.obj.model(input_ids=ids, attention_mask=mask).logits, ids, mask
 
 
+def _scored(ids, mask):
+    """The positions that have a next token to score (padding is not one): position i predicts token i + 1."""
+    return (mask[:, 1:] if mask is not None else ids[:, 1:].new_ones(ids[:, 1:].shape)).bool()
+
+
 def lm_loss(student, teacher, ids, mask, alpha: float, temperature: float):
     """The loss above on torch tensors: logits (batch, positions, vocab), token ids and mask (batch, positions);
     position i is scored against token i + 1."""
-    scored = (mask[:, 1:] if mask is not None else ids[:, 1:].new_ones(ids[:, 1:].shape)).bool()
+    scored = _scored(ids, mask)
     # each scored position is one sample of the classifier's loss: its logits, the teacher's, the next token
     return distillation_loss(student[:, :-1][scored], teacher[:, :-1][scored], ids[:, 1:][scored], alpha, temperature)
 
@@ -91,7 +96,7 @@ def lm_scores(
         for start in range(0, len(data), 32):
             idx = np.arange(start, min(start + 32, len(data)))
             logits, ids, mask = _logits(model, data, idx)
-            scored = (mask[:, 1:] if mask is not None else torch.ones_like(ids[:, 1:])).bool()
+            scored = _scored(ids, mask)
             nll += float(F.cross_entropy(logits[:, :-1][scored], ids[:, 1:][scored], reduction="sum"))
             tokens += int(scored.sum())
             if teacher is not None:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
 from edgekit.backends.executorch_llm.options import ExecuTorchLLMOptions
-from edgekit.backends.llm import generation_facts, prefill_signature
+from edgekit.backends.llm import generation_facts, prefill_io
 from edgekit.sidecar import ArtifactIO
-from edgekit.sources.base import Model
 
 _STACK = ("executorch", "torch")
 
@@ -26,10 +25,6 @@ def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
     return ExecuTorchLLMRunner(path, io, threads)
 
 
-def describe_io(path: Path, model: Model) -> ArtifactIO:
-    return ArtifactIO.from_signature(prefill_signature(path).with_roles(model.signature))
-
-
 BACKEND = Backend(
     runtime="executorch-llm",
     app_platforms=("android", "ios"),
@@ -38,7 +33,7 @@ BACKEND = Backend(
     suffixes=(".etllm",),
     folders=True,
     runner=_runner,
-    describe_io=describe_io,
+    describe_io=prefill_io,
     worker_loader=Path(__file__).with_name("worker_loader.py"),
     generation_loader=Path(__file__).with_name("generation_loader.py"),
     describe_generation=generation_facts,

@@ -54,13 +54,14 @@ def positions(torch, method, tokens, start):
     return out[0].reshape(-1, out[0].shape[-1]).numpy()
 
 
-def whole(described, torch, method, tokens, start=0):
-    """Logits at every one of `tokens`: in one call where the program takes a whole input, else a call each."""
+def whole(described, torch, method, tokens):
+    """Logits at every one of `tokens`, from position 0: in one call where the program takes a whole input, else a
+    call each."""
     if described.get("prefill") == "whole":
-        return positions(torch, method, tokens, start)
+        return positions(torch, method, tokens, 0)
     import numpy as np
 
-    return np.stack([step(torch, method, t, start + p) for p, t in enumerate(tokens)])
+    return np.stack([step(torch, method, t, p) for p, t in enumerate(tokens)])
 
 
 def import_runtime():

@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
-from edgekit.backends.llm import generation_facts, prefill_signature
+from edgekit.backends.llm import generation_facts, prefill_io
 from edgekit.backends.openvino_llm.options import OpenVINOLLMOptions
 from edgekit.sidecar import ArtifactIO
-from edgekit.sources.base import Model
 
 _STACK = ("openvino", "openvino_genai", "openvino_tokenizers")
 
@@ -27,10 +26,6 @@ def _runner(path: Path, io: ArtifactIO | None, threads: int | None = None):
     return OpenVINOLLMRunner(path, io, threads)
 
 
-def describe_io(path: Path, model: Model) -> ArtifactIO:
-    return ArtifactIO.from_signature(prefill_signature(path).with_roles(model.signature))
-
-
 BACKEND = Backend(
     runtime="openvino-llm",
     versioned=("openvino", "openvino-genai", "openvino-tokenizers", "nncf"),
@@ -38,7 +33,7 @@ BACKEND = Backend(
     suffixes=(".ovllm",),
     folders=True,
     runner=_runner,
-    describe_io=describe_io,
+    describe_io=prefill_io,
     worker_loader=Path(__file__).with_name("worker_loader.py"),
     generation_loader=Path(__file__).with_name("generation_loader.py"),
     describe_generation=generation_facts,

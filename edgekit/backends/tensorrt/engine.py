@@ -180,10 +180,9 @@ def engine_onnx(engine: Path) -> tuple[Path, dict[str, Any]]:
     return onnx_file, facts
 
 
-def tapped_engine(engine: Path, marks: tuple[str, ...], tmp: Path) -> tuple[Path, list[str]]:
-    """The engine rebuilt here from its ONNX (engine_onnx) with the same builder flags and profiles and each of
-    `marks` made an output (what edgekit diff reads); returns it and the tensors marked."""
-    onnx_file, facts = engine_onnx(engine)
+def tapped_engine(onnx_file: Path, facts: dict[str, Any], marks: tuple[str, ...], tmp: Path) -> tuple[Path, list[str]]:
+    """An engine rebuilt here from its ONNX and build facts (engine_onnx) with the same builder flags and profiles
+    and each of `marks` made an output (what edgekit diff reads); returns it and the tensors marked."""
     profiles = _stage1(onnx_file)[2]
     flags = tuple(facts.get("builder_flags") or ())
     record = _build_local(onnx_file, tmp, flags, profiles, tmp / "unused.cache", EngineOptions(), marks)

@@ -25,7 +25,8 @@ class TensorRTTaps(LayerTaps):
         from edgekit.backends.tensorrt.engine import engine_onnx
 
         self.path = path
-        self.onnx = OnnxTaps(engine_onnx(path)[0])  # the layers, their weights and tensor names
+        self.onnx_file, self.facts = engine_onnx(path)  # refused here, before any work, where it cannot run
+        self.onnx = OnnxTaps(self.onnx_file)  # the layers, their weights and tensor names
         self.session: Any = None
         self.checked: float | None = None
         self.note = None
@@ -41,7 +42,7 @@ class TensorRTTaps(LayerTaps):
 
         tensors = tuple(dict.fromkeys(t for layer in self.onnx.layers for t in layer.tensors if t))
         with tempfile.TemporaryDirectory(prefix="edgekit-trt-diff-") as tmp:
-            engine, marked = tapped_engine(self.path, tensors, Path(tmp))
+            engine, marked = tapped_engine(self.onnx_file, self.facts, tensors, Path(tmp))
             trt = require("tensorrt", "Diffing a TensorRT engine")
             self.session = EngineSession(trt, str(engine))
         have = {*marked, *self.session.outputs, *self.session.inputs}
