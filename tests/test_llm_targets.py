@@ -49,7 +49,12 @@ def exported(trained, lms) -> dict[str, dict[str, Path]]:
     return {}
 
 
-@pytest.fixture(params=list(RUNTIMES))
+# ExecuTorch's folders take the longest to make (about 50 s for both): the tests that read them run in the slow
+# suite, its fp32 export's greedy-token check in the fast one
+FOLDER_RUNTIMES = ["ort-genai", pytest.param("executorch-llm", marks=pytest.mark.slow), "openvino-llm"]
+
+
+@pytest.fixture(params=FOLDER_RUNTIMES)
 def folders(request, exported, trained, lms) -> dict[str, Path]:
     """The runtime's fp32 and 4-bit folders (keys fp32, int4) of the trained Llama."""
     from edgekit.exporter import export
@@ -60,10 +65,6 @@ def folders(request, exported, trained, lms) -> dict[str, Path]:
             k: export(trained, t, lms / "out").artifact for k, t in (("fp32", fp32), ("int4", four_bit))
         }
     return exported[request.param]
-
-
-# the harness is the same for both runtimes: ExecuTorch's variant (33 s and 11 s) runs in the slow suite
-HARNESS_RUNTIMES = ["ort-genai", pytest.param("executorch-llm", marks=pytest.mark.slow), "openvino-llm"]
 
 
 def _family(lms: Path, family: str) -> Path:
@@ -154,7 +155,6 @@ def test_int4_embeddings_put_the_token_table_in_4_bit_blocks(trained, tmp_path):
     assert small.sidecar["route"][0]["generation"]["token_agreement"] > 0
 
 
-@pytest.mark.parametrize("folders", HARNESS_RUNTIMES, indirect=True)
 def test_generation_benchmark_follows_its_contract(folders, tmp_path, capsys):
     from pydantic import TypeAdapter
 
@@ -231,7 +231,6 @@ def test_what_the_builder_cannot_take_is_refused(target, source, said, lms, tmp_
 
 
 @pytest.mark.ssh
-@pytest.mark.parametrize("folders", HARNESS_RUNTIMES, indirect=True)
 def test_generation_benchmark_over_ssh_on_loopback(sshd, folders, tmp_path, capsys):
     """The folder is copied whole to the device and the worker generates there."""
     out = tmp_path / "ssh.json"
@@ -284,6 +283,7 @@ def test_openvino_takes_gpt2_which_the_genai_builder_refuses(lms, tmp_path):
     assert result.sidecar["route"][0]["generation"]["identical_prompts"] == 5 and result.parity.passed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folders", ["executorch-llm"], indirect=True)
 def test_executorch_prefills_a_whole_prompt_in_one_call(folders):
     """The program is exported with a free sequence length: a prompt fed in one call leaves the same cache and
