@@ -223,8 +223,10 @@ def test_benchmark_runs_executorch_files(pte):
     assert runs[0]["environment"]["runtime_versions"]["executorch"] == "1.5.1"
 
 
-def test_a_model_fx_cannot_trace_is_static_int8_layer_by_layer(tmp_path, calib_npz):
-    result = export("tests_models:data_dependent", "pytorch-mobile-int8", tmp_path, calib=calib_npz, inputs=IMAGE)
+@pytest.mark.parametrize("model", ["data_dependent", "reads_its_layer"])
+def test_a_model_fx_cannot_trace_is_static_int8_layer_by_layer(model, tmp_path, calib_npz):
+    """Each layer between a quantize and a dequantize; a wrapped layer still answers for its weight."""
+    result = export(f"tests_models:{model}", "pytorch-mobile-int8", tmp_path, calib=calib_npz, inputs=IMAGE)
     step = result.sidecar["route"][0]
     assert result.parity.passed and step["applied"] == "static", step
     assert "per layer" in step["quantization"]["method"] and "control flow" in step["quantization"]["fx_failed"]

@@ -66,6 +66,18 @@ def data_dependent():
     return DataDependent()
 
 
+class ReadsItsLayer(DataDependent):
+    """Reads its layer's weight as Hugging Face's ViT does (casting its input to `projection.weight.dtype`)."""
+
+    def forward(self, image):
+        return super().forward(image.to(self.linear.weight.dtype))
+
+
+def reads_its_layer():
+    torch.manual_seed(0)
+    return ReadsItsLayer()
+
+
 class LstmBranch(torch.nn.Module):
     """An LSTM reading the image's rows, with a Python branch on a value: FX cannot trace it and it has no
     Linear/Conv layer, so static int8 is not possible in either of PyTorch Mobile's ways."""

@@ -133,6 +133,31 @@ def _quantize_static(
     }
 
 
+def _wrapper_class():
+    """QuantWrapper that still answers for the layer's attributes: model code reads them (Hugging Face's ViT casts
+    its pixels to `projection.weight.dtype`). A quantized layer's weight and bias, methods there, read as float
+    tensors unpacked once (the check run after converting), so tracing records constants, not unpack ops."""
+    from torch.ao.quantization import QuantWrapper
+
+    class LayerWrapper(QuantWrapper):
+        def __getattr__(self, name: str) -> Any:
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                if name == "module" or "module" not in self._modules:  # not wrapped yet
+                    raise
+                value = getattr(self.module, name)
+            if name not in ("weight", "bias") or not callable(value):
+                return value
+            unpacked = self.__dict__.setdefault("_unpacked", {})
+            if name not in unpacked:
+                tensor = value()
+                unpacked[name] = tensor.dequantize() if tensor is not None and tensor.is_quantized else tensor
+            return unpacked[name]
+
+    return LayerWrapper
+
+
 def _quantize_static_per_layer(
     torch, module, model: Model, plan: TorchLitePlan, data, keep_float: tuple[str, ...]
 ) -> tuple | str:
@@ -140,7 +165,7 @@ def _quantize_static_per_layer(
     Linear/Conv wrapped between a quantize and a dequantize (QuantWrapper), calibrated on --calib. Every
     such layer runs an int8 kernel with calibrated activation ranges; what lies between them stays float.
     Returns (module, notes), or why it is not possible."""
-    from torch.ao.quantization import QuantWrapper, convert, get_default_qconfig, prepare
+    from torch.ao.quantization import convert, get_default_qconfig, prepare
 
     engine = _set_engine(torch, plan)
     quantized = copy.deepcopy(module).eval()
@@ -151,7 +176,7 @@ def _quantize_static_per_layer(
     for name in chosen:
         owner, _, attr = name.rpartition(".")
         parent = quantized.get_submodule(owner) if owner else quantized
-        wrapper = QuantWrapper(getattr(parent, attr))
+        wrapper = _wrapper_class()(getattr(parent, attr))
         wrapper.qconfig = qconfig
         setattr(parent, attr, wrapper)
     names = model.signature.input_names
