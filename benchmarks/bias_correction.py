@@ -22,11 +22,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="edgekit-bias-correction-"))
     rows = []
     for family in FAMILIES:
-        source, _, (calib, test) = _trained(family, work)
+        source, _, (calib, test, _) = _trained(family, work)  # the parity gate only
         for corrected in (False, True):
             folder = work / ("corrected" if corrected else "plain")
             folder.mkdir(exist_ok=True)
-            row = _row(family, source, "onnx-int8", folder, calib, test, options={"bias_correction": corrected})
+            row = _row(family, source, "onnx-int8", folder, (calib, test, None), options={"bias_correction": corrected})
             rows.append({**row, "bias_correction": corrected})
             print(rows[-1], flush=True)
     result = {

@@ -44,7 +44,7 @@ def main() -> None:
     from edgekit.exporter import export
 
     work = Path(tempfile.mkdtemp(prefix="edgekit-cnn-int8-"))
-    keras, _, (keras_calib, keras_test) = _trained("mobilenetv2", work)
+    keras, _, (keras_calib, keras_test, _) = _trained("mobilenetv2", work)
     weights, inputs, calib, test = _residual_cnn(work)
     models = {
         "MobileNetV2 (Keras)": (str(keras), KERAS, {"calib": keras_calib}, keras_test, None),

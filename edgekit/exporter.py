@@ -188,7 +188,9 @@ def _first_route_that_passes(
         except (ConversionError, UnsupportedOpError, GateError) as e:  # GateError: no fallback met the gate
             if last_route:
                 if tried:
-                    e.hint = "; ".join(filter(None, [e.hint, "routes tried before: " + _tried_text(tried)]))
+                    e.hint = "; ".join(
+                        filter(None, [(e.hint or "").rstrip("."), "routes tried before: " + _tried_text(tried)])
+                    )
                 raise
             tried.append({"route": route_name(route), "result": f"failed: {first_line(e)}"})
             job.progress.warn(f"{route_name(route)} failed ({first_line(e, 160)}): trying {route_name(routes[i + 1])}")
@@ -522,7 +524,11 @@ class _RouteRun:
                     return gate.tried[-1]
                 return attempts[keep].verdict
 
-            best, _ = search(tracked, pinned, order, chosen.verdict, last_resort=self.float_last)
+            try:
+                best, _ = search(tracked, pinned, order, chosen.verdict, last_resort=self.float_last)
+            except GateError as e:
+                e.hint = job.backend.gate_hint(chosen.file) or e.hint
+                raise
             chosen = attempts[best.kept]
         gate.evaluate(
             chosen.verdict, chosen.file, job.backend.describe_io(chosen.file, job.model)

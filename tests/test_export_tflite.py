@@ -393,3 +393,35 @@ def test_onnx2tf_leaves_nothing_in_the_working_folder(tmp_path, monkeypatch, cnn
     export("edgekit_demo.zoo:digits_cnn", "tflite-fp32", tmp_path / "out", calib=calib_npz, weights=cnn[1],
            inputs=IMAGE)  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_an_int8_output_too_coarse_for_its_range_is_named_and_float_io_keeps_it(tmp_path, capsys, digits):
+    """A classifier with one class whose logit sits near -1000: the int8 output, in steps of about 4 over that
+    range, ties the other classes, and no layer kept float undoes it. The refusal names the output and its steps;
+    --float-io (float32 input and output, the op computing the output float, int8 inside) passes."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    pixels = keras.Input((64,), name="pixels")
+    logits = keras.layers.Dense(10, name="head")(keras.layers.Dense(32, activation="relu", name="hidden")(pixels))
+    model = keras.Model(pixels, logits)
+    weights, bias = model.get_layer("head").get_weights()
+    bias[9] = -1000.0  # a class never chosen, which sets the output's range
+    model.get_layer("head").set_weights([weights, bias])
+    model.save(tmp_path / "wide.keras")
+    np.savez(tmp_path / "calib.npz", pixels=digits[0][:256].reshape(256, 64))
+    out = tmp_path / "out"
+    args = ("export", tmp_path / "wide.keras", "-t", "tflite-int8", "--calib", tmp_path / "calib.npz", "-o", out)
+    code, text = run_cli(capsys, *args)
+    assert code == 1 and "No float fallback meets the gate" in text, text
+    assert "int8 output" in text and "steps of" in text and "--float-io" in text and "Traceback" not in text
+    assert not out.exists() or not list(out.iterdir())
+    code, text = run_cli(capsys, *args, "--float-io")
+    assert code == 0, text
+    info = read_tflite(out / "wide-tflite-int8.tflite")
+    assert [t.dtype for t in (*info.inputs, *info.outputs)] == ["FLOAT32", "FLOAT32"]
+    hidden, head = (o for o in info.ops if o.op == "FULLY_CONNECTED")
+    assert not hidden.computes_in_float and head.computes_in_float  # int8 inside; the output's op float
+    sidecar = json.loads((out / "wide-tflite-int8.edgekit.json").read_text())
+    assert sidecar["route"][-1]["io"].startswith("float32") and sidecar["route"][-1]["float_layers"] == ["(output ops)"]
+    assert sidecar["quantization"]["fallback"]["float_layers"] == []  # it passed at the first attempt

@@ -180,6 +180,9 @@ class Backend(Generic[PlanT]):
     # builds a target's engine stage (TensorRT: the .plan) from the exported file: (file, its options,
     # progress) -> the engine; whether this machine can is the target YAML's `engine.requires`
     engine: Callable[[Path, Any, Any], Path] | None = None
+    # what of a quantized file no layer kept float can undo (TFLite's int8 outputs), read from the file: the hint
+    # of the fallback's refusal when every layer float still fails the gate; None: nothing to add
+    gate_hint: Callable[[Path], str | None] = lambda artifact: None
     # a graph optimization between conversion and quantization (ONNX Runtime's transformer fusion); it writes
     # ctx.out only when it changed something (the backend's options may turn it off: ONNX Runtime's fuse)
     optimize: StepFn | None = None

@@ -26,6 +26,31 @@ class LiteRTOptions(BackendOptions):
         # not in search's default grid (no measured gain); a space file can add it
         json_schema_extra={"quantizations": ["full-integer"]},
     )
+    float_io: bool = Field(
+        False,
+        description="tflite-int8: float32 input and output tensors (the file quantizes its inputs; the ops computing "
+        "its outputs stay float), int8 inside; for an app that feeds floats, or an output whose range int8 steps "
+        "cannot resolve (a classifier's wide logits). Off: full integer, int8 I/O",
+        json_schema_extra={"quantizations": ["full-integer"]},
+    )
+
+
+def _gate_hint(artifact: Path) -> str | None:
+    """A full-integer file's int8 outputs: steps no layer kept float can make finer."""
+    from edgekit.backends.litert.tflite_file import read_tflite
+
+    stepped = [
+        f"{t.name} in steps of {t.scale:.3g} over [{(-128 - t.zero_point) * t.scale:.4g}, "
+        f"{(127 - t.zero_point) * t.scale:.4g}]"
+        for t in read_tflite(artifact).outputs
+        if t.dtype == "INT8" and t.scale and t.zero_point is not None
+    ]
+    if not stepped:
+        return None
+    return (
+        f"What no layer kept float undoes is the file's int8 output ({'; '.join(stepped)}): --float-io keeps the "
+        "input and output float32, int8 inside."
+    )
 
 
 def _from_keras(ctx: StepContext) -> StepNotes:
@@ -125,5 +150,6 @@ BACKEND = Backend(
     options=LiteRTOptions,
     scheme_problems=scheme_problems,
     count_work=_count_work,
+    gate_hint=_gate_hint,
     layer_taps=_layer_taps,
 )

@@ -14,14 +14,14 @@ import logging
 import re
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from edgekit._lazy import require
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.litert.onnx_prep import explain_onnx2tf_failure, prepare_for_onnx2tf
-from edgekit.backends.litert.plan import FLOAT, OTHER_OPS, ConverterSettings, LiteRTPlan
+from edgekit.backends.litert.plan import FLOAT, OTHER_OPS, OUTPUT_OPS, ConverterSettings, LiteRTPlan
 from edgekit.backends.litert.tflite_file import (
     CONVERSION_OPS,
     WEIGHTED_OPS,
@@ -337,6 +337,7 @@ class _Calibrated:
     data: bytes
     weighted: dict[str, tuple]  # output tensor name -> fingerprint of the op's weights
     other_op_types: frozenset[str]
+    outputs: tuple[str, ...]  # the tensors the model returns (the names of the ops that compute them)
 
 
 # Per export: the fallback re-runs this converter once per attempt, and only the denylists change between
@@ -363,27 +364,32 @@ def _calibrate(tf, frozen, settings: ConverterSettings, data: Dataset, specs) ->
     with quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         calibrated = converter.convert()
-    op_types = {op.op for op in read_tflite(calibrated).ops} - WEIGHTED_OPS - CONVERSION_OPS
-    return _Calibrated(calibrated, weighted_ops(calibrated), frozenset(op_types))
+    info = read_tflite(calibrated)
+    op_types = {op.op for op in info.ops} - WEIGHTED_OPS - CONVERSION_OPS
+    return _Calibrated(calibrated, weighted_ops(calibrated), frozenset(op_types), tuple(t.name for t in info.outputs))
 
 
 def _quantize_keeping_float(
-    tf, calibrated: _Calibrated, settings: ConverterSettings, others: bool, kept: dict[str, tuple], by_scope: bool
+    tf, calibrated: _Calibrated, settings: ConverterSettings, kept: tuple[bool, dict[str, tuple], bool], outputs: bool
 ) -> tuple[bytes, list[str]]:
     """Full-integer quantization of a calibrated file with layers left float: TFLite's MLIR quantizer with
-    denylists (every non-linear op type when `others`; the FULLY_CONNECTED/CONV ops whose weights are the
-    kept layers'). Returns the file and the layers it kept float."""
+    denylists (every non-linear op type when the fallback asks; the FULLY_CONNECTED/CONV ops whose weights are
+    the kept layers'; with `outputs`, the ops that compute the model's outputs). Returns the file and the layers
+    it kept float."""
     from tensorflow.lite.python.convert import mlir_quantize
 
     from edgekit.sensitivity import keras_scoped
 
-    by_print = {print_: name for name, print_ in kept.items()}
+    others, prints, by_scope = kept
+    by_print = {print_: name for name, print_ in prints.items()}
     # by weights, or (Keras sources, whose batch norms the converter folds into the weights) by scope name
     nodes: dict[str, str] = {}
     for out, print_ in calibrated.weighted.items():
-        layer = by_print.get(print_) or (keras_scoped(out, tuple(kept)) if by_scope else None)
+        layer = by_print.get(print_) or (keras_scoped(out, tuple(prints)) if by_scope else None)
         if layer:
             nodes[out] = layer
+    # an int8 op's output is requantized to int8 steps before any DEQUANTIZE: float outputs need float ops
+    nodes |= {name: OUTPUT_OPS for name in calibrated.outputs if outputs and name not in nodes}
     with quiet():
         flatbuffer = mlir_quantize(
             calibrated.data,
@@ -404,9 +410,12 @@ def _convert(
     tf = _tf()
     plan: LiteRTPlan = ctx.plan
     settings, data, source, out_path = plan.settings, ctx.data, ctx.model.source, ctx.out
+    float_io = settings.integer_io and getattr(ctx.options, "float_io", False)
+    if float_io:  # int8 inside, float32 at the file's edges: a QUANTIZE after each input, the output ops float
+        settings = replace(settings, integer_io=False)
     fallback = plan.allow_float_fallback
     others, kept_weights, by_scope = kept
-    keeping = bool(others or kept_weights) and data is not None and settings.calibrate
+    keeping = bool(others or kept_weights or float_io) and data is not None and settings.calibrate
     key = _calibration_key(ctx) if keeping else ()
     frozen = None
     if not keeping or key not in _CALIBRATED:
@@ -419,8 +428,8 @@ def _convert(
                 _CALIBRATED.clear()  # one export's at a time
                 _CALIBRATED[key] = _calibrate(tf, frozen, settings, data, specs)
             calibrated = _CALIBRATED[key]
-            kept_weights = _smoothed_prints(kept_weights, key)
-            flatbuffer, float_layers = _quantize_keeping_float(tf, calibrated, settings, others, kept_weights, by_scope)
+            kept = (others, _smoothed_prints(kept_weights, key), by_scope)
+            flatbuffer, float_layers = _quantize_keeping_float(tf, calibrated, settings, kept, float_io)
         else:
             flatbuffer = _run_converter(tf, frozen, settings, data, specs, fallback)
     except Exception as e:  # ConverterError and friends; translate into what the user can act on
@@ -443,6 +452,7 @@ def _convert(
             "float_fallback_ops": [_describe(o) for o in float_ops],
             **({"float_layers": float_layers, "float_op_types": info.float_op_types()} if float_layers else {}),
             "calibration_samples": len(data) if settings.calibrate and data is not None else 0,
+            **({"io": "float32 (--float-io): the ops computing the outputs float, int8 inside"} if float_io else {}),
         },
         applied=plan.quantization,
     )

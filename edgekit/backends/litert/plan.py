@@ -22,6 +22,8 @@ FLOAT = ConverterSettings()
 # the per-layer fallback's first group on TFLite: every op but the linear/conv ones (LayerNorm pieces,
 # Softmax, GELU, the attention-mask arithmetic), kept float around int8 FULLY_CONNECTED/CONV
 OTHER_OPS = "(non-linear ops)"
+# what tflite-int8 with --float-io keeps float: the ops computing the model's outputs (int8 ops would requantize them)
+OUTPUT_OPS = "(output ops)"
 _OPS = {
     "full-integer": "TFLITE_BUILTINS_INT8",
     "int16x8": "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",
