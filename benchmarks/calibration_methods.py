@@ -1,4 +1,4 @@
-"""ONNX Runtime's static int8 with each way of setting activation ranges (`--calibration minmax|percentile`) on
+"""ONNX Runtime's static int8 with each way of setting activation ranges (`--calibration minmax|percentile|mse`) on
 zoo families trained on real data (benchmarks/zoo_int8.py's training, data and scoring): accuracy
 change against the source in points, layers the per-layer fallback kept float, export seconds.
 
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine
 from zoo_int8 import ROOT, _row, _trained
 
-METHODS = ("minmax", "percentile")
+METHODS = ("minmax", "percentile", "mse")
 FAMILIES = ("mobilenetv2", "efficientnet", "vit", "distilbert")
 
 

@@ -153,10 +153,11 @@ def _activation_scales(path) -> dict[str, float]:
     }
 
 
-def test_percentile_calibration_clips_ranges_that_minmax_stretches(exported, tmp_path, cnn, calib_npz):
-    """--calibration percentile sets each activation range to the 99.999th percentile: never wider than minmax's,
-    narrower somewhere, and the file still keeps parity; the sidecar says which method ran."""
-    method = "percentile"
+@pytest.mark.parametrize("method", ["percentile", "mse"])
+def test_calibration_methods_clip_ranges_that_minmax_stretches(method, exported, tmp_path, cnn, calib_npz):
+    """--calibration percentile sets each activation range to the 99.999th percentile, mse to the clipping with
+    the least squared int8 error: never wider than minmax's, narrower somewhere, and the file still keeps parity;
+    the sidecar says which method ran."""
     minmax = exported["digits_cnn", "onnx-int8"]
     result = export("edgekit_demo.zoo:digits_cnn", "onnx-int8", tmp_path, calib=calib_npz, weights=cnn[1],
                     inputs=IMAGE, options={"calibration": method})  # fmt: skip
@@ -183,3 +184,23 @@ def test_keep_sensitive_pins_the_most_sensitive_layers_before_the_first_attempt(
     code, out = run_cli(capsys, "export", "edgekit_demo.zoo:digits_cnn", "--weights", cnn[1], "--input",
                         zoo.DIGITS_INPUT, "-t", "onnx-fp16", "--keep-sensitive", "1", "-o", tmp_path)  # fmt: skip
     assert code == 2 and "--keep-sensitive: onnx-fp16" in out and "no layers edgekit can keep float" in out
+
+
+def test_mse_ranges_clip_a_long_tail_and_keep_a_bounded_one():
+    """Laplace values (a long thin tail, as activations have): the MSE range clips the last few values, which
+    minmax would stretch every level for, and keeps the bulk (the optimum for 8 bits is near 10 scales); uniform
+    values have no tail worth clipping and keep their whole range."""
+    import numpy as np
+
+    from edgekit.backends.onnxruntime.ranges import mse_range
+
+    rng = np.random.default_rng(0)
+    for values, (want_low, want_high) in (
+        (rng.laplace(0, 1, 100_000), ((-11, -8), (8, 11))),
+        (rng.uniform(0, 4, 100_000), ((0, 0), (3.9, 4))),
+    ):
+        reach = float(np.abs(values).max())
+        counts, edges = np.histogram(values.astype(np.float32), bins=2048, range=(-reach, reach))
+        low, high = mse_range(counts, edges, float(values.min()), float(values.max()))
+        assert want_low[0] <= low <= want_low[1] and want_high[0] <= high <= want_high[1], (low, high)
+        assert min(values.min(), 0) <= low and high <= max(values.max(), 0)  # never wider than minmax

@@ -34,10 +34,11 @@ class OnnxRuntimeOptions(BackendOptions):
         "calibration data (depthwise convolutions round coarsest)",
         json_schema_extra={"quantizations": ["static"]},
     )
-    calibration: Literal["minmax", "percentile"] = Field(
+    calibration: Literal["minmax", "percentile", "mse"] = Field(
         "minmax",
         description="static int8: how activation ranges are set from the calibration data: minmax (every value "
-        "fits) or percentile (the 99.999th: rare outliers clip)",
+        "fits), percentile (the 99.999th: rare outliers clip) or mse (per tensor, the clipping with the least "
+        "squared rounding plus clipping error)",
         # not in search's default grid (each value is a full calibration); a space file can add it. Not entropy:
         # quantize_static leaves its histogram at 128 bins for 128 levels, one candidate (the minmax file's bytes)
         json_schema_extra={"quantizations": ["static"]},

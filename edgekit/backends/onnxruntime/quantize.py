@@ -308,7 +308,10 @@ def static_int8(ctx: StepContext) -> StepNotes:
     """Static QDQ int8 calibrated on `data`; ops outside the device's int8 list stay float."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+    from onnxruntime.quantization.calibrate import save_tensors_data
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from edgekit.backends.onnxruntime.ranges import mse_ranges
 
     plan: OrtPlan = ctx.plan
     dst, data, batch_size = ctx.out, ctx.calibration, ctx.batch_size
@@ -354,6 +357,8 @@ def static_int8(ctx: StepContext) -> StepNotes:
                 prepared, correction = _bias_corrected(prepared, Path(tmp), ctx, set(kept_nodes))
             try:
                 with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print their settings
+                    if method == "mse" and not ranges.is_file():  # quantize_static reads them from its cache
+                        save_tensors_data(mse_ranges(prepared, _Reader(data, batch_size), quantized, Path(tmp)), ranges)
                     quantize_static(str(prepared), str(dst), _Reader(data, batch_size), calibration_cache_path=ranges,
                                     **settings)  # fmt: skip
             except Exception as e:
@@ -389,7 +394,8 @@ def static_int8(ctx: StepContext) -> StepNotes:
     )
 
 
-_CALIBRATION = {"minmax": "MinMax", "percentile": "Percentile"}  # ONNX Runtime's names
+# ONNX Runtime's names; mse's ranges are edgekit's (ranges.py), handed over as a MinMax calibration cache
+_CALIBRATION = {"minmax": "MinMax", "percentile": "Percentile", "mse": "MinMax"}
 
 
 def _loads(path: Path) -> bool:
