@@ -221,6 +221,25 @@ def test_files_of_two_runtimes_over_ssh_each_run_in_their_own(sshd, files, tmp_p
 
 
 @pytest.mark.ssh
+def test_two_files_of_one_name_over_ssh_each_run_themselves(sshd, files, tmp_path):
+    """Artifacts were copied into one work folder by file name: a second model.onnx replaced the first, and both
+    runs timed it (the worker feeds the model it loads, so nothing failed). Each goes into a folder of its own."""
+    from onnx import TensorProto, helper, save
+
+    x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3]) for n in ("x", "y"))
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "other", [x], [y])
+    other = tmp_path / "elsewhere" / files[0].name  # the same file name, another model (input x: 1x3)
+    other.parent.mkdir()
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(other))
+    quick = Settings(threads=(1,), batches=(1,), warmup=1, min_runs=5, min_time=0.0, processes=1)
+    runs, error = benchmark([files[0], other], sshd.url, quick, identity=str(sshd.key), python=sys.executable,
+                            options=sshd.ssh_options)  # fmt: skip
+    assert error is None, error
+    assert [Path(r["artifact"]) for r in runs] == [files[0], other]
+    assert [list(r["inputs"]) for r in runs] == [["image"], ["x"]]  # what the device fed: each its own model
+
+
+@pytest.mark.ssh
 def test_ssh_host_without_runtime_says_what_is_missing(sshd, files, tmp_path):
     fake_python = tmp_path / "python-without-ort"
     fake_python.write_text('#!/bin/sh\nexec /usr/bin/env -i PATH=/usr/bin:/bin python3 -I "$@"\n')

@@ -57,7 +57,7 @@ def benchmark_generation(
         worker = transport.push(WORKER, WORKER.name)
         # every runtime's loader is called generation_loader.py: each is pushed under its runtime's name
         loaders = {b.runtime: transport.push(loader, f"{b.runtime}_generation_loader.py") for b, loader in generating}
-        remote = [push_artifact(transport, p) for p in paths]
+        remote = [push_artifact(transport, p, i) for i, p in enumerate(paths)]
         try:
             for threads in settings.threads:
                 for prompt in settings.prompt_tokens:

@@ -38,7 +38,7 @@ class PythonWorker:
         self.synthetic = transport.push(SYNTHETIC)
         # every backend's loader is called worker_loader.py: each is pushed under its runtime's name
         self.loaders = {b.runtime: transport.push(b.worker_loader, f"{b.runtime}_loader.py") for b in self.backends}
-        self.remote = [push_artifact(transport, p) for p in paths]
+        self.remote = [push_artifact(transport, p, i) for i, p in enumerate(paths)]
         self.extra = [worker_inputs(p, b) for p, b in zip(paths, self.backends)]
 
     def batches(self) -> tuple[int, ...]:
@@ -115,7 +115,7 @@ class NativeTool:
             self.tool = found
         self.tool_name = Path(self.tool).name
         transport.run(["chmod", "755", self.script])
-        self.remote = [push_artifact(transport, p) for p in paths]
+        self.remote = [push_artifact(transport, p, i) for i, p in enumerate(paths)]
         self.environment: dict[str, Any] = {"device": transport.name}
 
     def batches(self) -> tuple[int, ...]:
@@ -140,11 +140,15 @@ class NativeTool:
         return parsed
 
 
-def push_artifact(transport: Transport, path: Path) -> str:
-    """Copy an artifact's companions (an OpenVINO .xml's .bin), then the artifact, to the device's work folder."""
+def push_artifact(transport: Transport, path: Path, slot: int = 0) -> str:
+    """Copy an artifact's companions (an OpenVINO .xml's .bin), then the artifact, into a folder of the device's
+    work folder that is its own (`slot`): two artifacts may share a file name (a/model.onnx, b/model.onnx), and
+    in one folder the second would replace the first and be timed twice."""
+    folder = f"artifact-{slot}"
+    transport.run(["mkdir", "-p", f"{transport.workdir}/{folder}"])
     for part in artifact_files(path)[1:]:
-        transport.push(part)
-    return transport.push(path)
+        transport.push(part, f"{folder}/{part.name}")
+    return transport.push(path, f"{folder}/{path.name}")
 
 
 def _refuse_what_cannot_run_here(paths: list[Path], backends: list[Backend]) -> None:
