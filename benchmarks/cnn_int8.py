@@ -1,11 +1,11 @@
 """int8 on two CNNs, each against its own fp32 file: keras.applications' MobileNetV2 (`weights=None`, 32x32 RGB,
 trained 3 epochs on the upscaled digits, as in zoo_int8.py) on ONNX Runtime and TFLite, and a MobileNet-style
-PyTorch CNN with a residual add, a concatenation and a mean (edgekit_demo.zoo.digits_residual_cnn, the 8x8
-digits, 10 epochs; on the upscaled 32x32 ones it did not learn) on ONNX Runtime, TFLite, PyTorch Mobile and
-ExecuTorch. Each file exported with the defaults (parity gate and per-layer fallback; 200 training digits to
-calibrate), scored on the 449 test digits in its own runtime, and every file timed in one interleaved `edgekit
-benchmark` run (1 thread, batch 1, 3 fresh processes). Goal: each int8 file within 1 point of the source and
-faster than its fp32 file.
+PyTorch CNN (edgekit_demo.zoo.digits_mobilenet: a strided stem, inverted residual blocks with depthwise
+convolutions and residual adds, a mean; the digits upscaled to 32x32, 10 epochs) on ONNX Runtime, TFLite,
+PyTorch Mobile and ExecuTorch. Each file exported with the defaults (parity gate and per-layer fallback; 200
+training digits to calibrate), scored on the 449 test digits in its own runtime, and every file timed in one
+interleaved `edgekit benchmark` run (1 thread, batch 1, 3 fresh processes). Goal: each int8 file within 1 point
+of the source and faster than its fp32 file.
 
     .venv/bin/python benchmarks/cnn_int8.py   # -> benchmarks/results/cnn-int8.json
 """
@@ -27,16 +27,16 @@ FP32 = {"onnx-int8": "onnx-fp32", "tflite-int8": "tflite-fp32", "pytorch-mobile-
         "executorch-int8": "executorch-fp32"}  # fmt: skip
 
 
-def _residual_cnn(work: Path) -> tuple[Path, tuple, Path, Path]:
+def _mobilenet(work: Path) -> tuple[Path, tuple, Path, Path]:
     from edgekit.spec import parse_input_specs
     from edgekit_demo import zoo
 
-    x_train, y_train, x_test, y_test = zoo.digits_split()
-    zoo.save_weights(zoo.train(zoo.digits_residual_cnn(), x_train, y_train, epochs=10), work / "residual.pt")
-    np.savez(work / "residual-calib.npz", image=x_train[:200])
-    np.savez(work / "residual-test.npz", image=x_test, labels=y_test)
-    data = work / "residual-calib.npz", work / "residual-test.npz"
-    return work / "residual.pt", parse_input_specs((zoo.DIGITS_INPUT,)), *data
+    x_train, y_train, x_test, y_test = zoo.digits_upscaled(32)
+    zoo.save_weights(zoo.train(zoo.digits_mobilenet(), x_train, y_train, epochs=10), work / "mobilenet.pt")
+    np.savez(work / "mobilenet-calib.npz", image=x_train[:200])
+    np.savez(work / "mobilenet-test.npz", image=x_test, labels=y_test)
+    data = work / "mobilenet-calib.npz", work / "mobilenet-test.npz"
+    return work / "mobilenet.pt", parse_input_specs(("image:float32:batchx1x32x32",)), *data
 
 
 def main() -> None:
@@ -45,10 +45,10 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="edgekit-cnn-int8-"))
     keras, _, (keras_calib, keras_test, _) = _trained("mobilenetv2", work)
-    weights, inputs, calib, test = _residual_cnn(work)
+    weights, inputs, calib, test = _mobilenet(work)
     models = {
         "MobileNetV2 (Keras)": (str(keras), KERAS, {"calib": keras_calib}, keras_test, None),
-        "residual CNN (PyTorch)": ("edgekit_demo.zoo:digits_residual_cnn", TORCH,
+        "MobileNet-style CNN (PyTorch)": ("edgekit_demo.zoo:digits_mobilenet", TORCH,
                                    {"calib": calib, "weights": weights, "inputs": inputs}, test, weights),
     }  # fmt: skip
     rows, files = [], {}

@@ -85,6 +85,50 @@ def digits_residual_cnn():
     return ResidualCNN()
 
 
+def digits_mobilenet():
+    """A MobileNet-style CNN for the digits upscaled to 32x32 (`digits_upscaled`): a strided stem, then inverted
+    residual blocks (1x1 expand, 3x3 depthwise, 1x1 project; a residual add where the shape stays), a mean over
+    the positions and a linear head. Enough arithmetic per call that int8 kernels, not call overhead, decide speed."""
+    torch = require("torch", "The built-in torch models")
+    nn = torch.nn
+
+    class InvertedResidual(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int, expand: int = 4) -> None:
+            super().__init__()
+            hidden = cin * expand
+            self.block = nn.Sequential(
+                nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(),
+                nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(),
+                nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout),
+            )  # fmt: skip
+            self.residual = stride == 1 and cin == cout
+
+        def forward(self, x):
+            y = self.block(x)
+            return x + y if self.residual else y
+
+    class DigitsMobileNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+            widths = [(16, 16, 1), (16, 24, 2), (24, 24, 1), (24, 32, 2), (32, 32, 1)]
+            self.blocks = nn.Sequential(*(InvertedResidual(*w) for w in widths))
+            self.head = nn.Linear(32, 10)
+
+        def forward(self, x):
+            return self.head(self.blocks(self.stem(x)).mean(dim=(2, 3)))
+
+    return DigitsMobileNet()
+
+
+def digits_upscaled(side: int = 32):
+    """The digits split with each 8x8 image upscaled (nearest) to `side` x `side`, one channel:
+    (x_train, y_train, x_test, y_test)."""
+    x, y, x_test, y_test = digits_split()
+    factor = side // 8
+    return x.repeat(factor, 2).repeat(factor, 3), y, x_test.repeat(factor, 2).repeat(factor, 3), y_test
+
+
 def digits_small_cnn():
     """digits_cnn with a quarter of its channels and neurons: a student for distillation."""
     nn = _nn()

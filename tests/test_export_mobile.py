@@ -45,6 +45,20 @@ def test_static_int8_carries_a_residual_add_a_concatenation_and_a_mean(digits, c
     assert accuracy > 0.85 and artifact_accuracy(result.artifact, x_test, y_test) >= accuracy - 0.015
 
 
+def test_a_mobilenet_style_cnn_is_static_int8_through_depthwise_convolutions(tmp_path):
+    """The benchmarks' MobileNet-style CNN (grouped 3x3 convolutions, residual adds, batch norms to fold) at 32x32:
+    every convolution int8, calibrated, the file within the parity gate."""
+    import numpy as np
+
+    x_train, _, _, _ = zoo.digits_upscaled(32)
+    np.savez(tmp_path / "calib.npz", image=x_train[:64])
+    result = export("edgekit_demo.zoo:digits_mobilenet", "pytorch-mobile-int8", tmp_path, calib=tmp_path / "calib.npz",
+                    inputs=(parse_input_spec("image:float32:batchx1x32x32"),))  # fmt: skip
+    step = result.sidecar["route"][-1]
+    assert result.parity.passed and result.sidecar["quantization"]["applied"] == "static"
+    assert step["quantization"]["quantized_module_types"] == ["Conv2d", "ConvReLU2d", "Linear"]  # ReLUs fused
+
+
 @pytest.mark.parametrize("model", ["digits_mlp", "digits_cnn", "tiny_transformer"])
 def test_lite_interpreter_files_keep_accuracy(mobile, digits, model):
     _, _, x_test, y_test = digits
