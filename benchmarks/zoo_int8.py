@@ -134,6 +134,8 @@ def main(families: list[str], only: tuple[str, ...] = ()) -> None:
 
 
 def _write(path: Path, rows: list[dict], machine: dict) -> None:
+    from edgekit_demo.zoo_families import DIGITS_VALIDATION
+
     result = {
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
         "machine": machine,
@@ -143,7 +145,7 @@ def _write(path: Path, rows: list[dict], machine: dict) -> None:
             "calibration_samples": CALIB,
             "test_tweets": TEST,
             "image_epochs": IMAGE_EPOCHS,
-            "image_gate": {"validation_digits": 300, "max_drop_pts": MAX_DROP},
+            "image_gate": {"validation_digits": DIGITS_VALIDATION, "max_drop_pts": MAX_DROP},
         },
         "rows": rows,
     }

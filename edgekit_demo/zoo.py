@@ -29,8 +29,8 @@ def digits_split(seed: int = 0, test_fraction: float = 0.25):
 def digits_rgb(side: int = 32, channels_last: bool = False):
     """The digits split, upscaled (nearest) to `side` x `side` RGB for models built for colour images:
     (N, 3, side, side), or (N, side, side, 3) with `channels_last`."""
-    split = digits_split()
-    images = [x.repeat(side // 8, axis=2).repeat(side // 8, axis=3).repeat(3, axis=1) for x in split[0::2]]
+    split = digits_upscaled(side)
+    images = [x.repeat(3, axis=1) for x in split[0::2]]
     if channels_last:
         images = [np.ascontiguousarray(x.transpose(0, 2, 3, 1)) for x in images]
     return images[0], split[1], images[1], split[3]
