@@ -87,6 +87,7 @@ def test_static_int8_records_the_correction_only_when_asked(tmp_path, cnn, calib
         "edgekit_demo.zoo:digits_cnn", "onnx-int8", tmp_path / "bc", options={"bias_correction": True}, **common
     )
     assert plain.sidecar["quantization"]["bias_correction"] == "off (--bias-correction not given)"
+    assert plain.sidecar["quantization"]["adaround"] == "off (--adaround not given)"
     record = corrected.sidecar["quantization"]["bias_correction"]
     assert record["layers"] >= 4 and record["max_shift"] > 0 and corrected.parity.passed
     assert corrected.artifact.read_bytes() != plain.artifact.read_bytes()

@@ -34,6 +34,13 @@ class OnnxRuntimeOptions(BackendOptions):
         "calibration data (depthwise convolutions round coarsest)",
         json_schema_extra={"quantizations": ["static"]},
     )
+    adaround: bool = Field(
+        False,
+        description="static int8: learn whether each Conv/Gemm/MatMul weight rounds up or down, against the "
+        "layer's output on the calibration data (AdaRound; needs the torch extra; seconds per layer of a small "
+        "model, minutes for a transformer)",
+        json_schema_extra={"quantizations": ["static"]},
+    )
     calibration: Literal["minmax", "percentile", "mse"] = Field(
         "minmax",
         description="static int8: how activation ranges are set from the calibration data: minmax (every value "

@@ -40,7 +40,11 @@ def correct_biases(model: Any, data: Dataset, batch_size: int, grid: WeightGrid,
     from onnx import numpy_helper
 
     inits = {i.name: i for i in model.graph.initializer}
-    layers = [(n, w) for n in model.graph.node if n.name not in skip and (w := _weight(n, inits)) is not None]
+    layers = [
+        (n, w)
+        for n in model.graph.node
+        if n.op_type in ("Conv", "Gemm") and n.name not in skip and (w := weight_as_out_in(n, inits)) is not None
+    ]
     if not layers:
         return {"method": METHOD, "layers": 0}
     means = _input_means(model, sorted({n.input[0] for n, _ in layers}), data, batch_size)
@@ -54,17 +58,20 @@ def correct_biases(model: Any, data: Dataset, batch_size: int, grid: WeightGrid,
     return {"method": METHOD, "layers": len(layers), "max_shift": round(max(shifts), 6)}
 
 
-def _weight(node: Any, inits: dict) -> np.ndarray | None:
-    """The node's weight as [out, in, ...] (a Gemm's B transposed when transB is 0), if it is a constant."""
+def weight_as_out_in(node: Any, inits: dict) -> np.ndarray | None:
+    """A Conv's, Gemm's or MatMul's constant float weight as [out, in, ...] (a Gemm's B transposed when transB is
+    0, a MatMul's always), or None."""
     from onnx import helper, numpy_helper
 
-    if node.op_type not in ("Conv", "Gemm") or len(node.input) < 2 or node.input[1] not in inits:
+    if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2 or node.input[1] not in inits:
         return None
     w = numpy_helper.to_array(inits[node.input[1]])
+    if w.dtype != np.float32:
+        return None
     if node.op_type == "Conv":
-        return w if w.dtype == np.float32 else None
+        return w
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    if attrs.get("transA", 0) or w.ndim != 2 or w.dtype != np.float32:
+    if attrs.get("transA", 0) or w.ndim != 2:
         return None
     return w if attrs.get("transB", 0) else w.T
 

@@ -9,11 +9,14 @@ import logging
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from edgekit.backends.base import NON_LAYER_OPS, StepContext, StepNotes
 from edgekit.backends.onnxruntime.plan import OrtPlan
 from edgekit.data import Dataset
-from edgekit.errors import ConversionError, first_line
+from edgekit.errors import ConversionError, MissingDependencyError, first_line
 from edgekit.sensitivity import converted_ops, keras_scoped, onnx_layers, symmetric_int8
 from edgekit.sources.base import Model
 
@@ -317,7 +320,6 @@ def static_int8(ctx: StepContext) -> StepNotes:
     dst, data, batch_size = ctx.out, ctx.calibration, ctx.batch_size
     method = getattr(ctx.options, "calibration", "minmax")
     src, smoothing = _smoothed(ctx)
-    correction: dict | str = "off (--bias-correction not given)"
     float_model = onnx.load(str(src))
     quantized, kept = _split(Counter(n.op_type for n in float_model.graph.node), plan.int8_ops)
     act_type, weight_type = _quant_types(plan)
@@ -353,8 +355,8 @@ def static_int8(ctx: StepContext) -> StepNotes:
                 quant_pre_process(str(src), str(prepared), skip_optimization=not optimize, skip_symbolic_shape=True)
             except Exception:  # pre-processing is an optimization; quantize the original when it fails
                 prepared = Path(src)
-            if getattr(ctx.options, "bias_correction", False):  # on the graph quantize_static rounds (BN folded)
-                prepared, correction = _bias_corrected(prepared, Path(tmp), ctx, set(kept_nodes))
+            # on the graph quantize_static rounds (batch norms folded)
+            prepared, rounding, correction = _weights_prepared(prepared, Path(tmp), ctx, set(kept_nodes), optimize)
             try:
                 with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print their settings
                     if method == "mse" and not ranges.is_file():  # quantize_static reads them from its cache
@@ -373,6 +375,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
             "format": "QDQ",
             "calibration": method,
             "smoothing": smoothing,
+            "adaround": rounding,
             "bias_correction": correction,
             "float_output_ops": dict(plan.extra_options).get("OpTypesToExcludeOutputQuantization", []),
             "calibration_samples": len(data),
@@ -426,23 +429,59 @@ def _attempts_key(ctx: StepContext, src: Path, *more: object) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _bias_corrected(prepared: Path, tmp: Path, ctx: StepContext, kept: set[str]) -> tuple[Path, dict | str]:
-    """The graph to quantize with its Conv and Gemm biases corrected for the weights' rounding (the layers kept
-    float left alone), or as it was when the calibration run fails (static quantization then says why)."""
+def _weights_prepared(
+    prepared: Path, tmp: Path, ctx: StepContext, kept: set[str], optimized: bool
+) -> tuple[Path, dict | str, dict | str]:
+    """The graph to quantize with its weights' rounding learned (--adaround) or its Conv and Gemm biases
+    corrected for it (--bias-correction), the layers kept float left alone; with what each did, for the
+    sidecar. A method whose calibration run fails leaves the graph as it was (static quantization then says
+    why)."""
     import onnx
 
     from edgekit.backends.onnxruntime.bias_correction import WeightGrid, correct_biases
 
+    adaround, bias_correction = getattr(ctx.options, "adaround", False), getattr(ctx.options, "bias_correction", False)
+    rounding: dict | str = "off (--adaround not given)"
+    correction: dict | str = "off (--bias-correction not given)"
+    if not adaround and not bias_correction:
+        return prepared, rounding, correction
     plan: OrtPlan = ctx.plan
     model = onnx.load(str(prepared))
     grid = WeightGrid(qmax=plan.weight_qmax, per_channel=plan.per_channel)
+    if adaround:
+        rounding = _learn_rounding(model, ctx, grid, kept, optimized)
+        if bias_correction:  # the learned rounding leaves no error of its own to correct
+            correction = "off: --adaround fits each layer's output on the calibration data, its mean included"
+    elif bias_correction:
+        try:
+            correction = correct_biases(model, ctx.calibration, ctx.batch_size, grid, kept)
+        except Exception as e:
+            correction = {"method": "bias correction", "skipped": first_line(e, 200)}
+    changed = tmp / "weights-prepared.onnx"
+    onnx.save(model, str(changed), save_as_external_data=model.ByteSize() > 1_500_000_000)
+    return changed, rounding, correction
+
+
+def _learn_rounding(model: Any, ctx: StepContext, grid: Any, kept: set[str], optimized: bool) -> dict:
+    """AdaRound on `model` in place, its learned weights kept beside the fallback's attempts (which differ only
+    in the layers they keep float: each layer learns once per export)."""
+    from edgekit.backends.onnxruntime.adaround import AdaRoundSettings, adaround
+
+    memo_path = ctx.out.parent / f"adaround-{_attempts_key(ctx, ctx.src_file, optimized)}.npz"
+    memo: dict[str, tuple[np.ndarray, float]] = {}
+    if memo_path.is_file():
+        with np.load(memo_path) as saved:
+            memo = {str(name): (saved[f"w{i}"], float(saved["ratios"][i])) for i, name in enumerate(saved["names"])}
     try:
-        notes = correct_biases(model, ctx.calibration, ctx.batch_size, grid, kept)
+        notes = adaround(model, ctx.calibration, ctx.batch_size, grid, kept, AdaRoundSettings(), memo)
+    except MissingDependencyError:  # the user asked for it: say what to install
+        raise
     except Exception as e:
-        return prepared, {"method": "bias correction", "skipped": first_line(e, 200)}
-    corrected = tmp / "corrected.onnx"
-    onnx.save(model, str(corrected), save_as_external_data=model.ByteSize() > 1_500_000_000)
-    return corrected, notes
+        return {"method": "AdaRound", "skipped": first_line(e, 200)}
+    arrays: dict[str, Any] = {f"w{i}": value for i, (value, _) in enumerate(memo.values())}
+    arrays.update(names=np.array(list(memo)), ratios=np.array([ratio for _, ratio in memo.values()]))
+    np.savez(memo_path, **arrays)
+    return notes
 
 
 def _smoothed(ctx: StepContext) -> tuple[Path, dict | str]:
