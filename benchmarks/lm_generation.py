@@ -65,7 +65,7 @@ def export(source: Path, out: Path, prompts: int, targets: tuple[str, ...] = TAR
         gate = subprocess.run(argv).returncode
         suffix = get_target(target).suffix
         folder = out / f"{source.name}-{target}{'.rejected' if gate else ''}{suffix}"
-        if not folder.is_dir():
+        if not folder.exists():  # a folder, or one file (GGUF)
             raise SystemExit(f"{target} was not exported (exit {gate})")
         sidecar = json.loads(sidecar_path(folder).read_text())
         done[target] = {

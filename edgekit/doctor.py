@@ -22,11 +22,12 @@ class Package:
     tested: str
     installed: str | None
     fix: str | None  # the command that installs the tested version, when it is missing or differs
+    optional: bool = False  # of an extra that `all` leaves out (llamacpp: it compiles llama.cpp at install)
 
     @property
     def status(self) -> str:
         if self.installed is None:
-            return "missing"
+            return "optional" if self.optional else "missing"
         return "ok" if self.installed.split("+")[0] == self.tested.split("+")[0] else "differs"
 
 
@@ -52,8 +53,11 @@ def packages() -> list[Package]:
     from packaging.utils import canonicalize_name
 
     tested = tested_versions()
+    requires = metadata.requires("edgekit") or []
+    everything = next((Requirement(t).extras for t in requires if Requirement(t).name == "edgekit" and
+                       'extra == "all"' in t), set())  # fmt: skip
     rows: dict[str, Package] = {}
-    for text in metadata.requires("edgekit") or []:
+    for text in requires:
         req = Requirement(text)
         exact = next((s.version for s in req.specifier if s.operator == "=="), None)
         pin = tested.get(canonicalize_name(req.name), exact)
@@ -63,13 +67,14 @@ def packages() -> list[Package]:
             continue
         index = f"{EXTRA_INDEX[group]} " if group in EXTRA_INDEX else ""
         command = f"pip install {index}-c constraints.txt " + (f"'edgekit[{group}]'" if extra else "edgekit")
-        rows[req.name] = Package(req.name, group, pin, _installed(req.name), command)
+        optional = bool(everything) and group not in everything and group != "core"
+        rows[req.name] = Package(req.name, group, pin, _installed(req.name), command, optional)
     for spec in sorted(set(" ".join(NO_DEPS.values()).split())):
         name, _, pin = spec.partition("==")
         if name not in rows:
             rows[name] = Package(name, "--no-deps", pin, _installed(name), f"pip install --no-deps {spec}")
     return [
-        Package(p.name, p.extra, p.tested, p.installed, None if p.status == "ok" else p.fix)
+        Package(p.name, p.extra, p.tested, p.installed, None if p.status == "ok" else p.fix, p.optional)
         for p in sorted(rows.values(), key=lambda p: (p.extra != "core", p.extra, p.name))
     ]
 

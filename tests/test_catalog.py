@@ -37,6 +37,10 @@ DESIGN_TARGETS = {
     "openvino-llm-int8",
     "openvino-llm-int4",
     "openvino-llm-fp32",  # beyond the design's list: the float folder that proves the route token for token
+    "gguf-f32",  # beyond the design's list: the float file that proves the writer token for token
+    "gguf-f16",
+    "gguf-q8_0",
+    "gguf-q4_k_m",
     "coreml-fp32",  # converted on Linux, run on macOS/iOS
     "coreml-fp16",
     "coreml-int8",

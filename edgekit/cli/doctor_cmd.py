@@ -29,9 +29,10 @@ def doctor_cmd(as_json: bool) -> None:
     table = Table(title=f"edgekit {found['edgekit']} on {found['device']}: packages")
     for col in ("package", "for", "tested", "here", "fix"):
         table.add_column(col, overflow="fold")
-    style = {"ok": "green", "differs": "yellow", "missing": "red"}
+    style = {"ok": "green", "differs": "yellow", "missing": "red", "optional": "dim"}
     for p in found["packages"]:
-        here = f"[{style[p['status']]}]{p['installed'] or 'missing'}[/]"
+        absent = "not installed (optional)" if p["status"] == "optional" else "missing"
+        here = f"[{style[p['status']]}]{p['installed'] or absent}[/]"
         table.add_row(p["name"], p["extra"], p["tested"], here, escape(p["fix"] or ""))
     console.print(table)
     ready = [t["name"] for t in found["targets"] if t["exports_here"] and t["runs_here"]]

@@ -1,0 +1,119 @@
+"""What edgekit's generation harness costs: decode tokens/s of the same files measured by `edgekit benchmark
+--generate` and by the runtime's own benchmark program, in one run, alternating.
+
+The ~120M-parameter random-initialised Llama of benchmarks/lm_generation.py; 64-token prompt, 64 new tokens, 1
+thread, 3 rounds each way (edgekit: a fresh process per round with 1 warm-up and 2 timed generations). The
+runtimes' programs are not in their wheels; give the path of one:
+- llama.cpp's llama-bench (build it from llama.cpp: `cmake -B build && cmake --build build --target
+  llama-bench`), on gguf-f32 and gguf-q4_k_m: its `tg` test, 64 tokens after a 64-token context, 3 repetitions;
+- ONNX Runtime GenAI's benchmark/python/benchmark_e2e.py (from its repository, with metrics.py beside it), on
+  ort-genai-fp32 and ort-genai-int4: 64 random prompt tokens, greedy, 1 warm-up, 3 repetitions, its token
+  generation throughput (1 / the mean time of a generate_next_token call).
+Run:
+    .venv/bin/python benchmarks/lm_harness.py llama.cpp PATH/llama-bench   # -> results/gguf-harness.json
+    .venv/bin/python benchmarks/lm_harness.py ort-genai PATH/benchmark_e2e.py   # -> results/genai-harness.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from platform import python_version
+
+from lm_generation import export, speed_model
+from machine import machine
+from minilm_efficiency import EDGEKIT, ROOT
+
+PROMPT, NEW, ROUNDS = 64, 64, 3
+
+
+def llama_bench(tool: str, file: str) -> float:
+    argv = [tool, "-m", file, "-p", "0", "-n", str(NEW), "-d", str(PROMPT), "-t", "1", "-r", "3", "-o", "json"]
+    (record,) = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    return record["avg_ts"]
+
+
+def genai_e2e(tool: str, folder: str) -> float:
+    """benchmark_e2e.py sets no thread count: the folder's genai_config.json says 1 (edgekit's worker sets its own);
+    and it makes an og.Tokenizer, which does not take MiniLM's WordPiece (BertTokenizer): the folder gets a small
+    byte-level BPE one (its prompts are random token ids either way; edgekit's worker reads no tokenizer)."""
+    config = Path(folder) / "genai_config.json"
+    described = json.loads(config.read_text())
+    described["model"]["decoder"].setdefault("session_options", {})["intra_op_num_threads"] = 1
+    config.write_text(json.dumps(described, indent=2))
+    _byte_level_tokenizer(Path(folder))
+    argv = [sys.executable, tool, "-i", folder, "-l", str(PROMPT), "-g", str(NEW), "-r", "3", "-w", "1", "-k", "1"]
+    argv += ["--use_random_tokens", "-o", str(Path(tempfile.mkdtemp()) / "e2e.csv")]
+    env = {**os.environ, "ORT_DISABLE_TELEMETRY": "1"}
+    done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=Path(tool).parent, env=env)
+    return float(re.search(r"Token Generation Throughput \(per token\): ([\d.]+) tps", done.stdout)[1])
+
+
+def _byte_level_tokenizer(folder: Path) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(["the weather today", "a tweet about the weather"], trainer)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "GPT2Tokenizer"}))
+    for name in ("vocab.txt", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+
+
+# runtime -> (its targets, its own measure of one file's decode tokens/s, the results file)
+TOOLS: dict[str, tuple[tuple[str, ...], Callable[[str, str], float], str]] = {
+    "llama.cpp": (("gguf-f32", "gguf-q4_k_m"), llama_bench, "gguf-harness.json"),
+    "ort-genai": (("ort-genai-fp32", "ort-genai-int4"), genai_e2e, "genai-harness.json"),
+}
+
+
+def main(runtime: str, tool: str) -> None:
+    targets, own_measure, result_file = TOOLS[runtime]
+    with tempfile.TemporaryDirectory(prefix="edgekit-lmh-") as tmp:
+        work = Path(tmp)
+        files = export(speed_model(work / "llama-120m"), work / "out", prompts=2, targets=targets)
+        paths = [files[t]["folder"] for t in targets]
+        own: dict[str, list[float]] = {t: [] for t in targets}
+        ours: list[dict] = []
+        for _ in range(ROUNDS):  # alternating: one edgekit process per file, then the runtime's own program
+            result = work / "edgekit.json"
+            argv = [*EDGEKIT, "benchmark", *paths, "--generate", "--threads", "1", "--prompt-tokens", str(PROMPT)]
+            argv += ["--new-tokens", str(NEW), "--processes", "1", "--generations", "2", "--json", str(result), "-q"]
+            subprocess.run(argv, check=True)
+            ours += json.loads(result.read_text())
+            for target, path in zip(targets, paths):
+                own[target].append(own_measure(tool, path))
+    rows = {}
+    for target in targets:
+        edgekit_tps = statistics.median(r["decode_tokens_per_s"]["median"] for r in ours if r["target"] == target)
+        own_tps = statistics.median(own[target])
+        rows[target] = {
+            "edgekit_decode_tokens_per_s": round(edgekit_tps, 1),
+            "own_tool_decode_tokens_per_s": round(own_tps, 1),
+            "edgekit_vs_own": round(edgekit_tps / own_tps, 3),
+        }
+        print(target, rows[target], flush=True)
+    document = {
+        "what": __doc__.splitlines()[0] + " " + __doc__.splitlines()[1],
+        "machine": {**machine(), "python": python_version()},
+        "own_tool": f"{runtime}: {Path(tool).name}",
+        "settings": {"prompt_tokens": PROMPT, "new_tokens": NEW, "threads": 1, "rounds": ROUNDS},
+        "results": rows,
+    }
+    (ROOT / "benchmarks" / "results" / result_file).write_text(json.dumps(document, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in TOOLS:
+        raise SystemExit(__doc__)
+    main(*sys.argv[1:])
