@@ -67,7 +67,7 @@ def adaround(
     for node, w in layers:
         nearest = grid.rounded(w)
         if node.input[1] not in memo:
-            learned, ratio = _learn(torch, _forward(node, torch), w, inputs[node.input[0]], grid, settings)
+            learned, ratio = _learn(torch, _forward(node, torch), w, nearest, inputs[node.input[0]], grid, settings)
             if ratio >= 1.0:  # no better than rounding to nearest on the layer's output: keep that
                 learned, ratio = nearest, 1.0
             memo[node.input[1]] = _as_stored(node, learned), ratio
@@ -88,12 +88,11 @@ def adaround(
     }
 
 
-def _learn(torch, forward, w: np.ndarray, x: np.ndarray, grid: WeightGrid, settings: AdaRoundSettings):
+def _learn(torch, forward, w: np.ndarray, nearest: np.ndarray, x: np.ndarray, grid: WeightGrid,
+           settings: AdaRoundSettings):  # fmt: skip
     """The weight `w` ([out, in, ...]) rounded on `grid` as learned on the layer inputs `x`, and its output error
-    on all of `x` relative to rounding to nearest."""
-    flat = w.reshape(w.shape[0], -1) if grid.per_channel else w.reshape(1, -1)
-    scale = np.abs(flat).max(axis=1, keepdims=True) / grid.qmax
-    scale = np.where(scale > 0, scale, 1.0).reshape((-1,) + (1,) * (w.ndim - 1) if grid.per_channel else (1,))
+    on all of `x` relative to `nearest`'s (`w` rounded to nearest)."""
+    scale = grid.scale(w)
     ratio_grid = w / scale
     floor = np.floor(ratio_grid)
     peak = np.abs(ratio_grid) >= grid.qmax - 1e-6  # the weights that set the scale: kept where they are
@@ -103,7 +102,7 @@ def _learn(torch, forward, w: np.ndarray, x: np.ndarray, grid: WeightGrid, setti
     w_t, x_t = torch.tensor(w), torch.tensor(x)
     with torch.no_grad():
         target = forward(x_t, w_t)
-        base = float(((forward(x_t, torch.tensor(grid.rounded(w))) - target) ** 2).mean()) or 1e-30
+        base = float(((forward(x_t, torch.tensor(nearest)) - target) ** 2).mean()) or 1e-30
     optimizer = torch.optim.Adam([v], lr=3e-2)
     per_step = settings.batch_maps if w.ndim > 2 else settings.batch_rows
     warm = int(WARMUP * settings.iterations)

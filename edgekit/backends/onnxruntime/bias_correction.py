@@ -27,11 +27,16 @@ class WeightGrid:
     qmax: int
     per_channel: bool
 
+    def scale(self, w: np.ndarray) -> np.ndarray:
+        """The step of each output channel of `w` (on axis 0), or of the whole tensor, shaped to broadcast."""
+        flat = w.reshape(w.shape[0], -1) if self.per_channel else w.reshape(1, -1)
+        _, scale = symmetric_int8(flat, axis=0, qmax=self.qmax)
+        return scale.reshape((-1,) + (1,) * (w.ndim - 1)) if self.per_channel else scale
+
     def rounded(self, w: np.ndarray) -> np.ndarray:
         """`w` (output channels on axis 0) as the quantizer will hold it, back in float."""
-        flat = w.reshape(w.shape[0], -1) if self.per_channel else w.reshape(1, -1)
-        q, scale = symmetric_int8(flat, axis=0, qmax=self.qmax)
-        return (q * scale[:, None]).reshape(w.shape)
+        scale = self.scale(w)
+        return np.clip(np.round(w / scale), -self.qmax, self.qmax) * scale
 
 
 def correct_biases(model: Any, data: Dataset, batch_size: int, grid: WeightGrid, skip: set[str]) -> dict[str, Any]:
