@@ -1,5 +1,5 @@
 """llama.cpp for causal LMs: single GGUF files (weights, hyperparameters and tokenizer in one), written by edgekit
-from a Hugging Face folder in f16 and quantized by llama.cpp's own quantizer (q8_0, q4_k_m); run with
+from a Hugging Face folder in f32 or f16 and quantized by llama.cpp's own quantizer (q8_0, q4_k_m); run with
 llama-cpp-python, as an app embedding llama.cpp does."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Hugging Face causal-LM folder -> GGUF file: written in f16 by edgekit (write.py), quantized by llama.cpp's own
-quantizer (q8_0, q4_k_m), then proved by generation: greedy tokens from the file in llama.cpp, through its cache,
-against the source's (transformers, every position recomputed)."""
+"""Hugging Face causal-LM folder -> GGUF file: written in f32 or f16 by edgekit (write.py), quantized from the f32
+file by llama.cpp's own quantizer (q8_0, q4_k_m), then proved by generation: greedy tokens from the file in
+llama.cpp, through its cache, against the source's (transformers, every position recomputed)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def build(ctx: StepContext) -> StepNotes:
 
 
 def _quantize(llama_cpp: Any, src: Path, dst: Path, precision: str) -> str:
-    """llama.cpp's quantizer (llama_model_quantize) from the f16 file to `precision`."""
+    """llama.cpp's quantizer (llama_model_quantize) from the f32 file to `precision`."""
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, FILE_TYPES[precision])
     with quiet():

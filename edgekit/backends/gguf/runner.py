@@ -10,41 +10,30 @@ from typing import Any
 import numpy as np
 
 from edgekit._lazy import require
-from edgekit.backends.gguf.worker_loader import open_model, prefill
-from edgekit.backends.llm import PREFILL_INPUTS
+from edgekit.backends.gguf.worker_loader import CONTEXT_KEY, open_model, prefill
+from edgekit.backends.llm import PrefillRunner
 from edgekit.errors import ModelLoadError, first_line
 from edgekit.quiet import quiet
-from edgekit.runners.base import Runner
-from edgekit.sidecar import ArtifactIO
-from edgekit.spec import TensorSpec
 
 
-class LlamaCppRunner(Runner):
+class LlamaCppRunner(PrefillRunner):
     name = "llama.cpp"
 
-    def __init__(self, path: str | Path, io: ArtifactIO | None = None, threads: int | None = None) -> None:
-        super().__init__()
-        self.path, self.threads = Path(path), threads
-        self.llm: Any = None
+    llm: Any = None  # set while active
 
     def activate_impl(self) -> None:
-        metadata(self.path)  # a file that is not GGUF is said so before anything else
+        keys = metadata(self.path)  # a file that is not GGUF is said so before anything else
+        context = keys.get(f"{keys.get('general.architecture')}.{CONTEXT_KEY}")
         llama_cpp = require("llama_cpp", "Running a GGUF file", extra="llamacpp")
         try:
             with quiet():
-                self.llm = open_model(llama_cpp, str(self.path), self.threads, exact_cache=True)
+                self.llm = open_model(llama_cpp, str(self.path), self.threads, context, exact_cache=True)
         except ValueError as e:
             raise ModelLoadError(f"llama.cpp cannot load {self.path}: {first_line(e)}",
                                  hint="Is it a GGUF file, written whole?") from None  # fmt: skip
 
     def deactivate_impl(self) -> None:
         self.llm = None
-
-    def input_specs_impl(self) -> tuple[TensorSpec, ...]:
-        return PREFILL_INPUTS
-
-    def output_names_impl(self) -> list[str]:
-        return ["logits"]
 
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         ids = np.asarray(feed["input_ids"])

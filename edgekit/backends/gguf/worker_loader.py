@@ -14,14 +14,16 @@ def import_runtime():
 
 
 def open_model(llama_cpp, path, threads, context=None, exact_cache=False):
-    """A llama_cpp.Llama of the file that keeps every position's logits, its cache as long as the file's context:
-    in f16, llama.cpp's default (what an app runs), or f32 with `exact_cache` (what proves the file: an f16 cache
-    alone moved an f32 file's logits by 2e-4 and flipped near-tied greedy choices of a random tiny model)."""
-    probe = llama_cpp.Llama(path, n_ctx=8, vocab_only=True, verbose=False)
-    trained = int(probe.metadata.get(probe.metadata.get("general.architecture", "llama") + "." + CONTEXT_KEY, 0))
-    del probe
+    """A llama_cpp.Llama of the file that keeps every position's logits, its cache as long as `context` (default:
+    the file's context, read from it first): in f16, llama.cpp's default (what an app runs), or f32 with
+    `exact_cache` (what proves the file: an f16 cache alone moved an f32 file's logits by 2e-4 and flipped
+    near-tied greedy choices of a random tiny model)."""
+    if context is None:
+        probe = llama_cpp.Llama(path, n_ctx=8, vocab_only=True, verbose=False)
+        context = int(probe.metadata.get(probe.metadata.get("general.architecture", "llama") + "." + CONTEXT_KEY, 0))
+        del probe
     cache = {"type_k": llama_cpp.GGML_TYPE_F32, "type_v": llama_cpp.GGML_TYPE_F32} if exact_cache else {}
-    return llama_cpp.Llama(path, n_ctx=context or trained or 512, n_batch=512, logits_all=True, verbose=False,
+    return llama_cpp.Llama(path, n_ctx=int(context or 512), n_batch=512, logits_all=True, verbose=False,
                            n_threads=threads or None, n_threads_batch=threads or None, **cache)  # fmt: skip
 
 
