@@ -15,6 +15,7 @@ from pydantic import Field
 from edgekit.backends.base import StepContext
 from edgekit.backends.options import BackendOptions
 from edgekit.errors import ConversionError, ParityError, UsageError, first_line
+from edgekit.runners.base import Runner
 from edgekit.sidecar import ArtifactIO
 from edgekit.sources.base import Model
 from edgekit.sources.hf_source import is_causal_lm
@@ -127,6 +128,21 @@ PREFILL_INPUTS = (
     TensorSpec("attention_mask", "int64", ("batch", "sequence")),
 )
 GENERATION_JSON = "generation.json"  # what those folders' exports write beside the model: context, end ids, cache
+
+
+class PrefillRunner(Runner):
+    """A runner of a generative folder or file that feeds the cache itself: a whole input (PREFILL_INPUTS) in, the
+    logits of every position out (what parity and perplexity compare with the source's)."""
+
+    def __init__(self, path: str | Path, io: ArtifactIO | None = None, threads: int | None = None) -> None:
+        super().__init__()
+        self.path, self.threads = Path(path), threads
+
+    def input_specs_impl(self) -> tuple[TensorSpec, ...]:
+        return PREFILL_INPUTS
+
+    def output_names_impl(self) -> list[str]:
+        return ["logits"]
 
 
 def prefill_io(folder: Path, model: Model) -> ArtifactIO:

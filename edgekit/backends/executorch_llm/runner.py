@@ -5,7 +5,6 @@ perplexity compare with the source's)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,21 +12,15 @@ import numpy as np
 from edgekit._lazy import require
 from edgekit.backends.executorch.runner import load_hint
 from edgekit.backends.executorch_llm.worker_loader import open_folder, set_threads, whole
-from edgekit.backends.llm import PREFILL_INPUTS
+from edgekit.backends.llm import PrefillRunner
 from edgekit.errors import ModelLoadError, first_line
 from edgekit.quiet import quiet
-from edgekit.runners.base import Runner
-from edgekit.sidecar import ArtifactIO
-from edgekit.spec import TensorSpec
 
 
-class ExecuTorchLLMRunner(Runner):
+class ExecuTorchLLMRunner(PrefillRunner):
     name = "executorch-llm"
 
-    def __init__(self, path: str | Path, io: ArtifactIO | None = None, threads: int | None = None) -> None:
-        super().__init__()
-        self.path, self.threads = Path(path), threads
-        self.method: Any = None
+    method: Any = None  # set while active
 
     def activate_impl(self) -> None:
         with quiet():
@@ -43,12 +36,6 @@ class ExecuTorchLLMRunner(Runner):
 
     def deactivate_impl(self) -> None:
         self.method = None
-
-    def input_specs_impl(self) -> tuple[TensorSpec, ...]:
-        return PREFILL_INPUTS
-
-    def output_names_impl(self) -> list[str]:
-        return ["logits"]
 
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch

@@ -5,27 +5,20 @@ one position a step, is checked with OpenVINO GenAI's pipeline itself)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekit.backends.llm import PREFILL_INPUTS
+from edgekit.backends.llm import PrefillRunner
 from edgekit.backends.openvino.stack import import_stack
 from edgekit.backends.openvino_llm.worker_loader import CONFIG, MODEL, open_model, prefill
 from edgekit.errors import ModelLoadError, first_line
-from edgekit.runners.base import Runner
-from edgekit.sidecar import ArtifactIO
-from edgekit.spec import TensorSpec
 
 
-class OpenVINOLLMRunner(Runner):
+class OpenVINOLLMRunner(PrefillRunner):
     name = "openvino-llm"
 
-    def __init__(self, path: str | Path, io: ArtifactIO | None = None, threads: int | None = None) -> None:
-        super().__init__()
-        self.path, self.threads = Path(path), threads
-        self.request: Any = None
+    request: Any = None  # set while active
 
     def activate_impl(self) -> None:
         ov = import_stack("openvino", "Running an OpenVINO LLM folder")
@@ -38,12 +31,6 @@ class OpenVINOLLMRunner(Runner):
 
     def deactivate_impl(self) -> None:
         self.request = None
-
-    def input_specs_impl(self) -> tuple[TensorSpec, ...]:
-        return PREFILL_INPUTS
-
-    def output_names_impl(self) -> list[str]:
-        return ["logits"]
 
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"logits": prefill(self.request, feed).astype(np.float32)}
