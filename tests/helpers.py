@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgekit.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
@@ -42,3 +45,21 @@ def artifact_accuracy(path, x: np.ndarray, y: np.ndarray, input_name: str = "ima
             [next(iter(runner.infer({input_name: x[i : i + 128]}).values())) for i in range(0, len(x), 128)]
         )
     return float((logits.argmax(-1) == y).mean())
+
+
+def fixture_text(name: str) -> str:
+    """A tool output kept in tests/fixtures/, without its '# ' lines (where it came from)."""
+    return "\n".join(line for line in (FIXTURES / name).read_text().splitlines() if not line.startswith("# "))
+
+
+def stand_in_adb(tmp_path: Path, monkeypatch) -> Path:
+    """tests/fixtures/stand_in_adb.py as an `adb` client whose device is the folder tmp_path/device; every call
+    it takes is logged as a JSON line to tmp_path/adb.log."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    adb = bin_dir / "adb"
+    adb.write_text(f"#!{sys.executable}\n" + (FIXTURES / "stand_in_adb.py").read_text())
+    adb.chmod(0o755)
+    monkeypatch.setenv("STAND_IN_ADB_ROOT", str(tmp_path / "device"))
+    monkeypatch.setenv("STAND_IN_ADB_LOG", str(tmp_path / "adb.log"))
+    return adb

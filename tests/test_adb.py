@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import fixture_text, run_cli, stand_in_adb
 
 from edgekit.backends.litert.native import parse_tflite_benchmark
 from edgekit.backends.onnxruntime.native import parse_ort_perf_test
 from edgekit.bench.harness import Settings, benchmark
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def _fixture(name: str) -> str:
-    return "\n".join(line for line in (FIXTURES / name).read_text().splitlines() if not line.startswith("# "))
-
 
 def test_parse_tflite_benchmark_model_output():
-    out = parse_tflite_benchmark(_fixture("tflite_benchmark_model.txt"))
+    out = parse_tflite_benchmark(fixture_text("tflite_benchmark_model.txt"))
     assert out["init_ms"] == pytest.approx(0.855)
     assert out["first_inference_ms"] == pytest.approx(49.060)
     assert out["latency_ms"]["mean"] == pytest.approx(33.2094)
@@ -38,14 +30,14 @@ def test_parse_tflite_benchmark_model_output():
 
 
 def test_parse_newer_tflite_memory_line():
-    out = parse_tflite_benchmark(_fixture("tflite_benchmark_model_rpi.txt"))
+    out = parse_tflite_benchmark(fixture_text("tflite_benchmark_model_rpi.txt"))
     assert out["latency_ms"]["mean"] == pytest.approx(55.0432)
     assert out["tool_memory_mb"]["kind"] == "delta from tool start"
     assert out["tool_memory_mb"]["overall"] == pytest.approx(18.7227)
 
 
 def test_parse_onnxruntime_perf_test_output():
-    out = parse_ort_perf_test(_fixture("onnxruntime_perf_test.txt"))
+    out = parse_ort_perf_test(fixture_text("onnxruntime_perf_test.txt"))
     assert out["init_ms"] == pytest.approx(127.918)
     assert out["latency_ms"]["mean"] == pytest.approx(144.871)
     assert out["latency_ms"]["n"] == 10
@@ -53,7 +45,7 @@ def test_parse_onnxruntime_perf_test_output():
 
 
 def test_parse_onnxruntime_perf_test_percentiles():
-    out = parse_ort_perf_test(_fixture("onnxruntime_perf_test_percentiles.txt"))
+    out = parse_ort_perf_test(fixture_text("onnxruntime_perf_test_percentiles.txt"))
     assert out["latency_ms"]["p50"] == pytest.approx(58.7108)
     assert out["latency_ms"]["p99"] == pytest.approx(61.9517)
     assert out["latency_ms"]["n"] == 1000
@@ -62,7 +54,7 @@ def test_parse_onnxruntime_perf_test_percentiles():
 def test_parse_executorch_executor_runner_output():
     from edgekit.backends.executorch.native import parse_executor_runner
 
-    out = parse_executor_runner(_fixture("executorch_executor_runner.txt"))
+    out = parse_executor_runner(fixture_text("executorch_executor_runner.txt"))
     assert out["latency_ms"]["mean"] == pytest.approx(15.013292) and out["latency_ms"]["n"] == 1
 
 
@@ -76,16 +68,10 @@ def test_truncated_tool_output_is_an_error():
 @pytest.fixture
 def stand_in(tmp_path, monkeypatch):
     """A stand-in adb on PATH and a stand-in benchmark_model that prints a real output after 0.3 s."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    adb = bin_dir / "adb"
-    adb.write_text(f"#!{sys.executable}\n" + (FIXTURES / "stand_in_adb.py").read_text())
-    adb.chmod(0o755)
+    adb = stand_in_adb(tmp_path, monkeypatch)
     tool = tmp_path / "benchmark_model"
-    tool.write_text("#!/bin/sh\nsleep 0.3\ncat <<'OUT'\n" + _fixture("tflite_benchmark_model.txt") + "\nOUT\n")
+    tool.write_text("#!/bin/sh\nsleep 0.3\ncat <<'OUT'\n" + fixture_text("tflite_benchmark_model.txt") + "\nOUT\n")
     tool.chmod(0o755)
-    monkeypatch.setenv("STAND_IN_ADB_ROOT", str(tmp_path / "device"))
-    monkeypatch.setenv("STAND_IN_ADB_LOG", str(tmp_path / "adb.log"))
     return adb, tool, tmp_path
 
 
@@ -118,7 +104,7 @@ def test_adb_command_sequence_and_results(stand_in, capsys):
     assert all(c["serial"] == "emulator-5554" for c in calls)
     kinds = [c["args"][0] for c in calls]
     assert kinds[0] == "shell" and "mktemp" in calls[0]["args"][1]
-    assert kinds[1:4] == ["push", "push", "shell"]  # tool, VmHWM poller, chmod
+    assert kinds[1:4] == ["push", "push", "shell"]  # VmHWM poller, tool, chmod
     runs = [c for c in calls if c["args"][0] == "shell" and "--graph=" in c["args"][1]]
     assert len(runs) == 2 and "--num_threads=1" in runs[0]["args"][1] and "--num_runs=50" in runs[0]["args"][1]
     assert calls[-1]["args"][0] == "shell" and calls[-1]["args"][1].startswith("rm -rf /data/local/tmp/edgekit-")

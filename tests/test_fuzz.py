@@ -153,3 +153,12 @@ def test_pipeline_reader(tmp_path, data):
     path = tmp_path / "p.yaml"
     path.write_bytes(data)
     _only_our_errors(lambda: load_pipeline(path))
+
+
+@settings(suppress_health_check=FUNCTION_SCOPED)
+@given(text=tool_text | json_values.map(json.dumps), second=tool_text)
+def test_llama_bench_output_parser(text, second):
+    from edgekit.backends.gguf.llama_bench import parse
+
+    _only_our_errors(lambda: parse([text, second]))
+    _only_our_errors(lambda: parse([text + "\n" + text, text]))

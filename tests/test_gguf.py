@@ -8,12 +8,14 @@ does not install: they skip without it."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import fixture_text, run_cli, stand_in_adb
 
 from edgekit._lazy import available
 from edgekit_demo.zoo_families import GENAI_FAMILIES, build_family
@@ -273,3 +275,134 @@ def test_what_the_writer_cannot_take_is_refused(source, said, lms, tmp_path, cap
     code, text = run_cli(capsys, "export", model, "-t", "gguf-q8_0", "-o", tmp_path / "out")
     assert code == 2 and said in text and "Traceback" not in text
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# llama.cpp's own generation benchmark: llama-bench is not in any wheel (build it from llama.cpp); the tests that
+# run it skip without one, the rest run a stand-in that prints a real llama-bench output (tests/fixtures/)
+LLAMA_BENCH = os.environ.get("EDGEKIT_LLAMA_BENCH") or shutil.which("llama-bench")
+needs_llama_bench = pytest.mark.skipif(
+    not LLAMA_BENCH,
+    reason="llama.cpp's llama-bench is not built here (cmake -B build && cmake --build build --target llama-bench "
+    "in llama.cpp; then EDGEKIT_LLAMA_BENCH=build/bin/llama-bench)",
+)
+
+
+@pytest.fixture(scope="module")
+def written(lms) -> Path:
+    """The tiny Llama written as an f32 GGUF file by edgekit's writer alone (no llama.cpp needed)."""
+    import transformers
+
+    from edgekit.backends.gguf.write import write_gguf
+
+    folder = _family(lms, "llama")
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(folder)).eval()
+    write_gguf(model, folder, lms / "written.gguf", context=96, half=False)
+    return lms / "written.gguf"
+
+
+def _stand_in_llama_bench(tmp_path: Path) -> Path:
+    """Prints the real llama-bench output of its prefill test or of its decode test, as its arguments ask."""
+    tool = tmp_path / "llama-bench"
+    prefill, decode = fixture_text("llama_bench_prefill.jsonl"), fixture_text("llama_bench_decode.jsonl")
+    tool.write_text(
+        f"#!/bin/sh\necho 'load_backend: loaded CPU backend' >&2\ncase \"$*\" in\n  *'-n 0'*) cat <<'OUT'\n{prefill}\n"
+        f"OUT\n  ;;\n  *) cat <<'OUT'\n{decode}\nOUT\n  ;;\nesac\n"
+    )
+    tool.chmod(0o755)
+    return tool
+
+
+def test_llama_bench_outputs_are_read_per_repetition():
+    from edgekit.backends.gguf.llama_bench import parse
+    from edgekit.errors import EdgekitError
+
+    logs = "llama_model_loader: loaded meta data\n"
+    out = parse([logs + fixture_text("llama_bench_prefill.jsonl"), fixture_text("llama_bench_decode.jsonl") + "\n"])
+    assert out["ttft_ms"] == pytest.approx([0.389481, 0.303602, 0.293177])
+    assert out["decode_tokens_per_s"] == pytest.approx([6088.67, 6192.59, 6261.37])
+    assert out["tool_settings"]["type_k"] == "f16"
+    with pytest.raises(EdgekitError, match="no test line with n_gen"):  # the decode test's output is missing
+        parse([fixture_text("llama_bench_prefill.jsonl"), fixture_text("llama_bench_prefill.jsonl")])
+
+
+def test_generation_tool_over_adb_pushes_the_tool_and_the_file(written, tmp_path, monkeypatch, capsys):
+    """The real adb transport and generation harness against the stand-in adb: llama-bench and the file pushed,
+    two commands a process (prefill, then decode after the prompt), figures as llama-bench gave them."""
+    from pydantic import TypeAdapter
+
+    from edgekit.bench.generation_schema import GenerationRun
+
+    adb, tool, out = stand_in_adb(tmp_path, monkeypatch), _stand_in_llama_bench(tmp_path), tmp_path / "adb.json"
+    args = ["--device", "adb://emulator-5554", "--adb", adb, "--tool", tool, "--processes", "2", "--generations", "3"]
+    code, text = run_cli(capsys, "benchmark", written, "--generate", "--prompt-tokens", "16", "--new-tokens", "32",
+                         *args, "--json", out)  # fmt: skip
+    assert code == 0, text
+    calls = [json.loads(line)["args"] for line in (tmp_path / "adb.log").read_text().splitlines()]
+    pushed = [Path(c[1]).name for c in calls if c[0] == "push"]
+    assert pushed == ["peak_rss.sh", "llama-bench", "written.gguf"]
+    runs = [c[1] for c in calls if c[0] == "shell" and "llama-bench -m" in c[1]]
+    assert len(runs) == 4 and "-t 1 -r 3 -o jsonl -p 16 -n 0" in runs[0] and "-p 0 -n 32 -d 16" in runs[1]
+    (run,) = TypeAdapter(list[GenerationRun]).validate_json(out.read_text())
+    assert run.device == "adb://emulator-5554" and run.generations == 6 and run.load_ms is None
+    assert run.decode_tokens_per_s.median == pytest.approx(6192.59)
+    assert run.time_to_first_token_ms.median == pytest.approx(0.303602)
+    assert run.token_latency_ms.p50 is None and run.environment["tool"] == "llama-bench"
+    assert not list((tmp_path / "device" / "data" / "local" / "tmp").iterdir())  # the device was cleaned up
+
+
+@pytest.mark.parametrize(
+    ("case", "said", "exit_code"),
+    [
+        ("adb without a tool", "pass --tool PATH", 2),
+        ("past the context", "exceed written.gguf's context of 96 tokens", 2),
+        ("a file without one", "edgekit knows no generation benchmark program of onnxruntime", 2),
+        ("libraries left behind", "build it statically", 1),
+    ],
+)
+def test_what_the_generation_tool_cannot_do_is_said(case, said, exit_code, written, tmp_path, monkeypatch, capsys):
+    tool, file = _stand_in_llama_bench(tmp_path), written
+    args = ["--tool", tool, "--prompt-tokens", "16", "--new-tokens", "8", "--processes", "1"]
+    if case == "adb without a tool":
+        args = ["--device", "adb://emulator-5554", "--adb", stand_in_adb(tmp_path, monkeypatch)]
+    elif case == "past the context":
+        args[3] = "90"
+    elif case == "a file without one":
+        file = tmp_path / "model.onnx"
+        file.write_bytes(b"\x08\x07")
+    else:
+        missing = "llama-bench: error while loading shared libraries: libllama.so.0"
+        tool.write_text(f"#!/bin/sh\necho '{missing}' >&2\nexit 127\n")
+    code, text = run_cli(capsys, "benchmark", file, "--generate", *args)
+    assert code == exit_code and said in text and "Traceback" not in text
+
+
+@needs_llama_bench
+def test_llama_bench_times_a_file_edgekit_wrote(written, tmp_path, capsys):
+    """The real llama-bench, here: figures for every repetition, its peak memory, and the contract."""
+    from pydantic import TypeAdapter
+
+    from edgekit.bench.generation_schema import GenerationRun
+
+    out = tmp_path / "bench.json"
+    args = ["--tool", LLAMA_BENCH, "--prompt-tokens", "16", "--new-tokens", "16", "--threads", "1,2"]
+    code, text = run_cli(capsys, "benchmark", written, "--generate", *args, "--json", out)
+    assert code == 0, text
+    runs = TypeAdapter(list[GenerationRun]).validate_json(out.read_text())
+    assert [r.threads for r in runs] == [1, 2] and all(r.generations == 9 for r in runs)
+    for run in runs:
+        assert len(run.decode_tokens_per_s.processes) == 3 and run.decode_tokens_per_s.median_ci95 is not None
+        assert run.time_to_first_token_ms.median > 0 and run.peak_rss_mb and run.peak_rss_mb > 0
+        assert run.environment["runtime_versions"]["llama-bench"].startswith("build ")
+
+
+@needs_llama_bench
+@pytest.mark.ssh
+def test_llama_bench_over_ssh_on_loopback(sshd, written, tmp_path, capsys):
+    """llama-bench and the file copied to the device (the loopback sshd), run there."""
+    out = tmp_path / "ssh.json"
+    ssh = ["--device", sshd.url, "--identity", sshd.key] + [a for o in sshd.ssh_options for a in ("--ssh-option", o)]
+    args = ["--tool", LLAMA_BENCH, "--prompt-tokens", "16", "--new-tokens", "8", "--processes", "1"]
+    code, text = run_cli(capsys, "benchmark", written, "--generate", *args, *ssh, "--json", out)
+    assert code == 0, text
+    (run,) = json.loads(out.read_text())
+    assert run["device"] == f"ssh://{sshd.user}@127.0.0.1:{sshd.port}" and run["decode_tokens_per_s"]["median"] > 0

@@ -129,6 +129,18 @@ class NativeTool:
     locate: Callable[[Any], str] | None = None
 
 
+@dataclass(frozen=True)
+class GenerationTool:
+    """The runtime's own generation benchmark (llama.cpp's llama-bench), run by `benchmark --generate --tool`."""
+
+    name: str
+    # (tool, model, threads, prompt tokens, new tokens, repetitions) -> the commands one process of it runs
+    commands: Callable[[str, str, int, int, int, int], list[list[str]]]
+    # their outputs, in order -> {"ttft_ms": [...], "decode_tokens_per_s": [...], "versions": {...}}, one
+    # figure per repetition
+    parse: Callable[[list[str]], dict[str, Any]]
+
+
 class RunnerFactory(Protocol):
     def __call__(self, path: Path, io: ArtifactIO | None, threads: int | None = None) -> Runner: ...
 
@@ -169,6 +181,8 @@ class Backend(Generic[PlanT]):
     # a self-contained module that edgekit's generation worker (edgekit/bench/generate_worker.py) loads on a device
     # to time generation of its files (`benchmark --generate`; causal LMs): describe, load, generation, versions
     generation_loader: Path | None = None
+    # the runtime's own generation benchmark program, run instead of edgekit's worker with `--generate --tool`
+    generation_tool: GenerationTool | None = None
     # a generating file's facts for a bundle's manifest (edgekit.release.manifest.Generation: context length, end
     # ids, the key/value cache's size, whether there is a chat template), read from the file; None: not an LM runtime
     describe_generation: Callable[[Path], dict[str, Any]] | None = None

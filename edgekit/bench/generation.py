@@ -1,7 +1,8 @@
 """benchmark_generation(): time to first token, prefill and decode speed of generative files (causal LMs), each
 repetition a fresh process on the device, interleaved across files, summarised as JSON runs
 (edgekit.bench.generation_schema). edgekit's generation worker (generate_worker.py beside this module) generates
-through the runtime's loader (Backend.generation_loader), both pushed to the device."""
+through the runtime's loader (Backend.generation_loader), both pushed to the device; or, with a tool, the runtime's
+own generation benchmark (Backend.generation_tool: llama.cpp's llama-bench) runs there instead."""
 
 from __future__ import annotations
 
@@ -12,11 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.backends.base import Backend
+from edgekit.backends.base import Backend, GenerationTool
 from edgekit.backends.registry import backend_for_file, backends
 from edgekit.bench import stats
 from edgekit.bench.generation_schema import SCHEMA_VERSION
-from edgekit.bench.strategies import check_device, push_artifact
+from edgekit.bench.strategies import (
+    PEAK_SCRIPT,
+    check_device,
+    check_tool_argument,
+    peak_kb,
+    place_tool,
+    push_artifact,
+)
 from edgekit.checksum import size_of
 from edgekit.dispatch import require_artifact
 from edgekit.errors import UsageError
@@ -44,20 +52,18 @@ def benchmark_generation(
     device: str = "local",
     settings: GenerationSettings = GenerationSettings(),
     progress: Progress = SILENT,
+    tool: str | None = None,
     **transport_options: Any,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Generation runs for every file, thread count and prompt length; returns (runs, error that stopped it
-    early or None). A file whose runtime does not generate is refused before any device is touched."""
+    early or None). A file whose runtime does not generate is refused before any device is touched. With `tool`
+    (required over adb), the runtime's own generation benchmark (llama-bench) runs instead of edgekit's worker."""
     paths = [require_artifact(Path(a)) for a in artifacts]
-    generating = [_generating_backend(p) for p in paths]
+    check_tool_argument(device, tool)
     taken: dict[tuple[int, int, int], list[dict[str, Any]]] = {}
     error = None
     with open_transport(device, **transport_options) as transport:
-        environment = check_device(transport, [b for b, _ in generating])
-        worker = transport.push(WORKER, WORKER.name)
-        # every runtime's loader is called generation_loader.py: each is pushed under its runtime's name
-        loaders = {b.runtime: transport.push(loader, f"{b.runtime}_generation_loader.py") for b, loader in generating}
-        remote = [push_artifact(transport, p, i) for i, p in enumerate(paths)]
+        strategy = ToolGeneration(transport, paths, settings, tool) if tool else WorkerGeneration(transport, paths)
         try:
             for threads in settings.threads:
                 for prompt in settings.prompt_tokens:
@@ -68,17 +74,112 @@ def benchmark_generation(
                                 f"{paths[i].name} threads={threads} prompt={prompt} process {rep + 1}/"
                                 f"{settings.processes}"
                             ):
-                                loader = loaders[generating[i][0].runtime]
-                                record = _run(transport, [worker, loader, remote[i]], threads, prompt, settings)
+                                record = strategy.run(i, threads, prompt, settings)
                             taken.setdefault((i, threads, prompt), []).append(record)
         except DeviceError as e:  # keep every repetition already taken
             error = str(e)
             progress.warn(f"stopped early: {e.message}")
     runs = [
-        summarize(paths[i], transport.name, threads, prompt, settings.new_tokens, reps, environment)
+        summarize(paths[i], transport.name, threads, prompt, settings.new_tokens, reps, strategy.environment)
         for (i, threads, prompt), reps in taken.items()
     ]
     return runs, error
+
+
+class WorkerGeneration:
+    """edgekit's generation worker in a fresh Python process per repetition, with the runtime's generation
+    loader; it records every new token's time."""
+
+    def __init__(self, transport: Transport, paths: list[Path]) -> None:
+        self.transport = transport
+        generating = [_generating_backend(p) for p in paths]
+        self.environment = check_device(transport, [b for b, _ in generating])
+        self.worker = transport.push(WORKER, WORKER.name)
+        # every runtime's loader is called generation_loader.py: each is pushed under its runtime's name
+        loaders = {b.runtime: transport.push(loader, f"{b.runtime}_generation_loader.py") for b, loader in generating}
+        self.loaders = [loaders[b.runtime] for b, _ in generating]
+        self.remote = [push_artifact(transport, p, i) for i, p in enumerate(paths)]
+
+    def run(self, i: int, threads: int, prompt: int, settings: GenerationSettings) -> dict[str, Any]:
+        """One process of the worker on file i: its JSON record."""
+        t = self.transport
+        argv = [t.python(), self.worker, self.loaders[i], self.remote[i], str(prompt), str(settings.new_tokens)]
+        result = t.run([*argv, str(threads), str(settings.runs), str(settings.warmup)])
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        if result.returncode == USAGE_EXIT:
+            raise UsageError(last)
+        if result.returncode != 0:
+            raise DeviceError(f"The generation worker failed on {t.name}: {last}")
+        record = json.loads(result.stdout.strip().splitlines()[-1])
+        record["decode_tokens_per_s"] = [len(t) * 1e3 / sum(t) for t in record["token_ms"] if t]
+        return record
+
+
+class ToolGeneration:
+    """The runtime's own generation benchmark (Backend.generation_tool: llama-bench) pushed to the device and
+    run under the VmHWM poller; one figure per repetition, no per-token times."""
+
+    def __init__(self, transport: Transport, paths: list[Path], settings: GenerationSettings, tool: str) -> None:
+        self.transport, self.paths = transport, paths
+        self.tools = [_generation_tool(p) for p in paths]
+        _check_context(paths, settings)
+        self.script = transport.push(PEAK_SCRIPT)  # run as `sh SCRIPT PROGRAM ARGS...`
+        self.program = place_tool(transport, tool)
+        self.remote = [push_artifact(transport, p, i) for i, p in enumerate(paths)]
+        self.environment: dict[str, Any] = {"device": transport.name, "tool": Path(self.program).name}
+
+    def run(self, i: int, threads: int, prompt: int, settings: GenerationSettings) -> dict[str, Any]:
+        """One repetition: the tool's commands for file i, each a fresh process; their parsed figures."""
+        outputs, peaks = [], []
+        tool = self.tools[i]
+        for argv in tool.commands(self.program, self.remote[i], threads, prompt, settings.new_tokens, settings.runs):
+            result = self.transport.run(["sh", self.script, *argv])
+            if result.returncode != 0:
+                raise DeviceError(
+                    f"{Path(self.program).name} failed on {self.transport.name} for {self.paths[i].name} "
+                    f"(exit {result.returncode}): {result.stdout.strip()[-400:]}",
+                    hint=_tool_hint(result.stdout),
+                )
+            outputs.append(result.stdout)
+            peaks.append(peak_kb(result.stdout) or 0)
+        record = tool.parse(outputs)
+        memory = "VmHWM from /proc/<pid>/status, polled every 50 ms while each of its programs ran"
+        return {**record, "peak_rss_bytes": max(peaks) * 1024 or None, "load_ms": None, "memory_method": memory}
+
+
+def _generation_tool(path: Path) -> GenerationTool:
+    """The file's runtime's own generation benchmark; refused (exit 2) when edgekit knows none."""
+    backend = backend_for_file(path)
+    if backend.generation_tool is None:
+        tools = [b for b in backends().values() if b.generation_tool]
+        known = [f"{b.generation_tool.name} ({', '.join(b.suffixes)})" for b in tools if b.generation_tool]
+        raise UsageError(
+            f"{path}: edgekit knows no generation benchmark program of {backend.runtime}.",
+            hint=f"--generate --tool runs: {', '.join(known)}. Drop --tool to time it with edgekit's worker.",
+        )
+    return backend.generation_tool
+
+
+def _check_context(paths: list[Path], settings: GenerationSettings) -> None:
+    """The longest prompt and the new tokens fit each file's context (the worker checks this on the device)."""
+    asked = max(settings.prompt_tokens) + settings.new_tokens
+    for path in paths:
+        describe = backend_for_file(path).describe_generation
+        context = describe(path).get("context_length") if describe else None
+        if context and asked > context:
+            raise UsageError(
+                f"A prompt of {max(settings.prompt_tokens)} tokens and {settings.new_tokens} new tokens exceed "
+                f"{path.name}'s context of {context} tokens: ask for at most {context} in all."
+            )
+
+
+def _tool_hint(output: str) -> str | None:
+    if "error while loading shared libraries" in output:
+        return (
+            "The program needs libraries that were not pushed with it: build it statically (llama.cpp: cmake -B "
+            "build -DBUILD_SHARED_LIBS=OFF) so that the one file runs on the device."
+        )
+    return None
 
 
 def _generating_backend(path: Path) -> tuple[Backend, Path]:
@@ -92,20 +193,6 @@ def _generating_backend(path: Path) -> tuple[Backend, Path]:
             "-t ort-genai-int4). Drop --generate to time one forward pass of this file.",
         )
     return backend, backend.generation_loader
-
-
-def _run(
-    transport: Transport, pushed: list[str], threads: int, prompt: int, settings: GenerationSettings
-) -> dict[str, Any]:
-    """One process of the worker on `pushed` (worker, loader, artifact), its JSON record."""
-    argv = [transport.python(), *pushed, str(prompt), str(settings.new_tokens), str(threads)]
-    result = transport.run([*argv, str(settings.runs), str(settings.warmup)])
-    last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-    if result.returncode == USAGE_EXIT:
-        raise UsageError(last)
-    if result.returncode != 0:
-        raise DeviceError(f"The generation worker failed on {transport.name}: {last}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _rate(per_process: list[float]) -> dict[str, Any]:
@@ -128,9 +215,8 @@ def summarize(
     """One run of the JSON contract from its processes' records: each figure is the median over a process's
     timed generations, then the median over processes with its bootstrap interval."""
     ttft = [float(np.median(r["ttft_ms"])) for r in reps]
-    decode = [float(np.median([len(t) * 1e3 / sum(t) for t in r["token_ms"] if t])) for r in reps]
-    tokens = [x for r in reps for t in r["token_ms"] for x in t]
-    rss = max((r["peak_rss_bytes"] for r in reps), default=None)
+    decode = [float(np.median(r["decode_tokens_per_s"])) for r in reps]
+    rss = max((r["peak_rss_bytes"] or 0 for r in reps), default=None)
     sidecar = read_sidecar(artifact)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -141,12 +227,25 @@ def summarize(
         "prompt_tokens": prompt,
         "new_tokens": new_tokens,
         "generations": sum(len(r["ttft_ms"]) for r in reps),
-        "load_ms": _rate([r["load_ms"] for r in reps]),
+        "load_ms": _rate([r["load_ms"] for r in reps]) if reps[0]["load_ms"] is not None else None,
         "time_to_first_token_ms": _rate(ttft),
         "prefill_tokens_per_s": _rate([prompt * 1e3 / t for t in ttft]),
         "decode_tokens_per_s": _rate(decode),
-        "token_latency_ms": stats.latency_summary(tokens) if tokens else {},
+        "token_latency_ms": _token_latency(reps),
         "peak_rss_mb": rss / 2**20 if rss else None,
+        "memory_method": reps[0].get("memory_method", "the worker process's peak resident set (getrusage)"),
         "size_bytes": size_of(artifact),
         "environment": {**environment, "runtime_versions": reps[0].get("versions", {})},
+        **({"tool_settings": reps[0]["tool_settings"]} if "tool_settings" in reps[0] else {}),
     }
+
+
+def _token_latency(reps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every new token's time where the worker kept them; from a tool, the mean time a token over its
+    repetitions (percentiles None: it times each repetition whole)."""
+    tokens = [x for r in reps for t in r.get("token_ms", []) for x in t]
+    if tokens:
+        return stats.latency_summary(tokens)
+    rates = [x for r in reps for x in r["decode_tokens_per_s"]]
+    mean = float(np.mean([1e3 / x for x in rates]))
+    return {"p50": None, "p90": None, "p99": None, "mean": mean, "n": len(rates), "from": "the tool's repetitions"}

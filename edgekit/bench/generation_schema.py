@@ -35,12 +35,16 @@ class GenerationRun(BaseModel):
     prompt_tokens: int
     new_tokens: int
     generations: int = Field(description="timed generations, over every process")
-    load_ms: Rate = Field(description="loading the model, in a fresh process")
+    load_ms: Rate | None = Field(description="loading the model, in a fresh process; None from a tool that does not")
     time_to_first_token_ms: Rate = Field(description="prefill of the prompt and the first new token")
     prefill_tokens_per_s: Rate = Field(description="prompt tokens / time to first token")
     decode_tokens_per_s: Rate = Field(description="new tokens after the first / the time they took")
-    token_latency_ms: Latency = Field(description="each new token after the first, every timed generation")
+    token_latency_ms: Latency = Field(
+        description="each new token after the first, every timed generation; from a runtime's own tool only the "
+        "mean over its repetitions (percentiles None)"
+    )
     peak_rss_mb: float | None
+    memory_method: str | None = Field(None, description="how peak_rss_mb was read")
     size_bytes: int
     environment: dict[str, Any]
 

@@ -15,10 +15,9 @@ import numpy as np
 from edgekit.backends.registry import backend_for_file
 from edgekit.bench import stats
 from edgekit.bench.schema import SCHEMA_VERSION as BENCHMARK_SCHEMA
-from edgekit.bench.strategies import NativeTool, PythonWorker
+from edgekit.bench.strategies import NativeTool, PythonWorker, check_tool_argument
 from edgekit.checksum import files_of, size_of
 from edgekit.dispatch import artifact_files, require_artifact
-from edgekit.errors import UsageError
 from edgekit.progress import SILENT, Progress
 from edgekit.sidecar import read_sidecar
 from edgekit.transport import open_transport
@@ -159,13 +158,7 @@ def benchmark(
     paths = [Path(a) for a in artifacts]
     for p in paths:
         require_artifact(p)  # also: an unknown file type is a usage error before any device is touched
-    if device.startswith("adb://") and not (tool and Path(tool).is_file()):
-        raise UsageError(
-            "Benchmarking over adb runs the runtime's own tool on the device: pass --tool PATH.",
-            hint="e.g. --tool android_aarch64_benchmark_model (TFLite) or onnxruntime_perf_test built for Android.",
-        )
-    if tool and "/" in tool and not Path(tool).is_file():  # a bare name is looked up on the device's PATH
-        raise UsageError(f"--tool {tool} does not exist.")
+    check_tool_argument(device, tool)
     taken: dict[tuple[int, int, int], list[dict]] = {}
     error = None
     with open_transport(device, **transport_options) as transport:

@@ -104,8 +104,8 @@ def print_generation_runs(runs: list[dict], stderr: bool = False) -> None:
             "TTFT ms": f"{run['time_to_first_token_ms']['median']:.1f}",
             "prefill tok/s": f"{run['prefill_tokens_per_s']['median']:.0f}",
             "decode tok/s": f"{run['decode_tokens_per_s']['median']:.1f}",
-            "p50 ms": f"{run['token_latency_ms'].get('p50', float('nan')):.2f}",
-            "p99 ms": f"{run['token_latency_ms'].get('p99', float('nan')):.2f}",
+            "p50 ms": _ms(run["token_latency_ms"].get("p50")),
+            "p99 ms": _ms(run["token_latency_ms"].get("p99")),
             "RSS MB": f"{run['peak_rss_mb']:.0f}" if run["peak_rss_mb"] else "-",
             "size MB": f"{run['size_bytes'] / 1e6:.1f}",
         }
@@ -124,3 +124,8 @@ def print_generation_runs(runs: list[dict], stderr: bool = False) -> None:
     for row in rows:
         table.add_row(*(row[c] for c in columns))
     Console(stderr=stderr).print(table)
+
+
+def _ms(value: float | None) -> str:
+    """A per-token latency cell: '-' where the runtime's own tool gave no percentiles."""
+    return "-" if value is None else f"{value:.2f}"

@@ -100,21 +100,14 @@ class NativeTool:
                 f"No native benchmark tool is known for {', '.join(lacking)} files.",
                 hint=f"Supported: {', '.join(sorted(set(known)))}.",
             )
-        self.script = transport.push(PEAK_SCRIPT)
+        self.script = transport.push(PEAK_SCRIPT)  # run as `sh SCRIPT PROGRAM ARGS...`
         if tool is None:  # the device's own install (trtexec on a Jetson): every file's tool can locate it
             native = self.backends[0].native_tool
             assert native is not None and native.locate is not None
             self.tool = native.locate(transport)
-        elif Path(tool).is_file():  # a local binary (benchmark_model built for Android): pushed
-            self.tool = transport.push(Path(tool))
-            transport.run(["chmod", "755", self.tool])
-        else:  # a name: the device's own install (benchmark_app beside OpenVINO)
-            found = transport.find_tool((tool,))
-            if found is None:
-                raise UsageError(f"{transport.name} has no '{tool}' on its PATH, and it is no local file.")
-            self.tool = found
+        else:
+            self.tool = place_tool(transport, tool)
         self.tool_name = Path(self.tool).name
-        transport.run(["chmod", "755", self.script])
         self.remote = [push_artifact(transport, p, i) for i, p in enumerate(paths)]
         self.environment: dict[str, Any] = {"device": transport.name}
 
@@ -133,11 +126,43 @@ class NativeTool:
                 f"(exit {result.returncode}): {result.stdout.strip()[-400:]}"
             )
         parsed = native.parse(result.stdout)
-        match = re.search(r"EDGEKIT_VMHWM_KB=(\d+)", result.stdout)
-        parsed["peak_rss_kb"] = int(match.group(1)) if match else None
+        parsed["peak_rss_kb"] = peak_kb(result.stdout)
         parsed["memory_method"] = "VmHWM from /proc/<pid>/status on the device"
         self.environment["tool"] = parsed["tool"]
         return parsed
+
+
+def check_tool_argument(device: str, tool: str | None) -> None:
+    """Before any device is touched: adb devices run only the runtime's own program (they have no Python), a
+    local binary to push; a --tool with a path must exist (a bare name is looked up on the device's PATH)."""
+    if device.startswith("adb://") and not (tool and Path(tool).is_file()):
+        raise UsageError(
+            "Benchmarking over adb runs the runtime's own tool on the device: pass --tool PATH.",
+            hint="e.g. --tool android_aarch64_benchmark_model (TFLite), onnxruntime_perf_test or llama-bench "
+            "built for Android.",
+        )
+    if tool and "/" in tool and not Path(tool).is_file():
+        raise UsageError(f"--tool {tool} does not exist.")
+
+
+def place_tool(transport: Transport, tool: str) -> str:
+    """Where the device runs `tool`: a local binary (benchmark_model built for Android) pushed and made
+    executable, or a name the device has on its PATH (benchmark_app beside OpenVINO)."""
+    if Path(tool).is_file():
+        placed = transport.push(Path(tool))
+        if placed != str(Path(tool).resolve()):  # a copy on the device (never the user's own file here)
+            transport.run(["chmod", "755", placed])
+        return placed
+    found = transport.find_tool((tool,))
+    if found is None:
+        raise UsageError(f"{transport.name} has no '{tool}' on its PATH, and it is no local file.")
+    return found
+
+
+def peak_kb(output: str) -> int | None:
+    """The peak resident set the poller printed after the program's output, in kB."""
+    match = re.search(r"EDGEKIT_VMHWM_KB=(\d+)", output)
+    return int(match.group(1)) if match else None
 
 
 def push_artifact(transport: Transport, path: Path, slot: int = 0) -> str:

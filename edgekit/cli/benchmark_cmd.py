@@ -128,8 +128,8 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
     "--tool",
     type=click.Path(),
     help="The runtime's native benchmark tool instead of edgekit's worker: a local binary to push and run "
-    "(TFLite benchmark_model, onnxruntime_perf_test; required over adb), or a command the device has "
-    "(benchmark_app beside OpenVINO).",
+    "(TFLite benchmark_model, onnxruntime_perf_test; with --generate llama.cpp's llama-bench; required over adb), "
+    "or a command the device has (benchmark_app beside OpenVINO).",
 )
 @click.option("--adb", "adb", default="adb", show_default=True, help="adb: the adb client to use.")
 @timeout_flag
@@ -137,7 +137,7 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
     "--generate",
     is_flag=True,
     help="Causal-LM files: time generation (time to first token, prefill and decode tokens/s) instead of one "
-    "forward pass; --processes and --threads apply.",
+    "forward pass; --processes and --threads apply, and --tool runs the runtime's own program (llama-bench).",
 )
 @click.option(
     "--prompt-tokens",
@@ -196,7 +196,6 @@ def benchmark_cmd(
     from edgekit.progress import Progress
 
     options = transport_options(device, timeout, python, identity, ssh_options, adb)
-    adb_device = "adb" in options
     settings = Settings(
         threads,
         batch,
@@ -209,18 +208,18 @@ def benchmark_cmd(
         seq_len=seq_len,
     )
     if generate:
+        from edgekit.bench.generation import GenerationSettings
         from edgekit.errors import UsageError
 
-        given = {"--aa": aa, "--baseline": baseline, "--tool": tool, "--max-time": max_time, "adb://": adb_device}
+        given = {"--aa": aa, "--baseline": baseline, "--max-time": max_time}
         if any(given.values()):
             raise UsageError(
-                f"--generate does not take {', '.join(k for k, v in given.items() if v)}: it times edgekit's "
-                "generation worker in fresh processes, here or over ssh.",
+                f"--generate does not take {', '.join(k for k, v in given.items() if v)}: it times generation in "
+                "fresh processes, here, over ssh, or with --tool over adb.",
                 hint="Compare generation runs by their JSON (decode_tokens_per_s has a 95% interval).",
             )
-        _generate(
-            artifacts, device, threads, processes, prompt_tokens, new_tokens, generations, options, json_path, quiet
-        )
+        lm = GenerationSettings(threads, prompt_tokens, new_tokens, processes, generations)
+        _generate(artifacts, device, lm, tool, options, json_path, quiet)
         return
     old_runs = read_baseline(Path(baseline)) if baseline else None  # a bad baseline fails before the run
     if json_path:
@@ -253,17 +252,16 @@ def benchmark_cmd(
         sys.exit(1)
 
 
-def _generate(artifacts, device, threads, processes, prompt_tokens, new_tokens, generations, options, json_path, quiet):
+def _generate(artifacts, device, settings, tool, options, json_path, quiet):
     """benchmark --generate: the generation runs, their table and JSON."""
     from edgekit.artifact import check_json_path, write_json_output
-    from edgekit.bench.generation import GenerationSettings, benchmark_generation
+    from edgekit.bench.generation import benchmark_generation
     from edgekit.bench.report import print_generation_runs
     from edgekit.progress import Progress
 
     if json_path:
         check_json_path(json_path)
-    settings = GenerationSettings(threads, prompt_tokens, new_tokens, processes, generations)
-    runs, error = benchmark_generation(list(artifacts), device, settings, Progress(quiet=quiet), **options)
+    runs, error = benchmark_generation(list(artifacts), device, settings, Progress(quiet=quiet), tool, **options)
     if runs:
         print_generation_runs(runs, stderr=json_path == "-")
     if json_path:

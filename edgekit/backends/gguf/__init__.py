@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
+from edgekit.backends.base import Backend, Converter, GenerationTool, StepContext, StepNotes
+from edgekit.backends.gguf import llama_bench
 from edgekit.backends.gguf.options import GGUFOptions
 from edgekit.backends.llm import PREFILL_INPUTS
 from edgekit.sidecar import ArtifactIO
@@ -66,6 +67,7 @@ BACKEND = Backend(
     worker_loader=Path(__file__).with_name("worker_loader.py"),
     generation_loader=Path(__file__).with_name("generation_loader.py"),
     describe_generation=describe_generation,
+    generation_tool=GenerationTool("llama-bench", llama_bench.commands, llama_bench.parse),
     runtime_modules=_STACK,
     converters=(
         Converter(
