@@ -302,3 +302,55 @@ def test_executorch_prefills_a_whole_prompt_in_one_call(folders):
     after_whole = step(torch, method, 2000, len(prompt))  # a decode step after a one-call prefill
     positions(torch, method, prompt, 0)
     np.testing.assert_allclose(step(torch, method, 2000, len(prompt)), after_whole, rtol=1e-5, atol=1e-5)
+
+
+def _llama_with_byte_level_bpe(folder: Path) -> Path:
+    """A tiny random Llama whose tokenizer is a byte-level BPE learned from ASCII tweets (ExecuTorch's tokenizer
+    library reads no WordPiece, the other tiny models' tokenizer): every token decodes to whole ASCII characters."""
+    import torch
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from edgekit_demo.datasets import tweets
+
+    texts = [t for t in tweets("train", 2000)[0] if t.isascii()]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=512, special_tokens=["<|endoftext|>"]))
+    folder.mkdir(parents=True)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast"}))
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=64, intermediate_size=128,
+                                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                      max_position_embeddings=128, bos_token_id=None, eos_token_id=0)  # fmt: skip
+    transformers.LlamaForCausalLM(config).eval().save_pretrained(str(folder))
+    return folder
+
+
+def test_executorch_s_own_llm_runner_runs_the_program(tmp_path):
+    """The program carries the metadata ExecuTorch's LLM runners read (its C++ TextLLMRunner, as in its Android
+    and iOS LLM modules and llama_main): that runner, from the ExecuTorch wheel, generates greedily what edgekit's
+    check generated from the same program."""
+    import torch
+    from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
+    from tokenizers import Tokenizer
+
+    from edgekit.backends.executorch_llm.build import generate_greedy
+    from edgekit.backends.executorch_llm.worker_loader import open_folder
+    from edgekit.exporter import export
+
+    folder = export(_llama_with_byte_level_bpe(tmp_path / "llama"), "executorch-llm-fp32", tmp_path / "out").artifact
+    runner = TextLLMRunner(str(folder / "model.pte"), str(folder / "tokenizer.json"))
+    prompt, pieces, stats = "the weather today is", [], []
+    config = GenerationConfig(echo=False, max_new_tokens=24, temperature=0.0)
+    runner.generate(prompt, config, token_callback=pieces.append, stats_callback=stats.append)
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    ids = tokenizer.encode(prompt).ids
+    ours = generate_greedy(torch, open_folder(str(folder))[0], ids, 24)
+    (stat,) = stats
+    assert stat.num_prompt_tokens == len(ids) and stat.num_generated_tokens >= 1
+    if 0 in ours:  # the runner stops at the end-of-text token (edgekit's check does not)
+        ours = ours[: ours.index(0)]
+    assert "".join(pieces) == tokenizer.decode(ours) and len(ours) >= 1

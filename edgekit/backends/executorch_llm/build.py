@@ -38,7 +38,7 @@ def build(ctx: StepContext) -> StepNotes:
         details["embeddings"] = _byte_embeddings(model) if options.int8_embeddings else "float"
     ctx.out.mkdir(parents=True)
     with quiet(), torch.no_grad():
-        program = _lower(model, context)
+        program = _lower(model, context, _runner_metadata(config, context))
     (ctx.out / PROGRAM).write_bytes(program)
     described = _describe(config, context)
     (ctx.out / CONFIG).write_text(json.dumps(described, indent=2) + "\n")
@@ -94,8 +94,26 @@ def _byte_embeddings(model: Any) -> str:
     return "int8 per row"
 
 
-def _lower(model: Any, context: int) -> bytes:
-    """The model with a static cache of `context` positions, exported and lowered to XNNPACK: the .pte bytes."""
+def _runner_metadata(config: Any, context: int) -> dict[str, Any]:
+    """What ExecuTorch's own LLM runners (its C++ TextLLMRunner and llama_main, the Android and iOS LLM modules)
+    read from a program's constant methods: without get_max_seq_len they refuse it. A whole prompt of up to the
+    context goes in one call (the sequence is dynamic), positions as cache_position."""
+    eos = config.eos_token_id
+    return {
+        "get_max_seq_len": context,
+        "get_max_context_len": context,
+        "use_kv_cache": True,
+        "enable_dynamic_shape": True,
+        "use_sdpa_with_kv_cache": False,
+        "get_vocab_size": int(config.vocab_size),
+        "get_eos_ids": [int(e) for e in (eos if isinstance(eos, list) else [eos] if eos is not None else [])],
+        **({"get_bos_id": int(config.bos_token_id)} if config.bos_token_id is not None else {}),
+    }
+
+
+def _lower(model: Any, context: int, metadata: dict[str, Any]) -> bytes:
+    """The model with a static cache of `context` positions, exported and lowered to XNNPACK, with the runners'
+    metadata as constant methods: the .pte bytes."""
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
@@ -117,7 +135,10 @@ def _lower(model: Any, context: int) -> bytes:
         ) from None
     try:
         edge = to_edge_transform_and_lower(
-            exported, partitioner=[XnnpackPartitioner()], compile_config=EdgeCompileConfig(_check_ir_validity=False)
+            exported,
+            partitioner=[XnnpackPartitioner()],
+            compile_config=EdgeCompileConfig(_check_ir_validity=False),
+            constant_methods=metadata,
         )
         return edge.to_executorch().buffer
     except Exception as e:
