@@ -5,11 +5,12 @@ generating (time to first token, decode tokens/s)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import FIXTURES, fixture_text, run_cli, stand_in_adb
 
 from edgekit_demo.zoo_families import GENAI_FAMILIES, build_family
 
@@ -269,8 +270,8 @@ def test_a_bundle_carries_the_folder_and_verifies(folders, tmp_path, capsys):
 
 
 def test_generate_refuses_the_flags_of_the_forward_pass_benchmark(folders, capsys):
-    code, text = run_cli(capsys, "benchmark", folders["int4"], "--generate", "--aa", "--tool", "benchmark_model")
-    assert code == 2 and "--generate does not take --aa, --tool" in text
+    code, text = run_cli(capsys, "benchmark", folders["int4"], "--generate", "--aa", "--max-time", "5")
+    assert code == 2 and "--generate does not take --aa, --max-time:" in text
 
 
 @pytest.mark.slow
@@ -329,7 +330,15 @@ def _llama_with_byte_level_bpe(folder: Path) -> Path:
     return folder
 
 
-def test_executorch_s_own_llm_runner_runs_the_program(tmp_path):
+@pytest.fixture(scope="module")
+def bpe_program(lms) -> Path:
+    """The byte-level BPE Llama as an executorch-llm-fp32 folder (about 18 s)."""
+    from edgekit.exporter import export
+
+    return export(_llama_with_byte_level_bpe(lms / "llama-bpe"), "executorch-llm-fp32", lms / "bpe-out").artifact
+
+
+def test_executorch_s_own_llm_runner_runs_the_program(bpe_program):
     """The program carries the metadata ExecuTorch's LLM runners read (its C++ TextLLMRunner, as in its Android
     and iOS LLM modules and llama_main): that runner, from the ExecuTorch wheel, generates greedily what edgekit's
     check generated from the same program."""
@@ -339,9 +348,8 @@ def test_executorch_s_own_llm_runner_runs_the_program(tmp_path):
 
     from edgekit.backends.executorch_llm.build import generate_greedy
     from edgekit.backends.executorch_llm.worker_loader import open_folder
-    from edgekit.exporter import export
 
-    folder = export(_llama_with_byte_level_bpe(tmp_path / "llama"), "executorch-llm-fp32", tmp_path / "out").artifact
+    folder = bpe_program
     runner = TextLLMRunner(str(folder / "model.pte"), str(folder / "tokenizer.json"))
     prompt, pieces, stats = "the weather today is", [], []
     config = GenerationConfig(echo=False, max_new_tokens=24, temperature=0.0)
@@ -354,3 +362,60 @@ def test_executorch_s_own_llm_runner_runs_the_program(tmp_path):
     if 0 in ours:  # the runner stops at the end-of-text token (edgekit's check does not)
         ours = ours[: ours.index(0)]
     assert "".join(pieces) == tokenizer.decode(ours) and len(ours) >= 1
+
+
+def _llama_main(tmp_path: Path) -> Path:
+    """tests/fixtures/llama_main_stand_in.py as a program: llama_main's flags, ExecuTorch's C++ runner inside."""
+    tool = tmp_path / "llama_main"
+    tool.write_text(f"#!{sys.executable}\n" + (FIXTURES / "llama_main_stand_in.py").read_text())
+    tool.chmod(0o755)
+    return tool
+
+
+def test_llama_main_over_adb_times_the_folder_with_executorch_s_runner(bpe_program, tmp_path, monkeypatch, capsys):
+    """`--generate --tool llama_main` over the stand-in adb: the runner and the folder pushed, each repetition a
+    fresh process of the runner, given a prompt the folder's tokenizer reads as the asked tokens (which the runner
+    counted too); the figures are its Stats'."""
+    from pydantic import TypeAdapter
+
+    from edgekit.bench.generation_schema import GenerationRun
+
+    adb, tool, out = stand_in_adb(tmp_path, monkeypatch), _llama_main(tmp_path), tmp_path / "adb.json"
+    args = ["--device", "adb://emulator-5554", "--adb", adb, "--tool", tool, "--processes", "2", "--generations", "2"]
+    code, text = run_cli(capsys, "benchmark", bpe_program, "--generate", "--prompt-tokens", "16", "--new-tokens", "96",
+                         *args, "--json", out)  # fmt: skip
+    assert code == 0, text
+    calls = [json.loads(line)["args"] for line in (tmp_path / "adb.log").read_text().splitlines()]
+    assert [Path(c[1]).name for c in calls if c[0] == "push"] == ["peak_rss.sh", "llama_main", bpe_program.name]
+    runs = [c[1] for c in calls if c[0] == "shell" and "llama_main --model_path=" in c[1]]
+    assert len(runs) == 4 and all("--seq_len=112 --cpu_threads=1 --temperature=0 --warmup=true" in r for r in runs)
+    (run,) = TypeAdapter(list[GenerationRun]).validate_json(out.read_text())
+    assert run.device == "adb://emulator-5554" and run.generations == 4 and run.environment["tool"] == "llama_main"
+    assert run.decode_tokens_per_s.median > 0 and run.time_to_first_token_ms.median > 0
+    assert run.load_ms is not None and run.peak_rss_mb and run.token_latency_ms.p50 is None
+
+
+def test_llama_main_outputs_and_prompts(bpe_program, lms, tmp_path, capsys):
+    """The Stats line of a real run (ExecuTorch's C++ runner) is read; a prompt the runner counts otherwise than
+    asked, and a folder without tokenizer.json, are said."""
+    from tokenizers import Tokenizer
+
+    from edgekit.backends.executorch_llm.llama_main import parse, prompt_text
+
+    output = fixture_text("executorch_llama_main.txt")
+    stats = json.loads(output.split("PyTorchObserver ", 1)[1])
+    out = parse([output, output])
+    first = stats["first_token_ms"]
+    assert out["ttft_ms"] == [first - stats["inference_start_ms"]] * 2 and out["prompt_tokens_counted"] == [16, 16]
+    assert out["decode_tokens_per_s"][0] == stats["generated_tokens"] * 1e3 / (stats["inference_end_ms"] - first)
+    tokenizer = Tokenizer.from_file(str(bpe_program / "tokenizer.json"))
+    assert len(tokenizer.encode(prompt_text(bpe_program, 37), add_special_tokens=False).ids) == 37
+    tool = tmp_path / "llama_main"  # prints that real output, whatever the prompt
+    tool.write_text("#!/bin/sh\ncat <<'OUT'\n" + output + "\nOUT\n")
+    tool.chmod(0o755)
+    args = ["--generate", "--tool", tool, "--prompt-tokens", "8", "--new-tokens", "8", "--processes", "1"]
+    code, text = run_cli(capsys, "benchmark", bpe_program, *args)
+    assert code == 1 and "read the prompt for" in text and "as [16] tokens, not 8" in text
+    bare = shutil.copytree(bpe_program, tmp_path / "bare.etllm", ignore=shutil.ignore_patterns("tokenizer.json"))
+    code, text = run_cli(capsys, "benchmark", bare, *args)
+    assert code == 2 and "has no tokenizer.json" in text and "Traceback" not in text

@@ -131,13 +131,15 @@ class NativeTool:
 
 @dataclass(frozen=True)
 class GenerationTool:
-    """The runtime's own generation benchmark (llama.cpp's llama-bench), run by `benchmark --generate --tool`."""
+    """The runtime's own generation benchmark (llama.cpp's llama-bench, ExecuTorch's llama_main), run by
+    `benchmark --generate --tool`."""
 
     name: str
-    # (tool, model, threads, prompt tokens, new tokens, repetitions) -> the commands one process of it runs
-    commands: Callable[[str, str, int, int, int, int], list[list[str]]]
-    # their outputs, in order -> {"ttft_ms": [...], "decode_tokens_per_s": [...], "versions": {...}}, one
-    # figure per repetition
+    # (tool, the file on the device, the file here, threads, prompt tokens, new tokens, repetitions) -> the
+    # commands one repetition of the benchmark runs, each a fresh process
+    commands: Callable[[str, str, Path, int, int, int, int], list[list[str]]]
+    # their outputs, in order -> {"ttft_ms": [...], "decode_tokens_per_s": [...]} with one figure per repetition,
+    # and optionally "load_ms", "versions", "tool_settings", "prompt_tokens_counted" (checked against the asked)
     parse: Callable[[list[str]], dict[str, Any]]
 
 

@@ -116,8 +116,8 @@ class WorkerGeneration:
 
 
 class ToolGeneration:
-    """The runtime's own generation benchmark (Backend.generation_tool: llama-bench) pushed to the device and
-    run under the VmHWM poller; one figure per repetition, no per-token times."""
+    """The runtime's own generation benchmark (Backend.generation_tool: llama-bench, llama_main) pushed to the
+    device and run under the VmHWM poller; one figure per repetition, no per-token times."""
 
     def __init__(self, transport: Transport, paths: list[Path], settings: GenerationSettings, tool: str) -> None:
         self.transport, self.paths = transport, paths
@@ -131,8 +131,8 @@ class ToolGeneration:
     def run(self, i: int, threads: int, prompt: int, settings: GenerationSettings) -> dict[str, Any]:
         """One repetition: the tool's commands for file i, each a fresh process; their parsed figures."""
         outputs, peaks = [], []
-        tool = self.tools[i]
-        for argv in tool.commands(self.program, self.remote[i], threads, prompt, settings.new_tokens, settings.runs):
+        tool, new = self.tools[i], settings.new_tokens
+        for argv in tool.commands(self.program, self.remote[i], self.paths[i], threads, prompt, new, settings.runs):
             result = self.transport.run(["sh", self.script, *argv])
             if result.returncode != 0:
                 raise DeviceError(
@@ -142,9 +142,15 @@ class ToolGeneration:
                 )
             outputs.append(result.stdout)
             peaks.append(peak_kb(result.stdout) or 0)
-        record = tool.parse(outputs)
+        record = {"load_ms": None, **tool.parse(outputs)}
+        counted = set(record.pop("prompt_tokens_counted", [prompt]))
+        if counted != {prompt}:
+            raise DeviceError(
+                f"{Path(self.program).name} read the prompt for {self.paths[i].name} as {sorted(counted)} tokens, "
+                f"not {prompt}: the tokenizer on {self.transport.name} is not the folder's."
+            )
         memory = "VmHWM from /proc/<pid>/status, polled every 50 ms while each of its programs ran"
-        return {**record, "peak_rss_bytes": max(peaks) * 1024 or None, "load_ms": None, "memory_method": memory}
+        return {**record, "peak_rss_bytes": max(peaks) * 1024 or None, "memory_method": memory}
 
 
 def _generation_tool(path: Path) -> GenerationTool:
@@ -229,7 +235,8 @@ def summarize(
         "generations": sum(len(r["ttft_ms"]) for r in reps),
         "load_ms": _rate([r["load_ms"] for r in reps]) if reps[0]["load_ms"] is not None else None,
         "time_to_first_token_ms": _rate(ttft),
-        "prefill_tokens_per_s": _rate([prompt * 1e3 / t for t in ttft]),
+        # a tool's whole milliseconds may time a short prompt as 0 ms: no rate then
+        "prefill_tokens_per_s": _rate([prompt * 1e3 / t for t in ttft]) if min(ttft) > 0 else None,
         "decode_tokens_per_s": _rate(decode),
         "token_latency_ms": _token_latency(reps),
         "peak_rss_mb": rss / 2**20 if rss else None,

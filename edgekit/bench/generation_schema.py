@@ -37,7 +37,9 @@ class GenerationRun(BaseModel):
     generations: int = Field(description="timed generations, over every process")
     load_ms: Rate | None = Field(description="loading the model, in a fresh process; None from a tool that does not")
     time_to_first_token_ms: Rate = Field(description="prefill of the prompt and the first new token")
-    prefill_tokens_per_s: Rate = Field(description="prompt tokens / time to first token")
+    prefill_tokens_per_s: Rate | None = Field(
+        description="prompt tokens / time to first token; None where a tool timed a prompt as 0 ms (its resolution)"
+    )
     decode_tokens_per_s: Rate = Field(description="new tokens after the first / the time they took")
     token_latency_ms: Latency = Field(
         description="each new token after the first, every timed generation; from a runtime's own tool only the "

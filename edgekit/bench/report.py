@@ -102,7 +102,7 @@ def print_generation_runs(runs: list[dict], stderr: bool = False) -> None:
             "prompt": str(run["prompt_tokens"]),
             "new": str(run["new_tokens"]),
             "TTFT ms": f"{run['time_to_first_token_ms']['median']:.1f}",
-            "prefill tok/s": f"{run['prefill_tokens_per_s']['median']:.0f}",
+            "prefill tok/s": f"{run['prefill_tokens_per_s']['median']:.0f}" if run["prefill_tokens_per_s"] else "-",
             "decode tok/s": f"{run['decode_tokens_per_s']['median']:.1f}",
             "p50 ms": _ms(run["token_latency_ms"].get("p50")),
             "p99 ms": _ms(run["token_latency_ms"].get("p99")),

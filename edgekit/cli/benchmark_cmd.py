@@ -128,7 +128,7 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
     "--tool",
     type=click.Path(),
     help="The runtime's native benchmark tool instead of edgekit's worker: a local binary to push and run "
-    "(TFLite benchmark_model, onnxruntime_perf_test; with --generate llama.cpp's llama-bench; required over adb), "
+    "(TFLite benchmark_model, onnxruntime_perf_test; with --generate llama-bench or llama_main; required over adb), "
     "or a command the device has (benchmark_app beside OpenVINO).",
 )
 @click.option("--adb", "adb", default="adb", show_default=True, help="adb: the adb client to use.")
@@ -137,7 +137,8 @@ def _ints(ctx, param, value: str) -> tuple[int, ...]:
     "--generate",
     is_flag=True,
     help="Causal-LM files: time generation (time to first token, prefill and decode tokens/s) instead of one "
-    "forward pass; --processes and --threads apply, and --tool runs the runtime's own program (llama-bench).",
+    "forward pass; --processes and --threads apply, and --tool runs the runtime's own program (llama-bench, "
+    "llama_main).",
 )
 @click.option(
     "--prompt-tokens",

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
+from edgekit.backends.base import Backend, Converter, GenerationTool, StepContext, StepNotes
+from edgekit.backends.executorch_llm import llama_main
 from edgekit.backends.executorch_llm.options import ExecuTorchLLMOptions
 from edgekit.backends.llm import generation_facts, prefill_io
 from edgekit.sidecar import ArtifactIO
@@ -37,6 +38,7 @@ BACKEND = Backend(
     worker_loader=Path(__file__).with_name("worker_loader.py"),
     generation_loader=Path(__file__).with_name("generation_loader.py"),
     describe_generation=generation_facts,
+    generation_tool=GenerationTool("llama_main", llama_main.commands, llama_main.parse),
     runtime_modules=_STACK,
     converters=(
         Converter(

@@ -5,14 +5,16 @@ depth of the prompt's length), each with its own warm-up run; their JSON lines g
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from edgekit.errors import EdgekitError
 
 
-def commands(tool: str, model: str, threads: int, prompt: int, new_tokens: int, runs: int) -> list[list[str]]:
+def commands(tool: str, model: str, local: Path, threads: int, prompt: int, new: int, runs: int) -> list[list[str]]:
+    """Its prefill test of the prompt, then its generation test of the new tokens after a context of the prompt."""
     common = [tool, "-m", model, "-t", str(threads), "-r", str(runs), "-o", "jsonl"]
-    return [[*common, "-p", str(prompt), "-n", "0"], [*common, "-p", "0", "-n", str(new_tokens), "-d", str(prompt)]]
+    return [[*common, "-p", str(prompt), "-n", "0"], [*common, "-p", "0", "-n", str(new), "-d", str(prompt)]]
 
 
 def parse(outputs: list[str]) -> dict[str, Any]:
