@@ -86,6 +86,7 @@ import json, sys
 from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
 _unsafe_reset_threadpool(1)
 import executorch.kernels.quantized  # the int8 embedding table's kernel (embedding_byte), as edgekit's loader
+from executorch.extension.llm.custom_ops import custom_ops  # its LLM attention (custom_sdpa), as edgekit's loader
 from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
 folder, prompt, new = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 runner = TextLLMRunner(folder + "/model.pte", folder + "/tokenizer.json")

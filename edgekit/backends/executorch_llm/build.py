@@ -12,6 +12,7 @@ import shutil
 from typing import Any
 
 from edgekit.backends.base import StepContext, StepNotes
+from edgekit.backends.executorch_llm.attention import KERNEL, fits, use_custom_sdpa
 from edgekit.backends.executorch_llm.options import ExecuTorchLLMOptions
 from edgekit.backends.executorch_llm.worker_loader import CONFIG, PROGRAM, open_folder, positions, step
 from edgekit.backends.llm import check_generation, generation_json, hf_causal_lm
@@ -38,9 +39,11 @@ def build(ctx: StepContext) -> StepNotes:
         details["embeddings"] = _byte_embeddings(model) if options.int8_embeddings else "float"
     ctx.out.mkdir(parents=True)
     with quiet(), torch.no_grad():
-        program = _lower(model, context, _runner_metadata(config, context))
+        metadata = _runner_metadata(config, context)
+        program, attention = _lower_with_the_fastest_attention(model, context, metadata, options.custom_sdpa)
+    details["attention"] = attention
     (ctx.out / PROGRAM).write_bytes(program)
-    described = _describe(config, context)
+    described = _describe(config, context, custom_sdpa=attention.startswith(KERNEL))
     (ctx.out / CONFIG).write_text(json.dumps(described, indent=2) + "\n")
     for name in TOKENIZER_FILES:
         if ctx.model.tokenizer_dir and (ctx.model.tokenizer_dir / name).is_file():
@@ -111,6 +114,23 @@ def _runner_metadata(config: Any, context: int) -> dict[str, Any]:
     }
 
 
+def _lower_with_the_fastest_attention(
+    model: Any, context: int, metadata: dict[str, Any], custom_sdpa: bool
+) -> tuple[bytes, str]:
+    """The .pte bytes, with ExecuTorch's custom_sdpa as the attention where asked, the model's attention is plain
+    causal attention and it exports, else transformers' own; and which attention it has, and why."""
+    why = fits(model.config, context) if custom_sdpa else "--no-custom-sdpa"
+    if why is None:
+        default = model.config._attn_implementation
+        use_custom_sdpa(model)
+        try:
+            return _lower(model, context, metadata), f"{KERNEL} over the positions in use"
+        except (UnsupportedOpError, ConversionError) as e:
+            why = f"{KERNEL} did not export ({first_line(e)})"
+            model.set_attn_implementation(default)
+    return _lower(model, context, metadata), f"transformers' attention over the whole cache: {why}"
+
+
 def _lower(model: Any, context: int, metadata: dict[str, Any]) -> bytes:
     """The model with a static cache of `context` positions, exported and lowered to XNNPACK, with the runners'
     metadata as constant methods: the .pte bytes."""
@@ -145,10 +165,12 @@ def _lower(model: Any, context: int, metadata: dict[str, Any]) -> bytes:
         raise ConversionError(f"ExecuTorch could not lower {type(model).__name__}: {first_line(e)}") from None
 
 
-def _describe(config: Any, context: int) -> dict[str, Any]:
-    """generation.json: what a runner needs besides the program (context, end ids, vocabulary, cache size)."""
+def _describe(config: Any, context: int, custom_sdpa: bool) -> dict[str, Any]:
+    """generation.json: what a runner needs besides the program (context, end ids, vocabulary, cache size, the
+    kernels it needs registered)."""
     described = generation_json(config, context, 4)  # an fp32 cache
-    return {**described, "prefill": "whole"}  # the program takes a whole prompt in one call (a free sequence)
+    described["prefill"] = "whole"  # the program takes a whole prompt in one call (a free sequence)
+    return {**described, "attention": "custom_sdpa"} if custom_sdpa else described
 
 
 def generate_greedy(torch: Any, method: Any, prompt: list[int], new_tokens: int) -> list[int]:

@@ -18,18 +18,21 @@ def load(folder, threads):
     import torch
     from executorch.runtime import Runtime
 
+    with open(os.path.join(folder, "generation.json")) as f:
+        described = json.load(f)
     try:  # the quantized kernels (an int8 embedding table runs embedding_byte)
         import executorch.kernels.quantized  # noqa: F401
     except ImportError:
         pass
+    if described.get("attention") == "custom_sdpa":  # ExecuTorch's LLM attention kernel
+        from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401
     try:
         from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
 
         _unsafe_reset_threadpool(threads)
     except Exception:
         pass
-    with open(os.path.join(folder, "generation.json")) as f:
-        whole = json.load(f).get("prefill") == "whole"
+    whole = described.get("prefill") == "whole"
     return torch, Runtime.get().load_program(os.path.join(folder, "model.pte")).load_method("forward"), whole
 
 

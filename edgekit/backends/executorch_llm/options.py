@@ -27,3 +27,8 @@ class ExecuTorchLLMOptions(GenerationCheck):
         "a table tied to the output layer stays float",
         json_schema_extra={"quantizations": ["int4-dynamic"]},
     )
+    custom_sdpa: bool = Field(
+        True,
+        description="attention by ExecuTorch's LLM kernel (llama::custom_sdpa) over the positions in use, not "
+        "transformers' over the whole cache; a runtime without ExecuTorch's LLM kernels needs it off",
+    )

@@ -23,21 +23,25 @@ def set_threads(threads):
         pass
 
 
-def quantized_kernels():
-    """Register ExecuTorch's quantized kernels with its runtime (an int8 embedding table runs embedding_byte)."""
+def register_kernels(described):
+    """Register with ExecuTorch's runtime the kernels beyond its core the program may run: the quantized ones (an
+    int8 embedding table runs embedding_byte) and, for a program exported with it, its LLM attention
+    (llama::custom_sdpa, generation.json: "attention": "custom_sdpa")."""
     try:
         import executorch.kernels.quantized  # noqa: F401
     except ImportError:
         pass
+    if described.get("attention") == "custom_sdpa":
+        from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401
 
 
 def open_folder(folder):
     """(the forward method, the folder's generation.json)."""
     from executorch.runtime import Runtime
 
-    quantized_kernels()
     with open(os.path.join(folder, CONFIG)) as f:
         described = json.load(f)
+    register_kernels(described)
     return Runtime.get().load_program(os.path.join(folder, PROGRAM)).load_method("forward"), described
 
 
