@@ -55,13 +55,16 @@ def speed_model(folder: Path) -> Path:
     return folder
 
 
-def export(source: Path, out: Path, prompts: int, targets: tuple[str, ...] = TARGETS) -> dict[str, dict]:
-    """Each target's folder and its export facts (seconds, size, the generation check)."""
+def export(
+    source: Path, out: Path, prompts: int, targets: tuple[str, ...] = TARGETS, options: tuple[str, ...] = ()
+) -> dict[str, dict]:
+    """Each target's folder and its export facts (seconds, size, the generation check); `options`: more export
+    flags."""
     done = {}
     for target in targets:
         began = time.monotonic()
-        options = ["--prompts", str(prompts)]
-        argv = [*EDGEKIT, "export", str(source), "-t", target, "-o", str(out), "-q", *options]
+        flags = ["--prompts", str(prompts), *options]
+        argv = [*EDGEKIT, "export", str(source), "-t", target, "-o", str(out), "-q", *flags]
         gate = subprocess.run(argv).returncode
         suffix = get_target(target).suffix
         folder = out / f"{source.name}-{target}{'.rejected' if gate else ''}{suffix}"
@@ -98,6 +101,7 @@ def generation(folders: list[str], result: Path, prompt_tokens: str = "64,256", 
             "token_p50_ms": round(run["token_latency_ms"]["p50"], 2),
             "token_p99_ms": round(run["token_latency_ms"]["p99"], 2),
             "peak_rss_mb": round(run["peak_rss_mb"], 1),
+            "folder": run["artifact"],
         }
         for run in runs
     ]
@@ -128,6 +132,7 @@ def run(targets: tuple[str, ...], result: str, what: str, prompt_tokens: str) ->
         print(json.dumps(big, indent=1), flush=True)
         speed = generation([big[t]["folder"] for t in targets], work / "generation.json", prompt_tokens)
         for row in speed:
+            row.pop("folder")
             print(row, flush=True)
         trained = build_family("llama", work / "llama-tweets", tweets=3000, epochs=2)
         small = export(trained, work / "out", prompts=20, targets=targets)

@@ -57,7 +57,8 @@ def benchmark_generation(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Generation runs for every file, thread count and prompt length; returns (runs, error that stopped it
     early or None). A file whose runtime does not generate is refused before any device is touched. With `tool`
-    (required over adb), the runtime's own generation benchmark (llama-bench) runs instead of edgekit's worker."""
+    (required over adb), the runtime's own generation program (llama-bench, llama_main) runs instead of edgekit's
+    worker."""
     paths = [require_artifact(Path(a)) for a in artifacts]
     check_tool_argument(device, tool)
     taken: dict[tuple[int, int, int], list[dict[str, Any]]] = {}
