@@ -39,11 +39,13 @@ def build(ctx: StepContext) -> StepNotes:
         details["embeddings"] = _byte_embeddings(model) if options.int8_embeddings else "float"
     ctx.out.mkdir(parents=True)
     with quiet(), torch.no_grad():
-        metadata = _runner_metadata(config, context)
+        described = _describe(config, context)
+        metadata = _runner_metadata(described, config.bos_token_id)
         program, attention = _lower_with_the_fastest_attention(model, context, metadata, options.custom_sdpa)
     details["attention"] = attention
+    if attention.startswith(KERNEL):  # whatever runs the program registers the kernel (edgekit's loaders do)
+        described["attention"] = "custom_sdpa"
     (ctx.out / PROGRAM).write_bytes(program)
-    described = _describe(config, context, custom_sdpa=attention.startswith(KERNEL))
     (ctx.out / CONFIG).write_text(json.dumps(described, indent=2) + "\n")
     for name in TOKENIZER_FILES:
         if ctx.model.tokenizer_dir and (ctx.model.tokenizer_dir / name).is_file():
@@ -97,20 +99,19 @@ def _byte_embeddings(model: Any) -> str:
     return "int8 per row"
 
 
-def _runner_metadata(config: Any, context: int) -> dict[str, Any]:
+def _runner_metadata(described: dict[str, Any], bos: int | None) -> dict[str, Any]:
     """What ExecuTorch's own LLM runners (its C++ TextLLMRunner and llama_main, the Android and iOS LLM modules)
-    read from a program's constant methods: without get_max_seq_len they refuse it. A whole prompt of up to the
-    context goes in one call (the sequence is dynamic), positions as cache_position."""
-    eos = config.eos_token_id
+    read from a program's constant methods, from generation.json's facts: without get_max_seq_len they refuse it.
+    A whole prompt of up to the context goes in one call (the sequence is dynamic), positions as cache_position."""
     return {
-        "get_max_seq_len": context,
-        "get_max_context_len": context,
+        "get_max_seq_len": described["context_length"],
+        "get_max_context_len": described["context_length"],
         "use_kv_cache": True,
         "enable_dynamic_shape": True,
         "use_sdpa_with_kv_cache": False,
-        "get_vocab_size": int(config.vocab_size),
-        "get_eos_ids": [int(e) for e in (eos if isinstance(eos, list) else [eos] if eos is not None else [])],
-        **({"get_bos_id": int(config.bos_token_id)} if config.bos_token_id is not None else {}),
+        "get_vocab_size": int(described["vocab_size"]),
+        "get_eos_ids": [int(e) for e in described["eos_token_ids"]],
+        **({"get_bos_id": int(bos)} if bos is not None else {}),
     }
 
 
@@ -165,12 +166,10 @@ def _lower(model: Any, context: int, metadata: dict[str, Any]) -> bytes:
         raise ConversionError(f"ExecuTorch could not lower {type(model).__name__}: {first_line(e)}") from None
 
 
-def _describe(config: Any, context: int, custom_sdpa: bool) -> dict[str, Any]:
-    """generation.json: what a runner needs besides the program (context, end ids, vocabulary, cache size, the
-    kernels it needs registered)."""
+def _describe(config: Any, context: int) -> dict[str, Any]:
+    """generation.json: what a runner needs besides the program (context, end ids, vocabulary, cache size)."""
     described = generation_json(config, context, 4)  # an fp32 cache
-    described["prefill"] = "whole"  # the program takes a whole prompt in one call (a free sequence)
-    return {**described, "attention": "custom_sdpa"} if custom_sdpa else described
+    return {**described, "prefill": "whole"}  # the program takes a whole prompt in one call (a free sequence)
 
 
 def generate_greedy(torch: Any, method: Any, prompt: list[int], new_tokens: int) -> list[int]:
