@@ -21,9 +21,9 @@ from edgekit.bench.strategies import (
     PEAK_SCRIPT,
     check_device,
     check_tool_argument,
-    peak_kb,
     place_tool,
     push_artifact,
+    run_polled,
 )
 from edgekit.checksum import size_of
 from edgekit.dispatch import require_artifact
@@ -134,15 +134,9 @@ class ToolGeneration:
         outputs, peaks = [], []
         tool, new = self.tools[i], settings.new_tokens
         for argv in tool.commands(self.program, self.remote[i], self.paths[i], threads, prompt, new, settings.runs):
-            result = self.transport.run(["sh", self.script, *argv])
-            if result.returncode != 0:
-                raise DeviceError(
-                    f"{Path(self.program).name} failed on {self.transport.name} for {self.paths[i].name} "
-                    f"(exit {result.returncode}): {result.stdout.strip()[-400:]}",
-                    hint=_tool_hint(result.stdout),
-                )
-            outputs.append(result.stdout)
-            peaks.append(peak_kb(result.stdout) or 0)
+            output, peak = run_polled(self.transport, self.script, argv, self.environment["tool"], self.paths[i].name)
+            outputs.append(output)
+            peaks.append(peak or 0)
         record = {"load_ms": None, **tool.parse(outputs)}
         counted = set(record.pop("prompt_tokens_counted", [prompt]))
         if counted != {prompt}:
@@ -178,15 +172,6 @@ def _check_context(paths: list[Path], settings: GenerationSettings) -> None:
                 f"A prompt of {max(settings.prompt_tokens)} tokens and {settings.new_tokens} new tokens exceed "
                 f"{path.name}'s context of {context} tokens: ask for at most {context} in all."
             )
-
-
-def _tool_hint(output: str) -> str | None:
-    if "error while loading shared libraries" in output:
-        return (
-            "The program needs libraries that were not pushed with it: build it statically (llama.cpp: cmake -B "
-            "build -DBUILD_SHARED_LIBS=OFF) so that the one file runs on the device."
-        )
-    return None
 
 
 def _generating_backend(path: Path) -> tuple[Backend, Path]:

@@ -119,14 +119,9 @@ class NativeTool:
         assert native is not None
         argv = native.command(self.tool, self.remote[i], threads, self.settings.min_runs, self.settings.warmup)
         argv += native.extra_args(self.paths[i])
-        result = self.transport.run(["sh", self.script, *argv])
-        if result.returncode != 0:
-            raise DeviceError(
-                f"{self.tool_name} failed on {self.transport.name} for {self.paths[i].name} "
-                f"(exit {result.returncode}): {result.stdout.strip()[-400:]}"
-            )
-        parsed = native.parse(result.stdout)
-        parsed["peak_rss_kb"] = peak_kb(result.stdout)
+        output, peak = run_polled(self.transport, self.script, argv, self.tool_name, self.paths[i].name)
+        parsed = native.parse(output)
+        parsed["peak_rss_kb"] = peak
         parsed["memory_method"] = "VmHWM from /proc/<pid>/status on the device"
         self.environment["tool"] = parsed["tool"]
         return parsed
@@ -159,10 +154,24 @@ def place_tool(transport: Transport, tool: str) -> str:
     return found
 
 
-def peak_kb(output: str) -> int | None:
-    """The peak resident set the poller printed after the program's output, in kB."""
-    match = re.search(r"EDGEKIT_VMHWM_KB=(\d+)", output)
-    return int(match.group(1)) if match else None
+def run_polled(
+    transport: Transport, script: str, argv: list[str], program: str, artifact: str
+) -> tuple[str, int | None]:
+    """Run `argv` (the native program `program` on `artifact`) under the pushed VmHWM poller (peak_rss.sh): its
+    output and its peak resident set in kB; a DeviceError with the output's end when it fails."""
+    result = transport.run(["sh", script, *argv])
+    if result.returncode != 0:
+        missing = "error while loading shared libraries" in result.stdout
+        raise DeviceError(
+            f"{program} failed on {transport.name} for {artifact} (exit {result.returncode}): "
+            f"{result.stdout.strip()[-400:]}",
+            hint="The program needs libraries that were not pushed with it: build it statically (e.g. llama.cpp: "
+            "cmake -B build -DBUILD_SHARED_LIBS=OFF) so that the one file runs on the device."
+            if missing
+            else None,
+        )
+    match = re.search(r"EDGEKIT_VMHWM_KB=(\d+)", result.stdout)
+    return result.stdout, int(match.group(1)) if match else None
 
 
 def push_artifact(transport: Transport, path: Path, slot: int = 0) -> str:
