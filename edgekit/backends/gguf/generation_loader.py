@@ -2,10 +2,14 @@
 pushed to the device beside it; needs llama-cpp-python there). The prompt is prefilled in one llama.cpp decode
 call, then each new token is one call."""
 
+import functools
 import time
 
 
+@functools.cache
 def describe(path):
+    """Read once per process: the worker asks before loading, and load() asks again for the context; each read
+    loads the vocabulary, which load_ms would otherwise count twice."""
     import llama_cpp
 
     probe = llama_cpp.Llama(path, n_ctx=8, vocab_only=True, verbose=False)
