@@ -86,7 +86,7 @@ def test_dynamic_int8_without_calibration_data(tmp_path, cnn):
     quantization = result.sidecar["route"][0]["quantization"]
     assert quantization["quantized_layer_types"] == ["Linear"]
     assert "no --calib data" in quantization["static_skipped"]
-    assert result.sidecar["quantization"]["scheme_name"] == "torch_dynamic_qint8"
+    assert result.sidecar["quantization"]["scheme_name"] == "torch_qint8"
 
 
 def test_tracing_when_scripting_fails(tmp_path, calib_npz):
