@@ -450,3 +450,21 @@ def test_onnx_runtime_fuses_the_encoder_and_the_fused_graph_matches_the_unfused_
         fallback=FallbackOptions(keep_float=("encoder.encoder.layer.0.attention.self.query",)),
     )
     assert ops(kept).count("QAttention") == 1 and ops(kept).count("Attention") == 1
+
+
+def test_static_int8_fuses_attention_with_its_projections_outside_and_quantizes_them(tiny_bert, tmp_path):
+    """For static QDQ int8 attention fuses into MultiHeadAttention, which takes the projected query, key and
+    value: all twelve projections and feed-forward MatMuls stay in the graph with int8 weights (a fused Attention
+    would hold its projections inside, float)."""
+    import onnx
+
+    result = _export(tiny_bert, "onnx-int8", tmp_path)
+    step = next(s for s in result.sidecar["route"] if s["step"] == "optimize")
+    assert step["fused"]["MultiHeadAttention"] == 2 and "projections stay MatMuls" in step["attention"]
+    graph = onnx.load(str(result.artifact)).graph
+    producer = {o: n.op_type for n in graph.node for o in n.output}
+    ops = [n.op_type for n in graph.node]
+    quantized = [n for n in graph.node if n.op_type == "MatMul" and producer.get(n.input[1]) == "DequantizeLinear"]
+    assert ops.count("MultiHeadAttention") == 2 and "Attention" not in ops
+    assert len(quantized) == 12 and result.sidecar["quantization"]["fallback"]["float_layers"] == []
+    assert result.parity.passed and result.parity.outputs[0].top1 >= 0.95

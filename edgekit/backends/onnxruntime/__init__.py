@@ -18,8 +18,10 @@ from edgekit.sources.base import Model
 class OnnxRuntimeOptions(BackendOptions):
     fuse: bool = Field(
         True,
-        description="fuse a transformer encoder's graph (Attention, SkipLayerNormalization)",
-        # `edgekit search` tries both; static int8 quantizes the unfused graph either way
+        description="fuse a transformer encoder's graph (Attention, SkipLayerNormalization; for static int8 "
+        "MultiHeadAttention, the projections outside it quantized)",
+        # `edgekit search` tries both where attention fusion decides the speed (static int8 keeps it on: its
+        # projections are quantized either way, and a second calibration per trial would double the grid)
         json_schema_extra={"search": [True, False], "quantizations": ["none", "fp16", "dynamic"]},
     )
     smooth: bool = Field(

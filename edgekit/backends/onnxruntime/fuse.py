@@ -141,28 +141,50 @@ def _carry_scopes(before, after) -> None:
             entry.key, entry.value = SCOPES, " ".join(dict.fromkeys(scopes))
 
 
-def fuse(model) -> tuple[Any, dict[str, int]]:
-    """The fused model and the count of each fused op type (empty when nothing matched)."""
-    import copy
-
-    from onnx import helper
+def _optimized(model, heads: int = 0, hidden: int = 0, projections_outside: bool = False):
+    """ONNX Runtime's transformer optimizer on `model` (in place); heads and hidden size 0: read from the graph.
+    opt_level 0: the fusions only, no session rewrite."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     from edgekit.quiet import quiet
 
+    options = FusionOptions("bert")
+    options.use_multi_head_attention = projections_outside
+    with quiet():  # the optimizer logs each fusion pass
+        return optimize_model(
+            model, model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0, optimization_options=options
+        )
+
+
+def _attention_size(model) -> tuple[int, int]:
+    """Heads and hidden size as the optimizer's Attention fusion reads them from the graph ((0, 0): none fused).
+    Its MultiHeadAttention fusion cannot read them itself."""
+    import copy
+
+    from onnx import helper
+
+    fused = _optimized(copy.deepcopy(model)).model
+    inits = {i.name: i for i in fused.graph.initializer}
+    for node in fused.graph.node:
+        if node.op_type == "Attention" and node.input[1] in inits:
+            heads = next(helper.get_attribute_value(a) for a in node.attribute if a.name == "num_heads")
+            return int(heads), int(inits[node.input[1]].dims[0])
+    return 0, 0
+
+
+def fuse(model, projections_outside: bool = False) -> tuple[Any, dict[str, int]]:
+    """The fused model and the count of each fused op type (empty when nothing matched). With
+    `projections_outside`, attention fuses into MultiHeadAttention, which takes the projected query, key and
+    value: their MatMuls stay in the graph for static int8 to quantize (a fused Attention holds them inside)."""
+    import copy
+
+    from onnx import helper
+
     original = copy.deepcopy(model)
     split_unsqueeze(model)
-    with quiet():  # the optimizer logs each fusion pass
-        # heads and hidden size are read from the graph; opt_level 0: the fusions only, no session rewrite
-        optimizer = optimize_model(
-            model,
-            model_type="bert",
-            num_heads=0,
-            hidden_size=0,
-            opt_level=0,
-            optimization_options=FusionOptions("bert"),
-        )
+    size = _attention_size(model) if projections_outside else (0, 0)
+    optimizer = _optimized(model, *size, projections_outside=projections_outside and size != (0, 0))
     counts = {k: v for k, v in optimizer.get_fused_operator_statistics().items() if v and k in FUSED_TYPES}
     fused = optimizer.model
     domains = {n.domain for n in fused.graph.node if n.domain} - {o.domain for o in fused.opset_import}
@@ -184,9 +206,9 @@ def _typed(model):
 
 def optimize_step(ctx) -> StepNotes:
     """The exporter's graph-optimization step: fuse a transformer encoder; ctx.out is written only when
-    something fused, and the notes are empty (no route record) when the graph is no transformer. Static
-    int8 keeps the unfused graph: ONNX Runtime's QDQ quantizer has no form for the fused Attention, whose
-    projections would then stay float."""
+    something fused, and the notes are empty (no route record) when the graph is no transformer. For static
+    int8 attention fuses into MultiHeadAttention with the projections outside: ONNX Runtime's QDQ quantizer
+    has no form for the fused Attention, whose projections would then stay float."""
     import onnx
 
     if not ctx.options.fuse:  # --no-fuse
@@ -195,10 +217,9 @@ def optimize_step(ctx) -> StepNotes:
     present = {n.op_type for n in model.graph.node}
     if not {"Softmax", "MatMul"} <= present or not present & {"LayerNormalization", "ReduceMean"}:
         return StepNotes()
-    if ctx.recipe.quantization == "static":
-        return StepNotes({"fused": {}, "skipped": "static QDQ int8 has no fused-Attention form: unfused graph"})
+    static = ctx.recipe.quantization == "static"
     try:
-        fused, counts = fuse(model)
+        fused, counts = fuse(model, projections_outside=static)
     except Exception as e:  # the optimizer's pattern code meets a graph it does not expect (ModernBERT's
         # LayerNormalization without a bias): the file stays as exported, unfused and correct
         return StepNotes(
@@ -210,4 +231,7 @@ def optimize_step(ctx) -> StepNotes:
     if not counts:
         return StepNotes({"fused": {}, "skipped": "ONNX Runtime's transformer optimizer matched no pattern"})
     onnx.save(fused, str(ctx.out))
-    return StepNotes({"method": "onnxruntime.transformers.optimizer (bert)", "fused": counts})
+    notes = {"method": "onnxruntime.transformers.optimizer (bert)", "fused": counts}
+    if "MultiHeadAttention" in counts:
+        notes["attention"] = "MultiHeadAttention: the query, key and value projections stay MatMuls, quantized"
+    return StepNotes(notes)
