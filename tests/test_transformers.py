@@ -125,7 +125,9 @@ def test_the_tiny_encoder_goes_through_every_target(target, tiny_bert, float_acc
 def test_the_fallback_keeps_exactly_the_planted_outlier_layer_float(target, tiny_bert, tmp_path):
     from edgekit.backends.litert.plan import OTHER_OPS
 
-    result = _export(tiny_bert, target, tmp_path, weights="planted")
+    # PyTorch Mobile's channel groups give the planted channel a scale of its own (below): the fallback without
+    options = {"options": {"channel_groups": False}} if target == "pytorch-mobile-int8" else {}
+    result = _export(tiny_bert, target, tmp_path, weights="planted", **options)
     record = result.sidecar["quantization"]["fallback"]
     # TFLite keeps its non-linear ops float first (full-integer LayerNorm/Softmax), then named layers
     expected = [OTHER_OPS, "head"] if target.startswith("tflite") else ["head"]
@@ -145,6 +147,18 @@ def test_the_fallback_keeps_exactly_the_planted_outlier_layer_float(target, tiny
         )
         assert pinned.sidecar["quantization"]["calibration_ranges"] == "measured"
         assert _initializers(pinned.artifact) == _initializers(result.artifact)  # the same scales either way
+
+
+def test_channel_groups_quantize_the_planted_outlier_layer_with_nothing_float(tiny_bert, tmp_path):
+    """PyTorch Mobile's per-layer static int8 gives the head's 300x input channel an int8 scale of its own: the
+    head is quantized, no layer is kept float, and the file agrees with the source."""
+    result = _export(tiny_bert, "pytorch-mobile-int8", tmp_path, weights="planted")
+    notes = result.sidecar["route"][0]["quantization"]
+    assert result.sidecar["quantization"]["applied"] == "static" and notes["float_layers"] == []
+    assert notes["channel_groups"]["layers"]["head"]["input"] >= 2, notes["channel_groups"]
+    fallback = result.sidecar["quantization"]["fallback"]
+    assert fallback["float_layers"] == [] and fallback["attempts"][0]["passed"] and result.parity.passed
+    assert result.parity.outputs[0].top1 >= 0.98
 
 
 @pytest.mark.parametrize("target", ["onnx-int8", "onnx-int8-dynamic"])
@@ -468,3 +482,25 @@ def test_static_int8_fuses_attention_with_its_projections_outside_and_quantizes_
     assert ops.count("MultiHeadAttention") == 2 and "Attention" not in ops
     assert len(quantized) == 12 and result.sidecar["quantization"]["fallback"]["float_layers"] == []
     assert result.parity.passed and result.parity.outputs[0].top1 >= 0.95
+
+
+def test_tflite_int8_splits_outlier_layers_into_channel_groups_and_keeps_a_split_layer_float_whole(tiny_bert, tmp_path):
+    """TFLite's ONNX route gives layers whose channels span unlike ranges one FULLY_CONNECTED per channel group;
+    a layer the fallback keeps float is found by its parts' weights, every part float."""
+    from edgekit.backends.litert.tflite_file import read_tflite
+    from edgekit.fallback import FallbackOptions
+
+    result = _export(tiny_bert, "tflite-int8", tmp_path / "groups")
+    step = result.sidecar["route"][-1]
+    split = step["channel_groups"]["layers"]
+    assert split and all(name.startswith("encoder.") for name in split), step["channel_groups"]
+    layer, counts = next(iter(split.items()))
+    parts = counts["input"] * counts["output"]
+    assert parts >= 2 and result.parity.passed
+    plain = _export(tiny_bert, "tflite-int8", tmp_path / "plain", options={"channel_groups": False})
+    assert plain.sidecar["route"][-1]["channel_groups"] == "off (--no-channel-groups)"
+    connected = lambda r: sum(o.op == "FULLY_CONNECTED" for o in read_tflite(r.artifact).ops)
+    assert connected(result) == connected(plain) + sum(c["input"] * c["output"] - 1 for c in split.values())
+    kept = _export(tiny_bert, "tflite-int8", tmp_path / "kept", fallback=FallbackOptions(keep_float=(layer,)))
+    step = kept.sidecar["route"][-1]
+    assert layer in step["float_layers"] and step["float_op_types"]["FULLY_CONNECTED"] == parts, step

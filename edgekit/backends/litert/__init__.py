@@ -11,6 +11,7 @@ from edgekit.backends.base import Backend, Converter, NativeTool, StepContext, S
 from edgekit.backends.litert import native
 from edgekit.backends.litert.plan import OTHER_OPS, litert_plan, scheme_problems
 from edgekit.backends.options import BackendOptions
+from edgekit.channel_groups import OPTION_HELP
 from edgekit.sidecar import ArtifactIO
 from edgekit.sources.base import Model
 
@@ -24,6 +25,11 @@ class LiteRTOptions(BackendOptions):
         "(SmoothQuant, its strength chosen per layer group); off by default: it won nothing on MiniLM or ViT, "
         "whose int8 loss is in the FULLY_CONNECTED outputs",
         # not in search's default grid (no measured gain); a space file can add it
+        json_schema_extra={"quantizations": ["full-integer"]},
+    )
+    channel_groups: bool = Field(
+        True,
+        description=OPTION_HELP,
         json_schema_extra={"quantizations": ["full-integer"]},
     )
     float_io: bool = Field(

@@ -96,6 +96,7 @@ def from_onnx(ctx: StepContext) -> StepNotes:
         """onnx2tf's Keras model, wrapped in a tf.function with the source's input names and order."""
         if key is not None:
             _smooth(ctx, ready, key)
+            _group_channels(ctx, ready, key)
         log = io.StringIO()  # onnx2tf prints the failing node ("onnx_op_name: ...") to stdout
         _fresh_layer_names()
         try:
@@ -139,52 +140,91 @@ def from_onnx(ctx: StepContext) -> StepNotes:
 
     notes = _convert(build, specs, ctx, _kept(ctx))
     smoothed = _SMOOTHED.get(key) if key is not None else None
+    grouped = _GROUPED.get(key) if key is not None else None
     notes.details = {
         "converter_from_onnx": "onnx2tf",
         "static_shapes": {n: list(s) for n, s in shapes.items()},
         "onnx_prep": prep,
         **({"smoothing": smoothed[0]} if smoothed else {}),
+        **({"channel_groups": grouped[0]} if grouped else {}),
         **notes.details,
     }
     return notes
 
 
-# Per export, like _CALIBRATED: what smoothing did to the float file the calibration of that key was made from
-# (its notes, and the fingerprints of the weights it scaled: source layer's -> smoothed file's)
+# Per export, like _CALIBRATED: what each rewrite of the float ONNX graph did before the calibration of that key
+# (its notes, and the fingerprints it changed). Smoothing: source layer's weight -> the smoothed file's (scaled
+# rows); channel groups: a split layer's weight -> its parts' weights.
 _SMOOTHED: dict[tuple, tuple[dict | str, dict[tuple, tuple]]] = {}
+_GROUPED: dict[tuple, tuple[dict | str, dict[tuple, list[tuple]]]] = {}
+
+
+def _rewrite_for_int8(ctx: StepContext, ready: Path, key: tuple, record: dict, off: str | None, method: str, rewrite):
+    """Full integer: `rewrite(model, data)` on the ONNX graph onnx2tf reads (exact in float), its (notes,
+    fingerprints) recorded under the export's key; `off`: the note when the user's option turned it off."""
+    data = ctx.data
+    if data is None:
+        return
+    record.clear()
+    if off is not None:
+        record[key] = off, {}
+        return
+    import onnx
+
+    model = onnx.load(str(ready))
+    try:
+        done = rewrite(model, data)
+    except Exception as e:  # the calibration run failed: the converter's calibration will say why in its words
+        record[key] = {"method": method, "skipped": first_line(e, 200)}, {}
+        return
+    onnx.save(model, str(ready), save_as_external_data=model.ByteSize() > 1_500_000_000)
+    record[key] = done
 
 
 def _smooth(ctx: StepContext, ready: Path, key: tuple) -> None:
-    """Full integer with --smoothquant: SmoothQuant on the ONNX graph onnx2tf reads (TFLite's grid: asymmetric
-    per-tensor int8 activations, symmetric per-channel weights), its strength chosen per layer group; exact in
-    float. Recorded in _SMOOTHED for the step's notes."""
-    if ctx.data is None:
-        return
-    _SMOOTHED.clear()
-    if not getattr(ctx.options, "smoothquant", False):
-        _SMOOTHED[key] = "off (--smoothquant not given)", {}
-        return
-    import onnx
+    """--smoothquant: SmoothQuant (TFLite's grid: asymmetric per-tensor int8 activations, symmetric per-channel
+    weights), its strength chosen per layer group."""
     from onnx import numpy_helper
 
     from edgekit.backends.onnxruntime.smooth import Int8Grid, smooth
 
-    model = onnx.load(str(ready))
-    before = {i.name: fingerprint(numpy_helper.to_array(i)) for i in model.graph.initializer if len(i.dims) == 2}
-    try:
-        notes = smooth(model, ctx.data, ctx.batch_size, Int8Grid(activation_symmetric=False, weight_qmax=127))
-    except Exception as e:  # the calibration run failed: the converter's calibration will say why in its words
-        _SMOOTHED[key] = {"method": "SmoothQuant", "skipped": first_line(e, 200)}, {}
-        return
-    onnx.save(model, str(ready), save_as_external_data=model.ByteSize() > 1_500_000_000)
-    after = {i.name: fingerprint(numpy_helper.to_array(i)) for i in model.graph.initializer if i.name in before}
-    _SMOOTHED[key] = notes, {before[n]: p for n, p in after.items() if p != before[n]}
+    def rewrite(model, data: Dataset) -> tuple:
+        two_d = [i for i in model.graph.initializer if len(i.dims) == 2]
+        before = {i.name: fingerprint(numpy_helper.to_array(i)) for i in two_d}
+        notes = smooth(model, data, ctx.batch_size, Int8Grid(activation_symmetric=False, weight_qmax=127))
+        after = {i.name: fingerprint(numpy_helper.to_array(i)) for i in model.graph.initializer if i.name in before}
+        return notes, {before[n]: p for n, p in after.items() if p != before[n]}
+
+    off = None if getattr(ctx.options, "smoothquant", False) else "off (--smoothquant not given)"
+    _rewrite_for_int8(ctx, ready, key, _SMOOTHED, off, "SmoothQuant", rewrite)
 
 
-def _smoothed_prints(prints: dict[str, tuple], key: tuple) -> dict[str, tuple]:
-    """The kept layers' weight fingerprints as the smoothed file holds those weights (scaled rows)."""
+def _group_channels(ctx: StepContext, ready: Path, key: tuple) -> None:
+    """Channel groups (onnx_groups.py), after any smoothing."""
+    from edgekit.backends.litert.onnx_groups import split_channel_groups
+    from edgekit.sensitivity import quantizable_layers
+
+    def rewrite(model, data: Dataset) -> tuple:
+        # the sidecar names a split layer as the source does: by its weights (scaled where smoothing ran first)
+        scaled = _SMOOTHED[key][1] if key in _SMOOTHED else {}
+        prints = layer_prints(ctx.model, tuple(quantizable_layers(ctx.model)))
+        names = {scaled.get(print_, print_): name for name, print_ in prints.items()}
+        return split_channel_groups(model, data, ctx.batch_size, names)
+
+    off = None if getattr(ctx.options, "channel_groups", True) else "off (--no-channel-groups)"
+    _rewrite_for_int8(ctx, ready, key, _GROUPED, off, "channel groups", rewrite)
+
+
+def _file_prints(prints: dict[str, tuple], key: tuple) -> dict[str, list[tuple]]:
+    """The kept layers' weight fingerprints as the converted file holds those weights: scaled rows where smoothed,
+    one per part where split into channel groups."""
     scaled = _SMOOTHED[key][1] if key in _SMOOTHED else {}
-    return {name: scaled.get(p, p) for name, p in prints.items()}
+    parts = _GROUPED[key][1] if key in _GROUPED else {}
+    found = {}
+    for name, print_ in prints.items():
+        print_ = scaled.get(print_, print_)
+        found[name] = parts.get(print_, [print_])
+    return found
 
 
 def _fresh_layer_names() -> None:
@@ -370,7 +410,7 @@ def _calibrate(tf, frozen, settings: ConverterSettings, data: Dataset, specs) ->
 
 
 def _quantize_keeping_float(
-    tf, calibrated: _Calibrated, settings: ConverterSettings, kept: tuple[bool, dict[str, tuple], bool], outputs: bool
+    tf, calibrated: _Calibrated, settings: ConverterSettings, kept: tuple[bool, dict[str, Any], bool], outputs: bool
 ) -> tuple[bytes, list[str]]:
     """Full-integer quantization of a calibrated file with layers left float: TFLite's MLIR quantizer with
     denylists (every non-linear op type when the fallback asks; the FULLY_CONNECTED/CONV ops whose weights are
@@ -381,7 +421,7 @@ def _quantize_keeping_float(
     from edgekit.sensitivity import keras_scoped
 
     others, prints, by_scope = kept
-    by_print = {print_: name for name, print_ in prints.items()}
+    by_print = {print_: name for name, each in prints.items() for print_ in each}
     # by weights, or (Keras sources, whose batch norms the converter folds into the weights) by scope name
     nodes: dict[str, str] = {}
     for out, print_ in calibrated.weighted.items():
@@ -428,8 +468,8 @@ def _convert(
                 _CALIBRATED.clear()  # one export's at a time
                 _CALIBRATED[key] = _calibrate(tf, frozen, settings, data, specs)
             calibrated = _CALIBRATED[key]
-            kept = (others, _smoothed_prints(kept_weights, key), by_scope)
-            flatbuffer, float_layers = _quantize_keeping_float(tf, calibrated, settings, kept, float_io)
+            in_file = (others, _file_prints(kept_weights, key), by_scope)
+            flatbuffer, float_layers = _quantize_keeping_float(tf, calibrated, settings, in_file, float_io)
         else:
             flatbuffer = _run_converter(tf, frozen, settings, data, specs, fallback)
     except Exception as e:  # ConverterError and friends; translate into what the user can act on

@@ -105,11 +105,11 @@ def gemm_to_matmul(model) -> int:
         nodes.extend(replacement)
         rewritten += 1
     if rewritten:
-        _replace_nodes(model.graph, nodes)
+        replace_nodes(model.graph, nodes)
     return rewritten
 
 
-def _replace_nodes(graph, nodes: list) -> None:
+def replace_nodes(graph, nodes: list) -> None:
     """Give `graph` these nodes, in this order, and drop the initializers no node reads any more."""
     del graph.node[:]
     graph.node.extend(nodes)
@@ -272,7 +272,7 @@ def int8_weights_only(path: Path, nodes: list[str]) -> int:
                 done += 1
         new_nodes.append(node)
     if done:
-        _replace_nodes(graph, new_nodes)
+        replace_nodes(graph, new_nodes)
         onnx.save(model, str(path))
     return done
 

@@ -9,6 +9,7 @@ from pydantic import Field
 from edgekit.backends.base import Backend, Converter, StepContext, StepNotes
 from edgekit.backends.options import BackendOptions
 from edgekit.backends.torch_mobile.plan import scheme_problems, torch_lite_plan
+from edgekit.channel_groups import OPTION_HELP
 from edgekit.sidecar import ArtifactIO
 from edgekit.sources.torch_source import torch_io
 
@@ -18,6 +19,10 @@ class TorchLiteOptions(BackendOptions):
         False,
         description="accept dynamic int8 (Linear layers only, float activations) when static int8 with --calib "
         "is not possible; without it that is an error",
+    )
+    channel_groups: bool = Field(
+        True,
+        description=OPTION_HELP,
     )
 
 

@@ -14,7 +14,9 @@ import warnings
 from typing import Any
 
 from edgekit.backends.base import StepContext, StepNotes
+from edgekit.backends.torch_mobile.groups import channel_ranges, grouped_linear_class
 from edgekit.backends.torch_mobile.plan import TorchLitePlan
+from edgekit.channel_groups import grouping, notes
 from edgekit.errors import ConversionError, UsageError, first_line
 from edgekit.quiet import quiet
 from edgekit.sources.base import Model
@@ -159,11 +161,12 @@ def _wrapper_class():
 
 
 def _quantize_static_per_layer(
-    torch, module, model: Model, plan: TorchLitePlan, data, keep_float: tuple[str, ...]
+    torch, module, model: Model, plan: TorchLitePlan, data, keep_float: tuple[str, ...], channel_groups: bool
 ) -> tuple | str:
     """Static int8 for a model FX cannot trace (Hugging Face code, data-dependent Python): eager mode, each
     Linear/Conv wrapped between a quantize and a dequantize (QuantWrapper), calibrated on --calib. Every
-    such layer runs an int8 kernel with calibrated activation ranges; what lies between them stays float.
+    such layer runs an int8 kernel with calibrated activation ranges; what lies between them stays float. With
+    `channel_groups`, a Linear whose channels span unlike ranges gets a scale per group (groups.py).
     Returns (module, notes), or why it is not possible."""
     from torch.ao.quantization import convert, get_default_qconfig, prepare
 
@@ -172,21 +175,31 @@ def _quantize_static_per_layer(
     chosen, _ = _quantizable(torch, quantized, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d), keep_float)
     if not chosen:
         return "static int8 (per layer) found no Linear/Conv layer to quantize"
+    names = model.signature.input_names
+
+    def calibrate() -> None:
+        with torch.inference_mode():
+            for batch in data.batches(32):
+                quantized(*[torch.from_numpy(batch[n]) for n in names])
+
+    linears = [name for name, kind in chosen.items() if kind is torch.nn.Linear]
+    try:
+        groups = grouping(channel_ranges(quantized, linears, calibrate)) if channel_groups else {}
+    except Exception as e:  # the model's own forward failed on the calibration data
+        return f"static int8 (per layer) not possible: {type(e).__name__}: {first_line(e, 200)}"
     qconfig = get_default_qconfig(engine)
     for name in chosen:
         owner, _, attr = name.rpartition(".")
         parent = quantized.get_submodule(owner) if owner else quantized
-        wrapper = _wrapper_class()(getattr(parent, attr))
+        layer = getattr(parent, attr)
+        wrapper = grouped_linear_class()(layer, *groups[name]) if name in groups else _wrapper_class()(layer)
         wrapper.qconfig = qconfig
         setattr(parent, attr, wrapper)
-    names = model.signature.input_names
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             prepare(quantized, inplace=True)
-            with torch.inference_mode():
-                for batch in data.batches(32):
-                    quantized(*[torch.from_numpy(batch[n]) for n in names])
+            calibrate()
             convert(quantized, inplace=True)
             quantized(*example_args(model))
     except Exception as e:
@@ -197,6 +210,7 @@ def _quantize_static_per_layer(
         "qconfig": f"get_default_qconfig('{engine}') on each Linear/Conv, quantized in and dequantized out",
         "quantized_module_types": sorted({t.__name__ for t in chosen.values()}),
         "quantized_layers": len(chosen),
+        "channel_groups": notes(groups) if channel_groups else "off (--no-channel-groups)",
         "calibration_samples": len(data),
         "float_layers": list(keep_float),
     }
@@ -263,7 +277,8 @@ def convert(ctx: StepContext) -> StepNotes:
             _quantize_static(torch, module, model, plan, ctx.data, ctx.keep_float) if ctx.data is not None else None
         )
         if isinstance(static, str):  # FX cannot trace it: each layer on its own
-            per_layer = _quantize_static_per_layer(torch, module, model, plan, ctx.data, ctx.keep_float)
+            groups = getattr(ctx.options, "channel_groups", True)
+            per_layer = _quantize_static_per_layer(torch, module, model, plan, ctx.data, ctx.keep_float, groups)
             if isinstance(per_layer, tuple):
                 per_layer[1]["fx_failed"] = static
             static = per_layer if isinstance(per_layer, tuple) else f"{static}; {per_layer}"
