@@ -65,7 +65,7 @@ def grouping(ranges: dict[str, tuple]) -> dict[str, tuple[list[np.ndarray], list
     return found
 
 
-def notes(groups: dict[str, tuple[list, list]]) -> dict:
+def sidecar_notes(groups: dict[str, tuple[list, list]]) -> dict:
     """The sidecar's record of a grouping: the rule, and each split layer's input and output group counts."""
     return {
         "method": "per-embedding-group int8: a layer's input and output channels in groups of like range, each "

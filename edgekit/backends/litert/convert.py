@@ -410,7 +410,11 @@ def _calibrate(tf, frozen, settings: ConverterSettings, data: Dataset, specs) ->
 
 
 def _quantize_keeping_float(
-    tf, calibrated: _Calibrated, settings: ConverterSettings, kept: tuple[bool, dict[str, Any], bool], outputs: bool
+    tf,
+    calibrated: _Calibrated,
+    settings: ConverterSettings,
+    kept: tuple[bool, dict[str, list[tuple]], bool],
+    outputs: bool,
 ) -> tuple[bytes, list[str]]:
     """Full-integer quantization of a calibrated file with layers left float: TFLite's MLIR quantizer with
     denylists (every non-linear op type when the fallback asks; the FULLY_CONNECTED/CONV ops whose weights are

@@ -18,7 +18,8 @@ import numpy as np
 from edgekit.backends.litert.tflite_file import fingerprint
 from edgekit.backends.onnxruntime.probe import probe
 from edgekit.backends.onnxruntime.quantize import replace_nodes
-from edgekit.channel_groups import grouping, notes
+from edgekit.backends.onnxruntime.smooth import weighted_matmuls
+from edgekit.channel_groups import grouping, sidecar_notes
 from edgekit.data import Dataset
 
 
@@ -33,7 +34,7 @@ def split_channel_groups(
     inits = {i.name: i for i in model.graph.initializer}
     layers = _layers(model, inits)
     if not layers:
-        return notes({}), {}
+        return sidecar_notes({}), {}
     ranges, ranks = _ranges(model, layers, data, batch_size)
     groups = grouping(ranges)
     parts: dict[tuple, list[tuple]] = {}
@@ -52,7 +53,7 @@ def split_channel_groups(
         parts[print_] = [fingerprint(numpy_helper.to_array(i)) for i in new_inits if i.name.endswith("_w")]
         named[(names or {}).get(print_) or matmul.name or out] = inputs, outputs
     replace_nodes(model.graph, [n for node in model.graph.node for n in replaced.get(node.output[0], [node])])
-    return notes(named), parts
+    return sidecar_notes(named), parts
 
 
 def _bias_name(add: Any, matmul: Any) -> str:
@@ -60,22 +61,15 @@ def _bias_name(add: Any, matmul: Any) -> str:
 
 
 def _layers(model: Any, inits: dict) -> dict[str, tuple[Any, Any]]:
-    """Weighted MatMuls (a 2-D float weight read by no other node, a computed input), by the name of the tensor
-    they output, with the Add of a 1-D constant bias that alone reads their product, if any."""
-    from onnx import TensorProto
-
+    """Weighted MatMuls (smooth.weighted_matmuls), by the name of the tensor they output, with the Add of a 1-D
+    constant bias that alone reads their product, if any."""
     readers = Counter(i for n in model.graph.node for i in n.input)
     consumers: dict[str, list] = {}
     for node in model.graph.node:
         for i in node.input:
             consumers.setdefault(i, []).append(node)
     found = {}
-    for node in model.graph.node:
-        weight = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
-        if weight is None or len(weight.dims) != 2 or weight.data_type != TensorProto.FLOAT:
-            continue
-        if readers[weight.name] != 1 or node.input[0] in inits:
-            continue
+    for node in weighted_matmuls(model, inits, readers):
         after = consumers.get(node.output[0], [])
         add = after[0] if len(after) == 1 and after[0].op_type == "Add" else None
         if add is not None:

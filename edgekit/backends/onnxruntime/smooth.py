@@ -133,19 +133,28 @@ def smooth(model, data: Dataset, batch_size: int, grid: Int8Grid) -> dict[str, A
     }
 
 
-def _groups(model, inits: dict) -> dict[str, _Group]:
-    """MatMuls with a 2-D float weight, by the activation they read; a weight shared with another node is
-    left as it is (scaling it would change that node too)."""
+def weighted_matmuls(model, inits: dict, readers: Counter) -> list[Any]:
+    """MatMuls with a 2-D float weight that no other node reads (rewriting it changes no other node) and a
+    computed input: the layers a float-graph rewrite before int8 may scale or split. `readers`: how many nodes
+    read each tensor."""
     from onnx import TensorProto
 
-    readers = Counter(i for n in model.graph.node for i in n.input)
-    groups: dict[str, _Group] = {}
+    found = []
     for node in model.graph.node:
         weight = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
         if weight is None or len(weight.dims) != 2 or weight.data_type != TensorProto.FLOAT:
             continue
         if readers[weight.name] == 1 and node.input[0] not in inits:
-            groups.setdefault(node.input[0], _Group(node.input[0], [])).nodes.append(node)
+            found.append(node)
+    return found
+
+
+def _groups(model, inits: dict) -> dict[str, _Group]:
+    """The weighted MatMuls by the activation they read."""
+    readers = Counter(i for n in model.graph.node for i in n.input)
+    groups: dict[str, _Group] = {}
+    for node in weighted_matmuls(model, inits, readers):
+        groups.setdefault(node.input[0], _Group(node.input[0], [])).nodes.append(node)
     return groups
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.torch_mobile.groups import channel_ranges, grouped_linear_class
 from edgekit.backends.torch_mobile.plan import TorchLitePlan
-from edgekit.channel_groups import grouping, notes
+from edgekit.channel_groups import grouping, sidecar_notes
 from edgekit.errors import ConversionError, UsageError, first_line
 from edgekit.quiet import quiet
 from edgekit.sources.base import Model
@@ -210,7 +210,7 @@ def _quantize_static_per_layer(
         "qconfig": f"get_default_qconfig('{engine}') on each Linear/Conv, quantized in and dequantized out",
         "quantized_module_types": sorted({t.__name__ for t in chosen.values()}),
         "quantized_layers": len(chosen),
-        "channel_groups": notes(groups) if channel_groups else "off (--no-channel-groups)",
+        "channel_groups": sidecar_notes(groups) if channel_groups else "off (--no-channel-groups)",
         "calibration_samples": len(data),
         "float_layers": list(keep_float),
     }
