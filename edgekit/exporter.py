@@ -379,8 +379,11 @@ class _RouteRun:
 
     @property
     def float_last(self) -> tuple[str, ...]:
-        """The groups the quantizer keeps float when every layer float fails (ONNX Runtime's non-layer ops)."""
-        return self.quantizer.float_last if self.quantizer else ()
+        """The groups the quantizer keeps float when every layer float fails (ONNX Runtime's non-layer ops,
+        TFLite's embedding lookups)."""
+        if self.quantizer:
+            return self.quantizer.float_last
+        return self.last.float_last if self.last else ()
 
     def _context(self, model: Model, current: Path | None, out: Path, **extra: Any) -> StepContext:
         job = self.job

@@ -484,6 +484,28 @@ def test_static_int8_fuses_attention_with_its_projections_outside_and_quantizes_
     assert result.parity.passed and result.parity.outputs[0].top1 >= 0.95
 
 
+def test_tflite_int8_keeps_the_embedding_lookup_int8_beside_float_non_linear_ops_unless_asked(tiny_bert, tmp_path):
+    """With the non-linear ops float, the word-embedding GATHER still reads an int8 table (a quarter of the bytes);
+    the fallback's last group, the embedding lookups, makes it float too."""
+    from edgekit.backends.litert.plan import LOOKUPS, OTHER_OPS
+    from edgekit.backends.litert.tflite_file import read_tflite
+    from edgekit.fallback import FallbackOptions
+
+    def lookup(result) -> str:  # the dtype of the table the largest GATHER reads
+        gathers = [o for o in read_tflite(result.artifact).ops if o.op == "GATHER"]
+        table = max((o.inputs[0] for o in gathers), key=lambda t: int(np.prod(t.shape)))
+        return table.dtype
+
+    others = _export(tiny_bert, "tflite-int8", tmp_path / "others", fallback=FallbackOptions(keep_float=(OTHER_OPS,)))
+    both = _export(
+        tiny_bert, "tflite-int8", tmp_path / "both", fallback=FallbackOptions(keep_float=(OTHER_OPS, LOOKUPS))
+    )
+    assert lookup(others) == "INT8" and lookup(both) == "FLOAT32"
+    assert others.sidecar["route"][-1]["float_layers"] == [OTHER_OPS]
+    assert both.sidecar["route"][-1]["float_layers"] == [OTHER_OPS, LOOKUPS]
+    assert others.artifact.stat().st_size < both.artifact.stat().st_size and others.parity.passed
+
+
 def test_tflite_int8_splits_outlier_layers_into_channel_groups_and_keeps_a_split_layer_float_whole(tiny_bert, tmp_path):
     """TFLite's ONNX route gives layers whose channels span unlike ranges one FULLY_CONNECTED per channel group;
     a layer the fallback keeps float is found by its parts' weights, every part float."""

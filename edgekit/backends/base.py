@@ -94,6 +94,8 @@ class Converter:
     keeps_float: tuple[str, ...] = ()
     # groups of ops the runtime keeps float before any named layer (TFLite: everything but linear/conv)
     float_first: tuple[str, ...] = ()
+    # groups it keeps float only when every layer float fails its gate (TFLite: the embedding lookups)
+    float_last: tuple[str, ...] = ()
     # the target quantizations whose file from this converter keeps some ops float by design (litert-torch's
     # int8: the non-linear ops): a route ending here is tried after the others, and never for a device that
     # runs only the ops it lists (an accelerator that needs the whole graph in integer)

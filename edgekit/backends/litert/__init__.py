@@ -9,7 +9,7 @@ from pydantic import Field
 
 from edgekit.backends.base import Backend, Converter, NativeTool, StepContext, StepNotes
 from edgekit.backends.litert import native
-from edgekit.backends.litert.plan import OTHER_OPS, litert_plan, scheme_problems
+from edgekit.backends.litert.plan import LOOKUPS, OTHER_OPS, litert_plan, scheme_problems
 from edgekit.backends.options import BackendOptions
 from edgekit.channel_groups import OPTION_HELP
 from edgekit.sidecar import ArtifactIO
@@ -137,6 +137,7 @@ BACKEND = Backend(
             quantizes=_QUANTIZATIONS,
             keeps_float=("full-integer",),
             float_first=(OTHER_OPS,),
+            float_last=(LOOKUPS,),
         ),
         Converter(
             "onnx",
@@ -148,6 +149,7 @@ BACKEND = Backend(
             static_shapes=True,
             keeps_float=("full-integer",),
             float_first=(OTHER_OPS,),
+            float_last=(LOOKUPS,),
         ),
     ),
     native_tool=NativeTool("benchmark_model", native.command, native.parse_tflite_benchmark),

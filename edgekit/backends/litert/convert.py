@@ -21,12 +21,13 @@ from typing import Any
 from edgekit._lazy import require
 from edgekit.backends.base import StepContext, StepNotes
 from edgekit.backends.litert.onnx_prep import explain_onnx2tf_failure, prepare_for_onnx2tf
-from edgekit.backends.litert.plan import FLOAT, OTHER_OPS, OUTPUT_OPS, ConverterSettings, LiteRTPlan
+from edgekit.backends.litert.plan import FLOAT, LOOKUPS, OTHER_OPS, OUTPUT_OPS, ConverterSettings, LiteRTPlan
 from edgekit.backends.litert.tflite_file import (
     CONVERSION_OPS,
     WEIGHTED_OPS,
     OpInfo,
     fingerprint,
+    gathers,
     layer_prints,
     read_tflite,
     weighted_ops,
@@ -166,6 +167,8 @@ def _rewrite_for_int8(ctx: StepContext, ready: Path, key: tuple, record: dict, o
     if data is None:
         return
     record.clear()
+    for other in [k for k in _CALIBRATED if k != key]:  # a calibration the records no longer describe
+        del _CALIBRATED[other]
     if off is not None:
         record[key] = off, {}
         return
@@ -236,11 +239,16 @@ def _fresh_layer_names() -> None:
     tf_keras.backend.clear_session()
 
 
-def _kept(ctx: StepContext) -> tuple[bool, dict[str, tuple], bool]:
-    """The fallback's request in TFLite terms: whether the non-linear ops stay float, and the fingerprints
-    of the weights of the layers kept float (TFLite names its ops differently; their weights match)."""
-    named = tuple(n for n in ctx.keep_float if n != OTHER_OPS)
-    return OTHER_OPS in ctx.keep_float, layer_prints(ctx.model, named), ctx.model.format == "keras"
+_GROUPS = (OTHER_OPS, LOOKUPS)
+
+
+def _kept(ctx: StepContext) -> tuple[frozenset[str], dict[str, tuple], bool]:
+    """The fallback's request in TFLite terms: the groups of ops that stay float (the non-linear ops, the
+    embedding lookups), and the fingerprints of the weights of the layers kept float (TFLite names its ops
+    differently; their weights match)."""
+    named = tuple(n for n in ctx.keep_float if n not in _GROUPS)
+    groups = frozenset(ctx.keep_float) & frozenset(_GROUPS)
+    return groups, layer_prints(ctx.model, named), ctx.model.format == "keras"
 
 
 def _tf():
@@ -378,6 +386,7 @@ class _Calibrated:
     weighted: dict[str, tuple]  # output tensor name -> fingerprint of the op's weights
     other_op_types: frozenset[str]
     outputs: tuple[str, ...]  # the tensors the model returns (the names of the ops that compute them)
+    gathers: dict[str, bool]  # each GATHER's output -> whether it looks rows up in a constant table (an embedding)
 
 
 # Per export: the fallback re-runs this converter once per attempt, and only the denylists change between
@@ -406,25 +415,26 @@ def _calibrate(tf, frozen, settings: ConverterSettings, data: Dataset, specs) ->
         calibrated = converter.convert()
     info = read_tflite(calibrated)
     op_types = {op.op for op in info.ops} - WEIGHTED_OPS - CONVERSION_OPS
-    return _Calibrated(calibrated, weighted_ops(calibrated), frozenset(op_types), tuple(t.name for t in info.outputs))
+    outputs = tuple(t.name for t in info.outputs)
+    return _Calibrated(calibrated, weighted_ops(calibrated), frozenset(op_types), outputs, gathers(calibrated))
 
 
 def _quantize_keeping_float(
     tf,
     calibrated: _Calibrated,
     settings: ConverterSettings,
-    kept: tuple[bool, dict[str, list[tuple]], bool],
+    kept: tuple[frozenset[str], dict[str, list[tuple]], bool],
     outputs: bool,
 ) -> tuple[bytes, list[str]]:
     """Full-integer quantization of a calibrated file with layers left float: TFLite's MLIR quantizer with
-    denylists (every non-linear op type when the fallback asks; the FULLY_CONNECTED/CONV ops whose weights are
-    the kept layers'; with `outputs`, the ops that compute the model's outputs). Returns the file and the layers
-    it kept float."""
+    denylists (every non-linear op type but the embedding lookups when the fallback asks, the lookups when it
+    asks for them; the FULLY_CONNECTED/CONV ops whose weights are the kept layers'; with `outputs`, the ops that
+    compute the model's outputs). Returns the file and the layers it kept float."""
     from tensorflow.lite.python.convert import mlir_quantize
 
     from edgekit.sensitivity import keras_scoped
 
-    others, prints, by_scope = kept
+    groups, prints, by_scope = kept
     by_print = {print_: name for name, each in prints.items() for print_ in each}
     # by weights, or (Keras sources, whose batch norms the converter folds into the weights) by scope name
     nodes: dict[str, str] = {}
@@ -434,20 +444,30 @@ def _quantize_keeping_float(
             nodes[out] = layer
     # an int8 op's output is requantized to int8 steps before any DEQUANTIZE: float outputs need float ops
     nodes |= {name: OUTPUT_OPS for name in calibrated.outputs if outputs and name not in nodes}
+    # a GATHER is denied by node: an embedding lookup stays int8 (its table a quarter the size) unless asked
+    denied = sorted(calibrated.other_op_types - {"GATHER"}) if OTHER_OPS in groups else []
+    for name, lookup in calibrated.gathers.items():
+        group = LOOKUPS if lookup else OTHER_OPS
+        if group in groups and name not in nodes:
+            nodes[name] = group
     with quiet():
         flatbuffer = mlir_quantize(
             calibrated.data,
             fully_quantize=settings.integer_io,
             input_data_type=tf.float32,
             output_data_type=tf.int8 if settings.integer_io else tf.float32,
-            denylisted_ops=sorted(calibrated.other_op_types) if others else None,
+            denylisted_ops=denied or None,
             denylisted_nodes=sorted(nodes) or None,
         )
-    return flatbuffer, ([OTHER_OPS] if others else []) + sorted(set(nodes.values()))
+    order = {group: i for i, group in enumerate(_GROUPS)}  # the groups first, in the fallback's order
+    return flatbuffer, sorted(set(nodes.values()) | (groups & {OTHER_OPS}), key=lambda n: (order.get(n, 2), n))
 
 
 def _convert(
-    build: Callable[[], Any], specs: tuple[TensorSpec, ...], ctx: StepContext, kept: tuple[bool, dict[str, tuple], bool]
+    build: Callable[[], Any],
+    specs: tuple[TensorSpec, ...],
+    ctx: StepContext,
+    kept: tuple[frozenset[str], dict[str, tuple], bool],
 ) -> StepNotes:
     """Freeze the tf.function `build()` returns and convert it with the plan's settings (keeping the
     fallback's layers float when it asks)."""
@@ -458,8 +478,8 @@ def _convert(
     if float_io:  # int8 inside, float32 at the file's edges: a QUANTIZE after each input, the output ops float
         settings = replace(settings, integer_io=False)
     fallback = plan.allow_float_fallback
-    others, kept_weights, by_scope = kept
-    keeping = bool(others or kept_weights or float_io) and data is not None and settings.calibrate
+    groups, kept_weights, by_scope = kept
+    keeping = bool(groups or kept_weights or float_io) and data is not None and settings.calibrate
     key = _calibration_key(ctx) if keeping else ()
     frozen = None
     if not keeping or key not in _CALIBRATED:
@@ -472,7 +492,7 @@ def _convert(
                 _CALIBRATED.clear()  # one export's at a time
                 _CALIBRATED[key] = _calibrate(tf, frozen, settings, data, specs)
             calibrated = _CALIBRATED[key]
-            in_file = (others, _file_prints(kept_weights, key), by_scope)
+            in_file = (groups, _file_prints(kept_weights, key), by_scope)
             flatbuffer, float_layers = _quantize_keeping_float(tf, calibrated, settings, in_file, float_io)
         else:
             flatbuffer = _run_converter(tf, frozen, settings, data, specs, fallback)

@@ -22,6 +22,8 @@ FLOAT = ConverterSettings()
 # the per-layer fallback's first group on TFLite: every op but the linear/conv ones (LayerNorm pieces,
 # Softmax, GELU, the attention-mask arithmetic), kept float around int8 FULLY_CONNECTED/CONV
 OTHER_OPS = "(non-linear ops)"
+# its last group: the embedding lookups (GATHER from a constant table), int8 even with the non-linear ops float
+LOOKUPS = "(embedding lookups)"
 # what tflite-int8 with --float-io keeps float: the ops computing the model's outputs (int8 ops would requantize them)
 OUTPUT_OPS = "(output ops)"
 _OPS = {

@@ -171,3 +171,20 @@ def weighted_ops(data: bytes) -> dict[str, tuple]:
         out = graph.tensors[op.outputs[0]].name
         found[out.decode() if isinstance(out, bytes) else str(out)] = fingerprint(values)
     return found
+
+
+def gathers(data: bytes) -> dict[str, bool]:
+    """The file's GATHER ops: output tensor name -> whether it looks up rows of a constant float table (an
+    embedding, which int8 stores at a quarter of the size) rather than picking from computed values."""
+    schema, model, graph = _unpack(data)
+    op_names = _op_names(schema, model)
+    found = {}
+    for op in graph.operators or []:
+        if op_names[op.opcodeIndex] != "GATHER":
+            continue
+        params = graph.tensors[op.inputs[0]]
+        raw = model.buffers[params.buffer].data
+        out = graph.tensors[op.outputs[0]].name
+        constant = params.type == schema.TensorType.FLOAT32 and raw is not None and len(raw) > 0
+        found[out.decode() if isinstance(out, bytes) else str(out)] = constant
+    return found
