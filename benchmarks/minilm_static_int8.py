@@ -1,7 +1,9 @@
 """Static int8 on the demo's MiniLM classifier, with and without smoothing, fusion and channel groups:
-onnx-fp32, the dynamic int8 files (ONNX Runtime's fused QAttention, TFLite's dynamic range), static onnx-int8 with
-`--no-fuse` (the unfused graph), `--no-smooth` and the defaults (smoothed, MultiHeadAttention with its projections
-quantized), tflite-int8 with `--no-channel-groups`, the defaults and `--smoothquant`, each exported with the
+onnx-fp32, the dynamic int8 files (ONNX Runtime's fused QAttention, with and without
+`--no-unfuse-layernorm`, TFLite's dynamic range), static onnx-int8 with `--no-unfuse-layernorm` (ONNX
+Runtime's fused SkipLayerNormalization kept), `--no-fuse` (the unfused graph), `--no-smooth` and the defaults
+(smoothed, MultiHeadAttention with its projections quantized, SkipLayerNormalization written as Add +
+LayerNormalization), tflite-int8 with `--no-channel-groups`, the defaults and `--smoothquant`, each exported with the
 defaults (parity gate and per-layer fallback on 256 validation tweets), then scored on the 1,000 test tweets in its
 own runtime against the source and timed in one interleaved `edgekit benchmark` run (1 thread, batch 1,
 sequence 64, 5 fresh processes).
@@ -20,7 +22,9 @@ from minilm_efficiency import ROOT, bench, export
 
 VARIANTS = [  # (label, target, export options); the first is the reference of every ratio
     ("onnx-fp32", "onnx-fp32", []),
+    ("onnx-int8-dynamic --no-unfuse-layernorm", "onnx-int8-dynamic", ["--no-unfuse-layernorm"]),
     ("onnx-int8-dynamic", "onnx-int8-dynamic", []),
+    ("onnx-int8 --no-unfuse-layernorm", "onnx-int8", ["--no-unfuse-layernorm"]),
     ("onnx-int8 --no-fuse", "onnx-int8", ["--no-fuse"]),
     ("onnx-int8 --no-smooth", "onnx-int8", ["--no-smooth"]),
     ("onnx-int8", "onnx-int8", []),

@@ -255,6 +255,19 @@ def test_a_layer_whose_float_copy_the_runtime_cannot_load_stays_quantized_and_th
     assert "cannot load" in tried[2].failures()[0] and tried[2].to_json()["layers"] == ["a", "b"]
 
 
+def _session_op_types(path, tmp_path: Path) -> dict[str, int]:
+    """The op types of the graph ONNX Runtime runs for the file, after its own session-time fusions."""
+    from collections import Counter
+
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "session-optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return dict(Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node))
+
+
 def _initializers(path) -> dict:
     import onnx
     from onnx import numpy_helper
@@ -447,6 +460,12 @@ def test_onnx_runtime_fuses_the_encoder_and_the_fused_graph_matches_the_unfused_
     assert step["fused"] == {"Attention": 2, "SkipLayerNormalization": 4, "BiasGelu": 2}
     ops = lambda result: [n.op_type for n in onnx.load(str(result.artifact)).graph.node]
     assert ops(fused).count("Attention") == 2 and "Attention" not in ops(plain)
+    # the fused SkipLayerNormalization is written back as Add + a 2-D LayerNormalization, which ONNX Runtime's
+    # session does not fuse again when it loads the file
+    assert step["layernorm"].startswith("4 SkipLayerNormalization") and "SkipLayerNormalization" not in ops(fused)
+    assert _session_op_types(fused.artifact, tmp_path)["LayerNormalization"] == 4 + 1  # and the embeddings'
+    as_fused = _export(tiny_bert, "onnx-fp32", tmp_path / "as-fused", options={"unfuse_layernorm": False})
+    assert _session_op_types(as_fused.artifact, tmp_path)["SkipLayerNormalization"] == 4
     assert not any(s["step"] == "optimize" for s in plain.sidecar["route"])
     signature = Signature(parse_input_specs(TINY_BERT_INPUTS))
     data = read_data(tiny_bert["calib"], signature, minilm_dir(), 64)

@@ -24,6 +24,11 @@ class OnnxRuntimeOptions(BackendOptions):
         # projections are quantized either way, and a second calibration per trial would double the grid)
         json_schema_extra={"search": [True, False], "quantizations": ["none", "fp16", "dynamic"]},
     )
+    unfuse_layernorm: bool = Field(
+        True,
+        description="write the fused SkipLayerNormalization back as Add + LayerNormalization, which ONNX Runtime's "
+        "CPU kernels run faster (float32 and int8 files; fp16 keeps the fused node)",
+    )
     smooth: bool = Field(
         True,
         description="static int8: move activation outliers into the weights first (SmoothQuant, its strength "

@@ -173,13 +173,16 @@ def _attention_size(model) -> tuple[int, int]:
     return 0, 0
 
 
-def fuse(model, projections_outside: bool = False) -> tuple[Any, dict[str, int]]:
-    """The fused model and the count of each fused op type (empty when nothing matched). With
+def fuse(model, projections_outside: bool = False, plain_layernorm: bool = False) -> tuple[Any, dict[str, int], int]:
+    """The fused model, the count of each fused op type (empty when nothing matched) and how many
+    SkipLayerNormalization nodes were written back as Add + LayerNormalization (`plain_layernorm`). With
     `projections_outside`, attention fuses into MultiHeadAttention, which takes the projected query, key and
     value: their MatMuls stay in the graph for static int8 to quantize (a fused Attention holds them inside)."""
     import copy
 
     from onnx import helper
+
+    from edgekit.backends.onnxruntime.layernorm import unfuse_skip_layernorm
 
     original = copy.deepcopy(model)
     split_unsqueeze(model)
@@ -190,7 +193,8 @@ def fuse(model, projections_outside: bool = False) -> tuple[Any, dict[str, int]]
     domains = {n.domain for n in fused.graph.node if n.domain} - {o.domain for o in fused.opset_import}
     fused.opset_import.extend(helper.make_opsetid(d, 1) for d in sorted(domains))  # com.microsoft
     _carry_scopes(original, fused)
-    return _typed(fused), counts
+    unfused = unfuse_skip_layernorm(fused) if plain_layernorm else 0
+    return _typed(fused), counts, unfused
 
 
 def _typed(model):
@@ -218,8 +222,10 @@ def optimize_step(ctx) -> StepNotes:
     if not {"Softmax", "MatMul"} <= present or not present & {"LayerNormalization", "ReduceMean"}:
         return StepNotes()
     static = ctx.recipe.quantization == "static"
+    # fp16 files keep the fused node: the rewrite is measured on float32 and int8 files only
+    plain_layernorm = ctx.options.unfuse_layernorm and ctx.recipe.quantization != "fp16"
     try:
-        fused, counts = fuse(model, projections_outside=static)
+        fused, counts, unfused = fuse(model, static, plain_layernorm)
     except Exception as e:  # the optimizer's pattern code meets a graph it does not expect (ModernBERT's
         # LayerNormalization without a bias): the file stays as exported, unfused and correct
         return StepNotes(
@@ -234,4 +240,9 @@ def optimize_step(ctx) -> StepNotes:
     notes = {"method": "onnxruntime.transformers.optimizer (bert)", "fused": counts}
     if "MultiHeadAttention" in counts:
         notes["attention"] = "MultiHeadAttention: the query, key and value projections stay MatMuls, quantized"
+    if unfused:
+        notes["layernorm"] = (
+            f"{unfused} SkipLayerNormalization written as Add + LayerNormalization (ONNX Runtime's CPU kernel "
+            "for the fused op is the slower)"
+        )
     return StepNotes(notes)
