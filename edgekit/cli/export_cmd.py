@@ -42,7 +42,8 @@ from edgekit.data import CALIB_LIMIT
     multiple=True,
     metavar="NAME_OR_GLOB",
     help="Leave this layer (module path, Keras layer or ONNX node name; globs work) in float; repeat for more. "
-    "'(non-linear ops)' (TFLite) and '(non-layer ops)' (ONNX Runtime, OpenVINO) name the ops that are not layers.",
+    "'(non-linear ops)' and '(embedding lookups)' (TFLite) and '(non-layer ops)' (ONNX Runtime, OpenVINO) name the "
+    "ops that are not layers.",
 )
 @click.option(
     "--keep-sensitive",
