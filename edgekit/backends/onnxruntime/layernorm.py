@@ -4,8 +4,8 @@ ONNX Runtime's CPU kernel for the fused SkipLayerNormalization normalizes each r
 LayerNormalization kernel is vectorized. On the demo's MiniLM (64 tokens, x86 with AVX-512) the 12 fused nodes
 took a quarter of the int8 file's time (benchmarks/minilm_static_int8.py measures files with and without).
 ONNX Runtime's session fuses Add + LayerNormalization into the slow node when it loads a file, unless the
-LayerNormalization reads a reshaped input: so the rows are normalized as a 2-D [rows, hidden] view (a Reshape
-aliases its input: no copy) and shaped back. The backend option `unfuse_layernorm` turns it off.
+LayerNormalization reads a reshaped input: so the rows are normalized as a 2-D [rows, hidden] view and shaped
+back (the two Reshapes cost about 2 us a call there). The backend option `unfuse_layernorm` turns it off.
 """
 
 from __future__ import annotations
