@@ -164,3 +164,53 @@ def test_export_records_adaround_and_says_why_bias_correction_did_not_run(tmp_pa
     record = quantization["adaround"]
     assert record["layers"] >= 4 and 0 < record["median_error_ratio"] <= 1.0 and result.parity.passed
     assert quantization["bias_correction"].startswith("off: --adaround fits each layer's output")
+
+
+def _int8_weights(path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Each FULLY_CONNECTED/CONV weight of a .tflite file, by op position: its int8 values and per-channel scales."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.backends.litert.tflite_file import WEIGHTED_OPS
+
+    interpreter = Interpreter(model_path=str(path))
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    found = {}
+    for position, op in enumerate(o for o in interpreter._get_ops_details() if o["op_name"] in WEIGHTED_OPS):
+        weight = details[op["inputs"][1]]
+        found[position] = interpreter.get_tensor(weight["index"]), weight["quantization_parameters"]["scales"]
+    return found
+
+
+def test_tflite_int8_takes_the_learned_rounding_through_the_converter(tmp_path, cnn, calib_npz):
+    """AdaRound before onnx2tf: the converter's per-channel scales stay those of rounding to nearest, and its int8
+    weights are the learned ones: each within one step of the nearest, some of them the other way."""
+    from edgekit.exporter import export
+    from edgekit.spec import parse_input_spec
+    from edgekit_demo import zoo
+
+    files = {}
+    for name, options in (("nearest", {}), ("adaround", {"adaround": True})):
+        result = export(
+            "edgekit_demo.zoo:digits_cnn",
+            "tflite-int8",
+            tmp_path / name,
+            calib=calib_npz,
+            weights=cnn[1],
+            inputs=(parse_input_spec(zoo.DIGITS_INPUT),),
+            options=options,
+        )
+        assert result.parity.passed
+        files[name] = result
+    step = files["adaround"].sidecar["route"][-1]
+    assert step["adaround"]["layers"] >= 3, step["adaround"]
+    assert files["nearest"].sidecar["route"][-1]["adaround"] == "off (--adaround not given)"
+    nearest, learned = _int8_weights(files["nearest"].artifact), _int8_weights(files["adaround"].artifact)
+    assert len(nearest) == len(learned) >= 3
+    flipped = 0
+    for position, (q, scales) in nearest.items():
+        q_learned, scales_learned = learned[position]
+        np.testing.assert_allclose(scales_learned, scales, rtol=1e-6)
+        step_apart = np.abs(q_learned.astype(int) - q.astype(int))
+        assert step_apart.max() <= 1, position
+        flipped += int(step_apart.sum())
+    assert flipped > 0

@@ -21,3 +21,11 @@ class BackendOptions(BaseModel):
     def engine_host(self) -> str | None:
         """Where the engine stage is built when not on this machine (TensorRT's --build-on); None: here."""
         return None
+
+
+# One flag, two runtimes (`--adaround`): the help says both, whichever backend declares it first
+ADAROUND_HELP = (
+    "static int8 (onnx-int8; tflite-int8 through ONNX): learn whether each weight of a Conv, Gemm or MatMul rounds "
+    "up or down, against the layer's output on the calibration data (AdaRound; needs the torch extra; seconds per "
+    "layer of a small model, minutes for a transformer)"
+)

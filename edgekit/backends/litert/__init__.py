@@ -10,7 +10,7 @@ from pydantic import Field
 from edgekit.backends.base import Backend, Converter, NativeTool, StepContext, StepNotes
 from edgekit.backends.litert import native
 from edgekit.backends.litert.plan import LOOKUPS, OTHER_OPS, litert_plan, scheme_problems
-from edgekit.backends.options import BackendOptions
+from edgekit.backends.options import ADAROUND_HELP, BackendOptions
 from edgekit.channel_groups import OPTION_HELP
 from edgekit.sidecar import ArtifactIO
 from edgekit.sources.base import Model
@@ -30,6 +30,11 @@ class LiteRTOptions(BackendOptions):
     channel_groups: bool = Field(
         True,
         description=OPTION_HELP,
+        json_schema_extra={"quantizations": ["full-integer"]},
+    )
+    adaround: bool = Field(
+        False,
+        description=ADAROUND_HELP,
         json_schema_extra={"quantizations": ["full-integer"]},
     )
     float_io: bool = Field(

@@ -33,7 +33,15 @@ from edgekit.backends.litert.tflite_file import (
     weighted_ops,
 )
 from edgekit.data import CALIB_HINT, Dataset
-from edgekit.errors import ConversionError, DataError, UnsupportedOpError, UsageError, first_line, is_user_frame
+from edgekit.errors import (
+    ConversionError,
+    DataError,
+    MissingDependencyError,
+    UnsupportedOpError,
+    UsageError,
+    first_line,
+    is_user_frame,
+)
 from edgekit.quiet import quiet
 from edgekit.sources.keras_source import quiet_tf
 from edgekit.spec import TensorSpec, np_dtype
@@ -98,6 +106,7 @@ def from_onnx(ctx: StepContext) -> StepNotes:
         if key is not None:
             _smooth(ctx, ready, key)
             _group_channels(ctx, ready, key)
+            _adaround(ctx, ready, key)
         log = io.StringIO()  # onnx2tf prints the failing node ("onnx_op_name: ...") to stdout
         _fresh_layer_names()
         try:
@@ -148,6 +157,7 @@ def from_onnx(ctx: StepContext) -> StepNotes:
         "onnx_prep": prep,
         **({"smoothing": smoothed[0]} if smoothed else {}),
         **({"channel_groups": grouped[0]} if grouped else {}),
+        **({"adaround": _ROUNDED[key][0]} if key is not None and key in _ROUNDED else {}),
         **notes.details,
     }
     return notes
@@ -158,6 +168,7 @@ def from_onnx(ctx: StepContext) -> StepNotes:
 # rows); channel groups: a split layer's weight -> its parts' weights.
 _SMOOTHED: dict[tuple, tuple[dict | str, dict[tuple, tuple]]] = {}
 _GROUPED: dict[tuple, tuple[dict | str, dict[tuple, list[tuple]]]] = {}
+_ROUNDED: dict[tuple, tuple[dict | str, dict[tuple, tuple]]] = {}  # AdaRound: a weight -> its learned rounding
 
 
 def _rewrite_for_int8(ctx: StepContext, ready: Path, key: tuple, record: dict, off: str | None, method: str, rewrite):
@@ -177,6 +188,8 @@ def _rewrite_for_int8(ctx: StepContext, ready: Path, key: tuple, record: dict, o
     model = onnx.load(str(ready))
     try:
         done = rewrite(model, data)
+    except MissingDependencyError:  # the user asked for the method: say what to install
+        raise
     except Exception as e:  # the calibration run failed: the converter's calibration will say why in its words
         record[key] = {"method": method, "skipped": first_line(e, 200)}, {}
         return
@@ -218,15 +231,39 @@ def _group_channels(ctx: StepContext, ready: Path, key: tuple) -> None:
     _rewrite_for_int8(ctx, ready, key, _GROUPED, off, "channel groups", rewrite)
 
 
+def _adaround(ctx: StepContext, ready: Path, key: tuple) -> None:
+    """--adaround: AdaRound on TFLite's weight grid (symmetric int8, one scale per output channel), after the
+    channel groups; the converter's round-to-nearest then reproduces the learned weights. A convolution a batch
+    norm follows is left alone: the converter folds the batch norm into its weights, off the grid."""
+    from onnx import numpy_helper
+
+    from edgekit.backends.onnxruntime.adaround import AdaRoundSettings, adaround
+    from edgekit.backends.onnxruntime.bias_correction import WeightGrid
+
+    def rewrite(model, data: Dataset) -> tuple:
+        read_by = {i: n.op_type for n in model.graph.node for i in n.input}
+        folded = {n.name for n in model.graph.node if read_by.get(n.output[0]) == "BatchNormalization"}
+        weights = [i for i in model.graph.initializer if len(i.dims) >= 2]
+        before = {i.name: fingerprint(numpy_helper.to_array(i)) for i in weights}
+        grid = WeightGrid(qmax=127, per_channel=True)
+        notes = adaround(model, data, ctx.batch_size, grid, folded, AdaRoundSettings())
+        after = {i.name: fingerprint(numpy_helper.to_array(i)) for i in model.graph.initializer if i.name in before}
+        return notes, {before[n]: p for n, p in after.items() if p != before[n]}
+
+    off = None if getattr(ctx.options, "adaround", False) else "off (--adaround not given)"
+    _rewrite_for_int8(ctx, ready, key, _ROUNDED, off, "AdaRound", rewrite)
+
+
 def _file_prints(prints: dict[str, tuple], key: tuple) -> dict[str, list[tuple]]:
     """The kept layers' weight fingerprints as the converted file holds those weights: scaled rows where smoothed,
-    one per part where split into channel groups."""
+    one per part where split into channel groups, each as AdaRound rounded it."""
     scaled = _SMOOTHED[key][1] if key in _SMOOTHED else {}
     parts = _GROUPED[key][1] if key in _GROUPED else {}
+    rounded = _ROUNDED[key][1] if key in _ROUNDED else {}
     found = {}
     for name, print_ in prints.items():
         print_ = scaled.get(print_, print_)
-        found[name] = parts.get(print_, [print_])
+        found[name] = [rounded.get(p, p) for p in parts.get(print_, [print_])]
     return found
 
 

@@ -10,7 +10,7 @@ from pydantic import Field
 from edgekit.backends.base import NON_LAYER_OPS, Backend, Converter, NativeTool, Quantizer, StepContext, StepNotes
 from edgekit.backends.onnxruntime import native
 from edgekit.backends.onnxruntime.plan import ort_plan
-from edgekit.backends.options import BackendOptions
+from edgekit.backends.options import ADAROUND_HELP, BackendOptions
 from edgekit.sidecar import ArtifactIO
 from edgekit.sources.base import Model
 
@@ -43,9 +43,7 @@ class OnnxRuntimeOptions(BackendOptions):
     )
     adaround: bool = Field(
         False,
-        description="static int8: learn whether each Conv/Gemm/MatMul weight rounds up or down, against the "
-        "layer's output on the calibration data (AdaRound; needs the torch extra; seconds per layer of a small "
-        "model, minutes for a transformer)",
+        description=ADAROUND_HELP,
         json_schema_extra={"quantizations": ["static"]},
     )
     calibration: Literal["minmax", "percentile", "mse"] = Field(
