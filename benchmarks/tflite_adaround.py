@@ -53,7 +53,7 @@ def main() -> None:
             }
         )
         print(rows[-1])
-    document = {"what": __doc__.splitlines()[0], "machine": machine({}, None), "rows": rows}
+    document = {"what": __doc__.splitlines()[0], "machine": machine(), "rows": rows}
     (ROOT / "benchmarks" / "results" / "tflite-adaround.json").write_text(json.dumps(document, indent=2) + "\n")
 
 
