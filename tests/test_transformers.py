@@ -200,6 +200,9 @@ def test_int16x8_takes_the_token_ids_through_litert_torch_with_16_bit_activation
     assert [t.dtype for t in info.inputs] == ["INT32", "INT32"]
     fc = [op for op in info.ops if op.op == "FULLY_CONNECTED"]
     assert len(fc) == 13 and all(op.inputs[0].dtype == "INT16" and op.inputs[1].dtype == "INT8" for op in fc)
+    # the word-embedding table int8 (weight-only, dequantized once), not 30522 x 64 floats
+    tables = [op.inputs[0] for op in info.ops if op.op == "DEQUANTIZE" and op.inputs[0].shape == (30522, 64)]
+    assert [t.dtype for t in tables] == ["INT8"] and result.artifact.stat().st_size < 30522 * 64 * 2
     from edgekit.fallback import FallbackOptions
 
     pinned = _export(tiny_bert, "tflite-int16x8", tmp_path / "pinned", fallback=FallbackOptions(keep_float=("head",)))

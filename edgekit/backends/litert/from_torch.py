@@ -145,7 +145,8 @@ def _static_int16(ctx: StepContext, path: Path) -> dict[str, Any]:
     connected, batch matmul, convolutions): ai-edge-quantizer's static recipe calibrated on --calib (its
     calibrator passes integer inputs such as token ids through, which TFLite's 16x8 calibrator refuses). The
     other ops stay float, as in this route's int8 (all ops int16 lost 3.8 points on the demo's MiniLM, the linear
-    ones 0.2), and so do the fallback's layers, found by their weights. Returns the sidecar's notes."""
+    ones 0.2), and so do the fallback's layers, found by their weights; embedding tables are stored int8
+    (weight-only). Returns the sidecar's notes."""
     import re
 
     require("ai_edge_quantizer", "Quantizing a litert-torch file to int16x8")
@@ -164,6 +165,8 @@ def _static_int16(ctx: StepContext, path: Path) -> dict[str, Any]:
     recipe = recipe_manager.RecipeManager()
     for op in _LINEAR:
         recipe.add_static_config(".*", TFLOperationName(op), activation_num_bits=16, weight_num_bits=8)
+    for op in _LOOKUPS:  # the embedding tables int8, their lookups' outputs float like the ops that read them
+        recipe.add_weight_only_config(".*", TFLOperationName(op), num_bits=8)
     for out in kept:  # ai-edge-quantizer scopes an op by its output tensors' names, each ending in ";"
         recipe.add_quantization_config(f"^{re.escape(out)};", TFLOperationName.ALL_SUPPORTED,
                                        algorithm_key=AlgorithmName.NO_QUANTIZE)  # fmt: skip
@@ -194,13 +197,14 @@ def _static_int16(ctx: StepContext, path: Path) -> dict[str, Any]:
     path.write_bytes(result.quantized_model)
     return {
         "quantizer": "ai-edge-quantizer static (int16 activations, int8 per-channel weights, min/max ranges over the "
-        "whole calibration set)",
+        "whole calibration set; embedding tables int8 weight-only)",
         "calibration_samples": len(data),
         "float_layers": [OTHER_OPS, *sorted(set(kept.values()))],
     }
 
 
 _LINEAR = ("FULLY_CONNECTED", "BATCH_MATMUL", "CONV_2D", "DEPTHWISE_CONV_2D")  # what int16x8 quantizes here
+_LOOKUPS = ("EMBEDDING_LOOKUP",)
 
 
 def _arg_index(arg: str) -> int:
