@@ -33,6 +33,11 @@ def value_info_spec(value) -> TensorSpec:
     return TensorSpec(value.name, _ONNX_DTYPES.get(ttype.elem_type, f"onnx:{ttype.elem_type}"), tuple(dims))
 
 
+def onnx_opset(model) -> int:
+    """The opset of the model's standard (ai.onnx) domain; 0 when it imports none."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
 def onnx_signature(model) -> Signature:
     initializers = {i.name for i in model.graph.initializer}
     inputs = tuple(value_info_spec(v) for v in model.graph.input if v.name not in initializers)

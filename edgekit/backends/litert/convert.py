@@ -149,15 +149,12 @@ def from_onnx(ctx: StepContext) -> StepNotes:
         return fn
 
     notes = _convert(build, specs, ctx, _kept(ctx))
-    smoothed = _SMOOTHED.get(key) if key is not None else None
-    grouped = _GROUPED.get(key) if key is not None else None
+    records: dict[str, dict[tuple, Any]] = {"smoothing": _SMOOTHED, "channel_groups": _GROUPED, "adaround": _ROUNDED}
     notes.details = {
         "converter_from_onnx": "onnx2tf",
         "static_shapes": {n: list(s) for n, s in shapes.items()},
         "onnx_prep": prep,
-        **({"smoothing": smoothed[0]} if smoothed else {}),
-        **({"channel_groups": grouped[0]} if grouped else {}),
-        **({"adaround": _ROUNDED[key][0]} if key is not None and key in _ROUNDED else {}),
+        **{field: record[key][0] for field, record in records.items() if key is not None and key in record},
         **notes.details,
     }
     return notes
@@ -197,19 +194,25 @@ def _rewrite_for_int8(ctx: StepContext, ready: Path, key: tuple, record: dict, o
     record[key] = done
 
 
+def _weights_changed(model, change: Callable[[], dict]) -> tuple[dict, dict[tuple, tuple]]:
+    """`change()`'s notes, and the fingerprint of each weight (2-D or more) it changed in `model` -> its new one."""
+    from onnx import numpy_helper
+
+    prints = lambda: {i.name: fingerprint(numpy_helper.to_array(i)) for i in model.graph.initializer if len(i.dims) > 1}
+    before = prints()
+    notes = change()
+    after = prints()
+    return notes, {before[n]: p for n, p in after.items() if n in before and p != before[n]}
+
+
 def _smooth(ctx: StepContext, ready: Path, key: tuple) -> None:
     """--smoothquant: SmoothQuant (TFLite's grid: asymmetric per-tensor int8 activations, symmetric per-channel
     weights), its strength chosen per layer group."""
-    from onnx import numpy_helper
-
     from edgekit.backends.onnxruntime.smooth import Int8Grid, smooth
 
     def rewrite(model, data: Dataset) -> tuple:
-        two_d = [i for i in model.graph.initializer if len(i.dims) == 2]
-        before = {i.name: fingerprint(numpy_helper.to_array(i)) for i in two_d}
-        notes = smooth(model, data, ctx.batch_size, Int8Grid(activation_symmetric=False, weight_qmax=127))
-        after = {i.name: fingerprint(numpy_helper.to_array(i)) for i in model.graph.initializer if i.name in before}
-        return notes, {before[n]: p for n, p in after.items() if p != before[n]}
+        grid = Int8Grid(activation_symmetric=False, weight_qmax=127)
+        return _weights_changed(model, lambda: smooth(model, data, ctx.batch_size, grid))
 
     off = None if getattr(ctx.options, "smoothquant", False) else "off (--smoothquant not given)"
     _rewrite_for_int8(ctx, ready, key, _SMOOTHED, off, "SmoothQuant", rewrite)
@@ -235,20 +238,14 @@ def _adaround(ctx: StepContext, ready: Path, key: tuple) -> None:
     """--adaround: AdaRound on TFLite's weight grid (symmetric int8, one scale per output channel), after the
     channel groups; the converter's round-to-nearest then reproduces the learned weights. A convolution a batch
     norm follows is left alone: the converter folds the batch norm into its weights, off the grid."""
-    from onnx import numpy_helper
-
     from edgekit.backends.onnxruntime.adaround import AdaRoundSettings, adaround
     from edgekit.backends.onnxruntime.bias_correction import WeightGrid
 
     def rewrite(model, data: Dataset) -> tuple:
         read_by = {i: n.op_type for n in model.graph.node for i in n.input}
         folded = {n.name for n in model.graph.node if read_by.get(n.output[0]) == "BatchNormalization"}
-        weights = [i for i in model.graph.initializer if len(i.dims) >= 2]
-        before = {i.name: fingerprint(numpy_helper.to_array(i)) for i in weights}
         grid = WeightGrid(qmax=127, per_channel=True)
-        notes = adaround(model, data, ctx.batch_size, grid, folded, AdaRoundSettings())
-        after = {i.name: fingerprint(numpy_helper.to_array(i)) for i in model.graph.initializer if i.name in before}
-        return notes, {before[n]: p for n, p in after.items() if p != before[n]}
+        return _weights_changed(model, lambda: adaround(model, data, ctx.batch_size, grid, folded, AdaRoundSettings()))
 
     off = None if getattr(ctx.options, "adaround", False) else "off (--adaround not given)"
     _rewrite_for_int8(ctx, ready, key, _ROUNDED, off, "AdaRound", rewrite)

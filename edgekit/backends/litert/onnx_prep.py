@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import UnsupportedOpError, UsageError
+from edgekit.sources.onnx_source import onnx_opset
 
 
 def prepare_for_onnx2tf(onnx_path: Path, shapes: dict[str, tuple[int, ...]], out_path: Path) -> dict[str, Any]:
@@ -125,7 +126,7 @@ def _fuse_erf_gelu(model):
     if not found:
         return model, 0
     try:
-        model = onnx.version_converter.convert_version(model, 20) if _opset(model) < 20 else model
+        model = onnx.version_converter.convert_version(model, 20) if onnx_opset(model) < 20 else model
     except Exception:  # an op the converter cannot move to opset 20: leave the Erf (TFLite will name it)
         return model, 0
     graph = model.graph
@@ -181,10 +182,6 @@ def _erf_gelus(graph) -> list[tuple[str, str, set[str]]]:
         if x in factors and half is not None and near(half, 0.5):
             found.append((x, mul2.output[0], {n.output[0] for n in (scale, erf, add, mul1, mul2)}))
     return found
-
-
-def _opset(model) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def _keep_constant_outputs_computed(graph) -> list[str]:

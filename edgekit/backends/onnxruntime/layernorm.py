@@ -16,10 +16,6 @@ FUSED = "SkipLayerNormalization"
 MIN_OPSET = 17  # LayerNormalization's first opset
 
 
-def _opset(model) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
 def _replacement(node, rows_shape: str) -> list[Any]:
     """The Add, Reshape, LayerNormalization, Shape and Reshape nodes that compute `node`'s first output."""
     from onnx import helper
@@ -59,7 +55,9 @@ def unfuse_skip_layernorm(model) -> int:
     import numpy as np
     from onnx import numpy_helper
 
-    if _opset(model) < MIN_OPSET:
+    from edgekit.sources.onnx_source import onnx_opset
+
+    if onnx_opset(model) < MIN_OPSET:
         return 0
     inits = {i.name: i for i in model.graph.initializer}
     read = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}

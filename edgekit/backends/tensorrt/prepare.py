@@ -11,12 +11,9 @@ from edgekit.backends.tensorrt.plan import TrtPlan
 from edgekit.backends.tensorrt.profiles import derive
 from edgekit.errors import ConversionError, UnsupportedOpError, first_line
 from edgekit.quiet import quiet
+from edgekit.sources.onnx_source import onnx_opset
 
 _STANDARD_DOMAINS = ("", "ai.onnx")
-
-
-def default_opset(model) -> int:
-    return next((o.version for o in model.opset_import if o.domain in _STANDARD_DOMAINS), 0)
 
 
 def check_parser_support(model, plan: TrtPlan) -> None:
@@ -39,7 +36,7 @@ def _opset(model, plan: TrtPlan):
     """The model at an opset the parser reads: converted down when newer, refused when older than it reads."""
     import onnx
 
-    have = default_opset(model)
+    have = onnx_opset(model)
     low, _ = plan.parser.opsets
     if have < low:
         raise UnsupportedOpError(
@@ -79,8 +76,8 @@ def prepare(ctx: StepContext) -> StepNotes:
     return StepNotes(
         {
             "method": "polygraphy fold_constants + infer_shapes",
-            "opset": default_opset(folded),
-            **({"opset_converted_from": opset_in} if opset_in != default_opset(folded) else {}),
+            "opset": onnx_opset(folded),
+            **({"opset_converted_from": opset_in} if opset_in != onnx_opset(folded) else {}),
             "nodes_before": before,
             "nodes_after": len(folded.graph.node),
             "op_types": dict(sorted(Counter(n.op_type for n in folded.graph.node).items())),
