@@ -490,19 +490,28 @@ def test_onnx_runtime_fuses_the_encoder_and_the_fused_graph_matches_the_unfused_
 
 def test_static_int8_fuses_attention_with_its_projections_outside_and_quantizes_them(tiny_bert, tmp_path):
     """For static QDQ int8 attention fuses into MultiHeadAttention, which takes the projected query, key and
-    value: all twelve projections and feed-forward MatMuls stay in the graph with int8 weights (a fused Attention
-    would hold its projections inside, float)."""
+    value: all twelve projections and feed-forward MatMuls are quantized with int8 weights (a fused Attention
+    would hold its projections inside, float). Then each attention and its three projections become one
+    QAttention, and each projection with a bias Add one MatMulIntegerToFloat: ONNX Runtime's integer ops."""
     import onnx
 
     result = _export(tiny_bert, "onnx-int8", tmp_path)
     step = next(s for s in result.sidecar["route"] if s["step"] == "optimize")
     assert step["fused"]["MultiHeadAttention"] == 2 and "projections stay MatMuls" in step["attention"]
+    quantization = result.sidecar["quantization"]
+    assert quantization["integer_ops"] == {"QAttention": 2, "MatMulIntegerToFloat": 4}
     graph = onnx.load(str(result.artifact)).graph
+    inits = {i.name: i for i in graph.initializer}
     producer = {o: n.op_type for n in graph.node for o in n.output}
     ops = [n.op_type for n in graph.node]
+    int8 = lambda name: inits[name].data_type == onnx.TensorProto.INT8
     quantized = [n for n in graph.node if n.op_type == "MatMul" and producer.get(n.input[1]) == "DequantizeLinear"]
-    assert ops.count("MultiHeadAttention") == 2 and "Attention" not in ops
-    assert len(quantized) == 12 and result.sidecar["quantization"]["fallback"]["float_layers"] == []
+    assert ops.count("QAttention") == 2 and "MultiHeadAttention" not in ops and "Attention" not in ops
+    assert all(int8(n.input[1]) for n in graph.node if n.op_type in ("QAttention", "MatMulIntegerToFloat"))
+    # 3 projections in each QAttention, the output and second feed-forward MatMuls with their biases, the first
+    # feed-forward MatMuls (their bias goes into the GELU) in QDQ form
+    assert 2 * 3 + ops.count("MatMulIntegerToFloat") + len(quantized) == 12
+    assert quantization["fallback"]["float_layers"] == []
     assert result.parity.passed and result.parity.outputs[0].top1 >= 0.95
 
 

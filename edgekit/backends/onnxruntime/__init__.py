@@ -19,7 +19,7 @@ class OnnxRuntimeOptions(BackendOptions):
     fuse: bool = Field(
         True,
         description="fuse a transformer encoder's graph (Attention, SkipLayerNormalization; for static int8 "
-        "MultiHeadAttention, the projections outside it quantized)",
+        "MultiHeadAttention, the projections outside it quantized, then written as QAttention)",
         # `edgekit search` tries both where attention fusion decides the speed (static int8 keeps it on: its
         # projections are quantized either way, and a second calibration per trial would double the grid)
         json_schema_extra={"search": [True, False], "quantizations": ["none", "fp16", "dynamic"]},

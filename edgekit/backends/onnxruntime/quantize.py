@@ -369,6 +369,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
             break
         unloadable.touch()
     weights_only = int8_weights_only(dst, kept_nodes) if plan.kept_weights_int8 else 0
+    rewritten = _integer_encoder(dst)
     return StepNotes(
         {
             "method": "onnxruntime.quantization.quantize_static",
@@ -377,6 +378,7 @@ def static_int8(ctx: StepContext) -> StepNotes:
             "smoothing": smoothing,
             "adaround": rounding,
             "bias_correction": correction,
+            **({"integer_ops": rewritten} if rewritten else {}),
             "float_output_ops": dict(plan.extra_options).get("OpTypesToExcludeOutputQuantization", []),
             "calibration_samples": len(data),
             "calibration_ranges": "reused" if reused else "measured",
@@ -399,6 +401,22 @@ def static_int8(ctx: StepContext) -> StepNotes:
 
 # ONNX Runtime's names; mse's ranges are edgekit's (ranges.py), handed over as a MinMax calibration cache
 _CALIBRATION = {"minmax": "MinMax", "percentile": "Percentile", "mse": "MinMax"}
+
+
+def _integer_encoder(path: Path) -> dict[str, int]:
+    """A fused encoder's quantized attention and biased projections rewritten as ONNX Runtime's integer ops
+    (int8_encoder.py); the counts of what was written."""
+    import onnx
+
+    from edgekit.backends.onnxruntime.int8_encoder import rewrite_int8_encoder
+
+    model = onnx.load(str(path))
+    if not any(n.op_type == "MultiHeadAttention" for n in model.graph.node):
+        return {}
+    counts = rewrite_int8_encoder(model)
+    if counts:
+        onnx.save(model, str(path))
+    return counts
 
 
 def _loads(path: Path) -> bool:

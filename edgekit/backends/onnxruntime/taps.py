@@ -17,7 +17,10 @@ import numpy as np
 from edgekit.backends.taps import LayerTaps, TapLayer, quantization_words
 from edgekit.errors import ModelLoadError
 
-_WEIGHTED = {"MatMul", "Gemm", "Conv", "MatMulInteger", "ConvInteger", "FusedConv", "FusedMatMul"}
+_WEIGHTED = {"MatMul", "Gemm", "Conv", "MatMulInteger", "ConvInteger", "FusedConv", "FusedMatMul",
+             "MatMulIntegerToFloat"}  # fmt: skip
+# integer ops that take their weight's scale and zero point as inputs (indexes: weight, scale, zero point)
+_SCALED_WEIGHT = {"MatMulIntegerToFloat": (1, 3, 5), "QAttention": (1, 4, 7)}
 _PART_OF_LAYER = {"Add", "BatchNormalization", "Cast", "Mul", "QuantizeLinear", "DequantizeLinear"}
 # ONNX Runtime's fused ops that add a MatMul's bias themselves (at this input): the MatMul's output has none
 _ADDS_BIAS = {"SkipLayerNormalization": 4, "SkipSimplifiedLayerNormalization": 3, "BiasGelu": 1, "FastGelu": 1,
@@ -73,16 +76,9 @@ class OnnxTaps(LayerTaps):
         if node is None:
             return None
         if node.op_type == "DequantizeLinear":
-            q, scale = self._const(node.input[0]), self._const(node.input[1])
-            if q is None or scale is None:
-                return None
-            zero = self._const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-            zero = np.zeros_like(scale) if zero is None else zero
             axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-            shape = [-1 if d == axis % q.ndim else 1 for d in range(q.ndim)] if scale.ndim else []
-            value = (q.astype(np.float32) - np.reshape(zero, shape)) * np.reshape(scale, shape)
-            per = "per-channel" if scale.size > 1 else "per-tensor"
-            return value.astype(np.float32), f"{q.dtype} {per}"
+            weight, scale, zero = [*node.input, "", ""][:3]
+            return self._dequantized(weight, scale, zero, axis)
         if node.op_type == "Transpose":
             inner = self._weight(node.input[0])
             if inner is None:
@@ -93,6 +89,25 @@ class OnnxTaps(LayerTaps):
             return self._weight(node.input[0])
         return None
 
+    def _dequantized(self, weight: str, scale: str, zero: str, axis: int) -> tuple[np.ndarray, str] | None:
+        """An integer constant weight in float, its scale (and zero point) per tensor or along `axis`."""
+        q, s = self._const(weight), self._const(scale) if scale else None
+        if q is None or s is None:
+            return None
+        z = self._const(zero) if zero else None
+        z = np.zeros_like(s) if z is None else z
+        shape = [-1 if d == axis % q.ndim else 1 for d in range(q.ndim)] if s.ndim else []
+        value = (q.astype(np.float32) - np.reshape(z, shape)) * np.reshape(s, shape)
+        return value.astype(np.float32), f"{q.dtype} {'per-channel' if s.size > 1 else 'per-tensor'}"
+
+    def _node_weight(self, node) -> tuple[np.ndarray, str] | None:
+        """The float value of a weighted node's constant weight (an integer op's through its own scale)."""
+        at = _SCALED_WEIGHT.get(node.op_type)
+        if at is None:
+            return self._weight(node.input[1])
+        weight, scale, zero = (node.input[i] if i < len(node.input) else "" for i in at)
+        return self._dequantized(weight, scale, zero, -1)  # [in, out]: a scale per output column
+
     def _layers_of(self, node) -> list[TapLayer]:
         if node.op_type in _PACKED:
             return self._packed(node)
@@ -102,28 +117,29 @@ class OnnxTaps(LayerTaps):
     def _packed(self, node) -> list[TapLayer]:
         """A fused Attention node's three projections: matched by their slice of its weight, not comparable
         (the node exposes no projection's output: their tensors name no output)."""
-        found = self._weight(node.input[1]) if len(node.input) > 1 else None
+        found = self._node_weight(node) if len(node.input) > 1 else None
         if found is None or found[0].ndim != 2 or found[0].shape[1] % 3:
             return []
         weight, stored = found
         name = node.name or node.output[0]
         quantization = quantization_words(stored)
+        data_in = self._layer_input(node.input[0])
         return [
-            TapLayer(f"{name}/{part}", f"{node.op_type} ({part})", w, 1, (node.input[0], ""), quantization)
+            TapLayer(f"{name}/{part}", f"{node.op_type} ({part})", w, 1, (data_in, ""), quantization)
             for part, w in zip(("query", "key", "value"), np.split(weight, 3, axis=1))
         ]
 
     def _layer(self, node) -> TapLayer | None:
         if node.op_type not in _WEIGHTED or len(node.input) < 2:
             return None
-        found = self._weight(node.input[1])
+        found = self._node_weight(node)
         if found is None:
             return None
         weight, stored = found
         if weight.ndim < 2:
             return None
         attrs = {a.name: a for a in node.attribute}
-        if node.op_type in ("MatMul", "MatMulInteger", "FusedMatMul"):
+        if node.op_type in ("MatMul", "MatMulInteger", "FusedMatMul", "MatMulIntegerToFloat"):
             out_axis = weight.ndim - 1
         elif node.op_type == "Gemm":
             out_axis = 0 if "transB" in attrs and attrs["transB"].i else 1
@@ -131,7 +147,7 @@ class OnnxTaps(LayerTaps):
             out_axis = 0
         data_in = self._layer_input(node.input[0])
         reader = self.producer.get(node.input[0])
-        quantized_input = reader is not None and reader.op_type == "DequantizeLinear"
+        quantized_input = reader is not None and reader.op_type in ("DequantizeLinear", "QuantizeLinear")
         if node.op_type.endswith("Integer"):
             quantization = quantization_words(stored, "int8 dynamic")
         else:
@@ -157,9 +173,10 @@ class OnnxTaps(LayerTaps):
 
     def _layer_input(self, name: str) -> str:
         """What the layer reads, in float: a Q/DQ pair's output (the int8 tensor it shares with the layer
-        before, as a TFLite file does), or the float tensor before a dynamic quantization of its own."""
+        before, as a TFLite file does), or the float tensor before a quantization of its own (dynamic, or the
+        QuantizeLinear an integer op reads directly)."""
         node = self.producer.get(name)
-        if node is not None and node.op_type == "DynamicQuantizeLinear":
+        if node is not None and node.op_type in ("DynamicQuantizeLinear", "QuantizeLinear"):
             return node.input[0]
         return name
 

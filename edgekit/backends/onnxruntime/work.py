@@ -14,7 +14,8 @@ from typing import Any
 
 from edgekit.backends.work import tally
 
-_INT8 = {"MatMulInteger", "QLinearMatMul", "ConvInteger", "QLinearConv", "QGemm", "QAttention", "DynamicQuantizeMatMul"}
+_INT8 = {"MatMulInteger", "QLinearMatMul", "ConvInteger", "QLinearConv", "QGemm", "QAttention", "DynamicQuantizeMatMul",
+         "MatMulIntegerToFloat"}  # fmt: skip
 
 
 def _shapes(model, inputs: dict[str, list[int]]) -> dict[str, list[int]]:
@@ -76,7 +77,7 @@ def node_macs(node, shapes: dict[str, list[int]], dequantized: set[str]) -> list
     int8 = op in _INT8 or (len(node.input) > 1 and node.input[0] in dequantized and node.input[1] in dequantized)
     if a is None:
         return None
-    if op in ("MatMul", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul") and b is not None:
+    if op in ("MatMul", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat") and b:
         k = a[-1]
         n = b[-1] if len(b) > 1 else 1
         rows = a[-2] if len(a) > 1 else 1
