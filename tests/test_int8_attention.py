@@ -149,3 +149,37 @@ def test_an_attention_reading_a_float_projection_is_left_as_it_is(tmp_path):
     qdq.graph.initializer.append(onnx.numpy_helper.from_array(_weights(2)["v"], value.input[1]))
     assert pack_attention(qdq) == 0
     assert [n.op_type for n in qdq.graph.node].count("MultiHeadAttention") == 1
+
+
+def test_a_weight_scaled_per_input_row_is_not_packed(tmp_path):
+    """The integer ops take a scale per output column; a square weight scaled along its rows has as many scales
+    and must not pass for one."""
+    from edgekit.backends.onnxruntime.int8_encoder import rewrite_int8_encoder
+
+    qdq = _quantized(_float_attention(_weights(3)), tmp_path)
+    producer = {o: n for n in qdq.graph.node for o in n.output}
+    value = next(n for n in qdq.graph.node if n.op_type == "MatMul" and n.output[0] == "v")
+    axis = next(a for a in producer[value.input[1]].attribute if a.name == "axis")
+    axis.i = 0
+    assert rewrite_int8_encoder(qdq) == {"MatMulIntegerToFloat": 1}  # the output projection only
+
+
+def test_edgekit_diff_reads_the_layers_of_the_rewritten_ops_with_their_int8_weights(tmp_path):
+    """The per-layer taps find the packed projections and the biased MatMul, each weight dequantized with the
+    op's own scales as the QDQ file's DequantizeLinear did, and the float tensor each integer op reads."""
+    from edgekit.backends.onnxruntime.int8_encoder import rewrite_int8_encoder
+    from edgekit.backends.onnxruntime.taps import OnnxTaps
+
+    qdq = _quantized(_float_attention(_weights(4)), tmp_path)
+    rewritten = onnx.ModelProto()
+    rewritten.CopyFrom(qdq)
+    rewrite_int8_encoder(rewritten)
+    before = {layer.name: layer for layer in OnnxTaps(qdq).layers}
+    after = {layer.name: layer for layer in OnnxTaps(rewritten).layers}
+    for part, projection in zip(("query", "key", "value"), ("proj_q", "proj_k", "proj_v"), strict=True):
+        np.testing.assert_allclose(after[f"mha_int8/{part}"].weight, before[projection].weight, rtol=1e-6)
+        assert after[f"mha_int8/{part}"].tensors[0] == "x"  # the float input its QuantizeLinear reads
+    output = after["proj_o_bias"]
+    np.testing.assert_allclose(output.weight, before["proj_o"].weight, rtol=1e-6)
+    assert output.kind == "MatMulIntegerToFloat" and output.tensors == ("att", "y")
+    assert output.quantization == "w int8 per-channel · a int8"

@@ -45,13 +45,15 @@ class _Graph:
         return numpy_helper.to_array(self.inits[name])
 
     def dequantized_weight(self, tensor: str) -> Any | None:
-        """The DequantizeLinear of a constant int8/uint8 weight that computes `tensor`, read by one node."""
+        """The DequantizeLinear of a constant 2-D int8/uint8 weight ([in, out]) that computes `tensor`, read by
+        one node, with one scale or a scale per output column (what the integer ops take)."""
         node = self.producer.get(tensor)
         if node is None or node.op_type != "DequantizeLinear" or self.readers[tensor] != 1:
             return None
-        if len(node.input) < 3 or not all(i in self.inits for i in node.input):
+        if len(node.input) < 3 or not all(i in self.inits for i in node.input) or self.array(node.input[0]).ndim != 2:
             return None
-        return node
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        return node if self.array(node.input[1]).size == 1 or axis in (1, -1) else None
 
     def dequantized_activation(self, tensor: str) -> Any | None:
         """The DequantizeLinear of a computed tensor with one scale and zero point (per tensor)."""
@@ -87,7 +89,7 @@ def _packed_attention(g: _Graph, mha) -> tuple[Any, list, list] | None:
     if x is None or any(w is None for w in weights) or g.array(x.input[2]).dtype != np.uint8:
         return None  # ONNX Runtime's QAttention takes uint8 input
     ints = [g.array(w.input[0]) for w in weights]
-    if any(w.ndim != 2 or w.dtype != ints[0].dtype for w in ints):
+    if any(w.dtype != ints[0].dtype for w in ints):
         return None
     scales, zeros = zip(*(_per_column(g, w, q.shape[1]) for w, q in zip(weights, ints, strict=True)), strict=True)
     name = mha.name or mha.output[0]
