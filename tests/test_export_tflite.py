@@ -123,11 +123,15 @@ def test_transformer_encoder_dynamic_and_int8(tmp_path, transformer, digits, cal
 
 
 def test_smoothquant_scales_the_onnx_graph_and_the_fallback_still_finds_the_layers_kept_float(
-    tmp_path, transformer, digits, calib_npz
+    tmp_path, transformer, digits, calib_npz, monkeypatch
 ):
     """--smoothquant scales activation outliers into the weights before onnx2tf (off by default); a smoothed
-    layer's weights change, and the fallback still finds it in the file to keep it float."""
+    layer's weights change, and the fallback still finds it in the file to keep it float. (The tiny transformer's
+    groups lower their error less than 4x: every one that lowers it is smoothed here, so that some are.)"""
+    from edgekit.backends.onnxruntime import smooth
     from edgekit.fallback import FallbackOptions
+
+    monkeypatch.setattr(smooth, "MIN_GAIN_WITH_MUL", smooth.MIN_GAIN)
 
     _, weights = transformer
     kept = FallbackOptions(keep_float=("encoder.linear1",))

@@ -76,6 +76,21 @@ def test_smoothing_is_exact_in_float_and_picks_a_strength_per_group(mlp):
     np.testing.assert_allclose(_run(smoothed, x), _run(mlp, x), rtol=1e-4, atol=1e-4)
 
 
+def test_a_group_that_needs_a_mul_is_smoothed_only_when_its_error_falls_4x(mlp):
+    """Mild outlier channels (2x): smoothing would lower the simulated error, but not 4x, and the division would
+    cost a Mul before the layer: nothing is smoothed, and the sidecar says why."""
+    from edgekit.backends.onnxruntime.smooth import MIN_GAIN, MIN_GAIN_WITH_MUL, Int8Grid, smooth
+    from edgekit.data import Dataset
+
+    x = np.random.default_rng(1).normal(size=(64, WIDTH)).astype(np.float32)
+    x[:, OUTLIERS] *= 2
+    model = onnx.load(str(mlp))
+    notes = smooth(model, Dataset({"x": x}, None, "test", ""), 16, Int8Grid(False, 127))
+    assert MIN_GAIN_WITH_MUL < MIN_GAIN and notes["smoothed"] == 0, notes
+    assert notes[f"not_worth_a_mul (error not {1 / MIN_GAIN_WITH_MUL:g}x lower)"] == 2, notes
+    assert "Mul" not in [n.op_type for n in model.graph.node]
+
+
 def test_static_int8_passes_its_gate_with_smoothing_and_fails_without(mlp, tmp_path, capsys):
     calib = str(tmp_path / "calib.npz")
     code, out = run_cli(capsys, "export", str(mlp), "-t", "onnx-int8", "--calib", calib, "--no-fallback", "-o",
