@@ -72,8 +72,8 @@ def _per_column(g: _Graph, dq, columns: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _packed_attention(g: _Graph, mha) -> tuple[Any, list, list] | None:
-    """The QAttention that computes `mha` from its quantized projections, its new initializers and the nodes it
-    replaces; None when `mha` does not read three quantized projections of one int8 input."""
+    """The QAttention that computes `mha` from its quantized projections, its new initializers and the projection
+    MatMuls it makes unneeded; None when `mha` does not read three quantized projections of one int8 input."""
     from onnx import helper, numpy_helper
 
     inputs = list(mha.input) + [""] * 5
@@ -102,7 +102,7 @@ def _packed_attention(g: _Graph, mha) -> tuple[Any, list, list] | None:
     node = helper.make_node("QAttention", packed, [mha.output[0]], name=f"{name}_int8", domain=MS)
     node.attribute.extend(mha.attribute)  # num_heads, unidirectional, mask_filter_value, scale: the same meaning
     node.metadata_props.extend(mha.metadata_props)
-    return node, added, [*matmuls, mha]
+    return node, added, matmuls
 
 
 def pack_attention(model) -> int:
@@ -117,10 +117,10 @@ def pack_attention(model) -> int:
         found = _packed_attention(g, node)
         if found is None:
             continue
-        packed, added, old = found
+        packed, added, projections = found
         model.graph.initializer.extend(added)
         replaced[id(node)] = packed
-        dropped |= {id(n) for n in old if n is not node}
+        dropped |= {id(n) for n in projections}
     _rebuild(model, replaced, dropped)
     return len(replaced)
 

@@ -114,7 +114,7 @@ def smooth(model, data: Dataset, batch_size: int, grid: Int8Grid) -> dict[str, A
     inits = {i.name: i for i in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
     readers = Counter(i for n in model.graph.node for i in n.input)
-    groups = _groups(model, inits)
+    groups = _groups(model, inits, readers)
     if not groups:
         return {"method": METHOD, "groups": 0, "smoothed": 0}
     _observe(model, groups, data, batch_size)
@@ -168,9 +168,8 @@ def weighted_matmuls(model, inits: dict, readers: Counter) -> list[Any]:
     return found
 
 
-def _groups(model, inits: dict) -> dict[str, _Group]:
-    """The weighted MatMuls by the activation they read."""
-    readers = Counter(i for n in model.graph.node for i in n.input)
+def _groups(model, inits: dict, readers: Counter) -> dict[str, _Group]:
+    """The weighted MatMuls by the activation they read (`readers`: how many nodes read each tensor)."""
     groups: dict[str, _Group] = {}
     for node in weighted_matmuls(model, inits, readers):
         groups.setdefault(node.input[0], _Group(node.input[0], [])).nodes.append(node)
