@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from helpers import artifact_accuracy, run_cli
 
+import edgekit
 from edgekit.backends.litert.tflite_file import read_tflite
 from edgekit.exporter import export
 from edgekit.spec import parse_input_spec
@@ -207,6 +208,45 @@ def test_a_partly_float_route_goes_last_and_never_to_an_integer_only_device():
     assert names("full-integer")[-1] == "litert-torch" and len(names("full-integer")) == 2
     assert "litert-torch" not in names("full-integer", whole=True)
     assert names("dynamic")[0] == "litert-torch"
+
+
+_OUTLIER_NORM = """
+import torch
+
+def outlier_norm():
+    torch.manual_seed(0)
+    fc1, norm, fc2 = torch.nn.Linear(16, 32), torch.nn.LayerNorm(32), torch.nn.Linear(32, 4)
+    with torch.no_grad():
+        fc1.weight[7] *= 100  # one output channel 100x the others: int8 LayerNorm pieces cannot hold both
+    return torch.nn.Sequential(fc1, norm, torch.nn.ReLU(), fc2).eval()
+"""
+
+
+def test_a_file_float_only_in_its_non_linear_ops_comes_from_the_route_whose_layers_stay_whole(tmp_path, monkeypatch):
+    """A LayerNorm reading an outlier channel fails the gate in int8: the ONNX route passes by keeping the
+    non-linear ops float, as litert-torch's file does by design with whole layers, so that file is published
+    (its outlier output channel given its own range) and the sidecar says why; the user's --keep-float keeps
+    the ONNX route's file."""
+    from edgekit.fallback import FallbackOptions
+
+    (tmp_path / "outlier_norm_model.py").write_text(_OUTLIER_NORM)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", x=rng.normal(size=(128, 16)).astype(np.float32))
+    common = dict(calib=tmp_path / "calib.npz", inputs=("x:float32:batchx16",))
+    result = export("outlier_norm_model:outlier_norm", "tflite-int8", tmp_path / "a", **common)
+    choice, step = result.sidecar["route_choice"], result.sidecar["route"][-1]
+    assert step["tool"] == "litert-torch" and result.parity.passed, choice
+    assert choice["tried"][0]["result"].startswith("passed keeping (non-linear ops) float"), choice
+    assert step["output_ranges"]["balanced"] == 1 and "FULLY_CONNECTED" not in step["float_op_types"], step
+    # edgekit diff reads the multiply after the layer as part of it: the layer pairs and compares as computed
+    report = edgekit.diff(result.artifact, tmp_path / "calib.npz", reference="outlier_norm_model:outlier_norm",
+                          reference_inputs=("x:float32:batchx16",))  # fmt: skip
+    first = next(r for r in report.layers if r.layer == "0")
+    assert first.compared and first.metrics["snr_db"] > 25, first
+    pinned = FallbackOptions(keep_float=("(non-linear ops)",))
+    kept = export("outlier_norm_model:outlier_norm", "tflite-int8", tmp_path / "b", fallback=pinned, **common)
+    assert kept.sidecar["route"][-1]["tool"].startswith("onnx2tf") and kept.parity.passed
 
 
 def test_float_ops_are_refused_unless_allowed(tmp_path, capsys):

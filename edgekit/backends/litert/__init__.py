@@ -129,8 +129,10 @@ BACKEND = Backend(
             quantizes=("dynamic", "full-integer", "int16x8"),
             static_shapes=True,
             keeps_float=("full-integer", "int16x8"),
+            float_last=(LOOKUPS,),
             # its int8 and int16x8 files keep the non-linear ops float; the ONNX route's do not (where it converts:
-            # TFLite's 16x8 calibrator refuses integer inputs)
+            # TFLite's 16x8 calibrator refuses integer inputs), unless its fallback keeps them float too: then this
+            # route's file, whose layers are whole, is tried and preferred (exporter._whole_layers_instead)
             partly_float=("full-integer", "int16x8"),
         ),
         Converter(

@@ -11,15 +11,16 @@ tflite-int16x8 through this route is ai-edge-quantizer's static recipe on the lo
 (int16 activations, int8 weights): TFLite's converter cannot make it for transformers, whose integer token-id
 inputs its 16x8 calibrator refuses.
 
-tflite-int8 through this route is PT2E static int8 (litert-torch's PT2EQuantizer: the linear layers, adds, muls
-and the ops with fixed int8 ranges, calibrated on --calib), tried after the ONNX route, whose file is full
-integer: here the embeddings, LayerNorm and Softmax stay float (and a transformer's logits), so it is the route
-for the models onnx2tf converts wrong (the sidecar says "(non-linear ops)" are float, like the ONNX route's
-fallback, and whether the I/O is integer).
+tflite-int8 through this route is PT2E static int8 (litert-torch's PT2EQuantizer: the linear layers and the ops
+between int8 ones, min/max ranges calibrated on --calib, after the exact rewrites of pt2e_prep), tried after the
+ONNX route, whose file can be full integer: here LayerNorm, Softmax and GELU stay float, so it is the route for the
+models onnx2tf converts wrong, and for those whose ONNX-route file passes only with those ops float too (the
+sidecar says "(non-linear ops)" are float, like the ONNX route's fallback, and whether the I/O is integer).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from pathlib import Path
@@ -27,10 +28,12 @@ from typing import Any
 
 from edgekit._lazy import require
 from edgekit.backends.base import StepContext, StepNotes
-from edgekit.backends.litert.plan import OTHER_OPS
+from edgekit.backends.litert.plan import LOOKUPS, OTHER_OPS
 from edgekit.backends.litert.tflite_file import FLOAT_TYPES, read_tflite
+from edgekit.backends.onnxruntime.smooth import Int8Grid
 from edgekit.backends.pt2e import calibrate, capture, integer_scalar_ops
-from edgekit.errors import ConversionError, first_line
+from edgekit.backends.pt2e_prep import ADDED, int8_tables, prepare
+from edgekit.errors import ConversionError, UsageError, first_line
 from edgekit.quiet import quiet
 from edgekit.sources.torch_source import example_args, refuse_prequantized, torch_module
 
@@ -94,8 +97,8 @@ def _static_int8(ctx: StepContext, torch, module, args: tuple) -> tuple[Any, Any
         torch 2.13; and it annotates integer arithmetic too (RoBERTa's position ids), whose observers fail."""
 
         def _annotate_for_static_quantization_config(self, model):
-            self._annotate_all_static_patterns(
-                model, self.global_config, lambda node: not any(inside(node) for inside in kept)
+            self._annotate_all_static_patterns(  # the multiplies prepare() adds stay float
+                model, self.global_config, lambda node: not node.meta.get(ADDED) and not any(i(node) for i in kept)
             )
             for node in model.graph.nodes:
                 note = node.meta.get("quantization_annotation")
@@ -103,10 +106,16 @@ def _static_int8(ctx: StepContext, torch, module, args: tuple) -> tuple[Any, Any
                     del node.meta["quantization_annotation"]
             return model
 
-    quantizer = LiteRTQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    quantizer = LiteRTQuantizer().set_global(
+        _min_max_activations(get_symmetric_quantization_config(is_per_channel=True))
+    )
     names = ctx.model.signature.input_names
-    graph_module = capture(torch, module, args, ctx.model.source).module()
+    graph_module, tables = _capture_with_int8_tables(ctx, torch, module, args)
     rewritten = integer_scalar_ops(torch, graph_module)
+    # TFLite's int8 grid: asymmetric per-tensor activations, symmetric per-channel weights
+    graph_module, prepared = prepare(
+        torch, graph_module, ctx.calibration, names, Int8Grid(activation_symmetric=False, weight_qmax=127)
+    )
     converted = calibrate(
         torch, graph_module, quantizer, ctx.calibration, names, fold_quantize=False,
         hint="Use tflite-dynamic (int8 weights, float activations), or onnx-int8 for static int8.",
@@ -118,9 +127,38 @@ def _static_int8(ctx: StepContext, torch, module, args: tuple) -> tuple[Any, Any
             "quantizer": "litert-torch PT2EQuantizer (PT2E static int8, per-channel weights)",
             "calibration_samples": len(ctx.calibration),
             "integer_scalar_ops_kept_integer": rewritten,
+            **prepared,
+            "int8_embedding_tables": tables,
             "float_layers": [OTHER_OPS, *ctx.keep_float],
         },
     )
+
+
+def _min_max_activations(config):
+    """litert-torch's config with each activation's range its calibration min and max, the grid prepare() chose its
+    scales for (its histogram observer clips the channels those scales kept apart)."""
+    import dataclasses
+
+    from torchao.quantization.pt2e.observer import MinMaxObserver
+
+    spec = dataclasses.replace(config.input_activation, observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12))
+    return dataclasses.replace(config, input_activation=spec, output_activation=spec)
+
+
+def _capture_with_int8_tables(ctx: StepContext, torch, module, args: tuple) -> tuple[Any, int | str]:
+    """The captured graph with the module's large embedding tables int8 (on a copy; not when the fallback keeps
+    the lookups float), and how many; a forward that reads a table's float weight itself is captured as it is."""
+    source = ctx.model.source
+    if LOOKUPS in ctx.keep_float:
+        return capture(torch, module, args, source).module(), f"0: {LOOKUPS} kept float"
+    swapped = copy.deepcopy(module)
+    tables = int8_tables(torch, swapped)
+    if not tables:
+        return capture(torch, module, args, source).module(), 0
+    try:
+        return capture(torch, swapped, args, source).module(), tables
+    except UsageError as e:
+        return capture(torch, module, args, source).module(), f"0: the model reads its tables itself ({first_line(e)})"
 
 
 def _dynamic_int8(path: Path) -> str:
@@ -158,14 +196,14 @@ def _static_int16(ctx: StepContext, path: Path) -> dict[str, Any]:
 
     from edgekit.backends.litert.tflite_file import layer_prints, weighted_ops
 
-    named = tuple(n for n in ctx.keep_float if n != OTHER_OPS)
+    named = tuple(n for n in ctx.keep_float if n not in (OTHER_OPS, LOOKUPS))
     by_print = {print_: name for name, print_ in layer_prints(ctx.model, named).items()}
     flatbuffer = path.read_bytes()
     kept = {out: by_print[p] for out, p in weighted_ops(flatbuffer).items() if p in by_print}
     recipe = recipe_manager.RecipeManager()
     for op in _LINEAR:
         recipe.add_static_config(".*", TFLOperationName(op), activation_num_bits=16, weight_num_bits=8)
-    for op in _LOOKUPS:  # the embedding tables int8, their lookups' outputs float like the ops that read them
+    for op in () if LOOKUPS in ctx.keep_float else _LOOKUPS:  # the tables int8, their outputs float
         recipe.add_weight_only_config(".*", TFLOperationName(op), num_bits=8)
     for out in kept:  # ai-edge-quantizer scopes an op by its output tensors' names, each ending in ";"
         recipe.add_quantization_config(f"^{re.escape(out)};", TFLOperationName.ALL_SUPPORTED,

@@ -15,7 +15,8 @@ import numpy as np
 from edgekit.backends.litert.runner import LiteRTRunner, dequantize
 from edgekit.backends.litert.tflite_file import WEIGHTED_OPS, _names, _op_names, _unpack
 from edgekit.backends.taps import LayerTaps, TapLayer, quantization_words
-from edgekit.sidecar import ArtifactIO
+from edgekit.errors import ModelLoadError
+from edgekit.sidecar import ArtifactIO, read_sidecar
 
 _OUT_AXIS = {"FULLY_CONNECTED": 0, "CONV_2D": 0, "DEPTHWISE_CONV_2D": 3}  # OHWI filters; depthwise is 1HWC
 _NUMPY = {"FLOAT32": np.float32, "FLOAT16": np.float16, "INT8": np.int8, "UINT8": np.uint8}
@@ -55,6 +56,11 @@ class TFLiteTaps(LayerTaps):
         op_names, types = _op_names(schema, model), _names(schema.TensorType)
         activations = _names(schema.ActivationFunctionType)
         producer = {o: op for op in graph.operators or [] for o in op.outputs}
+        readers: dict[int, list[Any]] = {}
+        for op in graph.operators or []:
+            for i in op.inputs:
+                readers.setdefault(i, []).append(op)
+        multiply = _Multiplies(model, graph, op_names, types, producer, readers) if _rescaled(self.path) else None
         self._layers: list[TapLayer] = []
         self._indices: dict[str, tuple[int, int]] = {}
         for op in graph.operators or []:
@@ -69,7 +75,10 @@ class TFLiteTaps(LayerTaps):
             if weight is None:
                 continue
             value, stored = weight
-            data_in, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+            tensors = (op.inputs[0], op.outputs[0])
+            if multiply is not None and kind == "FULLY_CONNECTED":
+                value, tensors = multiply.absorbed(value, *tensors)
+            data_in, out = graph.tensors[tensors[0]], graph.tensors[tensors[1]]
             name = _text(out.name)
             fused = getattr(op.builtinOptions, "fusedActivationFunction", 0)
             act = activations.get(fused, "NONE")
@@ -85,7 +94,7 @@ class TFLiteTaps(LayerTaps):
                     None if act == "NONE" else act,
                 )
             )
-            self._indices[name] = (op.inputs[0], op.outputs[0])
+            self._indices[name] = tensors
         self.runner: _KeepingRunner | None = None
 
     @property
@@ -110,6 +119,74 @@ class TFLiteTaps(LayerTaps):
         slices = self.runner.kept  # one per batch slice where the file's batch is fixed
         joined = {i: np.concatenate([s[i] for s in slices]) if len(slices) > 1 else slices[0][i] for i in slices[0]}
         return {name: (joined[a], joined[b]) for name, (a, b) in self._indices.items()}
+
+
+def _rescaled(path: Path) -> bool:
+    """Whether the file's sidecar says edgekit put per-channel multiplies around its layers (smoothing, output
+    ranges): float multiplies by constants, which the taps then read as part of the layer they scale."""
+    try:
+        sidecar = read_sidecar(path)
+    except ModelLoadError:
+        return False
+    steps = [s.model_dump() for s in sidecar.route] if sidecar is not None else []
+    return any(
+        (s.get("output_ranges") or {}).get("balanced") or (s.get("smoothing") or {}).get("smoothed")
+        for s in steps
+        if isinstance(s.get("output_ranges") or {}, dict) and isinstance(s.get("smoothing") or {}, dict)
+    )
+
+
+class _Multiplies:
+    """A FULLY_CONNECTED layer's scaling by constants, one per channel, read back: a float MUL whose output is
+    quantized for the layer's input (smoothing's division) and one after its dequantized output (an output
+    range's factor). The layer computes with its weight times both, on the input before and the output after."""
+
+    def __init__(self, model, graph, op_names, types, producer, readers) -> None:
+        self.model, self.graph, self.op_names, self.types = model, graph, op_names, types
+        self.producer, self.readers = producer, readers
+
+    def absorbed(self, weight: np.ndarray, data_in: int, out: int) -> tuple[np.ndarray, tuple[int, int]]:
+        """`weight` ([out, in]) with the multiplies around the layer folded in, and the tensors they read and
+        write (the layer's own where there is none)."""
+        after = self._after(out, weight.shape[0])
+        if after is not None:
+            out, factors = after
+            weight = weight * factors[:, None]
+        before = self._before(data_in, weight.shape[1])
+        if before is not None:
+            data_in, factors = before
+            weight = weight * factors[None, :]
+        return weight, (data_in, out)
+
+    def _kind(self, op: Any) -> str:
+        return self.op_names[op.opcodeIndex]
+
+    def _factors(self, mul: Any, operand: int, channels: int) -> np.ndarray | None:
+        """The MUL's constant operand, one value per channel, when its other operand is `operand`."""
+        others = [i for i in mul.inputs if i != operand]
+        if self._kind(mul) != "MUL" or len(others) != 1 or len(mul.inputs) != 2:
+            return None
+        constant = _constant(self.model, self.graph.tensors[others[0]], self.types)
+        return None if constant is None or constant[0].size != channels else constant[0].ravel()
+
+    def _after(self, out: int, channels: int) -> tuple[int, np.ndarray] | None:
+        readers = self.readers.get(out, [])
+        if len(readers) == 1 and self._kind(readers[0]) == "DEQUANTIZE":
+            out, readers = readers[0].outputs[0], self.readers.get(readers[0].outputs[0], [])
+        factors = self._factors(readers[0], out, channels) if len(readers) == 1 else None
+        return None if factors is None else (readers[0].outputs[0], factors)
+
+    def _before(self, data_in: int, channels: int) -> tuple[int, np.ndarray] | None:
+        source = self.producer.get(data_in)
+        if source is not None and self._kind(source) == "QUANTIZE":  # read by every layer of the group
+            data_in, source = source.inputs[0], self.producer.get(source.inputs[0])
+        if source is None or self._kind(source) != "MUL":
+            return None
+        for operand in source.inputs:
+            factors = self._factors(source, operand, channels)
+            if factors is not None:
+                return operand, factors
+        return None
 
 
 def _text(name: Any) -> str:
