@@ -82,7 +82,8 @@ class TFLiteTaps(LayerTaps):
             name = _text(out.name)
             fused = getattr(op.builtinOptions, "fusedActivationFunction", 0)
             act = activations.get(fused, "NONE")
-            quantization = quantization_words(stored, types.get(data_in.type, "").lower())
+            computed_on = graph.tensors[op.inputs[0]].type  # the layer's own input (a multiply's may be float)
+            quantization = quantization_words(stored, types.get(computed_on, "").lower())
             self._layers.append(
                 TapLayer(
                     name,
@@ -129,11 +130,11 @@ def _rescaled(path: Path) -> bool:
     except ModelLoadError:
         return False
     steps = [s.model_dump() for s in sidecar.route] if sidecar is not None else []
-    return any(
-        (s.get("output_ranges") or {}).get("balanced") or (s.get("smoothing") or {}).get("smoothed")
-        for s in steps
-        if isinstance(s.get("output_ranges") or {}, dict) and isinstance(s.get("smoothing") or {}, dict)
-    )
+
+    def notes(step: dict, key: str) -> dict:  # a step's record, or {} where it is absent or a sentence ("off ...")
+        return step[key] if isinstance(step.get(key), dict) else {}
+
+    return any(notes(s, "output_ranges").get("balanced") or notes(s, "smoothing").get("smoothed") for s in steps)
 
 
 class _Multiplies:
