@@ -14,6 +14,7 @@ from typing import Any
 
 from edgekit.backends.work import tally
 
+_MATMULS = ("MatMul", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
 _INT8 = {"MatMulInteger", "QLinearMatMul", "ConvInteger", "QLinearConv", "QGemm", "QAttention", "DynamicQuantizeMatMul",
          "MatMulIntegerToFloat"}  # fmt: skip
 
@@ -77,7 +78,7 @@ def node_macs(node, shapes: dict[str, list[int]], dequantized: set[str]) -> list
     int8 = op in _INT8 or (len(node.input) > 1 and node.input[0] in dequantized and node.input[1] in dequantized)
     if a is None:
         return None
-    if op in ("MatMul", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat") and b:
+    if op in _MATMULS and b is not None:
         k = a[-1]
         n = b[-1] if len(b) > 1 else 1
         rows = a[-2] if len(a) > 1 else 1
