@@ -93,7 +93,9 @@ def test_tensorrt_uses_symmetric_activations():
 def test_local_device_matches_cpu_flags():
     device = local_device()
     flags = cpu_flags()
-    if "avx512_vnni" in flags or "avx_vnni" in flags:
+    if "amx_int8" in flags:
+        assert device.name == "x86-amx"
+    elif "avx512_vnni" in flags or "avx_vnni" in flags:
         assert device.name == "x86-vnni"
     elif "avx2" in flags:
         assert device.name == "x86-avx2"

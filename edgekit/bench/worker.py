@@ -101,7 +101,7 @@ def environment(modules=()):
             if line.startswith("flags") or line.startswith("Features"):
                 flags.update(line.split(":", 1)[1].split())
         env["cpu_flags"] = sorted(
-            flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "fma", "asimd", "asimddp", "i8mm", "sve"}
+            flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "fma", "asimd", "asimddp", "i8mm", "sve"}
         )
     except OSError:
         pass
