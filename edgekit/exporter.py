@@ -51,6 +51,8 @@ from edgekit.sidecar import ArtifactIO, Sidecar, sidecar_path
 from edgekit.sources import Model, load
 from edgekit.spec import InputSpecs, Signature
 
+NOT_TAKEN = "not taken"  # a route_choice `tried` result: a later route tried after the chosen one passed
+
 _VERSIONED = (
     "onnx",
     "torch",
@@ -197,9 +199,11 @@ def _first_route_that_passes(
             continue
         if outcome.chosen.verdict.passed and not last_route:
             whole = _whole_layers_instead(job, route, outcome, routes[i + 1 :], tmp / f"route{i}-whole")
-            if whole is not None:
+            if isinstance(whole, tuple):
                 tried.append({"route": route_name(route), "result": whole[2]})
                 return whole[0], whole[1], tried
+            if whole is not None:  # tried and not taken: recorded after the routes before the chosen one
+                tried.append(whole)
         if outcome.chosen.verdict.passed or last_route:
             return outcome, route, tried
         tried.append({"route": route_name(route), "result": "; ".join(outcome.chosen.verdict.failures())})
@@ -209,12 +213,13 @@ def _first_route_that_passes(
 
 def _whole_layers_instead(
     job: _Job, route: list[Converter], outcome: _Outcome, later: list[list[Converter]], tmp: Path
-) -> tuple[_Outcome, list[Converter], str] | None:
+) -> tuple[_Outcome, list[Converter], str] | dict[str, str] | None:
     """When a file passed only by keeping its converter's float-first groups float (TFLite's non-linear ops), it
     is no more integer than a later route's file that keeps them float by design, whose int8 layers are whole
     rather than split into channel groups (on MiniLM 2.5x faster): that route's file, when it passes its gate,
-    with what to record of the first one; else None. Not when the user chose the layers kept float (they name
-    the first route's groups) or changed an option from its default (LiteRT's steer its ONNX route)."""
+    with what to record of the first one; the record of why not, when it was tried and not taken; else None.
+    Not when the user chose the layers kept float (they name the first route's groups) or changed an option from
+    its default (LiteRT's steer its ONNX route)."""
     chose = job.fallback.keep_float or job.fallback.keep_sensitive
     if chose or job.options.model_dump() != type(job.options)().model_dump():
         return None
@@ -226,16 +231,20 @@ def _whole_layers_instead(
     job.progress.info(f"{route_name(route)} passed keeping {', '.join(kept)} float: trying {route_name(by_design)}, "
                       "which keeps them float by design with its layers whole")  # fmt: skip
     tmp.mkdir()
+    name = route_name(by_design)
     try:
         other = _through(job, by_design, tmp)
     except (ConversionError, UnsupportedOpError, GateError) as e:
-        job.progress.info(f"{route_name(by_design)} failed ({first_line(e, 160)}): keeping the first file")
-        return None
-    layers = lambda o: [k for k in o.chosen.verdict.kept if k not in (*kept, *by_design[-1].float_last)]
-    if not other.chosen.verdict.passed or len(layers(other)) > len(layers(outcome)):
-        job.progress.info(f"{route_name(by_design)} failed its gate or kept more layers float: keeping the first file")
-        return None
-    return other, by_design, f"passed keeping {', '.join(kept)} float, as this route's file does by design"
+        why = f"{NOT_TAKEN}: failed ({first_line(e, 160)})"
+    else:
+        layers = lambda o: [k for k in o.chosen.verdict.kept if k not in (*kept, *by_design[-1].float_last)]
+        if other.chosen.verdict.passed and len(layers(other)) <= len(layers(outcome)):
+            return other, by_design, f"passed keeping {', '.join(kept)} float, as this route's file does by design"
+        why = (f"{NOT_TAKEN}: its file failed its gate" if not other.chosen.verdict.passed else
+               f"{NOT_TAKEN}: its file kept {len(layers(other))} layers float ({', '.join(layers(other))}), the first "
+               f"{len(layers(outcome))}")  # fmt: skip
+    job.progress.info(f"{name} {why}: keeping the first file")
+    return {"route": name, "result": why}
 
 
 def _rejected(artifact: Path) -> Path:
@@ -371,16 +380,17 @@ def _routes(src: str, backend: Backend, quantization: str, whole_integer: bool =
 
 
 def _route_choice(routes: list[list[Converter]], chosen: list[Converter], tried: list[dict[str, str]]) -> dict:
-    """Why the file came through the route it did, for the sidecar: the candidates in order, what each
-    route tried before it gave."""
-    return {
-        "chosen": route_name(chosen),
-        "candidates": [route_name(r) for r in routes],
-        "tried": tried,
-        "why": "the first route whose file passed its gate"
-        if not tried
-        else f"the routes before it failed, or kept as much float with their layers split ({len(tried)})",
-    }
+    """Why the file came through the route it did, for the sidecar: the candidates in order, what each route
+    tried before it gave, and why a later route tried after it was not taken."""
+    before = [t for t in tried if not t["result"].startswith(NOT_TAKEN)]
+    why = (
+        "the first route whose file passed its gate"
+        if not before
+        else f"the routes before it failed, or kept as much float with their layers split ({len(before)})"
+    )
+    if len(before) < len(tried):
+        why += "; a later route whose file keeps the non-linear ops float by design was tried and not taken"
+    return {"chosen": route_name(chosen), "candidates": [route_name(r) for r in routes], "tried": tried, "why": why}
 
 
 def _through(job: _Job, route: list[Converter], tmp: Path) -> _Outcome:

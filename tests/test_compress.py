@@ -439,6 +439,7 @@ def test_a_narrower_student_keeps_the_teachers_strongest_feed_forward_units(tmp_
     assert export(result.out, "onnx-fp32", tmp_path / "out", calib=tmp_path / "data.npz").parity.passed
 
 
+@pytest.mark.slow  # about 17 s (two full runs and an interrupted one); Keras pruning's resume is checked fast
 def test_an_interrupted_run_resumes_to_the_same_result(cnn, npz, tmp_path):
     """Ctrl-C during fine-tuning leaves the last complete checkpoint and no OUT; --resume finishes the job
     with the weights an uninterrupted run gets."""

@@ -51,7 +51,7 @@ def exported(trained, lms) -> dict[str, dict[str, Path]]:
 
 
 # ExecuTorch's folders take the longest to make (about 50 s for both): the tests that read them run in the slow
-# suite, its fp32 export's greedy-token check in the fast one
+# suite
 FOLDER_RUNTIMES = ["ort-genai", pytest.param("executorch-llm", marks=pytest.mark.slow), "openvino-llm"]
 
 
@@ -73,7 +73,10 @@ def _family(lms: Path, family: str) -> Path:
     return folder if (folder / "config.json").exists() else build_family(family, folder)
 
 
-@pytest.mark.parametrize("runtime", list(RUNTIMES))
+# ExecuTorch's greedy-token check runs in the slow suite; its runner's check on the BPE Llama's program, fast
+@pytest.mark.parametrize(
+    "runtime", [r if r != "executorch-llm" else pytest.param(r, marks=pytest.mark.slow) for r in RUNTIMES]
+)
 @pytest.mark.parametrize(
     "family", [f if f == "llama" else pytest.param(f, marks=pytest.mark.slow) for f in GENAI_FAMILIES]
 )
@@ -138,6 +141,7 @@ def test_export_again_replaces_the_folder_whole(trained, tmp_path):
     )
 
 
+@pytest.mark.slow  # the 4-bit folder of every runtime is checked fast (test_four_bit_folder_is_smaller_...)
 def test_int4_embeddings_put_the_token_table_in_4_bit_blocks(trained, tmp_path):
     """int4 embeddings (the default; --no-int4-embeddings keeps the table float): the embedding lookup becomes
     GatherBlockQuantized; on the tiny Llama, whose 30522-token table is most of it, the folder shrinks to a third
@@ -372,6 +376,7 @@ def _llama_main(tmp_path: Path) -> Path:
     return tool
 
 
+@pytest.mark.slow  # about 25 s; a generation tool over adb is checked fast in test_gguf
 def test_llama_main_over_adb_times_the_folder_with_executorch_s_runner(bpe_program, tmp_path, monkeypatch, capsys):
     """`--generate --tool llama_main` over the stand-in adb: the runner and the folder pushed, each repetition a
     fresh process of the runner, given a prompt the folder's tokenizer reads as the asked tokens (which the runner
@@ -422,6 +427,7 @@ def test_llama_main_outputs_and_prompts(bpe_program, lms, tmp_path, capsys):
     assert code == 2 and "has no tokenizer.json" in text and "Traceback" not in text
 
 
+@pytest.mark.slow  # about 40 s: three ExecuTorch programs
 def test_attention_is_executorch_s_kernel_where_the_model_allows(lms, tmp_path):
     """Plain causal attention exports as ExecuTorch's custom_sdpa (said in the sidecar and generation.json, whose
     loaders then register the kernel); --no-custom-sdpa keeps transformers' attention over the whole cache, and both

@@ -274,7 +274,11 @@ def test_a_relative_tokenizer_path_is_recorded_absolute(tmp_path, monkeypatch):
     assert os.path.isabs(recorded) and Path(recorded) == minilm_dir()
 
 
-@pytest.mark.parametrize("method, setting", [("prune", "sparsity: 0.5"), ("lowrank", "rank_ratio: 0.5")])
+# the low-rank step's export is checked fast in test_compress; in a pipeline, in the slow suite
+@pytest.mark.parametrize(
+    "method, setting",
+    [("prune", "sparsity: 0.5"), pytest.param("lowrank", "rank_ratio: 0.5", marks=pytest.mark.slow)],
+)
 def test_a_pipeline_compresses_before_it_exports_and_caches_that_too(pipeline, capsys, method, setting):
     text = pipeline.read_text().replace(
         "targets: [tflite-int8, onnx-int8]",

@@ -73,11 +73,12 @@ def prepare(ctx: StepContext) -> StepNotes:
         raise ConversionError(f"Polygraphy could not fold constants in the model: {first_line(e)}") from None
     profiles = derive(ctx.model.signature.inputs, ctx.data, tuple(getattr(ctx.options, "profiles", ())))
     onnx.save(folded, str(ctx.out))
+    opset = onnx_opset(folded)
     return StepNotes(
         {
             "method": "polygraphy fold_constants + infer_shapes",
-            "opset": onnx_opset(folded),
-            **({"opset_converted_from": opset_in} if opset_in != onnx_opset(folded) else {}),
+            "opset": opset,
+            **({"opset_converted_from": opset_in} if opset_in != opset else {}),
             "nodes_before": before,
             "nodes_after": len(folded.graph.node),
             "op_types": dict(sorted(Counter(n.op_type for n in folded.graph.node).items())),
