@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 KEYS = ("cpu_model", "cpu_count", "cpu_flags")
@@ -16,3 +17,11 @@ def machine(env: Mapping[str, Any] | None = None, *extra: str) -> dict[str, Any]
 
         env = environment()
     return {k: env.get(k) for k in (*KEYS, *extra)}
+
+
+def result_file(stem: str) -> Path:
+    """benchmarks/results/STEM.PROFILE.json, PROFILE this machine's device profile: int8 kernels differ by CPU
+    (AVX-512 VNNI, AMX), so results that compare them are kept per kind of machine."""
+    from edgekit.catalog.detect import local_device
+
+    return Path(__file__).resolve().parent / "results" / f"{stem}.{local_device().name}.json"

@@ -3,7 +3,9 @@
 Runs `edgekit demo` (which exports every target with the int8 fallback gated on validation tweets and
 evaluates each file in its own runtime on the 1,000 test tweets), then times every file it wrote in one
 interleaved `edgekit benchmark` run (1 thread, batch 1), and joins the two into
-benchmarks/results/minilm-targets.{json,txt}.
+benchmarks/results/minilm-targets.PROFILE.{json,txt}, PROFILE this machine's device profile (the
+minilm-targets.{json,txt} without one are the table of 2026-11, on an AMD EPYC with AVX-512 VNNI, before the
+full-integer work).
 
     .venv/bin/python benchmarks/minilm_targets.py [--demo-out DIR]   # DIR: reuse a finished demo run
 """
@@ -16,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from machine import result_file
 
 ROOT = Path(__file__).resolve().parent.parent
 EDGEKIT = [sys.executable, "-m", "edgekit"]
@@ -58,11 +62,11 @@ def main() -> None:
     failed = [{"target": r["target"], "error": r["error"]} for r in demo["targets"] if "error" in r]
     env = next(iter(runs.values()))["environment"]
     result = {"source": demo["source"], "rows": joined, "failed": failed, "environment": env}
-    out = ROOT / "benchmarks" / "results"
-    (out / "minilm-targets.json").write_text(json.dumps(result, indent=2) + "\n")
+    out = result_file("minilm-targets")
+    out.write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         f"MiniLM sentiment classifier, {demo['data']} (1,000 tweets); benchmark: 1 thread, batch 1, seq 64, "
-        f"interleaved; CPU: {env.get('cpu_model', '?')}",
+        f"interleaved; CPU: {env.get('cpu_model', '?')} ({', '.join(env.get('cpu_flags') or [])})",
         f"source (torch): accuracy {demo['source']['accuracy']:.4f}, macro-F1 {demo['source']['f1_macro']:.4f}",
         "",
         f"{'target':22} {'size MB':>8} {'acc':>7} {'F1':>7} {'drop':>6} {'p50 ms':>7} {'x fp32':>7} "
@@ -74,7 +78,7 @@ def main() -> None:
             f"{j['p50_ms']:7.2f} {j['speedup_vs_onnx_fp32']:7.2f} {j['peak_rss_mb']:7.0f}  {len(j['float_layers'])}"
         )
     lines += [f"{f['target']:22} failed: {f['error']}" for f in failed]
-    (out / "minilm-targets.txt").write_text("\n".join(lines) + "\n")
+    out.with_suffix(".txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -8,7 +8,7 @@ Timed in one interleaved `edgekit benchmark` run (1 thread, batch 1, sequence 64
 parity on 256 validation tweets is its export's, its accuracy on the 1,000 test tweets is scored in its own
 runtime against the source's. benchmarks/tflite_fc_kernels.py measures the kernels underneath.
 
-    .venv/bin/python benchmarks/tflite_int8_speed.py   # -> benchmarks/results/tflite-int8-speed.json
+    .venv/bin/python benchmarks/tflite_int8_speed.py   # -> benchmarks/results/tflite-int8-speed.PROFILE.json
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from machine import machine
-from minilm_efficiency import ROOT, bench, export
+from machine import machine, result_file
+from minilm_efficiency import bench, export
 
 SOURCE = "edgekit_demo.zoo_text:minilm_sentiment"
 
@@ -68,7 +68,7 @@ def main() -> None:
         "machine": machine(runs[0]["environment"], "runtime_versions"),
         "rows": rows,
     }
-    result = ROOT / "benchmarks" / "results" / "tflite-int8-speed.json"
+    result = result_file("tflite-int8-speed")
     result.write_text(json.dumps(document, indent=2) + "\n")
     for r in rows:
         print(f"{r['file']:52s} {r['size_mb']:6.2f} MB p50 {r['p50_ms']:.2f} ms x{r['speed_vs_dynamic']} dynamic; "
