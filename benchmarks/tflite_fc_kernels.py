@@ -7,6 +7,8 @@ FULLY_CONNECTED ops). And the attention's products, which tflite-int8 keeps floa
 64 tokens, 32 per head: scores, softmax, weighted values), float against full integer (int8 BATCH_MATMUL of two
 activations). Timed in this process, interleaved, 1 thread (XNNPACK), median of 300 calls per round, 5 rounds;
 each ratio is the median round's, against the first file of its kind.
+
+    .venv/bin/python benchmarks/tflite_fc_kernels.py   # -> benchmarks/results/tflite-fc-kernels.PROFILE.json
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def _samples(path: str, invokes: int, work: Path) -> dict[str, int]:
     for line in report.splitlines():
         fields = line.split()  # "12.3%  456  [.] symbol"
         if len(fields) >= 4 and not line.startswith("#") and fields[1].isdigit():
-            symbol = fields[3]
+            symbol = " ".join(fields[3:]).rstrip(" -")  # perf pads the columns it was not asked for with "-"
             counts[symbol] = counts.get(symbol, 0) + int(fields[1])
     return counts
 
