@@ -21,7 +21,6 @@ from pathlib import Path
 
 from machine import result_file
 
-ROOT = Path(__file__).resolve().parent.parent
 EDGEKIT = [sys.executable, "-m", "edgekit"]
 
 
